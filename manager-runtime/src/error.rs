@@ -1,0 +1,96 @@
+//! The one error type of the crate boundary.
+
+use serde::{Deserialize, Serialize};
+
+/// Result alias used across the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong between a proxy and the object it stands for.
+///
+/// Errors returned *by a method* (`Result<T, E>` methods) are not this type:
+/// the proxy hands them back typed, inside the `Ok` of this result.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The server closed the connection or cannot be reached any more.
+    #[error("the manager's server is gone: {0}")]
+    ServerGone(String),
+    /// Any other I/O failure (connecting, binding, spawning).
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The handshake failed: wrong authkey on either side, or a peer that is
+    /// not a manager.
+    #[error("authentication failed: {0}")]
+    Authentication(String),
+    /// The peer broke the protocol (bad frame, unknown message, bad version).
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A frame larger than the configured maximum was announced.
+    #[error("frame of {size} bytes exceeds the maximum of {max} bytes")]
+    FrameTooLarge {
+        /// The announced size.
+        size: u64,
+        /// The configured maximum.
+        max: u32,
+    },
+    /// Encoding or decoding arguments or results failed.
+    #[error("codec error: {0}")]
+    Codec(String),
+    /// The server refused or failed the call; see [`RemoteError`].
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    /// A lifecycle rule was broken (start twice, use before start, ...).
+    #[error("{0}")]
+    State(String),
+    /// The server process could not be started.
+    #[error("could not start the server process: {0}")]
+    Spawn(String),
+}
+
+/// A failure reported by the server for one request. It travels on the wire.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteError {
+    /// No object with this id lives on the server (never did, or was freed).
+    #[error("no object with id {0} on the server")]
+    NoSuchObject(u64),
+    /// The method is not in the object's exposed set.
+    #[error("method `{method}` is not exposed by typeid `{typeid}`")]
+    NotExposed {
+        /// The typeid of the object.
+        typeid: String,
+        /// The refused method.
+        method: String,
+    },
+    /// Client and server were built from different signatures of a method.
+    #[error("signature mismatch for `{typeid}.{method}`: client and server were built from different versions of the type")]
+    SignatureMismatch {
+        /// The typeid of the object.
+        typeid: String,
+        /// The method called.
+        method: String,
+    },
+    /// The manager has no typeid of this name, or it has no constructor.
+    #[error("typeid `{0}` cannot be created on this manager")]
+    UnknownTypeid(String),
+    /// The arguments could not be decoded as the method's parameters.
+    #[error("bad arguments for `{method}`: {reason}")]
+    BadArguments {
+        /// The method called.
+        method: String,
+        /// The decoder's message.
+        reason: String,
+    },
+    /// The result could not be encoded.
+    #[error("could not encode the result: {0}")]
+    Encode(String),
+    /// The method panicked; the server went on.
+    #[error("method panicked: {0}")]
+    Panic(String),
+    /// The server is shutting down and cancelled the call.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+    /// The server did not understand the request.
+    #[error("bad request: {0}")]
+    BadRequest(String),
+}

@@ -1,0 +1,277 @@
+//! Manager lifecycle, after Python's `BaseManager`: start a server process,
+//! connect to a running one, or serve in this process.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::address::{Address, ToAddress};
+use crate::client::Client;
+use crate::error::{Error, Result};
+use crate::proxy::Proxy;
+use crate::registry::Registry;
+use crate::server::{DebugEntry, Server};
+
+/// How objects are encoded on the wire. Only postcard today; the slot is
+/// kept so a Python-compatible encoding can be added without an API break.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Serializer {
+    /// postcard, the compact serde format.
+    #[default]
+    Postcard,
+}
+
+/// Settings of a manager, as Python's `BaseManager(address, authkey,
+/// serializer, shutdown_timeout)`.
+#[derive(Debug, Clone)]
+pub struct ManagerOptions {
+    pub(crate) address: Option<Address>,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) serializer: Serializer,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) max_frame: u32,
+    pub(crate) handshake_timeout: Duration,
+}
+
+impl Default for ManagerOptions {
+    fn default() -> Self {
+        ManagerOptions {
+            address: None,
+            authkey: default_authkey().to_vec(),
+            serializer: Serializer::Postcard,
+            shutdown_timeout: Duration::from_secs(1),
+            max_frame: crate::wire::DEFAULT_MAX_FRAME,
+            handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl ManagerOptions {
+    /// Default options: a fresh Unix socket, this process's authkey.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Listen on / connect to this address (`"127.0.0.1:50000"`, a path...).
+    ///
+    /// # Panics
+    /// If the text is not an address; use [`ManagerOptions::try_address`] to
+    /// handle that as an error.
+    pub fn address(self, address: impl ToAddress) -> Self {
+        self.try_address(address).expect("invalid manager address")
+    }
+
+    /// Like [`ManagerOptions::address`], returning an error for bad text.
+    pub fn try_address(mut self, address: impl ToAddress) -> Result<Self> {
+        self.address = Some(address.to_address()?);
+        Ok(self)
+    }
+
+    /// The shared secret both sides prove they know. May be empty.
+    pub fn authkey(mut self, key: impl AsRef<[u8]>) -> Self {
+        self.authkey = key.as_ref().to_vec();
+        self
+    }
+
+    /// The wire encoding.
+    pub fn serializer(mut self, serializer: Serializer) -> Self {
+        self.serializer = serializer;
+        self
+    }
+
+    /// How long `shutdown()` waits for a started server to exit before it
+    /// terminates, then kills, the process. Default 1 s.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Largest frame either side accepts. Default 64 MiB.
+    pub fn max_frame_size(mut self, bytes: u32) -> Self {
+        self.max_frame = bytes;
+        self
+    }
+
+    /// How long a server waits for a new connection to authenticate.
+    /// Default 10 s.
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
+        self
+    }
+}
+
+/// This process's default authkey: random, made once, and handed to every
+/// server process it starts (Python's `current_process().authkey`).
+pub fn default_authkey() -> &'static [u8] {
+    crate::spawn::process_authkey()
+}
+
+pub(crate) enum State {
+    Initial,
+    Started(crate::spawn::Running),
+    Connected,
+    ShutDown,
+}
+
+/// The manager every `manager!` type derefs to: lifecycle and bookkeeping.
+pub struct BaseManager {
+    registry: fn() -> Registry,
+    options: ManagerOptions,
+    state: Mutex<State>,
+    client: Mutex<Option<Client>>,
+}
+
+impl BaseManager {
+    /// A manager serving the typeids `registry` builds. Nothing runs until
+    /// [`start`](Self::start), [`connect`](Self::connect) or
+    /// [`get_server`](Self::get_server).
+    pub fn new(registry: fn() -> Registry, options: ManagerOptions) -> Self {
+        BaseManager {
+            registry,
+            options,
+            state: Mutex::new(State::Initial),
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The options this manager was built with.
+    pub fn options(&self) -> &ManagerOptions {
+        &self.options
+    }
+
+    /// Start the server in a child process (this binary, re-executed; see
+    /// [`bootstrap`](crate::bootstrap)) and connect to it. Returns once the
+    /// server listens.
+    pub fn start(&self) -> Result<()> {
+        self.start_inner(None)
+    }
+
+    /// Like [`start`](Self::start), running `initializer` once in the server
+    /// process before it serves.
+    pub fn start_with_initializer(&self, initializer: fn()) -> Result<()> {
+        self.start_inner(Some(initializer))
+    }
+
+    fn start_inner(&self, initializer: Option<fn()>) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        Self::check_startable(&state)?;
+        let running = crate::spawn::start_process(self.registry, &self.options, initializer)?;
+        self.attach(running.address.clone())?;
+        *state = State::Started(running);
+        Ok(())
+    }
+
+    /// Start the server on a thread of this process (for tests and for
+    /// programs that want no child process).
+    pub fn start_in_thread(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        Self::check_startable(&state)?;
+        let running = crate::spawn::start_thread((self.registry)(), &self.options)?;
+        self.attach(running.address.clone())?;
+        *state = State::Started(running);
+        Ok(())
+    }
+
+    fn check_startable(state: &State) -> Result<()> {
+        match state {
+            State::Initial => Ok(()),
+            State::Started(_) => Err(Error::State("manager already started".into())),
+            State::Connected => Err(Error::State("manager is connected to a server; it cannot also start one".into())),
+            State::ShutDown => Err(Error::State("manager was shut down; build a new one to start again".into())),
+        }
+    }
+
+    fn attach(&self, address: Address) -> Result<()> {
+        let client = Client::connect(address, &self.options)?;
+        *self.client.lock().unwrap() = Some(client);
+        Ok(())
+    }
+
+    /// Connect to a server that is already running at the configured address.
+    pub fn connect(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        match *state {
+            State::Initial => {}
+            State::Connected => return Ok(()),
+            _ => return Err(Error::State("manager already started or shut down".into())),
+        }
+        let address = self.options.address.clone().ok_or_else(|| {
+            Error::State("connect() needs an address: set ManagerOptions::address".into())
+        })?;
+        self.attach(address)?;
+        *state = State::Connected;
+        Ok(())
+    }
+
+    /// A server for this manager's typeids, bound to the configured address
+    /// (a fresh Unix socket if none) and ready to
+    /// [`serve_forever`](Server::serve_forever) in this process.
+    pub fn get_server(&self) -> Result<Server> {
+        Server::bind((self.registry)(), &self.options)
+    }
+
+    /// Stop a server this manager started and disconnect. Idempotent.
+    pub fn shutdown(&self) -> Result<()> {
+        let mut state = self.state.lock().unwrap();
+        let previous = std::mem::replace(&mut *state, State::ShutDown);
+        self.client.lock().unwrap().take();
+        match previous {
+            State::Started(running) => running.stop(self.options.shutdown_timeout),
+            _ => Ok(()),
+        }
+    }
+
+    /// The server's address, once started or connected.
+    pub fn address(&self) -> Option<Address> {
+        match &*self.state.lock().unwrap() {
+            State::Started(running) => Some(running.address.clone()),
+            State::Connected => self.options.address.clone(),
+            _ => None,
+        }
+    }
+
+    /// The client session of this manager.
+    pub fn client(&self) -> Result<Client> {
+        self.client.lock().unwrap().clone().ok_or_else(|| {
+            Error::State("manager is not started or connected (call start() or connect())".into())
+        })
+    }
+
+    /// Create an object of `typeid` on the server and return its proxy.
+    pub fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        self.client()?.create(typeid, args)
+    }
+
+    /// Async form of [`create`](Self::create).
+    pub async fn create_async<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        let client = self.client()?;
+        client.create_async(typeid, args).await
+    }
+
+    /// How many objects the server holds (Python's
+    /// `_number_of_objects()`), to check nothing leaked.
+    pub fn number_of_objects(&self) -> Result<usize> {
+        self.client()?.number_of_objects()
+    }
+
+    /// Every object the server holds, with its typeid and refcount.
+    pub fn debug_info(&self) -> Result<Vec<DebugEntry>> {
+        self.client()?.debug_info()
+    }
+}
+
+impl Drop for BaseManager {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+impl std::fmt::Debug for BaseManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BaseManager")
+            .field("address", &self.address())
+            .finish_non_exhaustive()
+    }
+}

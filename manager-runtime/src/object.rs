@@ -1,0 +1,210 @@
+//! Server-side view of a shared object: the trait `#[shared]` implements,
+//! how a call's outcome is reported, and how results are encoded.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::RemoteError;
+use crate::proxy::{Proxy, Token};
+use crate::server::ServerState;
+
+/// The lock every served object lives in: `&self` methods take it shared,
+/// `&mut self` methods exclusively, so the runtime serializes mutation.
+pub type Cell<T> = tokio::sync::RwLock<T>;
+
+/// One entry of a type's exposed-method table.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodInfo {
+    /// The method's name, as sent on the wire.
+    pub name: &'static str,
+    /// Hash of the method's signature; client and server must agree.
+    pub fingerprint: u64,
+}
+
+/// A boxed future that yields an encoded result.
+pub type ReplyFuture = Pin<Box<dyn Future<Output = Result<Vec<u8>, RemoteError>> + Send>>;
+
+/// What dispatching a call produced: a result now, or a future to await.
+pub enum Outcome {
+    /// The method ran on the connection's task.
+    Ready(Result<Vec<u8>, RemoteError>),
+    /// The method must be awaited (async method, or its lock was busy).
+    Pending(ReplyFuture),
+}
+
+impl Outcome {
+    /// A pending outcome from any future.
+    pub fn pending<F>(future: F) -> Self
+    where
+        F: Future<Output = Result<Vec<u8>, RemoteError>> + Send + 'static,
+    {
+        Outcome::Pending(Box::pin(future))
+    }
+}
+
+/// A type whose methods are served by a manager. Implemented by `#[shared]`.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be served by a manager: it has no `#[shared]` impl",
+    label = "not a shared type",
+    note = "add `#[managers::shared]` to an inherent `impl` block of `{Self}`"
+)]
+pub trait Shared: Sized + Send + Sync + 'static {
+    /// The default typeid (the type's name unless `#[shared(typeid = "...")]`).
+    const TYPEID: &'static str;
+    /// The exposed methods, in dispatch order.
+    const METHODS: &'static [MethodInfo];
+    /// The blocking proxy type.
+    type Proxy: Proxy;
+    /// The async proxy type.
+    type AsyncProxy: Proxy;
+    /// Run method number `method` (an index into [`Shared::METHODS`]) with
+    /// postcard-encoded arguments.
+    fn dispatch(this: Arc<Cell<Self>>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
+}
+
+/// Type-erased served object.
+pub(crate) trait Object: Send + Sync + 'static {
+    fn methods(&self) -> &'static [MethodInfo];
+    fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
+}
+
+impl<T: Shared> Object for Cell<T> {
+    fn methods(&self) -> &'static [MethodInfo] {
+        T::METHODS
+    }
+
+    fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
+        T::dispatch(self, method, args, cx)
+    }
+}
+
+/// Where a call runs: the server and the calling client's session. Cheap to
+/// clone into a pending future.
+#[derive(Clone)]
+pub struct CallContext {
+    pub(crate) server: Arc<ServerState>,
+    pub(crate) session: u128,
+}
+
+/// Decode a method's argument tuple.
+pub fn decode_args<A: DeserializeOwned>(method: &str, args: &[u8]) -> Result<A, RemoteError> {
+    crate::wire::decode(args).map_err(|e| RemoteError::BadArguments {
+        method: method.to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// A method's return value on its way to the wire.
+pub trait Reply {
+    /// Encode the value; objects become tokens registered for the caller.
+    fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError>;
+}
+
+fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> {
+    crate::wire::encode(value).map_err(|e| RemoteError::Encode(e.to_string()))
+}
+
+/// A plain serializable result (including `Result<T, E>`, sent whole).
+pub struct Plain<T>(pub T);
+
+impl<T: Serialize> Reply for Plain<T> {
+    fn encode(self, _cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        encode_plain(&self.0)
+    }
+}
+
+/// A shared object returned by a method: served as a new object, sent as a
+/// token the caller's proxy adopts (the seed's `method_to_typeid`).
+pub struct Returned<T>(pub T);
+
+impl<T: Shared> Reply for Returned<T> {
+    fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        encode_plain(&register(self.0, cx))
+    }
+}
+
+/// `Result<T, E>` where `T` is a shared object.
+pub struct ReturnedResult<T, E>(pub Result<T, E>);
+
+impl<T: Shared, E: Serialize> Reply for ReturnedResult<T, E> {
+    fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        encode_plain(&self.0.map(|object| register(object, cx)))
+    }
+}
+
+/// `Option<T>` where `T` is a shared object.
+pub struct ReturnedOption<T>(pub Option<T>);
+
+impl<T: Shared> Reply for ReturnedOption<T> {
+    fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        encode_plain(&self.0.map(|object| register(object, cx)))
+    }
+}
+
+fn register<T: Shared>(object: T, cx: &CallContext) -> Token {
+    let cell: Arc<dyn Object> = Arc::new(Cell::new(object));
+    cx.server.insert_for(cx.session, cell, T::TYPEID)
+}
+
+/// Compile-time check used by generated code: `T` crosses the wire.
+pub fn assert_serialize<T: Serialize + ?Sized>() {}
+
+/// Compile-time check used by generated code: `T` comes off the wire.
+pub fn assert_deserialize<T: DeserializeOwned>() {}
+
+/// Compile-time check used by `manager!`: `T` has a `#[shared]` impl.
+pub fn assert_shared<T: Shared>() {}
+
+/// FNV-1a hash used for signature fingerprints (the macro computes the same
+/// at expansion time; this one exists for tests and hand-written types).
+pub const fn fingerprint(text: &str) -> u64 {
+    let bytes = text.as_bytes();
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut i = 0;
+    while i < bytes.len() {
+        hash ^= bytes[i] as u64;
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+        i += 1;
+    }
+    hash
+}
+
+/// Run a synchronous `&self` method: on the connection's task when the
+/// object's lock is free (the fast path), otherwise once it is.
+pub fn run_ref<T, R, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+where
+    T: Shared,
+    R: Reply,
+    F: FnOnce(&T) -> R + Send + 'static,
+{
+    if let Ok(guard) = this.try_read() {
+        return Outcome::Ready(f(&guard).encode(cx));
+    }
+    let cx = cx.clone();
+    Outcome::pending(async move {
+        let guard = this.read().await;
+        f(&guard).encode(&cx)
+    })
+}
+
+/// Run a synchronous `&mut self` method, serialized with every other
+/// method of the object.
+pub fn run_mut<T, R, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+where
+    T: Shared,
+    R: Reply,
+    F: FnOnce(&mut T) -> R + Send + 'static,
+{
+    if let Ok(mut guard) = this.try_write() {
+        return Outcome::Ready(f(&mut guard).encode(cx));
+    }
+    let cx = cx.clone();
+    Outcome::pending(async move {
+        let mut guard = this.write().await;
+        f(&mut guard).encode(&cx)
+    })
+}

@@ -1,0 +1,205 @@
+//! Tokens and the base every generated proxy wraps.
+//!
+//! A proxy holds one [`Token`] and a handle on the client session that owns
+//! its reference. Reference counting is local first: cloning a proxy only
+//! bumps a counter in the session; when the last local proxy of an object
+//! drops, the session tells the server, in one message that is not waited
+//! for, to release the references it held.
+
+use std::fmt;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::address::Address;
+use crate::client::Client;
+use crate::error::Result;
+
+/// Names one object on one server: typeid, server address, object id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Token {
+    /// The typeid the object was registered or returned as.
+    pub typeid: String,
+    /// The address of the server that owns it.
+    pub address: Address,
+    /// The object's id; never reused within one server's life.
+    pub id: u64,
+}
+
+impl fmt::Display for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "typeid '{}' id {} at {}", self.typeid, self.id, self.address)
+    }
+}
+
+/// Implemented by every generated proxy (blocking and async).
+pub trait Proxy: Sized {
+    /// Wrap a base that already owns a reference.
+    fn from_base(base: ProxyBase) -> Self;
+    /// The base this proxy wraps.
+    fn base(&self) -> &ProxyBase;
+    /// The token of the object.
+    fn token(&self) -> &Token {
+        self.base().token()
+    }
+}
+
+/// A counted reference to a remote object, through one client session.
+pub struct ProxyBase {
+    client: Client,
+    token: Token,
+}
+
+impl ProxyBase {
+    /// Adopt a token whose server-side reference the session already holds.
+    pub(crate) fn adopt(client: Client, token: Token) -> Self {
+        client.retain(token.id, 1);
+        ProxyBase { client, token }
+    }
+
+    /// Build a base for a token that came from elsewhere (another process, a
+    /// container): takes a new reference on the server if this session holds
+    /// none yet.
+    pub fn from_token(client: &Client, token: Token) -> Result<Self> {
+        client.incref(&token)?;
+        Ok(ProxyBase {
+            client: client.clone(),
+            token,
+        })
+    }
+
+    /// The object's token.
+    pub fn token(&self) -> &Token {
+        &self.token
+    }
+
+    /// The session this proxy calls through.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// Call a method (blocking) and decode a plain result.
+    pub fn call<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+    ) -> Result<R> {
+        self.client
+            .call(self.token.id, method, fingerprint, args, |bytes| crate::wire::decode(bytes))
+    }
+
+    /// Call a method (blocking) whose result holds shared objects.
+    pub fn call_adopt<A: Serialize, W: Adopt>(
+        &self,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+    ) -> Result<W::Output> {
+        self.client.call(self.token.id, method, fingerprint, args, |bytes| {
+            let wire: W::Wire = crate::wire::decode(bytes)?;
+            Ok(W::adopt(wire, &self.client))
+        })
+    }
+
+    /// Call a method (async) and decode a plain result.
+    pub async fn call_async<A: Serialize, R: DeserializeOwned>(
+        &self,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+    ) -> Result<R> {
+        let bytes = self
+            .client
+            .call_async(self.token.id, method, fingerprint, args)
+            .await?;
+        crate::wire::decode(&bytes)
+    }
+
+    /// Call a method (async) whose result holds shared objects.
+    pub async fn call_adopt_async<A: Serialize, W: Adopt>(
+        &self,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+    ) -> Result<W::Output> {
+        let bytes = self
+            .client
+            .call_async(self.token.id, method, fingerprint, args)
+            .await?;
+        let wire: W::Wire = crate::wire::decode(&bytes)?;
+        Ok(W::adopt(wire, &self.client))
+    }
+
+    /// Write `<Name typeid 'T' id N at ADDRESS>`; used by generated proxies'
+    /// `Debug` and `Display`.
+    pub fn describe(&self, proxy: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "<{proxy} {}>", self.token)
+    }
+}
+
+impl Clone for ProxyBase {
+    /// Another local reference; the server is not contacted.
+    fn clone(&self) -> Self {
+        self.client.retain(self.token.id, 0);
+        ProxyBase {
+            client: self.client.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+impl Drop for ProxyBase {
+    fn drop(&mut self) {
+        self.client.release(self.token.id);
+    }
+}
+
+impl fmt::Debug for ProxyBase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.describe("Proxy", f)
+    }
+}
+
+/// How a result that holds shared objects becomes proxies on the client.
+pub trait Adopt {
+    /// What travels: the same shape with tokens for objects.
+    type Wire: DeserializeOwned;
+    /// What the caller gets: the same shape with proxies.
+    type Output;
+    /// Turn tokens into proxies of `client`'s session.
+    fn adopt(wire: Self::Wire, client: &Client) -> Self::Output;
+}
+
+/// A method returning a shared object `P` stands for.
+pub struct AdoptProxy<P>(std::marker::PhantomData<P>);
+
+impl<P: Proxy> Adopt for AdoptProxy<P> {
+    type Wire = Token;
+    type Output = P;
+    fn adopt(token: Token, client: &Client) -> P {
+        P::from_base(ProxyBase::adopt(client.clone(), token))
+    }
+}
+
+/// A method returning `Result<object, E>`.
+pub struct AdoptResult<P, E>(std::marker::PhantomData<(P, E)>);
+
+impl<P: Proxy, E: DeserializeOwned> Adopt for AdoptResult<P, E> {
+    type Wire = std::result::Result<Token, E>;
+    type Output = std::result::Result<P, E>;
+    fn adopt(wire: Self::Wire, client: &Client) -> Self::Output {
+        wire.map(|token| AdoptProxy::<P>::adopt(token, client))
+    }
+}
+
+/// A method returning `Option<object>`.
+pub struct AdoptOption<P>(std::marker::PhantomData<P>);
+
+impl<P: Proxy> Adopt for AdoptOption<P> {
+    type Wire = Option<Token>;
+    type Output = Option<P>;
+    fn adopt(wire: Self::Wire, client: &Client) -> Self::Output {
+        wire.map(|token| AdoptProxy::<P>::adopt(token, client))
+    }
+}

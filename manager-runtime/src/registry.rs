@@ -1,0 +1,148 @@
+//! The typeids a manager serves and how each is created.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use serde::de::DeserializeOwned;
+
+use crate::error::RemoteError;
+use crate::object::{decode_args, Cell, MethodInfo, Object, Shared};
+
+type Maker = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Object>, RemoteError> + Send + Sync>;
+
+/// How the server makes an object of a typeid when a client asks for one.
+pub struct Constructor<T> {
+    make: Box<dyn Fn(&[u8]) -> Result<Arc<Cell<T>>, RemoteError> + Send + Sync>,
+}
+
+impl<T: Shared> Constructor<T> {
+    /// A fresh object per request, built from the create method's arguments
+    /// (a tuple, decoded from the wire).
+    pub fn new<A, F>(f: F) -> Self
+    where
+        A: DeserializeOwned,
+        F: Fn(A) -> T + Send + Sync + 'static,
+    {
+        Constructor {
+            make: Box::new(move |args| {
+                let args = decode_args("<constructor>", args)?;
+                Ok(Arc::new(Cell::new(f(args))))
+            }),
+        }
+    }
+
+    /// One object, built on first request and handed out on every later one
+    /// (the seed's `callable=lambda: queue`).
+    pub fn singleton<F>(f: F) -> Self
+    where
+        F: Fn() -> T + Send + Sync + 'static,
+    {
+        let slot: OnceLock<Arc<Cell<T>>> = OnceLock::new();
+        Constructor {
+            make: Box::new(move |args| {
+                decode_args::<()>("<constructor>", args)?;
+                Ok(Arc::clone(slot.get_or_init(|| Arc::new(Cell::new(f())))))
+            }),
+        }
+    }
+}
+
+pub(crate) struct TypeEntry {
+    pub(crate) exposed: Option<&'static [&'static str]>,
+    make: Option<Maker>,
+}
+
+/// The typeids a manager type serves. Built by `manager!` in the server.
+#[derive(Default)]
+pub struct Registry {
+    entries: HashMap<&'static str, TypeEntry>,
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    /// Register `T` as `typeid`. `exposed` restricts the methods callable
+    /// on objects of this typeid (every name must be one of `T`'s exposed
+    /// methods); `constructor` is `None` for typeids only ever returned by
+    /// other methods (`create_method = false`).
+    ///
+    /// # Panics
+    /// If `typeid` is registered twice or `exposed` names a method `T` does
+    /// not expose; `manager!` rejects both at compile time.
+    pub fn register<T: Shared>(
+        &mut self,
+        typeid: &'static str,
+        exposed: Option<&'static [&'static str]>,
+        constructor: Option<Constructor<T>>,
+    ) {
+        if let Some(names) = exposed {
+            for name in names {
+                assert!(
+                    has_method(T::METHODS, name),
+                    "typeid `{typeid}`: `{name}` is not an exposed method of `{}`",
+                    T::TYPEID
+                );
+            }
+        }
+        let make = constructor.map(|c| {
+            Box::new(move |args: &[u8]| {
+                let object: Arc<dyn Object> = (c.make)(args)?;
+                Ok(object)
+            }) as Maker
+        });
+        let previous = self.entries.insert(typeid, TypeEntry { exposed, make });
+        assert!(previous.is_none(), "typeid `{typeid}` registered twice");
+    }
+
+    pub(crate) fn get(&self, typeid: &str) -> Option<&TypeEntry> {
+        self.entries.get(typeid)
+    }
+
+    /// Build a new object of `typeid` from encoded constructor arguments.
+    pub(crate) fn create(
+        &self,
+        typeid: &str,
+        args: &[u8],
+    ) -> Result<(Arc<dyn Object>, &'static str, Option<&'static [&'static str]>), RemoteError> {
+        let (name, entry) = self
+            .entries
+            .get_key_value(typeid)
+            .ok_or_else(|| RemoteError::UnknownTypeid(typeid.to_string()))?;
+        let make = entry
+            .make
+            .as_ref()
+            .ok_or_else(|| RemoteError::UnknownTypeid(typeid.to_string()))?;
+        Ok((make(args)?, name, entry.exposed))
+    }
+}
+
+/// Whether `methods` has one named `name` (usable in constant evaluation,
+/// so `manager!` can check `exposed(...)` at compile time).
+pub const fn has_method(methods: &[MethodInfo], name: &str) -> bool {
+    let mut i = 0;
+    while i < methods.len() {
+        if str_eq(methods[i].name, name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
+}
+
+const fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}

@@ -1,0 +1,248 @@
+//! Framing and messages.
+//!
+//! A frame is a little-endian `u32` length followed by that many bytes. The
+//! length is checked against the configured maximum *before* any buffer is
+//! allocated. After the handshake, each frame holds a postcard-encoded
+//! message header, followed (for calls, creations and replies) by the
+//! postcard-encoded payload, so arguments are never copied into the header.
+
+use std::io::{self, Read, Write};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+use crate::error::{Error, RemoteError};
+
+/// Default maximum frame size: 64 MiB.
+pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;
+
+/// Bytes of the length prefix.
+pub const PREFIX: usize = 4;
+
+/// What a client asks of the server. Followed in the frame by the payload
+/// for `Call` and `Create`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub enum Request<'a> {
+    /// First message after the handshake: which client session this
+    /// connection belongs to (references are owned by sessions).
+    Hello {
+        /// Random id chosen by the client process.
+        session: u128,
+    },
+    /// Call `method` on object `object`; the payload is the argument tuple.
+    Call {
+        /// Request id, echoed in the reply.
+        id: u64,
+        /// Object id.
+        object: u64,
+        /// Method name.
+        method: &'a str,
+        /// Signature fingerprint the client was built with.
+        fingerprint: u64,
+    },
+    /// Create an object of `typeid`; the payload is the constructor's
+    /// argument tuple.
+    Create {
+        /// Request id.
+        id: u64,
+        /// Registered typeid.
+        typeid: &'a str,
+    },
+    /// Take one more reference to `object` for this session.
+    Incref {
+        /// Request id.
+        id: u64,
+        /// Object id.
+        object: u64,
+    },
+    /// Release `count` references of this session (no reply).
+    Decref {
+        /// Object id.
+        object: u64,
+        /// How many references to release.
+        count: u64,
+    },
+    /// How many objects the server holds.
+    NumberOfObjects {
+        /// Request id.
+        id: u64,
+    },
+    /// A description of every object and its refcount.
+    DebugInfo {
+        /// Request id.
+        id: u64,
+    },
+    /// Stop the server.
+    Shutdown {
+        /// Request id.
+        id: u64,
+    },
+}
+
+/// The server's answer to a request. Followed in the frame by the result
+/// payload when `result` is `Ok`.
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct Response {
+    /// The id of the request answered.
+    pub id: u64,
+    /// Success (payload follows) or the server's refusal.
+    pub result: Result<(), RemoteError>,
+}
+
+/// Start a frame in `buf`: reserve the length prefix, then append `header`.
+pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Error> {
+    buf.clear();
+    buf.extend_from_slice(&[0; PREFIX]);
+    append(buf, header)
+}
+
+/// Append a postcard encoding of `value` to `buf`.
+pub fn append<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error> {
+    let taken = std::mem::take(buf);
+    *buf = postcard::to_extend(value, taken).map_err(|e| Error::Codec(e.to_string()))?;
+    Ok(())
+}
+
+/// Fill in the length prefix of a frame built with [`begin_frame`].
+pub fn finish_frame(buf: &mut [u8], max: u32) -> Result<(), Error> {
+    let len = buf.len() - PREFIX;
+    if len > max as usize {
+        return Err(Error::FrameTooLarge {
+            size: len as u64,
+            max,
+        });
+    }
+    buf[..PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Build a whole frame from raw bytes (used by the handshake).
+pub fn raw_frame(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(PREFIX + body.len());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out
+}
+
+fn check_len(prefix: [u8; PREFIX], max: u32) -> Result<usize, Error> {
+    let len = u32::from_le_bytes(prefix);
+    if len > max {
+        return Err(Error::FrameTooLarge {
+            size: len as u64,
+            max,
+        });
+    }
+    Ok(len as usize)
+}
+
+fn eof_to_gone(e: io::Error) -> Error {
+    match e.kind() {
+        io::ErrorKind::UnexpectedEof
+        | io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => Error::ServerGone(e.to_string()),
+        _ => Error::Io(e),
+    }
+}
+
+/// Read one frame into `buf` (blocking).
+pub fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>, max: u32) -> Result<(), Error> {
+    let mut prefix = [0; PREFIX];
+    r.read_exact(&mut prefix).map_err(eof_to_gone)?;
+    let len = check_len(prefix, max)?;
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf).map_err(eof_to_gone)
+}
+
+/// Write a finished frame (blocking).
+pub fn write_frame(w: &mut impl Write, frame: &[u8]) -> Result<(), Error> {
+    w.write_all(frame).map_err(eof_to_gone)
+}
+
+/// Read one frame into `buf` (async). Returns `Ok(false)` on a clean end of
+/// stream before any byte of a new frame.
+pub async fn read_frame_async<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: u32,
+) -> Result<bool, Error> {
+    let mut prefix = [0; PREFIX];
+    let mut got = 0;
+    while got < PREFIX {
+        let n = r.read(&mut prefix[got..]).await.map_err(eof_to_gone)?;
+        if n == 0 {
+            if got == 0 {
+                return Ok(false);
+            }
+            return Err(Error::ServerGone("stream ended inside a frame".into()));
+        }
+        got += n;
+    }
+    let len = check_len(prefix, max)?;
+    buf.clear();
+    buf.resize(len, 0);
+    r.read_exact(buf).await.map_err(eof_to_gone)?;
+    Ok(true)
+}
+
+/// Decode a header and return it with the bytes that follow it.
+pub fn decode_header<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
+    postcard::take_from_bytes(frame).map_err(|e| Error::Protocol(format!("bad message: {e}")))
+}
+
+/// Encode a value on its own (payloads, tokens).
+pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    postcard::to_stdvec(value).map_err(|e| Error::Codec(e.to_string()))
+}
+
+/// Decode a whole payload; trailing bytes are an error.
+pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
+    let (value, rest) =
+        postcard::take_from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(Error::Codec(format!("{} unexpected trailing bytes", rest.len())));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_round_trip() {
+        let mut buf = Vec::new();
+        begin_frame(&mut buf, &Request::NumberOfObjects { id: 7 }).unwrap();
+        append(&mut buf, &(1u8, "x")).unwrap();
+        finish_frame(&mut buf, DEFAULT_MAX_FRAME).unwrap();
+        let mut read = Vec::new();
+        read_frame(&mut &buf[..], &mut read, DEFAULT_MAX_FRAME).unwrap();
+        let (req, rest): (Request, _) = decode_header(&read).unwrap();
+        assert_eq!(req, Request::NumberOfObjects { id: 7 });
+        assert_eq!(decode::<(u8, String)>(rest).unwrap(), (1, "x".to_string()));
+    }
+
+    #[test]
+    fn oversized_prefix_refused_before_allocating() {
+        let frame = (u32::MAX).to_le_bytes();
+        let mut buf = Vec::new();
+        let err = read_frame(&mut &frame[..], &mut buf, 1024).unwrap_err();
+        assert!(matches!(err, Error::FrameTooLarge { size, max: 1024 } if size == u32::MAX as u64));
+        assert_eq!(buf.capacity(), 0);
+    }
+
+    #[test]
+    fn truncated_frame_is_server_gone() {
+        let mut frame = raw_frame(b"hello");
+        frame.truncate(6);
+        let err = read_frame(&mut &frame[..], &mut Vec::new(), 1024).unwrap_err();
+        assert!(matches!(err, Error::ServerGone(_)));
+    }
+
+    #[test]
+    fn trailing_bytes_refused() {
+        let bytes = encode(&(1u32, 2u32)).unwrap();
+        assert!(decode::<u32>(&bytes).is_err());
+    }
+}

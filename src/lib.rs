@@ -1,0 +1,12 @@
+//! # managers
+//!
+//! Python's `multiprocessing.managers` for Rust (README has the tour).
+#![warn(missing_docs)]
+
+pub use manager_macros::{manager, shared};
+pub use manager_runtime::*;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use manager_runtime::__private::*;
+}
