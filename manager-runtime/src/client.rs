@@ -1,23 +1,444 @@
-//! Client sessions (stub, being written).
-#![allow(missing_docs, unused)]
-use serde::Serialize;
-use crate::address::Address;
-use crate::error::Result;
-use crate::manager::ManagerOptions;
-use crate::proxy::{Proxy, Token};
-use crate::server::DebugEntry;
+//! Client sessions: the blocking connection pool, the multiplexed async
+//! connection, and local reference counts.
+//!
+//! A [`Client`] is one session on one server. Blocking calls take an idle
+//! connection from a pool (opening one if every connection is busy), do one
+//! request and response on the calling thread, and put it back: no runtime,
+//! no thread hop. Async calls share one connection per session whose reader
+//! task routes replies by request id, so many calls can be in flight.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use tokio::io::AsyncWriteExt;
+use tokio::sync::oneshot;
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::manager::ManagerOptions;
+use crate::proxy::{Proxy, ProxyBase, Token};
+use crate::server::DebugEntry;
+use crate::transport::{self, Socket, Stream};
+use crate::wire::{self, Request, Response};
+
+/// A client session on one server: proxies made through it share its
+/// connections and its references.
 #[derive(Clone)]
-pub struct Client {}
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Held {
+    proxies: u64,
+    server_refs: u64,
+}
+
+struct Inner {
+    address: Address,
+    authkey: Vec<u8>,
+    max_frame: u32,
+    session: u128,
+    next_id: AtomicU64,
+    pool: Mutex<Vec<Connection>>,
+    refs: Mutex<HashMap<u64, Held>>,
+    decrefs: Mutex<Vec<(u64, u64)>>,
+    has_decrefs: AtomicBool,
+    multiplexed: tokio::sync::OnceCell<Arc<Multiplexed>>,
+}
+
+/// One blocking connection and its frame buffer.
+struct Connection {
+    stream: Stream,
+    buf: Vec<u8>,
+}
+
 impl Client {
-    pub(crate) fn connect(address: Address, options: &ManagerOptions) -> Result<Client> { todo!() }
-    pub(crate) fn retain(&self, id: u64, server_refs: u64) { todo!() }
-    pub(crate) fn release(&self, id: u64) { todo!() }
-    pub(crate) fn incref(&self, token: &Token) -> Result<()> { todo!() }
-    pub(crate) fn call<A: Serialize, R>(&self, object: u64, method: &str, fingerprint: u64, args: &A, decode: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> { todo!() }
-    pub(crate) async fn call_async<A: Serialize>(&self, object: u64, method: &str, fingerprint: u64, args: &A) -> Result<Vec<u8>> { todo!() }
-    pub fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> { todo!() }
-    pub async fn create_async<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> { todo!() }
-    pub fn number_of_objects(&self) -> Result<usize> { todo!() }
-    pub fn debug_info(&self) -> Result<Vec<DebugEntry>> { todo!() }
+    /// Open a session on the server at `address`: connects and
+    /// authenticates once, so a wrong key or a missing server is reported
+    /// here.
+    pub(crate) fn connect(address: Address, options: &ManagerOptions) -> Result<Client> {
+        let inner = Arc::new(Inner {
+            address,
+            authkey: options.authkey.clone(),
+            max_frame: options.max_frame,
+            session: u128::from_le_bytes(crate::auth::random_bytes()),
+            next_id: AtomicU64::new(1),
+            pool: Mutex::new(Vec::new()),
+            refs: Mutex::new(HashMap::new()),
+            decrefs: Mutex::new(Vec::new()),
+            has_decrefs: AtomicBool::new(false),
+            multiplexed: tokio::sync::OnceCell::new(),
+        });
+        let first = inner.open(false)?;
+        inner.pool.lock().unwrap().push(first);
+        Ok(Client { inner })
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        &self.inner.address
+    }
+
+    /// Count one more local proxy of `id`, `server_refs` of which the
+    /// server just granted this session.
+    pub(crate) fn retain(&self, id: u64, server_refs: u64) {
+        let mut refs = self.inner.refs.lock().unwrap();
+        let held = refs.entry(id).or_insert(Held {
+            proxies: 0,
+            server_refs: 0,
+        });
+        held.proxies += 1;
+        held.server_refs += server_refs;
+    }
+
+    /// One local proxy of `id` is gone; the last one releases the session's
+    /// server references, in a message nobody waits for.
+    pub(crate) fn release(&self, id: u64) {
+        let released = {
+            let mut refs = self.inner.refs.lock().unwrap();
+            let Some(held) = refs.get_mut(&id) else {
+                return;
+            };
+            held.proxies -= 1;
+            if held.proxies > 0 {
+                return;
+            }
+            refs.remove(&id).map_or(0, |h| h.server_refs)
+        };
+        if released > 0 {
+            self.inner.decrefs.lock().unwrap().push((id, released));
+            self.inner.has_decrefs.store(true, Ordering::Release);
+            self.inner.flush_decrefs_idle();
+        }
+    }
+
+    /// Make sure this session holds a server reference to `token`'s object
+    /// and count one more local proxy.
+    pub(crate) fn incref(&self, token: &Token) -> Result<()> {
+        {
+            let mut refs = self.inner.refs.lock().unwrap();
+            if let Some(held) = refs.get_mut(&token.id) {
+                if held.server_refs > 0 {
+                    held.proxies += 1;
+                    return Ok(());
+                }
+            }
+        }
+        let id = self.inner.next_request();
+        let request = Request::Incref {
+            id,
+            object: token.id,
+        };
+        self.inner.roundtrip(id, &request, None::<&()>, |_| Ok(()))?;
+        self.retain(token.id, 1);
+        Ok(())
+    }
+
+    /// Blocking call; `decode` reads the result payload in place.
+    pub(crate) fn call<A: Serialize, R>(
+        &self,
+        object: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let id = self.inner.next_request();
+        let request = Request::Call {
+            id,
+            object,
+            method,
+            fingerprint,
+        };
+        self.inner.roundtrip(id, &request, Some(args), decode)
+    }
+
+    /// Async call; returns the result payload.
+    pub(crate) async fn call_async<A: Serialize>(
+        &self,
+        object: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+    ) -> Result<Vec<u8>> {
+        let id = self.inner.next_request();
+        let request = Request::Call {
+            id,
+            object,
+            method,
+            fingerprint,
+        };
+        self.request_async(id, &request, Some(args)).await
+    }
+
+    async fn request_async<A: Serialize>(
+        &self,
+        id: u64,
+        request: &Request<'_>,
+        args: Option<&A>,
+    ) -> Result<Vec<u8>> {
+        let mut frame = Vec::new();
+        wire::begin_frame(&mut frame, request)?;
+        if let Some(args) = args {
+            wire::append(&mut frame, args)?;
+        }
+        wire::finish_frame(&mut frame, self.inner.max_frame)?;
+        let connection = self
+            .inner
+            .multiplexed
+            .get_or_try_init(|| Multiplexed::open(&self.inner))
+            .await?;
+        connection.request(id, &frame).await
+    }
+
+    /// Create an object of `typeid` and return its proxy.
+    pub fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        let id = self.inner.next_request();
+        let request = Request::Create { id, typeid };
+        let token: Token = self
+            .inner
+            .roundtrip(id, &request, Some(args), |b| wire::decode(b))?;
+        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
+    }
+
+    /// Async form of [`create`](Self::create).
+    pub async fn create_async<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        let id = self.inner.next_request();
+        let request = Request::Create { id, typeid };
+        let bytes = self.request_async(id, &request, Some(args)).await?;
+        let token: Token = wire::decode(&bytes)?;
+        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
+    }
+
+    /// How many objects the server holds. Releases this session's dropped
+    /// proxies first, so the count reflects them.
+    pub fn number_of_objects(&self) -> Result<usize> {
+        let id = self.inner.next_request();
+        let count: u64 =
+            self.inner
+                .roundtrip(id, &Request::NumberOfObjects { id }, None::<&()>, |b| {
+                    wire::decode(b)
+                })?;
+        Ok(count as usize)
+    }
+
+    /// Every object the server holds, with typeid and refcount.
+    pub fn debug_info(&self) -> Result<Vec<DebugEntry>> {
+        let id = self.inner.next_request();
+        self.inner
+            .roundtrip(id, &Request::DebugInfo { id }, None::<&()>, |b| {
+                wire::decode(b)
+            })
+    }
+
+    /// Ask the server to stop serving.
+    pub fn shutdown_server(&self) -> Result<()> {
+        let id = self.inner.next_request();
+        self.inner
+            .roundtrip(id, &Request::Shutdown { id }, None::<&()>, |_| Ok(()))
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.inner.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn next_request(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn hello(&self) -> Result<Vec<u8>> {
+        let mut frame = Vec::new();
+        wire::begin_frame(
+            &mut frame,
+            &Request::Hello {
+                session: self.session,
+            },
+        )?;
+        wire::finish_frame(&mut frame, self.max_frame)?;
+        Ok(frame)
+    }
+
+    /// Open, authenticate and introduce a new blocking connection.
+    fn open(&self, established: bool) -> Result<Connection> {
+        let mut stream = transport::connect(&self.address)
+            .map_err(|e| transport::connect_error(e, &self.address, established))?;
+        crate::auth::client_blocking(&mut stream, &self.authkey)?;
+        wire::write_frame(&mut stream, &self.hello()?)?;
+        Ok(Connection {
+            stream,
+            buf: Vec::with_capacity(256),
+        })
+    }
+
+    fn take_connection(&self) -> Result<Connection> {
+        if let Some(connection) = self.pool.lock().unwrap().pop() {
+            return Ok(connection);
+        }
+        self.open(true)
+    }
+
+    /// Write pending decrefs on `connection` (one write for all of them).
+    fn flush_decrefs(&self, connection: &mut Connection) -> Result<()> {
+        if !self.has_decrefs.swap(false, Ordering::Acquire) {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut *self.decrefs.lock().unwrap());
+        let mut frames = Vec::new();
+        let mut one = Vec::new();
+        for (object, count) in pending {
+            wire::begin_frame(&mut one, &Request::Decref { object, count })?;
+            wire::finish_frame(&mut one, self.max_frame)?;
+            frames.extend_from_slice(&one);
+        }
+        wire::write_frame(&mut connection.stream, &frames)
+    }
+
+    /// Send pending decrefs now if a connection is idle; otherwise the next
+    /// request carries them.
+    fn flush_decrefs_idle(&self) {
+        let Some(mut connection) = self.pool.lock().unwrap().pop() else {
+            return;
+        };
+        if self.flush_decrefs(&mut connection).is_ok() {
+            self.pool.lock().unwrap().push(connection);
+        }
+    }
+
+    /// One blocking request and its response on a pooled connection.
+    fn roundtrip<A: Serialize + ?Sized, R>(
+        &self,
+        id: u64,
+        request: &Request<'_>,
+        args: Option<&A>,
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let mut connection = self.take_connection()?;
+        let buf = &mut connection.buf;
+        let encoded = wire::begin_frame(buf, request)
+            .and_then(|()| args.map_or(Ok(()), |a| wire::append(buf, a)))
+            .and_then(|()| wire::finish_frame(buf, self.max_frame));
+        if let Err(e) = encoded {
+            self.pool.lock().unwrap().push(connection);
+            return Err(e);
+        }
+        let exchanged = self.flush_decrefs(&mut connection).and_then(|()| {
+            let Connection { stream, buf } = &mut connection;
+            wire::write_frame(stream, buf)?;
+            wire::read_frame(stream, buf, self.max_frame)
+        });
+        if let Err(e) = exchanged {
+            // The connection is unusable; dropping it closes it.
+            return Err(e);
+        }
+        let result = Self::parse_response(id, &connection.buf).and_then(decode);
+        self.pool.lock().unwrap().push(connection);
+        result
+    }
+
+    fn parse_response(id: u64, frame: &[u8]) -> Result<&[u8]> {
+        let (response, payload): (Response, &[u8]) = wire::decode_header(frame)?;
+        if response.id != id {
+            return Err(Error::Protocol(format!(
+                "reply to request {} received while waiting for {id}",
+                response.id
+            )));
+        }
+        response.result?;
+        Ok(payload)
+    }
+}
+
+type Waiters = Mutex<Option<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>>>;
+
+/// The session's async connection: one writer, one reader task routing
+/// replies to their callers by request id.
+struct Multiplexed {
+    writer: tokio::sync::Mutex<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    waiters: Arc<Waiters>,
+}
+
+impl Multiplexed {
+    async fn open(inner: &Inner) -> Result<Arc<Multiplexed>> {
+        let established = true;
+        let address = &inner.address;
+        match address {
+            Address::Tcp(addr) => {
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(|e| transport::connect_error(e, address, established))?;
+                stream.set_nodelay(true)?;
+                Self::start(inner, stream).await
+            }
+            Address::Unix(path) => {
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(|e| transport::connect_error(e, address, established))?;
+                Self::start(inner, stream).await
+            }
+        }
+    }
+
+    async fn start<S: Socket>(inner: &Inner, mut stream: S) -> Result<Arc<Multiplexed>> {
+        crate::auth::client_async(&mut stream, &inner.authkey).await?;
+        stream.write_all(&inner.hello()?).await?;
+        let (mut reader, writer) = stream.split_owned();
+        let waiters: Arc<Waiters> = Arc::new(Mutex::new(Some(HashMap::new())));
+        let routes = Arc::clone(&waiters);
+        let max = inner.max_frame;
+        tokio::spawn(async move {
+            let mut frame = Vec::new();
+            let failure = loop {
+                match wire::read_frame_async(&mut reader, &mut frame, max).await {
+                    Ok(true) => {}
+                    Ok(false) => break "the server closed the connection".to_string(),
+                    Err(e) => break e.to_string(),
+                }
+                let Ok((response, payload)) = wire::decode_header::<Response>(&frame) else {
+                    break "the server sent a malformed reply".to_string();
+                };
+                let result = response.result.map(|()| payload.to_vec()).map_err(Error::from);
+                let waiter = routes
+                    .lock()
+                    .unwrap()
+                    .as_mut()
+                    .and_then(|w| w.remove(&response.id));
+                if let Some(waiter) = waiter {
+                    let _ = waiter.send(result);
+                }
+            };
+            let orphans = routes.lock().unwrap().take().unwrap_or_default();
+            for (_, waiter) in orphans {
+                let _ = waiter.send(Err(Error::ServerGone(failure.clone())));
+            }
+        });
+        Ok(Arc::new(Multiplexed {
+            writer: tokio::sync::Mutex::new(Box::new(writer)),
+            waiters,
+        }))
+    }
+
+    async fn request(&self, id: u64, frame: &[u8]) -> Result<Vec<u8>> {
+        let (tx, rx) = oneshot::channel();
+        match self.waiters.lock().unwrap().as_mut() {
+            Some(waiters) => waiters.insert(id, tx),
+            None => return Err(Error::ServerGone("the connection is closed".into())),
+        };
+        let written = self.writer.lock().await.write_all(frame).await;
+        if let Err(e) = written {
+            if let Some(w) = self.waiters.lock().unwrap().as_mut() {
+                w.remove(&id);
+            }
+            return Err(Error::ServerGone(e.to_string()));
+        }
+        rx.await
+            .unwrap_or_else(|_| Err(Error::ServerGone("the connection is closed".into())))
+    }
 }

@@ -15,6 +15,7 @@ mod proxy;
 mod registry;
 mod server;
 mod spawn;
+mod transport;
 pub mod wire;
 
 pub use address::{Address, ToAddress};
@@ -24,7 +25,7 @@ pub use manager::{default_authkey, BaseManager, ManagerOptions, Serializer};
 pub use object::{Cell, MethodInfo, Shared};
 pub use proxy::{Proxy, ProxyBase, Token};
 pub use registry::{Constructor, Registry};
-pub use server::{DebugEntry, Server};
+pub use server::{DebugEntry, Server, ServerStopper};
 pub use spawn::bootstrap;
 
 /// What generated code uses. Not a public API: it may change at any time.

@@ -232,6 +232,16 @@ impl BaseManager {
         }
     }
 
+    /// The process id of the server this manager started in a child
+    /// process (`None` for a thread server, a connected manager, or before
+    /// start).
+    pub fn server_pid(&self) -> Option<u32> {
+        match &*self.state.lock().unwrap() {
+            State::Started(running) => running.pid(),
+            _ => None,
+        }
+    }
+
     /// The client session of this manager.
     pub fn client(&self) -> Result<Client> {
         self.client.lock().unwrap().clone().ok_or_else(|| {

@@ -1,19 +1,532 @@
-//! Server (stub, being written).
-#![allow(missing_docs, unused)]
-use std::sync::Arc;
-use crate::error::Result;
+//! The server: object table, sessions, connection tasks and dispatch.
+//!
+//! Each connection is one task. A call whose object lock is free runs right
+//! there and its reply is written from the same task: no thread hop. Calls
+//! that must wait (async methods, a busy lock) become their own task and
+//! write their reply when done, so one connection carries many calls in
+//! flight and replies may come back out of order.
+//!
+//! References belong to *sessions* (one per client process handle), not to
+//! connections: when the last connection of a session closes, every
+//! reference it held is released, so a client that dies leaks nothing.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::Notify;
+
+use crate::address::Address;
+use crate::error::{Error, RemoteError, Result};
 use crate::manager::ManagerOptions;
-use crate::object::Object;
+use crate::object::{CallContext, Object, Outcome, ReplyFuture};
 use crate::proxy::Token;
 use crate::registry::Registry;
-pub(crate) struct ServerState {}
-impl ServerState {
-    pub(crate) fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token { todo!() }
+use crate::transport::{self, Listener, PrivateDir, Socket};
+use crate::wire::{self, Request, Response};
+
+/// One object as `debug_info()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugEntry {
+    /// Object id.
+    pub id: u64,
+    /// Typeid it was created or returned as.
+    pub typeid: String,
+    /// References held on it by all sessions.
+    pub refcount: u64,
 }
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct DebugEntry { pub id: u64, pub typeid: String, pub refcount: u64 }
-pub struct Server {}
+
+struct Entry {
+    object: Arc<dyn Object>,
+    typeid: &'static str,
+    exposed: Option<&'static [&'static str]>,
+    refcount: u64,
+}
+
+#[derive(Default)]
+struct Session {
+    connections: usize,
+    refs: HashMap<u64, u64>,
+}
+
+#[derive(Default)]
+struct Table {
+    objects: HashMap<u64, Entry>,
+    sessions: HashMap<u128, Session>,
+}
+
+impl Table {
+    /// Drop `count` references to `id`; returns the object if that was its
+    /// last reference (to be dropped outside the lock).
+    fn unref(&mut self, id: u64, count: u64) -> Option<Arc<dyn Object>> {
+        let entry = self.objects.get_mut(&id)?;
+        entry.refcount = entry.refcount.saturating_sub(count);
+        if entry.refcount == 0 {
+            return self.objects.remove(&id).map(|e| e.object);
+        }
+        None
+    }
+
+    /// Release up to `count` of the references `session` holds on `id`; a
+    /// session can never release more than it took.
+    fn release(&mut self, session: u128, id: u64, count: u64) -> Option<Arc<dyn Object>> {
+        let refs = &mut self.sessions.get_mut(&session)?.refs;
+        let held = refs.get_mut(&id)?;
+        let released = count.min(*held);
+        *held -= released;
+        if *held == 0 {
+            refs.remove(&id);
+        }
+        self.unref(id, released)
+    }
+}
+
+/// State shared by every connection of one server.
+pub(crate) struct ServerState {
+    registry: Registry,
+    table: Mutex<Table>,
+    next_id: AtomicU64,
+    address: Address,
+    authkey: Vec<u8>,
+    max_frame: u32,
+    handshake_timeout: Duration,
+    stopping: AtomicBool,
+    stop: Notify,
+}
+
+impl ServerState {
+    /// Serve `object` as a new id with one reference held by `session`.
+    pub(crate) fn insert_for(
+        &self,
+        session: u128,
+        object: Arc<dyn Object>,
+        typeid: &'static str,
+    ) -> Token {
+        let exposed = self.registry.get(typeid).and_then(|e| e.exposed);
+        self.insert(session, object, typeid, exposed)
+    }
+
+    fn insert(
+        &self,
+        session: u128,
+        object: Arc<dyn Object>,
+        typeid: &'static str,
+        exposed: Option<&'static [&'static str]>,
+    ) -> Token {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut table = self.table.lock().unwrap();
+        table.objects.insert(
+            id,
+            Entry {
+                object,
+                typeid,
+                exposed,
+                refcount: 1,
+            },
+        );
+        *table
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+        Token {
+            typeid: typeid.to_string(),
+            address: self.address.clone(),
+            id,
+        }
+    }
+
+    fn lookup(
+        &self,
+        id: u64,
+        method: &str,
+        fingerprint: u64,
+    ) -> Result<(Arc<dyn Object>, usize), RemoteError> {
+        let table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        let not_exposed = || RemoteError::NotExposed {
+            typeid: entry.typeid.to_string(),
+            method: method.to_string(),
+        };
+        let methods = entry.object.methods();
+        let index = methods
+            .iter()
+            .position(|m| m.name == method)
+            .ok_or_else(not_exposed)?;
+        if let Some(exposed) = entry.exposed {
+            if !exposed.contains(&method) {
+                return Err(not_exposed());
+            }
+        }
+        if methods[index].fingerprint != fingerprint {
+            return Err(RemoteError::SignatureMismatch {
+                typeid: entry.typeid.to_string(),
+                method: method.to_string(),
+            });
+        }
+        Ok((Arc::clone(&entry.object), index))
+    }
+
+    fn call(
+        self: &Arc<Self>,
+        session: u128,
+        id: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &[u8],
+    ) -> Outcome {
+        let (object, index) = match self.lookup(id, method, fingerprint) {
+            Ok(found) => found,
+            Err(e) => return Outcome::Ready(Err(e)),
+        };
+        let cx = CallContext {
+            server: Arc::clone(self),
+            session,
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| object.call(index, args, &cx))) {
+            Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future))),
+            Ok(ready) => ready,
+            Err(panic) => Outcome::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+        }
+    }
+
+    fn create(&self, session: u128, typeid: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.create(typeid, args)))
+            .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
+        let (object, typeid, exposed) = made?;
+        let token = self.insert(session, object, typeid, exposed);
+        wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
+    }
+
+    fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
+        let mut table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get_mut(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        entry.refcount += 1;
+        *table
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+        Ok(())
+    }
+
+    fn decref(&self, session: u128, id: u64, count: u64) {
+        let dead = self.table.lock().unwrap().release(session, id, count);
+        drop(dead);
+    }
+
+    fn join(&self, session: u128) {
+        self.table
+            .lock()
+            .unwrap()
+            .sessions
+            .entry(session)
+            .or_default()
+            .connections += 1;
+    }
+
+    fn leave(&self, session: u128) {
+        let mut dead = Vec::new();
+        {
+            let mut table = self.table.lock().unwrap();
+            let Some(state) = table.sessions.get_mut(&session) else {
+                return;
+            };
+            state.connections -= 1;
+            if state.connections > 0 {
+                return;
+            }
+            let refs = table.sessions.remove(&session).unwrap_or_default().refs;
+            for (id, count) in refs {
+                dead.extend(table.unref(id, count));
+            }
+        }
+        drop(dead);
+    }
+
+    fn number_of_objects(&self) -> usize {
+        self.table.lock().unwrap().objects.len()
+    }
+
+    fn debug_info(&self) -> Vec<DebugEntry> {
+        let table = self.table.lock().unwrap();
+        let mut entries: Vec<_> = table
+            .objects
+            .iter()
+            .map(|(&id, e)| DebugEntry {
+                id,
+                typeid: e.typeid.to_string(),
+                refcount: e.refcount,
+            })
+            .collect();
+        entries.sort_by_key(|e| e.id);
+        entries
+    }
+
+    fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+/// Turns a panic while polling a method's future into that call's error.
+struct CatchUnwind(ReplyFuture);
+
+impl Future for CatchUnwind {
+    type Output = Result<Vec<u8>, RemoteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let future = &mut self.0;
+        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+        }
+    }
+}
+
+/// A handle that stops a server from any thread.
+#[derive(Clone)]
+pub struct ServerStopper(Arc<ServerState>);
+
+impl ServerStopper {
+    /// Ask the server to stop: it closes every connection and
+    /// `serve_forever` returns.
+    pub fn stop(&self) {
+        self.0.request_stop();
+    }
+}
+
+/// A bound server, ready to [`serve_forever`](Server::serve_forever).
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: Listener,
+    _dir: Option<PrivateDir>,
+}
+
 impl Server {
-    pub(crate) fn bind(registry: Registry, options: &ManagerOptions) -> Result<Server> { todo!() }
-    pub fn serve_forever(self) -> Result<()> { todo!() }
+    pub(crate) fn bind(registry: Registry, options: &ManagerOptions) -> Result<Server> {
+        let (listener, address, dir) = transport::bind(options.address.as_ref())?;
+        let state = Arc::new(ServerState {
+            registry,
+            table: Mutex::new(Table::default()),
+            next_id: AtomicU64::new(1),
+            address,
+            authkey: options.authkey.clone(),
+            max_frame: options.max_frame,
+            handshake_timeout: options.handshake_timeout,
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+        });
+        Ok(Server {
+            state,
+            listener,
+            _dir: dir,
+        })
+    }
+
+    /// The address clients connect to (the actual port if 0 was asked).
+    pub fn address(&self) -> &Address {
+        &self.state.address
+    }
+
+    /// A handle to stop this server from another thread.
+    pub fn stopper(&self) -> ServerStopper {
+        ServerStopper(Arc::clone(&self.state))
+    }
+
+    /// Serve until a client asks for shutdown or the stopper is used. On
+    /// return every connection is closed and a private socket is removed.
+    pub fn serve_forever(self) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("manager-server")
+            .enable_all()
+            .build()?;
+        let Server {
+            state,
+            listener,
+            _dir,
+        } = self;
+        let result = runtime.block_on(accept_loop(Arc::clone(&state), listener));
+        // Dropping the runtime cancels every connection and pending call,
+        // which closes their sockets: clients see the server gone.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+}
+
+async fn accept_loop(state: Arc<ServerState>, listener: Listener) -> Result<()> {
+    match listener {
+        Listener::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::TcpListener::from_std(l)?;
+            loop {
+                tokio::select! {
+                    accepted = l.accept() => {
+                        if let Ok((stream, _)) = accepted {
+                            let _ = stream.set_nodelay(true);
+                            tokio::spawn(serve_connection(Arc::clone(&state), stream));
+                        }
+                    }
+                    _ = state.stop.notified() => break,
+                }
+            }
+        }
+        Listener::Unix(l) => {
+            l.set_nonblocking(true)?;
+            let l = tokio::net::UnixListener::from_std(l)?;
+            loop {
+                tokio::select! {
+                    accepted = l.accept() => {
+                        if let Ok((stream, _)) = accepted {
+                            tokio::spawn(serve_connection(Arc::clone(&state), stream));
+                        }
+                    }
+                    _ = state.stop.notified() => break,
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+type Writer<S> = Arc<tokio::sync::Mutex<<S as Socket>::Write>>;
+
+/// Leaves the session when the connection ends, however it ends.
+struct Membership {
+    state: Arc<ServerState>,
+    session: u128,
+}
+
+impl Drop for Membership {
+    fn drop(&mut self) {
+        self.state.leave(self.session);
+    }
+}
+
+async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
+    let authenticated = tokio::time::timeout(
+        state.handshake_timeout,
+        crate::auth::server_async(&mut stream, &state.authkey),
+    )
+    .await;
+    if !matches!(authenticated, Ok(Ok(true))) {
+        return;
+    }
+    let (mut reader, writer) = stream.split_owned();
+    let writer: Writer<S> = Arc::new(tokio::sync::Mutex::new(writer));
+    let mut frame = Vec::new();
+    let max = state.max_frame;
+    let session = match wire::read_frame_async(&mut reader, &mut frame, max).await {
+        Ok(true) => match wire::decode_header::<Request>(&frame) {
+            Ok((Request::Hello { session }, _)) => session,
+            _ => return,
+        },
+        _ => return,
+    };
+    state.join(session);
+    let _membership = Membership {
+        state: Arc::clone(&state),
+        session,
+    };
+    let mut out = Vec::new();
+    while let Ok(true) = wire::read_frame_async(&mut reader, &mut frame, max).await {
+        let Ok((request, payload)) = wire::decode_header::<Request>(&frame) else {
+            break;
+        };
+        let (id, result) = match request {
+            Request::Call {
+                id,
+                object,
+                method,
+                fingerprint,
+            } => match state.call(session, object, method, fingerprint, payload) {
+                Outcome::Ready(result) => (id, result),
+                Outcome::Pending(future) => {
+                    let writer = Arc::clone(&writer);
+                    tokio::spawn(async move {
+                        let result = future.await;
+                        let _ = reply::<S>(&writer, &mut Vec::new(), id, result, max).await;
+                    });
+                    continue;
+                }
+            },
+            Request::Create { id, typeid } => (id, state.create(session, typeid, payload)),
+            Request::Incref { id, object } => (id, state.incref(session, object).map(|()| Vec::new())),
+            Request::Decref { object, count } => {
+                state.decref(session, object, count);
+                continue;
+            }
+            Request::NumberOfObjects { id } => (id, encode_reply(&(state.number_of_objects() as u64))),
+            Request::DebugInfo { id } => (id, encode_reply(&state.debug_info())),
+            Request::Shutdown { id } => {
+                let _ = reply::<S>(&writer, &mut out, id, Ok(Vec::new()), max).await;
+                state.request_stop();
+                break;
+            }
+            Request::Hello { .. } => break,
+        };
+        if reply::<S>(&writer, &mut out, id, result, max).await.is_err() {
+            break;
+        }
+    }
+}
+
+fn encode_reply<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {
+    wire::encode(value).map_err(|e| RemoteError::Encode(e.to_string()))
+}
+
+async fn reply<S: Socket>(
+    writer: &Writer<S>,
+    out: &mut Vec<u8>,
+    id: u64,
+    result: Result<Vec<u8>, RemoteError>,
+    max: u32,
+) -> Result<()> {
+    let (header, payload) = match result {
+        Ok(payload) => (Response { id, result: Ok(()) }, payload),
+        Err(e) => (Response { id, result: Err(e) }, Vec::new()),
+    };
+    wire::begin_frame(out, &header)?;
+    out.extend_from_slice(&payload);
+    if let Err(Error::FrameTooLarge { size, max }) = wire::finish_frame(out, max) {
+        let refusal = Response {
+            id,
+            result: Err(RemoteError::Encode(format!(
+                "result of {size} bytes exceeds the maximum frame of {max} bytes"
+            ))),
+        };
+        wire::begin_frame(out, &refusal)?;
+        wire::finish_frame(out, max)?;
+    }
+    writer.lock().await.write_all(out).await?;
+    Ok(())
 }

@@ -1,0 +1,148 @@
+//! Sockets: TCP or Unix, blocking (client) and async (server, async client).
+
+use std::io::{self, Read, Write};
+use std::os::unix::net::UnixStream as StdUnixStream;
+use std::path::{Path, PathBuf};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+
+/// A connected blocking socket.
+pub(crate) enum Stream {
+    Tcp(std::net::TcpStream),
+    Unix(StdUnixStream),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A connection that could not be made: before the first connection this is
+/// an I/O error; afterwards it means the server went away.
+pub(crate) fn connect_error(e: io::Error, address: &Address, established: bool) -> Error {
+    let gone = matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound | io::ErrorKind::ConnectionReset
+    );
+    if established && gone {
+        Error::ServerGone(format!("cannot reconnect to {address}: {e}"))
+    } else {
+        Error::Io(io::Error::new(e.kind(), format!("cannot connect to {address}: {e}")))
+    }
+}
+
+/// Connect a blocking socket.
+pub(crate) fn connect(address: &Address) -> io::Result<Stream> {
+    Ok(match address {
+        Address::Tcp(addr) => {
+            let s = std::net::TcpStream::connect(addr)?;
+            s.set_nodelay(true)?;
+            Stream::Tcp(s)
+        }
+        Address::Unix(path) => Stream::Unix(StdUnixStream::connect(path)?),
+    })
+}
+
+/// An async socket that splits into owned halves.
+pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    type Read: AsyncRead + Unpin + Send + 'static;
+    type Write: AsyncWrite + Unpin + Send + 'static;
+    fn split_owned(self) -> (Self::Read, Self::Write);
+}
+
+impl Socket for tokio::net::TcpStream {
+    type Read = tokio::net::tcp::OwnedReadHalf;
+    type Write = tokio::net::tcp::OwnedWriteHalf;
+    fn split_owned(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+impl Socket for tokio::net::UnixStream {
+    type Read = tokio::net::unix::OwnedReadHalf;
+    type Write = tokio::net::unix::OwnedWriteHalf;
+    fn split_owned(self) -> (Self::Read, Self::Write) {
+        self.into_split()
+    }
+}
+
+/// A bound, not yet serving, listener.
+pub(crate) enum Listener {
+    Tcp(std::net::TcpListener),
+    Unix(std::os::unix::net::UnixListener),
+}
+
+/// A private directory holding a server's Unix socket, removed on drop.
+#[derive(Debug)]
+pub(crate) struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn create() -> io::Result<Self> {
+        use std::os::unix::fs::DirBuilderExt;
+        let name: [u8; 8] = crate::auth::random_bytes();
+        let suffix: String = name.iter().map(|b| format!("{b:02x}")).collect();
+        let dir = std::env::temp_dir().join(format!("managers-{suffix}"));
+        std::fs::DirBuilder::new().mode(0o700).create(&dir)?;
+        Ok(PrivateDir(dir))
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Bind `address`, or a fresh Unix socket in a private directory if none.
+/// Returns the listener, the address clients should use, and the directory
+/// to remove at shutdown.
+pub(crate) fn bind(address: Option<&Address>) -> Result<(Listener, Address, Option<PrivateDir>)> {
+    match address {
+        Some(Address::Tcp(addr)) => {
+            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
+                Error::Io(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+            })?;
+            let local = listener.local_addr()?;
+            Ok((Listener::Tcp(listener), Address::Tcp(local), None))
+        }
+        Some(Address::Unix(path)) => {
+            let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {}: {e}", path.display()),
+                ))
+            })?;
+            Ok((Listener::Unix(listener), Address::Unix(path.clone()), None))
+        }
+        None => {
+            let dir = PrivateDir::create()?;
+            let path = dir.path().join("manager.sock");
+            let listener = std::os::unix::net::UnixListener::bind(&path)?;
+            Ok((Listener::Unix(listener), Address::Unix(path), Some(dir)))
+        }
+    }
+}
