@@ -239,7 +239,10 @@ async fn send_async<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, body: &[u8]) ->
     Ok(())
 }
 
-async fn recv_async<S: tokio::io::AsyncRead + Unpin>(s: &mut S, peer: &str) -> Result<Vec<u8>, Error> {
+async fn recv_async<S: tokio::io::AsyncRead + Unpin>(
+    s: &mut S,
+    peer: &str,
+) -> Result<Vec<u8>, Error> {
     let mut buf = Vec::new();
     match crate::wire::read_frame_async(s, &mut buf, MAX_HANDSHAKE_FRAME).await {
         Ok(true) => Ok(buf),
@@ -293,7 +296,10 @@ mod tests {
         client.respond(&challenge).unwrap();
         let mut forged = vec![OK];
         forged.extend_from_slice(&[0; MAC]);
-        assert!(matches!(client.finish(&forged), Err(Error::Authentication(_))));
+        assert!(matches!(
+            client.finish(&forged),
+            Err(Error::Authentication(_))
+        ));
     }
 
     #[test]

@@ -131,7 +131,8 @@ impl Client {
             id,
             object: token.id,
         };
-        self.inner.roundtrip(id, &request, None::<&()>, |_| Ok(()))?;
+        self.inner
+            .roundtrip(id, &request, None::<&()>, |_| Ok(()))?;
         self.retain(token.id, 1);
         Ok(())
     }
@@ -404,7 +405,10 @@ impl Multiplexed {
                 let Ok((response, payload)) = wire::decode_header::<Response>(&frame) else {
                     break "the server sent a malformed reply".to_string();
                 };
-                let result = response.result.map(|()| payload.to_vec()).map_err(Error::from);
+                let result = response
+                    .result
+                    .map(|()| payload.to_vec())
+                    .map_err(Error::from);
                 let waiter = routes
                     .lock()
                     .unwrap()

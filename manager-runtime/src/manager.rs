@@ -178,8 +178,12 @@ impl BaseManager {
         match state {
             State::Initial => Ok(()),
             State::Started(_) => Err(Error::State("manager already started".into())),
-            State::Connected => Err(Error::State("manager is connected to a server; it cannot also start one".into())),
-            State::ShutDown => Err(Error::State("manager was shut down; build a new one to start again".into())),
+            State::Connected => Err(Error::State(
+                "manager is connected to a server; it cannot also start one".into(),
+            )),
+            State::ShutDown => Err(Error::State(
+                "manager was shut down; build a new one to start again".into(),
+            )),
         }
     }
 

@@ -28,7 +28,11 @@ pub struct Token {
 
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "typeid '{}' id {} at {}", self.typeid, self.id, self.address)
+        write!(
+            f,
+            "typeid '{}' id {} at {}",
+            self.typeid, self.id, self.address
+        )
     }
 }
 
@@ -86,7 +90,9 @@ impl ProxyBase {
         args: &A,
     ) -> Result<R> {
         self.client
-            .call(self.token.id, method, fingerprint, args, |bytes| crate::wire::decode(bytes))
+            .call(self.token.id, method, fingerprint, args, |bytes| {
+                crate::wire::decode(bytes)
+            })
     }
 
     /// Call a method (blocking) whose result holds shared objects.
@@ -96,10 +102,11 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<W::Output> {
-        self.client.call(self.token.id, method, fingerprint, args, |bytes| {
-            let wire: W::Wire = crate::wire::decode(bytes)?;
-            Ok(W::adopt(wire, &self.client))
-        })
+        self.client
+            .call(self.token.id, method, fingerprint, args, |bytes| {
+                let wire: W::Wire = crate::wire::decode(bytes)?;
+                Ok(W::adopt(wire, &self.client))
+            })
     }
 
     /// Call a method (async) and decode a plain result.

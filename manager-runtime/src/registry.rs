@@ -106,7 +106,14 @@ impl Registry {
         &self,
         typeid: &str,
         args: &[u8],
-    ) -> Result<(Arc<dyn Object>, &'static str, Option<&'static [&'static str]>), RemoteError> {
+    ) -> Result<
+        (
+            Arc<dyn Object>,
+            &'static str,
+            Option<&'static [&'static str]>,
+        ),
+        RemoteError,
+    > {
         let (name, entry) = self
             .entries
             .get_key_value(typeid)

@@ -203,8 +203,9 @@ impl ServerState {
     }
 
     fn create(&self, session: u128, typeid: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let made = std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.create(typeid, args)))
-            .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
+        let made =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.create(typeid, args)))
+                .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
         let (object, typeid, exposed) = made?;
         let token = self.insert(session, object, typeid, exposed);
         wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
@@ -480,12 +481,16 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
                 }
             },
             Request::Create { id, typeid } => (id, state.create(session, typeid, payload)),
-            Request::Incref { id, object } => (id, state.incref(session, object).map(|()| Vec::new())),
+            Request::Incref { id, object } => {
+                (id, state.incref(session, object).map(|()| Vec::new()))
+            }
             Request::Decref { object, count } => {
                 state.decref(session, object, count);
                 continue;
             }
-            Request::NumberOfObjects { id } => (id, encode_reply(&(state.number_of_objects() as u64))),
+            Request::NumberOfObjects { id } => {
+                (id, encode_reply(&(state.number_of_objects() as u64)))
+            }
             Request::DebugInfo { id } => (id, encode_reply(&state.debug_info())),
             Request::Shutdown { id } => {
                 let _ = reply::<S>(&writer, &mut out, id, Ok(Vec::new()), max).await;
@@ -494,7 +499,10 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
             }
             Request::Hello { .. } => break,
         };
-        if reply::<S>(&writer, &mut out, id, result, max).await.is_err() {
+        if reply::<S>(&writer, &mut out, id, result, max)
+            .await
+            .is_err()
+        {
             break;
         }
     }

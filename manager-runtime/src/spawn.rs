@@ -313,8 +313,9 @@ fn serve_child() -> Result<()> {
     // image (same file, verified by the check offset just above), relative
     // to the same anchor, so adding them back to our anchor yields the same
     // functions with the same signatures.
-    let registry: fn() -> Registry =
-        unsafe { std::mem::transmute::<usize, fn() -> Registry>((base + settings.registry) as usize) };
+    let registry: fn() -> Registry = unsafe {
+        std::mem::transmute::<usize, fn() -> Registry>((base + settings.registry) as usize)
+    };
     let initializer: Option<fn()> = settings
         .initializer
         .map(|o| unsafe { std::mem::transmute::<usize, fn()>((base + o) as usize) });

@@ -47,7 +47,10 @@ pub(crate) fn connect_error(e: io::Error, address: &Address, established: bool) 
     if established && gone {
         Error::ServerGone(format!("cannot reconnect to {address}: {e}"))
     } else {
-        Error::Io(io::Error::new(e.kind(), format!("cannot connect to {address}: {e}")))
+        Error::Io(io::Error::new(
+            e.kind(),
+            format!("cannot connect to {address}: {e}"),
+        ))
     }
 }
 
@@ -124,7 +127,10 @@ pub(crate) fn bind(address: Option<&Address>) -> Result<(Listener, Address, Opti
     match address {
         Some(Address::Tcp(addr)) => {
             let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                Error::Io(io::Error::new(e.kind(), format!("cannot listen on {addr}: {e}")))
+                Error::Io(io::Error::new(
+                    e.kind(),
+                    format!("cannot listen on {addr}: {e}"),
+                ))
             })?;
             let local = listener.local_addr()?;
             Ok((Listener::Tcp(listener), Address::Tcp(local), None))

@@ -201,7 +201,10 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     let (value, rest) =
         postcard::take_from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))?;
     if !rest.is_empty() {
-        return Err(Error::Codec(format!("{} unexpected trailing bytes", rest.len())));
+        return Err(Error::Codec(format!(
+            "{} unexpected trailing bytes",
+            rest.len()
+        )));
     }
     Ok(value)
 }
