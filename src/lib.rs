@@ -1,6 +1,4 @@
-//! # managers
-//!
-//! Python's `multiprocessing.managers` for Rust (README has the tour).
+#![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
 pub use manager_macros::{manager, shared};

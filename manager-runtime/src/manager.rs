@@ -1,6 +1,7 @@
 //! Manager lifecycle, after Python's `BaseManager`: start a server process,
 //! connect to a running one, or serve in this process.
 
+use std::process::ExitStatus;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -112,7 +113,7 @@ pub(crate) enum State {
     Initial,
     Started(crate::spawn::Running),
     Connected,
-    ShutDown,
+    ShutDown(Option<ExitStatus>),
 }
 
 /// The manager every `manager!` type derefs to: lifecycle and bookkeeping.
@@ -181,7 +182,7 @@ impl BaseManager {
             State::Connected => Err(Error::State(
                 "manager is connected to a server; it cannot also start one".into(),
             )),
-            State::ShutDown => Err(Error::State(
+            State::ShutDown(_) => Err(Error::State(
                 "manager was shut down; build a new one to start again".into(),
             )),
         }
@@ -219,11 +220,27 @@ impl BaseManager {
     /// Stop a server this manager started and disconnect. Idempotent.
     pub fn shutdown(&self) -> Result<()> {
         let mut state = self.state.lock().unwrap();
-        let previous = std::mem::replace(&mut *state, State::ShutDown);
+        let previous = std::mem::replace(&mut *state, State::ShutDown(None));
         self.client.lock().unwrap().take();
         match previous {
-            State::Started(running) => running.stop(self.options.shutdown_timeout),
+            State::Started(running) => {
+                *state = State::ShutDown(running.stop(self.options.shutdown_timeout)?);
+                Ok(())
+            }
+            State::ShutDown(status) => {
+                *state = State::ShutDown(status);
+                Ok(())
+            }
             _ => Ok(()),
+        }
+    }
+
+    /// The exit status of the server process this manager started, once it
+    /// has been shut down (Python's `manager._process.exitcode`).
+    pub fn server_exit_status(&self) -> Option<ExitStatus> {
+        match &*self.state.lock().unwrap() {
+            State::ShutDown(status) => *status,
+            _ => None,
         }
     }
 

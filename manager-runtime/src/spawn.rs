@@ -17,7 +17,7 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -97,14 +97,16 @@ enum RunningKind {
 
 impl Running {
     /// Stop the server: the child gets end of file on its lifeline and
-    /// `timeout` to exit, then SIGTERM, then SIGKILL.
-    pub(crate) fn stop(self, timeout: Duration) -> Result<()> {
+    /// `timeout` to exit, then SIGTERM, then SIGKILL. Returns the child's
+    /// exit status (`None` for a thread server).
+    pub(crate) fn stop(self, timeout: Duration) -> Result<Option<ExitStatus>> {
         match self.kind {
             RunningKind::Thread { stopper, thread } => {
                 stopper.stop();
                 thread
                     .join()
-                    .map_err(|_| Error::State("the server thread panicked".into()))?
+                    .map_err(|_| Error::State("the server thread panicked".into()))??;
+                Ok(None)
             }
             RunningKind::Process {
                 mut child,
@@ -117,10 +119,13 @@ impl Running {
                     signal(&child, libc::SIGTERM);
                     status = wait_timeout(&mut child, Duration::from_millis(200))?;
                 }
-                if status.is_none() {
-                    child.kill()?;
-                    child.wait()?;
-                }
+                let status = match status {
+                    Some(status) => status,
+                    None => {
+                        child.kill()?;
+                        child.wait()?
+                    }
+                };
                 if private_socket {
                     // A child that was killed could not remove its socket.
                     if let Address::Unix(path) = &self.address {
@@ -129,7 +134,7 @@ impl Running {
                         }
                     }
                 }
-                Ok(())
+                Ok(Some(status))
             }
         }
     }
@@ -194,7 +199,11 @@ pub(crate) fn start_process(
         std::env::current_exe()?
     };
     let (mut lifeline, child_end) = UnixStream::pair()?;
-    let mut child = Command::new(exe)
+    let mut command = Command::new(exe);
+    if let Some(name) = std::env::args_os().next() {
+        std::os::unix::process::CommandExt::arg0(&mut command, name);
+    }
+    let mut child = command
         .arg(MARKER)
         .env(CHILD_ENV, "1")
         .stdin(Stdio::from(OwnedFd::from(child_end)))
