@@ -1,1 +1,178 @@
-fn main(){}
+//! Tests that need real server processes. The server is this test binary,
+//! re-executed by `start()`, so the file has its own `main` (harness = false)
+//! whose first line is `managers::bootstrap()`, as in any user program.
+//!
+//! Modes (environment variable `PROCESS_TEST_MODE`, for the helper processes
+//! the tests start): `parent` starts a manager, prints its server pid and
+//! waits to be killed; `forgot` starts a manager without having called
+//! `bootstrap()`.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::{initializer, TestManager, INITIALIZED};
+use managers::{Error, ManagerOptions};
+
+const MODE: &str = "PROCESS_TEST_MODE";
+
+fn main() {
+    if std::env::var(MODE).as_deref() != Ok("forgot") {
+        managers::bootstrap();
+    }
+    match std::env::var(MODE).as_deref() {
+        Ok("parent") => return parent_mode(),
+        Ok("forgot") => return forgot_mode(),
+        _ => {}
+    }
+    let tests: &[(&str, fn())] = &[
+        ("server_runs_in_another_process", server_runs_in_another_process),
+        ("initializer_runs_once_in_the_server", initializer_runs_once_in_the_server),
+        ("start_twice_and_start_after_shutdown_fail", start_twice_and_start_after_shutdown_fail),
+        ("killed_parent_leaves_no_server_behind", killed_parent_leaves_no_server_behind),
+        ("forgotten_bootstrap_is_reported", forgotten_bootstrap_is_reported),
+        ("remote_tcp_server_in_another_process", remote_tcp_server_in_another_process),
+    ];
+    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
+
+fn server_runs_in_another_process() {
+    let manager = TestManager::new();
+    manager.start().unwrap();
+    let maths = manager.maths().unwrap();
+    assert_eq!(maths.add(4, 3).unwrap(), 7);
+    assert_eq!(maths.mul(7, 8).unwrap(), 56);
+    let server_pid = maths.pid().unwrap();
+    assert_ne!(server_pid, std::process::id());
+    assert_eq!(manager.server_pid(), Some(server_pid));
+    drop(maths);
+    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    manager.shutdown().unwrap();
+    let status = manager.server_exit_status().expect("an exit status");
+    assert!(status.success(), "server exit status {status}");
+    assert!(!alive(server_pid), "the server process is gone");
+}
+
+fn initializer_runs_once_in_the_server() {
+    let manager = TestManager::new();
+    manager.start_with_initializer(initializer).unwrap();
+    let tool = manager.tool().unwrap();
+    assert_eq!(tool.initialized().unwrap(), 1, "ran once in the server");
+    let again = manager.tool().unwrap();
+    assert_eq!(again.initialized().unwrap(), 1, "and only once");
+    assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "not in this process");
+    drop((tool, again));
+    manager.shutdown().unwrap();
+}
+
+fn start_twice_and_start_after_shutdown_fail() {
+    let manager = TestManager::new();
+    manager.start().unwrap();
+    assert!(matches!(manager.start(), Err(Error::State(_))));
+    manager.shutdown().unwrap();
+    manager.shutdown().unwrap();
+    assert!(matches!(manager.start(), Err(Error::State(_))));
+}
+
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie (state Z) has exited; only its parent has not reaped it.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+fn parent_mode() {
+    let manager = TestManager::new();
+    manager.start().unwrap();
+    println!("{}", manager.server_pid().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn killed_parent_leaves_no_server_behind() {
+    let mut parent = Command::new(std::env::current_exe().unwrap())
+        .env(MODE, "parent")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(parent.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let server_pid: u32 = line.trim().parse().expect("server pid");
+    assert!(alive(server_pid));
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while alive(server_pid) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(!alive(server_pid), "server {server_pid} outlived its parent");
+}
+
+fn forgot_mode() {
+    let manager = TestManager::new();
+    match manager.start() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(4);
+        }
+    }
+}
+
+fn forgotten_bootstrap_is_reported() {
+    let begun = Instant::now();
+    let output = Command::new(std::env::current_exe().unwrap())
+        .env(MODE, "forgot")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("bootstrap()"), "{stderr}");
+    assert!(begun.elapsed() < Duration::from_secs(20));
+}
+
+fn remote_tcp_server_in_another_process() {
+    // Started as a process, reached over TCP loopback by address and key,
+    // as a client on another machine would.
+    let owner = TestManager::with_options(
+        ManagerOptions::new().address("127.0.0.1:0").authkey(b"abracadabra"),
+    );
+    owner.start().unwrap();
+    let address = owner.address().unwrap();
+    let client = TestManager::with_options(
+        ManagerOptions::new().address(address.clone()).authkey(b"abracadabra"),
+    );
+    client.connect().unwrap();
+    assert_eq!(client.maths().unwrap().add(1, 2).unwrap(), 3);
+    let intruder = TestManager::with_options(ManagerOptions::new().address(address).authkey(b"nope"));
+    assert!(matches!(intruder.connect(), Err(Error::Authentication(_))));
+    assert_eq!(client.maths().unwrap().add(2, 2).unwrap(), 4, "still serving");
+    owner.shutdown().unwrap();
+}

@@ -335,10 +335,8 @@ impl Inner {
             wire::write_frame(stream, buf)?;
             wire::read_frame(stream, buf, self.max_frame)
         });
-        if let Err(e) = exchanged {
-            // The connection is unusable; dropping it closes it.
-            return Err(e);
-        }
+        // On failure the connection is unusable: `?` drops (closes) it.
+        exchanged?;
         let result = Self::parse_response(id, &connection.buf).and_then(decode);
         self.pool.lock().unwrap().push(connection);
         result

@@ -1,6 +1,7 @@
 //! The typeids a manager serves and how each is created.
 
 use std::collections::HashMap;
+use std::marker::PhantomData;
 use std::sync::{Arc, OnceLock};
 
 use serde::de::DeserializeOwned;
@@ -12,7 +13,8 @@ type Maker = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Object>, RemoteError> + Send + 
 
 /// How the server makes an object of a typeid when a client asks for one.
 pub struct Constructor<T> {
-    make: Box<dyn Fn(&[u8]) -> Result<Arc<Cell<T>>, RemoteError> + Send + Sync>,
+    make: Maker,
+    _type: PhantomData<fn() -> T>,
 }
 
 impl<T: Shared> Constructor<T> {
@@ -26,8 +28,9 @@ impl<T: Shared> Constructor<T> {
         Constructor {
             make: Box::new(move |args| {
                 let args = decode_args("<constructor>", args)?;
-                Ok(Arc::new(Cell::new(f(args))))
+                Ok(Arc::new(Cell::new(f(args))) as Arc<dyn Object>)
             }),
+            _type: PhantomData,
         }
     }
 
@@ -41,10 +44,18 @@ impl<T: Shared> Constructor<T> {
         Constructor {
             make: Box::new(move |args| {
                 decode_args::<()>("<constructor>", args)?;
-                Ok(Arc::clone(slot.get_or_init(|| Arc::new(Cell::new(f())))))
+                Ok(Arc::clone(slot.get_or_init(|| Arc::new(Cell::new(f())))) as Arc<dyn Object>)
             }),
+            _type: PhantomData,
         }
     }
+}
+
+/// A new object and how it is registered.
+pub(crate) struct Created {
+    pub(crate) object: Arc<dyn Object>,
+    pub(crate) typeid: &'static str,
+    pub(crate) exposed: Option<&'static [&'static str]>,
 }
 
 pub(crate) struct TypeEntry {
@@ -87,12 +98,7 @@ impl Registry {
                 );
             }
         }
-        let make = constructor.map(|c| {
-            Box::new(move |args: &[u8]| {
-                let object: Arc<dyn Object> = (c.make)(args)?;
-                Ok(object)
-            }) as Maker
-        });
+        let make = constructor.map(|c| c.make);
         let previous = self.entries.insert(typeid, TypeEntry { exposed, make });
         assert!(previous.is_none(), "typeid `{typeid}` registered twice");
     }
@@ -102,18 +108,7 @@ impl Registry {
     }
 
     /// Build a new object of `typeid` from encoded constructor arguments.
-    pub(crate) fn create(
-        &self,
-        typeid: &str,
-        args: &[u8],
-    ) -> Result<
-        (
-            Arc<dyn Object>,
-            &'static str,
-            Option<&'static [&'static str]>,
-        ),
-        RemoteError,
-    > {
+    pub(crate) fn create(&self, typeid: &str, args: &[u8]) -> Result<Created, RemoteError> {
         let (name, entry) = self
             .entries
             .get_key_value(typeid)
@@ -122,7 +117,11 @@ impl Registry {
             .make
             .as_ref()
             .ok_or_else(|| RemoteError::UnknownTypeid(typeid.to_string()))?;
-        Ok((make(args)?, name, entry.exposed))
+        Ok(Created {
+            object: make(args)?,
+            typeid: name,
+            exposed: entry.exposed,
+        })
     }
 }
 

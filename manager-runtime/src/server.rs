@@ -206,8 +206,8 @@ impl ServerState {
         let made =
             std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.create(typeid, args)))
                 .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
-        let (object, typeid, exposed) = made?;
-        let token = self.insert(session, object, typeid, exposed);
+        let made = made?;
+        let token = self.insert(session, made.object, made.typeid, made.exposed);
         wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
     }
 

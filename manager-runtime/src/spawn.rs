@@ -277,6 +277,7 @@ pub(crate) fn start_thread(registry: Registry, options: &ManagerOptions) -> Resu
 ///     // ... the program proper
 /// }
 /// ```
+#[allow(clippy::needless_doctest_main)] // the point is where the call goes
 pub fn bootstrap() {
     if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(MARKER)) {
         return;

@@ -1,0 +1,116 @@
+//! Shared types for the integration tests.
+#![allow(dead_code)]
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use managers::{manager, shared};
+
+/// How many times the initializer ran in this process.
+pub static INITIALIZED: AtomicUsize = AtomicUsize::new(0);
+
+/// An initializer for `start_with_initializer`.
+pub fn initializer() {
+    INITIALIZED.fetch_add(1, Ordering::SeqCst);
+}
+use serde::{Deserialize, Serialize};
+
+/// The seed's MathsClass.
+#[derive(Default)]
+pub struct MathsClass;
+
+#[shared(typeid = "Maths")]
+impl MathsClass {
+    /// x + y
+    pub fn add(&self, x: i64, y: i64) -> i64 {
+        x + y
+    }
+
+    /// x * y
+    pub fn mul(&self, x: i64, y: i64) -> i64 {
+        x * y
+    }
+
+    /// Which process serves this object.
+    pub fn pid(&self) -> u32 {
+        std::process::id()
+    }
+}
+
+/// Python's ValueError, as a typed error.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ValueError(pub String);
+
+/// CPython's `_TestMyManager` Foo: `exposed = (f, _h)` and friends.
+#[derive(Default)]
+pub struct Tool {
+    total: i64,
+}
+
+#[shared(exposed(f, add, fail, boom, sleep, square_of, maths, _h, initialized))]
+impl Tool {
+    /// Callable through the proxy.
+    pub fn f(&self) -> String {
+        "f()".into()
+    }
+
+    /// Public in Rust but outside the exposed set.
+    pub fn g(&self) -> String {
+        "g()".into()
+    }
+
+    /// Underscore names are exposed only when named, as in Python.
+    pub fn _h(&self) -> String {
+        "_h()".into()
+    }
+
+    /// Serialized mutation.
+    pub fn add(&mut self, n: i64) -> i64 {
+        self.total += n;
+        self.total
+    }
+
+    /// Always fails with a typed error.
+    pub fn fail(&self, why: String) -> Result<i64, ValueError> {
+        Err(ValueError(why))
+    }
+
+    /// Panics.
+    pub fn boom(&self) -> i64 {
+        panic!("boom from the server")
+    }
+
+    /// An async method that waits.
+    pub async fn sleep(&self, ms: u64) -> u64 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        ms
+    }
+
+    /// The square of `n`, or an error for negative input.
+    pub fn square_of(&self, n: i64) -> Result<i64, ValueError> {
+        if n < 0 {
+            return Err(ValueError(format!("{n} is negative")));
+        }
+        Ok(n * n)
+    }
+
+    /// How many times the initializer ran in the serving process.
+    pub fn initialized(&self) -> usize {
+        INITIALIZED.load(Ordering::SeqCst)
+    }
+
+    /// Returns another shared object: the caller gets a proxy.
+    #[proxy]
+    pub fn maths(&self) -> MathsClass {
+        MathsClass
+    }
+}
+
+manager! {
+    /// The manager of the integration tests.
+    pub struct TestManager {
+        Maths: MathsClass,
+        Tool: Tool,
+        #[exposed(add)]
+        AddOnly: MathsClass,
+    }
+}

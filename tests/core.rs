@@ -1,0 +1,256 @@
+//! Core behaviour on in-process servers: lifecycle, refcounts, exposed
+//! enforcement, typed errors, panics, async and blocking proxies.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{TestManager, ValueError};
+use managers::{Error, ManagerOptions, Proxy, RemoteError};
+
+fn started() -> TestManager {
+    let manager = TestManager::new();
+    manager.start_in_thread().expect("start server thread");
+    manager
+}
+
+#[test]
+fn maths_add_and_mul() {
+    let manager = started();
+    let maths = manager.maths().unwrap();
+    assert_eq!(maths.add(4, 3).unwrap(), 7);
+    assert_eq!(maths.mul(7, 8).unwrap(), 56);
+}
+
+#[test]
+fn all_proxies_dropped_means_no_objects() {
+    let manager = started();
+    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    let a = manager.maths().unwrap();
+    let b = a.clone();
+    let tool = manager.tool().unwrap();
+    let inner = tool.maths().unwrap();
+    assert_eq!(manager.number_of_objects().unwrap(), 3);
+    let info = manager.debug_info().unwrap();
+    assert_eq!(info.len(), 3);
+    assert!(info.iter().all(|e| e.refcount == 1), "{info:?}");
+    drop(a);
+    assert_eq!(b.add(1, 1).unwrap(), 2, "a clone keeps the object alive");
+    assert_eq!(manager.number_of_objects().unwrap(), 3);
+    drop((b, tool, inner));
+    assert_eq!(manager.number_of_objects().unwrap(), 0);
+}
+
+#[test]
+fn exposed_set_is_enforced_by_the_server() {
+    let manager = started();
+    let tool = manager.tool().unwrap();
+    assert_eq!(tool.f().unwrap(), "f()");
+    assert_eq!(tool._h().unwrap(), "_h()");
+    // `g` has no proxy method; a client that sends it anyway is refused.
+    let err = tool
+        .base()
+        .call::<_, String>("g", 0, &())
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(RemoteError::NotExposed { method, .. }) if method == "g"),
+        "{err}"
+    );
+    // A typeid registered with a smaller exposed set refuses the rest.
+    let add_only = manager.add_only().unwrap();
+    assert_eq!(add_only.add(2, 2).unwrap(), 4);
+    let err = add_only.mul(2, 2).unwrap_err();
+    assert!(matches!(err, Error::Remote(RemoteError::NotExposed { .. })), "{err}");
+}
+
+#[test]
+fn signature_mismatch_is_a_clear_error() {
+    let manager = started();
+    let maths = manager.maths().unwrap();
+    let err = maths
+        .base()
+        .call::<_, i64>("add", 0xdead_beef, &(1i64, 2i64))
+        .unwrap_err();
+    assert!(matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })), "{err}");
+    assert!(err.to_string().contains("different versions"), "{err}");
+}
+
+#[test]
+fn typed_errors_reach_the_client() {
+    let manager = started();
+    let tool = manager.tool().unwrap();
+    assert_eq!(tool.fail("bad".into()).unwrap(), Err(ValueError("bad".into())));
+    assert_eq!(tool.square_of(5).unwrap(), Ok(25));
+    assert_eq!(
+        tool.square_of(-1).unwrap(),
+        Err(ValueError("-1 is negative".into()))
+    );
+}
+
+#[test]
+fn a_panic_is_an_error_for_that_caller_only() {
+    let manager = started();
+    let tool = manager.tool().unwrap();
+    let other = manager.maths().unwrap();
+    let err = tool.boom().unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(RemoteError::Panic(m)) if m.contains("boom from the server")),
+        "{err}"
+    );
+    assert_eq!(tool.add(3).unwrap(), 3, "the object still works");
+    assert_eq!(other.add(1, 2).unwrap(), 3, "other callers unaffected");
+}
+
+#[test]
+fn mut_methods_are_serialized() {
+    let manager = started();
+    let tool = manager.tool().unwrap();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let tool = tool.clone();
+            s.spawn(move || {
+                for _ in 0..100 {
+                    tool.add(1).unwrap();
+                }
+            });
+        }
+    });
+    assert_eq!(tool.add(0).unwrap(), 800);
+}
+
+#[test]
+fn async_and_blocking_proxies_against_one_server() {
+    let manager = started();
+    let blocking = manager.tool().unwrap();
+    blocking.add(10).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let tool = blocking.to_async();
+        assert_eq!(tool.add(5).await.unwrap(), 15);
+        let maths = manager.maths_async().await.unwrap();
+        assert_eq!(maths.mul(6, 7).await.unwrap(), 42);
+        let inner = tool.maths().await.unwrap();
+        assert_eq!(inner.add(1, 1).await.unwrap(), 2);
+        assert_eq!(tool.fail("x".into()).await.unwrap(), Err(ValueError("x".into())));
+    });
+    assert_eq!(blocking.add(0).unwrap(), 15);
+}
+
+#[test]
+fn many_calls_in_flight_on_one_connection() {
+    let manager = started();
+    let tool = manager.tool().unwrap().to_async();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let begun = Instant::now();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..64u64 {
+            let tool = tool.clone();
+            calls.spawn(async move { (i, tool.sleep(200 + i).await) });
+        }
+        let mut seen = 0;
+        while let Some(done) = calls.join_next().await {
+            let (i, result) = done.unwrap();
+            assert_eq!(result.unwrap(), 200 + i);
+            seen += 1;
+        }
+        assert_eq!(seen, 64);
+        // Sequentially this would take over 12 s; in flight together it
+        // takes about the longest single call.
+        assert!(begun.elapsed() < Duration::from_secs(6), "{:?}", begun.elapsed());
+    });
+}
+
+#[test]
+fn lifecycle_rules() {
+    let manager = TestManager::new();
+    assert!(manager.maths().is_err(), "no server yet");
+    manager.start_in_thread().unwrap();
+    let err = manager.start_in_thread().unwrap_err();
+    assert!(err.to_string().contains("already started"), "{err}");
+    let maths = manager.maths().unwrap();
+    manager.shutdown().unwrap();
+    manager.shutdown().unwrap();
+    let err = manager.start_in_thread().unwrap_err();
+    assert!(err.to_string().contains("shut down"), "{err}");
+    let err = maths.add(1, 1).unwrap_err();
+    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+}
+
+#[test]
+fn connect_to_a_server_started_elsewhere() {
+    let owner = started();
+    let address = owner.address().unwrap();
+    let client = TestManager::with_options(
+        ManagerOptions::new()
+            .address(address.clone())
+            .authkey(managers::default_authkey()),
+    );
+    client.connect().unwrap();
+    let maths = client.maths().unwrap();
+    assert_eq!(maths.add(20, 22).unwrap(), 42);
+    assert_eq!(owner.number_of_objects().unwrap(), 1);
+    drop(maths);
+    // The client's references are gone with its proxies.
+    assert_eq!(client.number_of_objects().unwrap(), 0);
+}
+
+#[test]
+fn serve_forever_and_connect_with_an_authkey() {
+    let server = TestManager::with_options(
+        ManagerOptions::new().address("127.0.0.1:0").authkey(b"secret"),
+    )
+    .get_server()
+    .unwrap();
+    let address = server.address().clone();
+    let stopper = server.stopper();
+    let serving = std::thread::spawn(move || server.serve_forever());
+
+    let wrong = TestManager::with_options(
+        ManagerOptions::new().address(address.clone()).authkey(b"wrong"),
+    );
+    let err = wrong.connect().unwrap_err();
+    assert!(matches!(err, Error::Authentication(_)), "{err}");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+
+    let client = TestManager::with_options(
+        ManagerOptions::new().address(address.clone()).authkey(b"secret"),
+    );
+    client.connect().unwrap();
+    assert_eq!(client.maths().unwrap().mul(3, 4).unwrap(), 12);
+
+    let empty_key = TestManager::with_options(ManagerOptions::new().address(address).authkey(b""));
+    assert!(matches!(empty_key.connect(), Err(Error::Authentication(_))));
+
+    stopper.stop();
+    serving.join().unwrap().unwrap();
+}
+
+#[test]
+fn empty_authkey_works() {
+    let manager = TestManager::with_options(ManagerOptions::new().authkey(b""));
+    manager.start_in_thread().unwrap();
+    assert_eq!(manager.maths().unwrap().add(1, 2).unwrap(), 3);
+}
+
+#[test]
+fn rapid_restart_on_the_same_tcp_address() {
+    let first = TestManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
+    first.start_in_thread().unwrap();
+    let address = first.address().unwrap();
+    assert_eq!(first.maths().unwrap().add(1, 1).unwrap(), 2);
+    first.shutdown().unwrap();
+
+    let start_again = || {
+        let again = TestManager::with_options(ManagerOptions::new().address(address.clone()));
+        again.start_in_thread().map(|()| again)
+    };
+    // One address-in-use retry is tolerated, as in CPython's test.
+    let again = start_again().or_else(|_| {
+        std::thread::sleep(Duration::from_millis(200));
+        start_again()
+    });
+    let again = again.unwrap();
+    assert_eq!(again.address().unwrap(), address);
+    assert_eq!(again.maths().unwrap().add(2, 2).unwrap(), 4);
+}
