@@ -444,3 +444,17 @@ impl Multiplexed {
             .unwrap_or_else(|_| Err(Error::ServerGone("the connection is closed".into())))
     }
 }
+
+/// Identity of the calling thread, distinct across threads and processes.
+/// Ownership of an RLock or a Condition's lock belongs to it, as Python's
+/// belongs to the calling thread, even when threads share a connection.
+pub fn caller_id() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    let base = *BASE.get_or_init(|| u64::from_le_bytes(crate::auth::random_bytes()));
+    // An odd multiplier keeps per-thread ids distinct within the process.
+    ID.with(|id| base.wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+}

@@ -19,10 +19,10 @@ mod transport;
 pub mod wire;
 
 pub use address::{Address, ToAddress};
-pub use client::Client;
+pub use client::{caller_id, Client};
 pub use error::{Error, RemoteError, Result};
 pub use manager::{default_authkey, BaseManager, ManagerOptions, Serializer};
-pub use object::{Cell, MethodInfo, Shared};
+pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use proxy::{Proxy, ProxyBase, Token};
 pub use registry::{Constructor, Registry};
 pub use server::{DebugEntry, Server, ServerStopper};

@@ -1,9 +1,10 @@
 //! Server-side view of a shared object: the trait `#[shared]` implements,
 //! how a call's outcome is reported, and how results are encoded.
 
+use std::any::Any;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -70,6 +71,7 @@ pub trait Shared: Sized + Send + Sync + 'static {
 pub(crate) trait Object: Send + Sync + 'static {
     fn methods(&self) -> &'static [MethodInfo];
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
 impl<T: Shared> Object for Cell<T> {
@@ -80,6 +82,10 @@ impl<T: Shared> Object for Cell<T> {
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
         T::dispatch(self, method, args, cx)
     }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+        self
+    }
 }
 
 /// Where a call runs: the server and the calling client's session. Cheap to
@@ -88,6 +94,100 @@ impl<T: Shared> Object for Cell<T> {
 pub struct CallContext {
     pub(crate) server: Arc<ServerState>,
     pub(crate) session: u128,
+}
+
+impl CallContext {
+    /// The object a token names, if it is served here and is a `T` (for
+    /// example the lock a condition is built on).
+    pub fn resolve<T: Shared>(&self, token: &Token) -> Result<Arc<Cell<T>>, RemoteError> {
+        if token.address != *self.server.address() {
+            return Err(RemoteError::BadRequest(format!(
+                "{token} lives on another manager"
+            )));
+        }
+        self.server
+            .object(token.id)?
+            .into_any()
+            .downcast::<Cell<T>>()
+            .map_err(|_| RemoteError::BadRequest(format!("{token} is not a `{}`", T::TYPEID)))
+    }
+
+    /// A handle for objects that hold proxies to other objects of this
+    /// server and must keep them alive.
+    pub fn link(&self) -> ServerLink {
+        ServerLink(Arc::downgrade(&self.server))
+    }
+}
+
+/// Lets a served object keep other objects of its server alive: a container
+/// that stores a proxy takes a reference with [`retain`](Self::retain) and
+/// gives it back with [`release`](Self::release) (at the latest in its
+/// `Drop`). Tokens of other servers are not counted here.
+#[derive(Clone, Debug, Default)]
+pub struct ServerLink(Weak<ServerState>);
+
+impl ServerLink {
+    fn local(&self, token: &Token) -> Option<Arc<ServerState>> {
+        self.0
+            .upgrade()
+            .filter(|server| token.address == *server.address())
+    }
+
+    /// Take a reference to `token`'s object on behalf of the holder.
+    pub fn retain(&self, token: &Token) -> Result<(), RemoteError> {
+        match self.local(token) {
+            Some(server) => server.retain_internal(token.id),
+            None => Ok(()),
+        }
+    }
+
+    /// Give back a reference taken with [`retain`](Self::retain).
+    pub fn release(&self, token: &Token) {
+        if let Some(server) = self.local(token) {
+            server.release_internal(token.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ServerState({})", self.address())
+    }
+}
+
+thread_local! {
+    /// The call whose result is being encoded on this thread, if any.
+    static ENCODING_FOR: std::cell::Cell<*const CallContext> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Run `encode` with `cx` as the call whose caller receives any token
+/// serialized meanwhile.
+fn encoding_for<R>(cx: &CallContext, encode: impl FnOnce() -> R) -> R {
+    struct Restore(*const CallContext);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            ENCODING_FOR.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(ENCODING_FOR.with(|c| c.replace(cx)));
+    encode()
+}
+
+/// A token of this server is being sent to a caller inside a result: the
+/// caller's session gets a reference, which its proxy adopts on arrival.
+pub(crate) fn grant_to_caller(token: &Token) {
+    ENCODING_FOR.with(|c| {
+        let cx = c.get();
+        if cx.is_null() {
+            return;
+        }
+        // SAFETY: set only by `encoding_for`, which outlives this call on
+        // this thread and restores the previous pointer when it returns.
+        let cx = unsafe { &*cx };
+        if token.address == *cx.server.address() {
+            let _ = cx.server.incref(cx.session, token.id);
+        }
+    });
 }
 
 /// Decode a method's argument tuple.
@@ -112,8 +212,8 @@ fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError
 pub struct Plain<T>(pub T);
 
 impl<T: Serialize> Reply for Plain<T> {
-    fn encode(self, _cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
-        encode_plain(&self.0)
+    fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        encoding_for(cx, || encode_plain(&self.0))
     }
 }
 

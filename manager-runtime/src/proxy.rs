@@ -16,7 +16,10 @@ use crate::client::Client;
 use crate::error::Result;
 
 /// Names one object on one server: typeid, server address, object id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+///
+/// Serializing a token inside a method's result gives the caller's session a
+/// reference to the object, which the proxy decoded from it adopts.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 pub struct Token {
     /// The typeid the object was registered or returned as.
     pub typeid: String,
@@ -24,6 +27,66 @@ pub struct Token {
     pub address: Address,
     /// The object's id; never reused within one server's life.
     pub id: u64,
+}
+
+impl Serialize for Token {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        #[serde(rename = "Token")]
+        struct Fields<'a> {
+            typeid: &'a str,
+            address: &'a Address,
+            id: u64,
+        }
+        crate::object::grant_to_caller(self);
+        Fields {
+            typeid: &self.typeid,
+            address: &self.address,
+            id: self.id,
+        }
+        .serialize(serializer)
+    }
+}
+
+thread_local! {
+    /// The session whose reply is being decoded on this thread, if any.
+    static DECODING_FOR: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Run `decode` with `client` as the session that adopts any proxy decoded
+/// meanwhile.
+pub(crate) fn decoding_for<R>(client: &Client, decode: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Client>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            DECODING_FOR.with(|c| *c.borrow_mut() = self.0.take());
+        }
+    }
+    let previous = DECODING_FOR.with(|c| c.borrow_mut().replace(client.clone()));
+    let _restore = Restore(previous);
+    decode()
+}
+
+impl<'de> Deserialize<'de> for ProxyBase {
+    /// A proxy inside a reply: the server granted this session a reference,
+    /// which the new proxy adopts.
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let token = Token::deserialize(deserializer)?;
+        let client = DECODING_FOR.with(|c| c.borrow().clone()).ok_or_else(|| {
+            serde::de::Error::custom("a proxy can only be decoded from a manager's reply")
+        })?;
+        if token.address != *client.address() {
+            return Err(serde::de::Error::custom(format!(
+                "{token} lives on another manager; proxies across managers are not supported yet"
+            )));
+        }
+        Ok(ProxyBase::adopt(client, token))
+    }
 }
 
 impl fmt::Display for Token {
@@ -120,7 +183,7 @@ impl ProxyBase {
             .client
             .call_async(self.token.id, method, fingerprint, args)
             .await?;
-        crate::wire::decode(&bytes)
+        decoding_for(&self.client, || crate::wire::decode(&bytes))
     }
 
     /// Call a method (async) whose result holds shared objects.

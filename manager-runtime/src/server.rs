@@ -211,7 +211,39 @@ impl ServerState {
         wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
     }
 
-    fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
+    pub(crate) fn address(&self) -> &Address {
+        &self.address
+    }
+
+    /// The object with this id, if it is served here.
+    pub(crate) fn object(&self, id: u64) -> Result<Arc<dyn Object>, RemoteError> {
+        let table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        Ok(Arc::clone(&entry.object))
+    }
+
+    /// One more reference owned by the server itself (a container holding
+    /// a proxy), not by any session.
+    pub(crate) fn retain_internal(&self, id: u64) -> Result<(), RemoteError> {
+        let mut table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get_mut(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        entry.refcount += 1;
+        Ok(())
+    }
+
+    /// Drop a reference taken with `retain_internal`.
+    pub(crate) fn release_internal(&self, id: u64) {
+        let dead = self.table.lock().unwrap().unref(id, 1);
+        drop(dead);
+    }
+
+    pub(crate) fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
         let mut table = self.table.lock().unwrap();
         let entry = table
             .objects
