@@ -1,8 +1,79 @@
-//! Macros of the `managers` crate (being written).
+//! Procedural macros of the [`managers`](https://docs.rs/managers) crate.
+//!
+//! - [`macro@shared`] turns an inherent `impl` block into a served type:
+//!   server-side dispatch plus a blocking and an async proxy.
+//! - [`manager!`] declares a manager type: the typeids it serves, how each is
+//!   built, and one create method per typeid.
+//!
+//! Each macro is a pipeline of three stages, one file each: `parse` (syntax
+//! only), `model` (validation, every error collected) and `expand` (code
+//! generation). Generated code reaches the runtime only through absolute
+//! `::managers::__private` paths, so renamed imports and
+//! `#![no_implicit_prelude]` users compile.
+
 use proc_macro::TokenStream;
-/// Placeholder.
+
+mod codec;
+mod errors;
+mod fingerprint;
+mod manager;
+mod names;
+mod paths;
+mod shared;
+mod types;
+
+/// Serve the methods of an inherent `impl` block through a manager.
+///
+/// Generates `impl managers::Shared for T` (dispatch of every exposed
+/// method), a blocking proxy `TProxy` and an async proxy `TAsyncProxy` with
+/// one method per exposed method, taking the same arguments and returning
+/// `managers::Result<R>`.
+///
+/// Exposed by default: the `pub` methods that take `&self` or `&mut self`.
+/// Options:
+/// - `typeid = "Name"`: the default typeid (the type's name otherwise);
+/// - `exposed(a, b)`: expose exactly these methods, `pub` or not.
+///
+/// A method marked `#[proxy]` returns another shared object (`T`,
+/// `Result<T, E>` or `Option<T>` where `T` is `#[shared]`): the object stays
+/// on the server and the caller gets a proxy to it.
+///
+/// ```ignore
+/// #[managers::shared(typeid = "Maths")]
+/// impl MathsClass {
+///     pub fn add(&self, x: i64, y: i64) -> i64 { x + y }
+/// }
+/// // let maths: MathsClassProxy = manager.maths()?;
+/// // assert_eq!(maths.add(4, 3)?, 7);
+/// ```
 #[proc_macro_attribute]
-pub fn shared(_a: TokenStream, item: TokenStream) -> TokenStream { item }
-/// Placeholder.
+pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
+    shared::expand(args.into(), item.into()).into()
+}
+
+/// Declare a manager type and the typeids it serves.
+///
+/// ```ignore
+/// managers::manager! {
+///     /// The program's manager.
+///     pub struct MyManager {
+///         Maths: MathsClass,                                   // built with Default
+///         Counter: Counter = |start: i64| Counter::new(start), // counter(start)
+///         #[singleton] Queue: SharedQueue = SharedQueue::default,
+///         #[exposed(add)] Adder: MathsClass,
+///         #[create_method = false] Child: Counter,
+///     }
+/// }
+/// ```
+///
+/// Generates the struct (it derefs to `managers::BaseManager`), `new()`,
+/// `with_options(options)`, and per typeid a create method named after it in
+/// snake case (`maths()`, `maths_async()`) that builds an object on the
+/// server and returns its proxy. Entry attributes: `#[exposed(..)]`
+/// restricts the callable methods, `#[singleton]` hands every caller the same
+/// object, `#[create_method = false]` registers a typeid that only methods
+/// return.
 #[proc_macro]
-pub fn manager(_i: TokenStream) -> TokenStream { TokenStream::new() }
+pub fn manager(input: TokenStream) -> TokenStream {
+    manager::expand(input.into()).into()
+}

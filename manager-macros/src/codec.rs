@@ -1,0 +1,111 @@
+//! Per-value serde impls, so a type that cannot cross the wire fails in
+//! exactly one place, at its own span.
+//!
+//! Arguments travel as a tuple, but `(A, B): Serialize` fails as a whole and
+//! once per use (the server, the blocking proxy, the async proxy). Instead
+//! each value is wrapped in a generated newtype keyed by const parameters
+//! (method, position), whose one `Serialize` or `Deserialize` impl names the
+//! user's type under its span. The wrappers delegate, so the bytes are those
+//! of the plain tuple.
+
+use proc_macro2::{Ident, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::Type;
+
+use crate::paths;
+
+/// A generated newtype `Name<const K0: usize, .., T>(T)`.
+pub(crate) struct Codec {
+    name: Ident,
+    keys: usize,
+}
+
+impl Codec {
+    /// A wrapper called `name`, keyed by `keys` const parameters.
+    pub(crate) fn new(name: &str, keys: usize) -> Codec {
+        Codec {
+            name: Ident::new(name, Span::call_site()),
+            keys,
+        }
+    }
+
+    /// The struct definition.
+    pub(crate) fn definition(&self) -> TokenStream {
+        let name = &self.name;
+        let keys = (0..self.keys).map(|k| format_ident!("K{}", k));
+        quote!(struct #name<#(const #keys: usize,)* T>(T);)
+    }
+
+    /// The wrapper type for `key` around `value`.
+    pub(crate) fn ty(&self, key: &[usize], value: impl quote::ToTokens) -> TokenStream {
+        let name = &self.name;
+        debug_assert_eq!(key.len(), self.keys);
+        quote!(#name<#(#key,)* #value>)
+    }
+
+    /// An expression wrapping `value` for `key`.
+    pub(crate) fn wrap(&self, key: &[usize], value: TokenStream) -> TokenStream {
+        let name = &self.name;
+        quote!(#name::<#(#key,)* _>(#value))
+    }
+
+    /// A pattern unwrapping into `binding`.
+    pub(crate) fn pattern(&self, binding: &Ident) -> TokenStream {
+        let name = &self.name;
+        quote!(#name(#binding))
+    }
+
+    /// `Serialize` for the wrapper around `&ty` (what a caller sends).
+    pub(crate) fn serialize_borrowed(&self, key: &[usize], ty: &Type) -> TokenStream {
+        let serde = paths::serde();
+        let span = ty.span();
+        let wrapper = self.ty(key, quote!(&#ty));
+        let body = quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(self.0, serializer));
+        serialize_impl(&wrapper, body)
+    }
+
+    /// `Serialize` for the wrapper around `ty` itself (a result).
+    pub(crate) fn serialize_owned(&self, key: &[usize], ty: &Type) -> TokenStream {
+        let serde = paths::serde();
+        let span = ty.span();
+        let wrapper = self.ty(key, ty);
+        let body =
+            quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(&self.0, serializer));
+        serialize_impl(&wrapper, body)
+    }
+
+    /// `Deserialize` for the wrapper around `ty` (what a receiver decodes).
+    pub(crate) fn deserialize(&self, key: &[usize], ty: &Type) -> TokenStream {
+        let serde = paths::serde();
+        let name = &self.name;
+        let span = ty.span();
+        let wrapper = self.ty(key, ty);
+        let decoded =
+            quote_spanned!(span=> <#ty as #serde::Deserialize<'de>>::deserialize(deserializer));
+        quote! {
+            impl<'de> #serde::Deserialize<'de> for #wrapper {
+                fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+                where
+                    D: #serde::Deserializer<'de>,
+                {
+                    ::core::result::Result::map(#decoded, #name)
+                }
+            }
+        }
+    }
+}
+
+fn serialize_impl(wrapper: &TokenStream, body: TokenStream) -> TokenStream {
+    let serde = paths::serde();
+    quote! {
+        impl #serde::Serialize for #wrapper {
+            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
+            where
+                S: #serde::Serializer,
+            {
+                #body
+            }
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Code generation for `#[shared]`: one method per generated item.
+//!
+//! Emitted: the two proxy structs, then one anonymous `const _` block with
+//! the per-value serde wrappers (see `codec`), `impl Shared`, and the
+//! proxies' trait and inherent impls. Inside the block nothing the
+//! generator names can clash with the user's items.
+
+use proc_macro2::{Ident, TokenStream};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+use syn::Type;
+
+use super::model::{Method, Output, Shape, Shared};
+use crate::codec::Codec;
+use crate::paths;
+
+/// Which of the two proxies is being generated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Flavor {
+    Blocking,
+    Async,
+}
+
+/// Generates everything `#[shared]` adds next to the user's impl block.
+pub(crate) struct Generator<'a> {
+    model: &'a Shared,
+    private: TokenStream,
+    blocking: Ident,
+    asynchronous: Ident,
+    args: Codec,
+    result: Codec,
+}
+
+impl<'a> Generator<'a> {
+    /// A generator for `model`.
+    pub(crate) fn new(model: &'a Shared) -> Generator<'a> {
+        let stem = model.name.unraw();
+        let span = model.name.span();
+        Generator {
+            model,
+            private: paths::private(),
+            blocking: Ident::new(&format!("{stem}Proxy"), span),
+            asynchronous: Ident::new(&format!("{stem}AsyncProxy"), span),
+            args: Codec::new("__ManagersArg", 2),
+            result: Codec::new("__ManagersResult", 1),
+        }
+    }
+
+    /// Every generated item.
+    pub(crate) fn generate(&self) -> TokenStream {
+        let blocking_struct = self.proxy_struct(Flavor::Blocking);
+        let async_struct = self.proxy_struct(Flavor::Async);
+        let codecs = self.codecs();
+        let shared_impl = self.shared_impl();
+        let blocking_impls = self.proxy_trait_impls(Flavor::Blocking);
+        let async_impls = self.proxy_trait_impls(Flavor::Async);
+        let blocking_methods = self.proxy_methods(Flavor::Blocking);
+        let async_methods = self.proxy_methods(Flavor::Async);
+        quote! {
+            #blocking_struct
+            #async_struct
+            #[allow(
+                non_camel_case_types,
+                dead_code,
+                unused_variables,
+                private_interfaces,
+                clippy::too_many_arguments,
+                clippy::ptr_arg,
+                clippy::type_complexity
+            )]
+            const _: () = {
+                #codecs
+                #shared_impl
+                #blocking_impls
+                #async_impls
+                #blocking_methods
+                #async_methods
+            };
+        }
+    }
+
+    fn proxy_name(&self, flavor: Flavor) -> &Ident {
+        match flavor {
+            Flavor::Blocking => &self.blocking,
+            Flavor::Async => &self.asynchronous,
+        }
+    }
+
+    /// `pub struct TProxy { base: ProxyBase }`.
+    fn proxy_struct(&self, flavor: Flavor) -> TokenStream {
+        let private = &self.private;
+        let name = self.proxy_name(flavor);
+        let ty = self.model.self_ty.to_token_stream().to_string();
+        let doc = match flavor {
+            Flavor::Blocking => format!(
+                "Blocking proxy of a `{ty}` served by a manager: each method calls the object \
+                 in the server and waits for the result. Clones share the reference."
+            ),
+            Flavor::Async => format!(
+                "Async proxy of a `{ty}` served by a manager: each method calls the object in \
+                 the server and resolves to the result. Clones share the reference."
+            ),
+        };
+        quote! {
+            #[doc = #doc]
+            pub struct #name {
+                base: #private::ProxyBase,
+            }
+        }
+    }
+
+    /// The serde wrappers of every argument and result.
+    fn codecs(&self) -> TokenStream {
+        let mut tokens = self.args.definition();
+        tokens.extend(self.result.definition());
+        for (m, method) in self.model.methods.iter().enumerate() {
+            for (i, arg) in method.args.iter().enumerate() {
+                tokens.extend(self.args.serialize_borrowed(&[m, i], &arg.wire.declared));
+                tokens.extend(self.args.deserialize(&[m, i], &arg.wire.owned));
+            }
+            if let Output::Value(wire) = &method.output {
+                tokens.extend(self.result.serialize_owned(&[m], &wire.owned));
+                tokens.extend(self.result.deserialize(&[m], &wire.owned));
+            }
+        }
+        tokens
+    }
+
+    /// `impl Shared for T`: typeid, method table and dispatch.
+    fn shared_impl(&self) -> TokenStream {
+        let private = &self.private;
+        let self_ty = &self.model.self_ty;
+        let typeid = &self.model.typeid;
+        let (blocking, asynchronous) = (&self.blocking, &self.asynchronous);
+        let infos = self.model.methods.iter().map(|method| {
+            let name = &method.wire_name;
+            let fingerprint = method.fingerprint;
+            quote!(#private::MethodInfo { name: #name, fingerprint: #fingerprint })
+        });
+        let arms = self
+            .model
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(m, method)| self.dispatch_arm(m, method));
+        quote! {
+            impl #private::Shared for #self_ty {
+                const TYPEID: &'static str = #typeid;
+                const METHODS: &'static [#private::MethodInfo] = &[#(#infos),*];
+                type Proxy = #blocking;
+                type AsyncProxy = #asynchronous;
+
+                fn dispatch(
+                    this: ::std::sync::Arc<#private::Cell<Self>>,
+                    method: usize,
+                    args: &[u8],
+                    cx: &#private::CallContext,
+                ) -> #private::Outcome {
+                    match method {
+                        #(#arms)*
+                        _ => #private::Outcome::Ready(::core::result::Result::Err(
+                            #private::RemoteError::BadRequest(::std::format!(
+                                "`{}` has no method number {}",
+                                <Self as #private::Shared>::TYPEID,
+                                method,
+                            )),
+                        )),
+                    }
+                }
+            }
+        }
+    }
+
+    /// One arm of `dispatch`: decode the arguments, run the method.
+    fn dispatch_arm(&self, m: usize, method: &Method) -> TokenStream {
+        let private = &self.private;
+        let wire_name = &method.wire_name;
+        let bindings: Vec<Ident> = (0..method.args.len())
+            .map(|i| format_ident!("__a{}", i))
+            .collect();
+        let patterns = bindings.iter().map(|b| self.args.pattern(b));
+        let decoded = method
+            .args
+            .iter()
+            .enumerate()
+            .map(|(i, arg)| self.args.ty(&[m, i], &arg.wire.owned));
+        let call_args = method.args.iter().zip(&bindings).map(|(arg, binding)| {
+            if arg.wire.by_ref {
+                quote!(&#binding)
+            } else {
+                quote!(#binding)
+            }
+        });
+        let ident = &method.ident;
+        let call_args = quote!(#(#call_args),*);
+        let run = if method.is_async {
+            let (lock, binding) = if method.is_mut {
+                (quote!(write), quote!(mut __guard))
+            } else {
+                (quote!(read), quote!(__guard))
+            };
+            let object = if method.is_mut {
+                quote!((&mut *__guard))
+            } else {
+                quote!((&*__guard))
+            };
+            let value = self.result_value(m, method, quote!(#object.#ident(#call_args).await));
+            let reply = self.reply(m, method, value);
+            let pending = quote_spanned!(ident.span()=> #private::Outcome::pending);
+            quote! {
+                let __cx = ::core::clone::Clone::clone(cx);
+                #pending(async move {
+                    let #binding = this.#lock().await;
+                    #private::Reply::encode(#reply, &__cx)
+                })
+            }
+        } else {
+            let self_ty = &self.model.self_ty;
+            let (runner, object_ty) = if method.is_mut {
+                (quote!(run_mut), quote!(&mut #self_ty))
+            } else {
+                (quote!(run_ref), quote!(&#self_ty))
+            };
+            let value = self.result_value(m, method, quote!(__object.#ident(#call_args)));
+            let reply = self.reply(m, method, value);
+            let span = match &method.output {
+                Output::Object { declared, .. } => declared.span(),
+                Output::Value(_) => ident.span(),
+            };
+            quote_spanned! {span=>
+                #private::#runner(this, cx, move |__object: #object_ty| #reply)
+            }
+        };
+        quote! {
+            #m => {
+                let (#(#patterns,)*) = match #private::decode_args::<(#(#decoded,)*)>(#wire_name, args) {
+                    ::core::result::Result::Ok(decoded) => decoded,
+                    ::core::result::Result::Err(error) => {
+                        return #private::Outcome::Ready(::core::result::Result::Err(error));
+                    }
+                };
+                #run
+            }
+        }
+    }
+
+    /// The method's result as it is replied: borrowed results cloned into
+    /// their owned form.
+    fn result_value(&self, _m: usize, method: &Method, call: TokenStream) -> TokenStream {
+        match &method.output {
+            Output::Value(wire) if wire.by_ref => quote!(::std::borrow::ToOwned::to_owned(#call)),
+            _ => call,
+        }
+    }
+
+    /// The `Reply` wrapping a method's result.
+    fn reply(&self, m: usize, method: &Method, value: TokenStream) -> TokenStream {
+        let private = &self.private;
+        match &method.output {
+            Output::Value(_) => {
+                let wrapped = self.result.wrap(&[m], value);
+                quote!(#private::Plain(#wrapped))
+            }
+            Output::Object {
+                shape, declared, ..
+            } => {
+                let wrapper = match shape {
+                    Shape::Bare => quote!(Returned),
+                    Shape::Result(_) => quote!(ReturnedResult),
+                    Shape::Option => quote!(ReturnedOption),
+                };
+                quote_spanned!(declared.span()=> #private::#wrapper(#value))
+            }
+        }
+    }
+
+    /// `Proxy`, `Clone`, `Debug` and `Display` for one proxy.
+    fn proxy_trait_impls(&self, flavor: Flavor) -> TokenStream {
+        let private = &self.private;
+        let name = self.proxy_name(flavor);
+        let label = name.to_string();
+        quote! {
+            impl #private::Proxy for #name {
+                fn from_base(base: #private::ProxyBase) -> Self {
+                    #name { base }
+                }
+                fn base(&self) -> &#private::ProxyBase {
+                    &self.base
+                }
+            }
+
+            impl ::core::clone::Clone for #name {
+                /// Another reference to the same object.
+                fn clone(&self) -> Self {
+                    #name { base: ::core::clone::Clone::clone(&self.base) }
+                }
+            }
+
+            impl ::core::fmt::Debug for #name {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    self.base.describe(#label, f)
+                }
+            }
+
+            impl ::core::fmt::Display for #name {
+                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                    self.base.describe(#label, f)
+                }
+            }
+        }
+    }
+
+    /// The inherent impl of one proxy: conversion to the other flavor and
+    /// one method per exposed method.
+    fn proxy_methods(&self, flavor: Flavor) -> TokenStream {
+        let name = self.proxy_name(flavor);
+        let conversion = match flavor {
+            Flavor::Blocking => {
+                let other = &self.asynchronous;
+                quote! {
+                    /// The async proxy of the same object (another reference).
+                    pub fn to_async(&self) -> #other {
+                        #other { base: ::core::clone::Clone::clone(&self.base) }
+                    }
+                }
+            }
+            Flavor::Async => {
+                let other = &self.blocking;
+                quote! {
+                    /// The blocking proxy of the same object (another reference).
+                    pub fn to_blocking(&self) -> #other {
+                        #other { base: ::core::clone::Clone::clone(&self.base) }
+                    }
+                }
+            }
+        };
+        let methods = self
+            .model
+            .methods
+            .iter()
+            .enumerate()
+            .map(|(m, method)| self.proxy_method(flavor, m, method));
+        quote! {
+            impl #name {
+                #conversion
+                #(#methods)*
+            }
+        }
+    }
+
+    /// One proxy method: same name and arguments, `Result` of the output.
+    fn proxy_method(&self, flavor: Flavor, m: usize, method: &Method) -> TokenStream {
+        let private = &self.private;
+        let ident = &method.ident;
+        let wire_name = &method.wire_name;
+        let fingerprint = method.fingerprint;
+        let params = method.args.iter().map(|arg| {
+            let (name, ty) = (&arg.name, &arg.wire.declared);
+            quote!(#name: #ty)
+        });
+        let args = method.args.iter().enumerate().map(|(i, arg)| {
+            let name = &arg.name;
+            self.args.wrap(&[m, i], quote!(&#name))
+        });
+        let args = quote!(&(#(#args,)*));
+        let docs = if method.docs.is_empty() {
+            let doc = format!("Calls `{wire_name}` on the served object.");
+            quote!(#[doc = #doc])
+        } else {
+            let docs = &method.docs;
+            quote!(#(#docs)*)
+        };
+        let (asyncness, call, call_adopt, await_) = match flavor {
+            Flavor::Blocking => (None, quote!(call), quote!(call_adopt), None),
+            Flavor::Async => (
+                Some(quote!(async)),
+                quote!(call_async),
+                quote!(call_adopt_async),
+                Some(quote!(.await)),
+            ),
+        };
+        let (output, body) = match &method.output {
+            Output::Value(wire) => {
+                let result = self.result.ty(&[m], &wire.owned);
+                let body = quote! {
+                    ::core::result::Result::map(
+                        self.base.#call::<_, #result>(#wire_name, #fingerprint, #args)#await_,
+                        |result| result.0,
+                    )
+                };
+                (wire.owned.to_token_stream(), body)
+            }
+            Output::Object { shape, target, .. } => {
+                let proxy = self.object_proxy(flavor, target);
+                let (output, adopt) = match shape {
+                    Shape::Bare => (proxy.clone(), quote!(#private::AdoptProxy<#proxy>)),
+                    Shape::Result(error) => (
+                        quote!(::core::result::Result<#proxy, #error>),
+                        quote!(#private::AdoptResult<#proxy, #error>),
+                    ),
+                    Shape::Option => (
+                        quote!(::core::option::Option<#proxy>),
+                        quote!(#private::AdoptOption<#proxy>),
+                    ),
+                };
+                let body = quote!(self.base.#call_adopt::<_, #adopt>(#wire_name, #fingerprint, #args)#await_);
+                (output, body)
+            }
+        };
+        quote! {
+            #docs
+            pub #asyncness fn #ident(&self, #(#params),*) -> #private::Result<#output> {
+                #body
+            }
+        }
+    }
+
+    /// The proxy type of a shared object a `#[proxy]` method returns.
+    fn object_proxy(&self, flavor: Flavor, target: &Type) -> TokenStream {
+        let private = &self.private;
+        let assoc = match flavor {
+            Flavor::Blocking => quote!(Proxy),
+            Flavor::Async => quote!(AsyncProxy),
+        };
+        quote_spanned!(target.span()=> <#target as #private::Shared>::#assoc)
+    }
+}

@@ -1,0 +1,195 @@
+//! Syntax of `#[shared(...)]`: its options and the item it annotates.
+
+use proc_macro2::TokenStream;
+use syn::ext::IdentExt;
+use syn::parse::Parser;
+use syn::spanned::Spanned;
+use syn::{Ident, ImplItem, Item, ItemImpl, LitStr};
+
+use crate::errors::Errors;
+use crate::names;
+
+/// The option names `#[shared(...)]` accepts.
+const OPTIONS: &[&str] = &["typeid", "exposed"];
+
+/// The options of `#[shared(...)]`.
+#[derive(Default)]
+pub(crate) struct Options {
+    /// `typeid = "Name"`.
+    pub(crate) typeid: Option<LitStr>,
+    /// `exposed(a, b)`.
+    pub(crate) exposed: Option<Vec<Ident>>,
+}
+
+/// Parse the options, recording every mistake (unknown or duplicate
+/// options, bad values) and keeping what is valid.
+pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
+    let mut options = Options::default();
+    let parser = syn::meta::parser(|meta| {
+        let name = meta
+            .path
+            .get_ident()
+            .map(Ident::unraw)
+            .map(|i| i.to_string());
+        match name.as_deref() {
+            Some("typeid") => {
+                let value: syn::Expr = meta.value()?.parse()?;
+                if options.typeid.is_some() {
+                    errors.error(&meta.path, "duplicate option `typeid`");
+                } else {
+                    options.typeid = typeid(&value, errors);
+                }
+            }
+            Some("exposed") => {
+                if !meta.input.peek(syn::token::Paren) {
+                    return Err(meta.error("write the exposed methods as `exposed(a, b)`"));
+                }
+                let mut names = Vec::new();
+                meta.parse_nested_meta(|inner| {
+                    match inner.path.get_ident() {
+                        Some(ident)
+                            if inner.input.is_empty() || inner.input.peek(syn::Token![,]) =>
+                        {
+                            if names.contains(ident) {
+                                errors.error(ident, format!("`{ident}` is listed twice"));
+                            } else {
+                                names.push(ident.clone());
+                            }
+                        }
+                        _ => errors.error(&inner.path, "expected a method name"),
+                    }
+                    skip_value(&inner)
+                })?;
+                if options.exposed.is_some() {
+                    errors.error(&meta.path, "duplicate option `exposed`");
+                } else {
+                    options.exposed = Some(names);
+                }
+            }
+            _ => {
+                let path = &meta.path;
+                let written = name.unwrap_or_else(|| quote::quote!(#path).to_string());
+                let hint = match names::closest(&written, OPTIONS) {
+                    Some(option) => format!(" (did you mean `{option}`?)"),
+                    None => String::new(),
+                };
+                errors.error(
+                    &meta.path,
+                    format!(
+                        "unknown option `{written}`{hint}; valid options: `typeid = \"Name\"`, \
+                         `exposed(method, ...)`"
+                    ),
+                );
+                skip_value(&meta)?;
+            }
+        }
+        Ok(())
+    });
+    if let Err(error) = parser.parse2(args) {
+        errors.push(error);
+    }
+    options
+}
+
+fn typeid(value: &syn::Expr, errors: &mut Errors) -> Option<LitStr> {
+    match value {
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(lit),
+            ..
+        }) if !lit.value().is_empty() => Some(lit.clone()),
+        _ => {
+            errors.error(
+                value,
+                "expected the typeid as a non-empty string: `typeid = \"Name\"`",
+            );
+            None
+        }
+    }
+}
+
+/// Consume an option's `= value` or `(...)`, to go on to the next option.
+fn skip_value(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
+    if meta.input.peek(syn::Token![=]) {
+        meta.value()?.parse::<syn::Expr>()?;
+    } else if meta.input.peek(syn::token::Paren) {
+        meta.input.parse::<proc_macro2::Group>()?;
+    }
+    Ok(())
+}
+
+/// The annotated impl block, with our `#[proxy]` markers taken off.
+pub(crate) struct Input {
+    /// The block as the compiler must see it (no `#[proxy]`).
+    pub(crate) item: ItemImpl,
+    /// For each item of the block, its `#[proxy]` attribute if it had one.
+    pub(crate) proxy_marks: Vec<Option<syn::Attribute>>,
+}
+
+/// Parse the annotated item. `Err` holds what to emit instead: the item
+/// unchanged, so the rest of the crate still sees it.
+pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, TokenStream> {
+    let item = match syn::parse2::<Item>(tokens.clone()) {
+        Ok(item) => item,
+        Err(error) => {
+            errors.push(error);
+            return Err(tokens);
+        }
+    };
+    let mut item = match item {
+        Item::Impl(item) => item,
+        other => {
+            let (span, what) = describe(&other);
+            errors.push(syn::Error::new(
+                span,
+                format!(
+                    "#[shared] goes on an inherent `impl` block (`impl Type {{ ... }}`), not on {what}: \
+                     it serves the block's methods"
+                ),
+            ));
+            return Err(tokens);
+        }
+    };
+    let proxy_marks = item
+        .items
+        .iter_mut()
+        .map(|i| take_proxy_mark(i, errors))
+        .collect();
+    if let Some((_, path, _)) = &item.trait_ {
+        errors.error(
+            path,
+            "#[shared] goes on an inherent `impl` block (`impl Type { ... }`), not on a trait impl",
+        );
+        return Err(quote::quote!(#item));
+    }
+    Ok(Input { item, proxy_marks })
+}
+
+fn describe(item: &Item) -> (proc_macro2::Span, &'static str) {
+    match item {
+        Item::Struct(s) => (s.ident.span(), "a struct definition"),
+        Item::Enum(e) => (e.ident.span(), "an enum definition"),
+        Item::Union(u) => (u.ident.span(), "a union definition"),
+        Item::Fn(f) => (f.sig.ident.span(), "a function"),
+        Item::Trait(t) => (t.ident.span(), "a trait definition"),
+        Item::Mod(m) => (m.ident.span(), "a module"),
+        other => (other.span(), "this item"),
+    }
+}
+
+fn take_proxy_mark(item: &mut ImplItem, errors: &mut Errors) -> Option<syn::Attribute> {
+    let ImplItem::Fn(method) = item else {
+        return None;
+    };
+    let position = method
+        .attrs
+        .iter()
+        .position(|a| a.path().is_ident("proxy"))?;
+    let attr = method.attrs.remove(position);
+    if !matches!(attr.meta, syn::Meta::Path(_)) {
+        errors.error(&attr, "`#[proxy]` takes no arguments");
+    }
+    if let Some(second) = method.attrs.iter().position(|a| a.path().is_ident("proxy")) {
+        errors.error(method.attrs.remove(second), "duplicate `#[proxy]`");
+    }
+    Some(attr)
+}
