@@ -58,8 +58,8 @@ impl Codec {
 
     /// `Serialize` for the wrapper around `&ty` (what a caller sends).
     pub(crate) fn serialize_borrowed(&self, key: &[usize], ty: &Type) -> TokenStream {
-        let serde = paths::serde();
         let span = ty.span();
+        let serde = paths::serde(span);
         let wrapper = self.ty(key, quote!(&#ty));
         let body = quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(self.0, serializer));
         serialize_impl(&wrapper, body)
@@ -67,8 +67,8 @@ impl Codec {
 
     /// `Serialize` for the wrapper around `ty` itself (a result).
     pub(crate) fn serialize_owned(&self, key: &[usize], ty: &Type) -> TokenStream {
-        let serde = paths::serde();
         let span = ty.span();
+        let serde = paths::serde(span);
         let wrapper = self.ty(key, ty);
         let body =
             quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(&self.0, serializer));
@@ -77,12 +77,14 @@ impl Codec {
 
     /// `Deserialize` for the wrapper around `ty` (what a receiver decodes).
     pub(crate) fn deserialize(&self, key: &[usize], ty: &Type) -> TokenStream {
-        let serde = paths::serde();
         let name = &self.name;
         let span = ty.span();
         let wrapper = self.ty(key, ty);
-        let decoded =
-            quote_spanned!(span=> <#ty as #serde::Deserialize<'de>>::deserialize(deserializer));
+        let decoded = {
+            let serde = paths::serde(span);
+            quote_spanned!(span=> <#ty as #serde::Deserialize<'de>>::deserialize(deserializer))
+        };
+        let serde = paths::serde(Span::call_site());
         quote! {
             impl<'de> #serde::Deserialize<'de> for #wrapper {
                 fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
@@ -97,7 +99,7 @@ impl Codec {
 }
 
 fn serialize_impl(wrapper: &TokenStream, body: TokenStream) -> TokenStream {
-    let serde = paths::serde();
+    let serde = paths::serde(Span::call_site());
     quote! {
         impl #serde::Serialize for #wrapper {
             fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>

@@ -138,18 +138,20 @@ pub(crate) fn check_wire_type(ty: &Type, position: Position) -> Result<(), syn::
                          return an owned value"
                     }
                 };
+                let and = reference.and_token;
                 return Err(syn::Error::new_spanned(
-                    quote::quote!(& #mutability),
+                    quote::quote!(#and #mutability),
                     message,
                 ));
             }
             if position == Position::Argument {
+                // Other named lifetimes are the method's own, reported there.
                 if let Some(lifetime) = &reference.lifetime {
-                    if lifetime.ident != "_" {
+                    if lifetime.ident == "static" {
                         return Err(syn::Error::new_spanned(
                             lifetime,
-                            "a borrowed argument is decoded into a value that lives only for \
-                             the call; take `&T` with an elided lifetime, or an owned value",
+                            "a `&'static` argument cannot be decoded from the wire: the decoded \
+                             value lives only for the call; take `&T` or an owned value",
                         ));
                     }
                 }

@@ -5,7 +5,7 @@
 //! (`new`, `with_options`, `__registry`, create methods), `Deref`,
 //! `Default`, `Debug`, and the compile-time checks of `#[exposed(...)]`.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
 use syn::spanned::Spanned;
 
@@ -32,7 +32,7 @@ impl<'a> Generator<'a> {
     pub(crate) fn new(model: &'a Manager) -> Generator<'a> {
         Generator {
             model,
-            private: paths::private(),
+            private: paths::private(Span::call_site()),
             args: Codec::new("__ManagersArg", 2),
         }
     }
@@ -168,20 +168,28 @@ impl<'a> Generator<'a> {
 
     /// The `Constructor` of one typeid.
     fn constructor(&self, e: usize, entry: &Entry) -> TokenStream {
-        let private = &self.private;
         let ty = &entry.ty;
         let default = quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default);
+        // `Constructor<T>` requires `T: Shared`: spanned at the type, like
+        // every other use of it.
+        let private = paths::private(ty.span());
+        let private = &private;
         match &entry.constructor {
             Constructor::Default => {
-                quote!(#private::Constructor::new(|(): ()| #default()))
+                quote_spanned!(ty.span()=> #private::Constructor::new(|(): ()| #default()))
             }
-            Constructor::Singleton(None) => quote!(#private::Constructor::singleton(#default)),
-            Constructor::Singleton(Some(expr)) => quote!(#private::Constructor::singleton(#expr)),
+            Constructor::Singleton(None) => {
+                quote_spanned!(ty.span()=> #private::Constructor::singleton(#default))
+            }
+            Constructor::Singleton(Some(expr)) => {
+                quote_spanned!(ty.span()=> #private::Constructor::singleton(#expr))
+            }
             Constructor::Call(expr) => {
                 let call = quote_spanned!(expr.span()=> constructor());
+                let new = quote_spanned!(ty.span()=> #private::Constructor::new);
                 quote!({
                     let constructor = #expr;
-                    #private::Constructor::new(move |(): ()| #call)
+                    #new(move |(): ()| #call)
                 })
             }
             Constructor::Closure { expr, params } => {
@@ -201,9 +209,10 @@ impl<'a> Generator<'a> {
                     }
                 });
                 let call = quote_spanned!(expr.span()=> constructor(#(#call_args),*));
+                let new = quote_spanned!(ty.span()=> #private::Constructor::new);
                 quote!({
                     let constructor = #expr;
-                    #private::Constructor::new(move |(#(#patterns,)*): (#(#decoded,)*)| #call)
+                    #new(move |(#(#patterns,)*): (#(#decoded,)*)| #call)
                 })
             }
         }
@@ -211,7 +220,6 @@ impl<'a> Generator<'a> {
 
     /// `maths(&self, args..)` or `maths_async(&self, args..)`.
     fn create_method(&self, e: usize, entry: &Entry, flavor: Flavor) -> TokenStream {
-        let private = &self.private;
         let Some(create) = &entry.create else {
             return TokenStream::new();
         };
@@ -230,10 +238,16 @@ impl<'a> Generator<'a> {
             Constructor::Singleton(_) => format!("the `{typeid}` object, created on first use,"),
             _ => format!("a new `{typeid}` object"),
         };
+        // Everything naming the proxy type is spanned at the entry's type,
+        // where a missing `#[shared]` is reported.
+        let span = ty.span();
+        let spanned_private = paths::private(span);
         match flavor {
             Flavor::Blocking => {
                 let method = &create.method;
-                let proxy = quote_spanned!(ty.span()=> <#ty as #private::Shared>::Proxy);
+                let output = quote_spanned!(span=>
+                    #spanned_private::Result<<#ty as #spanned_private::Shared>::Proxy>);
+                let call = quote_spanned!(span=> self.base.create::<<#ty as #spanned_private::Shared>::Proxy, _>);
                 let docs = if create.docs.is_empty() {
                     let doc =
                         format!("Asks the server for {what} and returns a blocking proxy to it.");
@@ -244,22 +258,24 @@ impl<'a> Generator<'a> {
                 };
                 quote! {
                     #docs
-                    pub fn #method(&self, #(#params),*) -> #private::Result<#proxy> {
-                        self.base.create::<#proxy, _>(#typeid, #args)
+                    pub fn #method(&self, #(#params),*) -> #output {
+                        #call(#typeid, #args)
                     }
                 }
             }
             Flavor::Async => {
                 let (method, blocking) = (&create.async_method, &create.method);
-                let proxy = quote_spanned!(ty.span()=> <#ty as #private::Shared>::AsyncProxy);
+                let output = quote_spanned!(span=>
+                    #spanned_private::Result<<#ty as #spanned_private::Shared>::AsyncProxy>);
+                let call = quote_spanned!(span=> self.base.create_async::<<#ty as #spanned_private::Shared>::AsyncProxy, _>);
                 let doc = format!(
                     "Async form of [`{blocking}`](Self::{blocking}): asks the server for {what} and \
                      returns an async proxy to it."
                 );
                 quote! {
                     #[doc = #doc]
-                    pub async fn #method(&self, #(#params),*) -> #private::Result<#proxy> {
-                        self.base.create_async::<#proxy, _>(#typeid, #args).await
+                    pub async fn #method(&self, #(#params),*) -> #output {
+                        #call(#typeid, #args).await
                     }
                 }
             }
@@ -293,16 +309,13 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// `#[shared]` types and `#[exposed(...)]` names, checked at compile
-    /// time at the user's tokens.
+    /// `#[exposed(...)]` names, checked at compile time at the user's
+    /// tokens. (A type without `#[shared]` is reported by `register`, at
+    /// the type.)
     fn exposed_checks(&self) -> TokenStream {
-        let private = &self.private;
         let mut checks = TokenStream::new();
         for entry in &self.model.entries {
             let ty = &entry.ty;
-            checks.extend(quote_spanned! {ty.span()=>
-                const _: fn() = #private::assert_shared::<#ty>;
-            });
             for name in entry.exposed.iter().flatten() {
                 let type_name = quote!(#ty)
                     .to_string()
@@ -313,6 +326,7 @@ impl<'a> Generator<'a> {
                     entry.typeid
                 );
                 let name_text = name.to_string();
+                let private = paths::private(name.span());
                 checks.extend(quote_spanned! {name.span()=>
                     const _: () = ::core::assert!(
                         #private::has_method(<#ty as #private::Shared>::METHODS, #name_text),

@@ -213,8 +213,8 @@ fn entry_attributes(attrs: Vec<Attribute>, errors: &mut Errors) -> EntryAttribut
                 errors.error(
                     attr.path(),
                     format!(
-                        "unknown entry attribute{hint}; valid ones: `#[exposed(method, ...)]`, \
-                         `#[singleton]`, `#[create_method = false]`"
+                        "unknown entry attribute `{name}`{hint}; valid ones: \
+                         `#[exposed(method, ...)]`, `#[singleton]`, `#[create_method = false]`"
                     ),
                 );
             }
@@ -301,10 +301,11 @@ fn constructor(expr: Option<Expr>, singleton: bool, errors: &mut Errors) -> Opti
             errors.push(error);
             continue;
         }
-        let name = match &*typed.pat {
-            Pat::Ident(binding) if binding.subpat.is_none() => binding.ident.clone(),
-            other => Ident::new(&format!("arg{position}"), other.span()),
-        };
+        let name = crate::shared::arg_name(&typed.pat, position);
+        if params.iter().any(|p: &Param| p.name == name) {
+            errors.error(&typed.pat, "two parameters with the same name");
+            continue;
+        }
         params.push(Param {
             name,
             wire: WireType::new((*typed.ty).clone()),

@@ -5,7 +5,7 @@
 //! proxies' trait and inherent impls. Inside the block nothing the
 //! generator names can clash with the user's items.
 
-use proc_macro2::{Ident, TokenStream};
+use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
@@ -39,7 +39,7 @@ impl<'a> Generator<'a> {
         let span = model.name.span();
         Generator {
             model,
-            private: paths::private(),
+            private: paths::private(Span::call_site()),
             blocking: Ident::new(&format!("{stem}Proxy"), span),
             asynchronous: Ident::new(&format!("{stem}AsyncProxy"), span),
             args: Codec::new("__ManagersArg", 2),
@@ -207,7 +207,10 @@ impl<'a> Generator<'a> {
             };
             let value = self.result_value(m, method, quote!(#object.#ident(#call_args).await));
             let reply = self.reply(m, method, value);
-            let pending = quote_spanned!(ident.span()=> #private::Outcome::pending);
+            let pending = {
+                let private = paths::private(ident.span());
+                quote_spanned!(ident.span()=> #private::Outcome::pending)
+            };
             quote! {
                 let __cx = ::core::clone::Clone::clone(cx);
                 #pending(async move {
@@ -217,10 +220,10 @@ impl<'a> Generator<'a> {
             }
         } else {
             let self_ty = &self.model.self_ty;
-            let (runner, object_ty) = if method.is_mut {
-                (quote!(run_mut), quote!(&mut #self_ty))
+            let object_ty = if method.is_mut {
+                quote!(&mut #self_ty)
             } else {
-                (quote!(run_ref), quote!(&#self_ty))
+                quote!(&#self_ty)
             };
             let value = self.result_value(m, method, quote!(__object.#ident(#call_args)));
             let reply = self.reply(m, method, value);
@@ -228,8 +231,14 @@ impl<'a> Generator<'a> {
                 Output::Object { declared, .. } => declared.span(),
                 Output::Value(_) => ident.span(),
             };
+            let private = paths::private(span);
+            let runner = if method.is_mut {
+                quote_spanned!(span=> #private::run_mut)
+            } else {
+                quote_spanned!(span=> #private::run_ref)
+            };
             quote_spanned! {span=>
-                #private::#runner(this, cx, move |__object: #object_ty| #reply)
+                #runner(this, cx, move |__object: #object_ty| #reply)
             }
         };
         quote! {
@@ -383,34 +392,50 @@ impl<'a> Generator<'a> {
         let (output, body) = match &method.output {
             Output::Value(wire) => {
                 let result = self.result.ty(&[m], &wire.owned);
+                let owned = &wire.owned;
+                let output = quote!(#private::Result<#owned>);
                 let body = quote! {
                     ::core::result::Result::map(
                         self.base.#call::<_, #result>(#wire_name, #fingerprint, #args)#await_,
                         |result| result.0,
                     )
                 };
-                (wire.owned.to_token_stream(), body)
+                (output, body)
             }
-            Output::Object { shape, target, .. } => {
+            Output::Object {
+                shape,
+                target,
+                declared,
+            } => {
+                // Everything naming the object type is spanned at the
+                // declared result, where a missing `#[shared]` is reported.
+                let span = declared.span();
+                let private = paths::private(span);
                 let proxy = self.object_proxy(flavor, target);
                 let (output, adopt) = match shape {
-                    Shape::Bare => (proxy.clone(), quote!(#private::AdoptProxy<#proxy>)),
+                    Shape::Bare => (
+                        proxy.clone(),
+                        quote_spanned!(span=> #private::AdoptProxy<#proxy>),
+                    ),
                     Shape::Result(error) => (
-                        quote!(::core::result::Result<#proxy, #error>),
-                        quote!(#private::AdoptResult<#proxy, #error>),
+                        quote_spanned!(span=> ::core::result::Result<#proxy, #error>),
+                        quote_spanned!(span=> #private::AdoptResult<#proxy, #error>),
                     ),
                     Shape::Option => (
-                        quote!(::core::option::Option<#proxy>),
-                        quote!(#private::AdoptOption<#proxy>),
+                        quote_spanned!(span=> ::core::option::Option<#proxy>),
+                        quote_spanned!(span=> #private::AdoptOption<#proxy>),
                     ),
                 };
-                let body = quote!(self.base.#call_adopt::<_, #adopt>(#wire_name, #fingerprint, #args)#await_);
+                let output = quote_spanned!(span=> #private::Result<#output>);
+                let body = quote_spanned! {span=>
+                    self.base.#call_adopt::<_, #adopt>(#wire_name, #fingerprint, #args)#await_
+                };
                 (output, body)
             }
         };
         quote! {
             #docs
-            pub #asyncness fn #ident(&self, #(#params),*) -> #private::Result<#output> {
+            pub #asyncness fn #ident(&self, #(#params),*) -> #output {
                 #body
             }
         }
@@ -418,11 +443,16 @@ impl<'a> Generator<'a> {
 
     /// The proxy type of a shared object a `#[proxy]` method returns.
     fn object_proxy(&self, flavor: Flavor, target: &Type) -> TokenStream {
-        let private = &self.private;
-        let assoc = match flavor {
-            Flavor::Blocking => quote!(Proxy),
-            Flavor::Async => quote!(AsyncProxy),
-        };
-        quote_spanned!(target.span()=> <#target as #private::Shared>::#assoc)
+        if target.to_token_stream().to_string() == self.model.self_ty.to_token_stream().to_string()
+        {
+            // Our own proxies: named directly, clearer in docs and errors.
+            return self.proxy_name(flavor).to_token_stream();
+        }
+        let span = target.span();
+        let private = paths::private(span);
+        match flavor {
+            Flavor::Blocking => quote_spanned!(span=> <#target as #private::Shared>::Proxy),
+            Flavor::Async => quote_spanned!(span=> <#target as #private::Shared>::AsyncProxy),
+        }
     }
 }

@@ -10,6 +10,8 @@ use quote::quote;
 
 use crate::errors::Errors;
 
+pub(crate) use model::arg_name;
+
 /// Expand `#[shared(args)] item`. Always emits the user's item (without our
 /// `#[proxy]` markers), so one mistake does not hide the type from the rest
 /// of the crate; errors come as `compile_error!`s at their tokens.

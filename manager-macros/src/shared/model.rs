@@ -346,14 +346,22 @@ fn receiver_is_mut(sig: &syn::Signature, errors: &mut Errors) -> Option<bool> {
     Some(receiver.mutability.is_some())
 }
 
-fn arg_name(pat: &Pat, position: usize) -> Ident {
-    match pat {
-        Pat::Ident(binding) if binding.subpat.is_none() => binding.ident.clone(),
-        _ => Ident::new(&format!("arg{position}"), pat.span()),
+/// The name a proxy gives a parameter: the binding's, without leading
+/// underscores (the proxy uses every parameter), or `arg{position}`.
+pub(crate) fn arg_name(pat: &Pat, position: usize) -> Ident {
+    if let Pat::Ident(binding) = pat {
+        let name = binding.ident.unraw().to_string();
+        let trimmed = name.trim_start_matches('_');
+        if binding.subpat.is_none() && !trimmed.is_empty() {
+            if let Some(ident) = crate::names::ident(trimmed, binding.ident.span()) {
+                return ident;
+            }
+        }
     }
+    Ident::new(&format!("arg{position}"), pat.span())
 }
 
-/// Generated names (`arg0`) must not collide with the user's.
+/// Generated names (`arg0`, `x` from `_x`) must not collide.
 fn dedupe_names(args: &mut [Arg]) {
     for i in 0..args.len() {
         while args[..i]
