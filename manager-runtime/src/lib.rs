@@ -16,6 +16,7 @@ mod registry;
 mod server;
 mod spawn;
 mod transport;
+pub mod value;
 pub mod wire;
 
 pub use address::{Address, ToAddress};
