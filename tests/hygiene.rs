@@ -89,6 +89,18 @@ impl Hygiene {
         }
     }
 
+    /// A typed `&mut` receiver (the spelling is what this checks).
+    #[allow(clippy::needless_arbitrary_self_type)]
+    pub fn reset(self: &mut Self, value: i64) -> i64 {
+        ::std::mem::replace(&mut self.value, value)
+    }
+
+    /// An async method returning another shared object.
+    #[proxy]
+    pub async fn child_later(&self) -> Child {
+        Child
+    }
+
     /// A method returning an optional copy of this type.
     #[proxy]
     pub fn fork(&self) -> ::std::option::Option<Self> {
@@ -127,10 +139,25 @@ fn generated_items_need_no_server() {
 
     assert_eq!(<Hygiene as Shared>::TYPEID, "HygieneType");
     assert_eq!(<Child as Shared>::TYPEID, "Child");
-    let names: Vec<&str> = <Hygiene as Shared>::METHODS.iter().map(|m| m.name).collect();
+    let names: Vec<&str> = <Hygiene as Shared>::METHODS
+        .iter()
+        .map(|m| m.name)
+        .collect();
     assert_eq!(
         names,
-        ["get", "record", "slow", "bump", "checked", "first", "child", "maybe_child", "fork"]
+        [
+            "get",
+            "record",
+            "slow",
+            "bump",
+            "checked",
+            "first",
+            "child",
+            "maybe_child",
+            "reset",
+            "child_later",
+            "fork"
+        ]
     );
     let methods = <Hygiene as Shared>::METHODS;
     for (i, a) in methods.iter().enumerate() {

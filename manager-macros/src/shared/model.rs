@@ -326,24 +326,30 @@ fn check_signature(method: &ImplItemFn, errors: &mut Errors) {
 /// `Some(true)` for `&mut self`, `Some(false)` for `&self`.
 fn receiver_is_mut(sig: &syn::Signature, errors: &mut Errors) -> Option<bool> {
     let receiver = sig.receiver()?;
-    let by_reference = match &*receiver.ty {
-        Type::Reference(reference) => {
-            matches!(&*reference.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"))
+    // syn spells every receiver as a type: `&mut self` is `self: &mut Self`.
+    if let Type::Reference(reference) = &*receiver.ty {
+        if matches!(&*reference.elem, Type::Path(p) if p.qself.is_none() && p.path.is_ident("Self"))
+        {
+            return Some(reference.mutability.is_some());
         }
-        _ => false,
-    };
-    if receiver.reference.is_none() && !by_reference {
-        errors.error(
-            receiver,
-            format!(
-                "`{}` takes `self` by value, which would move the object out of the server; \
-                 use `&self` or `&mut self`, or keep it out of the exposed methods",
-                sig.ident
-            ),
-        );
-        return None;
     }
-    Some(receiver.mutability.is_some())
+    let how = if receiver.colon_token.is_none() {
+        "`self` by value, which would move the object out of the server".to_string()
+    } else {
+        let ty = &receiver.ty;
+        format!(
+            "`self: {}`, but the server only lends its objects",
+            quote::quote!(#ty)
+        )
+    };
+    errors.error(
+        receiver,
+        format!(
+            "`{}` takes {how}; use `&self` or `&mut self`, or keep it out of the exposed methods",
+            sig.ident
+        ),
+    );
+    None
 }
 
 /// The name a proxy gives a parameter: the binding's, without leading
