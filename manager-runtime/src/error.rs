@@ -45,6 +45,42 @@ pub enum Error {
     /// The server process could not be started.
     #[error("could not start the server process: {0}")]
     Spawn(String),
+    /// A built-in object raised what Python would raise (Empty, Full,
+    /// KeyError, ...).
+    #[error(transparent)]
+    Sync(#[from] SyncError),
+}
+
+/// Python's exceptions from the built-in shared types, typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// `queue.Empty`: nothing to get.
+    #[error("the queue is empty")]
+    Empty,
+    /// `queue.Full`: no room to put.
+    #[error("the queue is full")]
+    Full,
+    /// `KeyError`, with the key's repr.
+    #[error("key not found: {0}")]
+    KeyError(String),
+    /// `IndexError`.
+    #[error("index out of range: {0}")]
+    IndexError(String),
+    /// `threading.BrokenBarrierError`.
+    #[error("the barrier is broken")]
+    BrokenBarrier,
+    /// `RuntimeError`: releasing an unlocked lock, too many `task_done()`,
+    /// a container changed during iteration.
+    #[error("{0}")]
+    RuntimeError(String),
+    /// `ValueError`: an item not in a list, a bounded semaphore released too
+    /// many times.
+    #[error("{0}")]
+    ValueError(String),
+    /// `TypeError`: values that cannot be compared or hashed together.
+    #[error("{0}")]
+    TypeError(String),
 }
 
 /// A failure reported by the server for one request. It travels on the wire.

@@ -21,7 +21,7 @@ pub mod wire;
 
 pub use address::{Address, ToAddress};
 pub use client::{caller_id, Client};
-pub use error::{Error, RemoteError, Result};
+pub use error::{Error, RemoteError, Result, SyncError};
 pub use manager::{default_authkey, BaseManager, ManagerOptions, Serializer};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use proxy::{Proxy, ProxyBase, Token};
