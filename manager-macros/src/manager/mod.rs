@@ -23,3 +23,56 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let generated = expand::Generator::new(&model).generate();
     quote!(#generated #errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(input: &str) -> String {
+        expand(input.parse().unwrap()).to_string()
+    }
+
+    #[test]
+    fn expands_to_parseable_items_without_errors() {
+        let out = expand_str(
+            "/// Docs.
+            pub struct MyManager {
+                Maths: MathsClass,
+                Counter: Counter = |start: i64, _name: &str| Counter::new(start),
+                #[singleton] get_queue: SharedQueue = SharedQueue::default,
+                #[exposed(add)] Restricted: MathsClass,
+                #[create_method = false] Child: Counter,
+            }",
+        );
+        syn::parse_file(&out).expect("the expansion parses as items");
+        assert!(!out.contains("compile_error"), "{out}");
+        for method in [
+            "fn maths (& self ,)",
+            "fn maths_async (& self ,)",
+            "fn counter (& self , start : i64 , name : & str)",
+            "fn get_queue (& self ,)",
+            "fn restricted (& self ,)",
+        ] {
+            assert!(out.contains(method), "{method} in {out}");
+        }
+        assert!(!out.contains("fn child"), "{out}");
+        assert!(out.contains("Constructor :: singleton"), "{out}");
+    }
+
+    #[test]
+    fn mistakes_drop_their_entry_and_keep_the_manager() {
+        let out = expand_str(
+            "struct M {
+                Maths: MathsClass,
+                Maths: MathsClass,
+                #[singelton] Other: MathsClass,
+                #[singleton] Once: Counter = |n: i64| Counter::new(n),
+                Untyped: Counter = |n| Counter::new(n),
+                new: MathsClass,
+            }",
+        );
+        assert_eq!(out.matches("compile_error").count(), 5, "{out}");
+        assert!(out.contains("struct M"), "{out}");
+        assert!(out.contains("fn maths (& self ,)"), "{out}");
+    }
+}

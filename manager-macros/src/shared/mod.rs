@@ -27,3 +27,73 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let item = &input.item;
     quote!(#item #generated #errors)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn expand_str(args: &str, item: &str) -> String {
+        expand(args.parse().unwrap(), item.parse().unwrap()).to_string()
+    }
+
+    const MATHS: &str = "impl MathsClass {
+        pub fn add(&self, x: i64, y: i64) -> i64 { x + y }
+        pub fn new() -> Self { MathsClass }
+        fn private(&self) {}
+        #[proxy] pub fn me(&self) -> Self { MathsClass }
+    }";
+
+    #[test]
+    fn expands_to_parseable_items_without_errors() {
+        let out = expand_str("typeid = \"Maths\"", MATHS);
+        syn::parse_file(&out).expect("the expansion parses as items");
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("pub struct MathsClassProxy"), "{out}");
+        assert!(out.contains("pub struct MathsClassAsyncProxy"), "{out}");
+        assert!(out.contains("\"Maths\""), "{out}");
+        assert!(!out.contains("# [proxy]"), "the marker is stripped: {out}");
+        assert!(
+            !out.contains("name : \"new\""),
+            "no receiver, not exposed: {out}"
+        );
+        assert!(
+            !out.contains("name : \"private\""),
+            "not pub, not exposed: {out}"
+        );
+    }
+
+    #[test]
+    fn exposed_option_selects_private_methods() {
+        let out = expand_str("exposed(private)", MATHS);
+        assert!(out.contains("name : \"private\""), "{out}");
+        assert!(!out.contains("name : \"add\""), "{out}");
+    }
+
+    #[test]
+    fn a_bad_method_is_reported_and_the_rest_still_expands() {
+        let out = expand_str(
+            "",
+            "impl S { pub fn ok(&self) {} pub fn bad<T>(&self, t: T) {} pub fn gone(self) {} }",
+        );
+        assert_eq!(out.matches("compile_error").count(), 2, "{out}");
+        assert!(out.contains("name : \"ok\""), "{out}");
+        assert!(out.contains("pub struct SProxy"), "{out}");
+    }
+
+    #[test]
+    fn non_impl_items_are_emitted_unchanged_with_one_error() {
+        let out = expand_str("", "pub struct S { x: i64 }");
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("pub struct S"), "{out}");
+        assert!(!out.contains("Proxy"), "{out}");
+    }
+
+    #[test]
+    fn every_option_mistake_is_reported() {
+        let out = expand_str(
+            "typeid = \"A\", typeid = \"B\", expose(x), exposed(nope)",
+            "impl S { pub fn a(&self) {} }",
+        );
+        assert_eq!(out.matches("compile_error").count(), 3, "{out}");
+    }
+}
