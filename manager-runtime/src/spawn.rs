@@ -209,6 +209,9 @@ pub(crate) fn start_process(
         .stdin(Stdio::from(OwnedFd::from(child_end)))
         .spawn()
         .map_err(|e| Error::Spawn(format!("cannot re-execute this program: {e}")))?;
+    // The command holds our copy of the child's end of the lifeline: close
+    // it, so a child that dies early is seen at once as end of file.
+    drop(command);
     let settings = Settings {
         registry: offset(registry as *const ()),
         initializer: initializer.map(|f| offset(f as *const ())),
