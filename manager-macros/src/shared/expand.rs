@@ -205,7 +205,7 @@ impl<'a> Generator<'a> {
             } else {
                 quote!((&*__guard))
             };
-            let value = self.result_value(m, method, quote!(#object.#ident(#call_args).await));
+            let value = Self::result_value(method, quote!(#object.#ident(#call_args).await));
             let reply = self.reply(m, method, value);
             let pending = {
                 let private = paths::private(ident.span());
@@ -225,7 +225,7 @@ impl<'a> Generator<'a> {
             } else {
                 quote!(&#self_ty)
             };
-            let value = self.result_value(m, method, quote!(__object.#ident(#call_args)));
+            let value = Self::result_value(method, quote!(__object.#ident(#call_args)));
             let reply = self.reply(m, method, value);
             let span = match &method.output {
                 Output::Object { declared, .. } => declared.span(),
@@ -256,7 +256,7 @@ impl<'a> Generator<'a> {
 
     /// The method's result as it is replied: borrowed results cloned into
     /// their owned form.
-    fn result_value(&self, _m: usize, method: &Method, call: TokenStream) -> TokenStream {
+    fn result_value(method: &Method, call: TokenStream) -> TokenStream {
         match &method.output {
             Output::Value(wire) if wire.by_ref => quote!(::std::borrow::ToOwned::to_owned(#call)),
             _ => call,
