@@ -40,7 +40,9 @@ fn main() -> managers::Result<()> {
         eprintln!("usage: remote_server ADDRESS AUTHKEY   (e.g. 127.0.0.1:50000 secret)");
         std::process::exit(2);
     };
-    let options = ManagerOptions::new().try_address(address.as_str())?.authkey(key);
+    let options = ManagerOptions::new()
+        .try_address(address.as_str())?
+        .authkey(key);
     let server = CounterManager::with_options(options).get_server()?;
     println!("serving a shared counter on {}", server.address());
     server.serve_forever()

@@ -48,10 +48,7 @@ fn exposed_set_is_enforced_by_the_server() {
     assert_eq!(tool.f().unwrap(), "f()");
     assert_eq!(tool._h().unwrap(), "_h()");
     // `g` has no proxy method; a client that sends it anyway is refused.
-    let err = tool
-        .base()
-        .call::<_, String>("g", 0, &())
-        .unwrap_err();
+    let err = tool.base().call::<_, String>("g", 0, &()).unwrap_err();
     assert!(
         matches!(&err, Error::Remote(RemoteError::NotExposed { method, .. }) if method == "g"),
         "{err}"
@@ -60,7 +57,10 @@ fn exposed_set_is_enforced_by_the_server() {
     let add_only = manager.add_only().unwrap();
     assert_eq!(add_only.add(2, 2).unwrap(), 4);
     let err = add_only.mul(2, 2).unwrap_err();
-    assert!(matches!(err, Error::Remote(RemoteError::NotExposed { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Remote(RemoteError::NotExposed { .. })),
+        "{err}"
+    );
 }
 
 #[test]
@@ -71,7 +71,10 @@ fn signature_mismatch_is_a_clear_error() {
         .base()
         .call::<_, i64>("add", 0xdead_beef, &(1i64, 2i64))
         .unwrap_err();
-    assert!(matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })), "{err}");
+    assert!(
+        matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),
+        "{err}"
+    );
     assert!(err.to_string().contains("different versions"), "{err}");
 }
 
@@ -79,7 +82,10 @@ fn signature_mismatch_is_a_clear_error() {
 fn typed_errors_reach_the_client() {
     let manager = started();
     let tool = manager.tool().unwrap();
-    assert_eq!(tool.fail("bad".into()).unwrap(), Err(ValueError("bad".into())));
+    assert_eq!(
+        tool.fail("bad".into()).unwrap(),
+        Err(ValueError("bad".into()))
+    );
     assert_eq!(tool.square_of(5).unwrap(), Ok(25));
     assert_eq!(
         tool.square_of(-1).unwrap(),
@@ -131,7 +137,10 @@ fn async_and_blocking_proxies_against_one_server() {
         assert_eq!(maths.mul(6, 7).await.unwrap(), 42);
         let inner = tool.maths().await.unwrap();
         assert_eq!(inner.add(1, 1).await.unwrap(), 2);
-        assert_eq!(tool.fail("x".into()).await.unwrap(), Err(ValueError("x".into())));
+        assert_eq!(
+            tool.fail("x".into()).await.unwrap(),
+            Err(ValueError("x".into()))
+        );
     });
     assert_eq!(blocking.add(0).unwrap(), 15);
 }
@@ -157,7 +166,11 @@ fn many_calls_in_flight_on_one_connection() {
         assert_eq!(seen, 64);
         // Sequentially this would take over 12 s; in flight together it
         // takes about the longest single call.
-        assert!(begun.elapsed() < Duration::from_secs(6), "{:?}", begun.elapsed());
+        assert!(
+            begun.elapsed() < Duration::from_secs(6),
+            "{:?}",
+            begun.elapsed()
+        );
     });
 }
 
@@ -198,7 +211,9 @@ fn connect_to_a_server_started_elsewhere() {
 #[test]
 fn serve_forever_and_connect_with_an_authkey() {
     let server = TestManager::with_options(
-        ManagerOptions::new().address("127.0.0.1:0").authkey(b"secret"),
+        ManagerOptions::new()
+            .address("127.0.0.1:0")
+            .authkey(b"secret"),
     )
     .get_server()
     .unwrap();
@@ -207,14 +222,18 @@ fn serve_forever_and_connect_with_an_authkey() {
     let serving = std::thread::spawn(move || server.serve_forever());
 
     let wrong = TestManager::with_options(
-        ManagerOptions::new().address(address.clone()).authkey(b"wrong"),
+        ManagerOptions::new()
+            .address(address.clone())
+            .authkey(b"wrong"),
     );
     let err = wrong.connect().unwrap_err();
     assert!(matches!(err, Error::Authentication(_)), "{err}");
     assert!(err.to_string().contains("authentication failed"), "{err}");
 
     let client = TestManager::with_options(
-        ManagerOptions::new().address(address.clone()).authkey(b"secret"),
+        ManagerOptions::new()
+            .address(address.clone())
+            .authkey(b"secret"),
     );
     client.connect().unwrap();
     assert_eq!(client.maths().unwrap().mul(3, 4).unwrap(), 12);

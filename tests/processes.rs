@@ -29,14 +29,35 @@ fn main() {
         _ => {}
     }
     let tests: &[(&str, fn())] = &[
-        ("server_runs_in_another_process", server_runs_in_another_process),
-        ("initializer_runs_once_in_the_server", initializer_runs_once_in_the_server),
-        ("start_twice_and_start_after_shutdown_fail", start_twice_and_start_after_shutdown_fail),
-        ("killed_parent_leaves_no_server_behind", killed_parent_leaves_no_server_behind),
-        ("forgotten_bootstrap_is_reported", forgotten_bootstrap_is_reported),
-        ("remote_tcp_server_in_another_process", remote_tcp_server_in_another_process),
+        (
+            "server_runs_in_another_process",
+            server_runs_in_another_process,
+        ),
+        (
+            "initializer_runs_once_in_the_server",
+            initializer_runs_once_in_the_server,
+        ),
+        (
+            "start_twice_and_start_after_shutdown_fail",
+            start_twice_and_start_after_shutdown_fail,
+        ),
+        (
+            "killed_parent_leaves_no_server_behind",
+            killed_parent_leaves_no_server_behind,
+        ),
+        (
+            "forgotten_bootstrap_is_reported",
+            forgotten_bootstrap_is_reported,
+        ),
+        (
+            "remote_tcp_server_in_another_process",
+            remote_tcp_server_in_another_process,
+        ),
     ];
-    let filter: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with('-')).collect();
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
         if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
@@ -132,7 +153,10 @@ fn killed_parent_leaves_no_server_behind() {
     while alive(server_pid) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    assert!(!alive(server_pid), "server {server_pid} outlived its parent");
+    assert!(
+        !alive(server_pid),
+        "server {server_pid} outlived its parent"
+    );
 }
 
 fn forgot_mode() {
@@ -162,17 +186,26 @@ fn remote_tcp_server_in_another_process() {
     // Started as a process, reached over TCP loopback by address and key,
     // as a client on another machine would.
     let owner = TestManager::with_options(
-        ManagerOptions::new().address("127.0.0.1:0").authkey(b"abracadabra"),
+        ManagerOptions::new()
+            .address("127.0.0.1:0")
+            .authkey(b"abracadabra"),
     );
     owner.start().unwrap();
     let address = owner.address().unwrap();
     let client = TestManager::with_options(
-        ManagerOptions::new().address(address.clone()).authkey(b"abracadabra"),
+        ManagerOptions::new()
+            .address(address.clone())
+            .authkey(b"abracadabra"),
     );
     client.connect().unwrap();
     assert_eq!(client.maths().unwrap().add(1, 2).unwrap(), 3);
-    let intruder = TestManager::with_options(ManagerOptions::new().address(address).authkey(b"nope"));
+    let intruder =
+        TestManager::with_options(ManagerOptions::new().address(address).authkey(b"nope"));
     assert!(matches!(intruder.connect(), Err(Error::Authentication(_))));
-    assert_eq!(client.maths().unwrap().add(2, 2).unwrap(), 4, "still serving");
+    assert_eq!(
+        client.maths().unwrap().add(2, 2).unwrap(),
+        4,
+        "still serving"
+    );
     owner.shutdown().unwrap();
 }
