@@ -41,6 +41,23 @@ pub(crate) fn ident(name: &str, span: Span) -> Option<Ident> {
     }
 }
 
+/// `tokens` as a person writes them (`inner::Foo<u8>`, not `inner :: Foo <
+/// u8 >`), for messages and docs.
+pub(crate) fn display(tokens: &impl quote::ToTokens) -> String {
+    let text = tokens.to_token_stream().to_string();
+    [
+        (" :: ", "::"),
+        (":: ", "::"),
+        (" < ", "<"),
+        ("< ", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        ("& ", "&"),
+    ]
+    .iter()
+    .fold(text, |text, (from, to)| text.replace(from, to))
+}
+
 /// The closest of `candidates` to `word`, if it is a likely typo.
 pub(crate) fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
@@ -91,6 +108,12 @@ mod tests {
         assert_eq!(ident("type", span).unwrap().to_string(), "r#type");
         assert!(ident("self", span).is_none());
         assert!(ident("crate", span).is_none());
+    }
+
+    #[test]
+    fn display_reads_like_source() {
+        let ty: syn::Type = syn::parse_quote!(inner::Foo<Vec<&str>, u8>);
+        assert_eq!(display(&ty), "inner::Foo<Vec<&str>, u8>");
     }
 
     #[test]

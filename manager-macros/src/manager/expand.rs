@@ -7,11 +7,12 @@
 
 use proc_macro2::{Ident, Span, TokenStream};
 use quote::{format_ident, quote, quote_spanned};
+use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
 use super::model::{Constructor, Entry, Manager};
 use crate::codec::Codec;
-use crate::paths;
+use crate::{names, paths};
 
 /// Which of an entry's two create methods is being generated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -147,9 +148,9 @@ impl<'a> Generator<'a> {
         let ty = &entry.ty;
         let typeid = &entry.typeid;
         let exposed = match &entry.exposed {
-            Some(names) => {
-                let names = names.iter().map(|n| n.to_string());
-                quote!(::core::option::Option::Some(&[#(#names),*]))
+            Some(list) => {
+                let list = list.iter().map(|n| n.unraw().to_string());
+                quote!(::core::option::Option::Some(&[#(#list),*]))
             }
             None => quote!(::core::option::Option::None),
         };
@@ -317,15 +318,12 @@ impl<'a> Generator<'a> {
         for entry in &self.model.entries {
             let ty = &entry.ty;
             for name in entry.exposed.iter().flatten() {
-                let type_name = quote!(#ty)
-                    .to_string()
-                    .replace('{', "{{")
-                    .replace('}', "}}");
+                let type_name = names::display(ty).replace('{', "{{").replace('}', "}}");
+                let name_text = name.unraw().to_string();
                 let message = format!(
-                    "typeid `{}`: `{name}` is not an exposed method of `{type_name}`",
+                    "typeid `{}`: `{name_text}` is not an exposed method of `{type_name}`",
                     entry.typeid
                 );
-                let name_text = name.to_string();
                 let private = paths::private(name.span());
                 checks.extend(quote_spanned! {name.span()=>
                     const _: () = ::core::assert!(

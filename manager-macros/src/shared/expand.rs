@@ -13,7 +13,7 @@ use syn::Type;
 
 use super::model::{Method, Output, Shape, Shared};
 use crate::codec::Codec;
-use crate::paths;
+use crate::{names, paths};
 
 /// Which of the two proxies is being generated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -91,7 +91,7 @@ impl<'a> Generator<'a> {
     fn proxy_struct(&self, flavor: Flavor) -> TokenStream {
         let private = &self.private;
         let name = self.proxy_name(flavor);
-        let ty = self.model.self_ty.to_token_stream().to_string();
+        let ty = names::display(&self.model.self_ty);
         let doc = match flavor {
             Flavor::Blocking => format!(
                 "Blocking proxy of a `{ty}` served by a manager: each method calls the object \
