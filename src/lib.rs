@@ -1,7 +1,6 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-pub use manager_macros::{manager, shared};
 pub use manager_runtime::*;
 
 #[doc(hidden)]

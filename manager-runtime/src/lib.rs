@@ -5,6 +5,9 @@
 //! Users depend on `managers`, which re-exports this crate and the macros.
 #![warn(missing_docs)]
 
+// Built-in types use `#[shared]`, whose expansion names `::managers`.
+extern crate self as managers;
+
 mod address;
 mod auth;
 mod client;
@@ -15,6 +18,7 @@ mod proxy;
 mod registry;
 mod server;
 mod spawn;
+pub mod sync;
 mod transport;
 pub mod value;
 pub mod wire;
@@ -23,6 +27,7 @@ pub use address::{Address, ToAddress};
 pub use client::{caller_id, Client};
 pub use error::{Error, RemoteError, Result, SyncError};
 pub use manager::{default_authkey, BaseManager, ManagerOptions, Serializer};
+pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use proxy::{Proxy, ProxyBase, Token};
 pub use registry::{Constructor, Registry};

@@ -94,9 +94,45 @@ impl<T: Shared> Object for Cell<T> {
 pub struct CallContext {
     pub(crate) server: Arc<ServerState>,
     pub(crate) session: u128,
+    pub(crate) object: Option<u64>,
+}
+
+thread_local! {
+    /// The call being dispatched or polled on this thread, if any.
+    static CURRENT: std::cell::Cell<*const CallContext> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 impl CallContext {
+    /// Run `f` with `self` as [`CallContext::current`].
+    pub(crate) fn enter<R>(&self, f: impl FnOnce() -> R) -> R {
+        struct Restore(*const CallContext);
+        impl Drop for Restore {
+            fn drop(&mut self) {
+                CURRENT.with(|c| c.set(self.0));
+            }
+        }
+        let _restore = Restore(CURRENT.with(|c| c.replace(self)));
+        f()
+    }
+
+    /// The context of the call this thread is running, for server-side code
+    /// that needs its server (built-in containers keeping nested proxies
+    /// alive, a condition finding its lock). `None` outside a call.
+    pub fn current() -> Option<CallContext> {
+        CURRENT.with(|c| {
+            let cx = c.get();
+            // SAFETY: set only by `enter`, whose borrow of the context
+            // outlives this read on this thread.
+            (!cx.is_null()).then(|| unsafe { (*cx).clone() })
+        })
+    }
+
+    /// The id of the object whose method is running (`None` in a
+    /// constructor). A container uses it to recognise a proxy to itself.
+    pub fn object_id(&self) -> Option<u64> {
+        self.object
+    }
+
     /// The object a token names, if it is served here and is a `T` (for
     /// example the lock a condition is built on).
     pub fn resolve<T: Shared>(&self, token: &Token) -> Result<Arc<Cell<T>>, RemoteError> {

@@ -76,7 +76,7 @@ impl<'de> Deserialize<'de> for ProxyBase {
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        let token = Token::deserialize(deserializer)?;
+        let token = crate::value::token_serde::deserialize(deserializer)?;
         let client = DECODING_FOR.with(|c| c.borrow().clone()).ok_or_else(|| {
             serde::de::Error::custom("a proxy can only be decoded from a manager's reply")
         })?;
@@ -86,6 +86,17 @@ impl<'de> Deserialize<'de> for ProxyBase {
             )));
         }
         Ok(ProxyBase::adopt(client, token))
+    }
+}
+
+impl Serialize for ProxyBase {
+    /// A proxy travels as its token, marked so that a shared container keeps
+    /// it as a proxy.
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        crate::value::token_serde::serialize(&self.token, serializer)
     }
 }
 
@@ -199,6 +210,12 @@ impl ProxyBase {
             .await?;
         let wire: W::Wire = crate::wire::decode(&bytes)?;
         Ok(W::adopt(wire, &self.client))
+    }
+
+    /// Turn a dynamic value from a reply into `T`; proxies inside it are
+    /// adopted by this proxy's session.
+    pub fn decode_value<T: DeserializeOwned>(&self, value: crate::value::Value) -> Result<T> {
+        decoding_for(&self.client, || crate::value::from_value(value)).map_err(Into::into)
     }
 
     /// Write `<Name typeid 'T' id N at ADDRESS>`; used by generated proxies'

@@ -194,9 +194,12 @@ impl ServerState {
         let cx = CallContext {
             server: Arc::clone(self),
             session,
+            object: Some(id),
         };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| object.call(index, args, &cx))) {
-            Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future))),
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            cx.enter(|| object.call(index, args, &cx))
+        })) {
+            Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future, cx))),
             Ok(ready) => ready,
             Err(panic) => Outcome::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
         }
@@ -329,15 +332,18 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
-/// Turns a panic while polling a method's future into that call's error.
-struct CatchUnwind(ReplyFuture);
+/// Polls a method's future inside its call context, and turns a panic into
+/// that call's error.
+struct CatchUnwind(ReplyFuture, CallContext);
 
 impl Future for CatchUnwind {
     type Output = Result<Vec<u8>, RemoteError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let future = &mut self.0;
-        match std::panic::catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        let this = &mut *self;
+        let (future, call) = (&mut this.0, &this.1);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| call.enter(|| future.as_mut().poll(cx))))
+        {
             Ok(poll) => poll,
             Err(panic) => Poll::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
         }

@@ -284,7 +284,9 @@ impl<'a> Generator<'a> {
         }
     }
 
-    /// `Proxy`, `Clone`, `Debug` and `Display` for one proxy.
+    /// `Proxy`, `Clone`, `Debug`, `Display` and serde for one proxy. A proxy
+    /// serializes as its token, so it can be stored in a shared container
+    /// or returned inside a result, and comes back as a proxy.
     fn proxy_trait_impls(&self, flavor: Flavor) -> TokenStream {
         let private = &self.private;
         let name = self.proxy_name(flavor);
@@ -315,6 +317,26 @@ impl<'a> Generator<'a> {
             impl ::core::fmt::Display for #name {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     self.base.describe(#label, f)
+                }
+            }
+
+            impl #private::serde::Serialize for #name {
+                fn serialize<S: #private::serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> ::core::result::Result<S::Ok, S::Error> {
+                    #private::serde::Serialize::serialize(&self.base, serializer)
+                }
+            }
+
+            impl<'de> #private::serde::Deserialize<'de> for #name {
+                fn deserialize<D: #private::serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> ::core::result::Result<Self, D::Error> {
+                    ::core::result::Result::map(
+                        <#private::ProxyBase as #private::serde::Deserialize<'de>>::deserialize(deserializer),
+                        |base| #name { base },
+                    )
                 }
             }
         }

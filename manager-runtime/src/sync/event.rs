@@ -1,0 +1,66 @@
+//! `Event`: a flag clients set, clear and wait for.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+
+use super::SyncManager;
+use crate::error::Result;
+use crate::registry::{Constructor, Registry};
+
+/// Python's `threading.Event`, served. Waiting is a future in the server.
+pub struct Event {
+    flag: watch::Sender<bool>,
+}
+
+impl Default for Event {
+    fn default() -> Self {
+        Event {
+            flag: watch::Sender::new(false),
+        }
+    }
+}
+
+#[crate::shared(typeid = "Event")]
+impl Event {
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        *self.flag.borrow()
+    }
+
+    /// Set the flag, waking every waiter.
+    pub fn set(&self) {
+        self.flag.send_replace(true);
+    }
+
+    /// Clear the flag.
+    pub fn clear(&self) {
+        self.flag.send_replace(false);
+    }
+
+    /// Wait until the flag is set, at most `timeout` (`None`: forever).
+    /// Returns the flag: `false` means the wait timed out.
+    pub async fn wait(&self, timeout: Option<Duration>) -> bool {
+        let mut flag = self.flag.subscribe();
+        let set = async move { flag.wait_for(|set| *set).await.is_ok() };
+        match timeout {
+            None => set.await,
+            Some(timeout) => tokio::time::timeout(timeout, set).await.unwrap_or(false),
+        }
+    }
+}
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.register::<Event>(
+        "Event",
+        None,
+        Some(Constructor::new(|(): ()| Event::default())),
+    );
+}
+
+impl SyncManager {
+    /// A new shared `Event`, unset.
+    pub fn event(&self) -> Result<EventProxy> {
+        self.create("Event", &())
+    }
+}
