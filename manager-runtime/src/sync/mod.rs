@@ -33,10 +33,26 @@ pub use manager::SyncManager;
 /// The built-in objects as the server holds them, each with its generated
 /// (dynamically typed) proxies. Typed proxies wrap these.
 pub mod server {
+    pub use super::array::server::*;
+    pub use super::barrier::server::*;
+    pub use super::collections::server::*;
+    pub use super::condition::server::*;
     pub use super::event::{Event, EventAsyncProxy, EventProxy};
+    pub use super::lock::server::*;
+    pub use super::namespace::server::*;
+    pub use super::queue::server::*;
+    pub use super::shared_value::server::*;
 }
 
-pub use event::EventProxy;
+pub use array::typed::*;
+pub use barrier::typed::*;
+pub use collections::typed::*;
+pub use condition::typed::*;
+pub use event::{EventAsyncProxy, EventProxy};
+pub use lock::typed::*;
+pub use namespace::typed::*;
+pub use queue::typed::*;
+pub use shared_value::typed::*;
 
 /// Turn a `Duration` into the `Option<Duration>` timeout of Python's API
 /// (`None` blocks forever).
