@@ -82,3 +82,28 @@ pub fn worker_context() -> WorkerContext {
         argument: std::env::var(ARGUMENT).unwrap_or_default(),
     }
 }
+
+/// Tokens as a worker argument: `typeid:id` pairs separated by `,`.
+pub fn tokens_arg(tokens: &[&managers::Token]) -> String {
+    tokens
+        .iter()
+        .map(|t| format!("{}:{}", t.typeid, t.id))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// The tokens a parent passed with [`tokens_arg`], on the server at
+/// `address`.
+pub fn tokens_from_arg(address: &Address, arg: &str) -> Vec<managers::Token> {
+    arg.split(',')
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            let (typeid, id) = part.rsplit_once(':').expect("typeid:id");
+            managers::Token {
+                typeid: typeid.to_string(),
+                address: address.clone(),
+                id: id.parse().expect("object id"),
+            }
+        })
+        .collect()
+}
