@@ -16,6 +16,34 @@
 //! The server-side objects are in [`server`]; register them in your own
 //! `manager!` (as the seed registers a queue as `get_queue`) and turn their
 //! proxies into typed ones with `.into()`.
+//!
+//! # Writing a built-in
+//!
+//! `event.rs` is the pattern. Each family file keeps `pub mod server` (the
+//! `#[crate::shared(typeid = "...")]` types, Python's typeid names; their
+//! generated proxies land there too), `pub mod typed` (typed proxies), a
+//! `register` function, and `impl SyncManager` create methods.
+//!
+//! - Every server method takes `&self`: state lives behind a
+//!   `std::sync::Mutex` (never held across `.await`), waiting uses tokio's
+//!   `Notify`/`watch`/`Semaphore`. A waiting `&mut self` method would hold
+//!   the object's write lock and stall every other caller.
+//! - Blocking operations are `async fn` with Python's `block` and
+//!   `timeout: Option<Duration>` parameters: waiters are futures, not
+//!   threads, and timeouts are honoured to the millisecond.
+//! - Elements cross as [`Value`](crate::value::Value); Python's exceptions
+//!   are `Result<_, SyncError>`. Typed proxies convert arguments with
+//!   `to_value` and results with `ProxyBase::decode_value` (which adopts
+//!   nested proxies into the caller's session), flatten
+//!   `Result<Result<T, SyncError>>` into `crate::Result<T>`, and implement
+//!   `Clone`, `Debug`, `Display`, serde (as the token) and `From` the raw
+//!   proxy.
+//! - A container storing a value that holds tokens keeps those objects
+//!   alive: it takes a [`ServerLink`](crate::ServerLink) from
+//!   `CallContext::current()` when built, `retain`s each token it stores
+//!   (except a token of itself, `CallContext::object_id`, to avoid a
+//!   cycle), and `release`s it when the value leaves, at the latest in
+//!   `Drop`.
 
 mod array;
 mod barrier;
