@@ -81,6 +81,27 @@ impl Client {
         &self.inner.address
     }
 
+    /// This process's session on the server at `address`, for proxies that
+    /// arrive nested in a value from another manager. Opened on first use
+    /// with `authkey` (as Python rebuilds such proxies with the process's
+    /// authkey) and kept for the life of the process.
+    pub(crate) fn for_address(address: &Address, authkey: &[u8]) -> Result<Client> {
+        static OTHERS: Mutex<Option<HashMap<Address, Client>>> = Mutex::new(None);
+        let mut others = OTHERS.lock().unwrap();
+        let others = others.get_or_insert_with(HashMap::new);
+        if let Some(client) = others.get(address) {
+            return Ok(client.clone());
+        }
+        let options = ManagerOptions::default().authkey(authkey);
+        let client = Client::connect(address.clone(), &options)?;
+        others.insert(address.clone(), client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn authkey(&self) -> &[u8] {
+        &self.inner.authkey
+    }
+
     /// Count one more local proxy of `id`, `server_refs` of which the
     /// server just granted this session.
     pub(crate) fn retain(&self, id: u64, server_refs: u64) {

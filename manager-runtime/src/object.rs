@@ -155,10 +155,11 @@ impl CallContext {
     }
 }
 
-/// Lets a served object keep other objects of its server alive: a container
-/// that stores a proxy takes a reference with [`retain`](Self::retain) and
-/// gives it back with [`release`](Self::release) (at the latest in its
-/// `Drop`). Tokens of other servers are not counted here.
+/// Lets a served object keep the objects it holds proxies to alive: a
+/// container that stores a proxy takes a reference with
+/// [`retain`](Self::retain) and gives it back with
+/// [`release`](Self::release) (at the latest in its `Drop`). A token of
+/// another manager is retained there, through this process's session on it.
 #[derive(Clone, Debug, Default)]
 pub struct ServerLink(Weak<ServerState>);
 
@@ -171,16 +172,26 @@ impl ServerLink {
 
     /// Take a reference to `token`'s object on behalf of the holder.
     pub fn retain(&self, token: &Token) -> Result<(), RemoteError> {
-        match self.local(token) {
-            Some(server) => server.retain_internal(token.id),
-            None => Ok(()),
+        if let Some(server) = self.local(token) {
+            return server.retain_internal(token.id);
         }
+        let Some(server) = self.0.upgrade() else {
+            return Ok(());
+        };
+        crate::client::Client::for_address(&token.address, server.authkey())
+            .and_then(|other| other.incref(token))
+            .map_err(|e| RemoteError::BadRequest(format!("cannot hold {token}: {e}")))
     }
 
     /// Give back a reference taken with [`retain`](Self::retain).
     pub fn release(&self, token: &Token) {
         if let Some(server) = self.local(token) {
             server.release_internal(token.id);
+        } else if let Some(server) = self.0.upgrade() {
+            if let Ok(other) = crate::client::Client::for_address(&token.address, server.authkey())
+            {
+                other.release(token.id);
+            }
         }
     }
 }

@@ -80,12 +80,14 @@ impl<'de> Deserialize<'de> for ProxyBase {
         let client = DECODING_FOR.with(|c| c.borrow().clone()).ok_or_else(|| {
             serde::de::Error::custom("a proxy can only be decoded from a manager's reply")
         })?;
-        if token.address != *client.address() {
-            return Err(serde::de::Error::custom(format!(
-                "{token} lives on another manager; proxies across managers are not supported yet"
-            )));
+        if token.address == *client.address() {
+            return Ok(ProxyBase::adopt(client, token));
         }
-        Ok(ProxyBase::adopt(client, token))
+        // A proxy to an object of another manager: the server that sent it
+        // holds a reference there, not us; take our own.
+        Client::for_address(&token.address, client.authkey())
+            .and_then(|other| ProxyBase::from_token(&other, token))
+            .map_err(serde::de::Error::custom)
     }
 }
 

@@ -218,6 +218,10 @@ impl ServerState {
         &self.address
     }
 
+    pub(crate) fn authkey(&self) -> &[u8] {
+        &self.authkey
+    }
+
     /// The object with this id, if it is served here.
     pub(crate) fn object(&self, id: u64) -> Result<Arc<dyn Object>, RemoteError> {
         let table = self.table.lock().unwrap();
