@@ -9,7 +9,7 @@
 extern crate self as managers;
 
 mod address;
-mod auth;
+pub mod auth;
 mod client;
 mod error;
 mod manager;

@@ -1,4 +1,8 @@
-//! Tests that need real server processes. The server is this test binary,
+//! CONFORMANCE.md "Manager lifecycle" and the process lines of "Custom
+//! managers", plus the start-up guarantees of the core issue (a killed
+//! parent leaves no server, a forgotten `bootstrap()` is reported).
+//!
+//! These need real server processes. The server is this test binary,
 //! re-executed by `start()`, so the file has its own `main` (harness = false)
 //! whose first line is `managers::bootstrap()`, as in any user program.
 //!
@@ -28,31 +32,19 @@ fn main() {
         Ok("forgot") => return forgot_mode(),
         _ => {}
     }
-    let tests: &[(&str, fn())] = &[
-        (
-            "server_runs_in_another_process",
-            server_runs_in_another_process,
-        ),
-        (
-            "initializer_runs_once_in_the_server",
-            initializer_runs_once_in_the_server,
-        ),
-        (
-            "start_twice_and_start_after_shutdown_fail",
-            start_twice_and_start_after_shutdown_fail,
-        ),
-        (
-            "killed_parent_leaves_no_server_behind",
-            killed_parent_leaves_no_server_behind,
-        ),
-        (
-            "forgotten_bootstrap_is_reported",
-            forgotten_bootstrap_is_reported,
-        ),
-        (
-            "remote_tcp_server_in_another_process",
-            remote_tcp_server_in_another_process,
-        ),
+    macro_rules! named {
+        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+    }
+    let tests: &[(&str, fn())] = named![
+        server_runs_in_another_process,
+        three_ways_to_run_a_manager,
+        rapid_restart_on_the_same_address,
+        proxy_call_after_shutdown_fails_clearly,
+        initializer_runs_once_in_the_server,
+        start_twice_and_start_after_shutdown_fail,
+        killed_parent_leaves_no_server_behind,
+        forgotten_bootstrap_is_reported,
+        remote_tcp_server_in_another_process,
     ];
     let filter: Vec<String> = std::env::args()
         .skip(1)
@@ -80,6 +72,9 @@ fn main() {
     }
 }
 
+// Custom managers: "MathsClass: add(4, 3) == 7, mul(7, 8) == 56."
+// Custom managers: "Exit status of the server process is clean (0) after shutdown."
+// Lifecycle: "Proxies dropped => number_of_objects() == 0."
 fn server_runs_in_another_process() {
     let manager = TestManager::new();
     manager.start().unwrap();
@@ -97,6 +92,7 @@ fn server_runs_in_another_process() {
     assert!(!alive(server_pid), "the server process is gone");
 }
 
+// Lifecycle: "An initializer runs exactly once in the server process before serving."
 fn initializer_runs_once_in_the_server() {
     let manager = TestManager::new();
     manager.start_with_initializer(initializer).unwrap();
@@ -109,6 +105,7 @@ fn initializer_runs_once_in_the_server() {
     manager.shutdown().unwrap();
 }
 
+// Lifecycle: "start() twice fails; start after shutdown fails; shutdown twice is fine."
 fn start_twice_and_start_after_shutdown_fail() {
     let manager = TestManager::new();
     manager.start().unwrap();
@@ -116,6 +113,86 @@ fn start_twice_and_start_after_shutdown_fail() {
     manager.shutdown().unwrap();
     manager.shutdown().unwrap();
     assert!(matches!(manager.start(), Err(Error::State(_))));
+}
+
+// Custom managers: "The same three ways to run it: plain start/shutdown, as
+// a scope, and connecting to an already started server."
+fn three_ways_to_run_a_manager() {
+    // 1. plain start and shutdown
+    let plain = TestManager::new();
+    plain.start().unwrap();
+    assert_eq!(plain.maths().unwrap().mul(7, 8).unwrap(), 56);
+    plain.shutdown().unwrap();
+    assert!(plain.server_exit_status().unwrap().success());
+
+    // 2. as a scope: the server goes when the manager does
+    let pid = {
+        let scoped = TestManager::new();
+        scoped.start().unwrap();
+        assert_eq!(scoped.maths().unwrap().add(4, 3).unwrap(), 7);
+        scoped.server_pid().unwrap()
+    };
+    assert!(!alive(pid), "the scope's server outlived it");
+
+    // 3. connect to a server someone else started
+    let owner = TestManager::new();
+    owner.start().unwrap();
+    let client = TestManager::with_options(
+        ManagerOptions::new()
+            .address(owner.address().unwrap())
+            .authkey(managers::default_authkey()),
+    );
+    client.connect().unwrap();
+    assert_eq!(client.maths().unwrap().add(40, 2).unwrap(), 42);
+    assert_eq!(
+        client.server_pid(),
+        None,
+        "a connected manager owns no process"
+    );
+    drop(client);
+    owner.shutdown().unwrap();
+}
+
+// Lifecycle: "Rapid restart: shut down, then start a new manager on the same
+// address (one address-in-use retry tolerated)."
+fn rapid_restart_on_the_same_address() {
+    let first = TestManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
+    first.start().unwrap();
+    let address = first.address().unwrap();
+    assert_eq!(first.maths().unwrap().add(1, 1).unwrap(), 2);
+    first.shutdown().unwrap();
+    let start_again = || {
+        let again = TestManager::with_options(ManagerOptions::new().address(address.clone()));
+        again.start().map(|()| again)
+    };
+    let again = start_again()
+        .or_else(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            start_again()
+        })
+        .unwrap();
+    assert_eq!(again.address().unwrap(), address);
+    assert_eq!(again.maths().unwrap().add(2, 2).unwrap(), 4);
+    again.shutdown().unwrap();
+}
+
+// Lifecycle: "After shutdown, a proxy call fails with a clear error (not a hang)."
+fn proxy_call_after_shutdown_fails_clearly() {
+    let manager = TestManager::new();
+    manager.start().unwrap();
+    let maths = manager.maths().unwrap();
+    let async_maths = maths.to_async();
+    manager.shutdown().unwrap();
+    let begun = Instant::now();
+    let err = maths.add(1, 1).unwrap_err();
+    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let err = runtime.block_on(async_maths.add(1, 1)).unwrap_err();
+    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+    assert!(begun.elapsed() < Duration::from_secs(2));
 }
 
 fn alive(pid: u32) -> bool {
@@ -182,6 +259,8 @@ fn forgotten_bootstrap_is_reported() {
     assert!(begun.elapsed() < Duration::from_secs(20));
 }
 
+// Remote manager: "A wrong authkey is refused with an authentication error
+// on the client, and the server goes on serving others."
 fn remote_tcp_server_in_another_process() {
     // Started as a process, reached over TCP loopback by address and key,
     // as a client on another machine would.
