@@ -45,6 +45,7 @@ struct Inner {
     refs: Mutex<HashMap<u64, Held>>,
     decrefs: Mutex<Vec<(u64, u64)>>,
     has_decrefs: AtomicBool,
+    held_any: AtomicBool,
     multiplexed: tokio::sync::OnceCell<Arc<Multiplexed>>,
 }
 
@@ -69,6 +70,7 @@ impl Client {
             refs: Mutex::new(HashMap::new()),
             decrefs: Mutex::new(Vec::new()),
             has_decrefs: AtomicBool::new(false),
+            held_any: AtomicBool::new(false),
             multiplexed: tokio::sync::OnceCell::new(),
         });
         let first = inner.open(false)?;
@@ -112,6 +114,7 @@ impl Client {
         });
         held.proxies += 1;
         held.server_refs += server_refs;
+        self.inner.held_any.store(true, Ordering::Relaxed);
     }
 
     /// One local proxy of `id` is gone; the last one releases the session's
@@ -268,6 +271,30 @@ impl std::fmt::Debug for Client {
         f.debug_struct("Client")
             .field("address", &self.inner.address)
             .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    /// The session's last handle is gone: release its references now and
+    /// wait (briefly) for the server to confirm, so anyone counting objects
+    /// next sees them gone. Closing the connections would release them too,
+    /// but only whenever the server notices.
+    fn drop(&mut self) {
+        // Releases already sent may still be in flight: confirm them too.
+        if !self.held_any.load(Ordering::Relaxed) {
+            return;
+        }
+        let Some(connection) = self.pool.lock().unwrap().pop() else {
+            return;
+        };
+        let timeout = Some(std::time::Duration::from_secs(1));
+        let _ = match &connection.stream {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+        };
+        self.pool.lock().unwrap().push(connection);
+        let id = self.next_request();
+        let _ = self.roundtrip(id, &Request::Release { id }, None::<&()>, |_| Ok(()));
     }
 }
 

@@ -301,6 +301,22 @@ impl ServerState {
         drop(dead);
     }
 
+    /// Release every reference `session` holds; its connections stay.
+    fn release_all(&self, session: u128) {
+        let mut dead = Vec::new();
+        {
+            let mut table = self.table.lock().unwrap();
+            let refs = match table.sessions.get_mut(&session) {
+                Some(state) => std::mem::take(&mut state.refs),
+                None => return,
+            };
+            for (id, count) in refs {
+                dead.extend(table.unref(id, count));
+            }
+        }
+        drop(dead);
+    }
+
     fn number_of_objects(&self) -> usize {
         self.table.lock().unwrap().objects.len()
     }
@@ -529,6 +545,10 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
             Request::Decref { object, count } => {
                 state.decref(session, object, count);
                 continue;
+            }
+            Request::Release { id } => {
+                state.release_all(session);
+                (id, Ok(Vec::new()))
             }
             Request::NumberOfObjects { id } => {
                 (id, encode_reply(&(state.number_of_objects() as u64)))

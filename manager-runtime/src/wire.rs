@@ -72,6 +72,12 @@ pub enum Request<'a> {
         /// Request id.
         id: u64,
     },
+    /// Release every reference this session holds, and answer when done
+    /// (a client's last handle going away).
+    Release {
+        /// Request id.
+        id: u64,
+    },
     /// Stop the server.
     Shutdown {
         /// Request id.
