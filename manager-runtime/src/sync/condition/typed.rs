@@ -1,0 +1,121 @@
+//! The typed proxy of `Condition`.
+
+use std::time::{Duration, Instant};
+
+use super::server;
+use crate::error::Result;
+use crate::proxy::Proxy;
+use crate::sync::lock::server::{LockProxy as RawLockProxy, RLockProxy as RawRLockProxy};
+use crate::sync::lock::typed::{
+    acquirer_methods, flatten, wrap_raw_proxy, Acquirer, LockProxy, RLockProxy,
+};
+
+wrap_raw_proxy! {
+    /// Typed proxy of a shared [`Condition`](server::Condition): Python's
+    /// `threading.Condition` through a manager. The lock and every wait
+    /// belong to the calling thread ([`caller_id`](crate::caller_id)).
+    ///
+    /// ```
+    /// # fn main() -> managers::Result<()> {
+    /// # use std::time::Duration;
+    /// let manager = managers::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let condition = manager.condition()?;
+    /// let _held = condition.guard()?;
+    /// assert!(!condition.wait_timeout(Duration::from_millis(10))?);
+    /// # Ok(()) }
+    /// ```
+    ConditionProxy(server::ConditionProxy)
+}
+acquirer_methods!(ConditionProxy);
+
+impl Acquirer for ConditionProxy {
+    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
+        flatten(self.raw.acquire(crate::caller_id(), blocking, timeout))
+    }
+
+    fn release_for_caller(&self) -> Result<()> {
+        flatten(self.raw.release(crate::caller_id()))
+    }
+}
+
+impl ConditionProxy {
+    /// Wait for a notification (Python's `wait()`): the lock, which the
+    /// calling thread must hold, is released meanwhile and held again on
+    /// return. Returns `true`.
+    pub fn wait(&self) -> Result<bool> {
+        self.wait_with(None)
+    }
+
+    /// Wait at most `timeout` for a notification (Python's
+    /// `wait(timeout)`); `false` if the time ran out.
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+        self.wait_with(Some(timeout))
+    }
+
+    /// Python's `wait(timeout)` (`None`: no limit).
+    pub fn wait_with(&self, timeout: Option<Duration>) -> Result<bool> {
+        flatten(self.raw.wait(crate::caller_id(), timeout))
+    }
+
+    /// Python's `wait_for(predicate, timeout)`: wait until `predicate`
+    /// holds, at most `timeout` in all (`None`: no limit), and return its
+    /// last result. The predicate runs here, in the client, with the lock
+    /// held, after each notification.
+    pub fn wait_for(
+        &self,
+        mut predicate: impl FnMut() -> bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool> {
+        let deadline = timeout.map(|timeout| Instant::now() + timeout);
+        loop {
+            if predicate() {
+                return Ok(true);
+            }
+            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if remaining.is_some_and(|r| r.is_zero()) || !self.wait_with(remaining)? {
+                return Ok(predicate());
+            }
+        }
+    }
+
+    /// Wake one waiter (Python's `notify()`). The calling thread must hold
+    /// the lock.
+    pub fn notify(&self) -> Result<()> {
+        self.notify_n(1)
+    }
+
+    /// Wake the first `n` waiters (Python's `notify(n)`).
+    pub fn notify_n(&self, n: usize) -> Result<()> {
+        flatten(self.raw.notify(crate::caller_id(), n))
+    }
+
+    /// Wake every waiter (Python's `notify_all()`).
+    pub fn notify_all(&self) -> Result<()> {
+        flatten(self.raw.notify_all(crate::caller_id()))
+    }
+
+    /// Whether the calling thread holds the lock (for a plain `Lock`:
+    /// whether anyone does).
+    pub fn is_owned(&self) -> Result<bool> {
+        flatten(self.raw.is_owned(crate::caller_id()))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A lock a condition can be built on
+/// ([`SyncManager::condition_with`](crate::sync::SyncManager::condition_with)):
+/// a `Lock` or `RLock` proxy, typed or raw.
+pub trait ConditionLock: Proxy + sealed::Sealed {}
+
+impl sealed::Sealed for LockProxy {}
+impl ConditionLock for LockProxy {}
+impl sealed::Sealed for RLockProxy {}
+impl ConditionLock for RLockProxy {}
+impl sealed::Sealed for RawLockProxy {}
+impl ConditionLock for RawLockProxy {}
+impl sealed::Sealed for RawRLockProxy {}
+impl ConditionLock for RawRLockProxy {}

@@ -1,0 +1,66 @@
+//! `Lock`, `RLock`, `Semaphore` and `BoundedSemaphore`: Python's
+//! `threading` primitives served by the manager, with typed proxies and a
+//! scope guard.
+//!
+//! Waiting to acquire is a future in the server, so a thousand blocked
+//! clients cost a thousand small futures. An `RLock` (and a `Condition`)
+//! belongs to the calling client thread, as in Python: the proxy sends its
+//! [`caller_id`](crate::caller_id) with every call.
+
+pub mod server;
+pub(in crate::sync) mod state;
+pub mod typed;
+
+use super::SyncManager;
+use crate::error::Result;
+use crate::registry::{Constructor, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.register::<server::Lock>(
+        "Lock",
+        None,
+        Some(Constructor::new(|(): ()| server::Lock::default())),
+    );
+    registry.register::<server::RLock>(
+        "RLock",
+        None,
+        Some(Constructor::new(|(): ()| server::RLock::default())),
+    );
+    registry.register::<server::Semaphore>(
+        "Semaphore",
+        None,
+        Some(Constructor::new(|(value,): (usize,)| {
+            server::Semaphore::new(value)
+        })),
+    );
+    registry.register::<server::Semaphore>(
+        "BoundedSemaphore",
+        None,
+        Some(Constructor::new(|(value,): (usize,)| {
+            server::Semaphore::bounded(value)
+        })),
+    );
+}
+
+impl SyncManager {
+    /// A new shared `Lock`, unlocked.
+    pub fn lock(&self) -> Result<typed::LockProxy> {
+        self.create("Lock", &())
+    }
+
+    /// A new shared `RLock`, unlocked.
+    pub fn rlock(&self) -> Result<typed::RLockProxy> {
+        self.create("RLock", &())
+    }
+
+    /// A new shared `Semaphore` at `value`.
+    pub fn semaphore(&self, value: usize) -> Result<typed::SemaphoreProxy> {
+        self.create("Semaphore", &(value,))
+    }
+
+    /// A new shared `BoundedSemaphore` at `value`: releasing above `value`
+    /// is a `ValueError`.
+    pub fn bounded_semaphore(&self, value: usize) -> Result<typed::BoundedSemaphoreProxy> {
+        self.create("BoundedSemaphore", &(value,))
+    }
+}

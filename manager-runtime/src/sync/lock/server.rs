@@ -1,0 +1,128 @@
+//! `Lock`, `RLock`, `Semaphore` and `BoundedSemaphore` as the server holds
+//! them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::state::{Counter, LockCore};
+use crate::error::SyncError;
+
+/// Python's `threading.Lock`, served: not re-entrant, releasable by anyone.
+/// Waiting to acquire is a future in the server.
+pub struct Lock {
+    pub(in crate::sync) core: Arc<LockCore>,
+}
+
+impl Default for Lock {
+    fn default() -> Self {
+        Lock {
+            core: Arc::new(LockCore::new(false)),
+        }
+    }
+}
+
+#[crate::shared(typeid = "Lock")]
+impl Lock {
+    /// Python's `acquire(blocking, timeout)`: `true` once the lock is
+    /// taken, `false` if it is busy (`blocking == false`) or the timeout
+    /// passed. A timeout with `blocking == false` is a `ValueError`.
+    pub async fn acquire(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool, SyncError> {
+        self.core.acquire(0, 1, blocking, timeout).await
+    }
+
+    /// Release the lock; releasing an unlocked lock is a `RuntimeError`.
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.core.release(0)
+    }
+
+    /// Whether the lock is held.
+    pub fn locked(&self) -> bool {
+        self.core.locked()
+    }
+}
+
+/// Python's `threading.RLock`, served: re-entrant, owned by the calling
+/// client thread (the `owner` argument, a [`caller_id`](crate::caller_id)),
+/// even when threads share a connection.
+pub struct RLock {
+    pub(in crate::sync) core: Arc<LockCore>,
+}
+
+impl Default for RLock {
+    fn default() -> Self {
+        RLock {
+            core: Arc::new(LockCore::new(true)),
+        }
+    }
+}
+
+#[crate::shared(typeid = "RLock")]
+impl RLock {
+    /// Python's `acquire(blocking, timeout)` for `owner`: taking it again
+    /// while holding it succeeds at once and counts one more level.
+    pub async fn acquire(
+        &self,
+        owner: u64,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool, SyncError> {
+        self.core.acquire(owner, 1, blocking, timeout).await
+    }
+
+    /// Release one level; a release by anyone but the owner, or of an
+    /// unlocked lock, is a `RuntimeError`.
+    pub fn release(&self, owner: u64) -> Result<(), SyncError> {
+        self.core.release(owner)
+    }
+
+    /// Whether `owner` holds the lock (Python's `_is_owned`).
+    pub fn is_owned(&self, owner: u64) -> bool {
+        self.core.is_owned(owner)
+    }
+}
+
+/// Python's `threading.Semaphore` and `threading.BoundedSemaphore`, served
+/// (one type: a bounded semaphore refuses to go above its initial value).
+pub struct Semaphore {
+    counter: Counter,
+}
+
+impl Semaphore {
+    /// A semaphore at `value` (Python's `Semaphore(value)`).
+    pub fn new(value: usize) -> Self {
+        Semaphore {
+            counter: Counter::new(value, false),
+        }
+    }
+
+    /// A semaphore at `value` that may not be released above it (Python's
+    /// `BoundedSemaphore(value)`).
+    pub fn bounded(value: usize) -> Self {
+        Semaphore {
+            counter: Counter::new(value, true),
+        }
+    }
+}
+
+#[crate::shared(typeid = "Semaphore")]
+impl Semaphore {
+    /// Python's `acquire(blocking, timeout)`: `true` once a unit is taken,
+    /// `false` if none is free (`blocking == false`) or the timeout passed.
+    pub async fn acquire(
+        &self,
+        blocking: bool,
+        timeout: Option<Duration>,
+    ) -> Result<bool, SyncError> {
+        self.counter.acquire(blocking, timeout).await
+    }
+
+    /// Give a unit back, waking one waiter. Above the initial value of a
+    /// bounded semaphore it is a `ValueError`.
+    pub fn release(&self) -> Result<(), SyncError> {
+        self.counter.release()
+    }
+}

@@ -1,0 +1,47 @@
+//! `Queue` and `JoinableQueue`: Python's `queue.Queue` served by the
+//! manager, with typed proxies.
+//!
+//! A getter waiting on an empty queue, a putter waiting on a full one and
+//! a joiner waiting for `task_done` are futures in the server, not threads.
+
+pub mod server;
+pub mod typed;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::SyncManager;
+use crate::error::Result;
+use crate::registry::{Constructor, Registry};
+
+pub(crate) fn register(registry: &mut Registry) {
+    for typeid in ["Queue", "JoinableQueue"] {
+        registry.register::<server::Queue>(
+            typeid,
+            None,
+            Some(Constructor::new(|(maxsize,): (usize,)| {
+                server::Queue::new(maxsize)
+            })),
+        );
+    }
+}
+
+impl SyncManager {
+    /// A new shared `Queue` of `T` holding at most `maxsize` items (`0`:
+    /// unbounded).
+    pub fn queue<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<typed::QueueProxy<T>> {
+        self.create("Queue", &(maxsize,))
+    }
+
+    /// A new shared `JoinableQueue` of `T` holding at most `maxsize` items
+    /// (`0`: unbounded).
+    pub fn joinable_queue<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<typed::JoinableQueueProxy<T>> {
+        self.create("JoinableQueue", &(maxsize,))
+    }
+}

@@ -1,0 +1,271 @@
+//! `Queue` (and `JoinableQueue`) as the server holds it.
+
+use std::collections::VecDeque;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
+
+use crate::error::SyncError;
+use crate::object::{CallContext, ServerLink};
+use crate::proxy::Token;
+use crate::sync::deadline;
+use crate::sync::lock::state::wait_until;
+use crate::value::Value;
+
+/// One stored element and the references the queue took for it.
+struct Entry {
+    value: Value,
+    retained: Vec<Token>,
+}
+
+struct State {
+    items: VecDeque<Entry>,
+    /// Items put and not yet marked done (`task_done`).
+    unfinished: usize,
+}
+
+/// Python's `queue.Queue`, served; also registered as `JoinableQueue`
+/// (in Python's `SyncManager` both typeids are `queue.Queue`).
+///
+/// Getting from an empty queue and putting into a full one are futures in
+/// the server. Elements are [`Value`]s: a proxy put in the queue keeps its
+/// object alive until it is taken out.
+pub struct Queue {
+    maxsize: usize,
+    state: Mutex<State>,
+    not_empty: Notify,
+    not_full: Notify,
+    all_done: Notify,
+    /// Taken from the first call that stores a proxy (constructors run
+    /// outside any call).
+    link: OnceLock<ServerLink>,
+}
+
+impl Queue {
+    /// An empty queue holding at most `maxsize` items (`0`: unbounded).
+    pub fn new(maxsize: usize) -> Self {
+        Queue {
+            maxsize,
+            state: Mutex::new(State {
+                items: VecDeque::new(),
+                unfinished: 0,
+            }),
+            not_empty: Notify::new(),
+            not_full: Notify::new(),
+            all_done: Notify::new(),
+            link: OnceLock::new(),
+        }
+    }
+
+    fn link(&self) -> &ServerLink {
+        self.link.get_or_init(|| {
+            CallContext::current()
+                .map(|cx| cx.link())
+                .unwrap_or_default()
+        })
+    }
+
+    /// Take a reference to every object `value` names (but not to this
+    /// queue itself, which would never die), so it outlives its proxies.
+    fn retain(&self, value: Value) -> Result<Entry, SyncError> {
+        let this = CallContext::current().and_then(|cx| cx.object_id());
+        let link = self.link();
+        let mut retained = Vec::new();
+        for token in value.tokens().filter(|token| Some(token.id) != this) {
+            if let Err(e) = link.retain(token) {
+                for token in &retained {
+                    link.release(token);
+                }
+                return Err(SyncError::ValueError(format!(
+                    "cannot store a proxy to {token}: {e}"
+                )));
+            }
+            retained.push(token.clone());
+        }
+        Ok(Entry { value, retained })
+    }
+
+    fn is_full(&self, state: &State) -> bool {
+        self.maxsize > 0 && state.items.len() >= self.maxsize
+    }
+
+    /// Store `entry` if there is room; otherwise hand it back.
+    fn try_put(&self, entry: &mut Option<Entry>) -> Option<()> {
+        let mut state = self.state.lock().unwrap();
+        if self.is_full(&state) {
+            return None;
+        }
+        state.items.push_back(entry.take()?);
+        state.unfinished += 1;
+        drop(state);
+        self.not_empty.notify_one();
+        Some(())
+    }
+
+    fn try_get(&self) -> Option<Item> {
+        let entry = self.state.lock().unwrap().items.pop_front()?;
+        self.not_full.notify_one();
+        Some(Item {
+            value: entry.value,
+            retained: entry.retained,
+            link: self.link().clone(),
+        })
+    }
+}
+
+#[crate::shared(typeid = "Queue")]
+impl Queue {
+    /// Python's `put(item, block, timeout)`: waits for room unless `block`
+    /// is false, at most `timeout`; no room is `Full`.
+    pub async fn put(
+        &self,
+        item: Value,
+        block: bool,
+        timeout: Option<Duration>,
+    ) -> Result<(), SyncError> {
+        let mut entry = Some(self.retain(item)?);
+        let stored = if block {
+            wait_until(&self.not_full, deadline(timeout), || {
+                self.try_put(&mut entry)
+            })
+            .await
+        } else {
+            self.try_put(&mut entry)
+        };
+        if let Some(entry) = entry {
+            for token in &entry.retained {
+                self.link().release(token);
+            }
+        }
+        stored.ok_or(SyncError::Full)
+    }
+
+    /// Python's `put_nowait(item)`: `Full` if there is no room.
+    pub fn put_nowait(&self, item: Value) -> Result<(), SyncError> {
+        let mut entry = Some(self.retain(item)?);
+        let stored = self.try_put(&mut entry);
+        if let Some(entry) = entry {
+            for token in &entry.retained {
+                self.link().release(token);
+            }
+        }
+        stored.ok_or(SyncError::Full)
+    }
+
+    /// Python's `get(block, timeout)`: waits for an item unless `block` is
+    /// false, at most `timeout`; nothing to get is `Empty`.
+    pub async fn get(&self, block: bool, timeout: Option<Duration>) -> Result<Item, SyncError> {
+        let item = if block {
+            wait_until(&self.not_empty, deadline(timeout), || self.try_get()).await
+        } else {
+            self.try_get()
+        };
+        item.ok_or(SyncError::Empty)
+    }
+
+    /// Python's `get_nowait()`: `Empty` if there is nothing to get.
+    pub fn get_nowait(&self) -> Result<Item, SyncError> {
+        self.try_get().ok_or(SyncError::Empty)
+    }
+
+    /// How many items are queued.
+    pub fn qsize(&self) -> usize {
+        self.state.lock().unwrap().items.len()
+    }
+
+    /// Whether no item is queued.
+    pub fn empty(&self) -> bool {
+        self.state.lock().unwrap().items.is_empty()
+    }
+
+    /// Whether the queue is at its `maxsize` (never, when unbounded).
+    pub fn full(&self) -> bool {
+        self.is_full(&self.state.lock().unwrap())
+    }
+
+    /// Python's `task_done()`: one item put earlier is processed. More
+    /// calls than items put is a `RuntimeError`.
+    pub fn task_done(&self) -> Result<(), SyncError> {
+        let mut state = self.state.lock().unwrap();
+        if state.unfinished == 0 {
+            return Err(SyncError::RuntimeError(
+                "task_done() called too many times".into(),
+            ));
+        }
+        state.unfinished -= 1;
+        if state.unfinished == 0 {
+            drop(state);
+            self.all_done.notify_waiters();
+        }
+        Ok(())
+    }
+
+    /// Python's `join()`: wait until every item put has been marked done.
+    pub async fn join(&self) {
+        let done = || (self.state.lock().unwrap().unfinished == 0).then_some(());
+        wait_until(&self.all_done, None, done).await;
+    }
+}
+
+impl Drop for Queue {
+    fn drop(&mut self) {
+        let Some(link) = self.link.get() else {
+            return;
+        };
+        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        for token in state.items.iter().flat_map(|entry| &entry.retained) {
+            link.release(token);
+        }
+    }
+}
+
+/// A value taken out of a queue, on its way to the caller.
+///
+/// The queue's references to the objects the value names are given back
+/// only when the item is dropped, after the reply is encoded, so the
+/// caller's own references (granted while encoding) are taken first and
+/// the objects never die in between. A client sees just the value.
+pub struct Item {
+    value: Value,
+    retained: Vec<Token>,
+    link: ServerLink,
+}
+
+impl Item {
+    /// The value.
+    pub fn into_value(mut self) -> Value {
+        std::mem::take(&mut self.value)
+    }
+}
+
+impl Drop for Item {
+    fn drop(&mut self) {
+        for token in &self.retained {
+            self.link.release(token);
+        }
+    }
+}
+
+impl std::fmt::Debug for Item {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Item").field(&self.value).finish()
+    }
+}
+
+impl Serialize for Item {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for Item {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Ok(Item {
+            value: Value::deserialize(deserializer)?,
+            retained: Vec::new(),
+            link: ServerLink::default(),
+        })
+    }
+}
