@@ -208,3 +208,36 @@ fn empty_authkey_works() {
     manager.start_in_thread().unwrap();
     assert_eq!(manager.maths().unwrap().add(1, 2).unwrap(), 3);
 }
+
+#[test]
+fn connection_limit_is_a_clear_error() {
+    // The owner's own session holds one connection; room for one more.
+    let owner = TestManager::with_options(ManagerOptions::new().max_connections(2));
+    owner.start_in_thread().unwrap();
+    let connect = || {
+        let client = TestManager::with_options(
+            ManagerOptions::new()
+                .address(owner.address().unwrap())
+                .authkey(managers::default_authkey()),
+        );
+        client.connect().map(|()| client)
+    };
+    let first = connect().unwrap();
+    let err = connect().unwrap_err();
+    assert!(matches!(err, Error::LimitReached(_)), "{err}");
+    assert!(err.to_string().contains("connection limit"), "{err}");
+    assert_eq!(first.maths().unwrap().add(1, 2).unwrap(), 3, "others still served");
+    drop(first);
+    // A slot frees when a client goes (the server notices the close).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let again = loop {
+        match connect() {
+            Ok(client) => break client,
+            Err(Error::LimitReached(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20))
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert_eq!(again.maths().unwrap().mul(2, 3).unwrap(), 6);
+}

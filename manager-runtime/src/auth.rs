@@ -27,6 +27,9 @@ pub const MAX_HANDSHAKE_FRAME: u32 = 128;
 
 const CHALLENGE: usize = 32;
 const MAC: usize = 32;
+/// Sent after the greeting instead of a challenge when the server is at
+/// its connection limit.
+const BUSY: &[u8] = b"BUSY";
 const OK: u8 = 1;
 const FAIL: u8 = 0;
 
@@ -85,6 +88,11 @@ impl ClientHandshake {
     pub fn respond(&self, frame: &[u8]) -> Result<Vec<u8>, Error> {
         check_hello(frame, "server")?;
         let challenge = &frame[MAGIC.len() + 2..];
+        if challenge == BUSY {
+            return Err(Error::LimitReached(
+                "the server is at its connection limit; try again later".into(),
+            ));
+        }
         if challenge.len() != CHALLENGE {
             return Err(Error::Authentication(
                 "the server sent a malformed challenge".into(),
@@ -230,6 +238,18 @@ where
     let verdict = state.verdict(&response);
     send_async(stream, &verdict.body).await?;
     Ok(verdict.accepted)
+}
+
+/// Answer a client's greeting with "busy" (the server is at its connection
+/// limit), so the client reports that instead of a broken connection.
+pub async fn refuse_busy_async<S>(stream: &mut S) -> Result<(), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    recv_async(stream, "client").await?;
+    let mut body = hello_body();
+    body.extend_from_slice(BUSY);
+    send_async(stream, &body).await
 }
 
 async fn send_async<S: tokio::io::AsyncWrite + Unpin>(s: &mut S, body: &[u8]) -> Result<(), Error> {

@@ -33,6 +33,9 @@ pub enum Error {
         /// The configured maximum.
         max: u32,
     },
+    /// A configured limit was reached (connections, ...).
+    #[error("limit reached: {0}")]
+    LimitReached(String),
     /// Encoding or decoding arguments or results failed.
     #[error("codec error: {0}")]
     Codec(String),

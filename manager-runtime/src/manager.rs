@@ -34,6 +34,7 @@ pub struct ManagerOptions {
     pub(crate) shutdown_timeout: Duration,
     pub(crate) max_frame: u32,
     pub(crate) handshake_timeout: Duration,
+    pub(crate) max_connections: usize,
 }
 
 impl Default for ManagerOptions {
@@ -45,6 +46,7 @@ impl Default for ManagerOptions {
             shutdown_timeout: Duration::from_secs(1),
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(10),
+            max_connections: 10_000,
         }
     }
 }
@@ -92,6 +94,14 @@ impl ManagerOptions {
     /// Largest frame either side accepts. Default 64 MiB.
     pub fn max_frame_size(mut self, bytes: u32) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Most connections a server keeps at once; one more is refused with
+    /// [`Error::LimitReached`] on the client. Default 10,000 (mind the
+    /// process's open-file limit).
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = connections;
         self
     }
 

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -97,6 +97,8 @@ pub(crate) struct ServerState {
     authkey: Vec<u8>,
     max_frame: u32,
     handshake_timeout: Duration,
+    max_connections: usize,
+    connections: AtomicUsize,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -400,6 +402,8 @@ impl Server {
             authkey: options.authkey.clone(),
             max_frame: options.max_frame,
             handshake_timeout: options.handshake_timeout,
+            max_connections: options.max_connections,
+            connections: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
         });
@@ -446,35 +450,59 @@ async fn accept_loop(state: Arc<ServerState>, listener: Listener) -> Result<()> 
     match listener {
         Listener::Tcp(l) => {
             l.set_nonblocking(true)?;
-            let l = tokio::net::TcpListener::from_std(l)?;
-            loop {
-                tokio::select! {
-                    accepted = l.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            let _ = stream.set_nodelay(true);
-                            tokio::spawn(serve_connection(Arc::clone(&state), stream));
-                        }
-                    }
-                    _ = state.stop.notified() => break,
-                }
-            }
+            accept_from(state, tokio::net::TcpListener::from_std(l)?).await
         }
         Listener::Unix(l) => {
             l.set_nonblocking(true)?;
-            let l = tokio::net::UnixListener::from_std(l)?;
-            loop {
-                tokio::select! {
-                    accepted = l.accept() => {
-                        if let Ok((stream, _)) = accepted {
-                            tokio::spawn(serve_connection(Arc::clone(&state), stream));
-                        }
-                    }
-                    _ = state.stop.notified() => break,
-                }
-            }
+            accept_from(state, tokio::net::UnixListener::from_std(l)?).await
         }
     }
-    Ok(())
+}
+
+/// A listening socket of either kind.
+trait Acceptor {
+    type Stream: Socket;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream>;
+}
+
+impl Acceptor for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        let (stream, _) = self.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+}
+
+impl Acceptor for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Result<()> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept_one() => match accepted {
+                Ok(stream) => {
+                    tokio::spawn(serve_connection(Arc::clone(&state), stream));
+                }
+                // Out of descriptors or memory: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            _ = state.stop.notified() => return Ok(()),
+        }
+    }
+}
+
+/// Counts a live connection for as long as it exists.
+struct Slot(Arc<ServerState>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 type Writer<S> = Arc<tokio::sync::Mutex<<S as Socket>::Write>>;
@@ -492,6 +520,16 @@ impl Drop for Membership {
 }
 
 async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
+    let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
+    let _slot = Slot(Arc::clone(&state));
+    if live > state.max_connections {
+        let _ = tokio::time::timeout(
+            state.handshake_timeout,
+            crate::auth::refuse_busy_async(&mut stream),
+        )
+        .await;
+        return;
+    }
     let authenticated = tokio::time::timeout(
         state.handshake_timeout,
         crate::auth::server_async(&mut stream, &state.authkey),

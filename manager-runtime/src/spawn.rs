@@ -75,6 +75,7 @@ struct Settings {
     process_authkey: Vec<u8>,
     max_frame: u32,
     handshake_timeout: Duration,
+    max_connections: usize,
 }
 
 /// A server this process started.
@@ -221,6 +222,7 @@ pub(crate) fn start_process(
         process_authkey: process_authkey().to_vec(),
         max_frame: options.max_frame,
         handshake_timeout: options.handshake_timeout,
+        max_connections: options.max_connections,
     };
     let answer = write_message(&mut lifeline, &settings)
         .and_then(|()| {
@@ -338,6 +340,7 @@ fn serve_child() -> Result<()> {
         authkey: settings.authkey,
         max_frame: settings.max_frame,
         handshake_timeout: settings.handshake_timeout,
+        max_connections: settings.max_connections,
         ..ManagerOptions::default()
     };
     let prepared = std::panic::catch_unwind(move || {
