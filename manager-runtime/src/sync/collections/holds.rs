@@ -1,0 +1,81 @@
+//! The references a container holds on the objects its values name.
+
+use crate::error::SyncError;
+use crate::object::{CallContext, ServerLink};
+use crate::value::Value;
+
+/// Keeps the objects named by tokens inside a container's values alive.
+///
+/// Every stored occurrence of a token holds one server reference, taken by
+/// [`retain`](Self::retain) when the value goes in and given back by
+/// [`release`](Self::release) when it leaves. A token of the container
+/// itself (`b.append(b)`) is never counted: that reference would keep the
+/// container alive forever.
+///
+/// The server link and the container's own id come from the first call
+/// that stores a token: constructors run outside any call, so a container
+/// is built empty and filled by a method call.
+#[derive(Debug, Default)]
+pub(crate) struct Holds {
+    link: Option<ServerLink>,
+    owner: Option<u64>,
+}
+
+impl Holds {
+    /// Take a reference to every object `value` names, all or nothing. A
+    /// token whose object no longer exists cannot be stored.
+    pub(crate) fn retain(&mut self, value: &Value) -> Result<(), SyncError> {
+        let mut tokens = value.tokens().peekable();
+        if tokens.peek().is_none() {
+            return Ok(());
+        }
+        if let Some(cx) = CallContext::current() {
+            if self.link.is_none() {
+                self.link = Some(cx.link());
+            }
+            if self.owner.is_none() {
+                self.owner = cx.object_id();
+            }
+        }
+        let Some(link) = &self.link else {
+            return Ok(());
+        };
+        let mut taken = Vec::new();
+        for token in tokens.filter(|t| Some(t.id) != self.owner) {
+            if let Err(e) = link.retain(token) {
+                taken.into_iter().for_each(|t| link.release(t));
+                return Err(SyncError::ValueError(format!(
+                    "cannot store a proxy to {token}: {e}"
+                )));
+            }
+            taken.push(token);
+        }
+        Ok(())
+    }
+
+    /// [`retain`](Self::retain) for several values, all or nothing.
+    pub(crate) fn retain_all<'a>(
+        &mut self,
+        values: impl IntoIterator<Item = &'a Value> + Clone,
+    ) -> Result<(), SyncError> {
+        for (n, value) in values.clone().into_iter().enumerate() {
+            if let Err(e) = self.retain(value) {
+                values
+                    .into_iter()
+                    .take(n)
+                    .for_each(|value| self.release(value));
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Give back the references `value` held.
+    pub(crate) fn release(&self, value: &Value) {
+        if let Some(link) = &self.link {
+            for token in value.tokens().filter(|t| Some(t.id) != self.owner) {
+                link.release(token);
+            }
+        }
+    }
+}

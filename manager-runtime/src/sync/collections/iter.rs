@@ -1,0 +1,202 @@
+//! `Iterator`: an iterator living in the server, advanced one item per call.
+
+/// The server-side iterator.
+pub mod server {
+    use std::sync::Mutex;
+
+    use serde::Serialize;
+
+    use super::super::lock;
+    use crate::error::SyncError;
+    use crate::value::{to_value, Value};
+
+    type Items = Box<dyn Iterator<Item = Result<Value, SyncError>> + Send>;
+
+    /// An iterator served by a manager (Python's `Iterator` typeid): each
+    /// `next()` call on its proxy takes one item from it in the server.
+    ///
+    /// Return one from a `#[shared]` method marked `#[proxy]` to hand the
+    /// caller a lazy, server-side iterator; the caller turns the proxy into
+    /// a typed [`IterProxy`](crate::sync::IterProxy) with `.into()` or
+    /// [`typed`](RemoteIterProxy::typed):
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// use managers::sync::{IterProxy, RemoteIter};
+    ///
+    /// pub struct Maths;
+    ///
+    /// #[managers::shared]
+    /// impl Maths {
+    ///     /// 0, 1, 4, 9, ... computed one at a time in the server.
+    ///     #[proxy]
+    ///     pub fn squares(&self, n: u64) -> RemoteIter {
+    ///         RemoteIter::new((0..n).map(|i| i * i))
+    ///     }
+    /// }
+    ///
+    /// fn sum(maths: &MathsProxy) -> managers::Result<u64> {
+    ///     let squares: IterProxy<u64> = maths.squares(4)?.into();
+    ///     squares.sum()
+    /// }
+    /// ```
+    pub struct RemoteIter {
+        items: Mutex<Items>,
+    }
+
+    impl RemoteIter {
+        /// Serve `items`: each is turned into a [`Value`] when it is taken,
+        /// so the iterator stays lazy (an endless one is fine).
+        pub fn new<I>(items: I) -> RemoteIter
+        where
+            I: IntoIterator,
+            I::IntoIter: Send + 'static,
+            I::Item: Serialize,
+        {
+            RemoteIter::from_results(
+                items
+                    .into_iter()
+                    .map(|item| to_value(&item).map_err(|e| SyncError::ValueError(e.to_string()))),
+            )
+        }
+
+        /// Serve items that may fail, as the built-in containers' iterators
+        /// do when their container changes under them. After an error the
+        /// iterator is exhausted.
+        pub(crate) fn from_results<I>(items: I) -> RemoteIter
+        where
+            I: Iterator<Item = Result<Value, SyncError>> + Send + 'static,
+        {
+            let mut failed = false;
+            let items = items
+                .take_while(move |item| !std::mem::replace(&mut failed, item.is_err()))
+                .fuse();
+            RemoteIter {
+                items: Mutex::new(Box::new(items)),
+            }
+        }
+    }
+
+    impl std::fmt::Debug for RemoteIter {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("RemoteIter").finish_non_exhaustive()
+        }
+    }
+
+    #[crate::shared(typeid = "Iterator")]
+    impl RemoteIter {
+        /// The next item, `None` once exhausted (Python's `StopIteration`).
+        pub fn next(&self) -> Result<Option<Value>, SyncError> {
+            lock(&self.items).next().transpose()
+        }
+    }
+
+    impl RemoteIterProxy {
+        /// This iterator's items as `T`s.
+        pub fn typed<T>(self) -> crate::sync::IterProxy<T> {
+            self.into()
+        }
+    }
+}
+
+/// The typed iterator proxy.
+pub mod typed {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::super::flatten;
+    use super::server::RemoteIterProxy;
+    use crate::error::Result;
+    use crate::proxy::Proxy;
+
+    /// A typed proxy of an iterator living in the server: each `next()` is
+    /// one call. Iterating a dict or list proxy (`iter()`) gives one; so does
+    /// a user method returning a [`RemoteIter`](super::server::RemoteIter).
+    ///
+    /// Items are `Result`s: a call can fail, and a dict iterator fails with
+    /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) when its
+    /// dict changed size. After an error this proxy yields nothing more.
+    pub struct IterProxy<T> {
+        raw: RemoteIterProxy,
+        failed: bool,
+        _items: PhantomData<fn() -> T>,
+    }
+
+    impl<T> IterProxy<T> {
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &RemoteIterProxy {
+            &self.raw
+        }
+    }
+
+    impl<T: DeserializeOwned> Iterator for IterProxy<T> {
+        type Item = Result<T>;
+
+        fn next(&mut self) -> Option<Result<T>> {
+            if self.failed {
+                return None;
+            }
+            let item = flatten(self.raw.next())
+                .and_then(|value| value.map(|v| self.raw.base().decode_value(v)).transpose())
+                .transpose();
+            self.failed = matches!(item, Some(Err(_)));
+            item
+        }
+    }
+
+    impl<T> From<RemoteIterProxy> for IterProxy<T> {
+        fn from(raw: RemoteIterProxy) -> Self {
+            IterProxy {
+                raw,
+                failed: false,
+                _items: PhantomData,
+            }
+        }
+    }
+
+    impl<T> Clone for IterProxy<T> {
+        /// Another proxy of the same iterator: both advance it.
+        fn clone(&self) -> Self {
+            self.raw.clone().into()
+        }
+    }
+
+    impl<T> fmt::Debug for IterProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> fmt::Display for IterProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> Serialize for IterProxy<T> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            self.raw.serialize(serializer)
+        }
+    }
+
+    impl<'de, T> Deserialize<'de> for IterProxy<T> {
+        fn deserialize<D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Self, D::Error> {
+            RemoteIterProxy::deserialize(deserializer).map(Into::into)
+        }
+    }
+
+    impl<T> Proxy for IterProxy<T> {
+        fn from_base(base: crate::proxy::ProxyBase) -> Self {
+            RemoteIterProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &crate::proxy::ProxyBase {
+            self.raw.base()
+        }
+    }
+}

@@ -1,0 +1,854 @@
+//! `list`: Python's list, served.
+
+use crate::error::SyncError;
+use crate::value::Value;
+
+/// Python's index into a sequence of `len` items: negative counts from the
+/// end. `None` when out of range.
+fn position(index: isize, len: usize) -> Option<usize> {
+    let index = if index < 0 {
+        index.checked_add_unsigned(len)?
+    } else {
+        index
+    };
+    usize::try_from(index).ok().filter(|&i| i < len)
+}
+
+/// Where Python's `list.insert` puts an item: out-of-range indices clamp.
+fn insertion_point(index: isize, len: usize) -> usize {
+    if index < 0 {
+        index
+            .checked_add_unsigned(len)
+            .map_or(0, |i| usize::try_from(i).unwrap_or(0))
+    } else {
+        usize::try_from(index).unwrap_or(usize::MAX).min(len)
+    }
+}
+
+/// A slice of a sequence, its bounds adjusted as Python's `slice.indices`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Slice {
+    start: isize,
+    stop: isize,
+    step: isize,
+}
+
+impl Slice {
+    /// Adjust `[start:stop:step]` to a sequence of `len` items: negative
+    /// bounds count from the end, out-of-range bounds clamp.
+    fn new(
+        start: Option<isize>,
+        stop: Option<isize>,
+        step: Option<isize>,
+        len: usize,
+    ) -> Result<Slice, SyncError> {
+        let step = step.unwrap_or(1);
+        if step == 0 {
+            return Err(SyncError::ValueError("slice step cannot be zero".into()));
+        }
+        let len = isize::try_from(len).unwrap_or(isize::MAX);
+        let (lower, upper) = if step < 0 { (-1, len - 1) } else { (0, len) };
+        let adjust = |bound: Option<isize>, default: isize| match bound {
+            None => default,
+            Some(b) if b < 0 => b.saturating_add(len).max(lower),
+            Some(b) => b.min(upper),
+        };
+        let (start_default, stop_default) = if step < 0 {
+            (upper, lower)
+        } else {
+            (lower, upper)
+        };
+        Ok(Slice {
+            start: adjust(start, start_default),
+            stop: adjust(stop, stop_default),
+            step,
+        })
+    }
+
+    /// How many items the slice selects.
+    fn len(&self) -> usize {
+        let (span, step) = if self.step > 0 {
+            (self.stop - self.start, self.step)
+        } else {
+            (self.start - self.stop, -self.step)
+        };
+        if span <= 0 {
+            0
+        } else {
+            ((span - 1) / step + 1) as usize
+        }
+    }
+
+    /// The positions it selects, in its order.
+    fn positions(self) -> impl Iterator<Item = usize> {
+        (0..self.len()).map(move |k| (self.start + k as isize * self.step) as usize)
+    }
+}
+
+/// `items * n`; Python's `MemoryError` (as a `ValueError`) when that
+/// cannot be addressed.
+fn repeated(items: &[Value], n: usize) -> Result<Vec<Value>, SyncError> {
+    if items.is_empty() {
+        return Ok(Vec::new());
+    }
+    let len = items
+        .len()
+        .checked_mul(n)
+        .filter(|&len| isize::try_from(len).is_ok())
+        .ok_or_else(|| SyncError::ValueError("repeated list is too long".into()))?;
+    let mut repeated = Vec::with_capacity(len);
+    for _ in 0..n {
+        repeated.extend_from_slice(items);
+    }
+    Ok(repeated)
+}
+
+/// Python's `TypeError` for an order comparison of two values.
+fn unorderable(a: &Value, b: &Value) -> SyncError {
+    SyncError::TypeError(format!(
+        "'<' not supported between instances of '{}' and '{}'",
+        a.type_name(),
+        b.type_name()
+    ))
+}
+
+/// Sort as Python's `list.sort`: stable, `reverse` keeping equal items in
+/// their order, `TypeError` for values without an order between them. On
+/// error the items are left in some order, as Python leaves them.
+fn py_sort(items: &mut [Value], reverse: bool) -> Result<(), SyncError> {
+    let mut error = None;
+    if reverse {
+        items.reverse();
+    }
+    // `py_cmp` agrees with the total order wherever it is defined, so
+    // falling back to the latter keeps the comparator a total order.
+    items.sort_by(|a, b| {
+        a.py_cmp(b).unwrap_or_else(|| {
+            error.get_or_insert_with(|| unorderable(a, b));
+            a.cmp(b)
+        })
+    });
+    if reverse {
+        items.reverse();
+    }
+    error.map_or(Ok(()), Err)
+}
+
+/// The server-side list.
+pub mod server {
+    use std::sync::{Arc, Mutex};
+
+    use super::super::iter::server::RemoteIter;
+    use super::super::operand::elements;
+    use super::super::{lock, Holds};
+    use super::{insertion_point, py_sort, repeated, Slice};
+    use crate::error::SyncError;
+    use crate::value::Value;
+
+    #[derive(Debug, Default)]
+    struct ListState {
+        items: Vec<Value>,
+        holds: Holds,
+    }
+
+    impl Drop for ListState {
+        fn drop(&mut self) {
+            self.items.iter().for_each(|item| self.holds.release(item));
+        }
+    }
+
+    impl ListState {
+        /// The item at Python index `index`, as a position.
+        fn position(&self, index: isize) -> Result<usize, SyncError> {
+            super::position(index, self.items.len())
+                .ok_or_else(|| SyncError::IndexError("list index out of range".into()))
+        }
+
+        fn slice(
+            &self,
+            start: Option<isize>,
+            stop: Option<isize>,
+            step: Option<isize>,
+        ) -> Result<Slice, SyncError> {
+            Slice::new(start, stop, step, self.items.len())
+        }
+
+        /// Take the items out, giving back what they held.
+        fn remove_all(&mut self) {
+            for item in std::mem::take(&mut self.items) {
+                self.holds.release(&item);
+            }
+        }
+    }
+
+    /// Python's `list`, served (typeid `list`): values in order, indexed
+    /// from either end. Iterators read it live.
+    #[derive(Debug, Default)]
+    pub struct List {
+        state: Arc<Mutex<ListState>>,
+    }
+
+    #[crate::shared(typeid = "list")]
+    impl List {
+        /// `len(a)`.
+        pub fn len(&self) -> usize {
+            lock(&self.state).items.len()
+        }
+
+        /// `not a`: whether it is empty.
+        pub fn is_empty(&self) -> bool {
+            self.len() == 0
+        }
+
+        /// `a[index]`; negative indices count from the end.
+        pub fn get(&self, index: isize) -> Result<Value, SyncError> {
+            let state = lock(&self.state);
+            Ok(state.items[state.position(index)?].clone())
+        }
+
+        /// `a[index] = value`.
+        pub fn set(&self, index: isize, value: Value) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            let at = state
+                .position(index)
+                .map_err(|_| SyncError::IndexError("list assignment index out of range".into()))?;
+            state.holds.retain(&value)?;
+            let old = std::mem::replace(&mut state.items[at], value);
+            state.holds.release(&old);
+            Ok(())
+        }
+
+        /// `del a[index]`.
+        pub fn del(&self, index: isize) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            let at = state
+                .position(index)
+                .map_err(|_| SyncError::IndexError("list assignment index out of range".into()))?;
+            let old = state.items.remove(at);
+            state.holds.release(&old);
+            Ok(())
+        }
+
+        /// `a[start:stop:step]`, bounds as Python adjusts them.
+        pub fn get_slice(
+            &self,
+            start: Option<isize>,
+            stop: Option<isize>,
+            step: Option<isize>,
+        ) -> Result<Vec<Value>, SyncError> {
+            let state = lock(&self.state);
+            let slice = state.slice(start, stop, step)?;
+            Ok(slice
+                .positions()
+                .map(|at| state.items[at].clone())
+                .collect())
+        }
+
+        /// `a[start:stop:step] = items`: a simple slice is replaced by any
+        /// number of items, an extended one (step other than 1) by as many
+        /// as it selects.
+        pub fn set_slice(
+            &self,
+            start: Option<isize>,
+            stop: Option<isize>,
+            step: Option<isize>,
+            items: Value,
+        ) -> Result<(), SyncError> {
+            let items = elements(items)?;
+            let mut state = lock(&self.state);
+            let slice = state.slice(start, stop, step)?;
+            if slice.step != 1 && slice.len() != items.len() {
+                return Err(SyncError::ValueError(format!(
+                    "attempt to assign sequence of size {} to extended slice of size {}",
+                    items.len(),
+                    slice.len()
+                )));
+            }
+            state.holds.retain_all(&items)?;
+            let old: Vec<Value> = if slice.step == 1 {
+                let (start, stop) = (slice.start as usize, slice.stop.max(slice.start) as usize);
+                state.items.splice(start..stop, items).collect()
+            } else {
+                slice
+                    .positions()
+                    .zip(items)
+                    .map(|(at, item)| std::mem::replace(&mut state.items[at], item))
+                    .collect()
+            };
+            old.iter().for_each(|item| state.holds.release(item));
+            Ok(())
+        }
+
+        /// `del a[start:stop:step]`.
+        pub fn del_slice(
+            &self,
+            start: Option<isize>,
+            stop: Option<isize>,
+            step: Option<isize>,
+        ) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            let slice = state.slice(start, stop, step)?;
+            let mut doomed = vec![false; state.items.len()];
+            slice.positions().for_each(|at| doomed[at] = true);
+            let (kept, removed) = std::mem::take(&mut state.items)
+                .into_iter()
+                .zip(doomed)
+                .partition::<Vec<_>, _>(|(_, doomed)| !doomed);
+            state.items = kept.into_iter().map(|(item, _)| item).collect();
+            removed
+                .iter()
+                .for_each(|(item, _)| state.holds.release(item));
+            Ok(())
+        }
+
+        /// `a + other`: a new plain list, `a` unchanged.
+        pub fn concat(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+            let other = elements(other)?;
+            let mut items = lock(&self.state).items.clone();
+            items.extend(other);
+            Ok(items)
+        }
+
+        /// `a * n`: a new plain list.
+        pub fn repeat(&self, n: usize) -> Result<Vec<Value>, SyncError> {
+            repeated(&lock(&self.state).items, n)
+        }
+
+        /// `a += other`: append every element of `other`.
+        pub fn extend(&self, other: Value) -> Result<(), SyncError> {
+            let other = elements(other)?;
+            let mut state = lock(&self.state);
+            state.holds.retain_all(&other)?;
+            state.items.extend(other);
+            Ok(())
+        }
+
+        /// `a *= n`: the items repeated `n` times in place (`n == 0`
+        /// empties the list).
+        pub fn imul(&self, n: usize) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            if n == 0 {
+                state.remove_all();
+                return Ok(());
+            }
+            let copies = repeated(&state.items, n - 1)?;
+            state.holds.retain_all(&copies)?;
+            state.items.extend(copies);
+            Ok(())
+        }
+
+        /// `value in a`.
+        pub fn contains(&self, value: Value) -> bool {
+            lock(&self.state).items.contains(&value)
+        }
+
+        /// `a.count(value)`.
+        pub fn count(&self, value: Value) -> usize {
+            let state = lock(&self.state);
+            state.items.iter().filter(|item| **item == value).count()
+        }
+
+        /// `a.index(value, start, stop)`: the first position of `value`
+        /// within the slice `[start:stop]`; `ValueError` if absent.
+        pub fn index(
+            &self,
+            value: Value,
+            start: Option<isize>,
+            stop: Option<isize>,
+        ) -> Result<usize, SyncError> {
+            let state = lock(&self.state);
+            let slice = state.slice(start, stop, None)?;
+            slice
+                .positions()
+                .find(|&at| state.items[at] == value)
+                .ok_or_else(|| SyncError::ValueError(format!("{} is not in list", value.repr())))
+        }
+
+        /// `a.insert(index, value)`: before `index`; out-of-range indices
+        /// insert at either end.
+        pub fn insert(&self, index: isize, value: Value) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            state.holds.retain(&value)?;
+            let at = insertion_point(index, state.items.len());
+            state.items.insert(at, value);
+            Ok(())
+        }
+
+        /// `a.append(value)`.
+        pub fn append(&self, value: Value) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            state.holds.retain(&value)?;
+            state.items.push(value);
+            Ok(())
+        }
+
+        /// `a.pop(index)`: remove and return the item at `index` (the last
+        /// by default).
+        pub fn pop(&self, index: Option<isize>) -> Result<Value, SyncError> {
+            let mut state = lock(&self.state);
+            if state.items.is_empty() {
+                return Err(SyncError::IndexError("pop from empty list".into()));
+            }
+            let at = state
+                .position(index.unwrap_or(-1))
+                .map_err(|_| SyncError::IndexError("pop index out of range".into()))?;
+            let item = state.items.remove(at);
+            state.holds.release(&item);
+            Ok(item)
+        }
+
+        /// `a.remove(value)`: remove its first occurrence; `ValueError` if
+        /// absent.
+        pub fn remove(&self, value: Value) -> Result<(), SyncError> {
+            let mut state = lock(&self.state);
+            let at = state
+                .items
+                .iter()
+                .position(|item| *item == value)
+                .ok_or_else(|| SyncError::ValueError("list.remove(x): x not in list".into()))?;
+            let item = state.items.remove(at);
+            state.holds.release(&item);
+            Ok(())
+        }
+
+        /// `a.reverse()`, in place.
+        pub fn reverse(&self) {
+            lock(&self.state).items.reverse();
+        }
+
+        /// `list(reversed(a))`: a new plain list.
+        pub fn reversed(&self) -> Vec<Value> {
+            lock(&self.state).items.iter().rev().cloned().collect()
+        }
+
+        /// `a.sort(reverse=reverse)`: stable, in place; `TypeError` for
+        /// items without an order between them.
+        pub fn sort(&self, reverse: bool) -> Result<(), SyncError> {
+            py_sort(&mut lock(&self.state).items, reverse)
+        }
+
+        /// `a.clear()`.
+        pub fn clear(&self) {
+            lock(&self.state).remove_all();
+        }
+
+        /// `a[:]`: every item, as a plain list.
+        pub fn to_vec(&self) -> Vec<Value> {
+            lock(&self.state).items.clone()
+        }
+
+        /// `iter(a)`: an iterator that reads the live list, one item per
+        /// call, so it sees writes made after it was created.
+        #[proxy]
+        pub fn iter(&self) -> RemoteIter {
+            let state = Arc::clone(&self.state);
+            let mut next = 0;
+            RemoteIter::from_results(std::iter::from_fn(move || {
+                let item = lock(&state).items.get(next).cloned();
+                next += 1;
+                item.map(Ok)
+            }))
+        }
+
+        /// `repr(a)`: Python's form, `[1, 'a']`; a nested proxy prints as
+        /// its token, so a list that contains itself prints finitely.
+        pub fn repr(&self) -> String {
+            Value::List(lock(&self.state).items.clone()).repr()
+        }
+    }
+}
+
+/// The typed list proxy.
+pub mod typed {
+    use std::borrow::Borrow;
+    use std::fmt;
+    use std::marker::PhantomData;
+    use std::ops::{Bound, RangeBounds};
+
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::super::flatten;
+    use super::super::iter::typed::IterProxy;
+    use super::super::operand::Elements;
+    use super::server::ListProxy as RawListProxy;
+    use crate::error::Result;
+    use crate::proxy::{Proxy, ProxyBase};
+    use crate::sync::SyncManager;
+    use crate::value::{to_value, Value};
+
+    /// Python's `[start:stop]` bounds of a Rust range of indices; negative
+    /// indices count from the end (`-3..` is the last three, `..=-1`
+    /// everything).
+    fn bounds(range: impl RangeBounds<isize>) -> (Option<isize>, Option<isize>) {
+        let start = match range.start_bound() {
+            Bound::Included(&s) => Some(s),
+            Bound::Excluded(&s) => Some(s.saturating_add(1)),
+            Bound::Unbounded => None,
+        };
+        let stop = match range.end_bound() {
+            Bound::Included(&-1) | Bound::Unbounded => None,
+            Bound::Included(&e) => Some(e.saturating_add(1)),
+            Bound::Excluded(&e) => Some(e),
+        };
+        (start, stop)
+    }
+
+    /// A typed proxy of a shared `list` (Python's `ListProxy`): every method
+    /// is one call to the server. Indices are `isize` and count from the end
+    /// when negative; an index out of range fails with
+    /// [`SyncError::IndexError`](crate::SyncError::IndexError).
+    ///
+    /// ```
+    /// # fn main() -> manager_runtime::Result<()> {
+    /// let manager = manager_runtime::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let a = manager.list_from([3, 1, 2])?;
+    /// a.append(0)?;
+    /// a.sort(false)?;
+    /// assert_eq!(a.get(-1)?, 3);
+    /// assert_eq!(a.slice(1..3)?, [1, 2]);
+    /// # Ok(()) }
+    /// ```
+    pub struct ListProxy<T> {
+        raw: RawListProxy,
+        _items: PhantomData<fn() -> T>,
+    }
+
+    impl<T> ListProxy<T> {
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &RawListProxy {
+            &self.raw
+        }
+    }
+
+    impl<T: Serialize + DeserializeOwned> ListProxy<T> {
+        fn decode(&self, value: Value) -> Result<T> {
+            self.raw.base().decode_value(value)
+        }
+
+        fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
+            self.raw.base().decode_value(Value::List(values))
+        }
+
+        /// `len(a)`.
+        pub fn len(&self) -> Result<usize> {
+            self.raw.len()
+        }
+
+        /// `not a`: whether it is empty.
+        pub fn is_empty(&self) -> Result<bool> {
+            self.raw.is_empty()
+        }
+
+        /// `a[index]`.
+        pub fn get(&self, index: isize) -> Result<T> {
+            self.decode(flatten(self.raw.get(index))?)
+        }
+
+        /// `a[index] = value`.
+        pub fn set(&self, index: isize, value: T) -> Result<()> {
+            flatten(self.raw.set(index, to_value(&value)?))
+        }
+
+        /// `del a[index]`.
+        pub fn del(&self, index: isize) -> Result<()> {
+            flatten(self.raw.del(index))
+        }
+
+        /// `a[start:stop]` for the range `start..stop`, as Python bounds a
+        /// slice: out-of-range bounds clamp, negative ones count from the
+        /// end (`a.slice(2..5)`, `a.slice(-2..)`, `a.slice(..)`).
+        pub fn slice(&self, range: impl RangeBounds<isize>) -> Result<Vec<T>> {
+            let (start, stop) = bounds(range);
+            self.decode_all(flatten(self.raw.get_slice(start, stop, None))?)
+        }
+
+        /// `a[start:stop:step]`; a negative step walks backwards
+        /// (`a.slice_step(.., -1)` is the list reversed).
+        pub fn slice_step(&self, range: impl RangeBounds<isize>, step: isize) -> Result<Vec<T>> {
+            let (start, stop) = bounds(range);
+            self.decode_all(flatten(self.raw.get_slice(start, stop, Some(step)))?)
+        }
+
+        /// `a[start:stop] = items`: the slice is replaced by any number of
+        /// items.
+        pub fn set_slice(
+            &self,
+            range: impl RangeBounds<isize>,
+            items: impl Elements<T>,
+        ) -> Result<()> {
+            let (start, stop) = bounds(range);
+            flatten(self.raw.set_slice(start, stop, None, items.into_operand()?))
+        }
+
+        /// `del a[start:stop]`.
+        pub fn del_slice(&self, range: impl RangeBounds<isize>) -> Result<()> {
+            let (start, stop) = bounds(range);
+            flatten(self.raw.del_slice(start, stop, None))
+        }
+
+        /// `a + other`: a new plain list; `other` may be another list proxy.
+        pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+            self.decode_all(flatten(self.raw.concat(other.into_operand()?))?)
+        }
+
+        /// `a * n`: a new plain list.
+        pub fn repeat(&self, n: usize) -> Result<Vec<T>> {
+            self.decode_all(flatten(self.raw.repeat(n))?)
+        }
+
+        /// `a += other` / `a.extend(other)`.
+        pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
+            flatten(self.raw.extend(other.into_operand()?))
+        }
+
+        /// `a *= n`, in place (`0` empties the list).
+        pub fn imul(&self, n: usize) -> Result<()> {
+            flatten(self.raw.imul(n))
+        }
+
+        /// `value in a`.
+        pub fn contains<Q>(&self, value: &Q) -> Result<bool>
+        where
+            T: Borrow<Q>,
+            Q: Serialize + ?Sized,
+        {
+            self.raw.contains(to_value(value)?)
+        }
+
+        /// `a.count(value)`.
+        pub fn count<Q>(&self, value: &Q) -> Result<usize>
+        where
+            T: Borrow<Q>,
+            Q: Serialize + ?Sized,
+        {
+            self.raw.count(to_value(value)?)
+        }
+
+        /// `a.index(value)`: its first position;
+        /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
+        pub fn index<Q>(&self, value: &Q) -> Result<usize>
+        where
+            T: Borrow<Q>,
+            Q: Serialize + ?Sized,
+        {
+            flatten(self.raw.index(to_value(value)?, None, None))
+        }
+
+        /// `a.index(value, start, stop)`: its first position in the range.
+        pub fn index_in<Q>(&self, value: &Q, range: impl RangeBounds<isize>) -> Result<usize>
+        where
+            T: Borrow<Q>,
+            Q: Serialize + ?Sized,
+        {
+            let (start, stop) = bounds(range);
+            flatten(self.raw.index(to_value(value)?, start, stop))
+        }
+
+        /// `a.insert(index, value)`.
+        pub fn insert(&self, index: isize, value: T) -> Result<()> {
+            flatten(self.raw.insert(index, to_value(&value)?))
+        }
+
+        /// `a.append(value)`.
+        pub fn append(&self, value: T) -> Result<()> {
+            flatten(self.raw.append(to_value(&value)?))
+        }
+
+        /// `a.pop()`: remove and return the last item.
+        pub fn pop(&self) -> Result<T> {
+            self.decode(flatten(self.raw.pop(None))?)
+        }
+
+        /// `a.pop(index)`.
+        pub fn pop_at(&self, index: isize) -> Result<T> {
+            self.decode(flatten(self.raw.pop(Some(index)))?)
+        }
+
+        /// `a.remove(value)`: its first occurrence;
+        /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
+        pub fn remove<Q>(&self, value: &Q) -> Result<()>
+        where
+            T: Borrow<Q>,
+            Q: Serialize + ?Sized,
+        {
+            flatten(self.raw.remove(to_value(value)?))
+        }
+
+        /// `a.reverse()`, in place.
+        pub fn reverse(&self) -> Result<()> {
+            self.raw.reverse()
+        }
+
+        /// `list(reversed(a))`.
+        pub fn reversed(&self) -> Result<Vec<T>> {
+            self.decode_all(self.raw.reversed()?)
+        }
+
+        /// `a.sort(reverse=reverse)`: stable, in the server, with Python's
+        /// order; items without an order between them fail with
+        /// [`SyncError::TypeError`](crate::SyncError::TypeError).
+        pub fn sort(&self, reverse: bool) -> Result<()> {
+            flatten(self.raw.sort(reverse))
+        }
+
+        /// `a.clear()`.
+        pub fn clear(&self) -> Result<()> {
+            self.raw.clear()
+        }
+
+        /// `a[:]`: every item.
+        pub fn to_vec(&self) -> Result<Vec<T>> {
+            self.decode_all(self.raw.to_vec()?)
+        }
+
+        /// `iter(a)`: an iterator in the server over the live list.
+        pub fn iter(&self) -> Result<IterProxy<T>> {
+            Ok(self.raw.iter()?.into())
+        }
+
+        /// `repr(a)`: the list in Python's notation.
+        pub fn repr(&self) -> Result<String> {
+            self.raw.repr()
+        }
+    }
+
+    impl<T> From<RawListProxy> for ListProxy<T> {
+        fn from(raw: RawListProxy) -> Self {
+            ListProxy {
+                raw,
+                _items: PhantomData,
+            }
+        }
+    }
+
+    impl<T> Clone for ListProxy<T> {
+        /// Another reference to the same list.
+        fn clone(&self) -> Self {
+            self.raw.clone().into()
+        }
+    }
+
+    impl<T> fmt::Debug for ListProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> fmt::Display for ListProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> Serialize for ListProxy<T> {
+        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            self.raw.serialize(serializer)
+        }
+    }
+
+    impl<'de, T> Deserialize<'de> for ListProxy<T> {
+        fn deserialize<D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Self, D::Error> {
+            RawListProxy::deserialize(deserializer).map(Into::into)
+        }
+    }
+
+    impl<T> Proxy for ListProxy<T> {
+        fn from_base(base: ProxyBase) -> Self {
+            RawListProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &ProxyBase {
+            self.raw.base()
+        }
+    }
+
+    impl SyncManager {
+        /// A new shared `list`, empty.
+        pub fn list<T>(&self) -> Result<ListProxy<T>> {
+            self.create("list", &())
+        }
+
+        /// A new shared `list` holding `items` (Python's `manager.list(items)`).
+        pub fn list_from<T: Serialize + DeserializeOwned>(
+            &self,
+            items: impl IntoIterator<Item = T>,
+        ) -> Result<ListProxy<T>> {
+            let list = self.list()?;
+            let items: Vec<T> = items.into_iter().collect();
+            if !items.is_empty() {
+                list.extend(items)?;
+            }
+            Ok(list)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(
+        start: Option<isize>,
+        stop: Option<isize>,
+        step: Option<isize>,
+        len: usize,
+    ) -> Vec<usize> {
+        Slice::new(start, stop, step, len)
+            .unwrap()
+            .positions()
+            .collect()
+    }
+
+    #[test]
+    fn slices_bound_as_python() {
+        assert_eq!(slice(Some(2), Some(5), None, 10), [2, 3, 4]);
+        assert_eq!(slice(Some(2), Some(10), None, 5), [2, 3, 4]);
+        assert_eq!(slice(Some(-2), None, None, 5), [3, 4]);
+        assert_eq!(slice(Some(-10), Some(2), None, 5), [0, 1]);
+        assert_eq!(slice(Some(4), Some(2), None, 5), Vec::<usize>::new());
+        assert_eq!(slice(None, None, Some(2), 5), [0, 2, 4]);
+        assert_eq!(slice(None, None, Some(-1), 4), [3, 2, 1, 0]);
+        assert_eq!(slice(Some(-1), Some(-3), Some(-1), 5), [4, 3]);
+        assert_eq!(slice(Some(10), None, Some(-2), 5), [4, 2, 0]);
+        assert_eq!(slice(None, None, None, 0), Vec::<usize>::new());
+        assert!(Slice::new(None, None, Some(0), 3).is_err());
+    }
+
+    #[test]
+    fn indices_count_from_either_end() {
+        assert_eq!(position(0, 3), Some(0));
+        assert_eq!(position(-1, 3), Some(2));
+        assert_eq!(position(-3, 3), Some(0));
+        assert_eq!(position(-4, 3), None);
+        assert_eq!(position(3, 3), None);
+        assert_eq!(position(isize::MIN, 3), None);
+        assert_eq!(insertion_point(-100, 3), 0);
+        assert_eq!(insertion_point(100, 3), 3);
+        assert_eq!(insertion_point(-1, 3), 2);
+    }
+
+    #[test]
+    fn sort_is_pythons() {
+        let mut items = vec![Value::from(3), Value::Float(1.5), Value::Bool(true)];
+        py_sort(&mut items, false).unwrap();
+        assert_eq!(
+            items,
+            [Value::Bool(true), Value::Float(1.5), Value::from(3)]
+        );
+        // Stable in reverse: equal 1 and True keep their order.
+        let mut items = vec![Value::from(1), Value::from(2), Value::Bool(true)];
+        py_sort(&mut items, true).unwrap();
+        assert!(matches!(
+            items[..],
+            [Value::Int(2), Value::Int(1), Value::Bool(true)]
+        ));
+        let mut items = vec![Value::from(1), Value::from("a")];
+        assert!(
+            matches!(py_sort(&mut items, false), Err(SyncError::TypeError(m)) if m.contains("'str' and 'int'") || m.contains("'int' and 'str'"))
+        );
+    }
+}
