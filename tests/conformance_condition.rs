@@ -1,0 +1,381 @@
+//! CONFORMANCE.md, "Condition": CPython's `_TestCondition` against
+//! `SyncManager::condition`, with waiters in threads and in child worker
+//! processes, counted through shared objects as CPython counts them.
+
+#[allow(dead_code)]
+#[path = "common/worker.rs"]
+mod worker;
+
+use std::process::Child;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager};
+use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
+
+const SHORT: Duration = Duration::from_millis(100);
+/// How long any single wait of these tests may block before it is a bug.
+const LONG: Duration = Duration::from_secs(30);
+const WORKER_LIMIT: Duration = Duration::from_secs(60);
+
+fn started() -> SyncManager {
+    let manager = SyncManager::new();
+    manager.start_in_thread().expect("start server thread");
+    manager
+}
+
+/// A worker's connection to its parent's manager, and the objects the
+/// parent passed.
+fn connect_worker() -> (SyncManager, Vec<ProxyBase>) {
+    let ctx = worker_context();
+    let manager = SyncManager::with_options(
+        ManagerOptions::new()
+            .address(ctx.address.clone())
+            .authkey(&ctx.authkey),
+    );
+    manager.connect().expect("connect to the parent's manager");
+    let client = manager.client().expect("client");
+    let objects = tokens_from_arg(&ctx.address, &ctx.argument)
+        .into_iter()
+        .map(|token| ProxyBase::from_token(&client, token).expect("adopt token"))
+        .collect();
+    (manager, objects)
+}
+
+fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
+    match result {
+        Err(Error::Sync(e)) if e == expected => {}
+        other => panic!("expected {expected:?}, got {other:?}"),
+    }
+}
+
+/// Run `f` and check it took about `expected` (generous bounds).
+fn takes_about<T>(expected: Duration, f: impl FnOnce() -> T) -> T {
+    let start = Instant::now();
+    let result = f();
+    let took = start.elapsed();
+    assert!(took >= expected.mul_f64(0.9), "returned after {took:?}");
+    assert!(
+        took < expected + Duration::from_secs(2),
+        "returned after {took:?}"
+    );
+    result
+}
+
+/// Poll `f` until it returns true, at most `LONG`.
+fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn assert_no_objects(manager: &SyncManager) {
+    assert_eq!(manager.number_of_objects().unwrap(), 0);
+}
+
+/// CPython's condition waiter (`_TestCondition.f`): with the condition
+/// held, say it is about to sleep, wait to be notified, report it woke.
+fn wait_to_be_woken(
+    condition: &ConditionProxy,
+    sleeping: &SemaphoreProxy,
+    woken: &QueueProxy<u32>,
+) {
+    let _held = condition.guard().unwrap();
+    sleeping.release().unwrap();
+    assert!(condition.wait_timeout(LONG).unwrap(), "never notified");
+    assert!(condition.is_owned().unwrap(), "the lock is held again");
+    woken.put(1).unwrap();
+}
+
+/// Six waiters, as CPython runs them: three threads and three worker
+/// processes.
+struct Waiters {
+    threads: Vec<JoinHandle<()>>,
+    processes: Vec<Child>,
+}
+
+impl Waiters {
+    fn start(
+        manager: &SyncManager,
+        condition: &ConditionProxy,
+        sleeping: &SemaphoreProxy,
+        woken: &QueueProxy<u32>,
+    ) -> Waiters {
+        let threads = (0..3)
+            .map(|_| {
+                let (condition, sleeping, woken) =
+                    (condition.clone(), sleeping.clone(), woken.clone());
+                std::thread::spawn(move || wait_to_be_woken(&condition, &sleeping, &woken))
+            })
+            .collect();
+        let argument = tokens_arg(&[condition.token(), sleeping.token(), woken.token()]);
+        let address = manager.address().unwrap();
+        let processes = (0..3)
+            .map(|_| {
+                spawn_worker(
+                    "worker_waits_to_be_woken",
+                    &address,
+                    managers::default_authkey(),
+                    &argument,
+                )
+            })
+            .collect();
+        // Every waiter says it sleeps while holding the lock, so once the
+        // notifier holds the lock, all six are inside `wait`.
+        for _ in 0..6 {
+            assert!(
+                sleeping.acquire_timeout(LONG).unwrap(),
+                "a waiter never started"
+            );
+        }
+        Waiters { threads, processes }
+    }
+
+    fn finish(self) {
+        for thread in self.threads {
+            thread.join().expect("waiter thread");
+        }
+        for process in self.processes {
+            expect_success(process, WORKER_LIMIT);
+        }
+    }
+}
+
+/// Worker of the six-waiter tests.
+#[test]
+#[ignore = "worker process, started by its parent test"]
+fn worker_waits_to_be_woken() {
+    let (_manager, mut objects) = connect_worker();
+    let woken = QueueProxy::<u32>::from_base(objects.remove(2));
+    let sleeping = SemaphoreProxy::from_base(objects.remove(1));
+    let condition = ConditionProxy::from_base(objects.remove(0));
+    wait_to_be_woken(&condition, &sleeping, &woken);
+}
+
+/// The objects of a six-waiter test.
+fn six_waiter_objects(manager: &SyncManager) -> (ConditionProxy, SemaphoreProxy, QueueProxy<u32>) {
+    (
+        manager.condition().unwrap(),
+        manager.semaphore(0).unwrap(),
+        manager.queue(0).unwrap(),
+    )
+}
+
+/// Check that exactly `count` waiters woke, and stay so for a while.
+fn assert_woken(woken: &QueueProxy<u32>, count: usize) {
+    eventually(&format!("{count} woken"), || {
+        woken.qsize().unwrap() >= count
+    });
+    std::thread::sleep(SHORT);
+    assert_eq!(woken.qsize().unwrap(), count, "woke more than notified");
+}
+
+/// "notify wakes exactly one waiter at a time (6 waiters, counted)."
+#[test]
+fn notify_wakes_exactly_one_waiter_at_a_time() {
+    let manager = started();
+    let (condition, sleeping, woken) = six_waiter_objects(&manager);
+    let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
+    assert_woken(&woken, 0);
+    for count in 1..=6 {
+        let _held = condition.guard().unwrap();
+        condition.notify().unwrap();
+        drop(_held);
+        assert_woken(&woken, count);
+    }
+    waiters.finish();
+    drop((condition, sleeping, woken));
+    assert_no_objects(&manager);
+}
+
+/// "notify_all wakes all 6 waiters."
+#[test]
+fn notify_all_wakes_all_six_waiters() {
+    let manager = started();
+    let (condition, sleeping, woken) = six_waiter_objects(&manager);
+    let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
+    assert_woken(&woken, 0);
+    {
+        let _held = condition.guard().unwrap();
+        condition.notify_all().unwrap();
+    }
+    assert_woken(&woken, 6);
+    waiters.finish();
+    drop((condition, sleeping, woken));
+    assert_no_objects(&manager);
+}
+
+/// "notify(n=2) then notify(n=4) wakes 2 then 4."
+#[test]
+fn notify_n_wakes_that_many_waiters() {
+    let manager = started();
+    let (condition, sleeping, woken) = six_waiter_objects(&manager);
+    let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
+    {
+        let _held = condition.guard().unwrap();
+        condition.notify_n(2).unwrap();
+    }
+    assert_woken(&woken, 2);
+    {
+        let _held = condition.guard().unwrap();
+        condition.notify_n(4).unwrap();
+    }
+    assert_woken(&woken, 6);
+    {
+        // Nobody is left: more notifications are harmless.
+        let _held = condition.guard().unwrap();
+        condition.notify_n(3).unwrap();
+        condition.notify_all().unwrap();
+    }
+    waiters.finish();
+    drop((condition, sleeping, woken));
+    assert_no_objects(&manager);
+}
+
+/// "`wait(0.1)` returns false after the timeout."
+#[test]
+fn wait_with_a_timeout_returns_false_after_it() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let _held = condition.guard().unwrap();
+    assert!(!takes_about(SHORT, || condition
+        .wait_timeout(SHORT)
+        .unwrap()));
+    assert!(!takes_about(SHORT, || condition
+        .wait_with(Some(SHORT))
+        .unwrap()));
+    assert!(condition.is_owned().unwrap(), "the lock is held again");
+    drop(_held);
+    drop(condition);
+    assert_no_objects(&manager);
+}
+
+/// "`wait(0)` false; `wait(60)` true after another process notifies."
+#[test]
+fn wait_zero_is_false_and_wait_sixty_is_woken_by_another_process() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let held = condition.guard().unwrap();
+    assert!(!condition.wait_timeout(Duration::ZERO).unwrap());
+    // The worker can take the lock, and so notify, only once we wait.
+    let child = spawn_worker(
+        "worker_notifies",
+        &manager.address().unwrap(),
+        managers::default_authkey(),
+        &tokens_arg(&[condition.token()]),
+    );
+    let start = Instant::now();
+    assert!(condition.wait_timeout(Duration::from_secs(60)).unwrap());
+    assert!(start.elapsed() < Duration::from_secs(30));
+    drop(held);
+    expect_success(child, WORKER_LIMIT);
+    drop(condition);
+    assert_no_objects(&manager);
+}
+
+/// Worker of `wait_zero_is_false_and_wait_sixty_is_woken_by_another_process`.
+#[test]
+#[ignore = "worker process, started by its parent test"]
+fn worker_notifies() {
+    let (_manager, mut objects) = connect_worker();
+    let condition = ConditionProxy::from_base(objects.remove(0));
+    let _held = condition.guard().unwrap();
+    condition.notify().unwrap();
+}
+
+/// "A Condition can be built on a supplied Lock or RLock proxy." — on a
+/// `Lock`, both proxies see one lock.
+#[test]
+fn condition_on_a_supplied_lock() {
+    let manager = started();
+    let lock = manager.lock().unwrap();
+    let condition = manager.condition_with(&lock).unwrap();
+    assert!(condition.acquire().unwrap());
+    assert!(lock.locked().unwrap(), "the condition took the lock itself");
+    assert!(!lock.try_acquire().unwrap());
+    assert!(!takes_about(SHORT, || condition
+        .wait_timeout(SHORT)
+        .unwrap()));
+    assert!(lock.locked().unwrap(), "held again after the wait");
+    lock.release().unwrap();
+    assert!(!condition.is_owned().unwrap());
+
+    // A waiter on the condition is notified by a thread holding the lock
+    // through the lock's own proxy.
+    let waiter = std::thread::spawn({
+        let condition = condition.clone();
+        move || {
+            let _held = condition.guard().unwrap();
+            condition.wait_timeout(LONG).unwrap()
+        }
+    });
+    eventually("the waiter to wait", || {
+        let _held = lock.guard().unwrap();
+        condition.notify().unwrap();
+        waiter.is_finished()
+    });
+    assert!(waiter.join().unwrap());
+
+    // The condition keeps its lock alive.
+    drop(lock);
+    assert_eq!(manager.number_of_objects().unwrap(), 2);
+    let _held = condition.guard().unwrap();
+    drop(_held);
+    drop(condition);
+    assert_no_objects(&manager);
+}
+
+/// "A Condition can be built on a supplied Lock or RLock proxy." — on an
+/// `RLock`, ownership and recursion levels are shared, and `wait` restores
+/// the level it found.
+#[test]
+fn condition_on_a_supplied_rlock() {
+    let manager = started();
+    let rlock = manager.rlock().unwrap();
+    let condition = manager.condition_with(&rlock).unwrap();
+    assert!(rlock.acquire().unwrap());
+    assert!(rlock.acquire().unwrap());
+    assert!(condition.is_owned().unwrap());
+    let other = condition.clone();
+    assert!(!std::thread::spawn(move || other.is_owned().unwrap())
+        .join()
+        .unwrap());
+    assert!(!condition.wait_timeout(SHORT).unwrap());
+    condition.release().unwrap();
+    rlock.release().unwrap();
+    expect_sync_error(
+        rlock.release(),
+        SyncError::RuntimeError("cannot release un-acquired lock".into()),
+    );
+
+    // A raw proxy works too.
+    let again = manager.condition_with(rlock.raw()).unwrap();
+    {
+        let _held = again.guard().unwrap();
+        assert!(rlock.is_owned().unwrap());
+    }
+    drop((rlock, condition, again));
+    assert_no_objects(&manager);
+}
+
+/// Python's `RuntimeError` for waiting or notifying without the lock.
+#[test]
+fn wait_and_notify_need_the_lock() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let not_held =
+        |what: &str| SyncError::RuntimeError(format!("cannot {what} on un-acquired lock"));
+    expect_sync_error(condition.wait_timeout(SHORT), not_held("wait"));
+    expect_sync_error(condition.notify(), not_held("notify"));
+    expect_sync_error(condition.notify_all(), not_held("notify"));
+    let _held = condition.guard().unwrap();
+    let other = condition.clone();
+    let from_other_thread = std::thread::spawn(move || other.notify()).join().unwrap();
+    expect_sync_error(from_other_thread, not_held("notify"));
+    drop(_held);
+    drop(condition);
+    assert_no_objects(&manager);
+}
