@@ -1,0 +1,55 @@
+//! Proxies nested across managers: "a token carries its server's address,
+//! so a dict on one manager can hold a proxy to a list on another", with
+//! refcounts right on both servers.
+
+use std::time::{Duration, Instant};
+
+use managers::sync::{DictProxy, ListProxy, SyncManager};
+use managers::Proxy;
+
+fn started() -> SyncManager {
+    let manager = SyncManager::new();
+    manager.start_in_thread().unwrap();
+    manager
+}
+
+/// Objects on `manager`'s server, once releases sent by other sessions
+/// have arrived (they travel without waiting for an answer).
+fn settled_count(manager: &SyncManager, expected: usize) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let count = manager.number_of_objects().unwrap();
+        if count == expected || Instant::now() > deadline {
+            return count;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn a_dict_on_one_manager_holds_a_list_on_another() {
+    let a = started();
+    let b = started();
+    let list: ListProxy<i64> = b.list_from([1, 2]).unwrap();
+    let dict: DictProxy<String, ListProxy<i64>> = a.dict().unwrap();
+    dict.set("remote".into(), list.clone()).unwrap();
+
+    // The proxy that comes back out of A's dict talks to B.
+    let again = dict.get("remote").unwrap();
+    assert_eq!(again.raw().base().token().address, b.address().unwrap());
+    again.append(3).unwrap();
+    assert_eq!(list.to_vec().unwrap(), vec![1, 2, 3]);
+
+    // A's dict keeps B's list alive after every client proxy is gone.
+    drop((list, again));
+    assert_eq!(settled_count(&b, 1), 1, "held by the dict on A");
+    let back = dict.get("remote").unwrap();
+    assert_eq!(back.len().unwrap(), 3);
+    drop(back);
+
+    // Once A lets go, B frees the list.
+    dict.clear().unwrap();
+    assert_eq!(settled_count(&b, 0), 0, "released when the holder let go");
+    drop(dict);
+    assert_eq!(a.number_of_objects().unwrap(), 0);
+}
