@@ -53,3 +53,30 @@ fn a_dict_on_one_manager_holds_a_list_on_another() {
     drop(dict);
     assert_eq!(a.number_of_objects().unwrap(), 0);
 }
+
+#[test]
+fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
+    let owner = started();
+    let list: ListProxy<String> = owner.list().unwrap();
+    list.append("from the owner".into()).unwrap();
+    let text = list.raw().token().to_text();
+
+    // Another session (another process would do the same) rebuilds it.
+    let other = SyncManager::with_options(
+        managers::ManagerOptions::new()
+            .address(owner.address().unwrap())
+            .authkey(managers::default_authkey()),
+    );
+    other.connect().unwrap();
+    let token = managers::Token::from_text(&text).unwrap();
+    let rebuilt: ListProxy<String> = other.proxy_from_token(&token).unwrap();
+    rebuilt.append("from the other".into()).unwrap();
+    assert_eq!(list.len().unwrap(), 2);
+
+    // The rebuilt proxy holds its own reference.
+    drop(list);
+    assert_eq!(rebuilt.len().unwrap(), 2);
+    drop(rebuilt);
+    assert_eq!(settled_count(&owner, 0), 0);
+    assert!(managers::Token::from_text("not hex").is_err());
+}

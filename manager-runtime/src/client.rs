@@ -161,6 +161,28 @@ impl Client {
         Ok(())
     }
 
+    /// A proxy of type `P` (any proxy: typed, generated) to the object
+    /// `token` names on this session's server, taking a new reference.
+    pub fn proxy_from_token<P: serde::de::DeserializeOwned>(&self, token: &Token) -> Result<P> {
+        if token.address != self.inner.address {
+            return Err(Error::State(format!(
+                "{token} does not live on the server at {}",
+                self.inner.address
+            )));
+        }
+        let id = self.inner.next_request();
+        let request = Request::Incref {
+            id,
+            object: token.id,
+        };
+        self.inner
+            .roundtrip(id, &request, None::<&()>, |_| Ok(()))?;
+        // Outside a reply the token's fields encode without granting
+        // anything; the proxy adopts the reference just taken.
+        let bytes = wire::encode(token)?;
+        crate::proxy::decoding_for(self, || wire::decode::<P>(&bytes))
+    }
+
     /// Blocking call; `decode` reads the result payload in place.
     pub(crate) fn call<A: Serialize, R>(
         &self,

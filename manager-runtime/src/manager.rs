@@ -291,6 +291,16 @@ impl BaseManager {
         client.create_async(typeid, args).await
     }
 
+    /// A proxy of type `P` to the object `token` names, for a process that
+    /// was handed the token (see [`Token::to_text`](crate::Token::to_text))
+    /// rather than the proxy: Python's pickled proxy, rebuilt.
+    pub fn proxy_from_token<P: serde::de::DeserializeOwned>(
+        &self,
+        token: &crate::Token,
+    ) -> Result<P> {
+        self.client()?.proxy_from_token(token)
+    }
+
     /// How many objects the server holds (Python's
     /// `_number_of_objects()`), to check nothing leaked.
     pub fn number_of_objects(&self) -> Result<usize> {

@@ -102,6 +102,38 @@ impl Serialize for ProxyBase {
     }
 }
 
+impl Token {
+    /// A text form for handing the object to another process (argv, a
+    /// file, a message): pass it to
+    /// [`BaseManager::proxy_from_token`](crate::BaseManager::proxy_from_token)
+    /// there after [`Token::from_text`].
+    pub fn to_text(&self) -> String {
+        let fields = (self.typeid.as_str(), &self.address, self.id);
+        let bytes = crate::wire::encode(&fields).expect("a token always encodes");
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Read a token written by [`Token::to_text`].
+    pub fn from_text(text: &str) -> Result<Token> {
+        let bad = || crate::Error::Codec(format!("`{text}` is not a token's text form"));
+        if text.len() % 2 != 0 || !text.is_ascii() {
+            return Err(bad());
+        }
+        let bytes = (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
+            .collect::<std::result::Result<Vec<u8>, _>>()
+            .map_err(|_| bad())?;
+        let (typeid, address, id): (String, Address, u64) =
+            crate::wire::decode(&bytes).map_err(|_| bad())?;
+        Ok(Token {
+            typeid,
+            address,
+            id,
+        })
+    }
+}
+
 impl fmt::Display for Token {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
