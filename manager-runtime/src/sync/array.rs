@@ -1,11 +1,310 @@
-//! Being written.
+//! `Array`: a fixed-length shared sequence clients index into (Python's
+//! `manager.Array`).
 
-use crate::registry::Registry;
+use serde::Serialize;
+
+use super::shared_value::holds_tokens;
+use super::SyncManager;
+use crate::error::{Error, Result};
+use crate::registry::{Constructor, Registry};
+use crate::value::{to_value, Value};
 
 /// Server-side objects of this family.
-pub mod server {}
+pub mod server {
+    use std::sync::Mutex;
+
+    use super::super::shared_value::{lock, HeldTokens};
+    use crate::error::SyncError;
+    use crate::value::Value;
+
+    /// Python's `manager.Array`, served: a sequence of dynamic values whose
+    /// length is fixed when it is made.
+    pub struct Array {
+        items: Mutex<Vec<Value>>,
+        held: HeldTokens,
+    }
+
+    impl Array {
+        /// An array holding `items`.
+        pub fn new(items: Vec<Value>) -> Self {
+            let held = HeldTokens::new();
+            for item in &items {
+                held.retain(item);
+            }
+            Array {
+                items: Mutex::new(items),
+                held,
+            }
+        }
+    }
+
+    /// Python's index: negative counts from the end.
+    fn position(index: i64, len: usize) -> Option<usize> {
+        let len = i64::try_from(len).ok()?;
+        let index = if index < 0 { index + len } else { index };
+        (0..len).contains(&index).then_some(index as usize)
+    }
+
+    /// Python's slice bounds `[start:stop]` (step 1), clamped to the array.
+    fn bounds(start: Option<i64>, stop: Option<i64>, len: usize) -> (usize, usize) {
+        let clamp = |bound: Option<i64>, default: usize| match bound {
+            None => default,
+            Some(i) if i < 0 => len.saturating_sub(i.unsigned_abs() as usize),
+            Some(i) => (i as u64).min(len as u64) as usize,
+        };
+        let (start, stop) = (clamp(start, 0), clamp(stop, len));
+        (start, stop.max(start))
+    }
+
+    #[crate::shared(typeid = "Array")]
+    impl Array {
+        /// Python's `len(array)`.
+        pub fn len(&self) -> usize {
+            lock(&self.items).len()
+        }
+
+        /// Whether the array has no elements.
+        pub fn is_empty(&self) -> bool {
+            lock(&self.items).is_empty()
+        }
+
+        /// Python's `array[index]`; negative indexes count from the end.
+        pub fn get(&self, index: i64) -> Result<Value, SyncError> {
+            let items = lock(&self.items);
+            position(index, items.len())
+                .map(|i| items[i].clone())
+                .ok_or_else(|| SyncError::IndexError("array index out of range".into()))
+        }
+
+        /// Python's `array[index] = value`.
+        pub fn set(&self, index: i64, value: Value) -> Result<(), SyncError> {
+            self.held.retain(&value);
+            let old = {
+                let mut items = lock(&self.items);
+                match position(index, items.len()) {
+                    Some(i) => Ok(std::mem::replace(&mut items[i], value)),
+                    None => Err(value),
+                }
+            };
+            match old {
+                Ok(old) => {
+                    self.held.release(&old);
+                    Ok(())
+                }
+                Err(refused) => {
+                    self.held.release(&refused);
+                    Err(SyncError::IndexError(
+                        "array assignment index out of range".into(),
+                    ))
+                }
+            }
+        }
+
+        /// Python's `array[start:stop]`; `None` is an omitted bound.
+        pub fn get_slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
+            let items = lock(&self.items);
+            let (start, stop) = bounds(start, stop, items.len());
+            items[start..stop].to_vec()
+        }
+
+        /// Python's `array[start:stop] = values`. The length of an array is
+        /// fixed: `values` must be as long as the slice (ValueError).
+        pub fn set_slice(
+            &self,
+            start: Option<i64>,
+            stop: Option<i64>,
+            values: Vec<Value>,
+        ) -> Result<(), SyncError> {
+            // The length never changes, so the bounds stay right.
+            let (start, stop) = bounds(start, stop, self.len());
+            if values.len() != stop - start {
+                return Err(SyncError::ValueError(format!(
+                    "can only assign a sequence of the same size ({} to a slice of {})",
+                    values.len(),
+                    stop - start
+                )));
+            }
+            for value in &values {
+                self.held.retain(value);
+            }
+            let old: Vec<Value> = lock(&self.items).splice(start..stop, values).collect();
+            for value in &old {
+                self.held.release(value);
+            }
+            Ok(())
+        }
+
+        /// Every element, in order (Python's `array[:]`).
+        pub fn to_vec(&self) -> Vec<Value> {
+            lock(&self.items).clone()
+        }
+    }
+}
 
 /// Typed proxies of this family.
-pub mod typed {}
+pub mod typed {
+    use std::fmt;
+    use std::marker::PhantomData;
 
-pub(crate) fn register(_registry: &mut Registry) {}
+    use serde::de::DeserializeOwned;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::super::shared_value::flatten;
+    use super::server::ArrayProxy as RawArrayProxy;
+    use crate::error::Result;
+    use crate::proxy::Proxy;
+    use crate::value::{to_value, Value};
+
+    /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
+    /// (Python's `ArrayProxy`): `len`, indexing with negative indexes, item
+    /// and slice assignment. Out-of-range indexes fail with
+    /// [`SyncError::IndexError`](crate::SyncError::IndexError).
+    ///
+    /// ```
+    /// # fn main() -> manager_runtime::Result<()> {
+    /// let manager = manager_runtime::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let array = manager.array(&[1.5, 2.5, 3.5])?;
+    /// array.set(-1, &0.0)?;
+    /// assert_eq!(array.len()?, 3);
+    /// assert_eq!(array.to_vec()?, [1.5, 2.5, 0.0]);
+    /// # Ok(()) }
+    /// ```
+    pub struct ArrayProxy<T> {
+        raw: RawArrayProxy,
+        _type: PhantomData<fn() -> T>,
+    }
+
+    impl<T> ArrayProxy<T> {
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &RawArrayProxy {
+            &self.raw
+        }
+
+        /// Python's `len(array)`.
+        pub fn len(&self) -> Result<usize> {
+            self.raw.len()
+        }
+
+        /// Whether the array has no elements.
+        pub fn is_empty(&self) -> Result<bool> {
+            self.raw.is_empty()
+        }
+
+        fn decode<R: DeserializeOwned>(&self, value: Value) -> Result<R> {
+            self.raw.base().decode_value(value)
+        }
+    }
+
+    impl<T: DeserializeOwned> ArrayProxy<T> {
+        /// Python's `array[index]`; negative indexes count from the end.
+        pub fn get(&self, index: i64) -> Result<T> {
+            let value = flatten(self.raw.get(index))?;
+            self.decode(value)
+        }
+
+        /// Python's `array[start:stop]`; `None` is an omitted bound, and
+        /// bounds are clamped as Python clamps them.
+        pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>> {
+            let items = self.raw.get_slice(start, stop)?;
+            self.decode(Value::List(items))
+        }
+
+        /// Every element, in order (Python's `array[:]`).
+        pub fn to_vec(&self) -> Result<Vec<T>> {
+            let items = self.raw.to_vec()?;
+            self.decode(Value::List(items))
+        }
+    }
+
+    impl<T: Serialize> ArrayProxy<T> {
+        /// Python's `array[index] = value`.
+        pub fn set(&self, index: i64, value: &T) -> Result<()> {
+            flatten(self.raw.set(index, to_value(value)?))
+        }
+
+        /// Python's `array[start:stop] = values`; `values` must be as long
+        /// as the slice, since an array's length is fixed.
+        pub fn set_slice(&self, start: Option<i64>, stop: Option<i64>, values: &[T]) -> Result<()> {
+            let values = values.iter().map(to_value).collect::<Result<_, _>>()?;
+            flatten(self.raw.set_slice(start, stop, values))
+        }
+    }
+
+    impl<T> From<RawArrayProxy> for ArrayProxy<T> {
+        fn from(raw: RawArrayProxy) -> Self {
+            ArrayProxy {
+                raw,
+                _type: PhantomData,
+            }
+        }
+    }
+
+    impl<T> Clone for ArrayProxy<T> {
+        /// Another reference to the same array.
+        fn clone(&self) -> Self {
+            self.raw.clone().into()
+        }
+    }
+
+    impl<T> fmt::Debug for ArrayProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Debug::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> fmt::Display for ArrayProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.raw, f)
+        }
+    }
+
+    impl<T> Serialize for ArrayProxy<T> {
+        /// As its token, so a container stores it as a proxy.
+        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+            self.raw.serialize(serializer)
+        }
+    }
+
+    impl<'de, T> Deserialize<'de> for ArrayProxy<T> {
+        /// A proxy inside a manager's reply, adopted by its session.
+        fn deserialize<D: Deserializer<'de>>(
+            deserializer: D,
+        ) -> std::result::Result<Self, D::Error> {
+            RawArrayProxy::deserialize(deserializer).map(Into::into)
+        }
+    }
+}
+
+use typed::ArrayProxy;
+
+pub(crate) fn register(registry: &mut Registry) {
+    registry.register::<server::Array>(
+        "Array",
+        None,
+        Some(Constructor::new(|(items,): (Vec<Value>,)| {
+            server::Array::new(items)
+        })),
+    );
+}
+
+impl SyncManager {
+    /// A new shared `Array` holding `items` (Python's
+    /// `manager.Array(typecode, sequence)`; the type parameter plays the
+    /// typecode's part). Its length never changes.
+    pub fn array<T: Serialize>(&self, items: &[T]) -> Result<ArrayProxy<T>> {
+        let items = items
+            .iter()
+            .map(to_value)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        if !items.iter().any(holds_tokens) {
+            let raw: server::ArrayProxy = self.create("Array", &(items,))?;
+            return Ok(raw.into());
+        }
+        // A constructor runs outside any call, so it cannot keep the
+        // objects it is given alive: proxies are stored by a call.
+        let raw: server::ArrayProxy = self.create("Array", &(vec![Value::None; items.len()],))?;
+        raw.set_slice(None, None, items)?.map_err(Error::Sync)?;
+        Ok(raw.into())
+    }
+}

@@ -1,0 +1,451 @@
+//! CONFORMANCE.md, "Barrier (N = 5)": CPython's `_TestBarrier`, with
+//! parties in threads of this process, in child processes, and as futures.
+
+#[path = "common/worker.rs"]
+#[allow(dead_code)]
+mod worker;
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use managers::sync::server::SharedValueProxy;
+use managers::sync::server::{ArrayProxy as RawArrayProxy, BarrierProxy as RawBarrierProxy};
+use managers::sync::{ArrayProxy, BarrierProxy, SyncManager, ValueProxy};
+use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
+
+const N: usize = 5;
+/// A bound on every wait that is expected to end for another reason, so a
+/// failing test cannot hang.
+const SAFETY: Option<Duration> = Some(Duration::from_secs(30));
+const WORKER_LIMIT: Duration = Duration::from_secs(90);
+
+fn started() -> SyncManager {
+    let manager = SyncManager::new();
+    manager.start_in_thread().expect("start server thread");
+    manager
+}
+
+fn assert_no_objects(manager: &SyncManager) {
+    assert_eq!(
+        manager.number_of_objects().unwrap(),
+        0,
+        "{:?}",
+        manager.debug_info()
+    );
+}
+
+fn is_broken<T: std::fmt::Debug>(result: &managers::Result<T>) -> bool {
+    matches!(result, Err(Error::Sync(SyncError::BrokenBarrier)))
+}
+
+/// `count` threads, each running `party` with its own proxy.
+fn parties<T: Send + 'static>(
+    count: usize,
+    barrier: &BarrierProxy,
+    party: impl Fn(BarrierProxy) -> T + Send + Clone + 'static,
+) -> Vec<JoinHandle<T>> {
+    (0..count)
+        .map(|_| {
+            let (barrier, party) = (barrier.clone(), party.clone());
+            std::thread::spawn(move || party(barrier))
+        })
+        .collect()
+}
+
+fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
+    handles
+        .into_iter()
+        .map(|h| h.join().expect("party thread"))
+        .collect()
+}
+
+/// Poll until `n_waiting` reaches `count` (bounded).
+fn wait_for_waiting(barrier: &BarrierProxy, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while barrier.n_waiting().unwrap() != count {
+        assert!(
+            Instant::now() < deadline,
+            "never saw {count} parties waiting"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+// "`parties == 5`, `n_waiting == 0`, `broken == false` at start."
+#[test]
+fn a_new_barrier_has_5_parties_none_waiting_and_is_not_broken() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    assert_eq!(barrier.parties().unwrap(), 5);
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
+    assert!(!barrier.broken().unwrap());
+    assert!(
+        barrier.to_string().contains("typeid 'Barrier'"),
+        "{barrier}"
+    );
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "Of N parties, exactly one `wait()` returns 0; every index 0..N-1 once."
+#[test]
+fn each_index_is_returned_once_per_generation() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    const PASSES: usize = 4;
+    let handles = parties(N, &barrier, |barrier| {
+        (0..PASSES)
+            .map(|_| barrier.wait(SAFETY).unwrap())
+            .collect::<Vec<_>>()
+    });
+    let runs = join_all(handles);
+    for pass in 0..PASSES {
+        let mut indexes: Vec<usize> = runs.iter().map(|run| run[pass]).collect();
+        indexes.sort_unstable();
+        assert_eq!(indexes, (0..N).collect::<Vec<_>>(), "pass {pass}");
+    }
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
+    assert!(!barrier.broken().unwrap());
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "Of N parties, exactly one `wait()` returns 0; every index 0..N-1 once."
+// and "An action runs exactly once per generation.", with the parties in
+// four child processes and this one, counting runs in a shared Value and
+// marking the indexes each generation hands out in a shared Array.
+#[test]
+fn parties_in_other_processes_get_each_index_once_and_one_action_per_generation() {
+    const PASSES: usize = 3;
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let runs = manager.value(&0_u32).unwrap();
+    let seen = manager.array(&[0_u32; N * PASSES]).unwrap();
+    let argument = tokens_arg(&[
+        barrier.raw().base().token(),
+        runs.raw().base().token(),
+        seen.raw().base().token(),
+    ]);
+    let address = manager.address().unwrap();
+    let children: Vec<_> = (0..N - 1)
+        .map(|_| {
+            spawn_worker(
+                "worker_barrier_party",
+                &address,
+                managers::default_authkey(),
+                &argument,
+            )
+        })
+        .collect();
+    let mine = barrier_party(&barrier, &runs, &seen, PASSES);
+    for child in children {
+        expect_success(child, WORKER_LIMIT);
+    }
+    mine.unwrap();
+    assert_eq!(
+        runs.get().unwrap(),
+        PASSES as u32,
+        "one action per generation"
+    );
+    assert_eq!(seen.to_vec().unwrap(), [1; N * PASSES], "each index once");
+    drop((barrier, runs, seen));
+    assert_no_objects(&manager);
+}
+
+/// One party of the test above: pass the barrier `passes` times, offering
+/// the action each time, and mark the index received.
+fn barrier_party(
+    barrier: &BarrierProxy,
+    runs: &ValueProxy<u32>,
+    seen: &ArrayProxy<u32>,
+    passes: usize,
+) -> managers::Result<()> {
+    for pass in 0..passes {
+        let index = barrier.wait_with_action(Some(Duration::from_secs(60)), || {
+            runs.set(&(runs.get().unwrap() + 1)).unwrap();
+        })?;
+        // The action ran before any party was released, and the next
+        // generation's cannot run before this party arrives again.
+        assert_eq!(runs.get()?, pass as u32 + 1);
+        let slot = (pass * N + index) as i64;
+        seen.set(slot, &(seen.get(slot)? + 1))?;
+    }
+    Ok(())
+}
+
+#[test]
+#[ignore = "worker process of parties_in_other_processes_get_each_index_once_and_one_action_per_generation"]
+fn worker_barrier_party() {
+    let ctx = worker_context();
+    let manager = SyncManager::with_options(
+        ManagerOptions::new()
+            .address(ctx.address.clone())
+            .authkey(&ctx.authkey),
+    );
+    manager.connect().unwrap();
+    let client = manager.client().unwrap();
+    let mut bases = tokens_from_arg(&ctx.address, &ctx.argument)
+        .into_iter()
+        .map(|token| ProxyBase::from_token(&client, token).unwrap());
+    let barrier: BarrierProxy = RawBarrierProxy::from_base(bases.next().unwrap()).into();
+    let runs: ValueProxy<u32> = SharedValueProxy::from_base(bases.next().unwrap()).into();
+    let seen: ArrayProxy<u32> = RawArrayProxy::from_base(bases.next().unwrap()).into();
+    barrier_party(&barrier, &runs, &seen, 3).unwrap();
+}
+
+// "An action runs exactly once per generation."
+#[test]
+fn an_action_runs_exactly_once_per_generation() {
+    const PASSES: usize = 10;
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let runs = manager.value(&0_u32).unwrap();
+    let handles = parties(N, &barrier, {
+        let runs = runs.clone();
+        move |barrier| {
+            for pass in 0..PASSES {
+                barrier
+                    .wait_with_action(SAFETY, || runs.set(&(runs.get().unwrap() + 1)).unwrap())
+                    .unwrap();
+                assert_eq!(
+                    runs.get().unwrap(),
+                    pass as u32 + 1,
+                    "action before release"
+                );
+            }
+        }
+    });
+    join_all(handles);
+    assert_eq!(runs.get().unwrap(), PASSES as u32);
+    drop((barrier, runs));
+    assert_no_objects(&manager);
+}
+
+// "An action runs exactly once per generation.": offered by one party only,
+// which is not the last to arrive, it still runs once, before the release.
+#[test]
+fn an_action_offered_by_one_waiting_party_runs_once_before_the_release() {
+    let manager = started();
+    let barrier = manager.barrier(3).unwrap();
+    let runs = manager.value(&0_u32).unwrap();
+    let offering = {
+        let (barrier, runs) = (barrier.clone(), runs.clone());
+        std::thread::spawn(move || {
+            barrier.wait_with_action(SAFETY, || {
+                std::thread::sleep(Duration::from_millis(50));
+                runs.set(&(runs.get().unwrap() + 1)).unwrap();
+            })
+        })
+    };
+    wait_for_waiting(&barrier, 1);
+    let handles = parties(2, &barrier, {
+        let runs = runs.clone();
+        move |barrier| {
+            let index = barrier.wait(SAFETY).unwrap();
+            (index, runs.get().unwrap())
+        }
+    });
+    let others = join_all(handles);
+    assert_eq!(offering.join().unwrap().unwrap(), 0, "it arrived first");
+    assert!(others.iter().all(|&(_, runs)| runs == 1), "{others:?}");
+    assert_eq!(runs.get().unwrap(), 1);
+    drop((barrier, runs));
+    assert_no_objects(&manager);
+}
+
+// "An action runs exactly once per generation.": an action that fails
+// (panics) breaks the barrier, as a raising action does in Python.
+#[test]
+fn a_failing_action_breaks_the_barrier() {
+    let manager = started();
+    let barrier = manager.barrier(3).unwrap();
+    let handles = parties(2, &barrier, |barrier| barrier.wait(SAFETY));
+    wait_for_waiting(&barrier, 2);
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        barrier.wait_with_action(SAFETY, || panic!("the action fails"))
+    }));
+    assert!(panicked.is_err(), "the action's panic reaches its caller");
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    assert!(barrier.broken().unwrap());
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "abort: the N-1 waiting parties fail with BrokenBarrier; `broken` true."
+#[test]
+fn abort_fails_the_waiting_parties() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let handles = parties(N - 1, &barrier, |barrier| barrier.wait(SAFETY));
+    wait_for_waiting(&barrier, N - 1);
+    barrier.abort().unwrap();
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    assert!(barrier.broken().unwrap());
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
+    let again = barrier.wait(SAFETY);
+    assert!(
+        is_broken(&again),
+        "a broken barrier fails at once: {again:?}"
+    );
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+/// `N` parties pass the barrier `passes` times.
+fn passes_normally(barrier: &BarrierProxy, passes: usize) {
+    let handles = parties(N, barrier, move |barrier| {
+        for _ in 0..passes {
+            barrier.wait(SAFETY).unwrap();
+        }
+    });
+    join_all(handles);
+}
+
+// "reset while parties wait: they fail with BrokenBarrier; the barrier is
+// usable afterwards."
+#[test]
+fn reset_fails_the_waiting_parties_and_the_barrier_stays_usable() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let handles = parties(N - 1, &barrier, |barrier| barrier.wait(SAFETY));
+    wait_for_waiting(&barrier, N - 1);
+    barrier.reset().unwrap();
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    assert!(!barrier.broken().unwrap());
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
+    passes_normally(&barrier, 2);
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "abort then reset: usable again."
+#[test]
+fn abort_then_reset_makes_the_barrier_usable_again() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let handles = parties(2, &barrier, |barrier| barrier.wait(SAFETY));
+    wait_for_waiting(&barrier, 2);
+    barrier.abort().unwrap();
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    assert!(barrier.broken().unwrap());
+    barrier.reset().unwrap();
+    assert!(!barrier.broken().unwrap());
+    passes_normally(&barrier, 2);
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "timeout on wait ...: all parties fail with BrokenBarrier."
+#[test]
+fn a_timed_out_wait_breaks_the_barrier_for_all() {
+    let manager = started();
+    let barrier = manager.barrier(N).unwrap();
+    let handles = parties(N - 2, &barrier, |barrier| barrier.wait(SAFETY));
+    wait_for_waiting(&barrier, N - 2);
+    let start = Instant::now();
+    let timed = barrier.wait(Some(Duration::from_millis(200)));
+    let elapsed = start.elapsed();
+    assert!(is_broken(&timed), "{timed:?}");
+    assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    assert!(barrier.broken().unwrap());
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "... and a default timeout: all parties fail with BrokenBarrier."
+#[test]
+fn a_default_timeout_breaks_the_barrier_for_all() {
+    let manager = started();
+    let barrier = manager
+        .barrier_with_timeout(N, Duration::from_millis(200))
+        .unwrap();
+    let start = Instant::now();
+    let handles = parties(N - 1, &barrier, |barrier| barrier.wait(None));
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+    let elapsed = start.elapsed();
+    assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
+    assert!(barrier.broken().unwrap());
+    // A wait's own timeout overrides the default.
+    barrier.reset().unwrap();
+    let handles = parties(N - 1, &barrier, |barrier| barrier.wait(SAFETY));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(!barrier.broken().unwrap());
+    barrier.wait(SAFETY).unwrap();
+    for result in join_all(handles) {
+        result.unwrap();
+    }
+    drop(barrier);
+    assert_no_objects(&manager);
+}
+
+// "A single-party barrier never blocks."
+#[test]
+fn a_single_party_barrier_never_blocks() {
+    let manager = started();
+    let barrier = manager.barrier(1).unwrap();
+    let mut runs = 0;
+    for _ in 0..10 {
+        assert_eq!(barrier.wait(Some(Duration::ZERO)).unwrap(), 0);
+        assert_eq!(
+            barrier
+                .wait_with_action(Some(Duration::ZERO), || runs += 1)
+                .unwrap(),
+            0
+        );
+    }
+    assert_eq!(runs, 10);
+    assert!(!barrier.broken().unwrap());
+    drop(barrier);
+    // Python's ValueError for no parties at all.
+    let err = manager.barrier(0).unwrap_err();
+    assert!(
+        matches!(err, Error::Sync(SyncError::ValueError(_))),
+        "{err}"
+    );
+    assert_no_objects(&manager);
+}
+
+// Waiting parties are futures in the server: a thousand of them, all on
+// one connection, pass a barrier and each index comes back once.
+#[test]
+fn a_thousand_parties_are_futures_not_threads() {
+    const PARTIES: usize = 1000;
+    let manager = started();
+    let barrier = manager.barrier(PARTIES).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut indexes = runtime.block_on(async {
+        let mut waits = tokio::task::JoinSet::new();
+        for _ in 0..PARTIES {
+            let barrier = barrier.raw().to_async();
+            waits.spawn(async move { barrier.wait(SAFETY).await });
+        }
+        let mut indexes = Vec::new();
+        while let Some(done) = waits.join_next().await {
+            indexes.push(done.unwrap().unwrap().unwrap());
+        }
+        indexes
+    });
+    indexes.sort_unstable();
+    assert_eq!(indexes, (0..PARTIES).collect::<Vec<_>>());
+    drop(barrier);
+    assert_no_objects(&manager);
+}
