@@ -334,6 +334,15 @@ fn proxies_travel_through_a_queue() {
     assert_eq!(inner.get().unwrap(), 123);
     assert_eq!(inner.get().unwrap(), 456);
 
+    // A put that fails (Full) or waits in vain gives its references back.
+    let full = manager.queue::<QueueProxy<i64>>(1).unwrap();
+    full.put(inner.clone()).unwrap();
+    expect_sync_error(full.put_nowait(inner.clone()), SyncError::Full);
+    expect_sync_error(full.put_timeout(inner.clone(), SHORT), SyncError::Full);
+    assert_eq!(manager.number_of_objects().unwrap(), 3);
+    drop(full);
+    assert_eq!(manager.number_of_objects().unwrap(), 2);
+
     outer.put(inner).unwrap();
     drop(outer);
     assert_no_objects(&manager);

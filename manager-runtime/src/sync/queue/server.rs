@@ -14,14 +14,8 @@ use crate::sync::deadline;
 use crate::sync::lock::state::wait_until;
 use crate::value::Value;
 
-/// One stored element and the references the queue took for it.
-struct Entry {
-    value: Value,
-    retained: Vec<Token>,
-}
-
 struct State {
-    items: VecDeque<Entry>,
+    items: VecDeque<Item>,
     /// Items put and not yet marked done (`task_done`).
     unfinished: usize,
 }
@@ -69,35 +63,34 @@ impl Queue {
 
     /// Take a reference to every object `value` names (but not to this
     /// queue itself, which would never die), so it outlives its proxies.
-    fn retain(&self, value: Value) -> Result<Entry, SyncError> {
+    fn retain(&self, value: Value) -> Result<Item, SyncError> {
         let this = CallContext::current().and_then(|cx| cx.object_id());
-        let link = self.link();
-        let mut retained = Vec::new();
+        let mut item = Item {
+            value: Value::None,
+            retained: Vec::new(),
+            link: self.link().clone(),
+        };
         for token in value.tokens().filter(|token| Some(token.id) != this) {
-            if let Err(e) = link.retain(token) {
-                for token in &retained {
-                    link.release(token);
-                }
-                return Err(SyncError::ValueError(format!(
-                    "cannot store a proxy to {token}: {e}"
-                )));
-            }
-            retained.push(token.clone());
+            item.link.retain(token).map_err(|e| {
+                SyncError::ValueError(format!("cannot store a proxy to {token}: {e}"))
+            })?;
+            item.retained.push(token.clone());
         }
-        Ok(Entry { value, retained })
+        item.value = value;
+        Ok(item)
     }
 
     fn is_full(&self, state: &State) -> bool {
         self.maxsize > 0 && state.items.len() >= self.maxsize
     }
 
-    /// Store `entry` if there is room; otherwise hand it back.
-    fn try_put(&self, entry: &mut Option<Entry>) -> Option<()> {
+    /// Store `item` if there is room; otherwise leave it.
+    fn try_put(&self, item: &mut Option<Item>) -> Option<()> {
         let mut state = self.state.lock().unwrap();
         if self.is_full(&state) {
             return None;
         }
-        state.items.push_back(entry.take()?);
+        state.items.push_back(item.take()?);
         state.unfinished += 1;
         drop(state);
         self.not_empty.notify_one();
@@ -105,13 +98,9 @@ impl Queue {
     }
 
     fn try_get(&self) -> Option<Item> {
-        let entry = self.state.lock().unwrap().items.pop_front()?;
+        let item = self.state.lock().unwrap().items.pop_front()?;
         self.not_full.notify_one();
-        Some(Item {
-            value: entry.value,
-            retained: entry.retained,
-            link: self.link().clone(),
-        })
+        Some(item)
     }
 }
 
@@ -125,33 +114,22 @@ impl Queue {
         block: bool,
         timeout: Option<Duration>,
     ) -> Result<(), SyncError> {
-        let mut entry = Some(self.retain(item)?);
+        let mut item = Some(self.retain(item)?);
         let stored = if block {
             wait_until(&self.not_full, deadline(timeout), || {
-                self.try_put(&mut entry)
+                self.try_put(&mut item)
             })
             .await
         } else {
-            self.try_put(&mut entry)
+            self.try_put(&mut item)
         };
-        if let Some(entry) = entry {
-            for token in &entry.retained {
-                self.link().release(token);
-            }
-        }
         stored.ok_or(SyncError::Full)
     }
 
     /// Python's `put_nowait(item)`: `Full` if there is no room.
     pub fn put_nowait(&self, item: Value) -> Result<(), SyncError> {
-        let mut entry = Some(self.retain(item)?);
-        let stored = self.try_put(&mut entry);
-        if let Some(entry) = entry {
-            for token in &entry.retained {
-                self.link().release(token);
-            }
-        }
-        stored.ok_or(SyncError::Full)
+        let mut item = Some(self.retain(item)?);
+        self.try_put(&mut item).ok_or(SyncError::Full)
     }
 
     /// Python's `get(block, timeout)`: waits for an item unless `block` is
@@ -209,24 +187,14 @@ impl Queue {
     }
 }
 
-impl Drop for Queue {
-    fn drop(&mut self) {
-        let Some(link) = self.link.get() else {
-            return;
-        };
-        let state = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
-        for token in state.items.iter().flat_map(|entry| &entry.retained) {
-            link.release(token);
-        }
-    }
-}
-
-/// A value taken out of a queue, on its way to the caller.
+/// A value in a queue, with the references the queue holds on the objects
+/// it names (proxies put in the queue), given back when the item drops.
 ///
-/// The queue's references to the objects the value names are given back
-/// only when the item is dropped, after the reply is encoded, so the
-/// caller's own references (granted while encoding) are taken first and
-/// the objects never die in between. A client sees just the value.
+/// A `get` replies with the item itself, so those references go only
+/// after the reply is encoded: the caller's own references (granted while
+/// encoding) are taken first and the objects never die in between. An item
+/// dropped anywhere else (a failed or cancelled put, a dropped queue)
+/// gives them back too. A client sees just the value.
 pub struct Item {
     value: Value,
     retained: Vec<Token>,
@@ -234,7 +202,7 @@ pub struct Item {
 }
 
 impl Item {
-    /// The value.
+    /// The value (on a client, where the item holds no references).
     pub fn into_value(mut self) -> Value {
         std::mem::take(&mut self.value)
     }
