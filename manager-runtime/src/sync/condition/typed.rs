@@ -16,6 +16,7 @@ wrap_raw_proxy! {
     /// belong to the calling thread ([`caller_id`](crate::caller_id)).
     ///
     /// ```
+    /// # extern crate manager_runtime as managers;
     /// # fn main() -> managers::Result<()> {
     /// # use std::time::Duration;
     /// let manager = managers::sync::SyncManager::new();

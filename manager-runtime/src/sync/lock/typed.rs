@@ -137,6 +137,20 @@ pub(in crate::sync) use acquirer_methods;
 ///
 /// The guard stays on the thread that acquired (it is not `Send`), because
 /// an `RLock` or a condition belongs to the acquiring thread.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// # fn main() -> managers::Result<()> {
+/// let manager = managers::sync::SyncManager::new();
+/// manager.start_in_thread()?;
+/// let lock = manager.lock()?;
+/// {
+///     let _held = lock.guard()?;
+///     assert!(lock.locked()?);
+/// }
+/// assert!(!lock.locked()?);
+/// # Ok(()) }
+/// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
 pub struct LockGuard<'a> {
     lock: &'a dyn Acquirer,

@@ -19,6 +19,7 @@ use crate::value::to_value;
 /// [`Value`](crate::value::Value); a proxy put in the queue stays a proxy.
 ///
 /// ```
+/// # extern crate manager_runtime as managers;
 /// # fn main() -> managers::Result<()> {
 /// let manager = managers::sync::SyncManager::new();
 /// manager.start_in_thread()?;
