@@ -237,9 +237,9 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::flatten;
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
+    use super::super::{decode, flatten};
     use super::server::DictProxy as RawDictProxy;
     use crate::error::Result;
     use crate::proxy::{Proxy, ProxyBase};
@@ -285,7 +285,7 @@ pub mod typed {
         V: Serialize + DeserializeOwned,
     {
         fn decode<T: DeserializeOwned>(&self, value: Value) -> Result<T> {
-            self.raw.base().decode_value(value)
+            decode(self.raw.base(), value)
         }
 
         fn decode_entries(&self, entries: Vec<(Value, Value)>) -> Result<Vec<(K, V)>> {
@@ -433,7 +433,11 @@ pub mod typed {
         /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
         /// `Vec<(K, V)>`, ...) or another dict proxy of this manager.
         pub fn update(&self, other: impl Elements<(K, V)>) -> Result<()> {
-            flatten(self.raw.update(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.update(operand)),
+            )
         }
 
         /// `iter(d)`: an iterator over the keys in the server. It fails with

@@ -1,7 +1,9 @@
 //! The references a container holds on the objects its values name.
 
+use crate::address::Address;
 use crate::error::SyncError;
 use crate::object::{CallContext, ServerLink};
+use crate::proxy::Token;
 use crate::value::Value;
 
 /// Keeps the objects named by tokens inside a container's values alive.
@@ -18,7 +20,8 @@ use crate::value::Value;
 #[derive(Debug, Default)]
 pub(crate) struct Holds {
     link: Option<ServerLink>,
-    owner: Option<u64>,
+    /// The container's own address and id, once known.
+    owner: Option<(Address, u64)>,
 }
 
 impl Holds {
@@ -34,14 +37,14 @@ impl Holds {
                 self.link = Some(cx.link());
             }
             if self.owner.is_none() {
-                self.owner = cx.object_id();
+                self.owner = cx.object_id().map(|id| (cx.server.address().clone(), id));
             }
         }
         let Some(link) = &self.link else {
             return Ok(());
         };
         let mut taken = Vec::new();
-        for token in tokens.filter(|t| Some(t.id) != self.owner) {
+        for token in tokens.filter(|t| !self.is_owner(t)) {
             if let Err(e) = link.retain(token) {
                 taken.into_iter().for_each(|t| link.release(t));
                 return Err(SyncError::ValueError(format!(
@@ -70,10 +73,17 @@ impl Holds {
         Ok(())
     }
 
+    /// Whether `token` names the container itself.
+    fn is_owner(&self, token: &Token) -> bool {
+        self.owner
+            .as_ref()
+            .is_some_and(|(address, id)| token.id == *id && token.address == *address)
+    }
+
     /// Give back the references `value` held.
     pub(crate) fn release(&self, value: &Value) {
         if let Some(link) = &self.link {
-            for token in value.tokens().filter(|t| Some(t.id) != self.owner) {
+            for token in value.tokens().filter(|t| !self.is_owner(t)) {
                 link.release(token);
             }
         }

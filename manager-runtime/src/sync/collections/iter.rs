@@ -107,7 +107,7 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::flatten;
+    use super::super::{decode, flatten};
     use super::server::RemoteIterProxy;
     use crate::error::Result;
     use crate::proxy::Proxy;
@@ -140,7 +140,7 @@ pub mod typed {
                 return None;
             }
             let item = flatten(self.raw.next())
-                .and_then(|value| value.map(|v| self.raw.base().decode_value(v)).transpose())
+                .and_then(|value| value.map(|v| decode(self.raw.base(), v)).transpose())
                 .transpose();
             self.failed = matches!(item, Some(Err(_)));
             item

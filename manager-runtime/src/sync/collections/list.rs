@@ -468,9 +468,9 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::flatten;
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
+    use super::super::{decode, flatten};
     use super::server::ListProxy as RawListProxy;
     use crate::error::Result;
     use crate::proxy::{Proxy, ProxyBase};
@@ -524,11 +524,11 @@ pub mod typed {
 
     impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         fn decode(&self, value: Value) -> Result<T> {
-            self.raw.base().decode_value(value)
+            decode(self.raw.base(), value)
         }
 
         fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
-            self.raw.base().decode_value(Value::List(values))
+            decode(self.raw.base(), Value::List(values))
         }
 
         /// `len(a)`.
@@ -579,7 +579,11 @@ pub mod typed {
             items: impl Elements<T>,
         ) -> Result<()> {
             let (start, stop) = bounds(range);
-            flatten(self.raw.set_slice(start, stop, None, items.into_operand()?))
+            flatten(
+                items
+                    .into_operand()?
+                    .send(|operand| self.raw.set_slice(start, stop, None, operand)),
+            )
         }
 
         /// `del a[start:stop]`.
@@ -590,7 +594,11 @@ pub mod typed {
 
         /// `a + other`: a new plain list; `other` may be another list proxy.
         pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(self.raw.concat(other.into_operand()?))?)
+            self.decode_all(flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.concat(operand)),
+            )?)
         }
 
         /// `a * n`: a new plain list.
@@ -600,7 +608,11 @@ pub mod typed {
 
         /// `a += other` / `a.extend(other)`.
         pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(self.raw.extend(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.extend(operand)),
+            )
         }
 
         /// `a *= n`, in place (`0` empties the list).

@@ -20,8 +20,12 @@ mod operand;
 mod set;
 mod table;
 
+use serde::de::DeserializeOwned;
+
 use crate::error::{Error, Result, SyncError};
+use crate::proxy::ProxyBase;
 use crate::registry::{Constructor, Registry};
+use crate::value::Value;
 
 pub(crate) use holds::Holds;
 
@@ -40,7 +44,7 @@ pub mod typed {
     pub use super::iter::server::RemoteIter;
     pub use super::iter::typed::*;
     pub use super::list::typed::*;
-    pub use super::operand::Elements;
+    pub use super::operand::{Elements, Operand};
     pub use super::set::typed::*;
 }
 
@@ -67,6 +71,29 @@ pub(crate) fn register(registry: &mut Registry) {
 /// A proxy call's outcome with Python's exception folded into the error.
 fn flatten<T>(result: Result<std::result::Result<T, SyncError>>) -> Result<T> {
     result?.map_err(Error::Sync)
+}
+
+/// Turn a value from a reply of `base`'s object into `T`, adopting the
+/// proxies nested in it.
+///
+/// Each token of this server in a reply came with a reference granted to
+/// the session, which a proxy decoded from it adopts. A token decoded as
+/// something else (a bare `Value::Token`) would leave that reference held
+/// until the session ends, so every grant is adopted by a guard first and
+/// given back when the guards drop; a token that became a proxy keeps its
+/// object alive through that proxy. (That proxy then counts one reference
+/// more than the session holds, which is harmless: a session's release is
+/// capped at what it holds.)
+fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Result<T> {
+    let client = base.client();
+    let guards: Vec<ProxyBase> = value
+        .tokens()
+        .filter(|token| token.address == *client.address())
+        .map(|token| ProxyBase::adopt(client.clone(), token.clone()))
+        .collect();
+    let decoded = base.decode_value(value);
+    drop(guards);
+    decoded
 }
 
 /// Lock a container's state, whatever a panicking caller left behind: every

@@ -26,37 +26,65 @@ use crate::value::{to_value, Value};
 /// # Ok(()) }
 /// ```
 pub trait Elements<T> {
-    /// The operand as the server reads it: a list of the elements, or the
-    /// container's token.
-    fn into_operand(self) -> Result<Value>;
+    /// The operand as the server reads it.
+    fn into_operand(self) -> Result<Operand<T>>;
+}
+
+/// An argument prepared by [`Elements`]: a list of the elements, or a
+/// container's token. The elements travel with it so that a proxy among
+/// them keeps its object alive until the server holds it.
+pub struct Operand<T> {
+    value: Value,
+    elements: Vec<T>,
+}
+
+impl<T> Operand<T> {
+    fn token(proxy: &impl Proxy) -> Operand<T> {
+        Operand {
+            value: Value::Token(proxy.token().clone()),
+            elements: Vec::new(),
+        }
+    }
+
+    /// Make the call that sends the operand, keeping the elements until it
+    /// is done.
+    pub(super) fn send<R>(self, call: impl FnOnce(Value) -> R) -> R {
+        let Operand { value, elements } = self;
+        let result = call(value);
+        drop(elements);
+        result
+    }
 }
 
 impl<T: Serialize, I: IntoIterator<Item = T>> Elements<T> for I {
-    fn into_operand(self) -> Result<Value> {
-        let items = self
-            .into_iter()
-            .map(|item| to_value(&item))
-            .collect::<std::result::Result<_, _>>()?;
-        Ok(Value::List(items))
+    fn into_operand(self) -> Result<Operand<T>> {
+        let elements: Vec<T> = self.into_iter().collect();
+        let value = Value::List(
+            elements
+                .iter()
+                .map(to_value)
+                .collect::<std::result::Result<_, _>>()?,
+        );
+        Ok(Operand { value, elements })
     }
 }
 
 impl<T> Elements<T> for &ListProxy<T> {
-    fn into_operand(self) -> Result<Value> {
-        Ok(Value::Token(self.token().clone()))
+    fn into_operand(self) -> Result<Operand<T>> {
+        Ok(Operand::token(self))
     }
 }
 
 impl<T> Elements<T> for &SetProxy<T> {
-    fn into_operand(self) -> Result<Value> {
-        Ok(Value::Token(self.token().clone()))
+    fn into_operand(self) -> Result<Operand<T>> {
+        Ok(Operand::token(self))
     }
 }
 
 /// A dict's items, for `update`.
 impl<K, V> Elements<(K, V)> for &DictProxy<K, V> {
-    fn into_operand(self) -> Result<Value> {
-        Ok(Value::Token(self.token().clone()))
+    fn into_operand(self) -> Result<Operand<(K, V)>> {
+        Ok(Operand::token(self))
     }
 }
 

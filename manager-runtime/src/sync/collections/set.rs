@@ -323,9 +323,9 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::flatten;
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
+    use super::super::{decode, flatten};
     use super::server::SetProxy as RawSetProxy;
     use crate::error::Result;
     use crate::proxy::{Proxy, ProxyBase};
@@ -363,7 +363,7 @@ pub mod typed {
 
     impl<T: Serialize + DeserializeOwned> SetProxy<T> {
         fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
-            self.raw.base().decode_value(Value::List(values))
+            decode(self.raw.base(), Value::List(values))
         }
 
         /// `len(s)`.
@@ -412,7 +412,7 @@ pub mod typed {
         /// `s.pop()`: remove and return an element;
         /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
         pub fn pop(&self) -> Result<T> {
-            self.raw.base().decode_value(flatten(self.raw.pop())?)
+            decode(self.raw.base(), flatten(self.raw.pop())?)
         }
 
         /// `s.clear()`.
@@ -437,69 +437,119 @@ pub mod typed {
 
         /// `s | other`.
         pub fn union(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(self.raw.union(other.into_operand()?))?)
+            self.decode_all(flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.union(operand)),
+            )?)
         }
 
         /// `s & other`.
         pub fn intersection(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(self.raw.intersection(other.into_operand()?))?)
+            self.decode_all(flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.intersection(operand)),
+            )?)
         }
 
         /// `s - other`.
         pub fn difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(self.raw.difference(other.into_operand()?))?)
+            self.decode_all(flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.difference(operand)),
+            )?)
         }
 
         /// `s ^ other`.
         pub fn symmetric_difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
             self.decode_all(flatten(
-                self.raw.symmetric_difference(other.into_operand()?),
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.symmetric_difference(operand)),
             )?)
         }
 
         /// `s |= other`.
         pub fn update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(self.raw.update(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.update(operand)),
+            )
         }
 
         /// `s &= other`.
         pub fn intersection_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(self.raw.intersection_update(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.intersection_update(operand)),
+            )
         }
 
         /// `s -= other`.
         pub fn difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(self.raw.difference_update(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.difference_update(operand)),
+            )
         }
 
         /// `s ^= other`.
         pub fn symmetric_difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(self.raw.symmetric_difference_update(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.symmetric_difference_update(operand)),
+            )
         }
 
         /// `s.isdisjoint(other)`.
         pub fn isdisjoint(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(self.raw.isdisjoint(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.isdisjoint(operand)),
+            )
         }
 
         /// `s <= other`, `s.issubset(other)`.
         pub fn issubset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(self.raw.issubset(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.issubset(operand)),
+            )
         }
 
         /// `s >= other`, `s.issuperset(other)`.
         pub fn issuperset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(self.raw.issuperset(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.issuperset(operand)),
+            )
         }
 
         /// `s < other`.
         pub fn is_proper_subset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(self.raw.is_proper_subset(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.is_proper_subset(operand)),
+            )
         }
 
         /// `s > other`.
         pub fn is_proper_superset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(self.raw.is_proper_superset(other.into_operand()?))
+            flatten(
+                other
+                    .into_operand()?
+                    .send(|operand| self.raw.is_proper_superset(operand)),
+            )
         }
 
         /// `iter(s)`: an iterator in the server. It fails with
