@@ -10,9 +10,8 @@ use std::process::Child;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use managers::sync::server::SharedValueProxy;
 use managers::sync::{SyncManager, ValueProxy};
-use managers::{ManagerOptions, Proxy, ProxyBase};
+use managers::{ManagerOptions, Proxy};
 use worker::{spawn_worker, tokens_arg, tokens_from_arg, worker_context};
 
 const READY: &str = "WORKER READY";
@@ -76,7 +75,7 @@ fn a_killed_client_releases_its_objects() {
             "worker_holds_objects_until_killed",
             &manager.address().unwrap(),
             managers::default_authkey(),
-            &tokens_arg(&[mine.raw().base().token()]),
+            &tokens_arg(&[mine.token()]),
         ));
         await_ready(&mut child.0);
         let during = manager.number_of_objects().unwrap();
@@ -106,8 +105,7 @@ fn worker_holds_objects_until_killed() {
     );
     manager.connect().unwrap();
     let token = tokens_from_arg(&ctx.address, &ctx.argument).remove(0);
-    let base = ProxyBase::from_token(&manager.client().unwrap(), token).unwrap();
-    let theirs: ValueProxy<i64> = SharedValueProxy::from_base(base).into();
+    let theirs: ValueProxy<i64> = manager.proxy_from_token(&token).unwrap();
     theirs.set(&(theirs.get().unwrap() + 1)).unwrap();
 
     // Objects of every kind, some only reachable through others.

@@ -8,10 +8,8 @@ mod worker;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use managers::sync::server::SharedValueProxy;
-use managers::sync::server::{ArrayProxy as RawArrayProxy, BarrierProxy as RawBarrierProxy};
 use managers::sync::{ArrayProxy, BarrierProxy, SyncManager, ValueProxy};
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use managers::{Error, ManagerOptions, Proxy, SyncError};
 use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
 
 const N: usize = 5;
@@ -122,11 +120,7 @@ fn parties_in_other_processes_get_each_index_once_and_one_action_per_generation(
     let barrier = manager.barrier(N).unwrap();
     let runs = manager.value(&0_u32).unwrap();
     let seen = manager.array(&[0_u32; N * PASSES]).unwrap();
-    let argument = tokens_arg(&[
-        barrier.raw().base().token(),
-        runs.raw().base().token(),
-        seen.raw().base().token(),
-    ]);
+    let argument = tokens_arg(&[barrier.token(), runs.token(), seen.token()]);
     let address = manager.address().unwrap();
     let children: Vec<_> = (0..N - 1)
         .map(|_| {
@@ -184,13 +178,10 @@ fn worker_barrier_party() {
             .authkey(&ctx.authkey),
     );
     manager.connect().unwrap();
-    let client = manager.client().unwrap();
-    let mut bases = tokens_from_arg(&ctx.address, &ctx.argument)
-        .into_iter()
-        .map(|token| ProxyBase::from_token(&client, token).unwrap());
-    let barrier: BarrierProxy = RawBarrierProxy::from_base(bases.next().unwrap()).into();
-    let runs: ValueProxy<u32> = SharedValueProxy::from_base(bases.next().unwrap()).into();
-    let seen: ArrayProxy<u32> = RawArrayProxy::from_base(bases.next().unwrap()).into();
+    let tokens = tokens_from_arg(&ctx.address, &ctx.argument);
+    let barrier: BarrierProxy = manager.proxy_from_token(&tokens[0]).unwrap();
+    let runs: ValueProxy<u32> = manager.proxy_from_token(&tokens[1]).unwrap();
+    let seen: ArrayProxy<u32> = manager.proxy_from_token(&tokens[2]).unwrap();
     barrier_party(&barrier, &runs, &seen, 3).unwrap();
 }
 

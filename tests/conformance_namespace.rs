@@ -8,10 +8,9 @@ mod worker;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use managers::sync::server::NamespaceProxy as RawNamespaceProxy;
 use managers::sync::{NamespaceProxy, SyncManager};
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use managers::{Error, ManagerOptions, Proxy, SyncError};
 use serde::{Deserialize, Serialize};
 use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
 
@@ -46,7 +45,7 @@ fn attributes_are_visible_to_other_processes() {
         "worker_reads_and_writes_namespace",
         &manager.address().unwrap(),
         managers::default_authkey(),
-        &tokens_arg(&[ns.raw().base().token()]),
+        &tokens_arg(&[ns.token()]),
     );
     expect_success(child, Duration::from_secs(60));
     assert_eq!(ns.get::<String>("name").unwrap(), "Robert");
@@ -67,8 +66,7 @@ fn worker_reads_and_writes_namespace() {
     );
     manager.connect().unwrap();
     let token = tokens_from_arg(&ctx.address, &ctx.argument).remove(0);
-    let base = ProxyBase::from_token(&manager.client().unwrap(), token).unwrap();
-    let ns: NamespaceProxy = RawNamespaceProxy::from_base(base).into();
+    let ns: NamespaceProxy = manager.proxy_from_token(&token).unwrap();
     assert_eq!(ns.get::<String>("name").unwrap(), "Bob");
     assert_eq!(ns.get::<String>("job").unwrap(), "Builder");
     assert_eq!(ns.get::<Vec<f64>>("scores").unwrap(), [1.5, 2.5]);

@@ -7,10 +7,10 @@ mod worker;
 
 use std::time::Duration;
 
-use managers::sync::server::{ArrayProxy as RawArrayProxy, SharedValueProxy};
+use managers::sync::server::SharedValueProxy;
 use managers::sync::{ArrayProxy, SyncManager, ValueProxy};
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use managers::{Error, ManagerOptions, Proxy, SyncError, Token};
 use serde::{Deserialize, Serialize};
 use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
 
@@ -22,9 +22,9 @@ fn started() -> SyncManager {
     manager
 }
 
-/// In a worker: connect to the parent's manager and adopt the proxies it
-/// passed.
-fn connect_worker() -> (SyncManager, Vec<ProxyBase>) {
+/// In a worker: connect to the parent's manager; returns it and the tokens
+/// the parent passed.
+fn connect_worker() -> (SyncManager, Vec<Token>) {
     let ctx = worker_context();
     let manager = SyncManager::with_options(
         ManagerOptions::new()
@@ -32,12 +32,7 @@ fn connect_worker() -> (SyncManager, Vec<ProxyBase>) {
             .authkey(&ctx.authkey),
     );
     manager.connect().expect("worker connects");
-    let client = manager.client().expect("worker session");
-    let bases = tokens_from_arg(&ctx.address, &ctx.argument)
-        .into_iter()
-        .map(|token| ProxyBase::from_token(&client, token).expect("adopt token"))
-        .collect();
-    (manager, bases)
+    (manager, tokens_from_arg(&ctx.address, &ctx.argument))
 }
 
 fn assert_no_objects(manager: &SyncManager) {
@@ -106,7 +101,7 @@ fn value_set_by_a_child_is_seen_by_the_parent() {
         "worker_sets_value",
         &manager.address().unwrap(),
         managers::default_authkey(),
-        &tokens_arg(&[value.raw().base().token()]),
+        &tokens_arg(&[value.token()]),
     );
     expect_success(child, WORKER_LIMIT);
     assert_eq!(value.get().unwrap(), 42);
@@ -117,8 +112,8 @@ fn value_set_by_a_child_is_seen_by_the_parent() {
 #[test]
 #[ignore = "worker process of value_set_by_a_child_is_seen_by_the_parent"]
 fn worker_sets_value() {
-    let (manager, mut bases) = connect_worker();
-    let value: ValueProxy<i64> = SharedValueProxy::from_base(bases.remove(0)).into();
+    let (manager, tokens) = connect_worker();
+    let value: ValueProxy<i64> = manager.proxy_from_token(&tokens[0]).unwrap();
     assert_eq!(value.get().unwrap(), 0);
     value.set(&42).unwrap();
     drop(value);
@@ -212,7 +207,7 @@ fn array_write_by_a_child_is_seen_by_the_parent() {
         "worker_writes_array",
         &manager.address().unwrap(),
         managers::default_authkey(),
-        &tokens_arg(&[array.raw().base().token()]),
+        &tokens_arg(&[array.token()]),
     );
     expect_success(child, WORKER_LIMIT);
     // The child ran CPython's `f`: a running sum, in place.
@@ -224,8 +219,8 @@ fn array_write_by_a_child_is_seen_by_the_parent() {
 #[test]
 #[ignore = "worker process of array_write_by_a_child_is_seen_by_the_parent"]
 fn worker_writes_array() {
-    let (manager, mut bases) = connect_worker();
-    let array: ArrayProxy<f64> = RawArrayProxy::from_base(bases.remove(0)).into();
+    let (manager, tokens) = connect_worker();
+    let array: ArrayProxy<f64> = manager.proxy_from_token(&tokens[0]).unwrap();
     for i in 1..array.len().unwrap() as i64 {
         let sum = array.get(i).unwrap() + array.get(i - 1).unwrap();
         array.set(i, &sum).unwrap();
@@ -282,18 +277,17 @@ fn a_value_holding_itself_is_freed() {
     let value = manager.value(&0_i64).unwrap();
     value
         .raw()
-        .set(Value::Token(value.raw().base().token().clone()))
+        .set(Value::Token(value.token().clone()))
         .unwrap();
     let itself: SharedValueProxy = value
-        .raw()
         .base()
         .decode_value(value.raw().get().unwrap())
         .unwrap();
-    assert_eq!(itself.base().token(), value.raw().base().token());
+    assert_eq!(itself.token(), value.token());
     let array = manager.array(&[0_u8; 3]).unwrap();
     array
         .raw()
-        .set(1, Value::Token(array.raw().base().token().clone()))
+        .set(1, Value::Token(array.token().clone()))
         .unwrap()
         .unwrap();
     drop((value, itself, array));

@@ -152,7 +152,7 @@ pub mod typed {
     use super::super::shared_value::flatten;
     use super::server::ArrayProxy as RawArrayProxy;
     use crate::error::Result;
-    use crate::proxy::Proxy;
+    use crate::proxy::{Proxy, ProxyBase};
     use crate::value::{to_value, Value};
 
     /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
@@ -237,6 +237,16 @@ pub mod typed {
                 raw,
                 _type: PhantomData,
             }
+        }
+    }
+
+    impl<T> Proxy for ArrayProxy<T> {
+        fn from_base(base: ProxyBase) -> Self {
+            RawArrayProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &ProxyBase {
+            self.raw.base()
         }
     }
 

@@ -392,6 +392,7 @@ pub mod typed {
     use super::super::shared_value::flatten;
     use super::server::BarrierProxy as RawBarrierProxy;
     use crate::error::Result;
+    use crate::proxy::{Proxy, ProxyBase};
 
     /// A proxy of a shared [`Barrier`](super::server::Barrier) (Python's
     /// `BarrierProxy`). Errors of a broken barrier come back as
@@ -500,6 +501,16 @@ pub mod typed {
     impl From<RawBarrierProxy> for BarrierProxy {
         fn from(raw: RawBarrierProxy) -> Self {
             BarrierProxy { raw }
+        }
+    }
+
+    impl Proxy for BarrierProxy {
+        fn from_base(base: ProxyBase) -> Self {
+            RawBarrierProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &ProxyBase {
+            self.raw.base()
         }
     }
 

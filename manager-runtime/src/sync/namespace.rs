@@ -148,7 +148,7 @@ pub mod typed {
     use super::check_name;
     use super::server::NamespaceProxy as RawNamespaceProxy;
     use crate::error::Result;
-    use crate::proxy::Proxy;
+    use crate::proxy::{Proxy, ProxyBase};
     use crate::value::to_value;
 
     /// A typed proxy of a shared [`Namespace`](super::server::Namespace)
@@ -231,6 +231,16 @@ pub mod typed {
     impl From<RawNamespaceProxy> for NamespaceProxy {
         fn from(raw: RawNamespaceProxy) -> Self {
             NamespaceProxy { raw }
+        }
+    }
+
+    impl Proxy for NamespaceProxy {
+        fn from_base(base: ProxyBase) -> Self {
+            RawNamespaceProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &ProxyBase {
+            self.raw.base()
         }
     }
 

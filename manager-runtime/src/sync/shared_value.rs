@@ -67,7 +67,7 @@ pub mod typed {
 
     use super::server::SharedValueProxy;
     use crate::error::Result;
-    use crate::proxy::Proxy;
+    use crate::proxy::{Proxy, ProxyBase};
     use crate::value::to_value;
 
     /// A typed proxy of a shared [`SharedValue`](super::server::SharedValue)
@@ -116,6 +116,16 @@ pub mod typed {
                 raw,
                 _type: PhantomData,
             }
+        }
+    }
+
+    impl<T> Proxy for ValueProxy<T> {
+        fn from_base(base: ProxyBase) -> Self {
+            SharedValueProxy::from_base(base).into()
+        }
+
+        fn base(&self) -> &ProxyBase {
+            self.raw.base()
         }
     }
 
