@@ -10,7 +10,8 @@ use std::process::Child;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager};
+use managers::sync::server::SharedValueProxy;
+use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager, ValueProxy};
 use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
 use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
 
@@ -250,6 +251,156 @@ fn wait_with_a_timeout_returns_false_after_it() {
     assert!(condition.is_owned().unwrap(), "the lock is held again");
     drop(_held);
     drop(condition);
+    assert_no_objects(&manager);
+}
+
+/// "wait_for(predicate) and wait_for with a timeout (predicate over a
+/// shared Value), ..." — CPython's `test_waitfor`: a worker process and
+/// the parent each wait for a state the other sets.
+#[test]
+fn wait_for_a_predicate_over_a_shared_value() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let state = manager.value(&-1_i64).unwrap();
+    let child = spawn_worker(
+        "worker_waits_for_four",
+        &manager.address().unwrap(),
+        managers::default_authkey(),
+        &tokens_arg(&[condition.token(), state.raw().token()]),
+    );
+    {
+        let _held = condition.guard().unwrap();
+        let ready = condition
+            .wait_for(|| state.get().unwrap() == 0, Some(LONG))
+            .unwrap();
+        assert!(ready);
+        assert_eq!(state.get().unwrap(), 0);
+    }
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(10));
+        let _held = condition.guard().unwrap();
+        state.set(&(state.get().unwrap() + 1)).unwrap();
+        condition.notify().unwrap();
+    }
+    expect_success(child, WORKER_LIMIT);
+    drop((condition, state));
+    assert_no_objects(&manager);
+}
+
+/// The objects a `wait_for` worker gets: the condition and shared values.
+fn condition_and_values(objects: Vec<ProxyBase>) -> (ConditionProxy, Vec<ValueProxy<i64>>) {
+    let mut objects = objects.into_iter();
+    let condition = ConditionProxy::from_base(objects.next().expect("a condition"));
+    let values = objects
+        .map(|base| SharedValueProxy::from_base(base).into())
+        .collect();
+    (condition, values)
+}
+
+/// Worker of `wait_for_a_predicate_over_a_shared_value`: CPython's
+/// `_test_waitfor_f`.
+#[test]
+#[ignore = "worker process, started by its parent test"]
+fn worker_waits_for_four() {
+    let (_manager, objects) = connect_worker();
+    let (condition, values) = condition_and_values(objects);
+    let state = &values[0];
+    let _held = condition.guard().unwrap();
+    state.set(&0).unwrap();
+    condition.notify().unwrap();
+    let reached = condition
+        .wait_for(|| state.get().unwrap() == 4, None)
+        .unwrap();
+    assert!(reached);
+    assert_eq!(state.get().unwrap(), 4);
+}
+
+/// "... including the false result on timeout." — CPython's
+/// `test_waitfor_timeout`: notified three times, the worker's predicate
+/// never holds and its `wait_for` gives up after its timeout.
+#[test]
+fn wait_for_with_a_timeout_is_false_when_the_predicate_never_holds() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let state = manager.value(&0_i64).unwrap();
+    let success = manager.value(&0_i64).unwrap();
+    let started = manager.semaphore(0).unwrap();
+    let child = spawn_worker(
+        "worker_waits_for_four_in_vain",
+        &manager.address().unwrap(),
+        managers::default_authkey(),
+        &tokens_arg(&[
+            condition.token(),
+            state.raw().token(),
+            success.raw().token(),
+            started.token(),
+        ]),
+    );
+    assert!(
+        started.acquire_timeout(LONG).unwrap(),
+        "the worker never started"
+    );
+    for _ in 0..3 {
+        std::thread::sleep(Duration::from_millis(10));
+        let _held = condition.guard().unwrap();
+        state.set(&(state.get().unwrap() + 1)).unwrap();
+        condition.notify().unwrap();
+    }
+    expect_success(child, WORKER_LIMIT);
+    assert_eq!(success.get().unwrap(), 1, "the worker's wait_for timed out");
+    drop((condition, state, success, started));
+    assert_no_objects(&manager);
+}
+
+/// Worker of `wait_for_with_a_timeout_is_false_when_the_predicate_never_holds`:
+/// CPython's `_test_waitfor_timeout_f`.
+#[test]
+#[ignore = "worker process, started by its parent test"]
+fn worker_waits_for_four_in_vain() {
+    let (_manager, mut objects) = connect_worker();
+    let started = SemaphoreProxy::from_base(objects.pop().expect("a semaphore"));
+    let (condition, values) = condition_and_values(objects);
+    let (state, success) = (&values[0], &values[1]);
+    started.release().unwrap();
+    let _held = condition.guard().unwrap();
+    let start = Instant::now();
+    let reached = condition
+        .wait_for(|| state.get().unwrap() == 4, Some(SHORT))
+        .unwrap();
+    let took = start.elapsed();
+    if !reached && took >= SHORT.mul_f64(0.9) {
+        success.set(&1).unwrap();
+    }
+}
+
+/// "... wait_for with a timeout ..." in one process: the predicate is
+/// checked first, and `false` comes back after about the timeout.
+#[test]
+fn wait_for_checks_first_and_gives_up_after_the_timeout() {
+    let manager = started();
+    let condition = manager.condition().unwrap();
+    let state = manager.value(&true).unwrap();
+    let _held = condition.guard().unwrap();
+    let immediately = takes_about(Duration::ZERO, || {
+        condition.wait_for(|| state.get().unwrap(), Some(SHORT))
+    });
+    assert!(immediately.unwrap());
+    state.set(&false).unwrap();
+    let mut checks = 0;
+    let reached = takes_about(SHORT, || {
+        condition.wait_for(
+            || {
+                checks += 1;
+                state.get().unwrap()
+            },
+            Some(SHORT),
+        )
+    });
+    assert!(!reached.unwrap());
+    assert_eq!(checks, 2, "checked before waiting and once at the timeout");
+    assert!(condition.is_owned().unwrap());
+    drop(_held);
+    drop((condition, state));
     assert_no_objects(&manager);
 }
 
