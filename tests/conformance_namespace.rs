@@ -201,6 +201,13 @@ fn attributes_keep_nested_proxies_alive() {
         .is_set()
         .unwrap());
 
+    // Read as plain values rather than proxies, the tokens hold nothing.
+    let untyped: BTreeMap<String, Value> = ns.to_map().unwrap();
+    assert!(matches!(untyped["done"], Value::Token(_)));
+    assert!(ns.get::<String>("count").is_err());
+    drop(untyped);
+    assert_eq!(manager.number_of_objects().unwrap(), 4);
+
     ns.set("done", &false).unwrap();
     assert_eq!(manager.number_of_objects().unwrap(), 3, "replaced");
     ns.delete("count").unwrap();

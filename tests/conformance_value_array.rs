@@ -266,7 +266,42 @@ fn values_and_arrays_keep_nested_proxies_alive() {
 
     drop(array);
     assert_eq!(manager.number_of_objects().unwrap(), 2, "value and event c");
-    drop(holder);
+    // Read as a plain value rather than a proxy, the token holds nothing.
+    let untyped: ValueProxy<Value> = holder.raw().clone().into();
+    assert!(matches!(untyped.get().unwrap(), Value::Token(_)));
+    assert!(ValueProxy::<String>::from(holder.raw().clone())
+        .get()
+        .is_err());
+    drop((holder, untyped));
+    assert_no_objects(&manager);
+}
+
+// A proxy to an object that is gone cannot be stored (the server cannot
+// keep it alive), and nothing changes.
+#[test]
+fn a_proxy_to_a_gone_object_cannot_be_stored() {
+    let manager = started();
+    let event = manager.event().unwrap();
+    let mut gone = event.token().clone();
+    let value = manager.value(&event).unwrap();
+    let array = manager.array(std::slice::from_ref(&event)).unwrap();
+    gone.id += 1000;
+    let err = value
+        .raw()
+        .set(Value::Token(gone.clone()))
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, SyncError::ValueError(_)), "{err}");
+    let pair = Value::List(vec![
+        Value::Token(event.token().clone()),
+        Value::Token(gone),
+    ]);
+    let err = array.raw().set(0, pair).unwrap().unwrap_err();
+    assert!(matches!(err, SyncError::ValueError(_)), "{err}");
+    drop(event);
+    assert_eq!(value.get().unwrap().token(), array.get(0).unwrap().token());
+    assert_eq!(manager.number_of_objects().unwrap(), 3);
+    drop((value, array));
     assert_no_objects(&manager);
 }
 
@@ -278,6 +313,7 @@ fn a_value_holding_itself_is_freed() {
     value
         .raw()
         .set(Value::Token(value.token().clone()))
+        .unwrap()
         .unwrap();
     let itself: SharedValueProxy = value
         .base()

@@ -28,9 +28,8 @@ pub mod server {
         /// An array holding `items`.
         pub fn new(items: Vec<Value>) -> Self {
             let held = HeldTokens::new();
-            for item in &items {
-                held.retain(item);
-            }
+            // Outside a call nothing is retained, and nothing can fail.
+            let _ = held.retain_all(&items);
             Array {
                 items: Mutex::new(items),
                 held,
@@ -78,26 +77,14 @@ pub mod server {
 
         /// Python's `array[index] = value`.
         pub fn set(&self, index: i64, value: Value) -> Result<(), SyncError> {
-            self.held.retain(&value);
-            let old = {
-                let mut items = lock(&self.items);
-                match position(index, items.len()) {
-                    Some(i) => Ok(std::mem::replace(&mut items[i], value)),
-                    None => Err(value),
-                }
-            };
-            match old {
-                Ok(old) => {
-                    self.held.release(&old);
-                    Ok(())
-                }
-                Err(refused) => {
-                    self.held.release(&refused);
-                    Err(SyncError::IndexError(
-                        "array assignment index out of range".into(),
-                    ))
-                }
-            }
+            let out_of_range =
+                || SyncError::IndexError("array assignment index out of range".into());
+            // The length never changes, so the index stays right.
+            let index = position(index, self.len()).ok_or_else(out_of_range)?;
+            self.held.retain(&value)?;
+            let old = std::mem::replace(&mut lock(&self.items)[index], value);
+            self.held.release(&old);
+            Ok(())
         }
 
         /// Python's `array[start:stop]`; `None` is an omitted bound.
@@ -124,9 +111,7 @@ pub mod server {
                     stop - start
                 )));
             }
-            for value in &values {
-                self.held.retain(value);
-            }
+            self.held.retain_all(&values)?;
             let old: Vec<Value> = lock(&self.items).splice(start..stop, values).collect();
             for value in &old {
                 self.held.release(value);
@@ -149,7 +134,7 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::shared_value::flatten;
+    use super::super::shared_value::{decode, flatten};
     use super::server::ArrayProxy as RawArrayProxy;
     use crate::error::Result;
     use crate::proxy::{Proxy, ProxyBase};
@@ -192,7 +177,7 @@ pub mod typed {
         }
 
         fn decode<R: DeserializeOwned>(&self, value: Value) -> Result<R> {
-            self.raw.base().decode_value(value)
+            decode(self.raw.base(), value)
         }
     }
 

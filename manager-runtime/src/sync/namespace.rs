@@ -68,7 +68,7 @@ pub mod server {
         /// Python's `setattr(namespace, name, value)`.
         pub fn setattr(&self, name: &str, value: Value) -> Result<(), SyncError> {
             check_name(name)?;
-            self.held.retain(&value);
+            self.held.retain(&value)?;
             let old = {
                 let mut attributes = lock(&self.attributes);
                 match attributes.iter_mut().find(|(n, _)| n == name) {
@@ -144,7 +144,7 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::shared_value::flatten;
+    use super::super::shared_value::{decode, flatten};
     use super::check_name;
     use super::server::NamespaceProxy as RawNamespaceProxy;
     use crate::error::Result;
@@ -186,8 +186,7 @@ pub mod typed {
         /// [`SyncError::KeyError`](crate::SyncError::KeyError).
         pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
             check_name(name)?;
-            let value = flatten(self.raw.getattr(name))?;
-            self.raw.base().decode_value(value)
+            decode(self.raw.base(), flatten(self.raw.getattr(name))?)
         }
 
         /// Set the attribute `name` (Python's `namespace.name = value`).
@@ -218,8 +217,7 @@ pub mod typed {
         /// Every attribute at once, as a map from name to value or as a
         /// struct whose fields are the attributes (Python's `vars()`).
         pub fn to_map<M: DeserializeOwned>(&self) -> Result<M> {
-            let map = self.raw.to_map()?;
-            self.raw.base().decode_value(map)
+            decode(self.raw.base(), self.raw.to_map()?)
         }
 
         /// The namespace's printed form, `Namespace(name='Bob')`.

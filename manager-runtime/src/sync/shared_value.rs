@@ -5,12 +5,13 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::SyncManager;
 use crate::error::{Error, Result, SyncError};
 use crate::object::{CallContext, ServerLink};
-use crate::proxy::Token;
+use crate::proxy::{ProxyBase, Token};
 use crate::registry::{Constructor, Registry};
 use crate::value::{to_value, Value};
 
@@ -19,6 +20,7 @@ pub mod server {
     use std::sync::Mutex;
 
     use super::{lock, HeldTokens};
+    use crate::error::SyncError;
     use crate::value::Value;
 
     /// Python's `manager.Value`, served: one dynamic value. Named
@@ -33,7 +35,8 @@ pub mod server {
         /// A shared value holding `value`.
         pub fn new(value: Value) -> Self {
             let held = HeldTokens::new();
-            held.retain(&value);
+            // Outside a call nothing is retained, and nothing can fail.
+            let _ = held.retain(&value);
             SharedValue {
                 value: Mutex::new(value),
                 held,
@@ -48,11 +51,13 @@ pub mod server {
             lock(&self.value).clone()
         }
 
-        /// Replace the value.
-        pub fn set(&self, value: Value) {
-            self.held.retain(&value);
+        /// Replace the value. A proxy whose object is gone cannot be
+        /// stored (ValueError).
+        pub fn set(&self, value: Value) -> Result<(), SyncError> {
+            self.held.retain(&value)?;
             let old = std::mem::replace(&mut *lock(&self.value), value);
             self.held.release(&old);
+            Ok(())
         }
     }
 }
@@ -66,6 +71,7 @@ pub mod typed {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     use super::server::SharedValueProxy;
+    use super::{decode, flatten};
     use crate::error::Result;
     use crate::proxy::{Proxy, ProxyBase};
     use crate::value::to_value;
@@ -98,15 +104,14 @@ pub mod typed {
         /// The value (Python's `value.get()` / `value.value`). Proxies
         /// inside it are adopted by this proxy's session.
         pub fn get(&self) -> Result<T> {
-            let value = self.raw.get()?;
-            self.raw.base().decode_value(value)
+            decode(self.raw.base(), self.raw.get()?)
         }
     }
 
     impl<T: Serialize> ValueProxy<T> {
         /// Replace the value (Python's `value.set(x)` / `value.value = x`).
         pub fn set(&self, value: &T) -> Result<()> {
-            self.raw.set(to_value(value)?)
+            flatten(self.raw.set(to_value(value)?))
         }
     }
 
@@ -190,7 +195,7 @@ impl SyncManager {
         // A constructor runs outside any call, so it cannot keep the
         // objects it is given alive: proxies are stored by a call.
         let raw: server::SharedValueProxy = self.create("Value", &(Value::None,))?;
-        raw.set(initial)?;
+        flatten(raw.set(initial))?;
         Ok(raw.into())
     }
 }
@@ -204,6 +209,27 @@ pub(super) fn holds_tokens(value: &Value) -> bool {
 /// `Result<T>`.
 pub(super) fn flatten<T>(result: Result<std::result::Result<T, SyncError>>) -> Result<T> {
     result?.map_err(Error::Sync)
+}
+
+/// Turn a value from a reply of `base`'s object into `T`, adopting the
+/// proxies nested in it into `base`'s session.
+///
+/// Each token of this server in a reply came with a reference granted to
+/// the session, which a proxy decoded from it adopts. A token decoded as
+/// something else (a `Value`, or nothing when decoding fails) would leave
+/// that reference held until the session ends, so every grant is adopted
+/// by a guard first and given back when the guards drop; a token that
+/// became a proxy keeps its object alive through that proxy.
+pub(super) fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Result<T> {
+    let client = base.client();
+    let guards: Vec<ProxyBase> = value
+        .tokens()
+        .filter(|token| token.address == *client.address())
+        .map(|token| ProxyBase::adopt(client.clone(), token.clone()))
+        .collect();
+    let decoded = base.decode_value(value);
+    drop(guards);
+    decoded
 }
 
 /// Lock a mutex, ignoring poisoning: every critical section of the
@@ -244,32 +270,51 @@ impl HeldTokens {
         Some(self.link.get_or_init(|| cx.link()))
     }
 
-    /// Take a reference on every object `value` holds a proxy to.
-    pub(super) fn retain(&self, value: &Value) {
+    /// Take a reference on every object `value` holds a proxy to, all or
+    /// nothing: a proxy whose object is gone cannot be stored (ValueError).
+    pub(super) fn retain(&self, value: &Value) -> Result<(), SyncError> {
         if !holds_tokens(value) {
-            return;
+            return Ok(());
         }
         let Some(link) = self.link() else {
-            return;
+            return Ok(());
         };
         let own = CallContext::current().and_then(|cx| {
             let id = cx.object_id()?;
             Some((id, cx.server.address().clone()))
         });
-        let mut taken = Vec::new();
+        let mut taken: Vec<Token> = Vec::new();
         for token in value.tokens() {
             let is_own = own
                 .as_ref()
                 .is_some_and(|(id, address)| token.id == *id && token.address == *address);
-            // A proxy to an object that is already gone keeps nothing alive.
-            if !is_own && link.retain(token).is_ok() {
-                taken.push(token.clone());
+            if is_own {
+                continue;
             }
+            if let Err(e) = link.retain(token) {
+                taken.iter().for_each(|t| link.release(t));
+                return Err(SyncError::ValueError(format!(
+                    "cannot store a proxy to {token}: {e}"
+                )));
+            }
+            taken.push(token.clone());
         }
         let mut held = lock(&self.held);
         for token in taken {
             *held.entry(token).or_default() += 1;
         }
+        Ok(())
+    }
+
+    /// [`retain`](Self::retain) for several values, all or nothing.
+    pub(super) fn retain_all(&self, values: &[Value]) -> Result<(), SyncError> {
+        for (n, value) in values.iter().enumerate() {
+            if let Err(e) = self.retain(value) {
+                values[..n].iter().for_each(|value| self.release(value));
+                return Err(e);
+            }
+        }
+        Ok(())
     }
 
     /// Give back the references [`retain`](Self::retain) took for `value`,
