@@ -307,9 +307,15 @@ fn nested_list_proxies_in_a_list() {
         assert_eq!(a.get(i).unwrap().len().unwrap(), 3);
     }
 
-    // Removing an element releases the list it named.
+    // Removing an element releases the list it named; a popped one lives
+    // on in the proxy the caller gets.
     a.del(1).unwrap();
     assert_eq!(manager.number_of_objects().unwrap(), 3);
+    let popped = a.pop().unwrap();
+    assert_eq!(popped.to_vec().unwrap(), [0, 1, 2]);
+    assert_eq!(a.len().unwrap(), 1);
+    drop(popped);
+    assert_eq!(manager.number_of_objects().unwrap(), 2);
     // The last holder going takes the nested objects with it.
     drop(a);
     assert_no_objects(&manager);

@@ -7,7 +7,7 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::pairs;
     use super::super::table::Table;
-    use super::super::{lock, Holds};
+    use super::super::{lock, Holds, Removed};
     use crate::error::SyncError;
     use crate::value::Value;
 
@@ -44,12 +44,11 @@ pub mod server {
             Ok(())
         }
 
-        fn remove(&mut self, key: &Value) -> Option<Value> {
+        fn remove(&mut self, key: &Value) -> Option<Removed> {
             let (key, value) = self.table.remove(key)?;
             self.version += 1;
             self.holds.release(&key);
-            self.holds.release(&value);
-            Some(value)
+            Some(self.holds.release_after_reply(value))
         }
     }
 
@@ -146,29 +145,30 @@ pub mod server {
 
         /// `d.pop(key)`: remove it and return its value; `KeyError` if
         /// absent.
-        pub fn pop(&self, key: Value) -> Result<Value, SyncError> {
+        pub fn pop(&self, key: Value) -> Result<Removed, SyncError> {
             lock(&self.state)
                 .remove(&key)
                 .ok_or_else(|| key_error(&key))
         }
 
         /// `d.pop(key, None)`: remove it and return its value, if present.
-        pub fn pop_opt(&self, key: Value) -> Option<Value> {
+        pub fn pop_opt(&self, key: Value) -> Option<Removed> {
             lock(&self.state).remove(&key)
         }
 
         /// `d.popitem()`: remove and return the last inserted entry;
         /// `KeyError` if the dict is empty.
-        pub fn popitem(&self) -> Result<(Value, Value), SyncError> {
+        pub fn popitem(&self) -> Result<(Removed, Removed), SyncError> {
             let mut state = lock(&self.state);
             let (key, value) = state
                 .table
                 .pop_last()
                 .ok_or_else(|| SyncError::KeyError("'popitem(): dictionary is empty'".into()))?;
             state.version += 1;
-            state.holds.release(&key);
-            state.holds.release(&value);
-            Ok((key, value))
+            Ok((
+                state.holds.release_after_reply(key),
+                state.holds.release_after_reply(value),
+            ))
         }
 
         /// `d.setdefault(key, default)`: the value of `key`, inserting
@@ -400,7 +400,7 @@ pub mod typed {
             K: Borrow<Q>,
             Q: Serialize + ?Sized,
         {
-            self.decode(flatten(self.raw.pop(to_value(key)?))?)
+            self.decode(flatten(self.raw.pop(to_value(key)?))?.into_value())
         }
 
         /// `d.pop(key, default)`.
@@ -410,7 +410,7 @@ pub mod typed {
             Q: Serialize + ?Sized,
         {
             match self.raw.pop_opt(to_value(key)?)? {
-                Some(value) => self.decode(value),
+                Some(value) => self.decode(value.into_value()),
                 None => Ok(default),
             }
         }
@@ -419,7 +419,10 @@ pub mod typed {
         /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
         pub fn popitem(&self) -> Result<(K, V)> {
             let (key, value) = flatten(self.raw.popitem())?;
-            Ok((self.decode(key)?, self.decode(value)?))
+            Ok((
+                self.decode(key.into_value())?,
+                self.decode(value.into_value())?,
+            ))
         }
 
         /// `d.setdefault(key, default)`: the value of `key`, inserting

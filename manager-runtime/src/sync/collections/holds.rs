@@ -17,7 +17,7 @@ use crate::value::Value;
 /// The server link and the container's own id come from the first call
 /// that stores a token: constructors run outside any call, so a container
 /// is built empty and filled by a method call.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Holds {
     link: Option<ServerLink>,
     /// The container's own address and id, once known.
@@ -73,6 +73,13 @@ impl Holds {
         Ok(())
     }
 
+    /// Give back the references `value` held once it has been sent to the
+    /// caller: see [`Removed`].
+    pub(crate) fn release_after_reply(&self, value: Value) -> Removed {
+        let holds = value.tokens().next().map(|_| self.clone());
+        Removed { value, holds }
+    }
+
     /// Whether `token` names the container itself.
     fn is_owner(&self, token: &Token) -> bool {
         self.owner
@@ -87,5 +94,45 @@ impl Holds {
                 link.release(token);
             }
         }
+    }
+}
+
+/// A value taken out of a container (`pop`), on its way to the caller.
+///
+/// The container's references to the objects the value names are given
+/// back only when this is dropped, after the reply carrying it has been
+/// encoded and has granted the caller references of its own: released
+/// first, a popped proxy's object could die before the caller gets it.
+/// On the client it is just the value.
+#[derive(Debug, Default)]
+pub struct Removed {
+    value: Value,
+    holds: Option<Holds>,
+}
+
+impl Removed {
+    /// The value.
+    pub fn into_value(mut self) -> Value {
+        std::mem::take(&mut self.value)
+    }
+}
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        if let Some(holds) = &self.holds {
+            holds.release(&self.value);
+        }
+    }
+}
+
+impl serde::Serialize for Removed {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.value.serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Removed {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        Value::deserialize(deserializer).map(|value| Removed { value, holds: None })
     }
 }

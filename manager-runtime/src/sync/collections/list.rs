@@ -140,7 +140,7 @@ pub mod server {
 
     use super::super::iter::server::RemoteIter;
     use super::super::operand::elements;
-    use super::super::{lock, Holds};
+    use super::super::{lock, Holds, Removed};
     use super::{insertion_point, py_sort, repeated, Slice};
     use crate::error::SyncError;
     use crate::value::Value;
@@ -384,7 +384,7 @@ pub mod server {
 
         /// `a.pop(index)`: remove and return the item at `index` (the last
         /// by default).
-        pub fn pop(&self, index: Option<isize>) -> Result<Value, SyncError> {
+        pub fn pop(&self, index: Option<isize>) -> Result<Removed, SyncError> {
             let mut state = lock(&self.state);
             if state.items.is_empty() {
                 return Err(SyncError::IndexError("pop from empty list".into()));
@@ -393,8 +393,7 @@ pub mod server {
                 .position(index.unwrap_or(-1))
                 .map_err(|_| SyncError::IndexError("pop index out of range".into()))?;
             let item = state.items.remove(at);
-            state.holds.release(&item);
-            Ok(item)
+            Ok(state.holds.release_after_reply(item))
         }
 
         /// `a.remove(value)`: remove its first occurrence; `ValueError` if
@@ -670,12 +669,12 @@ pub mod typed {
 
         /// `a.pop()`: remove and return the last item.
         pub fn pop(&self) -> Result<T> {
-            self.decode(flatten(self.raw.pop(None))?)
+            self.decode(flatten(self.raw.pop(None))?.into_value())
         }
 
         /// `a.pop(index)`.
         pub fn pop_at(&self, index: isize) -> Result<T> {
-            self.decode(flatten(self.raw.pop(Some(index)))?)
+            self.decode(flatten(self.raw.pop(Some(index)))?.into_value())
         }
 
         /// `a.remove(value)`: its first occurrence;

@@ -27,11 +27,12 @@ use crate::proxy::ProxyBase;
 use crate::registry::{Constructor, Registry};
 use crate::value::Value;
 
-pub(crate) use holds::Holds;
+pub(crate) use holds::{Holds, Removed};
 
 /// Server-side objects of this family and their dynamically typed proxies.
 pub mod server {
     pub use super::dict::server::*;
+    pub use super::holds::Removed;
     pub use super::iter::server::*;
     pub use super::list::server::*;
     pub use super::set::server::*;

@@ -9,7 +9,7 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::elements;
     use super::super::table::Table;
-    use super::super::{lock, Holds};
+    use super::super::{lock, Holds, Removed};
     use crate::error::SyncError;
     use crate::value::Value;
 
@@ -108,15 +108,14 @@ pub mod server {
         }
 
         /// `s.pop()`: remove and return an element; `KeyError` if empty.
-        pub fn pop(&self) -> Result<Value, SyncError> {
+        pub fn pop(&self) -> Result<Removed, SyncError> {
             let mut state = lock(&self.state);
             let (item, _) = state
                 .table
                 .pop_last()
                 .ok_or_else(|| SyncError::KeyError("'pop from an empty set'".into()))?;
             state.version += 1;
-            state.holds.release(&item);
-            Ok(item)
+            Ok(state.holds.release_after_reply(item))
         }
 
         /// `s.clear()`.
@@ -412,7 +411,7 @@ pub mod typed {
         /// `s.pop()`: remove and return an element;
         /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
         pub fn pop(&self) -> Result<T> {
-            decode(self.raw.base(), flatten(self.raw.pop())?)
+            decode(self.raw.base(), flatten(self.raw.pop())?.into_value())
         }
 
         /// `s.clear()`.
