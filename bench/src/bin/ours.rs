@@ -1,0 +1,283 @@
+//! Our managers on the workloads of `bench/compare`, in release mode.
+//!
+//! `ours [--quick] [--reps N] [--only op,op]` prints one JSON object
+//! `{op: median}` in the units of bench/compare; `null` for an op whose
+//! built-in type does not exist yet. Every server is a child process started
+//! with `start()` (hence `bootstrap()` first in `main`), shut down before
+//! the next workload and killed by the runtime if this process dies.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Barrier};
+use std::time::Instant;
+
+use managers::{ManagerOptions, Result};
+use managers_bench::{median_of, per_op_us, vmrss_mib, wants, BenchManager, Scale, BUDGET};
+
+/// Calls in flight for `call.add.pipelined`.
+const IN_FLIGHT: u64 = 64;
+
+type Results = BTreeMap<&'static str, Option<f64>>;
+
+fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+    if wants(only, "call.add") || wants(only, "call.add.pipelined") {
+        let manager = BenchManager::new();
+        manager.start()?;
+        let maths = manager.maths()?;
+        if wants(only, "call.add") {
+            let us = median_of(scale.reps, || {
+                per_op_us(scale.calls, 200, |i| {
+                    let r = maths.add(i as i64, 1).expect("add");
+                    debug_assert_eq!(r, i as i64 + 1);
+                })
+            });
+            results.insert("call.add", Some(us));
+        }
+        if wants(only, "call.add.pipelined") {
+            let per_s = pipelined(&maths, scale)?;
+            results.insert("call.add.pipelined", Some(per_s));
+        }
+        drop(maths);
+        manager.shutdown()?;
+    }
+    if wants(only, "call.add.tcp") {
+        let manager = BenchManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
+        manager.start()?;
+        let maths = manager.maths()?;
+        let us = median_of(scale.reps, || {
+            per_op_us(scale.calls, 200, |i| {
+                maths.add(i as i64, 1).expect("add");
+            })
+        });
+        results.insert("call.add.tcp", Some(us));
+        drop(maths);
+        manager.shutdown()?;
+    }
+    Ok(())
+}
+
+/// The async proxy on one connection, IN_FLIGHT tasks each making its share
+/// of the calls back to back, so IN_FLIGHT calls are always in flight.
+fn pipelined(maths: &managers_bench::MathsClassProxy, scale: &Scale) -> Result<f64> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let maths = maths.to_async();
+    runtime.block_on(async {
+        // Warm up: opens the session's multiplexed connection.
+        for i in 0..200 {
+            maths.add(i, 1).await?;
+        }
+        let mut runs = Vec::new();
+        for _ in 0..scale.reps.max(1) {
+            let per_task = scale.pipelined / IN_FLIGHT;
+            let start = Instant::now();
+            let mut tasks = tokio::task::JoinSet::new();
+            for t in 0..IN_FLIGHT {
+                let maths = maths.clone();
+                tasks.spawn(async move {
+                    let mut done = 0u64;
+                    for i in 0..per_task {
+                        let x = (t * per_task + i) as i64;
+                        let r = maths.add(x, 1).await?;
+                        assert_eq!(r, x + 1);
+                        done += 1;
+                        if done & 63 == 0 && start.elapsed() > BUDGET {
+                            break;
+                        }
+                    }
+                    Ok::<u64, managers::Error>(done)
+                });
+            }
+            let mut done = 0;
+            while let Some(joined) = tasks.join_next().await {
+                done += joined.expect("pipelined task")?;
+            }
+            runs.push(done as f64 / start.elapsed().as_secs_f64());
+        }
+        Ok(managers_bench::median(runs))
+    })
+}
+
+fn start_op(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+    if !wants(only, "start") {
+        return Ok(());
+    }
+    let mut times = Vec::new();
+    for _ in 0..scale.reps.max(1) {
+        let manager = BenchManager::new();
+        let t0 = Instant::now();
+        manager.start()?;
+        let maths = manager.maths()?;
+        assert_eq!(maths.add(1, 2)?, 3);
+        times.push(t0.elapsed().as_secs_f64() * 1e3);
+        drop(maths);
+        manager.shutdown()?;
+    }
+    results.insert("start", Some(managers_bench::median(times)));
+    Ok(())
+}
+
+mod builtins {
+    //! The SyncManager workloads.
+
+    use super::*;
+    use managers::sync::SyncManager;
+    use serde_bytes::ByteBuf;
+
+    pub fn run(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+        let manager = SyncManager::new();
+        manager.start()?;
+        if wants(only, "dict.set") || wants(only, "dict.get") {
+            let dict = manager.dict::<i64, i64>()?;
+            let us = median_of(scale.reps, || {
+                per_op_us(scale.calls, 200, |i| {
+                    dict.set(i as i64, i as i64).expect("set")
+                })
+            });
+            results.insert("dict.set", Some(us));
+            dict.set(7, 7)?;
+            let us = median_of(scale.reps, || {
+                per_op_us(scale.calls, 200, |_| {
+                    assert_eq!(dict.get(&7i64).expect("get"), 7);
+                })
+            });
+            results.insert("dict.get", Some(us));
+        }
+        if wants(only, "list.append") {
+            let list = manager.list::<i64>()?;
+            let us = median_of(scale.reps, || {
+                let us = per_op_us(scale.calls, 200, |i| list.append(i as i64).expect("append"));
+                list.clear().expect("clear");
+                us
+            });
+            results.insert("list.append", Some(us));
+        }
+        if wants(only, "queue.put") || wants(only, "queue.get") {
+            let queue = manager.queue::<i64>(0)?;
+            let (mut puts, mut gets) = (Vec::new(), Vec::new());
+            for _ in 0..scale.reps.max(1) {
+                // put n (+ the warm-up), then get them all back.
+                puts.push(per_op_us(scale.calls, 200, |i| {
+                    queue.put(i as i64).expect("put")
+                }));
+                gets.push(per_op_us(scale.calls, 200, |_| {
+                    queue.get().expect("get");
+                }));
+            }
+            results.insert("queue.put", Some(managers_bench::median(puts)));
+            results.insert("queue.get", Some(managers_bench::median(gets)));
+        }
+        if wants(only, "lock.acquire_release") {
+            let lock = manager.lock()?;
+            let us = median_of(scale.reps, || {
+                per_op_us(scale.calls, 200, |_| {
+                    assert!(lock.acquire().expect("acquire"));
+                    lock.release().expect("release");
+                })
+            });
+            results.insert("lock.acquire_release", Some(us));
+        }
+        if wants(only, "create.dict") {
+            let us = median_of(scale.reps, || {
+                per_op_us(scale.creates, 20, |_| {
+                    let dict = manager.dict::<i64, i64>().expect("dict");
+                    drop(dict);
+                })
+            });
+            results.insert("create.dict", Some(us));
+        }
+        if wants(only, "value.1mib") {
+            let data = ByteBuf::from((0..1usize << 20).map(|i| i as u8).collect::<Vec<u8>>());
+            let value = manager.value(&ByteBuf::new())?;
+            let mb_s = median_of(scale.reps, || {
+                let us = per_op_us(scale.big, 2, |_| {
+                    value.set(&data).expect("set");
+                    let got = value.get().expect("get");
+                    assert_eq!(got.len(), data.len());
+                });
+                2.0 * data.len() as f64 / us // bytes per us == MB/s
+            });
+            results.insert("value.1mib", Some(mb_s));
+        }
+        if wants(only, "concurrent.dict.set.16") {
+            let per_s = median_of(scale.reps, || {
+                concurrent_sets(&manager, 16, scale.per_thread)
+            });
+            results.insert("concurrent.dict.set.16", Some(per_s));
+        }
+        let _ = manager.number_of_objects()?;
+        manager.shutdown()?;
+        if wants(only, "rss.dict.1m") {
+            results.insert("rss.dict.1m", rss_dict_1m()?);
+        }
+        Ok(())
+    }
+
+    /// `threads` threads share one dict proxy (the blocking client opens a
+    /// connection per concurrently busy thread) and set distinct keys;
+    /// total calls/s.
+    fn concurrent_sets(manager: &SyncManager, threads: usize, per_thread: u64) -> f64 {
+        let dict = manager.dict::<i64, i64>().expect("dict");
+        let ready = Arc::new(Barrier::new(threads + 1));
+        let start = Instant::now();
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let dict = dict.clone();
+                let ready = Arc::clone(&ready);
+                std::thread::spawn(move || {
+                    dict.set(-1 - t as i64, 0).expect("warm-up set");
+                    ready.wait();
+                    let base = t as u64 * per_thread;
+                    let mut done = 0u64;
+                    for i in 0..per_thread {
+                        dict.set((base + i) as i64, i as i64).expect("set");
+                        done += 1;
+                        if done & 63 == 0 && start.elapsed() > BUDGET {
+                            break;
+                        }
+                    }
+                    done
+                })
+            })
+            .collect();
+        ready.wait();
+        let start = Instant::now();
+        let done: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
+        done as f64 / start.elapsed().as_secs_f64()
+    }
+
+    /// Server RSS (MiB) holding a 1,000,000-entry int -> int dict, filled
+    /// with `update` in chunks, on a server of its own.
+    fn rss_dict_1m() -> Result<Option<f64>> {
+        let manager = SyncManager::new();
+        manager.start()?;
+        let dict = manager.dict::<i64, i64>()?;
+        let chunk = 50_000i64;
+        let mut k = 0;
+        while k < 1_000_000 {
+            dict.update((k..k + chunk).map(|i| (i, i)))?;
+            k += chunk;
+        }
+        assert_eq!(dict.len()?, 1_000_000);
+        let rss = manager.server_pid().and_then(vmrss_mib);
+        drop(dict);
+        manager.shutdown()?;
+        Ok(rss)
+    }
+}
+
+fn main() {
+    // A started server process runs here and never returns.
+    managers::bootstrap();
+    let scale = Scale::from_args();
+    let only = Scale::only();
+    let mut results = Results::new();
+    let outcome = maths_ops(&scale, &only, &mut results)
+        .and_then(|()| builtins::run(&scale, &only, &mut results))
+        .and_then(|()| start_op(&scale, &only, &mut results));
+    if let Err(e) = outcome {
+        eprintln!("ours: {e}");
+        std::process::exit(1);
+    }
+    println!("{}", serde_json::to_string(&results).unwrap());
+}

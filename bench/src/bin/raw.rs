@@ -1,0 +1,292 @@
+//! The physical limit: a raw ping-pong of `call.add`-sized frames between
+//! two processes, over a Unix socket and over TCP loopback, with blocking
+//! reads and writes and no protocol beyond the length prefix.
+//!
+//! `raw [--quick] [--reps N]` prints `{"call.add": us, "call.add.tcp": us,
+//! "call.add.pipelined": calls/s}` (medians). The echo side is this binary
+//! re-executed with `--echo unix|tcp`: it binds, prints its address, serves
+//! one connection, and exits when the connection or its stdin closes.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Instant;
+
+use managers_bench::{call_add_sizes, median_of, per_op_us, Scale, BUDGET};
+
+/// Replies in flight for the pipelined figure, as `call.add.pipelined`.
+const IN_FLIGHT: usize = 64;
+
+/// `--split-reads` (diagnosis): read each frame as prefix then body, two
+/// `read` calls, as the runtime's blocking client does.
+fn split_reads() -> bool {
+    static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPLIT.get_or_init(|| std::env::args().any(|a| a == "--split-reads"))
+}
+
+/// Length-prefixed frames read with as few `read` calls as the kernel
+/// allows: one per frame in a ping-pong, one per batch when pipelined (the
+/// limit, not the prefix-then-body pair of reads a protocol often does).
+struct Frames {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl Frames {
+    fn new() -> Frames {
+        Frames {
+            buf: vec![0; 64 * 1024],
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Wait for the next whole frame and consume it; its length.
+    fn next(&mut self, r: &mut (impl Read + ?Sized)) -> std::io::Result<usize> {
+        if split_reads() {
+            // Diagnosis: the prefix, then the body, as two `read_exact`s.
+            let mut prefix = [0u8; 4];
+            r.read_exact(&mut prefix)?;
+            let len = u32::from_le_bytes(prefix) as usize;
+            r.read_exact(&mut self.buf[..len])?;
+            return Ok(4 + len);
+        }
+        loop {
+            let avail = self.end - self.start;
+            if avail >= 4 {
+                let prefix: [u8; 4] = self.buf[self.start..self.start + 4].try_into().unwrap();
+                let len = 4 + u32::from_le_bytes(prefix) as usize;
+                if avail >= len {
+                    self.start += len;
+                    return Ok(len);
+                }
+            }
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+            let n = r.read(&mut self.buf[self.end..])?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::UnexpectedEof.into());
+            }
+            self.end += n;
+        }
+    }
+}
+
+impl Frames {
+    /// Whether a whole frame is already buffered (no `read` needed).
+    fn complete(&self) -> bool {
+        let avail = self.end - self.start;
+        avail >= 4 && {
+            let prefix: [u8; 4] = self.buf[self.start..self.start + 4].try_into().unwrap();
+            avail >= 4 + u32::from_le_bytes(prefix) as usize
+        }
+    }
+}
+
+fn frame(len: usize) -> Vec<u8> {
+    let mut f = vec![0x5a; len];
+    f[..4].copy_from_slice(&((len - 4) as u32).to_le_bytes());
+    f
+}
+
+/// The echo process: answer every request frame with a reply frame of the
+/// size of a `call.add` reply.
+fn echo(kind: &str) -> std::io::Result<()> {
+    let (_, reply_len) = call_add_sizes();
+    let reply = frame(reply_len);
+    let serve = |stream: &mut dyn ReadWrite| -> std::io::Result<()> {
+        // Replies to every request that arrived together go out in one write.
+        let mut frames = Frames::new();
+        let mut out = Vec::with_capacity(64 * 1024);
+        while frames.next(stream).is_ok() {
+            out.extend_from_slice(&reply);
+            if split_reads() || !frames.complete() {
+                stream.write_all(&out)?;
+                out.clear();
+            }
+        }
+        Ok(())
+    };
+    // Exit when the parent goes away.
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
+    match kind {
+        "unix" => {
+            let path =
+                std::env::temp_dir().join(format!("managers-raw-{}.sock", std::process::id()));
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path)?;
+            println!("{}", path.display());
+            std::io::stdout().flush()?;
+            let (mut stream, _) = listener.accept()?;
+            let _ = std::fs::remove_file(&path);
+            serve(&mut stream)
+        }
+        _ => {
+            let listener = TcpListener::bind("127.0.0.1:0")?;
+            println!("{}", listener.local_addr()?);
+            std::io::stdout().flush()?;
+            let (mut stream, _) = listener.accept()?;
+            stream.set_nodelay(true)?;
+            serve(&mut stream)
+        }
+    }
+}
+
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// An echo child; killed and reaped when dropped.
+struct Echo {
+    child: Child,
+    address: String,
+}
+
+impl Echo {
+    fn spawn(kind: &str) -> Echo {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--echo", kind])
+            .args(split_reads().then_some("--split-reads"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn the echo process");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the echo address");
+        Echo {
+            child,
+            address: line.trim().to_string(),
+        }
+    }
+}
+
+impl Drop for Echo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn ping_pong(stream: &mut (impl Read + Write), n: u64) -> f64 {
+    let (request_len, _) = call_add_sizes();
+    let request = frame(request_len);
+    let mut frames = Frames::new();
+    per_op_us(n, 1000, |_| {
+        stream.write_all(&request).unwrap();
+        frames.next(stream).unwrap();
+    })
+}
+
+/// `n` requests with up to IN_FLIGHT outstanding over one connection: a
+/// writer thread sends as many as it has credits for in one write, this
+/// thread reads replies in as few reads as possible and hands credits back
+/// in batches; calls/s.
+fn pipelined(mut writer: UnixStream, mut reader: UnixStream, n: u64) -> f64 {
+    let (request_len, _) = call_add_sizes();
+    let (credit_tx, credit_rx) = mpsc::channel::<usize>();
+    credit_tx.send(IN_FLIGHT).unwrap();
+    let start = Instant::now();
+    let sender = std::thread::spawn(move || {
+        let request = frame(request_len);
+        let mut batch = Vec::with_capacity(request_len * IN_FLIGHT);
+        let mut sent = 0u64;
+        while sent < n {
+            let Ok(mut credits) = credit_rx.recv() else {
+                break;
+            };
+            while let Ok(more) = credit_rx.try_recv() {
+                credits += more;
+            }
+            let k = (credits as u64).min(n - sent);
+            batch.clear();
+            for _ in 0..k {
+                batch.extend_from_slice(&request);
+            }
+            writer.write_all(&batch).unwrap();
+            sent += k;
+        }
+    });
+    let mut frames = Frames::new();
+    let mut done = 0;
+    let mut owed = 0;
+    for _ in 0..n {
+        frames.next(&mut reader).unwrap();
+        done += 1;
+        owed += 1;
+        if done & 1023 == 0 && start.elapsed() > BUDGET {
+            break;
+        }
+        if !frames.complete() {
+            let _ = credit_tx.send(owed);
+            owed = 0;
+        }
+    }
+    drop(credit_tx);
+    let elapsed = start.elapsed().as_secs_f64();
+    // Bounded: the writer stops when its credits run out.
+    let _ = sender.join();
+    done as f64 / elapsed
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--echo") {
+        if let Err(e) = echo(&args[i + 1]) {
+            eprintln!("raw echo: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let scale = Scale::from_args();
+
+    let echo = Echo::spawn("unix");
+    let mut unix = UnixStream::connect(&echo.address).expect("connect to the echo");
+    let unix_us = median_of(scale.reps, || ping_pong(&mut unix, scale.pings));
+    drop(unix);
+    drop(echo);
+
+    let echo = Echo::spawn("unix");
+    let unix = UnixStream::connect(&echo.address).expect("connect to the echo");
+    let reader = unix.try_clone().unwrap();
+    let writer = unix.try_clone().unwrap();
+    // Each run uses fresh clones of the one connection, fully drained.
+    let pipelined_per_s = median_of(scale.reps, || {
+        pipelined(
+            writer.try_clone().unwrap(),
+            reader.try_clone().unwrap(),
+            scale.pipelined,
+        )
+    });
+    drop((unix, reader, writer));
+    drop(echo);
+
+    let echo = Echo::spawn("tcp");
+    let mut tcp = TcpStream::connect(&echo.address).expect("connect to the echo");
+    tcp.set_nodelay(true).unwrap();
+    let tcp_us = median_of(scale.reps, || ping_pong(&mut tcp, scale.pings));
+    drop(tcp);
+    drop(echo);
+
+    let (request_len, reply_len) = call_add_sizes();
+    println!(
+        "{}",
+        serde_json::json!({
+            "call.add": unix_us,
+            "call.add.tcp": tcp_us,
+            "call.add.pipelined": pipelined_per_s,
+            "frame.request.bytes": request_len,
+            "frame.reply.bytes": reply_len,
+        })
+    );
+}
