@@ -15,7 +15,7 @@ use crate::sync::lock::state::wait_until;
 use crate::value::Value;
 
 struct State {
-    items: VecDeque<Item>,
+    items: VecDeque<QueueItem>,
     /// Items put and not yet marked done (`task_done`).
     unfinished: usize,
 }
@@ -63,9 +63,9 @@ impl Queue {
 
     /// Take a reference to every object `value` names (but not to this
     /// queue itself, which would never die), so it outlives its proxies.
-    fn retain(&self, value: Value) -> Result<Item, SyncError> {
+    fn retain(&self, value: Value) -> Result<QueueItem, SyncError> {
         let this = CallContext::current().and_then(|cx| cx.object_id());
-        let mut item = Item {
+        let mut item = QueueItem {
             value: Value::None,
             retained: Vec::new(),
             link: self.link().clone(),
@@ -85,7 +85,7 @@ impl Queue {
     }
 
     /// Store `item` if there is room; otherwise leave it.
-    fn try_put(&self, item: &mut Option<Item>) -> Option<()> {
+    fn try_put(&self, item: &mut Option<QueueItem>) -> Option<()> {
         let mut state = self.state.lock().unwrap();
         if self.is_full(&state) {
             return None;
@@ -97,7 +97,7 @@ impl Queue {
         Some(())
     }
 
-    fn try_get(&self) -> Option<Item> {
+    fn try_get(&self) -> Option<QueueItem> {
         let item = self.state.lock().unwrap().items.pop_front()?;
         self.not_full.notify_one();
         Some(item)
@@ -134,7 +134,11 @@ impl Queue {
 
     /// Python's `get(block, timeout)`: waits for an item unless `block` is
     /// false, at most `timeout`; nothing to get is `Empty`.
-    pub async fn get(&self, block: bool, timeout: Option<Duration>) -> Result<Item, SyncError> {
+    pub async fn get(
+        &self,
+        block: bool,
+        timeout: Option<Duration>,
+    ) -> Result<QueueItem, SyncError> {
         let item = if block {
             wait_until(&self.not_empty, deadline(timeout), || self.try_get()).await
         } else {
@@ -144,7 +148,7 @@ impl Queue {
     }
 
     /// Python's `get_nowait()`: `Empty` if there is nothing to get.
-    pub fn get_nowait(&self) -> Result<Item, SyncError> {
+    pub fn get_nowait(&self) -> Result<QueueItem, SyncError> {
         self.try_get().ok_or(SyncError::Empty)
     }
 
@@ -195,20 +199,20 @@ impl Queue {
 /// encoding) are taken first and the objects never die in between. An item
 /// dropped anywhere else (a failed or cancelled put, a dropped queue)
 /// gives them back too. A client sees just the value.
-pub struct Item {
+pub struct QueueItem {
     value: Value,
     retained: Vec<Token>,
     link: ServerLink,
 }
 
-impl Item {
+impl QueueItem {
     /// The value (on a client, where the item holds no references).
     pub fn into_value(mut self) -> Value {
         std::mem::take(&mut self.value)
     }
 }
 
-impl Drop for Item {
+impl Drop for QueueItem {
     fn drop(&mut self) {
         for token in &self.retained {
             self.link.release(token);
@@ -216,21 +220,21 @@ impl Drop for Item {
     }
 }
 
-impl std::fmt::Debug for Item {
+impl std::fmt::Debug for QueueItem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("Item").field(&self.value).finish()
+        f.debug_tuple("QueueItem").field(&self.value).finish()
     }
 }
 
-impl Serialize for Item {
+impl Serialize for QueueItem {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         self.value.serialize(serializer)
     }
 }
 
-impl<'de> Deserialize<'de> for Item {
+impl<'de> Deserialize<'de> for QueueItem {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(Item {
+        Ok(QueueItem {
             value: Value::deserialize(deserializer)?,
             retained: Vec::new(),
             link: ServerLink::default(),
