@@ -369,3 +369,40 @@ fn a_list_can_contain_itself() {
     drop(b);
     assert_no_objects(&manager);
 }
+
+/// "A list of list proxies ..." — every stored occurrence of a proxy holds
+/// its object; a token of an object that is gone cannot be stored.
+#[test]
+fn each_occurrence_of_a_nested_proxy_holds_its_object() {
+    let manager = started();
+    let outer = manager.list::<ListProxy<i64>>().unwrap();
+    let inner = manager.list_from([1]).unwrap();
+    outer.append(inner.clone()).unwrap();
+    outer.extend([inner.clone()]).unwrap();
+    outer.imul(2).unwrap();
+    assert_eq!(outer.count(&inner).unwrap(), 4);
+    drop(inner);
+    outer.del_slice(..3).unwrap();
+    assert_eq!(
+        manager.number_of_objects().unwrap(),
+        2,
+        "one occurrence left"
+    );
+    assert_eq!(outer.get(0).unwrap().to_vec().unwrap(), [1]);
+    outer.clear().unwrap();
+    assert_eq!(manager.number_of_objects().unwrap(), 1);
+
+    let gone = manager.list::<i64>().unwrap();
+    let token = gone.token().clone();
+    drop(gone);
+    let values = manager.list::<Value>().unwrap();
+    match values.append(Value::Token(token)) {
+        Err(Error::Sync(SyncError::ValueError(message))) => {
+            assert!(message.contains("cannot store a proxy"), "{message}")
+        }
+        other => panic!("expected a ValueError, got {other:?}"),
+    }
+    assert!(values.is_empty().unwrap());
+    drop((outer, values));
+    assert_no_objects(&manager);
+}
