@@ -207,10 +207,23 @@ impl ServerState {
         }
     }
 
-    fn create(&self, session: u128, typeid: &str, args: &[u8]) -> Result<Vec<u8>, RemoteError> {
-        let made =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.registry.create(typeid, args)))
-                .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
+    fn create(
+        self: &Arc<Self>,
+        session: u128,
+        typeid: &str,
+        args: &[u8],
+    ) -> Result<Vec<u8>, RemoteError> {
+        // Constructors run in a call context too, so a built object can take
+        // its server link or resolve a token it was given.
+        let cx = CallContext {
+            server: Arc::clone(self),
+            session,
+            object: None,
+        };
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            cx.enter(|| self.registry.create(typeid, args))
+        }))
+        .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
         let made = made?;
         let token = self.insert(session, made.object, made.typeid, made.exposed);
         wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))

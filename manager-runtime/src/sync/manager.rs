@@ -10,6 +10,7 @@ use crate::registry::Registry;
 /// `queue(0)`, `lock()`, ...); lifecycle methods come from [`BaseManager`].
 ///
 /// ```
+/// # extern crate manager_runtime as managers;
 /// # fn main() -> managers::Result<()> {
 /// let manager = managers::sync::SyncManager::new();
 /// manager.start_in_thread()?;
