@@ -412,31 +412,74 @@ fn a_single_party_barrier_never_blocks() {
     assert_no_objects(&manager);
 }
 
-// Waiting parties are futures in the server: a thousand of them, all on
-// one connection, pass a barrier and each index comes back once.
+/// Threads of this process (Linux), to show that waiters are not threads.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+// Waiting parties are futures in the server (and here, with the async
+// proxy): a thousand of them on one connection cost no threads, pass the
+// barrier twice, get each index once per generation, and one action runs
+// per generation.
 #[test]
-fn a_thousand_parties_are_futures_not_threads() {
+fn a_thousand_async_parties_are_futures_not_threads() {
     const PARTIES: usize = 1000;
     let manager = started();
     let barrier = manager.barrier(PARTIES).unwrap();
+    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .unwrap();
-    let mut indexes = runtime.block_on(async {
-        let mut waits = tokio::task::JoinSet::new();
-        for _ in 0..PARTIES {
-            let barrier = barrier.raw().to_async();
-            waits.spawn(async move { barrier.wait(SAFETY).await });
-        }
+    let before = thread_count();
+    let (indexes, during) = runtime.block_on(async {
+        let party = |pass: usize| {
+            let (barrier, runs) = (barrier.to_async(), runs.clone());
+            async move {
+                let action = || async {
+                    runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                };
+                let index = barrier.wait_with_action(SAFETY, action).await.unwrap();
+                assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), pass + 1);
+                index
+            }
+        };
         let mut indexes = Vec::new();
-        while let Some(done) = waits.join_next().await {
-            indexes.push(done.unwrap().unwrap().unwrap());
+        let mut during = None;
+        for pass in 0..2 {
+            let mut waits = tokio::task::JoinSet::new();
+            for _ in 0..PARTIES - 1 {
+                waits.spawn(party(pass));
+            }
+            let waiting = barrier.to_async();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while waiting.n_waiting().await.unwrap() < PARTIES - 1 {
+                assert!(Instant::now() < deadline, "parties never all waited");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            during = during.or(thread_count());
+            waits.spawn(party(pass));
+            let mut generation = Vec::new();
+            while let Some(done) = waits.join_next().await {
+                generation.push(done.unwrap());
+            }
+            generation.sort_unstable();
+            indexes.push(generation);
         }
-        indexes
+        (indexes, during)
     });
-    indexes.sort_unstable();
-    assert_eq!(indexes, (0..PARTIES).collect::<Vec<_>>());
+    for generation in indexes {
+        assert_eq!(generation, (0..PARTIES).collect::<Vec<_>>());
+    }
+    assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+    if let (Some(before), Some(during)) = (before, during) {
+        assert!(
+            during < before + 20,
+            "{during} threads with {PARTIES} waiting parties, {before} before"
+        );
+    }
     drop(barrier);
     assert_no_objects(&manager);
 }

@@ -219,3 +219,35 @@ fn attributes_keep_nested_proxies_alive() {
     drop((ns, me));
     assert_no_objects(&manager);
 }
+
+// "Attributes set through the proxy are visible ...", through the async
+// proxy; `_` names are refused there too.
+#[test]
+fn the_async_proxy_reads_and_writes_attributes() {
+    let manager = started();
+    let ns = manager.namespace().unwrap().to_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        ns.set("name", "Bob").await.unwrap();
+        ns.set("job", "Builder").await.unwrap();
+        assert_eq!(ns.get::<String>("name").await.unwrap(), "Bob");
+        ns.delete("job").await.unwrap();
+        assert!(!ns.contains("job").await.unwrap());
+        assert_eq!(ns.attributes().await.unwrap(), ["name"]);
+        assert_eq!(ns.repr().await.unwrap(), "Namespace(name='Bob')");
+        let map: BTreeMap<String, String> = ns.to_map().await.unwrap();
+        assert_eq!(map["name"], "Bob");
+        assert!(matches!(
+            ns.set("_hidden", &1).await,
+            Err(Error::Sync(SyncError::ValueError(_)))
+        ));
+        assert!(is_key_error(&ns.get::<String>("job").await));
+    });
+    let blocking = ns.to_blocking();
+    assert_eq!(blocking.to_string(), "Namespace(name='Bob')");
+    drop((ns, blocking));
+    assert_no_objects(&manager);
+}

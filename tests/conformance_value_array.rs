@@ -329,3 +329,45 @@ fn a_value_holding_itself_is_freed() {
     drop((value, itself, array));
     assert_no_objects(&manager);
 }
+
+// "Value: get/set round-trips" and "Array: len, index, set item", through
+// the async proxies.
+#[test]
+fn async_proxies_of_values_and_arrays() {
+    let manager = started();
+    let value = manager.value(&1_u64).unwrap().to_async();
+    let letters = ["a", "b", "c"].map(String::from);
+    let array = manager.array(&letters).unwrap().to_async();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        value.set(&2).await.unwrap();
+        assert_eq!(value.get().await.unwrap(), 2);
+        let spawned = {
+            let value = value.clone();
+            tokio::spawn(async move { value.set(&3).await })
+        };
+        spawned.await.unwrap().unwrap();
+        assert_eq!(value.get().await.unwrap(), 3);
+
+        assert_eq!(array.len().await.unwrap(), 3);
+        array.set(-1, &"z".into()).await.unwrap();
+        assert_eq!(array.get(2).await.unwrap(), "z");
+        assert!(matches!(
+            array.get(3).await,
+            Err(Error::Sync(SyncError::IndexError(_)))
+        ));
+        array
+            .set_slice(None, Some(2), &["x", "y"].map(String::from))
+            .await
+            .unwrap();
+        assert_eq!(array.slice(Some(1), None).await.unwrap(), ["y", "z"]);
+        assert_eq!(array.to_vec().await.unwrap(), ["x", "y", "z"]);
+    });
+    assert_eq!(value.to_blocking().get().unwrap(), 3);
+    assert_eq!(array.to_blocking().get(0).unwrap(), "x");
+    drop((value, array));
+    assert_no_objects(&manager);
+}

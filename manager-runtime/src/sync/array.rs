@@ -3,9 +3,8 @@
 
 use serde::Serialize;
 
-use super::shared_value::holds_tokens;
 use super::SyncManager;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::registry::{Constructor, Registry};
 use crate::value::{to_value, Value};
 
@@ -28,7 +27,8 @@ pub mod server {
         /// An array holding `items`.
         pub fn new(items: Vec<Value>) -> Self {
             let held = HeldTokens::new();
-            // Outside a call nothing is retained, and nothing can fail.
+            // A constructor cannot fail: a proxy whose object is already
+            // gone is kept without keeping anything alive.
             let _ = held.retain_all(&items);
             Array {
                 items: Mutex::new(items),
@@ -129,15 +129,16 @@ pub mod server {
 /// Typed proxies of this family.
 pub mod typed {
     use std::fmt;
+    use std::future::Future;
     use std::marker::PhantomData;
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::Serialize;
 
-    use super::super::shared_value::{decode, flatten};
-    use super::server::ArrayProxy as RawArrayProxy;
+    use super::super::shared_value::{decode, flatten, typed_proxy};
+    use super::server::{ArrayAsyncProxy as RawArrayAsyncProxy, ArrayProxy as RawArrayProxy};
     use crate::error::Result;
-    use crate::proxy::{Proxy, ProxyBase};
+    use crate::proxy::Proxy;
     use crate::value::{to_value, Value};
 
     /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
@@ -160,10 +161,17 @@ pub mod typed {
         _type: PhantomData<fn() -> T>,
     }
 
+    typed_proxy!(ArrayProxy<T>, RawArrayProxy);
+
     impl<T> ArrayProxy<T> {
         /// The dynamically typed proxy this one wraps.
         pub fn raw(&self) -> &RawArrayProxy {
             &self.raw
+        }
+
+        /// The async proxy of the same array (another reference).
+        pub fn to_async(&self) -> ArrayAsyncProxy<T> {
+            self.raw.to_async().into()
         }
 
         /// Python's `len(array)`.
@@ -175,30 +183,26 @@ pub mod typed {
         pub fn is_empty(&self) -> Result<bool> {
             self.raw.is_empty()
         }
-
-        fn decode<R: DeserializeOwned>(&self, value: Value) -> Result<R> {
-            decode(self.raw.base(), value)
-        }
     }
 
     impl<T: DeserializeOwned> ArrayProxy<T> {
         /// Python's `array[index]`; negative indexes count from the end.
         pub fn get(&self, index: i64) -> Result<T> {
-            let value = flatten(self.raw.get(index))?;
-            self.decode(value)
+            decode(self.raw.base(), flatten(self.raw.get(index))?)
         }
 
         /// Python's `array[start:stop]`; `None` is an omitted bound, and
         /// bounds are clamped as Python clamps them.
         pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>> {
-            let items = self.raw.get_slice(start, stop)?;
-            self.decode(Value::List(items))
+            decode(
+                self.raw.base(),
+                Value::List(self.raw.get_slice(start, stop)?),
+            )
         }
 
         /// Every element, in order (Python's `array[:]`).
         pub fn to_vec(&self) -> Result<Vec<T>> {
-            let items = self.raw.to_vec()?;
-            self.decode(Value::List(items))
+            decode(self.raw.base(), Value::List(self.raw.to_vec()?))
         }
     }
 
@@ -209,42 +213,9 @@ pub mod typed {
         }
 
         /// Python's `array[start:stop] = values`; `values` must be as long
-        /// as the slice, since an array's length is fixed.
+        /// as the slice, since an array's length is fixed (ValueError).
         pub fn set_slice(&self, start: Option<i64>, stop: Option<i64>, values: &[T]) -> Result<()> {
-            let values = values.iter().map(to_value).collect::<Result<_, _>>()?;
-            flatten(self.raw.set_slice(start, stop, values))
-        }
-    }
-
-    impl<T> From<RawArrayProxy> for ArrayProxy<T> {
-        fn from(raw: RawArrayProxy) -> Self {
-            ArrayProxy {
-                raw,
-                _type: PhantomData,
-            }
-        }
-    }
-
-    impl<T> Proxy for ArrayProxy<T> {
-        fn from_base(base: ProxyBase) -> Self {
-            RawArrayProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &ProxyBase {
-            self.raw.base()
-        }
-    }
-
-    impl<T> Clone for ArrayProxy<T> {
-        /// Another reference to the same array.
-        fn clone(&self) -> Self {
-            self.raw.clone().into()
-        }
-    }
-
-    impl<T> fmt::Debug for ArrayProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
+            flatten(self.raw.set_slice(start, stop, to_values(values)?))
         }
     }
 
@@ -254,20 +225,82 @@ pub mod typed {
         }
     }
 
-    impl<T> Serialize for ArrayProxy<T> {
-        /// As its token, so a container stores it as a proxy.
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
+    /// The async form of [`ArrayProxy`].
+    pub struct ArrayAsyncProxy<T> {
+        raw: RawArrayAsyncProxy,
+        _type: PhantomData<fn() -> T>,
+    }
+
+    typed_proxy!(ArrayAsyncProxy<T>, RawArrayAsyncProxy);
+
+    impl<T> ArrayAsyncProxy<T> {
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &RawArrayAsyncProxy {
+            &self.raw
+        }
+
+        /// The blocking proxy of the same array (another reference).
+        pub fn to_blocking(&self) -> ArrayProxy<T> {
+            self.raw.to_blocking().into()
+        }
+
+        /// Python's `len(array)`.
+        pub async fn len(&self) -> Result<usize> {
+            self.raw.len().await
+        }
+
+        /// Whether the array has no elements.
+        pub async fn is_empty(&self) -> Result<bool> {
+            self.raw.is_empty().await
         }
     }
 
-    impl<'de, T> Deserialize<'de> for ArrayProxy<T> {
-        /// A proxy inside a manager's reply, adopted by its session.
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RawArrayProxy::deserialize(deserializer).map(Into::into)
+    impl<T: DeserializeOwned> ArrayAsyncProxy<T> {
+        /// Python's `array[index]`; see [`ArrayProxy::get`].
+        pub async fn get(&self, index: i64) -> Result<T> {
+            decode(self.raw.base(), flatten(self.raw.get(index).await)?)
         }
+
+        /// Python's `array[start:stop]`; see [`ArrayProxy::slice`].
+        pub async fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>> {
+            let items = self.raw.get_slice(start, stop).await?;
+            decode(self.raw.base(), Value::List(items))
+        }
+
+        /// Every element, in order.
+        pub async fn to_vec(&self) -> Result<Vec<T>> {
+            decode(self.raw.base(), Value::List(self.raw.to_vec().await?))
+        }
+    }
+
+    impl<T: Serialize> ArrayAsyncProxy<T> {
+        /// Python's `array[index] = value`.
+        pub fn set(&self, index: i64, value: &T) -> impl Future<Output = Result<()>> + Send + '_ {
+            let value = to_value(value);
+            async move { flatten(self.raw.set(index, value?).await) }
+        }
+
+        /// Python's `array[start:stop] = values`; see
+        /// [`ArrayProxy::set_slice`].
+        pub fn set_slice(
+            &self,
+            start: Option<i64>,
+            stop: Option<i64>,
+            values: &[T],
+        ) -> impl Future<Output = Result<()>> + Send + '_ {
+            let values = to_values(values);
+            async move { flatten(self.raw.set_slice(start, stop, values?).await) }
+        }
+    }
+
+    impl<T> fmt::Display for ArrayAsyncProxy<T> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.raw, f)
+        }
+    }
+
+    fn to_values<T: Serialize>(values: &[T]) -> Result<Vec<Value>> {
+        Ok(values.iter().map(to_value).collect::<Result<_, _>>()?)
     }
 }
 
@@ -292,14 +325,7 @@ impl SyncManager {
             .iter()
             .map(to_value)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        if !items.iter().any(holds_tokens) {
-            let raw: server::ArrayProxy = self.create("Array", &(items,))?;
-            return Ok(raw.into());
-        }
-        // A constructor runs outside any call, so it cannot keep the
-        // objects it is given alive: proxies are stored by a call.
-        let raw: server::ArrayProxy = self.create("Array", &(vec![Value::None; items.len()],))?;
-        raw.set_slice(None, None, items)?.map_err(Error::Sync)?;
+        let raw: server::ArrayProxy = self.create("Array", &(items,))?;
         Ok(raw.into())
     }
 }

@@ -140,15 +140,18 @@ pub mod server {
 /// Typed proxies of this family.
 pub mod typed {
     use std::fmt;
+    use std::future::Future;
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::Serialize;
 
-    use super::super::shared_value::{decode, flatten};
+    use super::super::shared_value::{decode, flatten, typed_proxy};
     use super::check_name;
-    use super::server::NamespaceProxy as RawNamespaceProxy;
-    use crate::error::Result;
-    use crate::proxy::{Proxy, ProxyBase};
+    use super::server::{
+        NamespaceAsyncProxy as RawNamespaceAsyncProxy, NamespaceProxy as RawNamespaceProxy,
+    };
+    use crate::error::{Error, Result};
+    use crate::proxy::Proxy;
     use crate::value::to_value;
 
     /// A typed proxy of a shared [`Namespace`](super::server::Namespace)
@@ -170,15 +173,21 @@ pub mod typed {
     /// assert_eq!(ns.to_string(), "Namespace(age=42, name='Bob')");
     /// # Ok(()) }
     /// ```
-    #[derive(Clone)]
     pub struct NamespaceProxy {
         raw: RawNamespaceProxy,
     }
+
+    typed_proxy!(NamespaceProxy, RawNamespaceProxy);
 
     impl NamespaceProxy {
         /// The dynamically typed proxy this one wraps.
         pub fn raw(&self) -> &RawNamespaceProxy {
             &self.raw
+        }
+
+        /// The async proxy of the same namespace (another reference).
+        pub fn to_async(&self) -> NamespaceAsyncProxy {
+            self.raw.to_async().into()
         }
 
         /// The attribute `name` as a `T` (Python's `namespace.name`); a
@@ -226,28 +235,6 @@ pub mod typed {
         }
     }
 
-    impl From<RawNamespaceProxy> for NamespaceProxy {
-        fn from(raw: RawNamespaceProxy) -> Self {
-            NamespaceProxy { raw }
-        }
-    }
-
-    impl Proxy for NamespaceProxy {
-        fn from_base(base: ProxyBase) -> Self {
-            RawNamespaceProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &ProxyBase {
-            self.raw.base()
-        }
-    }
-
-    impl fmt::Debug for NamespaceProxy {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
-        }
-    }
-
     impl fmt::Display for NamespaceProxy {
         /// The namespace's printed form, fetched from the server (Python's
         /// `str(namespace)`); the proxy's own form if the server cannot be
@@ -260,19 +247,76 @@ pub mod typed {
         }
     }
 
-    impl Serialize for NamespaceProxy {
-        /// As its token, so a container stores it as a proxy.
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
+    /// The async form of [`NamespaceProxy`]. Its `Display` is the proxy's
+    /// own form, since printing cannot wait for the server: use
+    /// [`repr`](Self::repr) for the namespace's.
+    pub struct NamespaceAsyncProxy {
+        raw: RawNamespaceAsyncProxy,
+    }
+
+    typed_proxy!(NamespaceAsyncProxy, RawNamespaceAsyncProxy);
+
+    impl NamespaceAsyncProxy {
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &RawNamespaceAsyncProxy {
+            &self.raw
+        }
+
+        /// The blocking proxy of the same namespace (another reference).
+        pub fn to_blocking(&self) -> NamespaceProxy {
+            self.raw.to_blocking().into()
+        }
+
+        /// The attribute `name`; see [`NamespaceProxy::get`].
+        pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
+            check_name(name)?;
+            decode(self.raw.base(), flatten(self.raw.getattr(name).await)?)
+        }
+
+        /// Set the attribute `name`; see [`NamespaceProxy::set`].
+        pub fn set<'a, T: Serialize + ?Sized>(
+            &'a self,
+            name: &'a str,
+            value: &T,
+        ) -> impl Future<Output = Result<()>> + Send + 'a {
+            let value = match check_name(name) {
+                Ok(()) => to_value(value).map_err(Error::from),
+                Err(e) => Err(Error::Sync(e)),
+            };
+            async move { flatten(self.raw.setattr(name, value?).await) }
+        }
+
+        /// Delete the attribute `name`; see [`NamespaceProxy::delete`].
+        pub async fn delete(&self, name: &str) -> Result<()> {
+            check_name(name)?;
+            flatten(self.raw.delattr(name).await)
+        }
+
+        /// Whether the attribute `name` is set.
+        pub async fn contains(&self, name: &str) -> Result<bool> {
+            check_name(name)?;
+            self.raw.hasattr(name).await
+        }
+
+        /// The attribute names, in the order they were first set.
+        pub async fn attributes(&self) -> Result<Vec<String>> {
+            self.raw.attributes().await
+        }
+
+        /// Every attribute at once; see [`NamespaceProxy::to_map`].
+        pub async fn to_map<M: DeserializeOwned>(&self) -> Result<M> {
+            decode(self.raw.base(), self.raw.to_map().await?)
+        }
+
+        /// The namespace's printed form, `Namespace(name='Bob')`.
+        pub async fn repr(&self) -> Result<String> {
+            self.raw.repr().await
         }
     }
 
-    impl<'de> Deserialize<'de> for NamespaceProxy {
-        /// A proxy inside a manager's reply, adopted by its session.
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RawNamespaceProxy::deserialize(deserializer).map(Into::into)
+    impl fmt::Display for NamespaceAsyncProxy {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            fmt::Display::fmt(&self.raw, f)
         }
     }
 }
