@@ -68,7 +68,9 @@ fn assert_still_serving(server: &TestManager, key: &[u8]) {
 #[test]
 fn garbage_challenge_is_an_authentication_error_for_the_client() {
     let options = fake_server(|_, stream| {
-        stream.write_all(&raw_frame(b"this is not a challenge")).unwrap();
+        stream
+            .write_all(&raw_frame(b"this is not a challenge"))
+            .unwrap();
     });
     let err = TestManager::with_options(options).connect().unwrap_err();
     assert!(matches!(err, Error::Authentication(_)), "{err}");
@@ -98,7 +100,9 @@ fn garbage_greeting_is_refused_by_the_server() {
     ));
     let server = server_with_key(b"key");
     let mut stream = raw_connect(&server);
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
     let mut rest = Vec::new();
     // The server hangs up without sending anything a client could decode.
     let _ = stream.read_to_end(&mut rest);
@@ -173,5 +177,8 @@ fn wrong_server_key_fails() {
     });
     let err = TestManager::with_options(options).connect().unwrap_err();
     assert!(matches!(err, Error::Authentication(_)), "{err}");
-    assert!(err.to_string().contains("does not know the authkey"), "{err}");
+    assert!(
+        err.to_string().contains("does not know the authkey"),
+        "{err}"
+    );
 }

@@ -226,7 +226,11 @@ fn connection_limit_is_a_clear_error() {
     let err = connect().unwrap_err();
     assert!(matches!(err, Error::LimitReached(_)), "{err}");
     assert!(err.to_string().contains("connection limit"), "{err}");
-    assert_eq!(first.maths().unwrap().add(1, 2).unwrap(), 3, "others still served");
+    assert_eq!(
+        first.maths().unwrap().add(1, 2).unwrap(),
+        3,
+        "others still served"
+    );
     drop(first);
     // A slot frees when a client goes (the server notices the close).
     let deadline = Instant::now() + Duration::from_secs(5);

@@ -29,7 +29,13 @@ pub struct WorkerContext {
 /// process as a worker of the manager at `address`.
 pub fn spawn_worker(test_name: &str, address: &Address, authkey: &[u8], argument: &str) -> Child {
     let mut child = Command::new(std::env::current_exe().expect("test binary path"))
-        .args([test_name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .args([
+            test_name,
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(ADDRESS, address.to_string())
         .env(ARGUMENT, argument)
         .stdin(Stdio::piped())
@@ -71,7 +77,9 @@ pub fn worker_context() -> WorkerContext {
     let address = std::env::var(ADDRESS)
         .expect("this #[ignore]d test is a worker: it runs only inside spawn_worker");
     let mut hex = String::new();
-    std::io::stdin().read_to_string(&mut hex).expect("read authkey");
+    std::io::stdin()
+        .read_to_string(&mut hex)
+        .expect("read authkey");
     let authkey = (0..hex.len())
         .step_by(2)
         .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex authkey"))
