@@ -203,13 +203,6 @@ fn serve_forever_and_connect_with_an_authkey() {
 }
 
 #[test]
-fn empty_authkey_works() {
-    let manager = TestManager::with_options(ManagerOptions::new().authkey(b""));
-    manager.start_in_thread().unwrap();
-    assert_eq!(manager.maths().unwrap().add(1, 2).unwrap(), 3);
-}
-
-#[test]
 fn connection_limit_is_a_clear_error() {
     // The owner's own session holds one connection; room for one more.
     let owner = TestManager::with_options(ManagerOptions::new().max_connections(2));
