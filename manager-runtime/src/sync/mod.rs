@@ -61,41 +61,25 @@ pub use manager::SyncManager;
 /// The built-in objects as the server holds them, each with its generated
 /// (dynamically typed) proxies. Typed proxies wrap these.
 pub mod server {
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::array::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::barrier::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::collections::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::condition::server::*;
     pub use super::event::{Event, EventAsyncProxy, EventProxy};
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::lock::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::namespace::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::queue::server::*;
-    #[allow(unused_imports)] // until every family is filled in
     pub use super::shared_value::server::*;
 }
 
-#[allow(unused_imports)] // until every family is filled in
 pub use array::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use barrier::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use collections::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use condition::typed::*;
 pub use event::{EventAsyncProxy, EventProxy};
-#[allow(unused_imports)] // until every family is filled in
 pub use lock::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use namespace::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use queue::typed::*;
-#[allow(unused_imports)] // until every family is filled in
 pub use shared_value::typed::*;
 
 /// Turn a `Duration` into the `Option<Duration>` timeout of Python's API
