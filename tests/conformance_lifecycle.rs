@@ -46,6 +46,8 @@ fn main() {
         forgotten_bootstrap_is_reported,
         remote_tcp_server_in_another_process,
     ];
+    #[cfg(feature = "tls")]
+    let tests = &[tests, named![tls_server_in_another_process]].concat();
     let filter: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with('-'))
@@ -90,6 +92,30 @@ fn server_runs_in_another_process() {
     let status = manager.server_exit_status().expect("an exit status");
     assert!(status.success(), "server exit status {status}");
     assert!(!alive(server_pid), "the server process is gone");
+}
+
+/// Issue 5: TLS for a started server; its identity travels to the child
+/// over the lifeline with the rest of the settings.
+#[cfg(feature = "tls")]
+fn tls_server_in_another_process() {
+    use managers::tls::{TlsClient, TlsServer};
+    let generated = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let (cert, key) = (generated.cert.pem(), generated.signing_key.serialize_pem());
+    let manager = TestManager::with_options(
+        ManagerOptions::new()
+            .address("127.0.0.1:0")
+            .tls_server(TlsServer::from_pem(cert.as_bytes(), key.as_bytes()).unwrap())
+            .tls_client(TlsClient::from_ca_pem(cert.as_bytes(), "localhost").unwrap()),
+    );
+    manager.start().unwrap();
+    assert_eq!(manager.maths().unwrap().add(20, 22).unwrap(), 42);
+    let plain = TestManager::with_options(
+        ManagerOptions::new()
+            .address(manager.address().unwrap())
+            .authkey(managers::default_authkey()),
+    );
+    assert!(plain.connect().is_err(), "the child serves TLS only");
+    manager.shutdown().unwrap();
 }
 
 // Lifecycle: "An initializer runs exactly once in the server process before serving."

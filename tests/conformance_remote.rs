@@ -65,7 +65,7 @@ fn a_wrong_authkey_is_refused_and_others_are_served() {
     let honest = client(&address, b"abracadabra").unwrap();
     let queue: QueueProxy<i64> = honest.get_queue().unwrap().into();
     for attempt in 0..10 {
-        let err = client(&address, b"open sesame").err().expect("refused");
+        let err = client(&address, b"open sesame").expect_err("refused");
         assert!(matches!(err, Error::Authentication(_)), "{err}");
         queue.put(attempt).unwrap();
     }

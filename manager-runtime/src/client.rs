@@ -38,6 +38,7 @@ struct Held {
 struct Inner {
     address: Address,
     authkey: Vec<u8>,
+    tls: transport::TlsConnect,
     max_frame: u32,
     session: u128,
     next_id: AtomicU64,
@@ -63,6 +64,7 @@ impl Client {
         let inner = Arc::new(Inner {
             address,
             authkey: options.authkey.clone(),
+            tls: options.tls_client.clone(),
             max_frame: options.max_frame,
             session: u128::from_le_bytes(crate::auth::random_bytes()),
             next_id: AtomicU64::new(1),
@@ -309,11 +311,9 @@ impl Drop for Inner {
         let Some(connection) = self.pool.lock().unwrap().pop() else {
             return;
         };
-        let timeout = Some(std::time::Duration::from_secs(1));
-        let _ = match &connection.stream {
-            Stream::Tcp(s) => s.set_read_timeout(timeout),
-            Stream::Unix(s) => s.set_read_timeout(timeout),
-        };
+        let _ = connection
+            .stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(1)));
         self.pool.lock().unwrap().push(connection);
         let id = self.next_request();
         let _ = self.roundtrip(id, &Request::Release { id }, None::<&()>, |_| Ok(()));
@@ -339,7 +339,7 @@ impl Inner {
 
     /// Open, authenticate and introduce a new blocking connection.
     fn open(&self, established: bool) -> Result<Connection> {
-        let mut stream = transport::connect(&self.address)
+        let mut stream = transport::connect(&self.address, &self.tls)
             .map_err(|e| transport::connect_error(e, &self.address, established))?;
         crate::auth::client_blocking(&mut stream, &self.authkey)?;
         wire::write_frame(&mut stream, &self.hello()?)?;
@@ -444,7 +444,17 @@ impl Multiplexed {
                     .await
                     .map_err(|e| transport::connect_error(e, address, established))?;
                 stream.set_nodelay(true)?;
-                Self::start(inner, stream).await
+                match &inner.tls {
+                    #[cfg(feature = "tls")]
+                    Some(tls) => {
+                        let stream = tls
+                            .connector()
+                            .connect(tls.server_name.clone(), stream)
+                            .await?;
+                        Self::start(inner, stream).await
+                    }
+                    _ => Self::start(inner, stream).await,
+                }
             }
             Address::Unix(path) => {
                 let stream = tokio::net::UnixStream::connect(path)

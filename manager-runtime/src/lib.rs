@@ -19,6 +19,8 @@ mod registry;
 mod server;
 mod spawn;
 pub mod sync;
+#[cfg(feature = "tls")]
+pub mod tls;
 mod transport;
 pub mod value;
 pub mod wire;

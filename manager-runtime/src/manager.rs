@@ -35,6 +35,9 @@ pub struct ManagerOptions {
     pub(crate) max_frame: u32,
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: usize,
+    #[cfg(feature = "tls")]
+    pub(crate) tls_server: Option<crate::tls::TlsServer>,
+    pub(crate) tls_client: crate::transport::TlsConnect,
 }
 
 impl Default for ManagerOptions {
@@ -47,6 +50,9 @@ impl Default for ManagerOptions {
             max_frame: crate::wire::DEFAULT_MAX_FRAME,
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
+            #[cfg(feature = "tls")]
+            tls_server: None,
+            tls_client: None,
         }
     }
 }
@@ -102,6 +108,21 @@ impl ManagerOptions {
     /// process's open-file limit).
     pub fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
+        self
+    }
+
+    /// Serve TCP connections in TLS with this identity (feature `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls_server(mut self, tls: crate::tls::TlsServer) -> Self {
+        self.tls_server = Some(tls);
+        self
+    }
+
+    /// Connect over TCP in TLS, verifying the server with this (feature
+    /// `tls`).
+    #[cfg(feature = "tls")]
+    pub fn tls_client(mut self, tls: crate::tls::TlsClient) -> Self {
+        self.tls_client = Some(tls);
         self
     }
 

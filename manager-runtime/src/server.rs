@@ -99,6 +99,8 @@ pub(crate) struct ServerState {
     handshake_timeout: Duration,
     max_connections: usize,
     connections: AtomicUsize,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stopping: AtomicBool,
     stop: Notify,
 }
@@ -406,6 +408,12 @@ pub struct Server {
 
 impl Server {
     pub(crate) fn bind(registry: Registry, options: &ManagerOptions) -> Result<Server> {
+        #[cfg(feature = "tls")]
+        if options.tls_server.is_some() && !matches!(options.address, Some(Address::Tcp(_))) {
+            return Err(Error::State(
+                "TLS applies to TCP managers: give a host:port address".into(),
+            ));
+        }
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
         let state = Arc::new(ServerState {
             registry,
@@ -417,6 +425,8 @@ impl Server {
             handshake_timeout: options.handshake_timeout,
             max_connections: options.max_connections,
             connections: AtomicUsize::new(0),
+            #[cfg(feature = "tls")]
+            tls: options.tls_server.as_ref().map(|t| t.acceptor()),
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
         });
@@ -476,6 +486,14 @@ async fn accept_loop(state: Arc<ServerState>, listener: Listener) -> Result<()> 
 trait Acceptor {
     type Stream: Socket;
     async fn accept_one(&self) -> std::io::Result<Self::Stream>;
+
+    /// Serve one accepted connection.
+    fn serve(
+        state: Arc<ServerState>,
+        stream: Self::Stream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        serve_connection(state, stream)
+    }
 }
 
 impl Acceptor for tokio::net::TcpListener {
@@ -484,6 +502,25 @@ impl Acceptor for tokio::net::TcpListener {
         let (stream, _) = self.accept().await?;
         stream.set_nodelay(true)?;
         Ok(stream)
+    }
+
+    #[cfg(feature = "tls")]
+    #[allow(clippy::manual_async_fn)] // `async fn` cannot promise Send + 'static
+    fn serve(
+        state: Arc<ServerState>,
+        stream: Self::Stream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let Some(acceptor) = state.tls.clone() else {
+                return serve_connection(state, stream).await;
+            };
+            // The TLS handshake counts against the handshake timeout too.
+            let accepted =
+                tokio::time::timeout(state.handshake_timeout, acceptor.accept(stream)).await;
+            if let Ok(Ok(stream)) = accepted {
+                serve_connection(state, stream).await;
+            }
+        }
     }
 }
 
@@ -499,7 +536,7 @@ async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Resul
         tokio::select! {
             accepted = listener.accept_one() => match accepted {
                 Ok(stream) => {
-                    tokio::spawn(serve_connection(Arc::clone(&state), stream));
+                    tokio::spawn(A::serve(Arc::clone(&state), stream));
                 }
                 // Out of descriptors or memory: back off instead of spinning.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,

@@ -76,6 +76,8 @@ struct Settings {
     max_frame: u32,
     handshake_timeout: Duration,
     max_connections: usize,
+    #[cfg(feature = "tls")]
+    tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
 /// A server this process started.
@@ -223,6 +225,8 @@ pub(crate) fn start_process(
         max_frame: options.max_frame,
         handshake_timeout: options.handshake_timeout,
         max_connections: options.max_connections,
+        #[cfg(feature = "tls")]
+        tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
     };
     let answer = write_message(&mut lifeline, &settings)
         .and_then(|()| {
@@ -342,6 +346,11 @@ fn serve_child() -> Result<()> {
         handshake_timeout: settings.handshake_timeout,
         max_connections: settings.max_connections,
         ..ManagerOptions::default()
+    };
+    #[cfg(feature = "tls")]
+    let options = match &settings.tls_server_pem {
+        Some((cert, key)) => options.tls_server(crate::tls::TlsServer::from_pem(cert, key)?),
+        None => options,
     };
     let prepared = std::panic::catch_unwind(move || {
         if let Some(init) = initializer {

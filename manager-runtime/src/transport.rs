@@ -13,6 +13,20 @@ use crate::error::{Error, Result};
 pub(crate) enum Stream {
     Tcp(std::net::TcpStream),
     Unix(StdUnixStream),
+    #[cfg(feature = "tls")]
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
+}
+
+impl Stream {
+    /// Bound how long a read may block.
+    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(timeout),
+            Stream::Unix(s) => s.set_read_timeout(timeout),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.sock.set_read_timeout(timeout),
+        }
+    }
 }
 
 impl Read for Stream {
@@ -20,6 +34,8 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.read(buf),
         }
     }
 }
@@ -29,11 +45,17 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        Ok(())
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -54,16 +76,46 @@ pub(crate) fn connect_error(e: io::Error, address: &Address, established: bool) 
     }
 }
 
-/// Connect a blocking socket.
-pub(crate) fn connect(address: &Address) -> io::Result<Stream> {
+/// Connect a blocking socket, in TLS if `tls` says so.
+pub(crate) fn connect(address: &Address, tls: &TlsConnect) -> io::Result<Stream> {
     Ok(match address {
         Address::Tcp(addr) => {
             let s = std::net::TcpStream::connect(addr)?;
             s.set_nodelay(true)?;
-            Stream::Tcp(s)
+            match tls {
+                #[cfg(feature = "tls")]
+                Some(tls) => Stream::Tls(Box::new(tls.wrap_blocking(s)?)),
+                _ => Stream::Tcp(s),
+            }
         }
         Address::Unix(path) => Stream::Unix(StdUnixStream::connect(path)?),
     })
+}
+
+/// How a client connects over TCP: in the clear, or in TLS.
+#[cfg(feature = "tls")]
+pub(crate) type TlsConnect = Option<crate::tls::TlsClient>;
+/// How a client connects over TCP (always in the clear without `tls`).
+#[cfg(not(feature = "tls"))]
+pub(crate) type TlsConnect = Option<std::convert::Infallible>;
+
+/// A TLS stream splits through tokio's generic halves.
+#[cfg(feature = "tls")]
+impl Socket for tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split_owned(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Socket for tokio_rustls::server::TlsStream<tokio::net::TcpStream> {
+    type Read = tokio::io::ReadHalf<Self>;
+    type Write = tokio::io::WriteHalf<Self>;
+    fn split_owned(self) -> (Self::Read, Self::Write) {
+        tokio::io::split(self)
+    }
 }
 
 /// An async socket that splits into owned halves.

@@ -145,7 +145,6 @@ impl<'a> Generator<'a> {
             .enumerate()
             .map(|(m, method)| self.dispatch_arm(m, method));
         quote! {
-            #[diagnostic::do_not_recommend]
             impl #private::Shared for #self_ty {
                 const TYPEID: &'static str = #typeid;
                 const METHODS: &'static [#private::MethodInfo] = &[#(#infos),*];
