@@ -142,7 +142,18 @@ fn value(c: &mut Criterion) {
             black_box(wire::encode(&v).unwrap())
         })
     });
-    let encoded = wire::encode(&to_value(&data).unwrap()).unwrap();
+    g.bench_function("to_value.1mib", |b| {
+        b.iter(|| black_box(to_value(black_box(&data)).unwrap()))
+    });
+    let as_value = to_value(&data).unwrap();
+    g.bench_function("encode.value.1mib", |b| {
+        b.iter(|| black_box(wire::encode(black_box(&as_value)).unwrap()))
+    });
+    // For reference: postcard on the bytes themselves, no Value.
+    g.bench_function("encode.bytes.1mib", |b| {
+        b.iter(|| black_box(wire::encode(black_box(&data)).unwrap()))
+    });
+    let encoded = wire::encode(&as_value).unwrap();
     g.bench_function("decode+from_value.1mib", |b| {
         b.iter(|| {
             let v: Value = wire::decode(black_box(&encoded)).unwrap();

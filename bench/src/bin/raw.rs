@@ -16,6 +16,9 @@ use std::time::Instant;
 
 use managers_bench::{call_add_sizes, median_of, per_op_us, Scale, BUDGET};
 
+/// Frames longer than this are echoed at their own size (value.1mib).
+const BIG_FROM: usize = 64 * 1024;
+
 /// Replies in flight for the pipelined figure, as `call.add.pipelined`.
 const IN_FLIGHT: usize = 64;
 
@@ -51,6 +54,9 @@ impl Frames {
             let mut prefix = [0u8; 4];
             r.read_exact(&mut prefix)?;
             let len = u32::from_le_bytes(prefix) as usize;
+            if self.buf.len() < len {
+                self.buf.resize(len, 0);
+            }
             r.read_exact(&mut self.buf[..len])?;
             return Ok(4 + len);
         }
@@ -96,24 +102,36 @@ fn frame(len: usize) -> Vec<u8> {
     f
 }
 
-/// The echo process: answer every request frame with a reply frame of the
-/// size of a `call.add` reply.
-fn echo(kind: &str) -> std::io::Result<()> {
+/// Answer every request frame on `stream` until it closes: a `call.add`
+/// sized reply, or for a large frame a frame as large.
+fn serve(stream: &mut dyn ReadWrite) -> std::io::Result<()> {
     let (_, reply_len) = call_add_sizes();
     let reply = frame(reply_len);
-    let serve = |stream: &mut dyn ReadWrite| -> std::io::Result<()> {
-        // Replies to every request that arrived together go out in one write.
-        let mut frames = Frames::new();
-        let mut out = Vec::with_capacity(64 * 1024);
-        while frames.next(stream).is_ok() {
-            out.extend_from_slice(&reply);
-            if split_reads() || !frames.complete() {
-                stream.write_all(&out)?;
-                out.clear();
+    // Replies to every request that arrived together go out in one write.
+    let mut frames = Frames::new();
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut big = Vec::new();
+    while let Ok(len) = frames.next(stream) {
+        if len > BIG_FROM {
+            // value.1mib: the value comes back, as large as it went.
+            if big.len() != len {
+                big = frame(len);
             }
+            out.extend_from_slice(&big);
+        } else {
+            out.extend_from_slice(&reply);
         }
-        Ok(())
-    };
+        if split_reads() || !frames.complete() {
+            stream.write_all(&out)?;
+            out.clear();
+        }
+    }
+    Ok(())
+}
+
+/// The echo process: binds, prints its address, serves every connection on
+/// a thread of its own.
+fn echo(kind: &str) -> std::io::Result<()> {
     // Exit when the parent goes away.
     std::thread::spawn(|| {
         let _ = std::io::stdin().read_to_end(&mut Vec::new());
@@ -125,20 +143,34 @@ fn echo(kind: &str) -> std::io::Result<()> {
                 std::env::temp_dir().join(format!("managers-raw-{}.sock", std::process::id()));
             let _ = std::fs::remove_file(&path);
             let listener = UnixListener::bind(&path)?;
+            let _cleanup = RemoveOnDrop(path.clone());
             println!("{}", path.display());
             std::io::stdout().flush()?;
-            let (mut stream, _) = listener.accept()?;
-            let _ = std::fs::remove_file(&path);
-            serve(&mut stream)
+            // A thread per connection (the concurrent figure opens many).
+            loop {
+                let (mut stream, _) = listener.accept()?;
+                std::thread::spawn(move || serve(&mut stream));
+            }
         }
         _ => {
             let listener = TcpListener::bind("127.0.0.1:0")?;
             println!("{}", listener.local_addr()?);
             std::io::stdout().flush()?;
-            let (mut stream, _) = listener.accept()?;
-            stream.set_nodelay(true)?;
-            serve(&mut stream)
+            loop {
+                let (mut stream, _) = listener.accept()?;
+                stream.set_nodelay(true)?;
+                std::thread::spawn(move || serve(&mut stream));
+            }
         }
+    }
+}
+
+/// Removes the echo's socket file however the echo ends.
+struct RemoveOnDrop(std::path::PathBuf);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -175,6 +207,9 @@ impl Drop for Echo {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if self.address.starts_with('/') {
+            let _ = std::fs::remove_file(&self.address);
+        }
     }
 }
 
@@ -186,6 +221,54 @@ fn ping_pong(stream: &mut (impl Read + Write), n: u64) -> f64 {
         stream.write_all(&request).unwrap();
         frames.next(stream).unwrap();
     })
+}
+
+/// value.1mib's limit: a 1 MiB frame each way per round trip; MB/s.
+fn bulk(stream: &mut (impl Read + Write), n: u64) -> f64 {
+    let request = frame(4 + (1 << 20));
+    let mut frames = Frames::new();
+    let us = per_op_us(n, 2, |_| {
+        stream.write_all(&request).unwrap();
+        let len = frames.next(stream).unwrap();
+        assert_eq!(len, request.len());
+    });
+    2.0 * (1 << 20) as f64 / us
+}
+
+/// concurrent.dict.set.16's limit: `threads` client threads, each with its
+/// own connection to a thread of the echo process, ping-pong `per_thread`
+/// times; total round trips/s.
+fn concurrent(address: &str, threads: usize, per_thread: u64) -> f64 {
+    let (request_len, _) = call_add_sizes();
+    let ready = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
+    let workers: Vec<_> = (0..threads)
+        .map(|_| {
+            let ready = ready.clone();
+            let mut stream = UnixStream::connect(address).expect("connect to the echo");
+            std::thread::spawn(move || {
+                let request = frame(request_len);
+                let mut frames = Frames::new();
+                stream.write_all(&request).unwrap();
+                frames.next(&mut stream).unwrap();
+                ready.wait();
+                let start = Instant::now();
+                let mut done = 0u64;
+                for _ in 0..per_thread {
+                    stream.write_all(&request).unwrap();
+                    frames.next(&mut stream).unwrap();
+                    done += 1;
+                    if done & 63 == 0 && start.elapsed() > BUDGET {
+                        break;
+                    }
+                }
+                done
+            })
+        })
+        .collect();
+    ready.wait();
+    let start = Instant::now();
+    let done: u64 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+    done as f64 / start.elapsed().as_secs_f64()
 }
 
 /// `n` requests with up to IN_FLIGHT outstanding over one connection: a
@@ -253,7 +336,11 @@ fn main() {
     let echo = Echo::spawn("unix");
     let mut unix = UnixStream::connect(&echo.address).expect("connect to the echo");
     let unix_us = median_of(scale.reps, || ping_pong(&mut unix, scale.pings));
+    let bulk_mb_s = median_of(scale.reps, || bulk(&mut unix, scale.big));
     drop(unix);
+    let concurrent_per_s = median_of(scale.reps, || {
+        concurrent(&echo.address, 16, scale.per_thread)
+    });
     drop(echo);
 
     let echo = Echo::spawn("unix");
@@ -285,6 +372,8 @@ fn main() {
             "call.add": unix_us,
             "call.add.tcp": tcp_us,
             "call.add.pipelined": pipelined_per_s,
+            "value.1mib": bulk_mb_s,
+            "concurrent.dict.set.16": concurrent_per_s,
             "frame.request.bytes": request_len,
             "frame.reply.bytes": reply_len,
         })
