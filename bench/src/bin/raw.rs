@@ -1,11 +1,20 @@
-//! The physical limit: a raw ping-pong of `call.add`-sized frames between
-//! two processes, over a Unix socket and over TCP loopback, with blocking
-//! reads and writes and no protocol beyond the length prefix.
+//! The physical limit: what the same traffic costs with nothing but the
+//! length prefix, between two processes, blocking reads and writes, each
+//! frame read with as few `read` calls as the kernel allows.
 //!
-//! `raw [--quick] [--reps N]` prints `{"call.add": us, "call.add.tcp": us,
-//! "call.add.pipelined": calls/s}` (medians). The echo side is this binary
-//! re-executed with `--echo unix|tcp`: it binds, prints its address, serves
-//! one connection, and exits when the connection or its stdin closes.
+//! `raw [--quick] [--reps N]` prints one JSON object of medians:
+//! - `call.add` / `call.add.tcp`: us per ping-pong of `call.add`-sized
+//!   frames over a Unix socket / TCP loopback (also given for every
+//!   sequential op, which is one such round trip; the lock pair is two);
+//! - `call.add.pipelined`: calls/s with 64 requests in flight on one Unix
+//!   connection, requests and replies written in batches;
+//! - `value.1mib`: MB/s of a 1 MiB frame each way per round trip;
+//! - `concurrent.dict.set.16`: round trips/s of 16 client threads, each
+//!   with its own connection to a thread of the echo process.
+//!
+//! The echo side is this binary re-executed with `--echo unix|tcp`: it
+//! binds, prints its address, serves each connection on a thread, and exits
+//! when its stdin (the parent) closes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -370,6 +379,14 @@ fn main() {
         "{}",
         serde_json::json!({
             "call.add": unix_us,
+            // Every sequential op is one round trip of about this size (the
+            // lock pair two): the same limit applies.
+            "dict.set": unix_us,
+            "dict.get": unix_us,
+            "list.append": unix_us,
+            "queue.put": unix_us,
+            "queue.get": unix_us,
+            "lock.acquire_release": 2.0 * unix_us,
             "call.add.tcp": tcp_us,
             "call.add.pipelined": pipelined_per_s,
             "value.1mib": bulk_mb_s,
