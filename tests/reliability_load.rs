@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Barrier};
 use std::time::{Duration, Instant};
 
+use managers::sync::server::DictAsyncProxy;
 use managers::sync::{DictProxy, SyncManager};
+use managers::value::to_value;
 use managers::{Address, ManagerOptions, Proxy};
 use worker::{spawn_worker, worker_context};
 
@@ -204,6 +206,123 @@ fn thousand_connections_hundred_calls_each_on_one_dict() {
     assert!(elapsed < Duration::from_secs(120), "{elapsed:?}");
 
     // Every session's references were released.
+    assert_eq!(owner.number_of_objects().unwrap(), 1);
+    drop(dict);
+    assert_eq!(owner.number_of_objects().unwrap(), 0);
+    drop(server);
+}
+
+/// The same load through async proxies on one tokio runtime: 1,000
+/// sessions, each with its multiplexed async connection (beside the
+/// blocking one every session opens), each sending its 100 calls as 10
+/// waves of 10 concurrent requests, so replies come back out of order on
+/// every connection. The dict then holds exactly the 100,000 entries.
+#[test]
+fn thousand_async_sessions_hundred_calls_each_on_one_dict() {
+    let limit = raise_open_file_limit();
+    assert!(
+        limit >= (2 * SESSIONS + 200) as u64,
+        "the open-file limit ({limit}) is too low for {} connections",
+        2 * SESSIONS
+    );
+    let (server, address) = start_server();
+    let pid = server.0.id();
+    let owner = connect(&address);
+    let dict = owner.dict::<String, i64>().unwrap();
+    let token = dict.raw().base().token().clone();
+    let begun = Instant::now();
+    // Sessions are opened (blocking) from a few threads, then driven from
+    // one runtime.
+    let sessions: Vec<(SyncManager, DictAsyncProxy)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (address, token) = (&address, &token);
+                s.spawn(move || {
+                    (0..SESSIONS / THREADS)
+                        .map(|_| {
+                            let manager = connect(address);
+                            let dict: DictProxy<String, i64> =
+                                manager.proxy_from_token(token).expect("the shared dict");
+                            let dict = dict.raw().to_async();
+                            (manager, dict)
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let connected = begun.elapsed();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let calls = runtime.block_on(async {
+        let mut tasks = tokio::task::JoinSet::new();
+        for (session, (_, dict)) in sessions.iter().enumerate() {
+            let dict = dict.clone();
+            tasks.spawn(async move {
+                let mut done = 0usize;
+                for wave in 0..CALLS / 10 {
+                    let mut wave_calls = tokio::task::JoinSet::new();
+                    for j in 0..10 {
+                        let i = wave * 10 + j;
+                        let dict = dict.clone();
+                        wave_calls.spawn(async move {
+                            let key = to_value(&format!("{session}/{i}")).unwrap();
+                            let value = to_value(&((session * CALLS + i) as i64)).unwrap();
+                            dict.set(key, value).await
+                        });
+                    }
+                    while let Some(result) = wave_calls.join_next().await {
+                        result
+                            .unwrap()
+                            .expect("every call succeeds")
+                            .expect("a plain set");
+                        done += 1;
+                    }
+                }
+                done
+            });
+        }
+        let mut calls = 0;
+        while let Some(done) = tokio::time::timeout(Duration::from_secs(120), tasks.join_next())
+            .await
+            .expect("the load finishes in time")
+        {
+            calls += done.unwrap();
+        }
+        calls
+    });
+    let elapsed = begun.elapsed();
+    let files = open_files(pid);
+    let (peak, rss) = memory_kib(pid);
+    assert_eq!(calls, SESSIONS * CALLS);
+    assert_eq!(dict.len().unwrap(), SESSIONS * CALLS);
+    let mut entries = dict.items().unwrap();
+    entries.sort();
+    let mut expected: Vec<(String, i64)> = (0..SESSIONS)
+        .flat_map(|s| (0..CALLS).map(move |i| (format!("{s}/{i}"), (s * CALLS + i) as i64)))
+        .collect();
+    expected.sort();
+    assert!(entries == expected, "the dict lost or changed entries");
+    println!(
+        "{SESSIONS} async sessions connected in {connected:.1?}; {calls} calls in {elapsed:.1?} \
+         ({:.0} calls/s); server open files {files}; server memory after the load {rss} KiB, \
+         peak {peak} KiB",
+        calls as f64 / elapsed.as_secs_f64()
+    );
+    assert!(
+        files > 2 * SESSIONS,
+        "both connections of every session open ({files} files)"
+    );
+    assert!(peak < 512 * 1024, "server peak memory {peak} KiB");
+    drop(sessions);
+    drop(runtime);
     assert_eq!(owner.number_of_objects().unwrap(), 1);
     drop(dict);
     assert_eq!(owner.number_of_objects().unwrap(), 0);
