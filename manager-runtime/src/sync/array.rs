@@ -12,8 +12,9 @@ use crate::value::{to_value, Value};
 pub mod server {
     use std::sync::Mutex;
 
-    use super::super::shared_value::{lock, HeldTokens};
     use crate::error::SyncError;
+    use crate::sync::held::HeldTokens;
+    use crate::sync::lock;
     use crate::value::Value;
 
     /// Python's `manager.Array`, served: a sequence of dynamic values whose
@@ -128,17 +129,16 @@ pub mod server {
 
 /// Typed proxies of this family.
 pub mod typed {
-    use std::fmt;
     use std::future::Future;
     use std::marker::PhantomData;
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::shared_value::{decode, flatten, typed_proxy};
     use super::server::{ArrayAsyncProxy as RawArrayAsyncProxy, ArrayProxy as RawArrayProxy};
     use crate::error::Result;
     use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::{to_value, Value};
 
     /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
@@ -164,11 +164,6 @@ pub mod typed {
     typed_proxy!(ArrayProxy<T>, RawArrayProxy);
 
     impl<T> ArrayProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawArrayProxy {
-            &self.raw
-        }
-
         /// The async proxy of the same array (another reference).
         pub fn to_async(&self) -> ArrayAsyncProxy<T> {
             self.raw.to_async().into()
@@ -219,12 +214,6 @@ pub mod typed {
         }
     }
 
-    impl<T> fmt::Display for ArrayProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
     /// The async form of [`ArrayProxy`].
     pub struct ArrayAsyncProxy<T> {
         raw: RawArrayAsyncProxy,
@@ -234,11 +223,6 @@ pub mod typed {
     typed_proxy!(ArrayAsyncProxy<T>, RawArrayAsyncProxy);
 
     impl<T> ArrayAsyncProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawArrayAsyncProxy {
-            &self.raw
-        }
-
         /// The blocking proxy of the same array (another reference).
         pub fn to_blocking(&self) -> ArrayProxy<T> {
             self.raw.to_blocking().into()
@@ -290,12 +274,6 @@ pub mod typed {
         ) -> impl Future<Output = Result<()>> + Send + '_ {
             let values = to_values(values);
             async move { flatten(self.raw.set_slice(start, stop, values?).await) }
-        }
-    }
-
-    impl<T> fmt::Display for ArrayAsyncProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
         }
     }
 

@@ -32,29 +32,33 @@
 //!   `timeout: Option<Duration>` parameters: waiters are futures, not
 //!   threads, and timeouts are honoured to the millisecond.
 //! - Elements cross as [`Value`](crate::value::Value); Python's exceptions
-//!   are `Result<_, SyncError>`. Typed proxies convert arguments with
-//!   `to_value` and results with `ProxyBase::decode_value` (which adopts
-//!   nested proxies into the caller's session), flatten
-//!   `Result<Result<T, SyncError>>` into `crate::Result<T>`, and implement
-//!   `Clone`, `Debug`, `Display`, serde (as the token) and `From` the raw
-//!   proxy.
-//! - A container storing a value that holds tokens keeps those objects
-//!   alive: it takes a [`ServerLink`](crate::ServerLink) from
-//!   `CallContext::current()` when built, `retain`s each token it stores
-//!   (except a token of itself, `CallContext::object_id`, to avoid a
-//!   cycle), and `release`s it when the value leaves, at the latest in
-//!   `Drop`.
+//!   are `Result<_, SyncError>`. Typed proxies (`typed.rs`) convert
+//!   arguments with `to_value` and results with `typed::decode` (which
+//!   adopts nested proxies into the caller's session), fold
+//!   `Result<Result<T, SyncError>>` into `crate::Result<T>` with
+//!   `typed::flatten`, and get `raw()`, `Clone`, `Debug`, `Display`, serde
+//!   (as the token), `Proxy` and `From` the raw proxy from
+//!   `typed_proxy!`.
+//! - A built-in storing a value that holds tokens keeps those objects
+//!   alive through a `HeldTokens` (`held.rs`): it `retain`s each token it
+//!   stores (except a token of itself, to avoid a cycle) and `release`s it
+//!   when the value leaves, at the latest when the holder drops; a value
+//!   sent back to a caller (`pop`) goes out as a
+//!   [`Removed`](server::Removed), which keeps its references until the
+//!   reply is encoded.
 
 mod array;
 mod barrier;
 mod collections;
 mod condition;
 mod event;
+mod held;
 mod lock;
 mod manager;
 mod namespace;
 mod queue;
 mod shared_value;
+mod typed;
 
 pub use manager::SyncManager;
 
@@ -66,6 +70,7 @@ pub mod server {
     pub use super::collections::server::*;
     pub use super::condition::server::*;
     pub use super::event::{Event, EventAsyncProxy, EventProxy};
+    pub use super::held::Removed;
     pub use super::lock::server::*;
     pub use super::namespace::server::*;
     pub use super::queue::server::*;
@@ -87,4 +92,12 @@ pub use shared_value::typed::*;
 #[allow(dead_code)] // used by the blocking built-ins
 pub(crate) fn deadline(timeout: Option<std::time::Duration>) -> Option<tokio::time::Instant> {
     timeout.map(|t| tokio::time::Instant::now() + t)
+}
+
+/// Lock a built-in's state, whatever a panicking caller left behind: every
+/// critical section leaves its state consistent before anything can panic.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

@@ -21,9 +21,10 @@ fn check_name(name: &str) -> std::result::Result<(), SyncError> {
 pub mod server {
     use std::sync::Mutex;
 
-    use super::super::shared_value::{lock, HeldTokens};
     use super::check_name;
     use crate::error::SyncError;
+    use crate::sync::held::HeldTokens;
+    use crate::sync::lock;
     use crate::value::Value;
 
     /// Python's `multiprocessing.managers.Namespace`, served: attributes by
@@ -145,13 +146,13 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::shared_value::{decode, flatten, typed_proxy};
     use super::check_name;
     use super::server::{
         NamespaceAsyncProxy as RawNamespaceAsyncProxy, NamespaceProxy as RawNamespaceProxy,
     };
     use crate::error::{Error, Result};
     use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::to_value;
 
     /// A typed proxy of a shared [`Namespace`](super::server::Namespace)
@@ -177,14 +178,9 @@ pub mod typed {
         raw: RawNamespaceProxy,
     }
 
-    typed_proxy!(NamespaceProxy, RawNamespaceProxy);
+    typed_proxy!(NamespaceProxy, RawNamespaceProxy, own Display);
 
     impl NamespaceProxy {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawNamespaceProxy {
-            &self.raw
-        }
-
         /// The async proxy of the same namespace (another reference).
         pub fn to_async(&self) -> NamespaceAsyncProxy {
             self.raw.to_async().into()
@@ -257,11 +253,6 @@ pub mod typed {
     typed_proxy!(NamespaceAsyncProxy, RawNamespaceAsyncProxy);
 
     impl NamespaceAsyncProxy {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawNamespaceAsyncProxy {
-            &self.raw
-        }
-
         /// The blocking proxy of the same namespace (another reference).
         pub fn to_blocking(&self) -> NamespaceProxy {
             self.raw.to_blocking().into()
@@ -311,12 +302,6 @@ pub mod typed {
         /// The namespace's printed form, `Namespace(name='Bob')`.
         pub async fn repr(&self) -> Result<String> {
             self.raw.repr().await
-        }
-    }
-
-    impl fmt::Display for NamespaceAsyncProxy {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
         }
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use super::super::shared_value::lock;
 use crate::error::SyncError;
+use crate::sync::lock;
 
 /// Where one generation of a barrier stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,12 +1,11 @@
 //! The typed proxies of a barrier.
 
-use std::fmt;
 use std::future::Future;
 use std::time::Duration;
 
-use super::super::shared_value::{flatten, typed_proxy};
 use super::server::{BarrierAsyncProxy as RawBarrierAsyncProxy, BarrierProxy as RawBarrierProxy};
 use crate::error::Result;
+use crate::sync::typed::{flatten, typed_proxy};
 
 /// A proxy of a shared [`Barrier`](super::server::Barrier) (Python's
 /// `BarrierProxy`). Errors of a broken barrier come back as
@@ -31,11 +30,6 @@ pub struct BarrierProxy {
 typed_proxy!(BarrierProxy, RawBarrierProxy);
 
 impl BarrierProxy {
-    /// The generated proxy this one wraps.
-    pub fn raw(&self) -> &RawBarrierProxy {
-        &self.raw
-    }
-
     /// The async proxy of the same barrier (another reference).
     pub fn to_async(&self) -> BarrierAsyncProxy {
         self.raw.to_async().into()
@@ -103,12 +97,6 @@ impl BarrierProxy {
     }
 }
 
-impl fmt::Display for BarrierProxy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.raw, f)
-    }
-}
-
 /// The async form of [`BarrierProxy`]: waiting parties are futures on the
 /// client too.
 pub struct BarrierAsyncProxy {
@@ -118,11 +106,6 @@ pub struct BarrierAsyncProxy {
 typed_proxy!(BarrierAsyncProxy, RawBarrierAsyncProxy);
 
 impl BarrierAsyncProxy {
-    /// The generated proxy this one wraps.
-    pub fn raw(&self) -> &RawBarrierAsyncProxy {
-        &self.raw
-    }
-
     /// The blocking proxy of the same barrier (another reference).
     pub fn to_blocking(&self) -> BarrierProxy {
         self.raw.to_blocking().into()
@@ -179,12 +162,6 @@ impl BarrierAsyncProxy {
     /// Python's `barrier.broken`.
     pub async fn broken(&self) -> Result<bool> {
         self.raw.broken().await
-    }
-}
-
-impl fmt::Display for BarrierAsyncProxy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.raw, f)
     }
 }
 

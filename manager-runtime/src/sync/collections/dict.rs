@@ -7,8 +7,9 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::pairs;
     use super::super::table::Table;
-    use super::super::{lock, Holds, Removed};
     use crate::error::SyncError;
+    use crate::sync::held::{HeldTokens, Removed};
+    use crate::sync::lock;
     use crate::value::Value;
 
     #[derive(Debug, Default)]
@@ -16,28 +17,19 @@ pub mod server {
         table: Table,
         /// Bumped whenever a key comes or goes, so that iterators notice.
         version: u64,
-        holds: Holds,
-    }
-
-    impl Drop for DictState {
-        fn drop(&mut self) {
-            for (key, value) in self.table.iter() {
-                self.holds.release(key);
-                self.holds.release(value);
-            }
-        }
+        held: HeldTokens,
     }
 
     impl DictState {
         fn insert(&mut self, key: Value, value: Value) -> Result<(), SyncError> {
             if self.table.contains(&key) {
                 // The dict keeps its own key, as Python's does.
-                self.holds.retain(&value)?;
+                self.held.retain(&value)?;
                 if let Some(old) = self.table.insert(key, value) {
-                    self.holds.release(&old);
+                    self.held.release(&old);
                 }
             } else {
-                self.holds.retain_all([&key, &value])?;
+                self.held.retain_all([&key, &value])?;
                 self.table.insert(key, value);
                 self.version += 1;
             }
@@ -47,8 +39,8 @@ pub mod server {
         fn remove(&mut self, key: &Value) -> Option<Removed> {
             let (key, value) = self.table.remove(key)?;
             self.version += 1;
-            self.holds.release(&key);
-            Some(self.holds.release_after_reply(value))
+            self.held.release(&key);
+            Some(self.held.release_after_reply(value))
         }
     }
 
@@ -122,8 +114,8 @@ pub mod server {
                 state.version += 1;
             }
             for (key, value) in &entries {
-                state.holds.release(key);
-                state.holds.release(value);
+                state.held.release(key);
+                state.held.release(value);
             }
         }
 
@@ -166,8 +158,8 @@ pub mod server {
                 .ok_or_else(|| SyncError::KeyError("'popitem(): dictionary is empty'".into()))?;
             state.version += 1;
             Ok((
-                state.holds.release_after_reply(key),
-                state.holds.release_after_reply(value),
+                state.held.release_after_reply(key),
+                state.held.release_after_reply(value),
             ))
         }
 
@@ -231,18 +223,17 @@ pub mod server {
 /// The typed dict proxy.
 pub mod typed {
     use std::borrow::Borrow;
-    use std::fmt;
     use std::marker::PhantomData;
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
-    use super::super::{decode, flatten};
     use super::server::DictProxy as RawDictProxy;
     use crate::error::Result;
-    use crate::proxy::{Proxy, ProxyBase};
+    use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
 
@@ -269,15 +260,10 @@ pub mod typed {
     /// ```
     pub struct DictProxy<K, V> {
         raw: RawDictProxy,
-        _entries: PhantomData<fn() -> (K, V)>,
+        _type: PhantomData<fn() -> (K, V)>,
     }
 
-    impl<K, V> DictProxy<K, V> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawDictProxy {
-            &self.raw
-        }
-    }
+    typed_proxy!(DictProxy<K, V>, RawDictProxy);
 
     impl<K, V> DictProxy<K, V>
     where
@@ -453,58 +439,6 @@ pub mod typed {
         /// `repr(d)`: the dict in Python's notation.
         pub fn repr(&self) -> Result<String> {
             self.raw.repr()
-        }
-    }
-
-    impl<K, V> From<RawDictProxy> for DictProxy<K, V> {
-        fn from(raw: RawDictProxy) -> Self {
-            DictProxy {
-                raw,
-                _entries: PhantomData,
-            }
-        }
-    }
-
-    impl<K, V> Clone for DictProxy<K, V> {
-        /// Another reference to the same dict.
-        fn clone(&self) -> Self {
-            self.raw.clone().into()
-        }
-    }
-
-    impl<K, V> fmt::Debug for DictProxy<K, V> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
-        }
-    }
-
-    impl<K, V> fmt::Display for DictProxy<K, V> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
-    impl<K, V> Serialize for DictProxy<K, V> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
-        }
-    }
-
-    impl<'de, K, V> Deserialize<'de> for DictProxy<K, V> {
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RawDictProxy::deserialize(deserializer).map(Into::into)
-        }
-    }
-
-    impl<K, V> Proxy for DictProxy<K, V> {
-        fn from_base(base: ProxyBase) -> Self {
-            RawDictProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &ProxyBase {
-            self.raw.base()
         }
     }
 

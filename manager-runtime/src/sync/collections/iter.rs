@@ -6,8 +6,8 @@ pub mod server {
 
     use serde::Serialize;
 
-    use super::super::lock;
     use crate::error::SyncError;
+    use crate::sync::lock;
     use crate::value::{to_value, Value};
 
     type Items = Box<dyn Iterator<Item = Result<Value, SyncError>> + Send>;
@@ -101,16 +101,14 @@ pub mod server {
 
 /// The typed iterator proxy.
 pub mod typed {
-    use std::fmt;
     use std::marker::PhantomData;
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::super::{decode, flatten};
     use super::server::RemoteIterProxy;
     use crate::error::Result;
     use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
 
     /// A typed proxy of an iterator living in the server: each `next()` is
     /// one call. Iterating a dict or list proxy (`iter()`) gives one; so does
@@ -119,18 +117,14 @@ pub mod typed {
     /// Items are `Result`s: a call can fail, and a dict iterator fails with
     /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) when its
     /// dict changed size. After an error this proxy yields nothing more.
+    /// A clone is another proxy of the same iterator: both advance it.
     pub struct IterProxy<T> {
         raw: RemoteIterProxy,
+        _type: PhantomData<fn() -> T>,
         failed: bool,
-        _items: PhantomData<fn() -> T>,
     }
 
-    impl<T> IterProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RemoteIterProxy {
-            &self.raw
-        }
-    }
+    typed_proxy!(IterProxy<T>, RemoteIterProxy, failed: false);
 
     impl<T: DeserializeOwned> Iterator for IterProxy<T> {
         type Item = Result<T>;
@@ -144,59 +138,6 @@ pub mod typed {
                 .transpose();
             self.failed = matches!(item, Some(Err(_)));
             item
-        }
-    }
-
-    impl<T> From<RemoteIterProxy> for IterProxy<T> {
-        fn from(raw: RemoteIterProxy) -> Self {
-            IterProxy {
-                raw,
-                failed: false,
-                _items: PhantomData,
-            }
-        }
-    }
-
-    impl<T> Clone for IterProxy<T> {
-        /// Another proxy of the same iterator: both advance it.
-        fn clone(&self) -> Self {
-            self.raw.clone().into()
-        }
-    }
-
-    impl<T> fmt::Debug for IterProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> fmt::Display for IterProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> Serialize for IterProxy<T> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
-        }
-    }
-
-    impl<'de, T> Deserialize<'de> for IterProxy<T> {
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RemoteIterProxy::deserialize(deserializer).map(Into::into)
-        }
-    }
-
-    impl<T> Proxy for IterProxy<T> {
-        fn from_base(base: crate::proxy::ProxyBase) -> Self {
-            RemoteIterProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &crate::proxy::ProxyBase {
-            self.raw.base()
         }
     }
 }

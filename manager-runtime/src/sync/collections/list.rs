@@ -140,21 +140,16 @@ pub mod server {
 
     use super::super::iter::server::RemoteIter;
     use super::super::operand::elements;
-    use super::super::{lock, Holds, Removed};
     use super::{insertion_point, py_sort, repeated, Slice};
     use crate::error::SyncError;
+    use crate::sync::held::{HeldTokens, Removed};
+    use crate::sync::lock;
     use crate::value::Value;
 
     #[derive(Debug, Default)]
     struct ListState {
         items: Vec<Value>,
-        holds: Holds,
-    }
-
-    impl Drop for ListState {
-        fn drop(&mut self) {
-            self.items.iter().for_each(|item| self.holds.release(item));
-        }
+        held: HeldTokens,
     }
 
     impl ListState {
@@ -176,7 +171,7 @@ pub mod server {
         /// Take the items out, giving back what they held.
         fn remove_all(&mut self) {
             for item in std::mem::take(&mut self.items) {
-                self.holds.release(&item);
+                self.held.release(&item);
             }
         }
     }
@@ -212,9 +207,9 @@ pub mod server {
             let at = state
                 .position(index)
                 .map_err(|_| SyncError::IndexError("list assignment index out of range".into()))?;
-            state.holds.retain(&value)?;
+            state.held.retain(&value)?;
             let old = std::mem::replace(&mut state.items[at], value);
-            state.holds.release(&old);
+            state.held.release(&old);
             Ok(())
         }
 
@@ -225,7 +220,7 @@ pub mod server {
                 .position(index)
                 .map_err(|_| SyncError::IndexError("list assignment index out of range".into()))?;
             let old = state.items.remove(at);
-            state.holds.release(&old);
+            state.held.release(&old);
             Ok(())
         }
 
@@ -264,7 +259,7 @@ pub mod server {
                     slice.len()
                 )));
             }
-            state.holds.retain_all(&items)?;
+            state.held.retain_all(&items)?;
             let old: Vec<Value> = if slice.step == 1 {
                 let (start, stop) = (slice.start as usize, slice.stop.max(slice.start) as usize);
                 state.items.splice(start..stop, items).collect()
@@ -275,7 +270,7 @@ pub mod server {
                     .map(|(at, item)| std::mem::replace(&mut state.items[at], item))
                     .collect()
             };
-            old.iter().for_each(|item| state.holds.release(item));
+            old.iter().for_each(|item| state.held.release(item));
             Ok(())
         }
 
@@ -297,7 +292,7 @@ pub mod server {
             state.items = kept.into_iter().map(|(item, _)| item).collect();
             removed
                 .iter()
-                .for_each(|(item, _)| state.holds.release(item));
+                .for_each(|(item, _)| state.held.release(item));
             Ok(())
         }
 
@@ -318,7 +313,7 @@ pub mod server {
         pub fn extend(&self, other: Value) -> Result<(), SyncError> {
             let other = elements(other)?;
             let mut state = lock(&self.state);
-            state.holds.retain_all(&other)?;
+            state.held.retain_all(&other)?;
             state.items.extend(other);
             Ok(())
         }
@@ -332,7 +327,7 @@ pub mod server {
                 return Ok(());
             }
             let copies = repeated(&state.items, n - 1)?;
-            state.holds.retain_all(&copies)?;
+            state.held.retain_all(&copies)?;
             state.items.extend(copies);
             Ok(())
         }
@@ -368,7 +363,7 @@ pub mod server {
         /// insert at either end.
         pub fn insert(&self, index: isize, value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
-            state.holds.retain(&value)?;
+            state.held.retain(&value)?;
             let at = insertion_point(index, state.items.len());
             state.items.insert(at, value);
             Ok(())
@@ -377,7 +372,7 @@ pub mod server {
         /// `a.append(value)`.
         pub fn append(&self, value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
-            state.holds.retain(&value)?;
+            state.held.retain(&value)?;
             state.items.push(value);
             Ok(())
         }
@@ -393,7 +388,7 @@ pub mod server {
                 .position(index.unwrap_or(-1))
                 .map_err(|_| SyncError::IndexError("pop index out of range".into()))?;
             let item = state.items.remove(at);
-            Ok(state.holds.release_after_reply(item))
+            Ok(state.held.release_after_reply(item))
         }
 
         /// `a.remove(value)`: remove its first occurrence; `ValueError` if
@@ -406,7 +401,7 @@ pub mod server {
                 .position(|item| *item == value)
                 .ok_or_else(|| SyncError::ValueError("list.remove(x): x not in list".into()))?;
             let item = state.items.remove(at);
-            state.holds.release(&item);
+            state.held.release(&item);
             Ok(())
         }
 
@@ -460,19 +455,18 @@ pub mod server {
 /// The typed list proxy.
 pub mod typed {
     use std::borrow::Borrow;
-    use std::fmt;
     use std::marker::PhantomData;
     use std::ops::{Bound, RangeBounds};
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
-    use super::super::{decode, flatten};
     use super::server::ListProxy as RawListProxy;
     use crate::error::Result;
-    use crate::proxy::{Proxy, ProxyBase};
+    use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
 
@@ -511,15 +505,10 @@ pub mod typed {
     /// ```
     pub struct ListProxy<T> {
         raw: RawListProxy,
-        _items: PhantomData<fn() -> T>,
+        _type: PhantomData<fn() -> T>,
     }
 
-    impl<T> ListProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawListProxy {
-            &self.raw
-        }
-    }
+    typed_proxy!(ListProxy<T>, RawListProxy);
 
     impl<T: Serialize + DeserializeOwned> ListProxy<T> {
         fn decode(&self, value: Value) -> Result<T> {
@@ -722,58 +711,6 @@ pub mod typed {
         /// `repr(a)`: the list in Python's notation.
         pub fn repr(&self) -> Result<String> {
             self.raw.repr()
-        }
-    }
-
-    impl<T> From<RawListProxy> for ListProxy<T> {
-        fn from(raw: RawListProxy) -> Self {
-            ListProxy {
-                raw,
-                _items: PhantomData,
-            }
-        }
-    }
-
-    impl<T> Clone for ListProxy<T> {
-        /// Another reference to the same list.
-        fn clone(&self) -> Self {
-            self.raw.clone().into()
-        }
-    }
-
-    impl<T> fmt::Debug for ListProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> fmt::Display for ListProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> Serialize for ListProxy<T> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
-        }
-    }
-
-    impl<'de, T> Deserialize<'de> for ListProxy<T> {
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RawListProxy::deserialize(deserializer).map(Into::into)
-        }
-    }
-
-    impl<T> Proxy for ListProxy<T> {
-        fn from_base(base: ProxyBase) -> Self {
-            RawListProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &ProxyBase {
-            self.raw.base()
         }
     }
 

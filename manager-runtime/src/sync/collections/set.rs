@@ -9,8 +9,9 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::elements;
     use super::super::table::Table;
-    use super::super::{lock, Holds, Removed};
     use crate::error::SyncError;
+    use crate::sync::held::{HeldTokens, Removed};
+    use crate::sync::lock;
     use crate::value::Value;
 
     #[derive(Debug, Default)]
@@ -20,13 +21,7 @@ pub mod server {
         /// Bumped whenever an element comes or goes, so that iterators
         /// notice.
         version: u64,
-        holds: Holds,
-    }
-
-    impl Drop for SetState {
-        fn drop(&mut self) {
-            self.table.keys().for_each(|item| self.holds.release(item));
-        }
+        held: HeldTokens,
     }
 
     impl SetState {
@@ -40,7 +35,7 @@ pub mod server {
 
         fn add(&mut self, item: Value) -> Result<(), SyncError> {
             if !self.table.contains(&item) {
-                self.holds.retain(&item)?;
+                self.held.retain(&item)?;
                 self.table.insert(item, Value::None);
                 self.version += 1;
             }
@@ -51,7 +46,7 @@ pub mod server {
             match self.table.remove(item) {
                 Some((item, _)) => {
                     self.version += 1;
-                    self.holds.release(&item);
+                    self.held.release(&item);
                     true
                 }
                 None => false,
@@ -115,7 +110,7 @@ pub mod server {
                 .pop_last()
                 .ok_or_else(|| SyncError::KeyError("'pop from an empty set'".into()))?;
             state.version += 1;
-            Ok(state.holds.release_after_reply(item))
+            Ok(state.held.release_after_reply(item))
         }
 
         /// `s.clear()`.
@@ -127,7 +122,7 @@ pub mod server {
             }
             entries
                 .iter()
-                .for_each(|(item, _)| state.holds.release(item));
+                .for_each(|(item, _)| state.held.release(item));
         }
 
         /// `list(s)` (and `s.copy()`): every element.
@@ -316,18 +311,17 @@ pub mod server {
 /// The typed set proxy.
 pub mod typed {
     use std::borrow::Borrow;
-    use std::fmt;
     use std::marker::PhantomData;
 
     use serde::de::DeserializeOwned;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
     use super::super::operand::Elements;
-    use super::super::{decode, flatten};
     use super::server::SetProxy as RawSetProxy;
     use crate::error::Result;
-    use crate::proxy::{Proxy, ProxyBase};
+    use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
 
@@ -350,15 +344,10 @@ pub mod typed {
     /// ```
     pub struct SetProxy<T> {
         raw: RawSetProxy,
-        _items: PhantomData<fn() -> T>,
+        _type: PhantomData<fn() -> T>,
     }
 
-    impl<T> SetProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &RawSetProxy {
-            &self.raw
-        }
-    }
+    typed_proxy!(SetProxy<T>, RawSetProxy);
 
     impl<T: Serialize + DeserializeOwned> SetProxy<T> {
         fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
@@ -561,58 +550,6 @@ pub mod typed {
         /// `repr(s)`: the set in Python's notation.
         pub fn repr(&self) -> Result<String> {
             self.raw.repr()
-        }
-    }
-
-    impl<T> From<RawSetProxy> for SetProxy<T> {
-        fn from(raw: RawSetProxy) -> Self {
-            SetProxy {
-                raw,
-                _items: PhantomData,
-            }
-        }
-    }
-
-    impl<T> Clone for SetProxy<T> {
-        /// Another reference to the same set.
-        fn clone(&self) -> Self {
-            self.raw.clone().into()
-        }
-    }
-
-    impl<T> fmt::Debug for SetProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Debug::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> fmt::Display for SetProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
-    impl<T> Serialize for SetProxy<T> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
-            self.raw.serialize(serializer)
-        }
-    }
-
-    impl<'de, T> Deserialize<'de> for SetProxy<T> {
-        fn deserialize<D: Deserializer<'de>>(
-            deserializer: D,
-        ) -> std::result::Result<Self, D::Error> {
-            RawSetProxy::deserialize(deserializer).map(Into::into)
-        }
-    }
-
-    impl<T> Proxy for SetProxy<T> {
-        fn from_base(base: ProxyBase) -> Self {
-            RawSetProxy::from_base(base).into()
-        }
-
-        fn base(&self) -> &ProxyBase {
-            self.raw.base()
         }
     }
 

@@ -6,39 +6,30 @@ use super::server;
 use crate::error::Result;
 use crate::proxy::Proxy;
 use crate::sync::lock::server::{LockProxy as RawLockProxy, RLockProxy as RawRLockProxy};
-use crate::sync::lock::typed::{
-    acquirer_methods, flatten, wrap_raw_proxy, Acquirer, LockProxy, RLockProxy,
-};
+use crate::sync::lock::typed::{acquirer_methods, LockProxy, RLockProxy};
+use crate::sync::typed::{flatten, typed_proxy};
 
-wrap_raw_proxy! {
-    /// Typed proxy of a shared [`Condition`](server::Condition): Python's
-    /// `threading.Condition` through a manager. The lock and every wait
-    /// belong to the calling thread ([`caller_id`](crate::caller_id)).
-    ///
-    /// ```
-    /// # extern crate manager_runtime as managers;
-    /// # fn main() -> managers::Result<()> {
-    /// # use std::time::Duration;
-    /// let manager = managers::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let condition = manager.condition()?;
-    /// let _held = condition.guard()?;
-    /// assert!(!condition.wait_timeout(Duration::from_millis(10))?);
-    /// # Ok(()) }
-    /// ```
-    ConditionProxy(server::ConditionProxy)
+/// Typed proxy of a shared [`Condition`](server::Condition): Python's
+/// `threading.Condition` through a manager. The lock and every wait
+/// belong to the calling thread ([`caller_id`](crate::caller_id)).
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// # fn main() -> managers::Result<()> {
+/// # use std::time::Duration;
+/// let manager = managers::sync::SyncManager::new();
+/// manager.start_in_thread()?;
+/// let condition = manager.condition()?;
+/// let _held = condition.guard()?;
+/// assert!(!condition.wait_timeout(Duration::from_millis(10))?);
+/// # Ok(()) }
+/// ```
+pub struct ConditionProxy {
+    raw: server::ConditionProxy,
 }
-acquirer_methods!(ConditionProxy);
 
-impl Acquirer for ConditionProxy {
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.acquire(crate::caller_id(), blocking, timeout))
-    }
-
-    fn release_for_caller(&self) -> Result<()> {
-        flatten(self.raw.release(crate::caller_id()))
-    }
-}
+typed_proxy!(ConditionProxy, server::ConditionProxy);
+acquirer_methods!(ConditionProxy, owned);
 
 impl ConditionProxy {
     /// Wait for a notification (Python's `wait()`): the lock, which the

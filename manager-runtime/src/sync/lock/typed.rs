@@ -1,79 +1,12 @@
-//! Typed proxies of the lock family (Python's `AcquirerProxy`), their scope
-//! guard, and the boilerplate every non-generic typed proxy shares.
+//! Typed proxies of the lock family (Python's `AcquirerProxy`) and their
+//! scope guard.
 
 use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::server;
-use crate::error::{Error, Result, SyncError};
-
-/// Flatten a built-in's reply: Python's exception becomes [`Error::Sync`].
-pub(in crate::sync) fn flatten<T>(reply: Result<Result<T, SyncError>>) -> Result<T> {
-    reply?.map_err(Error::Sync)
-}
-
-/// A typed proxy that wraps one generated raw proxy: `raw()`, `From`,
-/// [`Proxy`](crate::Proxy), and `Debug`, `Display` and serde delegated to
-/// the raw proxy (a proxy travels as its token).
-macro_rules! wrap_raw_proxy {
-    ($(#[$doc:meta])* $name:ident($raw:ty)) => {
-        $(#[$doc])*
-        #[derive(Clone)]
-        pub struct $name {
-            raw: $raw,
-        }
-
-        impl $name {
-            /// The dynamically typed proxy this one wraps.
-            pub fn raw(&self) -> &$raw {
-                &self.raw
-            }
-        }
-
-        impl ::core::convert::From<$raw> for $name {
-            fn from(raw: $raw) -> Self {
-                $name { raw }
-            }
-        }
-
-        impl $crate::Proxy for $name {
-            fn from_base(base: $crate::ProxyBase) -> Self {
-                $name {
-                    raw: <$raw as $crate::Proxy>::from_base(base),
-                }
-            }
-
-            fn base(&self) -> &$crate::ProxyBase {
-                $crate::Proxy::base(&self.raw)
-            }
-        }
-
-        impl ::core::fmt::Debug for $name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Debug::fmt(&self.raw, f)
-            }
-        }
-
-        impl ::core::fmt::Display for $name {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Display::fmt(&self.raw, f)
-            }
-        }
-
-        impl ::serde::Serialize for $name {
-            fn serialize<S: ::serde::Serializer>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error> {
-                ::serde::Serialize::serialize(&self.raw, serializer)
-            }
-        }
-
-        impl<'de> ::serde::Deserialize<'de> for $name {
-            fn deserialize<D: ::serde::Deserializer<'de>>(deserializer: D) -> ::core::result::Result<Self, D::Error> {
-                <$raw as ::serde::Deserialize<'de>>::deserialize(deserializer).map(|raw| $name { raw })
-            }
-        }
-    };
-}
-pub(in crate::sync) use wrap_raw_proxy;
+use crate::error::Result;
+use crate::sync::typed::typed_proxy;
 
 /// What a [`LockGuard`] needs of a proxy: Python's `acquire` and `release`
 /// with errors flattened, for the calling thread.
@@ -84,9 +17,33 @@ pub(in crate::sync) trait Acquirer {
     fn release_for_caller(&self) -> Result<()>;
 }
 
-/// Python's `AcquirerProxy` methods for a proxy implementing [`Acquirer`].
+/// Python's `AcquirerProxy` methods, and [`Acquirer`], for a typed proxy
+/// whose raw proxy has `acquire(blocking, timeout)` and `release()`:
+/// `acquirer_methods!(LockProxy)`; `acquirer_methods!(RLockProxy, owned)`
+/// when they take the owner first (the calling thread's
+/// [`caller_id`](crate::caller_id)).
 macro_rules! acquirer_methods {
     ($name:ident) => {
+        $crate::sync::lock::typed::acquirer_methods!(@impl $name []);
+    };
+    ($name:ident, owned) => {
+        $crate::sync::lock::typed::acquirer_methods!(@impl $name [$crate::caller_id()]);
+    };
+    (@impl $name:ident [$($owner:expr)?]) => {
+        impl $crate::sync::lock::typed::Acquirer for $name {
+            fn acquire_for_caller(
+                &self,
+                blocking: bool,
+                timeout: ::core::option::Option<::std::time::Duration>,
+            ) -> $crate::Result<bool> {
+                $crate::sync::typed::flatten(self.raw.acquire($($owner,)? blocking, timeout))
+            }
+
+            fn release_for_caller(&self) -> $crate::Result<()> {
+                $crate::sync::typed::flatten(self.raw.release($($owner)?))
+            }
+        }
+
         impl $name {
             /// Block until acquired (Python's `acquire()`); returns `true`.
             pub fn acquire(&self) -> $crate::Result<bool> {
@@ -112,19 +69,19 @@ macro_rules! acquirer_methods {
                 blocking: bool,
                 timeout: ::core::option::Option<::std::time::Duration>,
             ) -> $crate::Result<bool> {
-                crate::sync::lock::typed::Acquirer::acquire_for_caller(self, blocking, timeout)
+                $crate::sync::lock::typed::Acquirer::acquire_for_caller(self, blocking, timeout)
             }
 
             /// Release once (Python's `release()`).
             pub fn release(&self) -> $crate::Result<()> {
-                crate::sync::lock::typed::Acquirer::release_for_caller(self)
+                $crate::sync::lock::typed::Acquirer::release_for_caller(self)
             }
 
             /// Acquire, and release when the returned guard drops: Python's
             /// `with lock:`.
-            pub fn guard(&self) -> $crate::Result<crate::sync::lock::typed::LockGuard<'_>> {
+            pub fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::LockGuard<'_>> {
                 self.acquire()?;
-                Ok(crate::sync::lock::typed::LockGuard::new(self))
+                Ok($crate::sync::lock::typed::LockGuard::new(self))
             }
         }
     };
@@ -181,11 +138,13 @@ impl std::fmt::Debug for LockGuard<'_> {
     }
 }
 
-wrap_raw_proxy! {
-    /// Typed proxy of a shared [`Lock`](server::Lock) (Python's
-    /// `AcquirerProxy` for `Lock`): not re-entrant, releasable by anyone.
-    LockProxy(server::LockProxy)
+/// Typed proxy of a shared [`Lock`](server::Lock) (Python's
+/// `AcquirerProxy` for `Lock`): not re-entrant, releasable by anyone.
+pub struct LockProxy {
+    raw: server::LockProxy,
 }
+
+typed_proxy!(LockProxy, server::LockProxy);
 acquirer_methods!(LockProxy);
 
 impl LockProxy {
@@ -195,23 +154,15 @@ impl LockProxy {
     }
 }
 
-impl Acquirer for LockProxy {
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.acquire(blocking, timeout))
-    }
-
-    fn release_for_caller(&self) -> Result<()> {
-        flatten(self.raw.release())
-    }
+/// Typed proxy of a shared [`RLock`](server::RLock): re-entrant, owned
+/// by the calling thread ([`caller_id`](crate::caller_id)), so two
+/// threads sharing one connection do not share ownership.
+pub struct RLockProxy {
+    raw: server::RLockProxy,
 }
 
-wrap_raw_proxy! {
-    /// Typed proxy of a shared [`RLock`](server::RLock): re-entrant, owned
-    /// by the calling thread ([`caller_id`](crate::caller_id)), so two
-    /// threads sharing one connection do not share ownership.
-    RLockProxy(server::RLockProxy)
-}
-acquirer_methods!(RLockProxy);
+typed_proxy!(RLockProxy, server::RLockProxy);
+acquirer_methods!(RLockProxy, owned);
 
 impl RLockProxy {
     /// Whether the calling thread holds the lock.
@@ -220,46 +171,20 @@ impl RLockProxy {
     }
 }
 
-impl Acquirer for RLockProxy {
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.acquire(crate::caller_id(), blocking, timeout))
-    }
-
-    fn release_for_caller(&self) -> Result<()> {
-        flatten(self.raw.release(crate::caller_id()))
-    }
+/// Typed proxy of a shared [`Semaphore`](server::Semaphore).
+pub struct SemaphoreProxy {
+    raw: server::SemaphoreProxy,
 }
 
-wrap_raw_proxy! {
-    /// Typed proxy of a shared [`Semaphore`](server::Semaphore).
-    SemaphoreProxy(server::SemaphoreProxy)
-}
+typed_proxy!(SemaphoreProxy, server::SemaphoreProxy);
 acquirer_methods!(SemaphoreProxy);
 
-impl Acquirer for SemaphoreProxy {
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.acquire(blocking, timeout))
-    }
-
-    fn release_for_caller(&self) -> Result<()> {
-        flatten(self.raw.release())
-    }
+/// Typed proxy of a shared bounded [`Semaphore`](server::Semaphore)
+/// (Python's `BoundedSemaphore`): releasing above the initial value is
+/// a `ValueError`.
+pub struct BoundedSemaphoreProxy {
+    raw: server::SemaphoreProxy,
 }
 
-wrap_raw_proxy! {
-    /// Typed proxy of a shared bounded [`Semaphore`](server::Semaphore)
-    /// (Python's `BoundedSemaphore`): releasing above the initial value is
-    /// a `ValueError`.
-    BoundedSemaphoreProxy(server::SemaphoreProxy)
-}
+typed_proxy!(BoundedSemaphoreProxy, server::SemaphoreProxy);
 acquirer_methods!(BoundedSemaphoreProxy);
-
-impl Acquirer for BoundedSemaphoreProxy {
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.acquire(blocking, timeout))
-    }
-
-    fn release_for_caller(&self) -> Result<()> {
-        flatten(self.raw.release())
-    }
-}

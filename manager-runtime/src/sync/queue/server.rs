@@ -1,16 +1,14 @@
 //! `Queue` (and `JoinableQueue`) as the server holds it.
 
 use std::collections::VecDeque;
-use std::sync::{Mutex, OnceLock};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
 use crate::error::SyncError;
-use crate::object::{CallContext, ServerLink};
-use crate::proxy::Token;
 use crate::sync::deadline;
+use crate::sync::held::{HeldTokens, Removed};
 use crate::sync::lock::state::wait_until;
 use crate::value::Value;
 
@@ -32,9 +30,8 @@ pub struct Queue {
     not_empty: Notify,
     not_full: Notify,
     all_done: Notify,
-    /// Taken from the first call that stores a proxy (constructors run
-    /// outside any call).
-    link: OnceLock<ServerLink>,
+    /// Gives each item its own references, held while it is queued.
+    held: HeldTokens,
 }
 
 impl Queue {
@@ -49,35 +46,8 @@ impl Queue {
             not_empty: Notify::new(),
             not_full: Notify::new(),
             all_done: Notify::new(),
-            link: OnceLock::new(),
+            held: HeldTokens::new(),
         }
-    }
-
-    fn link(&self) -> &ServerLink {
-        self.link.get_or_init(|| {
-            CallContext::current()
-                .map(|cx| cx.link())
-                .unwrap_or_default()
-        })
-    }
-
-    /// Take a reference to every object `value` names (but not to this
-    /// queue itself, which would never die), so it outlives its proxies.
-    fn retain(&self, value: Value) -> Result<QueueItem, SyncError> {
-        let this = CallContext::current().and_then(|cx| cx.object_id());
-        let mut item = QueueItem {
-            value: Value::None,
-            retained: Vec::new(),
-            link: self.link().clone(),
-        };
-        for token in value.tokens().filter(|token| Some(token.id) != this) {
-            item.link.retain(token).map_err(|e| {
-                SyncError::ValueError(format!("cannot store a proxy to {token}: {e}"))
-            })?;
-            item.retained.push(token.clone());
-        }
-        item.value = value;
-        Ok(item)
     }
 
     fn is_full(&self, state: &State) -> bool {
@@ -114,7 +84,7 @@ impl Queue {
         block: bool,
         timeout: Option<Duration>,
     ) -> Result<(), SyncError> {
-        let mut item = Some(self.retain(item)?);
+        let mut item = Some(self.held.hold(item)?);
         let stored = if block {
             wait_until(&self.not_full, deadline(timeout), || {
                 self.try_put(&mut item)
@@ -128,7 +98,7 @@ impl Queue {
 
     /// Python's `put_nowait(item)`: `Full` if there is no room.
     pub fn put_nowait(&self, item: Value) -> Result<(), SyncError> {
-        let mut item = Some(self.retain(item)?);
+        let mut item = Some(self.held.hold(item)?);
         self.try_put(&mut item).ok_or(SyncError::Full)
     }
 
@@ -192,52 +162,7 @@ impl Queue {
 }
 
 /// A value in a queue, with the references the queue holds on the objects
-/// it names (proxies put in the queue), given back when the item drops.
-///
-/// A `get` replies with the item itself, so those references go only
-/// after the reply is encoded: the caller's own references (granted while
-/// encoding) are taken first and the objects never die in between. An item
-/// dropped anywhere else (a failed or cancelled put, a dropped queue)
-/// gives them back too. A client sees just the value.
-pub struct QueueItem {
-    value: Value,
-    retained: Vec<Token>,
-    link: ServerLink,
-}
-
-impl QueueItem {
-    /// The value (on a client, where the item holds no references).
-    pub fn into_value(mut self) -> Value {
-        std::mem::take(&mut self.value)
-    }
-}
-
-impl Drop for QueueItem {
-    fn drop(&mut self) {
-        for token in &self.retained {
-            self.link.release(token);
-        }
-    }
-}
-
-impl std::fmt::Debug for QueueItem {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("QueueItem").field(&self.value).finish()
-    }
-}
-
-impl Serialize for QueueItem {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.value.serialize(serializer)
-    }
-}
-
-impl<'de> Deserialize<'de> for QueueItem {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(QueueItem {
-            value: Value::deserialize(deserializer)?,
-            retained: Vec::new(),
-            link: ServerLink::default(),
-        })
-    }
-}
+/// it names (proxies put in the queue), given back when the item drops: a
+/// `get` replies with the item itself, so they go only after the reply is
+/// encoded. A client sees just the value.
+pub type QueueItem = Removed;

@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use super::server;
 use crate::error::Result;
 use crate::proxy::{Proxy, ProxyBase};
-use crate::sync::lock::typed::flatten;
+use crate::sync::typed::{decode, flatten, typed_proxy};
 use crate::value::to_value;
 
 /// Typed proxy of a shared [`Queue`](server::Queue) of `T`: Python's
@@ -31,8 +31,10 @@ use crate::value::to_value;
 /// ```
 pub struct QueueProxy<T> {
     raw: server::QueueProxy,
-    _item: PhantomData<fn(T) -> T>,
+    _type: PhantomData<fn(T) -> T>,
 }
+
+typed_proxy!(QueueProxy<T>, server::QueueProxy);
 
 impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Put `item`, waiting for room if the queue is full.
@@ -69,14 +71,14 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Take the next item if there is one now; `Empty` otherwise.
     pub fn get_nowait(&self) -> Result<T> {
         let item = flatten(self.raw.get_nowait())?;
-        self.raw.base().decode_value(item.into_value())
+        decode(self.raw.base(), item.into_value())
     }
 
     /// Python's `get(block, timeout)` (`timeout` `None`: no limit; ignored
     /// when `block` is false).
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
         let item = flatten(self.raw.get(block, timeout))?;
-        self.raw.base().decode_value(item.into_value())
+        decode(self.raw.base(), item.into_value())
     }
 
     /// How many items are queued (Python's `qsize()`).
@@ -92,62 +94,6 @@ impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
     /// Whether the queue is at its `maxsize` (Python's `full()`).
     pub fn full(&self) -> Result<bool> {
         self.raw.full()
-    }
-}
-
-impl<T> QueueProxy<T> {
-    /// The dynamically typed proxy this one wraps.
-    pub fn raw(&self) -> &server::QueueProxy {
-        &self.raw
-    }
-}
-
-impl<T> Clone for QueueProxy<T> {
-    fn clone(&self) -> Self {
-        self.raw.clone().into()
-    }
-}
-
-impl<T> From<server::QueueProxy> for QueueProxy<T> {
-    fn from(raw: server::QueueProxy) -> Self {
-        QueueProxy {
-            raw,
-            _item: PhantomData,
-        }
-    }
-}
-
-impl<T> Proxy for QueueProxy<T> {
-    fn from_base(base: ProxyBase) -> Self {
-        server::QueueProxy::from_base(base).into()
-    }
-
-    fn base(&self) -> &ProxyBase {
-        self.raw.base()
-    }
-}
-
-impl<T> fmt::Debug for QueueProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.raw, f)
-    }
-}
-
-impl<T> fmt::Display for QueueProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.raw, f)
-    }
-}
-
-impl<T> Serialize for QueueProxy<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.raw.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for QueueProxy<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        server::QueueProxy::deserialize(deserializer).map(Into::into)
     }
 }
 

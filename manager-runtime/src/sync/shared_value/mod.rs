@@ -1,18 +1,7 @@
 //! `Value`: one shared value clients get and set (Python's
-//! `manager.Value`), and what every built-in that stores values shares:
-//! the references it holds on the objects whose proxies it stores
-//! ([`HeldTokens`]) and how its typed proxies wrap the generated ones
-//! ([`wrap`]).
-
-mod held;
-mod wrap;
-
-use std::sync::{Mutex, MutexGuard, PoisonError};
+//! `manager.Value`).
 
 use serde::Serialize;
-
-pub(super) use held::HeldTokens;
-pub(super) use wrap::{decode, flatten, typed_proxy};
 
 use super::SyncManager;
 use crate::error::Result;
@@ -23,8 +12,9 @@ use crate::value::{to_value, Value};
 pub mod server {
     use std::sync::Mutex;
 
-    use super::{lock, HeldTokens};
     use crate::error::SyncError;
+    use crate::sync::held::HeldTokens;
+    use crate::sync::lock;
     use crate::value::Value;
 
     /// Python's `manager.Value`, served: one dynamic value. Named
@@ -69,7 +59,6 @@ pub mod server {
 
 /// Typed proxies of this family.
 pub mod typed {
-    use std::fmt;
     use std::future::Future;
     use std::marker::PhantomData;
 
@@ -77,9 +66,9 @@ pub mod typed {
     use serde::Serialize;
 
     use super::server::{SharedValueAsyncProxy, SharedValueProxy};
-    use super::{decode, flatten, typed_proxy};
     use crate::error::Result;
     use crate::proxy::Proxy;
+    use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::to_value;
 
     /// A typed proxy of a shared [`SharedValue`](super::server::SharedValue)
@@ -102,11 +91,6 @@ pub mod typed {
     typed_proxy!(ValueProxy<T>, SharedValueProxy);
 
     impl<T> ValueProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &SharedValueProxy {
-            &self.raw
-        }
-
         /// The async proxy of the same value (another reference).
         pub fn to_async(&self) -> ValueAsyncProxy<T> {
             self.raw.to_async().into()
@@ -128,12 +112,6 @@ pub mod typed {
         }
     }
 
-    impl<T> fmt::Display for ValueProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
-        }
-    }
-
     /// The async form of [`ValueProxy`].
     pub struct ValueAsyncProxy<T> {
         raw: SharedValueAsyncProxy,
@@ -143,11 +121,6 @@ pub mod typed {
     typed_proxy!(ValueAsyncProxy<T>, SharedValueAsyncProxy);
 
     impl<T> ValueAsyncProxy<T> {
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &SharedValueAsyncProxy {
-            &self.raw
-        }
-
         /// The blocking proxy of the same value (another reference).
         pub fn to_blocking(&self) -> ValueProxy<T> {
             self.raw.to_blocking().into()
@@ -166,12 +139,6 @@ pub mod typed {
         pub fn set(&self, value: &T) -> impl Future<Output = Result<()>> + Send + '_ {
             let value = to_value(value);
             async move { flatten(self.raw.set(value?).await) }
-        }
-    }
-
-    impl<T> fmt::Display for ValueAsyncProxy<T> {
-        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            fmt::Display::fmt(&self.raw, f)
         }
     }
 }
@@ -196,10 +163,4 @@ impl SyncManager {
         let raw: server::SharedValueProxy = self.create("Value", &(to_value(initial)?,))?;
         Ok(raw.into())
     }
-}
-
-/// Lock a mutex, ignoring poisoning: every critical section of the
-/// built-ins leaves its state consistent before anything can panic.
-pub(super) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -1,0 +1,139 @@
+//! How a typed proxy wraps the proxy `#[shared]` generated: arguments in
+//! as [`Value`], results out as the caller's types, Python's exceptions
+//! folded into the crate's error, and the impls every typed proxy shares.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result, SyncError};
+use crate::proxy::ProxyBase;
+use crate::value::Value;
+
+/// `Result<Result<T, SyncError>>` from a raw proxy as the typed proxies'
+/// `Result<T>`: Python's exception becomes [`Error::Sync`].
+pub(crate) fn flatten<T>(result: Result<std::result::Result<T, SyncError>>) -> Result<T> {
+    result?.map_err(Error::Sync)
+}
+
+/// Turn a value from a reply of `base`'s object into `T`, adopting the
+/// proxies nested in it into `base`'s session.
+///
+/// Each token of this server in a reply came with a reference granted to
+/// the session, which a proxy decoded from it adopts. A token decoded as
+/// something else (a bare `Value::Token`, or nothing when decoding fails)
+/// would leave that reference held until the session ends, so every grant
+/// is adopted by a guard first and given back when the guards drop; a
+/// token that became a proxy keeps its object alive through that proxy.
+/// (That proxy then counts one reference more than the session holds,
+/// which is harmless: a session's release is capped at what it holds.)
+pub(crate) fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Result<T> {
+    let client = base.client();
+    let guards: Vec<ProxyBase> = value
+        .tokens()
+        .filter(|token| token.address == *client.address())
+        .map(|token| ProxyBase::adopt(client.clone(), token.clone()))
+        .collect();
+    let decoded = base.decode_value(value);
+    drop(guards);
+    decoded
+}
+
+/// The impls every typed proxy shares, for a struct whose `raw` field is
+/// the generated proxy it wraps: `raw()`, `From` that proxy,
+/// [`Proxy`](crate::Proxy), `Clone` (another reference), `Debug`,
+/// `Display`, and serde as the token (so a container stores it as a
+/// proxy, and a proxy in a reply is adopted by its session).
+///
+/// - `typed_proxy!(LockProxy, RawLockProxy)` for a proxy that is not
+///   generic;
+/// - `typed_proxy!(DictProxy<K, V>, RawDictProxy)` for one generic over
+///   its element types, with a `_type: PhantomData<fn() -> ...>` field;
+///   further fields and their initial values follow the raw proxy
+///   (`typed_proxy!(IterProxy<T>, RawIterProxy, failed: false)`);
+/// - `typed_proxy!(NamespaceProxy, RawNamespaceProxy, own Display)` for
+///   one that prints itself.
+macro_rules! typed_proxy {
+    ($typed:ident<$($t:ident),+>, $raw:ty $(, $field:ident: $value:expr)*) => {
+        impl<$($t),+> ::core::convert::From<$raw> for $typed<$($t),+> {
+            fn from(raw: $raw) -> Self {
+                $typed {
+                    raw,
+                    _type: ::core::marker::PhantomData,
+                    $($field: $value,)*
+                }
+            }
+        }
+        typed_proxy!(@common [$($t),+] $typed<$($t),+>, $raw);
+        typed_proxy!(@display [$($t),+] $typed<$($t),+>);
+    };
+    ($typed:ident, $raw:ty, own Display) => {
+        impl ::core::convert::From<$raw> for $typed {
+            fn from(raw: $raw) -> Self {
+                $typed { raw }
+            }
+        }
+        typed_proxy!(@common [] $typed, $raw);
+    };
+    ($typed:ident, $raw:ty) => {
+        typed_proxy!($typed, $raw, own Display);
+        typed_proxy!(@display [] $typed);
+    };
+    (@display [$($t:ident),*] $typed:ty) => {
+        impl<$($t),*> ::core::fmt::Display for $typed {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Display::fmt(&self.raw, f)
+            }
+        }
+    };
+    (@common [$($t:ident),*] $typed:ty, $raw:ty) => {
+        impl<$($t),*> $typed {
+            /// The dynamically typed proxy this one wraps.
+            pub fn raw(&self) -> &$raw {
+                &self.raw
+            }
+        }
+
+        impl<$($t),*> $crate::proxy::Proxy for $typed {
+            fn from_base(base: $crate::proxy::ProxyBase) -> Self {
+                <$raw as $crate::proxy::Proxy>::from_base(base).into()
+            }
+
+            fn base(&self) -> &$crate::proxy::ProxyBase {
+                $crate::proxy::Proxy::base(&self.raw)
+            }
+        }
+
+        impl<$($t),*> ::core::clone::Clone for $typed {
+            /// Another reference to the same object.
+            fn clone(&self) -> Self {
+                ::core::clone::Clone::clone(&self.raw).into()
+            }
+        }
+
+        impl<$($t),*> ::core::fmt::Debug for $typed {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Debug::fmt(&self.raw, f)
+            }
+        }
+
+        impl<$($t),*> ::serde::Serialize for $typed {
+            /// As its token, so a container stores it as a proxy.
+            fn serialize<S: ::serde::Serializer>(
+                &self,
+                serializer: S,
+            ) -> ::core::result::Result<S::Ok, S::Error> {
+                ::serde::Serialize::serialize(&self.raw, serializer)
+            }
+        }
+
+        impl<'de, $($t),*> ::serde::Deserialize<'de> for $typed {
+            /// A proxy inside a manager's reply, adopted by its session.
+            fn deserialize<D: ::serde::Deserializer<'de>>(
+                deserializer: D,
+            ) -> ::core::result::Result<Self, D::Error> {
+                <$raw as ::serde::Deserialize<'de>>::deserialize(deserializer).map(Into::into)
+            }
+        }
+    };
+}
+
+pub(crate) use typed_proxy;
