@@ -368,6 +368,37 @@ fn main() {
             println!("  {m}");
         }
     }
+    if args.rounds > 1 {
+        // The spread behind each median, for judging the noise.
+        eprintln!("compare: per-round figures (ours | CPython | raw):");
+        let rounds = |mode: &str, program: &str, op: &str| {
+            figures
+                .get(&(mode.to_string(), program, op.to_string()))
+                .map_or("-".to_string(), |v| {
+                    v.iter()
+                        .map(|x| fmt(Some(*x)))
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+        };
+        for mode in &args.modes {
+            for &(op, _, _) in OPS {
+                if args
+                    .only
+                    .as_ref()
+                    .is_some_and(|o| !o.split(',').any(|x| x == op))
+                {
+                    continue;
+                }
+                eprintln!(
+                    "compare:   {op:<22} {mode:<8} {} | {} | {}",
+                    rounds(mode, "ours", op),
+                    rounds(mode, "cpython", op),
+                    rounds(mode, "raw", op)
+                );
+            }
+        }
+    }
     if let Some(dir) = args.out.parent() {
         let _ = std::fs::create_dir_all(dir);
     }
