@@ -18,7 +18,7 @@ fn exercise(value: &Value) {
     let _ = value.is_truthy();
     let _ = value.py_cmp(value);
     let _ = value.cmp(value);
-    let _ = value == value;
+    let _ = *value == value.clone();
     let mut hasher = DefaultHasher::new();
     value.hash(&mut hasher);
     let _ = hasher.finish();
