@@ -765,8 +765,10 @@ fn length_prefix_over_the_maximum_is_refused_before_allocating() {
         "400 prefixes of 4 GiB refused in {:?}; server process RSS {before} KiB -> {after} KiB",
         begun.elapsed()
     );
+    // Loose, because the other tests of this binary share the process; one
+    // announced frame allocated would be 4 GiB.
     assert!(
-        after < before + 16 * 1024,
+        after < before + 64 * 1024,
         "RSS grew from {before} KiB to {after} KiB"
     );
 
