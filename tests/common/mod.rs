@@ -1,5 +1,16 @@
-//! Shared types for the integration tests.
+//! Shared types and helpers for the integration tests.
+//!
+//! - [`check`]: assertions and timing checks (`expect_sync_error`,
+//!   `takes_about`, `eventually`).
+//! - [`sync`]: managers started in a thread, client sessions, worker
+//!   connections, proxies rebuilt from tokens, object and thread counts.
+//! - [`worker`]: child worker processes (also included on its own, with
+//!   `#[path]`, by tests that need nothing else from here).
 #![allow(dead_code)]
+
+pub mod check;
+pub mod sync;
+pub mod worker;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -113,4 +124,9 @@ manager! {
         #[exposed(add)]
         AddOnly: MathsClass,
     }
+}
+
+/// A `TestManager` whose server runs in a thread of this process.
+pub fn started_test_manager() -> TestManager {
+    sync::started_in_thread(TestManager::new())
 }

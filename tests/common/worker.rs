@@ -5,9 +5,17 @@
 //! the manager's address (environment) and authkey (standard input, never
 //! argv or the environment). The worker calls [`worker_context`] to learn
 //! them and connects like any remote client.
+//!
+//! Also the process helpers around them: [`Killed`] (a child killed however
+//! the test ends), [`await_line`] (a child's ready line, bounded) and
+//! [`alive`].
+//!
+//! This file stands alone (no `super::`), so tests may include it with
+//! `#[path = "common/worker.rs"]` as well as through `common::worker`.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use managers::Address;
@@ -68,6 +76,45 @@ pub fn expect_success(mut child: Child, limit: Duration) -> String {
             panic!("worker did not finish within {limit:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A child process that is killed (and reaped) however the test ends.
+pub struct Killed(pub Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Wait, at most `limit`, for `child` to print a line containing `marker`
+/// (its stdout is read, and drained, by a thread from now on).
+pub fn await_line(child: &mut Child, marker: &str, limit: Duration) {
+    let stdout = child.stdout.take().expect("worker stdout");
+    let (tx, rx) = mpsc::channel();
+    let wanted = marker.to_string();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if line.contains(&wanted) {
+                let _ = tx.send(());
+            }
+        }
+    });
+    rx.recv_timeout(limit)
+        .unwrap_or_else(|_| panic!("the worker never printed {marker:?}"));
+}
+
+/// Whether process `pid` runs (Linux `/proc`).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // A zombie (state Z) has exited; only its parent has not reaped it.
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
+        Err(_) => false,
     }
 }
 
