@@ -5,23 +5,14 @@
 
 mod common;
 
-use common::{TestManager, ValueError};
+use common::sync::assert_no_objects;
+use common::{started_test_manager, ValueError};
 use managers::{Error, Proxy, RemoteError};
-
-fn started() -> TestManager {
-    let manager = TestManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &TestManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
 
 // "MathsClass: `add(4, 3) == 7`, `mul(7, 8) == 56`."
 #[test]
 fn maths_add_and_mul() {
-    let manager = started();
+    let manager = started_test_manager();
     let maths = manager.maths().unwrap();
     assert_eq!(maths.add(4, 3).unwrap(), 7);
     assert_eq!(maths.mul(7, 8).unwrap(), 56);
@@ -33,7 +24,7 @@ fn maths_add_and_mul() {
 // set is refused by the server (not just missing on the proxy)."
 #[test]
 fn exposed_set_is_enforced_by_the_server() {
-    let manager = started();
+    let manager = started_test_manager();
     let tool = manager.tool().unwrap();
     assert_eq!(tool.f().unwrap(), "f()");
     assert_eq!(tool._h().unwrap(), "_h()");
@@ -58,7 +49,7 @@ fn exposed_set_is_enforced_by_the_server() {
 // "A method that fails returns the caller's typed error (ValueError in Python)."
 #[test]
 fn typed_errors_reach_the_client() {
-    let manager = started();
+    let manager = started_test_manager();
     let tool = manager.tool().unwrap();
     assert_eq!(
         tool.fail("bad".into()).unwrap(),

@@ -2,26 +2,13 @@
 //! (`test_list`, `test_list_iter`, `test_list_proxy_in_list`) against
 //! `SyncManager::list`, plus the rest of `ListProxy`'s method set.
 
-use managers::sync::{ListProxy, SyncManager};
+mod common;
+
+use common::check::expect_sync_error;
+use common::sync::{assert_no_objects, started_sync_manager};
+use managers::sync::ListProxy;
 use managers::value::Value;
 use managers::{Error, Proxy, SyncError};
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
 
 fn index_error<T: std::fmt::Debug>(result: managers::Result<T>) {
     match result {
@@ -33,7 +20,7 @@ fn index_error<T: std::fmt::Debug>(result: managers::Result<T>) {
 /// "Build from a sequence; index, negative index, slices `[2:5]`, ..."
 #[test]
 fn build_from_a_sequence_then_index_and_slice() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from(0..10).unwrap();
     assert_eq!(a.to_vec().unwrap(), (0..10).collect::<Vec<_>>());
     assert_eq!(a.slice(..).unwrap(), (0..10).collect::<Vec<_>>());
@@ -66,7 +53,7 @@ fn build_from_a_sequence_then_index_and_slice() {
 /// "... extend, `*= n`, `+`, len ..." — CPython's `test_list` sequence.
 #[test]
 fn extend_imul_concat_and_repeat() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from(0..10).unwrap();
     let b = manager.list::<i64>().unwrap();
     b.extend(0..5).unwrap();
@@ -101,7 +88,7 @@ fn extend_imul_concat_and_repeat() {
 /// "... len, contains, count, index ..."
 #[test]
 fn len_contains_count_and_index() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager
         .list_from(["x", "y", "x", "z"].map(String::from))
         .unwrap();
@@ -134,7 +121,7 @@ fn len_contains_count_and_index() {
 /// "... insert, pop, remove ..."
 #[test]
 fn insert_pop_and_remove() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from([1, 2, 3]).unwrap();
     a.insert(0, 0).unwrap();
     a.insert(-1, 25).unwrap();
@@ -163,7 +150,7 @@ fn insert_pop_and_remove() {
 /// "... reverse, sort ..."
 #[test]
 fn reverse_and_sort() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from([3, 1, 4, 1, 5, 9, 2, 6]).unwrap();
     assert_eq!(a.reversed().unwrap(), [6, 2, 9, 5, 1, 4, 1, 3]);
     assert_eq!(a.get(0).unwrap(), 3, "reversed() leaves the list as it was");
@@ -209,7 +196,7 @@ fn reverse_and_sort() {
 /// "... delete item, set item."
 #[test]
 fn delete_and_set_items_and_slices() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from(0..6).unwrap();
     a.set(0, 100).unwrap();
     a.set(-1, 500).unwrap();
@@ -233,7 +220,7 @@ fn delete_and_set_items_and_slices() {
 /// "An index out of range fails with IndexError's equivalent."
 #[test]
 fn an_index_out_of_range_is_an_index_error() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from([1, 2, 3]).unwrap();
     expect_sync_error(
         a.get(3),
@@ -257,7 +244,7 @@ fn an_index_out_of_range_is_an_index_error() {
 /// self.list([a])`, `a.append('hello')`.
 #[test]
 fn a_list_of_list_proxies_sees_appends_through_the_nested_proxy() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from((0..10).map(Value::from)).unwrap();
     let b = manager.list_from((0..5).map(Value::from)).unwrap();
     b.imul(2).unwrap();
@@ -285,7 +272,7 @@ fn a_list_of_list_proxies_sees_appends_through_the_nested_proxy() {
 /// proxies for as long as the outer list holds them.
 #[test]
 fn nested_list_proxies_in_a_list() {
-    let manager = started();
+    let manager = started_sync_manager();
     let inner: Vec<ListProxy<i64>> = (0..3).map(|_| manager.list_from(0..3).unwrap()).collect();
     let a = manager.list_from(inner).unwrap();
     assert_eq!(manager.number_of_objects().unwrap(), 4);
@@ -326,7 +313,7 @@ fn nested_list_proxies_in_a_list() {
 /// made." — `test_list_iter`.
 #[test]
 fn an_iterator_sees_writes_made_after_it_was_created() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list_from(0..10).unwrap();
     let mut it = a.iter().unwrap();
     assert_eq!(
@@ -350,7 +337,7 @@ fn an_iterator_sees_writes_made_after_it_was_created() {
 /// "A list proxy can contain itself (b.append(b)) without hanging."
 #[test]
 fn a_list_can_contain_itself() {
-    let manager = started();
+    let manager = started_sync_manager();
     let b = manager.list::<Value>().unwrap();
     b.append(Value::Token(b.token().clone())).unwrap();
     assert_eq!(b.len().unwrap(), 1);
@@ -374,7 +361,7 @@ fn a_list_can_contain_itself() {
 /// its object; a token of an object that is gone cannot be stored.
 #[test]
 fn each_occurrence_of_a_nested_proxy_holds_its_object() {
-    let manager = started();
+    let manager = started_sync_manager();
     let outer = manager.list::<ListProxy<i64>>().unwrap();
     let inner = manager.list_from([1]).unwrap();
     outer.append(inner.clone()).unwrap();

@@ -2,53 +2,24 @@
 //! CPython's `_TestLock` and `_TestSemaphore` against `SyncManager`'s
 //! locks (Python's `AcquirerProxy`).
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use managers::sync::SyncManager;
+use common::check::{expect_sync_error, takes_about, SHORT};
+use common::sync::{assert_no_objects, started_sync_manager};
 use managers::{Error, SyncError};
-
-const SHORT: Duration = Duration::from_millis(100);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
-
-/// Run `f` and check it took about `expected` (generous bounds).
-fn takes_about<T>(expected: Duration, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let result = f();
-    let took = start.elapsed();
-    assert!(took >= expected.mul_f64(0.9), "returned after {took:?}");
-    assert!(
-        took < expected + Duration::from_secs(2),
-        "returned after {took:?}"
-    );
-    result
-}
 
 /// Run `f` on another thread (another caller) and return its result.
 fn on_other_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("other thread")
 }
 
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
-
 /// "Lock: `acquire()` true, `acquire(false)` false, `release()` ok, a
 /// second `release()` fails (RuntimeError in Python)."
 #[test]
 fn lock_acquire_release_and_a_second_release_fails() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.lock().unwrap();
     assert!(!lock.locked().unwrap());
     assert!(lock.acquire().unwrap());
@@ -69,7 +40,7 @@ fn lock_acquire_release_and_a_second_release_fails() {
 /// release it, and a blocked acquirer gets it then.
 #[test]
 fn lock_is_released_by_any_thread_and_wakes_a_waiter() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.lock().unwrap();
     assert!(lock.acquire().unwrap());
     let waiter = std::thread::spawn({
@@ -92,7 +63,7 @@ fn lock_is_released_by_any_thread_and_wakes_a_waiter() {
 /// "RLock: three acquires then three releases; a fourth release fails."
 #[test]
 fn rlock_three_acquires_three_releases_and_a_fourth_fails() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.rlock().unwrap();
     assert!(lock.acquire().unwrap());
     assert!(lock.acquire().unwrap());
@@ -116,7 +87,7 @@ fn rlock_three_acquires_three_releases_and_a_fourth_fails() {
 /// manager session, so they reuse its one pooled connection.
 #[test]
 fn rlock_belongs_to_the_calling_thread_not_the_connection() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.rlock().unwrap();
     assert!(lock.acquire().unwrap());
     let (taken, released) = on_other_thread({
@@ -146,7 +117,7 @@ fn rlock_belongs_to_the_calling_thread_not_the_connection() {
 /// "Lock and RLock usable as a scope guard (Python's `with lock:`)."
 #[test]
 fn lock_and_rlock_as_scope_guards() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.lock().unwrap();
     {
         let _held = lock.guard().unwrap();
@@ -184,7 +155,7 @@ fn lock_and_rlock_as_scope_guards() {
 /// ok."
 #[test]
 fn semaphore_of_two() {
-    let manager = started();
+    let manager = started_sync_manager();
     let semaphore = manager.semaphore(2).unwrap();
     assert!(semaphore.acquire().unwrap());
     assert!(semaphore.acquire().unwrap());
@@ -211,7 +182,7 @@ fn semaphore_of_two() {
 /// "BoundedSemaphore(2): releasing above the initial value fails."
 #[test]
 fn bounded_semaphore_refuses_release_above_its_initial_value() {
-    let manager = started();
+    let manager = started_sync_manager();
     let semaphore = manager.bounded_semaphore(2).unwrap();
     let too_many = SyncError::ValueError("Semaphore released too many times".into());
     expect_sync_error(semaphore.release(), too_many.clone());
@@ -228,7 +199,7 @@ fn bounded_semaphore_refuses_release_above_its_initial_value() {
 /// "acquire with a timeout returns false after about that timeout."
 #[test]
 fn acquire_with_a_timeout_returns_false_after_about_that_timeout() {
-    let manager = started();
+    let manager = started_sync_manager();
     let semaphore = manager.semaphore(0).unwrap();
     assert!(!takes_about(Duration::ZERO, || semaphore
         .try_acquire()
@@ -270,7 +241,7 @@ fn acquire_with_a_timeout_returns_false_after_about_that_timeout() {
 /// unit is released, well before its timeout.
 #[test]
 fn a_timed_acquire_succeeds_when_released_in_time() {
-    let manager = started();
+    let manager = started_sync_manager();
     let semaphore = manager.semaphore(0).unwrap();
     let waiter = std::thread::spawn({
         let semaphore = semaphore.clone();

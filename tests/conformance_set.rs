@@ -7,26 +7,13 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use managers::sync::{ListProxy, SetProxy, SyncManager};
+mod common;
+
+use common::check::expect_sync_error;
+use common::sync::{assert_no_objects, started_sync_manager};
+use managers::sync::{ListProxy, SetProxy};
 use managers::value::Value;
-use managers::{Error, Proxy, SyncError};
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
+use managers::{Proxy, SyncError};
 
 /// The elements of a set proxy, for comparing with a literal.
 fn contents(set: &SetProxy<i64>) -> BTreeSet<i64> {
@@ -42,7 +29,7 @@ fn sorted(items: Vec<i64>) -> Vec<i64> {
 /// `test_set_init`, `test_set_contains`: "... add ... len".
 #[test]
 fn build_add_len_and_contains() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set::<i64>().unwrap();
     assert_eq!(a.len().unwrap(), 0);
     assert!(a.is_empty().unwrap());
@@ -73,7 +60,7 @@ fn build_add_len_and_contains() {
 /// "... clear copy ... discard ... pop remove ..."
 #[test]
 fn clear_copy_discard_pop_and_remove() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     let copy: HashSet<i64> = a.to_set().unwrap();
     assert_eq!(copy, HashSet::from([1, 2, 3]));
@@ -107,7 +94,7 @@ fn clear_copy_discard_pop_and_remove() {
 /// "... union update ..." — `|`, `union`, `|=`, `update`.
 #[test]
 fn union_and_update() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     assert_eq!(sorted(a.union([3, 4, 5]).unwrap()), [1, 2, 3, 4, 5]);
     assert_eq!(contents(&a), BTreeSet::from([1, 2, 3]), "unchanged");
@@ -123,7 +110,7 @@ fn union_and_update() {
 /// `intersection_update`.
 #[test]
 fn intersection_and_intersection_update() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     assert_eq!(sorted(a.intersection([2, 3, 4]).unwrap()), [2, 3]);
     assert_eq!(a.intersection(Vec::new()).unwrap(), Vec::<i64>::new());
@@ -138,7 +125,7 @@ fn intersection_and_intersection_update() {
 /// "... difference ..." — `-`, `difference`, `-=`, `difference_update`.
 #[test]
 fn difference_and_difference_update() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     assert_eq!(sorted(a.difference([2, 9]).unwrap()), [1, 3]);
     assert_eq!(contents(&a), BTreeSet::from([1, 2, 3]), "unchanged");
@@ -152,7 +139,7 @@ fn difference_and_difference_update() {
 /// `symmetric_difference_update`.
 #[test]
 fn symmetric_difference_and_its_update() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     assert_eq!(
         sorted(a.symmetric_difference([3, 4, 4]).unwrap()),
@@ -169,7 +156,7 @@ fn symmetric_difference_and_its_update() {
 /// `>=`, `>`.
 #[test]
 fn isdisjoint_issubset_issuperset_and_comparisons() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2]).unwrap();
     assert!(a.isdisjoint([3, 4]).unwrap());
     assert!(!a.isdisjoint([2, 3]).unwrap());
@@ -198,7 +185,7 @@ fn isdisjoint_issubset_issuperset_and_comparisons() {
 /// set itself included.
 #[test]
 fn operations_with_proxies_as_operands() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1, 2, 3]).unwrap();
     let b = manager.set_from([3, 4]).unwrap();
     let l: ListProxy<i64> = manager.list_from([1, 1, 5]).unwrap();
@@ -222,7 +209,7 @@ fn operations_with_proxies_as_operands() {
 /// Sets of proxies hold their objects; a popped one reaches the caller.
 #[test]
 fn a_set_of_proxies_keeps_them_alive() {
-    let manager = started();
+    let manager = started_sync_manager();
     let s = manager.set::<ListProxy<i64>>().unwrap();
     let inner = manager.list_from([7]).unwrap();
     s.add(inner.clone()).unwrap();
@@ -243,7 +230,7 @@ fn a_set_of_proxies_keeps_them_alive() {
 /// `iter(s)`: an iterator in the server, failing if the set changes size.
 #[test]
 fn iteration_and_a_change_of_size_meanwhile() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([3, 1, 2]).unwrap();
     let items: Vec<i64> = a.iter().unwrap().collect::<managers::Result<_>>().unwrap();
     assert_eq!(sorted(items), [1, 2, 3]);
@@ -261,7 +248,7 @@ fn iteration_and_a_change_of_size_meanwhile() {
 /// A set proxy is a proxy like any other: it can be stored and read back.
 #[test]
 fn a_set_proxy_round_trips_through_a_list() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.set_from([1]).unwrap();
     let holder = manager.list_from([a.clone()]).unwrap();
     let back = holder.get(0).unwrap();

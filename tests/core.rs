@@ -7,18 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{TestManager, ValueError};
+use common::sync::client_options;
+use common::{started_test_manager, TestManager, ValueError};
 use managers::{Error, ManagerOptions, Proxy, RemoteError};
-
-fn started() -> TestManager {
-    let manager = TestManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
 
 #[test]
 fn all_proxies_dropped_means_no_objects() {
-    let manager = started();
+    let manager = started_test_manager();
     assert_eq!(manager.number_of_objects().unwrap(), 0);
     let a = manager.maths().unwrap();
     let b = a.clone();
@@ -37,7 +32,7 @@ fn all_proxies_dropped_means_no_objects() {
 
 #[test]
 fn signature_mismatch_is_a_clear_error() {
-    let manager = started();
+    let manager = started_test_manager();
     let maths = manager.maths().unwrap();
     let err = maths
         .base()
@@ -52,7 +47,7 @@ fn signature_mismatch_is_a_clear_error() {
 
 #[test]
 fn a_panic_is_an_error_for_that_caller_only() {
-    let manager = started();
+    let manager = started_test_manager();
     let tool = manager.tool().unwrap();
     let other = manager.maths().unwrap();
     let err = tool.boom().unwrap_err();
@@ -66,7 +61,7 @@ fn a_panic_is_an_error_for_that_caller_only() {
 
 #[test]
 fn mut_methods_are_serialized() {
-    let manager = started();
+    let manager = started_test_manager();
     let tool = manager.tool().unwrap();
     std::thread::scope(|s| {
         for _ in 0..8 {
@@ -83,7 +78,7 @@ fn mut_methods_are_serialized() {
 
 #[test]
 fn async_and_blocking_proxies_against_one_server() {
-    let manager = started();
+    let manager = started_test_manager();
     let blocking = manager.tool().unwrap();
     blocking.add(10).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -104,7 +99,7 @@ fn async_and_blocking_proxies_against_one_server() {
 
 #[test]
 fn many_calls_in_flight_on_one_connection() {
-    let manager = started();
+    let manager = started_test_manager();
     let tool = manager.tool().unwrap().to_async();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -149,13 +144,8 @@ fn lifecycle_rules() {
 
 #[test]
 fn connect_to_a_server_started_elsewhere() {
-    let owner = started();
-    let address = owner.address().unwrap();
-    let client = TestManager::with_options(
-        ManagerOptions::new()
-            .address(address.clone())
-            .authkey(managers::default_authkey()),
-    );
+    let owner = started_test_manager();
+    let client = TestManager::with_options(client_options(&owner));
     client.connect().unwrap();
     let maths = client.maths().unwrap();
     assert_eq!(maths.add(20, 22).unwrap(), 42);
@@ -208,11 +198,7 @@ fn connection_limit_is_a_clear_error() {
     let owner = TestManager::with_options(ManagerOptions::new().max_connections(2));
     owner.start_in_thread().unwrap();
     let connect = || {
-        let client = TestManager::with_options(
-            ManagerOptions::new()
-                .address(owner.address().unwrap())
-                .authkey(managers::default_authkey()),
-        );
+        let client = TestManager::with_options(client_options(&owner));
         client.connect().map(|()| client)
     };
     let first = connect().unwrap();
