@@ -1,37 +1,25 @@
 //! CONFORMANCE.md, "Barrier (N = 5)": CPython's `_TestBarrier`, with
 //! parties in threads of this process, in child processes, and as futures.
 
-#[path = "common/worker.rs"]
-#[allow(dead_code)]
-mod worker;
+mod common;
 
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use managers::sync::{ArrayProxy, BarrierProxy, SyncManager, ValueProxy};
-use managers::{Error, ManagerOptions, Proxy, SyncError};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
+use common::check::eventually;
+use common::sync::{
+    assert_no_objects, current_thread_runtime, spawn_with_tokens, started_sync_manager,
+    thread_count, worker_session,
+};
+use common::worker::expect_success;
+use managers::sync::{ArrayProxy, BarrierProxy, ValueProxy};
+use managers::{Error, Proxy, SyncError};
 
 const N: usize = 5;
 /// A bound on every wait that is expected to end for another reason, so a
 /// failing test cannot hang.
 const SAFETY: Option<Duration> = Some(Duration::from_secs(30));
 const WORKER_LIMIT: Duration = Duration::from_secs(90);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(
-        manager.number_of_objects().unwrap(),
-        0,
-        "{:?}",
-        manager.debug_info()
-    );
-}
 
 fn is_broken<T: std::fmt::Debug>(result: &managers::Result<T>) -> bool {
     matches!(result, Err(Error::Sync(SyncError::BrokenBarrier)))
@@ -58,22 +46,26 @@ fn join_all<T>(handles: Vec<JoinHandle<T>>) -> Vec<T> {
         .collect()
 }
 
+/// Assert every party's wait failed with BrokenBarrier.
+fn assert_all_broken<T: std::fmt::Debug>(handles: Vec<JoinHandle<managers::Result<T>>>) {
+    for result in join_all(handles) {
+        assert!(is_broken(&result), "{result:?}");
+    }
+}
+
 /// Poll until `n_waiting` reaches `count` (bounded).
 fn wait_for_waiting(barrier: &BarrierProxy, count: usize) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while barrier.n_waiting().unwrap() != count {
-        assert!(
-            Instant::now() < deadline,
-            "never saw {count} parties waiting"
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    eventually(
+        &format!("{count} parties waiting"),
+        Duration::from_secs(10),
+        || barrier.n_waiting().unwrap() == count,
+    );
 }
 
 // "`parties == 5`, `n_waiting == 0`, `broken == false` at start."
 #[test]
 fn a_new_barrier_has_5_parties_none_waiting_and_is_not_broken() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     assert_eq!(barrier.parties().unwrap(), 5);
     assert_eq!(barrier.n_waiting().unwrap(), 0);
@@ -89,7 +81,7 @@ fn a_new_barrier_has_5_parties_none_waiting_and_is_not_broken() {
 // "Of N parties, exactly one `wait()` returns 0; every index 0..N-1 once."
 #[test]
 fn each_index_is_returned_once_per_generation() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     const PASSES: usize = 4;
     let handles = parties(N, &barrier, |barrier| {
@@ -116,21 +108,13 @@ fn each_index_is_returned_once_per_generation() {
 #[test]
 fn parties_in_other_processes_get_each_index_once_and_one_action_per_generation() {
     const PASSES: usize = 3;
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let runs = manager.value(&0_u32).unwrap();
     let seen = manager.array(&[0_u32; N * PASSES]).unwrap();
-    let argument = tokens_arg(&[barrier.token(), runs.token(), seen.token()]);
-    let address = manager.address().unwrap();
+    let tokens = [barrier.token(), runs.token(), seen.token()];
     let children: Vec<_> = (0..N - 1)
-        .map(|_| {
-            spawn_worker(
-                "worker_barrier_party",
-                &address,
-                managers::default_authkey(),
-                &argument,
-            )
-        })
+        .map(|_| spawn_with_tokens(&manager, "worker_barrier_party", &tokens))
         .collect();
     let mine = barrier_party(&barrier, &runs, &seen, PASSES);
     for child in children {
@@ -171,14 +155,7 @@ fn barrier_party(
 #[test]
 #[ignore = "worker process of parties_in_other_processes_get_each_index_once_and_one_action_per_generation"]
 fn worker_barrier_party() {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().unwrap();
-    let tokens = tokens_from_arg(&ctx.address, &ctx.argument);
+    let (manager, tokens) = worker_session();
     let barrier: BarrierProxy = manager.proxy_from_token(&tokens[0]).unwrap();
     let runs: ValueProxy<u32> = manager.proxy_from_token(&tokens[1]).unwrap();
     let seen: ArrayProxy<u32> = manager.proxy_from_token(&tokens[2]).unwrap();
@@ -189,7 +166,7 @@ fn worker_barrier_party() {
 #[test]
 fn an_action_runs_exactly_once_per_generation() {
     const PASSES: usize = 10;
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let runs = manager.value(&0_u32).unwrap();
     let handles = parties(N, &barrier, {
@@ -217,7 +194,7 @@ fn an_action_runs_exactly_once_per_generation() {
 // which is not the last to arrive, it still runs once, before the release.
 #[test]
 fn an_action_offered_by_one_waiting_party_runs_once_before_the_release() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(3).unwrap();
     let runs = manager.value(&0_u32).unwrap();
     let offering = {
@@ -249,7 +226,7 @@ fn an_action_offered_by_one_waiting_party_runs_once_before_the_release() {
 // (panics) breaks the barrier, as a raising action does in Python.
 #[test]
 fn a_failing_action_breaks_the_barrier() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(3).unwrap();
     let handles = parties(2, &barrier, |barrier| barrier.wait(SAFETY));
     wait_for_waiting(&barrier, 2);
@@ -257,9 +234,7 @@ fn a_failing_action_breaks_the_barrier() {
         barrier.wait_with_action(SAFETY, || panic!("the action fails"))
     }));
     assert!(panicked.is_err(), "the action's panic reaches its caller");
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     assert!(barrier.broken().unwrap());
     drop(barrier);
     assert_no_objects(&manager);
@@ -268,14 +243,12 @@ fn a_failing_action_breaks_the_barrier() {
 // "abort: the N-1 waiting parties fail with BrokenBarrier; `broken` true."
 #[test]
 fn abort_fails_the_waiting_parties() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let handles = parties(N - 1, &barrier, |barrier| barrier.wait(SAFETY));
     wait_for_waiting(&barrier, N - 1);
     barrier.abort().unwrap();
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     assert!(barrier.broken().unwrap());
     assert_eq!(barrier.n_waiting().unwrap(), 0);
     let again = barrier.wait(SAFETY);
@@ -301,14 +274,12 @@ fn passes_normally(barrier: &BarrierProxy, passes: usize) {
 // usable afterwards."
 #[test]
 fn reset_fails_the_waiting_parties_and_the_barrier_stays_usable() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let handles = parties(N - 1, &barrier, |barrier| barrier.wait(SAFETY));
     wait_for_waiting(&barrier, N - 1);
     barrier.reset().unwrap();
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     assert!(!barrier.broken().unwrap());
     assert_eq!(barrier.n_waiting().unwrap(), 0);
     passes_normally(&barrier, 2);
@@ -319,14 +290,12 @@ fn reset_fails_the_waiting_parties_and_the_barrier_stays_usable() {
 // "abort then reset: usable again."
 #[test]
 fn abort_then_reset_makes_the_barrier_usable_again() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let handles = parties(2, &barrier, |barrier| barrier.wait(SAFETY));
     wait_for_waiting(&barrier, 2);
     barrier.abort().unwrap();
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     assert!(barrier.broken().unwrap());
     barrier.reset().unwrap();
     assert!(!barrier.broken().unwrap());
@@ -338,7 +307,7 @@ fn abort_then_reset_makes_the_barrier_usable_again() {
 // "timeout on wait ...: all parties fail with BrokenBarrier."
 #[test]
 fn a_timed_out_wait_breaks_the_barrier_for_all() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(N).unwrap();
     let handles = parties(N - 2, &barrier, |barrier| barrier.wait(SAFETY));
     wait_for_waiting(&barrier, N - 2);
@@ -348,9 +317,7 @@ fn a_timed_out_wait_breaks_the_barrier_for_all() {
     assert!(is_broken(&timed), "{timed:?}");
     assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     assert!(barrier.broken().unwrap());
     drop(barrier);
     assert_no_objects(&manager);
@@ -359,15 +326,13 @@ fn a_timed_out_wait_breaks_the_barrier_for_all() {
 // "... and a default timeout: all parties fail with BrokenBarrier."
 #[test]
 fn a_default_timeout_breaks_the_barrier_for_all() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager
         .barrier_with_timeout(N, Duration::from_millis(200))
         .unwrap();
     let start = Instant::now();
     let handles = parties(N - 1, &barrier, |barrier| barrier.wait(None));
-    for result in join_all(handles) {
-        assert!(is_broken(&result), "{result:?}");
-    }
+    assert_all_broken(handles);
     let elapsed = start.elapsed();
     assert!(elapsed >= Duration::from_millis(190), "{elapsed:?}");
     assert!(elapsed < Duration::from_secs(5), "{elapsed:?}");
@@ -388,7 +353,7 @@ fn a_default_timeout_breaks_the_barrier_for_all() {
 // "A single-party barrier never blocks."
 #[test]
 fn a_single_party_barrier_never_blocks() {
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(1).unwrap();
     let mut runs = 0;
     for _ in 0..10 {
@@ -412,13 +377,6 @@ fn a_single_party_barrier_never_blocks() {
     assert_no_objects(&manager);
 }
 
-/// Threads of this process (Linux), to show that waiters are not threads.
-fn thread_count() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("Threads:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
-}
-
 // Waiting parties are futures in the server (and here, with the async
 // proxy): a thousand of them on one connection cost no threads, pass the
 // barrier twice, get each index once per generation, and one action runs
@@ -426,13 +384,11 @@ fn thread_count() -> Option<usize> {
 #[test]
 fn a_thousand_async_parties_are_futures_not_threads() {
     const PARTIES: usize = 1000;
-    let manager = started();
+    let manager = started_sync_manager();
     let barrier = manager.barrier(PARTIES).unwrap();
     let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
+    // Threads of this process, to show that waiters are not threads.
     let before = thread_count();
     let (indexes, during) = runtime.block_on(async {
         let party = |pass: usize| {
@@ -459,7 +415,7 @@ fn a_thousand_async_parties_are_futures_not_threads() {
                 assert!(Instant::now() < deadline, "parties never all waited");
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
-            during = during.or(thread_count());
+            during = during.or(Some(thread_count()));
             waits.spawn(party(pass));
             let mut generation = Vec::new();
             while let Some(done) = waits.join_next().await {
@@ -474,12 +430,11 @@ fn a_thousand_async_parties_are_futures_not_threads() {
         assert_eq!(generation, (0..PARTIES).collect::<Vec<_>>());
     }
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
-    if let (Some(before), Some(during)) = (before, during) {
-        assert!(
-            during < before + 20,
-            "{during} threads with {PARTIES} waiting parties, {before} before"
-        );
-    }
+    let during = during.expect("counted while the parties waited");
+    assert!(
+        during < before + 20,
+        "{during} threads with {PARTIES} waiting parties, {before} before"
+    );
     drop(barrier);
     assert_no_objects(&manager);
 }

@@ -2,80 +2,23 @@
 //! `SyncManager::condition`, with waiters in threads and in child worker
 //! processes, counted through shared objects as CPython counts them.
 
-#[allow(dead_code)]
-#[path = "common/worker.rs"]
-mod worker;
+mod common;
 
 use std::process::Child;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use common::check::{eventually, expect_sync_error, takes_about, SHORT};
+use common::sync::{
+    assert_no_objects, spawn_with_tokens, started_sync_manager, worker_objects, WORKER_LIMIT,
+};
+use common::worker::expect_success;
 use managers::sync::server::SharedValueProxy;
 use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager, ValueProxy};
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
+use managers::{Proxy, ProxyBase, SyncError};
 
-const SHORT: Duration = Duration::from_millis(100);
 /// How long any single wait of these tests may block before it is a bug.
 const LONG: Duration = Duration::from_secs(30);
-const WORKER_LIMIT: Duration = Duration::from_secs(60);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-/// A worker's connection to its parent's manager, and the objects the
-/// parent passed.
-fn connect_worker() -> (SyncManager, Vec<ProxyBase>) {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().expect("connect to the parent's manager");
-    let client = manager.client().expect("client");
-    let objects = tokens_from_arg(&ctx.address, &ctx.argument)
-        .into_iter()
-        .map(|token| ProxyBase::from_token(&client, token).expect("adopt token"))
-        .collect();
-    (manager, objects)
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
-
-/// Run `f` and check it took about `expected` (generous bounds).
-fn takes_about<T>(expected: Duration, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let result = f();
-    let took = start.elapsed();
-    assert!(took >= expected.mul_f64(0.9), "returned after {took:?}");
-    assert!(
-        took < expected + Duration::from_secs(2),
-        "returned after {took:?}"
-    );
-    result
-}
-
-/// Poll `f` until it returns true, at most `LONG`.
-fn eventually(what: &str, mut f: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LONG;
-    while !f() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
 
 /// CPython's condition waiter (`_TestCondition.f`): with the condition
 /// held, say it is about to sleep, wait to be notified, report it woke.
@@ -112,17 +55,9 @@ impl Waiters {
                 std::thread::spawn(move || wait_to_be_woken(&condition, &sleeping, &woken))
             })
             .collect();
-        let argument = tokens_arg(&[condition.token(), sleeping.token(), woken.token()]);
-        let address = manager.address().unwrap();
+        let tokens = [condition.token(), sleeping.token(), woken.token()];
         let processes = (0..3)
-            .map(|_| {
-                spawn_worker(
-                    "worker_waits_to_be_woken",
-                    &address,
-                    managers::default_authkey(),
-                    &argument,
-                )
-            })
+            .map(|_| spawn_with_tokens(manager, "worker_waits_to_be_woken", &tokens))
             .collect();
         // Every waiter says it sleeps while holding the lock, so once the
         // notifier holds the lock, all six are inside `wait`.
@@ -149,7 +84,7 @@ impl Waiters {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_waits_to_be_woken() {
-    let (_manager, mut objects) = connect_worker();
+    let (_manager, mut objects) = worker_objects();
     let woken = QueueProxy::<u32>::from_base(objects.remove(2));
     let sleeping = SemaphoreProxy::from_base(objects.remove(1));
     let condition = ConditionProxy::from_base(objects.remove(0));
@@ -167,7 +102,7 @@ fn six_waiter_objects(manager: &SyncManager) -> (ConditionProxy, SemaphoreProxy,
 
 /// Check that exactly `count` waiters woke, and stay so for a while.
 fn assert_woken(woken: &QueueProxy<u32>, count: usize) {
-    eventually(&format!("{count} woken"), || {
+    eventually(&format!("{count} woken"), LONG, || {
         woken.qsize().unwrap() >= count
     });
     std::thread::sleep(SHORT);
@@ -177,7 +112,7 @@ fn assert_woken(woken: &QueueProxy<u32>, count: usize) {
 /// "notify wakes exactly one waiter at a time (6 waiters, counted)."
 #[test]
 fn notify_wakes_exactly_one_waiter_at_a_time() {
-    let manager = started();
+    let manager = started_sync_manager();
     let (condition, sleeping, woken) = six_waiter_objects(&manager);
     let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
     assert_woken(&woken, 0);
@@ -195,7 +130,7 @@ fn notify_wakes_exactly_one_waiter_at_a_time() {
 /// "notify_all wakes all 6 waiters."
 #[test]
 fn notify_all_wakes_all_six_waiters() {
-    let manager = started();
+    let manager = started_sync_manager();
     let (condition, sleeping, woken) = six_waiter_objects(&manager);
     let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
     assert_woken(&woken, 0);
@@ -212,7 +147,7 @@ fn notify_all_wakes_all_six_waiters() {
 /// "notify(n=2) then notify(n=4) wakes 2 then 4."
 #[test]
 fn notify_n_wakes_that_many_waiters() {
-    let manager = started();
+    let manager = started_sync_manager();
     let (condition, sleeping, woken) = six_waiter_objects(&manager);
     let waiters = Waiters::start(&manager, &condition, &sleeping, &woken);
     {
@@ -239,7 +174,7 @@ fn notify_n_wakes_that_many_waiters() {
 /// "`wait(0.1)` returns false after the timeout."
 #[test]
 fn wait_with_a_timeout_returns_false_after_it() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let _held = condition.guard().unwrap();
     assert!(!takes_about(SHORT, || condition
@@ -259,14 +194,13 @@ fn wait_with_a_timeout_returns_false_after_it() {
 /// the parent each wait for a state the other sets.
 #[test]
 fn wait_for_a_predicate_over_a_shared_value() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let state = manager.value(&-1_i64).unwrap();
-    let child = spawn_worker(
+    let child = spawn_with_tokens(
+        &manager,
         "worker_waits_for_four",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[condition.token(), state.raw().token()]),
+        &[condition.token(), state.raw().token()],
     );
     {
         let _held = condition.guard().unwrap();
@@ -302,7 +236,7 @@ fn condition_and_values(objects: Vec<ProxyBase>) -> (ConditionProxy, Vec<ValuePr
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_waits_for_four() {
-    let (_manager, objects) = connect_worker();
+    let (_manager, objects) = worker_objects();
     let (condition, values) = condition_and_values(objects);
     let state = &values[0];
     let _held = condition.guard().unwrap();
@@ -320,21 +254,20 @@ fn worker_waits_for_four() {
 /// never holds and its `wait_for` gives up after its timeout.
 #[test]
 fn wait_for_with_a_timeout_is_false_when_the_predicate_never_holds() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let state = manager.value(&0_i64).unwrap();
     let success = manager.value(&0_i64).unwrap();
     let started = manager.semaphore(0).unwrap();
-    let child = spawn_worker(
+    let child = spawn_with_tokens(
+        &manager,
         "worker_waits_for_four_in_vain",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[
+        &[
             condition.token(),
             state.raw().token(),
             success.raw().token(),
             started.token(),
-        ]),
+        ],
     );
     assert!(
         started.acquire_timeout(LONG).unwrap(),
@@ -357,7 +290,7 @@ fn wait_for_with_a_timeout_is_false_when_the_predicate_never_holds() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_waits_for_four_in_vain() {
-    let (_manager, mut objects) = connect_worker();
+    let (_manager, mut objects) = worker_objects();
     let started = SemaphoreProxy::from_base(objects.pop().expect("a semaphore"));
     let (condition, values) = condition_and_values(objects);
     let (state, success) = (&values[0], &values[1]);
@@ -377,7 +310,7 @@ fn worker_waits_for_four_in_vain() {
 /// checked first, and `false` comes back after about the timeout.
 #[test]
 fn wait_for_checks_first_and_gives_up_after_the_timeout() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let state = manager.value(&true).unwrap();
     let _held = condition.guard().unwrap();
@@ -407,17 +340,12 @@ fn wait_for_checks_first_and_gives_up_after_the_timeout() {
 /// "`wait(0)` false; `wait(60)` true after another process notifies."
 #[test]
 fn wait_zero_is_false_and_wait_sixty_is_woken_by_another_process() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let held = condition.guard().unwrap();
     assert!(!condition.wait_timeout(Duration::ZERO).unwrap());
     // The worker can take the lock, and so notify, only once we wait.
-    let child = spawn_worker(
-        "worker_notifies",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[condition.token()]),
-    );
+    let child = spawn_with_tokens(&manager, "worker_notifies", &[condition.token()]);
     let start = Instant::now();
     assert!(condition.wait_timeout(Duration::from_secs(60)).unwrap());
     assert!(start.elapsed() < Duration::from_secs(30));
@@ -431,7 +359,7 @@ fn wait_zero_is_false_and_wait_sixty_is_woken_by_another_process() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_notifies() {
-    let (_manager, mut objects) = connect_worker();
+    let (_manager, mut objects) = worker_objects();
     let condition = ConditionProxy::from_base(objects.remove(0));
     let _held = condition.guard().unwrap();
     condition.notify().unwrap();
@@ -441,7 +369,7 @@ fn worker_notifies() {
 /// `Lock`, both proxies see one lock.
 #[test]
 fn condition_on_a_supplied_lock() {
-    let manager = started();
+    let manager = started_sync_manager();
     let lock = manager.lock().unwrap();
     let condition = manager.condition_with(&lock).unwrap();
     assert!(condition.acquire().unwrap());
@@ -463,7 +391,7 @@ fn condition_on_a_supplied_lock() {
             condition.wait_timeout(LONG).unwrap()
         }
     });
-    eventually("the waiter to wait", || {
+    eventually("the waiter to wait", LONG, || {
         let _held = lock.guard().unwrap();
         condition.notify().unwrap();
         waiter.is_finished()
@@ -484,7 +412,7 @@ fn condition_on_a_supplied_lock() {
 /// the level it found.
 #[test]
 fn condition_on_a_supplied_rlock() {
-    let manager = started();
+    let manager = started_sync_manager();
     let rlock = manager.rlock().unwrap();
     let condition = manager.condition_with(&rlock).unwrap();
     assert!(rlock.acquire().unwrap());
@@ -515,7 +443,7 @@ fn condition_on_a_supplied_rlock() {
 /// Python's `RuntimeError` for waiting or notifying without the lock.
 #[test]
 fn wait_and_notify_need_the_lock() {
-    let manager = started();
+    let manager = started_sync_manager();
     let condition = manager.condition().unwrap();
     let not_held =
         |what: &str| SyncError::RuntimeError(format!("cannot {what} on un-acquired lock"));

@@ -4,35 +4,20 @@
 //! `DictProxy`'s method set and the documentation's example of a dict and
 //! a list shared with a worker process.
 
-#[allow(dead_code)]
-#[path = "common/worker.rs"]
-mod worker;
+mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::time::Duration;
 
-use managers::sync::{DictProxy, ListProxy, QueueProxy, SyncManager};
+use common::check::expect_sync_error;
+use common::sync::{
+    assert_no_objects, rebuild, spawn_with_tokens, started_sync_manager, worker_session,
+    WORKER_LIMIT,
+};
+use common::worker::expect_success;
+use managers::sync::{DictProxy, ListProxy, QueueProxy};
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
+use managers::{Proxy, SyncError};
 use serde::{Deserialize, Serialize};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
 
 fn chr(i: u32) -> String {
     char::from_u32(i).unwrap().to_string()
@@ -46,7 +31,7 @@ fn strings<const N: usize>(entries: [(&str, i64); N]) -> Vec<(String, i64)> {
 /// `test_dict`.
 #[test]
 fn copy_keys_values_and_items_equal_a_plain_map() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict::<u32, String>().unwrap();
     let indices: Vec<u32> = (65..70).collect();
     for &i in &indices {
@@ -83,7 +68,7 @@ fn copy_keys_values_and_items_equal_a_plain_map() {
 /// contains, delete item ..."
 #[test]
 fn get_setdefault_pop_popitem_update_clear_len_contains_delete() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager
         .dict_from(strings([("a", 1), ("b", 2), ("c", 3)]))
         .unwrap();
@@ -139,7 +124,7 @@ fn get_setdefault_pop_popitem_update_clear_len_contains_delete() {
 /// "... a missing key fails with KeyError's equivalent."
 #[test]
 fn a_missing_key_is_a_key_error() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict_from(strings([("a", 1)])).unwrap();
     expect_sync_error(d.get("missing"), SyncError::KeyError("'missing'".into()));
     expect_sync_error(d.del("missing"), SyncError::KeyError("'missing'".into()));
@@ -155,7 +140,7 @@ fn a_missing_key_is_a_key_error() {
 /// entries keep their insertion order.
 #[test]
 fn keys_follow_python_equality_and_insertion_order() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict::<Value, String>().unwrap();
     d.set(Value::from(1), "int".into()).unwrap();
     d.set(Value::Float(1.0), "float".into()).unwrap();
@@ -173,7 +158,7 @@ fn keys_follow_python_equality_and_insertion_order() {
 /// rather than returning wrong data." — `test_dict_iter`.
 #[test]
 fn iteration_while_the_dict_is_cleared_fails() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict::<u32, String>().unwrap();
     let indices: Vec<u32> = (65..70).collect();
     for &i in &indices {
@@ -233,7 +218,7 @@ enum Inner {
 /// value." — `test_dict_proxy_nested`.
 #[test]
 fn nested_proxies_survive_dropped_references_and_clear() {
-    let manager = started();
+    let manager = started_sync_manager();
     let pets = manager
         .dict_from(strings([("ferrets", 2), ("hamsters", 4)]))
         .unwrap();
@@ -312,7 +297,7 @@ fn nested_proxies_survive_dropped_references_and_clear() {
 /// overwritten or deleted value gives its object back.
 #[test]
 fn replaced_and_removed_values_release_their_objects() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict::<String, ListProxy<i64>>().unwrap();
     d.set("a".into(), manager.list_from([1]).unwrap()).unwrap();
     d.set("b".into(), manager.list_from([2]).unwrap()).unwrap();
@@ -340,7 +325,7 @@ fn replaced_and_removed_values_release_their_objects() {
 /// `test_nested_queue`, the list half included.
 #[test]
 fn a_queue_proxy_in_a_list_and_in_a_dict_still_works() {
-    let manager = started();
+    let manager = started_sync_manager();
     let a = manager.list::<QueueProxy<i64>>().unwrap();
     a.append(manager.queue(0).unwrap()).unwrap();
     a.get(0).unwrap().put(123).unwrap();
@@ -358,16 +343,15 @@ fn a_queue_proxy_in_a_list_and_in_a_dict_still_works() {
 /// mixed keys and reverses a list; the parent sees both.
 #[test]
 fn a_worker_process_writes_a_dict_and_reverses_a_list() {
-    let manager = started();
+    let manager = started_sync_manager();
     let d = manager.dict::<Value, Value>().unwrap();
     let l = manager.list_from(0..10).unwrap();
-    let child = spawn_worker(
+    let child = spawn_with_tokens(
+        &manager,
         "worker_writes_dict_and_reverses_list",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[d.token(), l.token()]),
+        &[d.token(), l.token()],
     );
-    expect_success(child, Duration::from_secs(60));
+    expect_success(child, WORKER_LIMIT);
     assert_eq!(d.repr().unwrap(), "{1: '1', '2': 2, 0.25: None}");
     assert_eq!(l.to_vec().unwrap(), (0..10).rev().collect::<Vec<_>>());
     drop((d, l));
@@ -378,18 +362,9 @@ fn a_worker_process_writes_a_dict_and_reverses_a_list() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_writes_dict_and_reverses_list() {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().unwrap();
-    let client = manager.client().unwrap();
-    let mut tokens = tokens_from_arg(&ctx.address, &ctx.argument).into_iter();
-    let mut next = || ProxyBase::from_token(&client, tokens.next().unwrap()).unwrap();
-    let d = DictProxy::<Value, Value>::from_base(next());
-    let l = ListProxy::<i64>::from_base(next());
+    let (manager, tokens) = worker_session();
+    let d: DictProxy<Value, Value> = rebuild(&manager, &tokens[0]);
+    let l: ListProxy<i64> = rebuild(&manager, &tokens[1]);
     d.set(Value::from(1), Value::from("1")).unwrap();
     d.set(Value::from("2"), Value::from(2)).unwrap();
     d.set(Value::Float(0.25), Value::None).unwrap();

@@ -1,47 +1,24 @@
 //! CONFORMANCE.md, "Event": CPython's `_TestEvent` against
 //! `SyncManager::event`, with a child worker process setting the event.
 
-#[allow(dead_code)]
-#[path = "common/worker.rs"]
-mod worker;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use managers::sync::{EventProxy, SyncManager};
-use managers::{ManagerOptions, Proxy, ProxyBase};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
-
-const SHORT: Duration = Duration::from_millis(100);
-const WORKER_LIMIT: Duration = Duration::from_secs(60);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-/// Run `f` and check it took about `expected` (generous bounds).
-fn takes_about<T>(expected: Duration, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let result = f();
-    let took = start.elapsed();
-    assert!(took >= expected.mul_f64(0.9), "returned after {took:?}");
-    assert!(
-        took < expected + Duration::from_secs(2),
-        "returned after {took:?}"
-    );
-    result
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
+use common::check::{takes_about, SHORT};
+use common::sync::{
+    assert_no_objects, rebuild, spawn_with_tokens, started_sync_manager, worker_session,
+    WORKER_LIMIT,
+};
+use common::worker::expect_success;
+use managers::sync::EventProxy;
+use managers::Proxy;
 
 /// "`wait(timeout)` false while unset, true once set; `is_set()`;
 /// `clear()`; ..."
 #[test]
 fn wait_is_false_while_unset_and_true_once_set() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     assert!(!event.is_set().unwrap());
     assert!(!takes_about(Duration::ZERO, || event
@@ -68,14 +45,9 @@ fn wait_is_false_while_unset_and_true_once_set() {
 /// "... `set()` from a child process releases a waiting parent."
 #[test]
 fn set_from_a_child_process_releases_a_waiting_parent() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
-    let child = spawn_worker(
-        "worker_sets_the_event",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[event.token()]),
-    );
+    let child = spawn_with_tokens(&manager, "worker_sets_the_event", &[event.token()]);
     let start = Instant::now();
     assert!(event.wait(Some(Duration::from_secs(30))).unwrap());
     assert!(
@@ -93,16 +65,8 @@ fn set_from_a_child_process_releases_a_waiting_parent() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_sets_the_event() {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().unwrap();
-    let token = tokens_from_arg(&ctx.address, &ctx.argument).remove(0);
-    let event =
-        EventProxy::from_base(ProxyBase::from_token(&manager.client().unwrap(), token).unwrap());
+    let (manager, tokens) = worker_session();
+    let event: EventProxy = rebuild(&manager, &tokens[0]);
     std::thread::sleep(SHORT);
     event.set().unwrap();
 }
@@ -111,7 +75,7 @@ fn worker_sets_the_event() {
 /// timeout.
 #[test]
 fn set_releases_a_waiting_thread() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     let waiter = std::thread::spawn({
         let event = event.clone();
@@ -132,7 +96,7 @@ fn set_releases_a_waiting_thread() {
 /// "Its printed form names the proxy type and typeid."
 #[test]
 fn printed_form_names_the_proxy_type_and_typeid() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     for printed in [format!("{event}"), format!("{event:?}")] {
         assert!(printed.contains("EventProxy"), "{printed}");

@@ -5,16 +5,16 @@
 //! [`RemoteIter`] from a `#[proxy]` method, and a typeid is built from one
 //! directly. Also the `Iterator` objects behind dict and list iteration.
 
-#[allow(dead_code)]
-#[path = "common/worker.rs"]
-mod worker;
+mod common;
 
-use std::time::Duration;
-
+use common::sync::{
+    assert_no_objects, connect_worker_as, passed_tokens, rebuild, spawn_with_tokens,
+    started_in_thread, started_sync_manager, WORKER_LIMIT,
+};
+use common::worker::{expect_success, worker_context};
 use managers::sync::server::RemoteIterProxy;
-use managers::sync::{IterProxy, RemoteIter, SyncManager};
-use managers::{manager, shared, ManagerOptions, Proxy, ProxyBase};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
+use managers::sync::{IterProxy, RemoteIter};
+use managers::{manager, shared, Proxy};
 
 /// A type whose methods hand out server-side iterators.
 #[derive(Default)]
@@ -56,13 +56,7 @@ manager! {
 }
 
 fn started() -> IterManager {
-    let manager = IterManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &managers::BaseManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    started_in_thread(IterManager::new())
 }
 
 fn squares(n: i64) -> Vec<i64> {
@@ -136,13 +130,8 @@ fn a_worker_process_advances_the_same_iterator() {
     let generators = manager.generators().unwrap();
     let mut it = generators.squares(6).unwrap().typed::<i64>();
     assert_eq!(it.next().unwrap().unwrap(), 0);
-    let child = spawn_worker(
-        "worker_takes_two_squares",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[it.token()]),
-    );
-    expect_success(child, Duration::from_secs(60));
+    let child = spawn_with_tokens(&manager, "worker_takes_two_squares", &[it.token()]);
+    expect_success(child, WORKER_LIMIT);
     assert_eq!(
         it.collect::<managers::Result<Vec<_>>>().unwrap(),
         [9, 16, 25]
@@ -156,15 +145,8 @@ fn a_worker_process_advances_the_same_iterator() {
 #[ignore = "worker process, started by its parent test"]
 fn worker_takes_two_squares() {
     let ctx = worker_context();
-    let manager = IterManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().unwrap();
-    let token = tokens_from_arg(&ctx.address, &ctx.argument).remove(0);
-    let base = ProxyBase::from_token(&manager.client().unwrap(), token).unwrap();
-    let it = IterProxy::<i64>::from_base(base);
+    let manager = connect_worker_as(&ctx, IterManager::with_options);
+    let it: IterProxy<i64> = rebuild(&manager, &passed_tokens(&ctx)[0]);
     let two: Vec<i64> = it.take(2).collect::<managers::Result<_>>().unwrap();
     assert_eq!(two, [1, 4]);
 }
@@ -173,8 +155,7 @@ fn worker_takes_two_squares() {
 /// container alive, and goes when its last proxy does.
 #[test]
 fn a_builtin_iterator_outlives_its_container_proxy() {
-    let manager = SyncManager::new();
-    manager.start_in_thread().unwrap();
+    let manager = started_sync_manager();
     let list = manager.list_from(["x".to_string(), "y".into()]).unwrap();
     let dict = manager.dict_from([(1, 'a'), (2, 'b')]).unwrap();
     let mut items = list.iter().unwrap();
@@ -203,5 +184,5 @@ fn a_builtin_iterator_outlives_its_container_proxy() {
     let raw: &RemoteIterProxy = items.raw();
     assert_eq!(raw.token().typeid, "Iterator");
     drop(items);
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    assert_no_objects(&manager);
 }

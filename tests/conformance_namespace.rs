@@ -1,33 +1,19 @@
 //! CONFORMANCE.md, "Namespace": CPython's `test_namespace`, with another
 //! process reading and writing the attributes.
 
-#[path = "common/worker.rs"]
-#[allow(dead_code)]
-mod worker;
+mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use managers::sync::{NamespaceProxy, SyncManager};
+use common::sync::{
+    assert_no_objects, current_thread_runtime, spawn_with_tokens, started_sync_manager,
+    worker_session, WORKER_LIMIT,
+};
+use common::worker::expect_success;
+use managers::sync::NamespaceProxy;
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Proxy, SyncError};
+use managers::{Error, Proxy, SyncError};
 use serde::{Deserialize, Serialize};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(
-        manager.number_of_objects().unwrap(),
-        0,
-        "{:?}",
-        manager.debug_info()
-    );
-}
 
 fn is_key_error<T: std::fmt::Debug>(result: &managers::Result<T>) -> bool {
     matches!(result, Err(Error::Sync(SyncError::KeyError(_))))
@@ -36,18 +22,13 @@ fn is_key_error<T: std::fmt::Debug>(result: &managers::Result<T>) -> bool {
 // "Attributes set through the proxy are visible to other processes"
 #[test]
 fn attributes_are_visible_to_other_processes() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap();
     ns.set("name", "Bob").unwrap();
     ns.set("job", "Builder").unwrap();
     ns.set("scores", &vec![1.5, 2.5]).unwrap();
-    let child = spawn_worker(
-        "worker_reads_and_writes_namespace",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[ns.token()]),
-    );
-    expect_success(child, Duration::from_secs(60));
+    let child = spawn_with_tokens(&manager, "worker_reads_and_writes_namespace", &[ns.token()]);
+    expect_success(child, WORKER_LIMIT);
     assert_eq!(ns.get::<String>("name").unwrap(), "Robert");
     assert_eq!(ns.get::<u32>("from_child").unwrap(), 7);
     assert!(!ns.contains("job").unwrap(), "the child deleted it");
@@ -58,15 +39,8 @@ fn attributes_are_visible_to_other_processes() {
 #[test]
 #[ignore = "worker process of attributes_are_visible_to_other_processes"]
 fn worker_reads_and_writes_namespace() {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().unwrap();
-    let token = tokens_from_arg(&ctx.address, &ctx.argument).remove(0);
-    let ns: NamespaceProxy = manager.proxy_from_token(&token).unwrap();
+    let (manager, tokens) = worker_session();
+    let ns: NamespaceProxy = manager.proxy_from_token(&tokens[0]).unwrap();
     assert_eq!(ns.get::<String>("name").unwrap(), "Bob");
     assert_eq!(ns.get::<String>("job").unwrap(), "Builder");
     assert_eq!(ns.get::<Vec<f64>>("scores").unwrap(), [1.5, 2.5]);
@@ -79,7 +53,7 @@ fn worker_reads_and_writes_namespace() {
 // job, delete job, `str(n) == "Namespace(name='Bob')"`)
 #[test]
 fn the_printed_form_is_python_s() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap();
     assert_eq!(ns.to_string(), "Namespace()");
     ns.set("name", "Bob").unwrap();
@@ -116,7 +90,7 @@ fn the_printed_form_is_python_s() {
 // "names starting with `_` belong to the proxy, not the shared object"
 #[test]
 fn underscore_names_belong_to_the_proxy() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap();
     ns.set("name", "Bob").unwrap();
     for name in ["_hidden", "__dict__", "_"] {
@@ -150,7 +124,7 @@ struct Person {
 // attributes, and every attribute at once.
 #[test]
 fn typed_attributes_and_missing_ones() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap();
     ns.set("name", "Ann").unwrap();
     ns.set("age", &41_u32).unwrap();
@@ -182,7 +156,7 @@ fn typed_attributes_and_missing_ones() {
 // deleted, or the namespace goes.
 #[test]
 fn attributes_keep_nested_proxies_alive() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap();
     ns.set("done", &manager.event().unwrap()).unwrap();
     ns.set("count", &manager.value(&0_i64).unwrap()).unwrap();
@@ -224,12 +198,9 @@ fn attributes_keep_nested_proxies_alive() {
 // proxy; `_` names are refused there too.
 #[test]
 fn the_async_proxy_reads_and_writes_attributes() {
-    let manager = started();
+    let manager = started_sync_manager();
     let ns = manager.namespace().unwrap().to_async();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     runtime.block_on(async {
         ns.set("name", "Bob").await.unwrap();
         ns.set("job", "Builder").await.unwrap();

@@ -2,69 +2,18 @@
 //! against `SyncManager::queue` and `joinable_queue`, with child worker
 //! processes where the checklist says so.
 
-#[allow(dead_code)]
-#[path = "common/worker.rs"]
-mod worker;
+mod common;
 
 use std::time::{Duration, Instant};
 
+use common::check::{expect_sync_error, takes_about, SHORT};
+use common::sync::{
+    assert_no_objects, spawn_with_tokens, started_sync_manager, worker_objects, WORKER_LIMIT,
+};
+use common::worker::expect_success;
 use managers::sync::server::QueueProxy as RawQueueProxy;
-use managers::sync::{JoinableQueueProxy, QueueProxy, SyncManager};
-use managers::{Error, ManagerOptions, Proxy, ProxyBase, SyncError};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
-
-/// How long a worker process may take before the test kills it.
-const WORKER_LIMIT: Duration = Duration::from_secs(60);
-/// Python's `TIMEOUT1` style short timeout.
-const SHORT: Duration = Duration::from_millis(100);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-/// A worker's connection to its parent's manager, and the objects the
-/// parent passed.
-fn connect_worker() -> (SyncManager, Vec<ProxyBase>) {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().expect("connect to the parent's manager");
-    let client = manager.client().expect("client");
-    let proxies = tokens_from_arg(&ctx.address, &ctx.argument)
-        .into_iter()
-        .map(|token| ProxyBase::from_token(&client, token).expect("adopt token"))
-        .collect();
-    (manager, proxies)
-}
-
-fn expect_sync_error<T: std::fmt::Debug>(result: managers::Result<T>, expected: SyncError) {
-    match result {
-        Err(Error::Sync(e)) if e == expected => {}
-        other => panic!("expected {expected:?}, got {other:?}"),
-    }
-}
-
-/// Run `f` and check it took about `expected` (generous bounds).
-fn takes_about<T>(expected: Duration, f: impl FnOnce() -> T) -> T {
-    let start = Instant::now();
-    let result = f();
-    let took = start.elapsed();
-    assert!(took >= expected.mul_f64(0.9), "returned after {took:?}");
-    assert!(
-        took < expected + Duration::from_secs(2),
-        "returned after {took:?}"
-    );
-    result
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
-}
+use managers::sync::{JoinableQueueProxy, QueueProxy};
+use managers::{Proxy, SyncError};
 
 /// "put: maxsize 6; `empty()` true then false, `full()` false then true
 /// after 6 puts; a non-blocking put, `put_nowait`, and a put with a timeout
@@ -72,7 +21,7 @@ fn assert_no_objects(manager: &SyncManager) {
 /// timeout)."
 #[test]
 fn put_fills_a_bounded_queue_then_fails_with_full() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<i64>(6).unwrap();
     assert!(queue.empty().unwrap());
     assert!(!queue.full().unwrap());
@@ -110,7 +59,7 @@ fn put_fills_a_bounded_queue_then_fails_with_full() {
 /// "put: ..." — a blocked put goes through as soon as a get makes room.
 #[test]
 fn a_blocked_put_completes_when_room_is_made() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<String>(1).unwrap();
     queue.put("first".into()).unwrap();
     let putter = std::thread::spawn({
@@ -129,7 +78,7 @@ fn a_blocked_put_completes_when_room_is_made() {
 /// and a timed get on an empty queue fail with Empty."
 #[test]
 fn get_returns_items_in_order_then_fails_with_empty() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<i64>(0).unwrap();
     for i in 2..=5 {
         queue.put(i).unwrap();
@@ -155,7 +104,7 @@ fn get_returns_items_in_order_then_fails_with_empty() {
 /// "get: ..." — a blocked get returns as soon as another thread puts.
 #[test]
 fn a_blocked_get_returns_when_an_item_arrives() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<(u8, String)>(0).unwrap();
     let getter = std::thread::spawn({
         let queue = queue.clone();
@@ -171,13 +120,12 @@ fn a_blocked_get_returns_when_an_item_arrives() {
 /// "20 items put by a child process arrive in order, then Empty."
 #[test]
 fn twenty_items_put_by_a_child_process_arrive_in_order() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<i64>(0).unwrap();
-    let child = spawn_worker(
+    let child = spawn_with_tokens(
+        &manager,
         "worker_puts_twenty_items",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[queue.raw().base().token()]),
+        &[queue.raw().base().token()],
     );
     let received: Vec<i64> = (0..20)
         .map(|_| queue.get_timeout(Duration::from_secs(30)))
@@ -194,7 +142,7 @@ fn twenty_items_put_by_a_child_process_arrive_in_order() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_puts_twenty_items() {
-    let (_manager, mut objects) = connect_worker();
+    let (_manager, mut objects) = worker_objects();
     let queue = QueueProxy::<i64>::from_base(objects.remove(0));
     for i in 0..20 {
         queue.put(i).unwrap();
@@ -204,7 +152,7 @@ fn worker_puts_twenty_items() {
 /// "qsize goes 0, 1, 2, 1, 0."
 #[test]
 fn qsize_follows_puts_and_gets() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<i64>(0).unwrap();
     assert_eq!(queue.qsize().unwrap(), 0);
     queue.put(1).unwrap();
@@ -223,20 +171,12 @@ fn qsize_follows_puts_and_gets() {
 /// `task_done()` for every item; ..."
 #[test]
 fn join_returns_once_four_worker_processes_called_task_done() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.joinable_queue::<Option<i64>>(0).unwrap();
     let done = manager.queue::<i64>(0).unwrap();
-    let argument = tokens_arg(&[queue.raw().base().token(), done.raw().base().token()]);
-    let address = manager.address().unwrap();
+    let tokens = [queue.raw().base().token(), done.raw().base().token()];
     let workers: Vec<_> = (0..4)
-        .map(|_| {
-            spawn_worker(
-                "worker_marks_tasks_done",
-                &address,
-                managers::default_authkey(),
-                &argument,
-            )
-        })
+        .map(|_| spawn_with_tokens(&manager, "worker_marks_tasks_done", &tokens))
         .collect();
     for i in 0..10 {
         queue.put(Some(i)).unwrap();
@@ -264,7 +204,7 @@ fn join_returns_once_four_worker_processes_called_task_done() {
 #[test]
 #[ignore = "worker process, started by its parent test"]
 fn worker_marks_tasks_done() {
-    let (_manager, mut objects) = connect_worker();
+    let (_manager, mut objects) = worker_objects();
     let done = QueueProxy::<i64>::from_base(objects.remove(1));
     let queue = JoinableQueueProxy::<Option<i64>>::from_base(objects.remove(0));
     while let Some(item) = queue.get_timeout(Duration::from_secs(30)).unwrap() {
@@ -277,7 +217,7 @@ fn worker_marks_tasks_done() {
 /// "... a `task_done()` too many is an error."
 #[test]
 fn task_done_too_many_times_is_a_runtime_error() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.joinable_queue::<i64>(0).unwrap();
     let too_many = SyncError::RuntimeError("task_done() called too many times".into());
     expect_sync_error(queue.task_done(), too_many.clone());
@@ -293,7 +233,7 @@ fn task_done_too_many_times_is_a_runtime_error() {
 /// A joiner waits while a task is unfinished (CPython's join semantics).
 #[test]
 fn join_waits_for_the_last_task_done() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.joinable_queue::<i64>(0).unwrap();
     queue.put(1).unwrap();
     let joiner = std::thread::spawn({
@@ -322,7 +262,7 @@ fn join_waits_for_the_last_task_done() {
 /// out; a queue dropped while holding proxies releases them.
 #[test]
 fn proxies_travel_through_a_queue() {
-    let manager = started();
+    let manager = started_sync_manager();
     let outer = manager.queue::<QueueProxy<i64>>(0).unwrap();
     let inner = manager.queue::<i64>(0).unwrap();
     inner.put(123).unwrap();
@@ -351,7 +291,7 @@ fn proxies_travel_through_a_queue() {
 /// A queue holding a proxy to itself does not keep itself alive.
 #[test]
 fn a_queue_can_hold_itself() {
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<RawQueueProxy>(0).unwrap();
     queue.put(queue.raw().clone()).unwrap();
     let same = queue.get().unwrap();

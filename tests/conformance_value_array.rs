@@ -1,48 +1,18 @@
 //! CONFORMANCE.md, "Value, Array": shared values and arrays, read and
 //! written by this process and by child processes.
 
-#[path = "common/worker.rs"]
-#[allow(dead_code)]
-mod worker;
+mod common;
 
-use std::time::Duration;
-
+use common::sync::{
+    assert_no_objects, current_thread_runtime, spawn_with_tokens, started_sync_manager,
+    worker_session, WORKER_LIMIT,
+};
+use common::worker::expect_success;
 use managers::sync::server::SharedValueProxy;
-use managers::sync::{ArrayProxy, SyncManager, ValueProxy};
+use managers::sync::{ArrayProxy, ValueProxy};
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Proxy, SyncError, Token};
+use managers::{Error, Proxy, SyncError};
 use serde::{Deserialize, Serialize};
-use worker::{expect_success, spawn_worker, tokens_arg, tokens_from_arg, worker_context};
-
-const WORKER_LIMIT: Duration = Duration::from_secs(60);
-
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-/// In a worker: connect to the parent's manager; returns it and the tokens
-/// the parent passed.
-fn connect_worker() -> (SyncManager, Vec<Token>) {
-    let ctx = worker_context();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .address(ctx.address.clone())
-            .authkey(&ctx.authkey),
-    );
-    manager.connect().expect("worker connects");
-    (manager, tokens_from_arg(&ctx.address, &ctx.argument))
-}
-
-fn assert_no_objects(manager: &SyncManager) {
-    assert_eq!(
-        manager.number_of_objects().unwrap(),
-        0,
-        "{:?}",
-        manager.debug_info()
-    );
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Point {
@@ -54,7 +24,7 @@ struct Point {
 // "Value: get/set round-trips"
 #[test]
 fn value_get_set_round_trips() {
-    let manager = started();
+    let manager = started_sync_manager();
     let int = manager.value(&10_i64).unwrap();
     assert_eq!(int.get().unwrap(), 10);
     int.set(&-7).unwrap();
@@ -95,14 +65,9 @@ fn value_get_set_round_trips() {
 // "Value: ... a child's set is seen by the parent"
 #[test]
 fn value_set_by_a_child_is_seen_by_the_parent() {
-    let manager = started();
+    let manager = started_sync_manager();
     let value = manager.value(&0_i64).unwrap();
-    let child = spawn_worker(
-        "worker_sets_value",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[value.token()]),
-    );
+    let child = spawn_with_tokens(&manager, "worker_sets_value", &[value.token()]);
     expect_success(child, WORKER_LIMIT);
     assert_eq!(value.get().unwrap(), 42);
     drop(value);
@@ -112,7 +77,7 @@ fn value_set_by_a_child_is_seen_by_the_parent() {
 #[test]
 #[ignore = "worker process of value_set_by_a_child_is_seen_by_the_parent"]
 fn worker_sets_value() {
-    let (manager, tokens) = connect_worker();
+    let (manager, tokens) = worker_session();
     let value: ValueProxy<i64> = manager.proxy_from_token(&tokens[0]).unwrap();
     assert_eq!(value.get().unwrap(), 0);
     value.set(&42).unwrap();
@@ -123,7 +88,7 @@ fn worker_sets_value() {
 // "Array: len, index, set item"
 #[test]
 fn array_len_index_and_set_item() {
-    let manager = started();
+    let manager = started_sync_manager();
     let seq = [680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
     let array = manager.array(&seq).unwrap();
     assert_eq!(array.len().unwrap(), seq.len());
@@ -172,7 +137,7 @@ fn array_len_index_and_set_item() {
 // slices: `arr[2:7]`, `arr[4:8] = ...`, `arr[:]`)
 #[test]
 fn array_slices() {
-    let manager = started();
+    let manager = started_sync_manager();
     let seq: Vec<i32> = vec![680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
     let array = manager.array(&seq).unwrap();
     assert_eq!(array.slice(Some(2), Some(7)).unwrap(), seq[2..7]);
@@ -200,15 +165,10 @@ fn array_slices() {
 // "Array: ... a child's write is seen by the parent"
 #[test]
 fn array_write_by_a_child_is_seen_by_the_parent() {
-    let manager = started();
+    let manager = started_sync_manager();
     let seq = [1.0, 2.0, 3.0, 4.0, 5.0];
     let array = manager.array(&seq).unwrap();
-    let child = spawn_worker(
-        "worker_writes_array",
-        &manager.address().unwrap(),
-        managers::default_authkey(),
-        &tokens_arg(&[array.token()]),
-    );
+    let child = spawn_with_tokens(&manager, "worker_writes_array", &[array.token()]);
     expect_success(child, WORKER_LIMIT);
     // The child ran CPython's `f`: a running sum, in place.
     assert_eq!(array.to_vec().unwrap(), [1.0, 3.0, 6.0, 10.0, 15.0]);
@@ -219,7 +179,7 @@ fn array_write_by_a_child_is_seen_by_the_parent() {
 #[test]
 #[ignore = "worker process of array_write_by_a_child_is_seen_by_the_parent"]
 fn worker_writes_array() {
-    let (manager, tokens) = connect_worker();
+    let (manager, tokens) = worker_session();
     let array: ArrayProxy<f64> = manager.proxy_from_token(&tokens[0]).unwrap();
     for i in 1..array.len().unwrap() as i64 {
         let sum = array.get(i).unwrap() + array.get(i - 1).unwrap();
@@ -234,7 +194,7 @@ fn worker_writes_array() {
 // when overwritten or dropped.
 #[test]
 fn values_and_arrays_keep_nested_proxies_alive() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     let holder = manager.value(&event).unwrap();
     drop(event);
@@ -280,7 +240,7 @@ fn values_and_arrays_keep_nested_proxies_alive() {
 // keep it alive), and nothing changes.
 #[test]
 fn a_proxy_to_a_gone_object_cannot_be_stored() {
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     let mut gone = event.token().clone();
     let value = manager.value(&event).unwrap();
@@ -308,7 +268,7 @@ fn a_proxy_to_a_gone_object_cannot_be_stored() {
 // A value that holds a proxy to itself does not keep itself alive.
 #[test]
 fn a_value_holding_itself_is_freed() {
-    let manager = started();
+    let manager = started_sync_manager();
     let value = manager.value(&0_i64).unwrap();
     value
         .raw()
@@ -334,14 +294,11 @@ fn a_value_holding_itself_is_freed() {
 // the async proxies.
 #[test]
 fn async_proxies_of_values_and_arrays() {
-    let manager = started();
+    let manager = started_sync_manager();
     let value = manager.value(&1_u64).unwrap().to_async();
     let letters = ["a", "b", "c"].map(String::from);
     let array = manager.array(&letters).unwrap().to_async();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     runtime.block_on(async {
         value.set(&2).await.unwrap();
         assert_eq!(value.get().await.unwrap(), 2);
