@@ -18,6 +18,8 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use common::sync::{client_options, current_thread_runtime};
+use common::worker::alive;
 use common::{initializer, TestManager, INITIALIZED};
 use managers::{Error, ManagerOptions};
 
@@ -109,11 +111,7 @@ fn tls_server_in_another_process() {
     );
     manager.start().unwrap();
     assert_eq!(manager.maths().unwrap().add(20, 22).unwrap(), 42);
-    let plain = TestManager::with_options(
-        ManagerOptions::new()
-            .address(manager.address().unwrap())
-            .authkey(managers::default_authkey()),
-    );
+    let plain = TestManager::with_options(client_options(&manager));
     assert!(plain.connect().is_err(), "the child serves TLS only");
     manager.shutdown().unwrap();
 }
@@ -163,11 +161,7 @@ fn three_ways_to_run_a_manager() {
     // 3. connect to a server someone else started
     let owner = TestManager::new();
     owner.start().unwrap();
-    let client = TestManager::with_options(
-        ManagerOptions::new()
-            .address(owner.address().unwrap())
-            .authkey(managers::default_authkey()),
-    );
+    let client = TestManager::with_options(client_options(&owner));
     client.connect().unwrap();
     assert_eq!(client.maths().unwrap().add(40, 2).unwrap(), 42);
     assert_eq!(
@@ -212,23 +206,10 @@ fn proxy_call_after_shutdown_fails_clearly() {
     let begun = Instant::now();
     let err = maths.add(1, 1).unwrap_err();
     assert!(matches!(err, Error::ServerGone(_)), "{err}");
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = current_thread_runtime();
     let err = runtime.block_on(async_maths.add(1, 1)).unwrap_err();
     assert!(matches!(err, Error::ServerGone(_)), "{err}");
     assert!(begun.elapsed() < Duration::from_secs(2));
-}
-
-fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        // A zombie (state Z) has exited; only its parent has not reaped it.
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
 }
 
 fn parent_mode() {

@@ -2,34 +2,22 @@
 //! so a dict on one manager can hold a proxy to a list on another", with
 //! refcounts right on both servers.
 
-use std::time::{Duration, Instant};
+mod common;
 
-use managers::sync::{DictProxy, ListProxy, SyncManager};
+use std::time::Duration;
+
+use common::sync::{connect_session, settled_object_count, started_sync_manager};
+use managers::sync::{DictProxy, ListProxy};
 use managers::Proxy;
 
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().unwrap();
-    manager
-}
-
-/// Objects on `manager`'s server, once releases sent by other sessions
-/// have arrived (they travel without waiting for an answer).
-fn settled_count(manager: &SyncManager, expected: usize) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(3);
-    loop {
-        let count = manager.number_of_objects().unwrap();
-        if count == expected || Instant::now() > deadline {
-            return count;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+/// How long releases sent by other sessions may take to arrive (they
+/// travel without waiting for an answer).
+const SETTLE: Duration = Duration::from_secs(3);
 
 #[test]
 fn a_dict_on_one_manager_holds_a_list_on_another() {
-    let a = started();
-    let b = started();
+    let a = started_sync_manager();
+    let b = started_sync_manager();
     let list: ListProxy<i64> = b.list_from([1, 2]).unwrap();
     let dict: DictProxy<String, ListProxy<i64>> = a.dict().unwrap();
     dict.set("remote".into(), list.clone()).unwrap();
@@ -42,32 +30,35 @@ fn a_dict_on_one_manager_holds_a_list_on_another() {
 
     // A's dict keeps B's list alive after every client proxy is gone.
     drop((list, again));
-    assert_eq!(settled_count(&b, 1), 1, "held by the dict on A");
+    assert_eq!(
+        settled_object_count(&b, 1, SETTLE),
+        1,
+        "held by the dict on A"
+    );
     let back = dict.get("remote").unwrap();
     assert_eq!(back.len().unwrap(), 3);
     drop(back);
 
     // Once A lets go, B frees the list.
     dict.clear().unwrap();
-    assert_eq!(settled_count(&b, 0), 0, "released when the holder let go");
+    assert_eq!(
+        settled_object_count(&b, 0, SETTLE),
+        0,
+        "released when the holder let go"
+    );
     drop(dict);
     assert_eq!(a.number_of_objects().unwrap(), 0);
 }
 
 #[test]
 fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
-    let owner = started();
+    let owner = started_sync_manager();
     let list: ListProxy<String> = owner.list().unwrap();
     list.append("from the owner".into()).unwrap();
     let text = list.raw().token().to_text();
 
     // Another session (another process would do the same) rebuilds it.
-    let other = SyncManager::with_options(
-        managers::ManagerOptions::new()
-            .address(owner.address().unwrap())
-            .authkey(managers::default_authkey()),
-    );
-    other.connect().unwrap();
+    let other = connect_session(&owner);
     let token = managers::Token::from_text(&text).unwrap();
     let rebuilt: ListProxy<String> = other.proxy_from_token(&token).unwrap();
     rebuilt.append("from the other".into()).unwrap();
@@ -77,6 +68,6 @@ fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
     drop(list);
     assert_eq!(rebuilt.len().unwrap(), 2);
     drop(rebuilt);
-    assert_eq!(settled_count(&owner, 0), 0);
+    assert_eq!(settled_object_count(&owner, 0, SETTLE), 0);
     assert!(managers::Token::from_text("not hex").is_err());
 }

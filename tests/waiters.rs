@@ -6,12 +6,17 @@
 //! async proxies on one small tokio runtime, spread over ten client
 //! sessions (ten connections).
 
+mod common;
+
 use std::collections::BTreeSet;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
+use common::sync::{
+    assert_no_objects, connect_session, rebuild, started_sync_manager, thread_count,
+};
 use managers::sync::SyncManager;
-use managers::{ManagerOptions, Proxy, ProxyBase, Token};
+use managers::Proxy;
 
 const WAITERS: usize = 1_000;
 const SESSIONS: usize = 10;
@@ -27,40 +32,9 @@ fn one_at_a_time() -> MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn started() -> SyncManager {
-    let manager = SyncManager::new();
-    manager.start_in_thread().expect("start server thread");
-    manager
-}
-
-/// This process's thread count.
-fn threads() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("Threads: line")
-}
-
 /// Client sessions of `manager`'s server, each with its own connections.
 fn sessions(manager: &SyncManager) -> Vec<SyncManager> {
-    (0..SESSIONS)
-        .map(|_| {
-            let session = SyncManager::with_options(
-                ManagerOptions::new()
-                    .address(manager.address().unwrap())
-                    .authkey(managers::default_authkey()),
-            );
-            session.connect().unwrap();
-            session
-        })
-        .collect()
-}
-
-/// `token`'s object through `session`, as a proxy of type `P`.
-fn through<P: Proxy>(session: &SyncManager, token: &Token) -> P {
-    P::from_base(ProxyBase::from_token(&session.client().unwrap(), token.clone()).unwrap())
+    (0..SESSIONS).map(|_| connect_session(manager)).collect()
 }
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -79,21 +53,31 @@ fn all_waiting<T>(handles: &[tokio::task::JoinHandle<T>]) -> usize {
         handles.iter().all(|h| !h.is_finished()),
         "a waiter returned before it was released"
     );
-    threads()
+    thread_count()
+}
+
+/// The waiters cost futures, not threads: `during` (with every waiter
+/// waiting) stays far below one thread per waiter and close to `before`.
+fn assert_no_thread_per_waiter(before: usize, during: usize) {
+    assert!(during < THREAD_LIMIT, "{during} threads while waiting");
+    assert!(
+        during <= before + 4,
+        "{before} threads before, {during} while waiting"
+    );
 }
 
 #[test]
 fn a_thousand_waiters_on_one_event_cost_no_threads() {
     let _alone = one_at_a_time();
-    let manager = started();
+    let manager = started_sync_manager();
     let event = manager.event().unwrap();
     let sessions = sessions(&manager);
     let runtime = runtime();
-    let before = threads();
+    let before = thread_count();
 
     let handles: Vec<_> = (0..WAITERS)
         .map(|i| {
-            let proxy: managers::sync::EventProxy = through(&sessions[i % SESSIONS], event.token());
+            let proxy: managers::sync::EventProxy = rebuild(&sessions[i % SESSIONS], event.token());
             let proxy = proxy.to_async();
             runtime.spawn(async move { proxy.wait(Some(WAIT)).await })
         })
@@ -110,35 +94,31 @@ fn a_thousand_waiters_on_one_event_cost_no_threads() {
         woken
     });
     let took = released.elapsed();
-    let after = threads();
+    let after = thread_count();
     eprintln!("threads: {before} before, {during} with {WAITERS} waiting, {after} after; all released in {took:?}");
     assert_eq!(woken, WAITERS, "every waiter saw the event set");
     assert!(took < Duration::from_secs(10), "{took:?}");
-    assert!(during < THREAD_LIMIT, "{during} threads while waiting");
-    assert!(
-        during <= before + 4,
-        "{before} threads before, {during} while waiting"
-    );
+    assert_no_thread_per_waiter(before, during);
 
     drop(runtime);
     drop(sessions);
     drop(event);
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    assert_no_objects(&manager);
 }
 
 #[test]
 fn a_thousand_getters_on_one_queue_cost_no_threads() {
     let _alone = one_at_a_time();
-    let manager = started();
+    let manager = started_sync_manager();
     let queue = manager.queue::<u32>(0).unwrap();
     let sessions = sessions(&manager);
     let runtime = runtime();
-    let before = threads();
+    let before = thread_count();
 
     let handles: Vec<_> = (0..WAITERS)
         .map(|i| {
             let proxy: managers::sync::server::QueueProxy =
-                through(&sessions[i % SESSIONS], queue.token());
+                rebuild(&sessions[i % SESSIONS], queue.token());
             let proxy = proxy.to_async();
             runtime.spawn(async move {
                 let item = proxy.get(true, Some(WAIT)).await.unwrap().unwrap();
@@ -160,7 +140,7 @@ fn a_thousand_getters_on_one_queue_cost_no_threads() {
         got
     });
     let took = released.elapsed();
-    let after = threads();
+    let after = thread_count();
     eprintln!("threads: {before} before, {during} with {WAITERS} waiting, {after} after; all served in {took:?}");
     assert_eq!(
         got,
@@ -169,14 +149,10 @@ fn a_thousand_getters_on_one_queue_cost_no_threads() {
     );
     assert!(queue.empty().unwrap());
     assert!(took < Duration::from_secs(20), "{took:?}");
-    assert!(during < THREAD_LIMIT, "{during} threads while waiting");
-    assert!(
-        during <= before + 4,
-        "{before} threads before, {during} while waiting"
-    );
+    assert_no_thread_per_waiter(before, during);
 
     drop(runtime);
     drop(sessions);
     drop(queue);
-    assert_eq!(manager.number_of_objects().unwrap(), 0);
+    assert_no_objects(&manager);
 }
