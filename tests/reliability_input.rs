@@ -1207,3 +1207,104 @@ fn idle_attackers_at_the_connection_limit_are_timed_out() {
     };
     assert_eq!(client.maths().unwrap().add(3, 4).unwrap(), 7);
 }
+
+// ---------------------------------------------------------------------
+// Found by the `request` fuzz target: comparing maps is quadratic
+// ---------------------------------------------------------------------
+
+/// Two maps nested `depth` levels, each level two entries under the same
+/// key (`None`), whose leaves differ: `2^depth` leaves, about `3 * 2^depth`
+/// bytes on the wire. Equal keys make every comparison of entries compare
+/// the nested maps, and `Ord for Value` sorts a map's entries on every
+/// comparison, so comparing the two costs about `4^depth`.
+fn twin_maps(depth: usize, leaves: (i128, i128)) -> (Value, Value) {
+    let (mut x, mut y) = (Value::Int(leaves.0), Value::Int(leaves.1));
+    for _ in 0..depth {
+        let next_x = Value::Map(vec![(Value::None, x.clone()), (Value::None, y.clone())]);
+        let next_y = Value::Map(vec![(Value::None, y), (Value::None, x)]);
+        (x, y) = (next_x, next_y);
+    }
+    (x, y)
+}
+
+/// The `request` fuzz target's one finding (a 3 KB value whose
+/// comparison with itself took 15 s): comparing two maps of 12 KB each
+/// should take well under 100 ms; it takes about 1.2 s in a debug build,
+/// and four times as long for every doubling of the size.
+#[test]
+#[ignore = "runtime: Ord for Value sorts a map's entries on every comparison, so comparing nested maps is quadratic (see RELIABILITY.md)"]
+fn comparing_nested_maps_is_not_quadratic() {
+    let mut times = Vec::new();
+    for depth in [9, 10, 11] {
+        let (x, y) = twin_maps(depth, (0, 1));
+        let bytes = wire::encode(&x).unwrap().len();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let begun = Instant::now();
+            let _ = x.cmp(&y);
+            let _ = tx.send(begun.elapsed());
+        });
+        let took = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap_or(Duration::MAX);
+        println!("two maps of {bytes} bytes compared in {took:?}");
+        times.push((bytes, took));
+    }
+    for (bytes, took) in times {
+        assert!(took < Duration::from_millis(100), "{bytes} bytes: {took:?}");
+    }
+}
+
+/// The same as an attack on a live server: a 50 KB value whose equality
+/// with a list's element is decided through `Ord` pins a server thread
+/// for seconds per call; one such call per server thread stalls every
+/// other client.
+#[test]
+#[ignore = "runtime: a 50 KB value pins a server thread for seconds (quadratic map comparison, see RELIABILITY.md)"]
+fn a_costly_value_does_not_stall_the_server() {
+    let manager = managers::sync::SyncManager::with_options(ManagerOptions::new().authkey(KEY));
+    manager.start_in_thread().unwrap();
+    let (x, y) = twin_maps(11, (0, 1));
+    let (_, z) = twin_maps(11, (0, 2));
+    // Equal as dicts, listed in another order: `==` sorts the entries.
+    let stored = Value::Map(vec![(Value::None, x.clone()), (Value::None, y.clone())]);
+    let query = Value::Map(vec![(Value::None, z), (Value::None, x)]);
+    println!(
+        "stored value {} bytes, query {} bytes",
+        wire::encode(&stored).unwrap().len(),
+        wire::encode(&query).unwrap().len()
+    );
+    let list = manager.list::<Value>().unwrap();
+    list.append(stored).unwrap();
+    let probe = manager.dict::<String, i64>().unwrap();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+    let (tx, rx) = std::sync::mpsc::channel();
+    for _ in 0..threads {
+        let (list, query, tx) = (list.clone(), query.clone(), tx.clone());
+        std::thread::spawn(move || {
+            let begun = Instant::now();
+            let _ = list.count(&query);
+            let _ = tx.send(begun.elapsed());
+        });
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    // A legitimate call meanwhile.
+    let (ltx, lrx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let begun = Instant::now();
+        let _ = probe.len();
+        let _ = ltx.send(begun.elapsed());
+    });
+    let legit = lrx
+        .recv_timeout(Duration::from_secs(3))
+        .unwrap_or(Duration::MAX);
+    let costly = rx
+        .recv_timeout(Duration::from_secs(3))
+        .unwrap_or(Duration::MAX);
+    println!("a legitimate call took {legit:?}; a costly call {costly:?}");
+    assert!(
+        legit < Duration::from_secs(1),
+        "the server stalled for {legit:?}"
+    );
+    assert!(costly < Duration::from_secs(1), "one call took {costly:?}");
+}
