@@ -50,13 +50,21 @@ fn main() {
     ];
     #[cfg(feature = "tls")]
     let tests = &[tests, named![tls_server_in_another_process]].concat();
-    let filter: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
+    // libtest's conventions: positional arguments select tests by name,
+    // `--skip NAME` leaves them out, other flags are ignored.
+    let (mut wanted, mut skipped) = (Vec::new(), Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skipped.extend(args.next());
+        } else if !arg.starts_with('-') {
+            wanted.push(arg);
+        }
+    }
     let (mut passed, mut failed) = (0, 0);
     for (name, test) in tests {
-        if !filter.is_empty() && !filter.iter().any(|f| name.contains(f.as_str())) {
+        let selected = wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
+        if !selected || skipped.iter().any(|s| name.contains(s.as_str())) {
             continue;
         }
         match std::panic::catch_unwind(test) {

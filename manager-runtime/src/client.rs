@@ -53,7 +53,10 @@ struct Inner {
 /// One blocking connection and its frame buffer.
 struct Connection {
     stream: Stream,
+    /// The request being written.
     buf: Vec<u8>,
+    /// The reply being read.
+    reply: Vec<u8>,
 }
 
 impl Client {
@@ -64,6 +67,7 @@ impl Client {
         let inner = Arc::new(Inner {
             address,
             authkey: options.authkey.clone(),
+            #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
             tls: options.tls_client.clone(),
             max_frame: options.max_frame,
             session: u128::from_le_bytes(crate::auth::random_bytes()),
@@ -239,7 +243,7 @@ impl Client {
             .multiplexed
             .get_or_try_init(|| Multiplexed::open(&self.inner))
             .await?;
-        connection.request(id, &frame).await
+        connection.request(id, frame).await
     }
 
     /// Create an object of `typeid` and return its proxy.
@@ -346,6 +350,7 @@ impl Inner {
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(256),
+            reply: Vec::new(),
         })
     }
 
@@ -401,13 +406,15 @@ impl Inner {
             return Err(e);
         }
         let exchanged = self.flush_decrefs(&mut connection).and_then(|()| {
-            let Connection { stream, buf } = &mut connection;
+            let Connection { stream, buf, reply } = &mut connection;
             wire::write_frame(stream, buf)?;
-            wire::read_frame(stream, buf, self.max_frame)
+            // One request in flight: the reply is all the server sends.
+            wire::read_reply(stream, reply, self.max_frame)
         });
         // On failure the connection is unusable: `?` drops (closes) it.
-        exchanged?;
-        let result = Self::parse_response(id, &connection.buf).and_then(decode);
+        let end = exchanged?;
+        let result =
+            Self::parse_response(id, &connection.reply[wire::PREFIX..end]).and_then(decode);
         self.pool.lock().unwrap().push(connection);
         result
     }
@@ -430,7 +437,9 @@ type Waiters = Mutex<Option<HashMap<u64, oneshot::Sender<Result<Vec<u8>>>>>>;
 /// The session's async connection: one writer, one reader task routing
 /// replies to their callers by request id.
 struct Multiplexed {
-    writer: tokio::sync::Mutex<Box<dyn tokio::io::AsyncWrite + Send + Unpin>>,
+    /// Whole frames for the writer task, which writes everything queued in
+    /// one go: calls in flight together leave together.
+    outgoing: tokio::sync::mpsc::UnboundedSender<Vec<u8>>,
     waiters: Arc<Waiters>,
 }
 
@@ -468,7 +477,23 @@ impl Multiplexed {
     async fn start<S: Socket>(inner: &Inner, mut stream: S) -> Result<Arc<Multiplexed>> {
         crate::auth::client_async(&mut stream, &inner.authkey).await?;
         stream.write_all(&inner.hello()?).await?;
-        let (mut reader, writer) = stream.split_owned();
+        let (reader, mut writer) = stream.split_owned();
+        let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
+        let (outgoing, mut queued) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let mut batch = Vec::new();
+            while let Some(frame) = queued.recv().await {
+                batch.extend_from_slice(&frame);
+                while let Ok(frame) = queued.try_recv() {
+                    batch.extend_from_slice(&frame);
+                }
+                if writer.write_all(&batch).await.is_err() {
+                    // The reader sees the connection fail and tells waiters.
+                    break;
+                }
+                batch.clear();
+            }
+        });
         let waiters: Arc<Waiters> = Arc::new(Mutex::new(Some(HashMap::new())));
         let routes = Arc::clone(&waiters);
         let max = inner.max_frame;
@@ -501,24 +526,20 @@ impl Multiplexed {
                 let _ = waiter.send(Err(Error::ServerGone(failure.clone())));
             }
         });
-        Ok(Arc::new(Multiplexed {
-            writer: tokio::sync::Mutex::new(Box::new(writer)),
-            waiters,
-        }))
+        Ok(Arc::new(Multiplexed { outgoing, waiters }))
     }
 
-    async fn request(&self, id: u64, frame: &[u8]) -> Result<Vec<u8>> {
+    async fn request(&self, id: u64, frame: Vec<u8>) -> Result<Vec<u8>> {
         let (tx, rx) = oneshot::channel();
         match self.waiters.lock().unwrap().as_mut() {
             Some(waiters) => waiters.insert(id, tx),
             None => return Err(Error::ServerGone("the connection is closed".into())),
         };
-        let written = self.writer.lock().await.write_all(frame).await;
-        if let Err(e) = written {
+        if self.outgoing.send(frame).is_err() {
             if let Some(w) = self.waiters.lock().unwrap().as_mut() {
                 w.remove(&id);
             }
-            return Err(Error::ServerGone(e.to_string()));
+            return Err(Error::ServerGone("the connection is closed".into()));
         }
         rx.await
             .unwrap_or_else(|_| Err(Error::ServerGone("the connection is closed".into())))

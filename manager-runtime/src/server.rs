@@ -24,7 +24,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Notify;
 
 use crate::address::Address;
-use crate::error::{Error, RemoteError, Result};
+use crate::error::{RemoteError, Result};
 use crate::manager::ManagerOptions;
 use crate::object::{CallContext, Object, Outcome, ReplyFuture};
 use crate::proxy::Token;
@@ -410,7 +410,7 @@ impl Server {
     pub(crate) fn bind(registry: Registry, options: &ManagerOptions) -> Result<Server> {
         #[cfg(feature = "tls")]
         if options.tls_server.is_some() && !matches!(options.address, Some(Address::Tcp(_))) {
-            return Err(Error::State(
+            return Err(crate::error::Error::State(
                 "TLS applies to TCP managers: give a host:port address".into(),
             ));
         }
@@ -588,7 +588,9 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
     if !matches!(authenticated, Ok(Ok(true))) {
         return;
     }
-    let (mut reader, writer) = stream.split_owned();
+    let (reader, writer) = stream.split_owned();
+    // One read brings every request that has arrived, not one per frame.
+    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
     let writer: Writer<S> = Arc::new(tokio::sync::Mutex::new(writer));
     let mut frame = Vec::new();
     let max = state.max_frame;
@@ -605,7 +607,21 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
         session,
     };
     let mut out = Vec::new();
-    while let Ok(true) = wire::read_frame_async(&mut reader, &mut frame, max).await {
+    loop {
+        // Replies to requests that arrived together leave in one write, as
+        // soon as no whole request is left to read without waiting.
+        if !out.is_empty() && !wire::holds_frame(reader.buffer()) {
+            if writer.lock().await.write_all(&out).await.is_err() {
+                break;
+            }
+            out.clear();
+        }
+        if !matches!(
+            wire::read_frame_async(&mut reader, &mut frame, max).await,
+            Ok(true)
+        ) {
+            break;
+        }
         let Ok((request, payload)) = wire::decode_header::<Request>(&frame) else {
             break;
         };
@@ -617,13 +633,23 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
                 fingerprint,
             } => match state.call(session, object, method, fingerprint, payload) {
                 Outcome::Ready(result) => (id, result),
-                Outcome::Pending(future) => {
-                    let writer = Arc::clone(&writer);
-                    tokio::spawn(async move {
-                        let result = future.await;
-                        let _ = reply::<S>(&writer, &mut Vec::new(), id, result, max).await;
-                    });
-                    continue;
+                Outcome::Pending(mut future) => {
+                    // Most waits are already over (a free lock, a non-empty
+                    // queue): one poll here answers them without a task.
+                    let mut poll_cx = Context::from_waker(std::task::Waker::noop());
+                    match future.as_mut().poll(&mut poll_cx) {
+                        Poll::Ready(result) => (id, result),
+                        Poll::Pending => {
+                            let writer = Arc::clone(&writer);
+                            tokio::spawn(async move {
+                                let result = future.await;
+                                let mut out = Vec::new();
+                                push_reply(&mut out, id, result, max);
+                                let _ = writer.lock().await.write_all(&out).await;
+                            });
+                            continue;
+                        }
+                    }
                 }
             },
             Request::Create { id, typeid } => (id, state.create(session, typeid, payload)),
@@ -643,18 +669,14 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
             }
             Request::DebugInfo { id } => (id, encode_reply(&state.debug_info())),
             Request::Shutdown { id } => {
-                let _ = reply::<S>(&writer, &mut out, id, Ok(Vec::new()), max).await;
+                push_reply(&mut out, id, Ok(Vec::new()), max);
+                let _ = writer.lock().await.write_all(&out).await;
                 state.request_stop();
                 break;
             }
             Request::Hello { .. } => break,
         };
-        if reply::<S>(&writer, &mut out, id, result, max)
-            .await
-            .is_err()
-        {
-            break;
-        }
+        push_reply(&mut out, id, result, max);
     }
 }
 
@@ -662,29 +684,16 @@ fn encode_reply<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {
     wire::encode(value).map_err(|e| RemoteError::Encode(e.to_string()))
 }
 
-async fn reply<S: Socket>(
-    writer: &Writer<S>,
-    out: &mut Vec<u8>,
-    id: u64,
-    result: Result<Vec<u8>, RemoteError>,
-    max: u32,
-) -> Result<()> {
-    let (header, payload) = match result {
-        Ok(payload) => (Response { id, result: Ok(()) }, payload),
-        Err(e) => (Response { id, result: Err(e) }, Vec::new()),
+/// Append the reply frame for request `id` to `out`; a result too large
+/// for a frame becomes an error reply.
+fn push_reply(out: &mut Vec<u8>, id: u64, result: Result<Vec<u8>, RemoteError>, max: u32) {
+    let pushed = match result {
+        Ok(payload) => wire::push_frame(out, &Response { id, result: Ok(()) }, &payload, max)
+            .map_err(|e| RemoteError::Encode(format!("the result does not fit in a frame: {e}"))),
+        Err(e) => Err(e),
     };
-    wire::begin_frame(out, &header)?;
-    out.extend_from_slice(&payload);
-    if let Err(Error::FrameTooLarge { size, max }) = wire::finish_frame(out, max) {
-        let refusal = Response {
-            id,
-            result: Err(RemoteError::Encode(format!(
-                "result of {size} bytes exceeds the maximum frame of {max} bytes"
-            ))),
-        };
-        wire::begin_frame(out, &refusal)?;
-        wire::finish_frame(out, max)?;
+    if let Err(e) = pushed {
+        let refusal = Response { id, result: Err(e) };
+        wire::push_frame(out, &refusal, &[], u32::MAX).expect("an error reply always encodes");
     }
-    writer.lock().await.write_all(out).await?;
-    Ok(())
 }

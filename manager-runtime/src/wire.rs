@@ -122,6 +122,68 @@ pub fn finish_frame(buf: &mut [u8], max: u32) -> Result<(), Error> {
     Ok(())
 }
 
+/// Append a whole frame (`header`, then `payload` as is) to `out`, which
+/// may already hold frames: several replies then leave in one write.
+pub fn push_frame<H: Serialize>(
+    out: &mut Vec<u8>,
+    header: &H,
+    payload: &[u8],
+    max: u32,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX]);
+    append(out, header)?;
+    out.extend_from_slice(payload);
+    let len = out.len() - start - PREFIX;
+    if len > max as usize {
+        out.truncate(start);
+        return Err(Error::FrameTooLarge {
+            size: len as u64,
+            max,
+        });
+    }
+    out[start..start + PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
+/// Whether `buffered` (bytes already read, not yet consumed) holds at
+/// least one whole frame.
+pub fn holds_frame(buffered: &[u8]) -> bool {
+    buffered.len() >= PREFIX
+        && buffered.len() - PREFIX
+            >= u32::from_le_bytes(buffered[..PREFIX].try_into().expect("prefix")) as usize
+}
+
+/// Read one frame into `buf` (blocking) with as few reads as possible: the
+/// body lands at `buf[PREFIX..returned]`. Only for a stream on which the
+/// peer sends nothing beyond this frame until we write again (a blocking
+/// request/response connection), since it may read ahead.
+pub fn read_reply(r: &mut impl Read, buf: &mut Vec<u8>, max: u32) -> Result<usize, Error> {
+    const INITIAL: usize = 4096;
+    if buf.len() < INITIAL {
+        buf.resize(INITIAL, 0);
+    }
+    let mut filled = 0;
+    let mut total = PREFIX;
+    while filled < total {
+        let n = r.read(&mut buf[filled..]).map_err(eof_to_gone)?;
+        if n == 0 {
+            return Err(Error::ServerGone(
+                "the connection closed inside a frame".into(),
+            ));
+        }
+        filled += n;
+        if total == PREFIX && filled >= PREFIX {
+            let len = check_len(buf[..PREFIX].try_into().expect("prefix"), max)?;
+            total = PREFIX + len;
+            if buf.len() < total {
+                buf.resize(total, 0);
+            }
+        }
+    }
+    Ok(total)
+}
+
 /// Build a whole frame from raw bytes (used by the handshake).
 pub fn raw_frame(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(PREFIX + body.len());
@@ -247,6 +309,44 @@ mod tests {
         frame.truncate(6);
         let err = read_frame(&mut &frame[..], &mut Vec::new(), 1024).unwrap_err();
         assert!(matches!(err, Error::ServerGone(_)));
+    }
+
+    #[test]
+    fn pushed_frames_read_back_in_order() {
+        let mut out = Vec::new();
+        push_frame(
+            &mut out,
+            &Response {
+                id: 1,
+                result: Ok(()),
+            },
+            b"ab",
+            1024,
+        )
+        .unwrap();
+        push_frame(
+            &mut out,
+            &Response {
+                id: 2,
+                result: Ok(()),
+            },
+            b"",
+            1024,
+        )
+        .unwrap();
+        assert!(holds_frame(&out));
+        let first_len = PREFIX + u32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
+        assert!(holds_frame(&out[first_len..]));
+        assert!(!holds_frame(&out[first_len..out.len() - 1]));
+        let mut buf = Vec::new();
+        let total = read_reply(&mut &out[..first_len], &mut buf, 1024).unwrap();
+        let (header, payload): (Response, _) = decode_header(&buf[PREFIX..total]).unwrap();
+        assert_eq!((header.id, payload), (1, &b"ab"[..]));
+        assert!(push_frame(&mut out, &1u8, &[0; 100], 10).is_err());
+        assert!(
+            holds_frame(&out[first_len..]),
+            "a refused frame leaves no trace"
+        );
     }
 
     #[test]

@@ -110,7 +110,7 @@ impl Condition {
     fn wake(&self, n: Option<usize>) {
         let mut waiters = self.waiters.lock().unwrap();
         let mut woken = 0;
-        while n.map_or(true, |n| woken < n) {
+        while n.is_none_or(|n| woken < n) {
             let Some((_, waiter)) = waiters.queue.pop_front() else {
                 break;
             };
