@@ -792,7 +792,6 @@ fn length_prefix_over_the_maximum_is_refused_before_allocating() {
 /// authenticated peer that announces frames it never sends makes the
 /// server allocate (and zero) `max_frame_size` per connection.
 #[test]
-#[ignore = "runtime: wire::read_frame_async allocates the announced length before the bytes arrive (see RELIABILITY.md)"]
 fn announced_but_unsent_frames_do_not_allocate() {
     let server = server(ManagerOptions::new().authkey(KEY)); // default 64 MiB maximum
     let address = server.address().unwrap();
@@ -1232,7 +1231,6 @@ fn twin_maps(depth: usize, leaves: (i128, i128)) -> (Value, Value) {
 /// should take well under 100 ms; it takes about 1.2 s in a debug build,
 /// and four times as long for every doubling of the size.
 #[test]
-#[ignore = "runtime: Ord for Value sorts a map's entries on every comparison, so comparing nested maps is quadratic (see RELIABILITY.md)"]
 fn comparing_nested_maps_is_not_quadratic() {
     let mut times = Vec::new();
     for depth in [9, 10, 11] {
@@ -1260,7 +1258,6 @@ fn comparing_nested_maps_is_not_quadratic() {
 /// for seconds per call; one such call per server thread stalls every
 /// other client.
 #[test]
-#[ignore = "runtime: a 50 KB value pins a server thread for seconds (quadratic map comparison, see RELIABILITY.md)"]
 fn a_costly_value_does_not_stall_the_server() {
     let manager = managers::sync::SyncManager::with_options(ManagerOptions::new().authkey(KEY));
     manager.start_in_thread().unwrap();

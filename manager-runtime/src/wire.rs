@@ -248,9 +248,15 @@ pub async fn read_frame_async<R: AsyncRead + Unpin>(
         got += n;
     }
     let len = check_len(prefix, max)?;
+    // Grow with what arrives (at most doubling it), not with what a peer
+    // announces: a frame announced and never sent costs a small buffer.
     buf.clear();
-    buf.resize(len, 0);
-    r.read_exact(buf).await.map_err(eof_to_gone)?;
+    while buf.len() < len {
+        let start = buf.len();
+        let step = (len - start).min(start.max(64 * 1024));
+        buf.resize(start + step, 0);
+        r.read_exact(&mut buf[start..]).await.map_err(eof_to_gone)?;
+    }
     Ok(true)
 }
 

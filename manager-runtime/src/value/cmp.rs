@@ -135,11 +135,58 @@ fn token_cmp(a: &Token, b: &Token) -> Ordering {
 }
 
 /// A map's entries in the total order: its canonical form, independent of
-/// insertion order.
+/// insertion order. Costly on nested maps (every comparison while sorting
+/// recurses), so only a tie-break after cheaper tests.
 fn sorted_entries(entries: &[(Value, Value)]) -> Vec<&(Value, Value)> {
     let mut sorted: Vec<_> = entries.iter().collect();
     sorted.sort_unstable();
     sorted
+}
+
+fn entry_hash(entry: &(Value, Value)) -> u64 {
+    BuildHasherDefault::<DefaultHasher>::default().hash_one(entry)
+}
+
+/// An order-independent digest of a map's entries: equal maps have equal
+/// digests whatever their insertion order.
+fn map_digest(entries: &[(Value, Value)]) -> u64 {
+    entries
+        .iter()
+        .fold(0u64, |sum, entry| sum.wrapping_add(entry_hash(entry)))
+}
+
+/// Whether two maps hold the same entries, in any order. Linear in their
+/// size (plus hashing), never quadratic: entries are matched through their
+/// hashes, so nested maps are not compared pairwise.
+fn same_entries(a: &[(Value, Value)], b: &[(Value, Value)]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.iter().zip(b).all(|(x, y)| x == y) {
+        return true;
+    }
+    if map_digest(a) != map_digest(b) {
+        return false;
+    }
+    let mut by_hash: std::collections::HashMap<u64, Vec<usize>> = Default::default();
+    for (i, entry) in b.iter().enumerate() {
+        by_hash.entry(entry_hash(entry)).or_default().push(i);
+    }
+    let mut used = vec![false; b.len()];
+    a.iter().all(|entry| {
+        let candidates = by_hash.get(&entry_hash(entry));
+        let found = candidates
+            .into_iter()
+            .flatten()
+            .find(|&&j| !used[j] && b[j] == *entry);
+        match found {
+            Some(&j) => {
+                used[j] = true;
+                true
+            }
+            None => false,
+        }
+    })
 }
 
 impl PartialEq for Value {
@@ -149,10 +196,7 @@ impl PartialEq for Value {
             (Value::Str(a), Value::Str(b)) => a == b,
             (Value::Bytes(a), Value::Bytes(b)) => a == b,
             (Value::List(a), Value::List(b)) => a == b,
-            (Value::Map(a), Value::Map(b)) => {
-                // Same order is the common case and needs no sorting.
-                a.len() == b.len() && (a == b || sorted_entries(a) == sorted_entries(b))
-            }
+            (Value::Map(a), Value::Map(b)) => same_entries(a, b),
             (Value::Token(a), Value::Token(b)) => a == b,
             _ => match (self.number(), other.number()) {
                 (Some(a), Some(b)) => number_cmp(a, b) == Ordering::Equal,
@@ -166,7 +210,9 @@ impl Eq for Value {}
 
 /// A total order consistent with `Eq`, for sorting and ordered collections
 /// on the server. Kinds come in the order `None`, numbers, strings, bytes,
-/// lists, maps, tokens; maps compare by their entries in sorted order.
+/// lists, maps, tokens; maps compare by size, then by an order-independent
+/// digest of their entries, then (only when two unequal maps share a
+/// digest) by their entries in sorted order.
 /// Python's own comparison is [`Value::py_cmp`].
 impl Ord for Value {
     fn cmp(&self, other: &Value) -> Ordering {
@@ -174,7 +220,17 @@ impl Ord for Value {
             (Value::Str(a), Value::Str(b)) => a.cmp(b),
             (Value::Bytes(a), Value::Bytes(b)) => a.cmp(b),
             (Value::List(a), Value::List(b)) => a.cmp(b),
-            (Value::Map(a), Value::Map(b)) => sorted_entries(a).cmp(&sorted_entries(b)),
+            (Value::Map(a), Value::Map(b)) => a
+                .len()
+                .cmp(&b.len())
+                .then_with(|| map_digest(a).cmp(&map_digest(b)))
+                .then_with(|| {
+                    if same_entries(a, b) {
+                        Ordering::Equal
+                    } else {
+                        sorted_entries(a).cmp(&sorted_entries(b))
+                    }
+                }),
             (Value::Token(a), Value::Token(b)) => token_cmp(a, b),
             _ => match (self.number(), other.number()) {
                 (Some(a), Some(b)) => number_cmp(a, b),
@@ -206,14 +262,9 @@ impl Hash for Value {
             Value::Bytes(b) => b.hash(state),
             Value::List(items) => items.hash(state),
             Value::Map(entries) => {
-                // Equal maps may list their entries in any order: combine the
-                // entries' own hashes with an order-independent sum.
-                let build = BuildHasherDefault::<DefaultHasher>::default();
-                let sum = entries
-                    .iter()
-                    .fold(0u64, |sum, entry| sum.wrapping_add(build.hash_one(entry)));
+                // Equal maps may list their entries in any order.
                 state.write_usize(entries.len());
-                state.write_u64(sum);
+                state.write_u64(map_digest(entries));
             }
             Value::Token(token) => token.hash(state),
         }
