@@ -229,7 +229,7 @@ pub mod typed {
     use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
-    use super::super::operand::Elements;
+    use super::super::operand::{send_operand, Elements};
     use super::server::DictProxy as RawDictProxy;
     use crate::error::Result;
     use crate::proxy::Proxy;
@@ -422,11 +422,7 @@ pub mod typed {
         /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
         /// `Vec<(K, V)>`, ...) or another dict proxy of this manager.
         pub fn update(&self, other: impl Elements<(K, V)>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.update(operand)),
-            )
+            send_operand(other, |operand| self.raw.update(operand))
         }
 
         /// `iter(d)`: an iterator over the keys in the server. It fails with

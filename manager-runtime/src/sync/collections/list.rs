@@ -462,7 +462,7 @@ pub mod typed {
     use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
-    use super::super::operand::Elements;
+    use super::super::operand::{send_operand, Elements};
     use super::server::ListProxy as RawListProxy;
     use crate::error::Result;
     use crate::proxy::Proxy;
@@ -567,11 +567,9 @@ pub mod typed {
             items: impl Elements<T>,
         ) -> Result<()> {
             let (start, stop) = bounds(range);
-            flatten(
-                items
-                    .into_operand()?
-                    .send(|operand| self.raw.set_slice(start, stop, None, operand)),
-            )
+            send_operand(items, |operand| {
+                self.raw.set_slice(start, stop, None, operand)
+            })
         }
 
         /// `del a[start:stop]`.
@@ -582,11 +580,7 @@ pub mod typed {
 
         /// `a + other`: a new plain list; `other` may be another list proxy.
         pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.concat(operand)),
-            )?)
+            self.decode_all(send_operand(other, |operand| self.raw.concat(operand))?)
         }
 
         /// `a * n`: a new plain list.
@@ -596,11 +590,7 @@ pub mod typed {
 
         /// `a += other` / `a.extend(other)`.
         pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.extend(operand)),
-            )
+            send_operand(other, |operand| self.raw.extend(operand))
         }
 
         /// `a *= n`, in place (`0` empties the list).

@@ -8,6 +8,7 @@ use super::typed::{DictProxy, ListProxy, SetProxy};
 use crate::error::{Result, SyncError};
 use crate::object::{CallContext, Cell, Shared};
 use crate::proxy::Proxy;
+use crate::sync::typed::flatten;
 use crate::value::{to_value, Value};
 
 /// What a collection method accepts where Python takes "an iterable": any
@@ -45,15 +46,18 @@ impl<T> Operand<T> {
             elements: Vec::new(),
         }
     }
+}
 
-    /// Make the call that sends the operand, keeping the elements until it
-    /// is done.
-    pub(super) fn send<R>(self, call: impl FnOnce(Value) -> R) -> R {
-        let Operand { value, elements } = self;
-        let result = call(value);
-        drop(elements);
-        result
-    }
+/// Make the call that sends `other` as an operand, keeping its elements
+/// until it is done; Python's exception is folded into the error.
+pub(super) fn send_operand<T, R>(
+    other: impl Elements<T>,
+    call: impl FnOnce(Value) -> Result<std::result::Result<R, SyncError>>,
+) -> Result<R> {
+    let Operand { value, elements } = other.into_operand()?;
+    let result = call(value);
+    drop(elements);
+    flatten(result)
 }
 
 impl<T: Serialize, I: IntoIterator<Item = T>> Elements<T> for I {

@@ -66,6 +66,39 @@ pub mod server {
         state: Arc<Mutex<SetState>>,
     }
 
+    impl Set {
+        /// The elements that are (`in_other`) or are not in `other`: `s &
+        /// other`, `s - other`.
+        fn filtered(&self, other: Value, in_other: bool) -> Result<Vec<Value>, SyncError> {
+            let other = elements(other)?;
+            let other = distinct(&other);
+            let state = lock(&self.state);
+            Ok(state
+                .table
+                .keys()
+                .filter(|item| other.contains(item) == in_other)
+                .cloned()
+                .collect())
+        }
+
+        /// `s <= other`, or `s < other` when `proper`.
+        fn is_subset(&self, other: Value, proper: bool) -> Result<bool, SyncError> {
+            let other = elements(other)?;
+            let other = distinct(&other);
+            let state = lock(&self.state);
+            Ok((!proper || state.table.len() < other.len())
+                && state.table.keys().all(|item| other.contains(item)))
+        }
+
+        /// `s >= other`, or `s > other` when `proper`.
+        fn is_superset(&self, other: Value, proper: bool) -> Result<bool, SyncError> {
+            let other = elements(other)?;
+            let state = lock(&self.state);
+            Ok((!proper || state.table.len() > distinct(&other).len())
+                && other.iter().all(|item| state.contains(item)))
+        }
+    }
+
     #[crate::shared(typeid = "set")]
     impl Set {
         /// `len(s)`.
@@ -142,28 +175,12 @@ pub mod server {
 
         /// `s & other`, `s.intersection(other)`.
         pub fn intersection(&self, other: Value) -> Result<Vec<Value>, SyncError> {
-            let other = elements(other)?;
-            let other = distinct(&other);
-            let state = lock(&self.state);
-            Ok(state
-                .table
-                .keys()
-                .filter(|item| other.contains(item))
-                .cloned()
-                .collect())
+            self.filtered(other, true)
         }
 
         /// `s - other`, `s.difference(other)`.
         pub fn difference(&self, other: Value) -> Result<Vec<Value>, SyncError> {
-            let other = elements(other)?;
-            let other = distinct(&other);
-            let state = lock(&self.state);
-            Ok(state
-                .table
-                .keys()
-                .filter(|item| !other.contains(item))
-                .cloned()
-                .collect())
+            self.filtered(other, false)
         }
 
         /// `s ^ other`, `s.symmetric_difference(other)`: what is in exactly
@@ -244,35 +261,22 @@ pub mod server {
 
         /// `s <= other`, `s.issubset(other)`.
         pub fn issubset(&self, other: Value) -> Result<bool, SyncError> {
-            let other = elements(other)?;
-            let other = distinct(&other);
-            let state = lock(&self.state);
-            let subset = state.table.keys().all(|item| other.contains(item));
-            Ok(subset)
+            self.is_subset(other, false)
         }
 
         /// `s >= other`, `s.issuperset(other)`.
         pub fn issuperset(&self, other: Value) -> Result<bool, SyncError> {
-            let other = elements(other)?;
-            let state = lock(&self.state);
-            Ok(other.iter().all(|item| state.contains(item)))
+            self.is_superset(other, false)
         }
 
         /// `s < other`: a subset, and smaller.
         pub fn is_proper_subset(&self, other: Value) -> Result<bool, SyncError> {
-            let other = elements(other)?;
-            let other = distinct(&other);
-            let state = lock(&self.state);
-            Ok(state.table.len() < other.len()
-                && state.table.keys().all(|item| other.contains(item)))
+            self.is_subset(other, true)
         }
 
         /// `s > other`: a superset, and larger.
         pub fn is_proper_superset(&self, other: Value) -> Result<bool, SyncError> {
-            let other = elements(other)?;
-            let other = distinct(&other);
-            let state = lock(&self.state);
-            Ok(state.table.len() > other.len() && other.iter().all(|item| state.contains(item)))
+            self.is_superset(other, true)
         }
 
         /// `iter(s)`: an iterator over the elements in the server. It fails
@@ -317,7 +321,7 @@ pub mod typed {
     use serde::Serialize;
 
     use super::super::iter::typed::IterProxy;
-    use super::super::operand::Elements;
+    use super::super::operand::{send_operand, Elements};
     use super::server::SetProxy as RawSetProxy;
     use crate::error::Result;
     use crate::proxy::Proxy;
@@ -425,119 +429,73 @@ pub mod typed {
 
         /// `s | other`.
         pub fn union(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.union(operand)),
-            )?)
+            self.decode_all(send_operand(other, |operand| self.raw.union(operand))?)
         }
 
         /// `s & other`.
         pub fn intersection(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.intersection(operand)),
-            )?)
+            self.decode_all(send_operand(other, |operand| {
+                self.raw.intersection(operand)
+            })?)
         }
 
         /// `s - other`.
         pub fn difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.difference(operand)),
-            )?)
+            self.decode_all(send_operand(other, |operand| self.raw.difference(operand))?)
         }
 
         /// `s ^ other`.
         pub fn symmetric_difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.symmetric_difference(operand)),
-            )?)
+            self.decode_all(send_operand(other, |operand| {
+                self.raw.symmetric_difference(operand)
+            })?)
         }
 
         /// `s |= other`.
         pub fn update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.update(operand)),
-            )
+            send_operand(other, |operand| self.raw.update(operand))
         }
 
         /// `s &= other`.
         pub fn intersection_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.intersection_update(operand)),
-            )
+            send_operand(other, |operand| self.raw.intersection_update(operand))
         }
 
         /// `s -= other`.
         pub fn difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.difference_update(operand)),
-            )
+            send_operand(other, |operand| self.raw.difference_update(operand))
         }
 
         /// `s ^= other`.
         pub fn symmetric_difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.symmetric_difference_update(operand)),
-            )
+            send_operand(other, |operand| {
+                self.raw.symmetric_difference_update(operand)
+            })
         }
 
         /// `s.isdisjoint(other)`.
         pub fn isdisjoint(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.isdisjoint(operand)),
-            )
+            send_operand(other, |operand| self.raw.isdisjoint(operand))
         }
 
         /// `s <= other`, `s.issubset(other)`.
         pub fn issubset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.issubset(operand)),
-            )
+            send_operand(other, |operand| self.raw.issubset(operand))
         }
 
         /// `s >= other`, `s.issuperset(other)`.
         pub fn issuperset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.issuperset(operand)),
-            )
+            send_operand(other, |operand| self.raw.issuperset(operand))
         }
 
         /// `s < other`.
         pub fn is_proper_subset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.is_proper_subset(operand)),
-            )
+            send_operand(other, |operand| self.raw.is_proper_subset(operand))
         }
 
         /// `s > other`.
         pub fn is_proper_superset(&self, other: impl Elements<T>) -> Result<bool> {
-            flatten(
-                other
-                    .into_operand()?
-                    .send(|operand| self.raw.is_proper_superset(operand)),
-            )
+            send_operand(other, |operand| self.raw.is_proper_superset(operand))
         }
 
         /// `iter(s)`: an iterator in the server. It fails with
