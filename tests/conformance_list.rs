@@ -339,11 +339,11 @@ fn an_iterator_sees_writes_made_after_it_was_created() {
 fn a_list_can_contain_itself() {
     let manager = started_sync_manager();
     let b = manager.list::<Value>().unwrap();
-    b.append(Value::Token(b.token().clone())).unwrap();
+    b.append(Value::from(b.token().clone())).unwrap();
     assert_eq!(b.len().unwrap(), 1);
     let repr = b.repr().unwrap();
     assert!(repr.starts_with("[<Proxy typeid 'list'"), "{repr}");
-    assert_eq!(b.get(0).unwrap(), Value::Token(b.token().clone()));
+    assert_eq!(b.get(0).unwrap(), Value::from(b.token().clone()));
 
     // Read back as a proxy, it is the same list.
     let same: ListProxy<ListProxy<Value>> = b.raw().clone().into();
@@ -383,7 +383,7 @@ fn each_occurrence_of_a_nested_proxy_holds_its_object() {
     let token = gone.token().clone();
     drop(gone);
     let values = manager.list::<Value>().unwrap();
-    match values.append(Value::Token(token)) {
+    match values.append(Value::from(token)) {
         Err(Error::Sync(SyncError::ValueError(message))) => {
             assert!(message.contains("cannot store a proxy"), "{message}")
         }

@@ -248,14 +248,11 @@ fn a_proxy_to_a_gone_object_cannot_be_stored() {
     gone.id += 1000;
     let err = value
         .raw()
-        .set(Value::Token(gone.clone()))
+        .set(Value::from(gone.clone()))
         .unwrap()
         .unwrap_err();
     assert!(matches!(err, SyncError::ValueError(_)), "{err}");
-    let pair = Value::List(vec![
-        Value::Token(event.token().clone()),
-        Value::Token(gone),
-    ]);
+    let pair = Value::List(vec![Value::from(event.token().clone()), Value::from(gone)]);
     let err = array.raw().set(0, pair).unwrap().unwrap_err();
     assert!(matches!(err, SyncError::ValueError(_)), "{err}");
     drop(event);
@@ -272,7 +269,7 @@ fn a_value_holding_itself_is_freed() {
     let value = manager.value(&0_i64).unwrap();
     value
         .raw()
-        .set(Value::Token(value.token().clone()))
+        .set(Value::from(value.token().clone()))
         .unwrap()
         .unwrap();
     let itself: SharedValueProxy = value
@@ -283,7 +280,7 @@ fn a_value_holding_itself_is_freed() {
     let array = manager.array(&[0_u8; 3]).unwrap();
     array
         .raw()
-        .set(1, Value::Token(array.token().clone()))
+        .set(1, Value::from(array.token().clone()))
         .unwrap()
         .unwrap();
     drop((value, itself, array));

@@ -512,7 +512,7 @@ fn random_value(rng: &mut Rng, depth: usize) -> Value {
                     .collect(),
             )
         }
-        _ => Value::Token(Token {
+        _ => Value::from(Token {
             typeid: "Maths".into(),
             address: Address::Tcp(([127, 0, 0, 1], rng.below(65536) as u16).into()),
             id: rng.next(),

@@ -162,7 +162,7 @@ impl<'de> Visitor<'de> for ValueSeed {
                 .map(Value::Map),
             _ => payload
                 .newtype_variant::<TokenValue>()
-                .map(|t| Value::Token(t.0)),
+                .map(|t| Value::from(t.0)),
         }
     }
 }

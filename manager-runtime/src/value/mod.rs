@@ -79,7 +79,7 @@ pub enum Value {
     /// for Python dicts.
     Map(Vec<(Value, Value)>),
     /// A proxy to a shared object, held inside a container.
-    Token(Token),
+    Token(Box<Token>),
 }
 
 impl Value {
@@ -185,6 +185,6 @@ impl From<Vec<Value>> for Value {
 
 impl From<Token> for Value {
     fn from(token: Token) -> Value {
-        Value::Token(token)
+        Value::Token(Box::new(token))
     }
 }

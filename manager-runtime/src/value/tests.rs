@@ -232,7 +232,7 @@ fn tokens_stay_tokens() {
     let tokens = vec![TokenValue(token(1)), TokenValue(token(2))];
     assert_identical(
         &round_trip(&tokens),
-        &list([Value::Token(token(1)), Value::Token(token(2))]),
+        &list([Value::from(token(1)), Value::from(token(2))]),
     );
     let holder = Holder {
         label: "h".to_owned(),
@@ -286,7 +286,7 @@ fn untagged_readers_see_a_token_as_its_struct() {
 fn values_nested_in_user_types_pass_through_unchanged() {
     let inner = Value::Map(vec![
         (Value::Int(1), Value::Bytes(vec![0, 255])),
-        ("t".into(), Value::Token(token(7))),
+        ("t".into(), Value::from(token(7))),
         ("l".into(), list([Value::None, Value::Float(f64::INFINITY)])),
     ]);
     assert_identical(&to_value(&inner).unwrap(), &inner);
@@ -311,7 +311,7 @@ fn value_postcard_round_trip_of_every_variant() {
         Value::Bytes(vec![1, 2, 3]),
         list([]),
         Value::Map(vec![(Value::None, Value::None), (Value::None, 1.into())]),
-        Value::Token(token(8)),
+        Value::from(token(8)),
     ]);
     let bytes = postcard::to_allocvec(&all).unwrap();
     assert_identical(&postcard::from_bytes::<Value>(&bytes).unwrap(), &all);
@@ -518,7 +518,7 @@ fn python_ordering() {
         None,
         "first unequal pair not comparable"
     );
-    assert_eq!(Value::Token(token(1)).py_cmp(&Value::Token(token(2))), None);
+    assert_eq!(Value::from(token(1)).py_cmp(&Value::from(token(2))), None);
     assert_eq!(
         list([Value::None]).py_cmp(&list([Value::None])),
         Some(Ordering::Equal),
@@ -543,7 +543,7 @@ fn sorting_mixed_numbers_and_the_total_order() {
     );
 
     let mut mixed = [
-        Value::Token(token(1)),
+        Value::from(token(1)),
         map([]),
         list([]),
         Value::Bytes(vec![]),
@@ -557,7 +557,7 @@ fn sorting_mixed_numbers_and_the_total_order() {
         ["NoneType", "int", "str", "bytes", "list", "dict", "proxy"]
     );
     assert_eq!(
-        Value::Token(token(1)).cmp(&Value::Token(token(2))),
+        Value::from(token(1)).cmp(&Value::from(token(2))),
         Ordering::Less
     );
 }

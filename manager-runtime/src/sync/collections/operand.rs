@@ -42,7 +42,7 @@ pub struct Operand<T> {
 impl<T> Operand<T> {
     fn token(proxy: &impl Proxy) -> Operand<T> {
         Operand {
-            value: Value::Token(proxy.token().clone()),
+            value: Value::from(proxy.token().clone()),
             elements: Vec::new(),
         }
     }

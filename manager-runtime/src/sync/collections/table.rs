@@ -1,8 +1,12 @@
 //! An insertion-ordered hash table of values, laid out as CPython's dict:
-//! entries in a vector in insertion order, an index from key to position,
-//! and holes left by removals, compacted once they outnumber the entries.
+//! entries in a vector in insertion order, an index of their positions
+//! hashed by key, and holes left by removals, compacted once they outnumber
+//! the entries. The index stores positions only (the key lives once, in its
+//! slot), so an entry costs its key and value plus about ten bytes.
 
-use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+
+use hashbrown::HashTable;
 
 use crate::value::Value;
 
@@ -11,10 +15,43 @@ use crate::value::Value;
 #[derive(Debug, Default, Clone)]
 pub(super) struct Table {
     slots: Vec<Option<(Value, Value)>>,
-    index: HashMap<Value, usize>,
+    index: HashTable<usize>,
+    hasher: RandomState,
+}
+
+/// The key stored at `slot` (every indexed slot is full).
+fn key_at(slots: &[Option<(Value, Value)>], slot: usize) -> &Value {
+    &slots[slot].as_ref().expect("indexed slots are full").0
 }
 
 impl Table {
+    fn position(&self, key: &Value) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        self.index
+            .find(hash, |&slot| key_at(&self.slots, slot) == key)
+            .copied()
+    }
+
+    fn unindex(&mut self, key: &Value) -> Option<usize> {
+        let hash = self.hasher.hash_one(key);
+        let slots = &self.slots;
+        let entry = self
+            .index
+            .find_entry(hash, |&slot| key_at(slots, slot) == key)
+            .ok()?;
+        Some(entry.remove().0)
+    }
+
+    fn reindex(&mut self, slot: usize) {
+        let Table {
+            slots,
+            index,
+            hasher,
+        } = self;
+        let hash = hasher.hash_one(key_at(slots, slot));
+        index.insert_unique(hash, slot, |&other| hasher.hash_one(key_at(slots, other)));
+    }
+
     /// How many entries.
     pub(super) fn len(&self) -> usize {
         self.index.len()
@@ -22,30 +59,30 @@ impl Table {
 
     /// Whether `key` is present.
     pub(super) fn contains(&self, key: &Value) -> bool {
-        self.index.contains_key(key)
+        self.position(key).is_some()
     }
 
     /// The value of `key`.
     pub(super) fn get(&self, key: &Value) -> Option<&Value> {
-        let &slot = self.index.get(key)?;
+        let slot = self.position(key)?;
         self.slots[slot].as_ref().map(|(_, value)| value)
     }
 
     /// Set `key` to `value`; an existing key keeps its position and its
     /// old value is returned.
     pub(super) fn insert(&mut self, key: Value, value: Value) -> Option<Value> {
-        if let Some(&slot) = self.index.get(&key) {
+        if let Some(slot) = self.position(&key) {
             let entry = self.slots[slot].as_mut().expect("indexed slots are full");
             return Some(std::mem::replace(&mut entry.1, value));
         }
-        self.index.insert(key.clone(), self.slots.len());
         self.slots.push(Some((key, value)));
+        self.reindex(self.slots.len() - 1);
         None
     }
 
     /// Remove `key`, returning its entry.
     pub(super) fn remove(&mut self, key: &Value) -> Option<(Value, Value)> {
-        let slot = self.index.remove(key)?;
+        let slot = self.unindex(key)?;
         let entry = self.slots[slot].take();
         self.compact();
         entry
@@ -56,9 +93,9 @@ impl Table {
         while let Some(None) = self.slots.last() {
             self.slots.pop();
         }
-        let (key, value) = self.slots.pop()??;
-        self.index.remove(&key);
-        Some((key, value))
+        let key = key_at(&self.slots, self.slots.len().checked_sub(1)?).clone();
+        self.unindex(&key);
+        self.slots.pop().flatten()
     }
 
     /// Remove every entry, returning them in order.
@@ -95,9 +132,9 @@ impl Table {
             return;
         }
         self.slots.retain(Option::is_some);
-        for (slot, entry) in self.slots.iter().enumerate() {
-            let (key, _) = entry.as_ref().expect("holes were dropped");
-            *self.index.get_mut(key).expect("every entry is indexed") = slot;
+        self.index.clear();
+        for slot in 0..self.slots.len() {
+            self.reindex(slot);
         }
     }
 }
