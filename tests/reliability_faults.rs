@@ -117,30 +117,13 @@ fn main() {
         killed_parent_server_exits_within_a_second,
         panic_in_a_method_fails_only_that_call,
         shutdown_with_100_calls_in_flight,
+        killed_client_calls_are_cancelled,
+        killed_client_pending_acquire_does_not_take_the_lock,
+        reconnect_racing_a_killed_server_is_server_gone,
+        killed_client_pending_get_does_not_swallow_an_item,
     ];
-    // Tests that show a runtime bug; they run with `--ignored`.
-    let ignored: &[(&str, fn(), &str)] = &[
-        (
-            "killed_client_calls_are_cancelled",
-            killed_client_calls_are_cancelled,
-            "runtime: a dead connection's pending calls run on (server.rs serve_connection spawns them detached)",
-        ),
-        (
-            "killed_client_pending_acquire_does_not_take_the_lock",
-            killed_client_pending_acquire_does_not_take_the_lock,
-            "runtime: a dead client's pending acquire() still takes the lock, which nobody can release",
-        ),
-        (
-            "reconnect_racing_a_killed_server_is_server_gone",
-            reconnect_racing_a_killed_server_is_server_gone,
-            "runtime: a reconnect reset by a dying server is Error::Authentication, not ServerGone",
-        ),
-        (
-            "killed_client_pending_get_does_not_swallow_an_item",
-            killed_client_pending_get_does_not_swallow_an_item,
-            "runtime: a dead client's pending get() still takes the next item, which is lost",
-        ),
-    ];
+    // Tests that show a runtime bug; they run with `--ignored`. (None open.)
+    let ignored: &[(&str, fn(), &str)] = &[];
     let args: Vec<String> = std::env::args().skip(1).collect();
     let run_ignored = args
         .iter()

@@ -345,13 +345,26 @@ impl Inner {
     fn open(&self, established: bool) -> Result<Connection> {
         let mut stream = transport::connect(&self.address, &self.tls)
             .map_err(|e| transport::connect_error(e, &self.address, established))?;
-        crate::auth::client_blocking(&mut stream, &self.authkey)?;
+        crate::auth::client_blocking(&mut stream, &self.authkey)
+            .map_err(|e| Self::handshake_error(e, established))?;
         wire::write_frame(&mut stream, &self.hello()?)?;
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(256),
             reply: Vec::new(),
         })
+    }
+
+    /// A session that already authenticated with this server and fails to
+    /// again (a reset mid-handshake while the server dies, or another
+    /// server now at the address) has lost the server it knew.
+    fn handshake_error(e: Error, established: bool) -> Error {
+        match e {
+            Error::Authentication(reason) if established => {
+                Error::ServerGone(format!("reconnecting failed: {reason}"))
+            }
+            other => other,
+        }
     }
 
     fn take_connection(&self) -> Result<Connection> {
@@ -475,7 +488,10 @@ impl Multiplexed {
     }
 
     async fn start<S: Socket>(inner: &Inner, mut stream: S) -> Result<Arc<Multiplexed>> {
-        crate::auth::client_async(&mut stream, &inner.authkey).await?;
+        // Opened lazily, after the session's first connection succeeded.
+        crate::auth::client_async(&mut stream, &inner.authkey)
+            .await
+            .map_err(|e| Inner::handshake_error(e, true))?;
         stream.write_all(&inner.hello()?).await?;
         let (reader, mut writer) = stream.split_owned();
         let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);

@@ -607,7 +607,12 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
         session,
     };
     let mut out = Vec::new();
+    // Calls still waiting when the connection ends are cancelled with it
+    // (dropping the set aborts them): a dead client's pending `acquire()`
+    // must not take the lock, nor its `get()` an item, after it is gone.
+    let mut in_flight = tokio::task::JoinSet::new();
     loop {
+        while in_flight.try_join_next().is_some() {}
         // Replies to requests that arrived together leave in one write, as
         // soon as no whole request is left to read without waiting.
         if !out.is_empty() && !wire::holds_frame(reader.buffer()) {
@@ -641,7 +646,7 @@ async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
                         Poll::Ready(result) => (id, result),
                         Poll::Pending => {
                             let writer = Arc::clone(&writer);
-                            tokio::spawn(async move {
+                            in_flight.spawn(async move {
                                 let result = future.await;
                                 let mut out = Vec::new();
                                 push_reply(&mut out, id, result, max);
