@@ -74,6 +74,14 @@ impl Table {
         None
     }
 
+    /// Drop every reference in `refs` (a session's, taken out of it); the
+    /// objects freed, to be dropped outside the lock.
+    fn unref_all(&mut self, refs: HashMap<u64, u64>) -> Vec<Arc<dyn Object>> {
+        refs.into_iter()
+            .filter_map(|(id, count)| self.unref(id, count))
+            .collect()
+    }
+
     /// Release up to `count` of the references `session` holds on `id`; a
     /// session can never release more than it took.
     fn release(&mut self, session: u128, id: u64, count: u64) -> Option<Arc<dyn Object>> {
@@ -300,8 +308,7 @@ impl ServerState {
     }
 
     fn leave(&self, session: u128) {
-        let mut dead = Vec::new();
-        {
+        let dead = {
             let mut table = self.table.lock().unwrap();
             let Some(state) = table.sessions.get_mut(&session) else {
                 return;
@@ -311,26 +318,21 @@ impl ServerState {
                 return;
             }
             let refs = table.sessions.remove(&session).unwrap_or_default().refs;
-            for (id, count) in refs {
-                dead.extend(table.unref(id, count));
-            }
-        }
+            table.unref_all(refs)
+        };
         drop(dead);
     }
 
     /// Release every reference `session` holds; its connections stay.
     fn release_all(&self, session: u128) {
-        let mut dead = Vec::new();
-        {
+        let dead = {
             let mut table = self.table.lock().unwrap();
-            let refs = match table.sessions.get_mut(&session) {
-                Some(state) => std::mem::take(&mut state.refs),
-                None => return,
+            let Some(state) = table.sessions.get_mut(&session) else {
+                return;
             };
-            for (id, count) in refs {
-                dead.extend(table.unref(id, count));
-            }
-        }
+            let refs = std::mem::take(&mut state.refs);
+            table.unref_all(refs)
+        };
         drop(dead);
     }
 
