@@ -89,7 +89,6 @@ pub use shared_value::typed::*;
 
 /// Turn a `Duration` into the `Option<Duration>` timeout of Python's API
 /// (`None` blocks forever).
-#[allow(dead_code)] // used by the blocking built-ins
 pub(crate) fn deadline(timeout: Option<std::time::Duration>) -> Option<tokio::time::Instant> {
     timeout.map(|t| tokio::time::Instant::now() + t)
 }
