@@ -47,6 +47,20 @@ pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     bytes
 }
 
+static PROCESS_AUTHKEY: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+
+/// This process's authkey: random, made on first use, or the one a parent
+/// handed down (Python's `current_process().authkey`).
+pub(crate) fn process_authkey() -> &'static [u8] {
+    PROCESS_AUTHKEY.get_or_init(|| random_bytes::<32>().to_vec())
+}
+
+/// Adopt the authkey a parent process handed down. Must run before anything
+/// reads [`process_authkey`]; returns whether it did.
+pub(crate) fn inherit_process_authkey(key: Vec<u8>) -> bool {
+    PROCESS_AUTHKEY.set(key).is_ok()
+}
+
 fn hello_body() -> Vec<u8> {
     let mut body = MAGIC.to_vec();
     body.extend_from_slice(&VERSION.to_le_bytes());

@@ -17,11 +17,11 @@ use tokio::sync::oneshot;
 
 use crate::address::Address;
 use crate::error::{Error, Result};
-use crate::manager::ManagerOptions;
-use crate::proxy::{Proxy, ProxyBase, Token};
-use crate::server::DebugEntry;
+use crate::object::RemoteRefs;
+use crate::options::ManagerOptions;
+use crate::token::Token;
 use crate::transport::{self, Socket, Stream};
-use crate::wire::{self, Request, Response};
+use crate::wire::{self, DebugEntry, Request, Response};
 
 /// A client session on one server: proxies made through it share its
 /// connections and its references.
@@ -167,9 +167,9 @@ impl Client {
         Ok(())
     }
 
-    /// A proxy of type `P` (any proxy: typed, generated) to the object
-    /// `token` names on this session's server, taking a new reference.
-    pub fn proxy_from_token<P: serde::de::DeserializeOwned>(&self, token: &Token) -> Result<P> {
+    /// Take one more server reference to `token`'s object for this
+    /// session, without counting a local proxy (the caller adopts it).
+    pub(crate) fn take_reference(&self, token: &Token) -> Result<()> {
         if token.address != self.inner.address {
             return Err(Error::State(format!(
                 "{token} does not live on the server at {}",
@@ -181,12 +181,7 @@ impl Client {
             id,
             object: token.id,
         };
-        self.inner
-            .roundtrip(id, &request, None::<&()>, |_| Ok(()))?;
-        // Outside a reply the token's fields encode without granting
-        // anything; the proxy adopts the reference just taken.
-        let bytes = wire::encode(token)?;
-        crate::proxy::decoding_for(self, || wire::decode::<P>(&bytes))
+        self.inner.roundtrip(id, &request, None::<&()>, |_| Ok(()))
     }
 
     /// Blocking call; `decode` reads the result payload in place.
@@ -246,23 +241,25 @@ impl Client {
         connection.request(id, frame).await
     }
 
-    /// Create an object of `typeid` and return its proxy.
-    pub fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+    /// Create an object of `typeid`; the session holds one reference to
+    /// it, for the proxy that adopts the token.
+    pub(crate) fn create_token<A: Serialize>(&self, typeid: &str, args: &A) -> Result<Token> {
         let id = self.inner.next_request();
         let request = Request::Create { id, typeid };
-        let token: Token = self
-            .inner
-            .roundtrip(id, &request, Some(args), |b| wire::decode(b))?;
-        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
+        self.inner
+            .roundtrip(id, &request, Some(args), |b| wire::decode(b))
     }
 
-    /// Async form of [`create`](Self::create).
-    pub async fn create_async<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+    /// Async form of [`create_token`](Self::create_token).
+    pub(crate) async fn create_token_async<A: Serialize>(
+        &self,
+        typeid: &str,
+        args: &A,
+    ) -> Result<Token> {
         let id = self.inner.next_request();
         let request = Request::Create { id, typeid };
         let bytes = self.request_async(id, &request, Some(args)).await?;
-        let token: Token = wire::decode(&bytes)?;
-        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
+        wire::decode(&bytes)
     }
 
     /// How many objects the server holds. Releases this session's dropped
@@ -291,6 +288,35 @@ impl Client {
         let id = self.inner.next_request();
         self.inner
             .roundtrip(id, &Request::Shutdown { id }, None::<&()>, |_| Ok(()))
+    }
+}
+
+/// References a server holds on objects of other servers, taken through
+/// this process's sessions on those servers ([`Client::for_address`]).
+pub(crate) struct OtherServers {
+    /// The key those sessions authenticate with: the serving manager's.
+    authkey: Vec<u8>,
+}
+
+impl OtherServers {
+    pub(crate) fn new(authkey: &[u8]) -> Self {
+        OtherServers {
+            authkey: authkey.to_vec(),
+        }
+    }
+}
+
+impl RemoteRefs for OtherServers {
+    fn retain(&self, token: &Token) -> std::result::Result<(), String> {
+        Client::for_address(&token.address, &self.authkey)
+            .and_then(|other| other.incref(token))
+            .map_err(|e| e.to_string())
+    }
+
+    fn release(&self, token: &Token) {
+        if let Ok(other) = Client::for_address(&token.address, &self.authkey) {
+            other.release(token.id);
+        }
     }
 }
 

@@ -133,9 +133,3 @@ pub enum RemoteError {
     #[error("bad request: {0}")]
     BadRequest(String),
 }
-
-impl From<crate::value::ValueError> for Error {
-    fn from(e: crate::value::ValueError) -> Self {
-        Error::Codec(e.to_string())
-    }
-}

@@ -8,45 +8,59 @@
 // Built-in types use `#[shared]`, whose expansion names `::managers`.
 extern crate self as managers;
 
+// The layers, bottom up (ARCHITECTURE.md; `tests/layers.rs` keeps it true).
+// Foundation: plain data.
 mod address;
-pub mod auth;
-mod client;
 mod error;
-mod manager;
-mod object;
-mod proxy;
-mod registry;
-mod server;
-mod spawn;
-pub mod sync;
+mod token;
+pub mod value;
+// Protocol: bytes on a socket.
+pub mod auth;
+mod options;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
-pub mod value;
 pub mod wire;
+// Object model: what a served object is.
+mod object;
+mod registry;
+// The two sides, which never use each other.
+mod client;
+mod proxy;
+mod server;
+// Lifecycle: starting and connecting managers.
+mod manager;
+mod spawn;
+// Built on the public surface.
+pub mod sync;
 
 pub use address::{Address, ToAddress};
 pub use client::{caller_id, Client};
 pub use error::{Error, RemoteError, Result, SyncError};
-pub use manager::{default_authkey, BaseManager, ManagerOptions, Serializer};
+pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
-pub use proxy::{Proxy, ProxyBase, Token};
+pub use options::{default_authkey, ManagerOptions, Serializer};
+pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};
-pub use server::{DebugEntry, Server, ServerStopper};
+pub use server::{Server, ServerStopper};
 pub use spawn::bootstrap;
+pub use token::Token;
+pub use wire::DebugEntry;
 
 /// What generated code uses. Not a public API: it may change at any time.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{Error, RemoteError, Result};
-    pub use crate::manager::{BaseManager, ManagerOptions};
+    pub use crate::manager::BaseManager;
     pub use crate::object::{
         assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
         run_ref, CallContext, Cell, MethodInfo, Outcome, Plain, Reply, Returned, ReturnedOption,
         ReturnedResult, Shared,
     };
-    pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase, Token};
+    pub use crate::options::ManagerOptions;
+    pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
     pub use crate::registry::{has_method, Constructor, Registry};
+    pub use crate::token::Token;
     pub use serde;
 }

@@ -9,9 +9,9 @@ use std::sync::{Arc, Weak};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::address::Address;
 use crate::error::RemoteError;
-use crate::proxy::{Proxy, Token};
-use crate::server::ServerState;
+use crate::token::{self, Token};
 
 /// The lock every served object lives in: `&self` methods take it shared,
 /// `&mut self` methods exclusively, so the runtime serializes mutation.
@@ -59,9 +59,9 @@ pub trait Shared: Sized + Send + Sync + 'static {
     /// The exposed methods, in dispatch order.
     const METHODS: &'static [MethodInfo];
     /// The blocking proxy type.
-    type Proxy: Proxy;
+    type Proxy;
     /// The async proxy type.
-    type AsyncProxy: Proxy;
+    type AsyncProxy;
     /// Run method number `method` (an index into [`Shared::METHODS`]) with
     /// postcard-encoded arguments.
     fn dispatch(this: Arc<Cell<Self>>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
@@ -88,11 +88,42 @@ impl<T: Shared> Object for Cell<T> {
     }
 }
 
+/// What served code may ask of the server that runs it. The server
+/// implements it; this layer only knows the trait.
+pub(crate) trait Host: Send + Sync + 'static {
+    /// The address clients reach the server at.
+    fn address(&self) -> &Address;
+    /// The object with this id, if it is served here.
+    fn object(&self, id: u64) -> Result<Arc<dyn Object>, RemoteError>;
+    /// Serve `object` as a new id with one reference held by `session`.
+    fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token;
+    /// One more reference to `id` for `session`.
+    fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError>;
+    /// One more reference owned by the server itself (a container holding
+    /// a proxy), not by any session.
+    fn retain_internal(&self, id: u64) -> Result<(), RemoteError>;
+    /// Drop a reference taken with `retain_internal`.
+    fn release_internal(&self, id: u64);
+    /// References this server holds on objects of other servers.
+    fn remote(&self) -> &dyn RemoteRefs;
+}
+
+/// References a server holds on objects of *other* servers (a dict here
+/// holding a list there). The client layer implements it with this
+/// process's sessions on those servers; the server is handed one when it is
+/// built, so it never depends on the client.
+pub(crate) trait RemoteRefs: Send + Sync + 'static {
+    /// Take a reference to `token`'s object on its server.
+    fn retain(&self, token: &Token) -> Result<(), String>;
+    /// Give back a reference taken with `retain`.
+    fn release(&self, token: &Token);
+}
+
 /// Where a call runs: the server and the calling client's session. Cheap to
 /// clone into a pending future.
 #[derive(Clone)]
 pub struct CallContext {
-    pub(crate) server: Arc<ServerState>,
+    pub(crate) server: Arc<dyn Host>,
     pub(crate) session: u128,
     pub(crate) object: Option<u64>,
 }
@@ -151,7 +182,7 @@ impl CallContext {
     /// A handle for objects that hold proxies to other objects of this
     /// server and must keep them alive.
     pub fn link(&self) -> ServerLink {
-        ServerLink(Arc::downgrade(&self.server))
+        ServerLink(Some(Arc::downgrade(&self.server)))
     }
 }
 
@@ -160,13 +191,32 @@ impl CallContext {
 /// [`retain`](Self::retain) and gives it back with
 /// [`release`](Self::release) (at the latest in its `Drop`). A token of
 /// another manager is retained there, through this process's session on it.
-#[derive(Clone, Debug, Default)]
-pub struct ServerLink(Weak<ServerState>);
+#[derive(Clone)]
+pub struct ServerLink(Option<Weak<dyn Host>>);
+
+impl Default for ServerLink {
+    /// A link to no server: retains and releases do nothing.
+    fn default() -> Self {
+        ServerLink(None)
+    }
+}
+
+impl std::fmt::Debug for ServerLink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.upgrade() {
+            Some(server) => write!(f, "ServerLink({})", server.address()),
+            None => f.write_str("ServerLink(none)"),
+        }
+    }
+}
 
 impl ServerLink {
-    fn local(&self, token: &Token) -> Option<Arc<ServerState>> {
-        self.0
-            .upgrade()
+    fn upgrade(&self) -> Option<Arc<dyn Host>> {
+        self.0.as_ref().and_then(Weak::upgrade)
+    }
+
+    fn local(&self, token: &Token) -> Option<Arc<dyn Host>> {
+        self.upgrade()
             .filter(|server| token.address == *server.address())
     }
 
@@ -175,11 +225,12 @@ impl ServerLink {
         if let Some(server) = self.local(token) {
             return server.retain_internal(token.id);
         }
-        let Some(server) = self.0.upgrade() else {
+        let Some(server) = self.upgrade() else {
             return Ok(());
         };
-        crate::client::Client::for_address(&token.address, server.authkey())
-            .and_then(|other| other.incref(token))
+        server
+            .remote()
+            .retain(token)
             .map_err(|e| RemoteError::BadRequest(format!("cannot hold {token}: {e}")))
     }
 
@@ -187,54 +238,26 @@ impl ServerLink {
     pub fn release(&self, token: &Token) {
         if let Some(server) = self.local(token) {
             server.release_internal(token.id);
-        } else if let Some(server) = self.0.upgrade() {
-            if let Ok(other) = crate::client::Client::for_address(&token.address, server.authkey())
-            {
-                other.release(token.id);
-            }
+        } else if let Some(server) = self.upgrade() {
+            server.remote().release(token);
         }
     }
 }
 
-impl std::fmt::Debug for ServerState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "ServerState({})", self.address())
+/// A call's context grants its caller every token of this server that its
+/// result carries: the caller's proxy adopts the reference on arrival.
+impl token::Grant for CallContext {
+    fn grant(&self, token: &Token) {
+        if token.address == *self.server.address() {
+            let _ = self.server.incref(self.session, token.id);
+        }
     }
-}
-
-thread_local! {
-    /// The call whose result is being encoded on this thread, if any.
-    static ENCODING_FOR: std::cell::Cell<*const CallContext> = const { std::cell::Cell::new(std::ptr::null()) };
 }
 
 /// Run `encode` with `cx` as the call whose caller receives any token
 /// serialized meanwhile.
 fn encoding_for<R>(cx: &CallContext, encode: impl FnOnce() -> R) -> R {
-    struct Restore(*const CallContext);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            ENCODING_FOR.with(|c| c.set(self.0));
-        }
-    }
-    let _restore = Restore(ENCODING_FOR.with(|c| c.replace(cx)));
-    encode()
-}
-
-/// A token of this server is being sent to a caller inside a result: the
-/// caller's session gets a reference, which its proxy adopts on arrival.
-pub(crate) fn grant_to_caller(token: &Token) {
-    ENCODING_FOR.with(|c| {
-        let cx = c.get();
-        if cx.is_null() {
-            return;
-        }
-        // SAFETY: set only by `encoding_for`, which outlives this call on
-        // this thread and restores the previous pointer when it returns.
-        let cx = unsafe { &*cx };
-        if token.address == *cx.server.address() {
-            let _ = cx.server.incref(cx.session, token.id);
-        }
-    });
+    token::granting(cx, encode)
 }
 
 /// Decode a method's argument tuple.

@@ -11,45 +11,10 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::address::Address;
 use crate::client::Client;
 use crate::error::Result;
-
-/// Names one object on one server: typeid, server address, object id.
-///
-/// Serializing a token inside a method's result gives the caller's session a
-/// reference to the object, which the proxy decoded from it adopts.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
-pub struct Token {
-    /// The typeid the object was registered or returned as.
-    pub typeid: String,
-    /// The address of the server that owns it.
-    pub address: Address,
-    /// The object's id; never reused within one server's life.
-    pub id: u64,
-}
-
-impl Serialize for Token {
-    fn serialize<S: serde::Serializer>(
-        &self,
-        serializer: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        #[serde(rename = "Token")]
-        struct Fields<'a> {
-            typeid: &'a str,
-            address: &'a Address,
-            id: u64,
-        }
-        crate::object::grant_to_caller(self);
-        Fields {
-            typeid: &self.typeid,
-            address: &self.address,
-            id: self.id,
-        }
-        .serialize(serializer)
-    }
-}
+use crate::token::Token;
+use crate::wire;
 
 thread_local! {
     /// The session whose reply is being decoded on this thread, if any.
@@ -102,45 +67,29 @@ impl Serialize for ProxyBase {
     }
 }
 
-impl Token {
-    /// A text form for handing the object to another process (argv, a
-    /// file, a message): pass it to
-    /// [`BaseManager::proxy_from_token`](crate::BaseManager::proxy_from_token)
-    /// there after [`Token::from_text`].
-    pub fn to_text(&self) -> String {
-        let fields = (self.typeid.as_str(), &self.address, self.id);
-        let bytes = crate::wire::encode(&fields).expect("a token always encodes");
-        bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// Making proxies through a session: the client layer deals in tokens, this
+/// one wraps them.
+impl Client {
+    /// Create an object of `typeid` and return its proxy.
+    pub fn create<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        let token = self.create_token(typeid, args)?;
+        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
     }
 
-    /// Read a token written by [`Token::to_text`].
-    pub fn from_text(text: &str) -> Result<Token> {
-        let bad = || crate::Error::Codec(format!("`{text}` is not a token's text form"));
-        if text.len() % 2 != 0 || !text.is_ascii() {
-            return Err(bad());
-        }
-        let bytes = (0..text.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&text[i..i + 2], 16))
-            .collect::<std::result::Result<Vec<u8>, _>>()
-            .map_err(|_| bad())?;
-        let (typeid, address, id): (String, Address, u64) =
-            crate::wire::decode(&bytes).map_err(|_| bad())?;
-        Ok(Token {
-            typeid,
-            address,
-            id,
-        })
+    /// Async form of [`create`](Self::create).
+    pub async fn create_async<P: Proxy, A: Serialize>(&self, typeid: &str, args: &A) -> Result<P> {
+        let token = self.create_token_async(typeid, args).await?;
+        Ok(P::from_base(ProxyBase::adopt(self.clone(), token)))
     }
-}
 
-impl fmt::Display for Token {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "typeid '{}' id {} at {}",
-            self.typeid, self.id, self.address
-        )
+    /// A proxy of type `P` (any proxy: typed, generated) to the object
+    /// `token` names on this session's server, taking a new reference.
+    pub fn proxy_from_token<P: DeserializeOwned>(&self, token: &Token) -> Result<P> {
+        self.take_reference(token)?;
+        // Outside a reply the token's fields encode without granting
+        // anything; the proxy adopts the reference just taken.
+        let bytes = wire::encode(token)?;
+        decoding_for(self, || wire::decode::<P>(&bytes))
     }
 }
 

@@ -18,14 +18,14 @@ use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
+use crate::client::OtherServers;
 use crate::error::{Error, Result};
-use crate::manager::ManagerOptions;
+use crate::options::ManagerOptions;
 use crate::registry::Registry;
 use crate::server::{Server, ServerStopper};
 
@@ -36,12 +36,6 @@ const MARKER: &str = "--managers-server-process";
 const CHILD_ENV: &str = "MANAGERS_SERVER_PROCESS";
 /// How long `start()` waits for the child to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
-
-static AUTHKEY: OnceLock<Vec<u8>> = OnceLock::new();
-
-pub(crate) fn process_authkey() -> &'static [u8] {
-    AUTHKEY.get_or_init(|| crate::auth::random_bytes::<32>().to_vec())
-}
 
 #[inline(never)]
 fn anchor() -> u32 {
@@ -221,7 +215,7 @@ pub(crate) fn start_process(
         check: check_offset(),
         address: options.address.clone(),
         authkey: options.authkey.clone(),
-        process_authkey: process_authkey().to_vec(),
+        process_authkey: crate::auth::process_authkey().to_vec(),
         max_frame: options.max_frame,
         handshake_timeout: options.handshake_timeout,
         max_connections: options.max_connections,
@@ -260,9 +254,16 @@ pub(crate) fn start_process(
     }
 }
 
+/// Bind a server for `registry`: objects it serves that hold proxies to
+/// other managers' objects keep them through this process's sessions there.
+pub(crate) fn bind(registry: Registry, options: &ManagerOptions) -> Result<Server> {
+    let remote = std::sync::Arc::new(OtherServers::new(&options.authkey));
+    Server::bind(registry, options, remote)
+}
+
 /// Start a server for `registry` on a thread of this process.
 pub(crate) fn start_thread(registry: Registry, options: &ManagerOptions) -> Result<Running> {
-    let server = Server::bind(registry, options)?;
+    let server = bind(registry, options)?;
     let address = server.address().clone();
     let stopper = server.stopper();
     let thread = std::thread::Builder::new()
@@ -321,7 +322,7 @@ fn take_lifeline() -> Result<UnixStream> {
 fn serve_child() -> Result<()> {
     let mut lifeline = take_lifeline()?;
     let settings: Settings = read_message(&mut lifeline)?;
-    let _ = AUTHKEY.set(settings.process_authkey.clone());
+    crate::auth::inherit_process_authkey(settings.process_authkey.clone());
     let base = base();
     if settings.check != check_offset() {
         let message = "the server process is not the same executable as its parent".to_string();
@@ -359,7 +360,7 @@ fn serve_child() -> Result<()> {
         registry()
     })
     .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))
-    .and_then(|registry| Server::bind(registry, &options));
+    .and_then(|registry| bind(registry, &options));
     let server = match prepared {
         Ok(server) => server,
         Err(e) => {

@@ -95,6 +95,17 @@ pub struct Response {
     pub result: Result<(), RemoteError>,
 }
 
+/// One object as `debug_info()` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DebugEntry {
+    /// Object id.
+    pub id: u64,
+    /// Typeid it was created or returned as.
+    pub typeid: String,
+    /// References held on it by all sessions.
+    pub refcount: u64,
+}
+
 /// Start a frame in `buf`: reserve the length prefix, then append `header`.
 pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Error> {
     buf.clear();

@@ -4,18 +4,18 @@
 use serde::Serialize;
 
 use super::SyncManager;
-use crate::error::Result;
-use crate::registry::{Constructor, Registry};
 use crate::value::{to_value, Value};
+use crate::Result;
+use crate::{Constructor, Registry};
 
 /// Server-side objects of this family.
 pub mod server {
     use std::sync::Mutex;
 
-    use crate::error::SyncError;
     use crate::sync::held::HeldTokens;
     use crate::sync::lock;
     use crate::value::Value;
+    use crate::SyncError;
 
     /// Python's `manager.Array`, served: a sequence of dynamic values whose
     /// length is fixed when it is made.
@@ -136,10 +136,10 @@ pub mod typed {
     use serde::Serialize;
 
     use super::server::{ArrayAsyncProxy as RawArrayAsyncProxy, ArrayProxy as RawArrayProxy};
-    use crate::error::Result;
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::{to_value, Value};
+    use crate::Proxy;
+    use crate::Result;
 
     /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
     /// (Python's `ArrayProxy`): `len`, indexing with negative indexes, item

@@ -2,8 +2,8 @@
 
 use std::ops::Deref;
 
-use crate::manager::{BaseManager, ManagerOptions};
-use crate::registry::Registry;
+use crate::Registry;
+use crate::{BaseManager, ManagerOptions};
 
 /// Python's `multiprocessing.Manager()`: a manager serving every built-in
 /// shared type. Create objects with its methods (`dict()`, `list()`,

@@ -2,8 +2,8 @@
 //! (Python's `manager.Namespace()`).
 
 use super::SyncManager;
-use crate::error::{Result, SyncError};
-use crate::registry::{Constructor, Registry};
+use crate::{Constructor, Registry};
+use crate::{Result, SyncError};
 
 /// Names starting with `_` belong to the proxy in Python, never to the
 /// shared object: refused on both sides.
@@ -22,10 +22,10 @@ pub mod server {
     use std::sync::Mutex;
 
     use super::check_name;
-    use crate::error::SyncError;
     use crate::sync::held::HeldTokens;
     use crate::sync::lock;
     use crate::value::Value;
+    use crate::SyncError;
 
     /// Python's `multiprocessing.managers.Namespace`, served: attributes by
     /// name, in the order they were first set.
@@ -150,10 +150,10 @@ pub mod typed {
     use super::server::{
         NamespaceAsyncProxy as RawNamespaceAsyncProxy, NamespaceProxy as RawNamespaceProxy,
     };
-    use crate::error::{Error, Result};
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::to_value;
+    use crate::Proxy;
+    use crate::{Error, Result};
 
     /// A typed proxy of a shared [`Namespace`](super::server::Namespace)
     /// (Python's `NamespaceProxy`): each attribute is read and written with

@@ -4,9 +4,9 @@
 
 use serde::de::DeserializeOwned;
 
-use crate::error::{Error, Result, SyncError};
-use crate::proxy::ProxyBase;
 use crate::value::Value;
+use crate::ProxyBase;
+use crate::{Error, Result, SyncError};
 
 /// `Result<Result<T, SyncError>>` from a raw proxy as the typed proxies'
 /// `Result<T>`: Python's exception becomes [`Error::Sync`].
@@ -92,13 +92,13 @@ macro_rules! typed_proxy {
             }
         }
 
-        impl<$($t),*> $crate::proxy::Proxy for $typed {
-            fn from_base(base: $crate::proxy::ProxyBase) -> Self {
-                <$raw as $crate::proxy::Proxy>::from_base(base).into()
+        impl<$($t),*> $crate::Proxy for $typed {
+            fn from_base(base: $crate::ProxyBase) -> Self {
+                <$raw as $crate::Proxy>::from_base(base).into()
             }
 
-            fn base(&self) -> &$crate::proxy::ProxyBase {
-                $crate::proxy::Proxy::base(&self.raw)
+            fn base(&self) -> &$crate::ProxyBase {
+                $crate::Proxy::base(&self.raw)
             }
         }
 

@@ -15,7 +15,7 @@ use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};
 
 use super::Value;
 use crate::address::Address;
-use crate::proxy::Token;
+use crate::token::Token;
 
 /// A number, with `bool` as the integer it is in Python.
 #[derive(Clone, Copy)]

@@ -14,7 +14,7 @@ use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
 use super::{token_serde, TokenValue, Value};
-use crate::proxy::Token;
+use crate::token::Token;
 
 /// The enum name of `Value`'s own serde form.
 pub(crate) const VALUE_MARKER: &str = "$managers::Value";

@@ -77,3 +77,9 @@ impl serde::de::Error for ValueError {
         }
     }
 }
+
+impl From<ValueError> for crate::error::Error {
+    fn from(e: ValueError) -> Self {
+        crate::error::Error::Codec(e.to_string())
+    }
+}

@@ -50,7 +50,7 @@ pub use error::ValueError;
 pub use ser::{to_value, ValueSerializer};
 pub use token::{token_serde, TokenValue, TOKEN_MARKER};
 
-use crate::proxy::Token;
+use crate::token::Token;
 
 /// A dynamically typed value: the serde data model plus proxy tokens.
 ///

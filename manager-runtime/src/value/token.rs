@@ -13,7 +13,7 @@ use serde::ser::Serializer;
 use serde::{Deserialize, Serialize};
 
 use super::{to_value, Value, ValueError};
-use crate::proxy::Token;
+use crate::token::Token;
 
 /// The newtype-struct name that marks a proxy token in the serde data model.
 pub const TOKEN_MARKER: &str = "$managers::Token";

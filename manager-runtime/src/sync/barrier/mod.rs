@@ -25,8 +25,8 @@
 use std::time::Duration;
 
 use super::SyncManager;
-use crate::error::{Error, Result, SyncError};
-use crate::registry::{Constructor, Registry};
+use crate::{Constructor, Registry};
+use crate::{Error, Result, SyncError};
 
 /// Server-side objects of this family.
 pub mod server;

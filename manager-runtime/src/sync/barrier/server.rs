@@ -6,8 +6,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
-use crate::error::SyncError;
 use crate::sync::lock;
+use crate::SyncError;
 
 /// Where one generation of a barrier stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,8 +4,8 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::server::{BarrierAsyncProxy as RawBarrierAsyncProxy, BarrierProxy as RawBarrierProxy};
-use crate::error::Result;
 use crate::sync::typed::{flatten, typed_proxy};
+use crate::Result;
 
 /// A proxy of a shared [`Barrier`](super::server::Barrier) (Python's
 /// `BarrierProxy`). Errors of a broken barrier come back as

@@ -7,10 +7,10 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::pairs;
     use super::super::table::Table;
-    use crate::error::SyncError;
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
     use crate::value::Value;
+    use crate::SyncError;
 
     #[derive(Debug, Default)]
     struct DictState {
@@ -231,11 +231,11 @@ pub mod typed {
     use super::super::iter::typed::IterProxy;
     use super::super::operand::{send_operand, Elements};
     use super::server::DictProxy as RawDictProxy;
-    use crate::error::Result;
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
+    use crate::Proxy;
+    use crate::Result;
 
     /// A typed proxy of a shared `dict` (Python's `DictProxy`): every method
     /// is one call to the server. Entries keep their insertion order. A

@@ -6,9 +6,9 @@ pub mod server {
 
     use serde::Serialize;
 
-    use crate::error::SyncError;
     use crate::sync::lock;
     use crate::value::{to_value, Value};
+    use crate::SyncError;
 
     type Items = Box<dyn Iterator<Item = Result<Value, SyncError>> + Send>;
 
@@ -106,9 +106,9 @@ pub mod typed {
     use serde::de::DeserializeOwned;
 
     use super::server::RemoteIterProxy;
-    use crate::error::Result;
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
+    use crate::Proxy;
+    use crate::Result;
 
     /// A typed proxy of an iterator living in the server: each `next()` is
     /// one call. Iterating a dict or list proxy (`iter()`) gives one; so does

@@ -1,7 +1,7 @@
 //! `list`: Python's list, served.
 
-use crate::error::SyncError;
 use crate::value::Value;
+use crate::SyncError;
 
 /// Python's index into a sequence of `len` items: negative counts from the
 /// end. `None` when out of range.
@@ -141,10 +141,10 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::operand::elements;
     use super::{insertion_point, py_sort, repeated, Slice};
-    use crate::error::SyncError;
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
     use crate::value::Value;
+    use crate::SyncError;
 
     #[derive(Debug, Default)]
     struct ListState {
@@ -464,11 +464,11 @@ pub mod typed {
     use super::super::iter::typed::IterProxy;
     use super::super::operand::{send_operand, Elements};
     use super::server::ListProxy as RawListProxy;
-    use crate::error::Result;
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
+    use crate::Proxy;
+    use crate::Result;
 
     /// Python's `[start:stop]` bounds of a Rust range of indices; negative
     /// indices count from the end (`-3..` is the last three, `..=-1`

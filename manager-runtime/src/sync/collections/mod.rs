@@ -19,7 +19,7 @@ mod operand;
 mod set;
 mod table;
 
-use crate::registry::{Constructor, Registry};
+use crate::{Constructor, Registry};
 
 /// Server-side objects of this family and their dynamically typed proxies.
 pub mod server {

@@ -5,11 +5,11 @@ use serde::Serialize;
 
 use super::server::{Dict, List, Set};
 use super::typed::{DictProxy, ListProxy, SetProxy};
-use crate::error::{Result, SyncError};
-use crate::object::{CallContext, Cell, Shared};
-use crate::proxy::Proxy;
 use crate::sync::typed::flatten;
 use crate::value::{to_value, Value};
+use crate::Proxy;
+use crate::{CallContext, Cell, Shared};
+use crate::{Result, SyncError};
 
 /// What a collection method accepts where Python takes "an iterable": any
 /// `IntoIterator` of elements (sent to the server), or a reference to a
@@ -99,7 +99,7 @@ enum Container {
     Set(std::sync::Arc<Cell<Set>>),
 }
 
-fn resolve(token: &crate::proxy::Token) -> std::result::Result<Container, SyncError> {
+fn resolve(token: &crate::Token) -> std::result::Result<Container, SyncError> {
     let not_iterable = || SyncError::TypeError(format!("{token} is not iterable here"));
     let cx = CallContext::current().ok_or_else(not_iterable)?;
     if let Ok(dict) = cx.resolve::<Dict>(token) {

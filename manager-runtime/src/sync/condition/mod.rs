@@ -5,9 +5,9 @@ pub mod server;
 pub mod typed;
 
 use super::SyncManager;
-use crate::error::Result;
-use crate::proxy::Token;
-use crate::registry::{Constructor, Registry};
+use crate::Result;
+use crate::Token;
+use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register::<server::Condition>(

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::error::SyncError;
-use crate::object::{CallContext, ServerLink};
-use crate::proxy::Token;
 use crate::sync::lock::server::{Lock, RLock};
 use crate::sync::lock::state::LockCore;
+use crate::SyncError;
+use crate::Token;
+use crate::{CallContext, ServerLink};
 
 /// Which lock a condition works on.
 enum Binding {

@@ -3,11 +3,11 @@
 use std::time::{Duration, Instant};
 
 use super::server;
-use crate::error::Result;
-use crate::proxy::Proxy;
 use crate::sync::lock::server::{LockProxy as RawLockProxy, RLockProxy as RawRLockProxy};
 use crate::sync::lock::typed::{acquirer_methods, LockProxy, RLockProxy};
 use crate::sync::typed::{flatten, typed_proxy};
+use crate::Proxy;
+use crate::Result;
 
 /// Typed proxy of a shared [`Condition`](server::Condition): Python's
 /// `threading.Condition` through a manager. The lock and every wait

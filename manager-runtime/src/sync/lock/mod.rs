@@ -12,8 +12,8 @@ pub(in crate::sync) mod state;
 pub mod typed;
 
 use super::SyncManager;
-use crate::error::Result;
-use crate::registry::{Constructor, Registry};
+use crate::Result;
+use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register::<server::Lock>(

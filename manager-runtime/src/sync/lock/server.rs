@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::state::{Counter, LockCore};
-use crate::error::SyncError;
+use crate::SyncError;
 
 /// Python's `threading.Lock`, served: not re-entrant, releasable by anyone.
 /// Waiting to acquire is a future in the server.

@@ -8,8 +8,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::error::SyncError;
 use crate::sync::deadline;
+use crate::SyncError;
 
 /// Call `attempt` until it yields, waking on `notify`, at most until
 /// `deadline` (`None`: forever). `None` means the deadline passed first.

@@ -5,8 +5,8 @@ use std::marker::PhantomData;
 use std::time::Duration;
 
 use super::server;
-use crate::error::Result;
 use crate::sync::typed::typed_proxy;
+use crate::Result;
 
 /// What a [`LockGuard`] needs of a proxy: Python's `acquire` and `release`
 /// with errors flattened, for the calling thread.

@@ -11,8 +11,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::SyncManager;
-use crate::error::Result;
-use crate::registry::{Constructor, Registry};
+use crate::Result;
+use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     for typeid in ["Queue", "JoinableQueue"] {

@@ -6,11 +6,11 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use crate::error::SyncError;
 use crate::sync::deadline;
 use crate::sync::held::{HeldTokens, Removed};
 use crate::sync::lock::state::wait_until;
 use crate::value::Value;
+use crate::SyncError;
 
 struct State {
     items: VecDeque<QueueItem>,

@@ -9,10 +9,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::server;
-use crate::error::Result;
-use crate::proxy::{Proxy, ProxyBase};
 use crate::sync::typed::{decode, flatten, typed_proxy};
 use crate::value::to_value;
+use crate::Result;
+use crate::{Proxy, ProxyBase};
 
 /// Typed proxy of a shared [`Queue`](server::Queue) of `T`: Python's
 /// `queue.Queue` through a manager. Every element crosses as a

@@ -4,18 +4,18 @@
 use serde::Serialize;
 
 use super::SyncManager;
-use crate::error::Result;
-use crate::registry::{Constructor, Registry};
 use crate::value::{to_value, Value};
+use crate::Result;
+use crate::{Constructor, Registry};
 
 /// Server-side objects of this family.
 pub mod server {
     use std::sync::Mutex;
 
-    use crate::error::SyncError;
     use crate::sync::held::HeldTokens;
     use crate::sync::lock;
     use crate::value::Value;
+    use crate::SyncError;
 
     /// Python's `manager.Value`, served: one dynamic value. Named
     /// `SharedValue` so as not to clash with [`Value`], the dynamic value it
@@ -66,10 +66,10 @@ pub mod typed {
     use serde::Serialize;
 
     use super::server::{SharedValueAsyncProxy, SharedValueProxy};
-    use crate::error::Result;
-    use crate::proxy::Proxy;
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::value::to_value;
+    use crate::Proxy;
+    use crate::Result;
 
     /// A typed proxy of a shared [`SharedValue`](super::server::SharedValue)
     /// holding a `T` (Python's `ValueProxy`): `get()` and `set(&x)`.

@@ -1,0 +1,199 @@
+//! The server: object table, sessions, connection tasks and dispatch.
+//!
+//! Each connection is one task. A call whose object lock is free runs right
+//! there and its reply is written from the same task: no thread hop. Calls
+//! that must wait (async methods, a busy lock) become their own task and
+//! write their reply when done, so one connection carries many calls in
+//! flight and replies may come back out of order.
+//!
+//! References belong to *sessions* (one per client process handle), not to
+//! connections: when the last connection of a session closes, every
+//! reference it held is released, so a client that dies leaks nothing.
+
+mod connection;
+mod state;
+mod table;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::address::Address;
+use crate::error::Result;
+use crate::object::RemoteRefs;
+use crate::options::ManagerOptions;
+use crate::registry::Registry;
+use crate::transport::{self, Listener, PrivateDir, Socket};
+use connection::serve_connection;
+use state::ServerState;
+use table::Table;
+
+/// A handle that stops a server from any thread.
+#[derive(Clone)]
+pub struct ServerStopper(Arc<ServerState>);
+
+impl ServerStopper {
+    /// Ask the server to stop: it closes every connection and
+    /// `serve_forever` returns.
+    pub fn stop(&self) {
+        self.0.request_stop();
+    }
+}
+
+/// A bound server, ready to [`serve_forever`](Server::serve_forever).
+pub struct Server {
+    state: Arc<ServerState>,
+    listener: Listener,
+    _dir: Option<PrivateDir>,
+}
+
+impl Server {
+    /// Bind the configured address for `registry`'s typeids. `remote`
+    /// holds references on other servers' objects for objects served here
+    /// (the client layer provides it; see [`RemoteRefs`]).
+    pub(crate) fn bind(
+        registry: Registry,
+        options: &ManagerOptions,
+        remote: Arc<dyn RemoteRefs>,
+    ) -> Result<Server> {
+        #[cfg(feature = "tls")]
+        if options.tls_server.is_some() && !matches!(options.address, Some(Address::Tcp(_))) {
+            return Err(crate::error::Error::State(
+                "TLS applies to TCP managers: give a host:port address".into(),
+            ));
+        }
+        let (listener, address, dir) = transport::bind(options.address.as_ref())?;
+        let state = Arc::new(ServerState {
+            registry,
+            table: Mutex::new(Table::default()),
+            next_id: AtomicU64::new(1),
+            address,
+            authkey: options.authkey.clone(),
+            max_frame: options.max_frame,
+            handshake_timeout: options.handshake_timeout,
+            max_connections: options.max_connections,
+            connections: AtomicUsize::new(0),
+            #[cfg(feature = "tls")]
+            tls: options.tls_server.as_ref().map(|t| t.acceptor()),
+            stopping: AtomicBool::new(false),
+            stop: Notify::new(),
+            remote,
+        });
+        Ok(Server {
+            state,
+            listener,
+            _dir: dir,
+        })
+    }
+
+    /// The address clients connect to (the actual port if 0 was asked).
+    pub fn address(&self) -> &Address {
+        &self.state.address
+    }
+
+    /// A handle to stop this server from another thread.
+    pub fn stopper(&self) -> ServerStopper {
+        ServerStopper(Arc::clone(&self.state))
+    }
+
+    /// Serve until a client asks for shutdown or the stopper is used. On
+    /// return every connection is closed and a private socket is removed.
+    pub fn serve_forever(self) -> Result<()> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("manager-server")
+            .enable_all()
+            .build()?;
+        let Server {
+            state,
+            listener,
+            _dir,
+        } = self;
+        let result = runtime.block_on(accept_loop(Arc::clone(&state), listener));
+        // Dropping the runtime cancels every connection and pending call,
+        // which closes their sockets: clients see the server gone.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+}
+
+async fn accept_loop(state: Arc<ServerState>, listener: Listener) -> Result<()> {
+    match listener {
+        Listener::Tcp(l) => {
+            l.set_nonblocking(true)?;
+            accept_from(state, tokio::net::TcpListener::from_std(l)?).await
+        }
+        Listener::Unix(l) => {
+            l.set_nonblocking(true)?;
+            accept_from(state, tokio::net::UnixListener::from_std(l)?).await
+        }
+    }
+}
+
+/// A listening socket of either kind.
+trait Acceptor {
+    type Stream: Socket;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream>;
+
+    /// Serve one accepted connection.
+    fn serve(
+        state: Arc<ServerState>,
+        stream: Self::Stream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        serve_connection(state, stream)
+    }
+}
+
+impl Acceptor for tokio::net::TcpListener {
+    type Stream = tokio::net::TcpStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        let (stream, _) = self.accept().await?;
+        stream.set_nodelay(true)?;
+        Ok(stream)
+    }
+
+    #[cfg(feature = "tls")]
+    #[allow(clippy::manual_async_fn)] // `async fn` cannot promise Send + 'static
+    fn serve(
+        state: Arc<ServerState>,
+        stream: Self::Stream,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        async move {
+            let Some(acceptor) = state.tls.clone() else {
+                return serve_connection(state, stream).await;
+            };
+            // The TLS handshake counts against the handshake timeout too.
+            let accepted =
+                tokio::time::timeout(state.handshake_timeout, acceptor.accept(stream)).await;
+            if let Ok(Ok(stream)) = accepted {
+                serve_connection(state, stream).await;
+            }
+        }
+    }
+}
+
+impl Acceptor for tokio::net::UnixListener {
+    type Stream = tokio::net::UnixStream;
+    async fn accept_one(&self) -> std::io::Result<Self::Stream> {
+        Ok(self.accept().await?.0)
+    }
+}
+
+async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Result<()> {
+    loop {
+        tokio::select! {
+            accepted = listener.accept_one() => match accepted {
+                Ok(stream) => {
+                    tokio::spawn(A::serve(Arc::clone(&state), stream));
+                }
+                // Out of descriptors or memory: back off instead of spinning.
+                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+            },
+            _ = state.stop.notified() => return Ok(()),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! What every connection of one server shares: the registry, the object
+//! table, limits, and the stop signal; and the dispatch of one call.
+
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use super::table::{Entry, Table};
+use crate::address::Address;
+use crate::error::RemoteError;
+use crate::object::{CallContext, Host, Object, Outcome, RemoteRefs, ReplyFuture};
+use crate::registry::Registry;
+use crate::token::Token;
+use crate::wire::{self, DebugEntry};
+
+/// State shared by every connection of one server.
+pub(crate) struct ServerState {
+    pub(super) registry: Registry,
+    pub(super) table: Mutex<Table>,
+    pub(super) next_id: AtomicU64,
+    pub(super) address: Address,
+    pub(super) authkey: Vec<u8>,
+    pub(super) max_frame: u32,
+    pub(super) handshake_timeout: Duration,
+    pub(super) max_connections: usize,
+    pub(super) connections: AtomicUsize,
+    #[cfg(feature = "tls")]
+    pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(super) stopping: AtomicBool,
+    pub(super) stop: Notify,
+    /// This process's sessions on other servers, for objects held here
+    /// that live there.
+    pub(super) remote: Arc<dyn RemoteRefs>,
+}
+
+impl ServerState {
+    fn insert(
+        &self,
+        session: u128,
+        object: Arc<dyn Object>,
+        typeid: &'static str,
+        exposed: Option<&'static [&'static str]>,
+    ) -> Token {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut table = self.table.lock().unwrap();
+        table.objects.insert(
+            id,
+            Entry {
+                object,
+                typeid,
+                exposed,
+                refcount: 1,
+            },
+        );
+        *table
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+        Token {
+            typeid: typeid.to_string(),
+            address: self.address.clone(),
+            id,
+        }
+    }
+
+    fn lookup(
+        &self,
+        id: u64,
+        method: &str,
+        fingerprint: u64,
+    ) -> Result<(Arc<dyn Object>, usize), RemoteError> {
+        let table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        let not_exposed = || RemoteError::NotExposed {
+            typeid: entry.typeid.to_string(),
+            method: method.to_string(),
+        };
+        let methods = entry.object.methods();
+        let index = methods
+            .iter()
+            .position(|m| m.name == method)
+            .ok_or_else(not_exposed)?;
+        if let Some(exposed) = entry.exposed {
+            if !exposed.contains(&method) {
+                return Err(not_exposed());
+            }
+        }
+        if methods[index].fingerprint != fingerprint {
+            return Err(RemoteError::SignatureMismatch {
+                typeid: entry.typeid.to_string(),
+                method: method.to_string(),
+            });
+        }
+        Ok((Arc::clone(&entry.object), index))
+    }
+
+    pub(super) fn call(
+        self: &Arc<Self>,
+        session: u128,
+        id: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &[u8],
+    ) -> Outcome {
+        let (object, index) = match self.lookup(id, method, fingerprint) {
+            Ok(found) => found,
+            Err(e) => return Outcome::Ready(Err(e)),
+        };
+        let cx = CallContext {
+            server: Arc::clone(self) as Arc<dyn Host>,
+            session,
+            object: Some(id),
+        };
+        match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            cx.enter(|| object.call(index, args, &cx))
+        })) {
+            Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future, cx))),
+            Ok(ready) => ready,
+            Err(panic) => Outcome::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+        }
+    }
+
+    pub(super) fn create(
+        self: &Arc<Self>,
+        session: u128,
+        typeid: &str,
+        args: &[u8],
+    ) -> Result<Vec<u8>, RemoteError> {
+        // Constructors run in a call context too, so a built object can take
+        // its server link or resolve a token it was given.
+        let cx = CallContext {
+            server: Arc::clone(self) as Arc<dyn Host>,
+            session,
+            object: None,
+        };
+        let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            cx.enter(|| self.registry.create(typeid, args))
+        }))
+        .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
+        let made = made?;
+        let token = self.insert(session, made.object, made.typeid, made.exposed);
+        wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
+    }
+
+    pub(super) fn decref(&self, session: u128, id: u64, count: u64) {
+        let dead = self.table.lock().unwrap().release(session, id, count);
+        drop(dead);
+    }
+
+    pub(super) fn join(&self, session: u128) {
+        self.table
+            .lock()
+            .unwrap()
+            .sessions
+            .entry(session)
+            .or_default()
+            .connections += 1;
+    }
+
+    pub(super) fn leave(&self, session: u128) {
+        let dead = {
+            let mut table = self.table.lock().unwrap();
+            let Some(state) = table.sessions.get_mut(&session) else {
+                return;
+            };
+            state.connections -= 1;
+            if state.connections > 0 {
+                return;
+            }
+            let refs = table.sessions.remove(&session).unwrap_or_default().refs;
+            table.unref_all(refs)
+        };
+        drop(dead);
+    }
+
+    /// Release every reference `session` holds; its connections stay.
+    pub(super) fn release_all(&self, session: u128) {
+        let dead = {
+            let mut table = self.table.lock().unwrap();
+            let Some(state) = table.sessions.get_mut(&session) else {
+                return;
+            };
+            let refs = std::mem::take(&mut state.refs);
+            table.unref_all(refs)
+        };
+        drop(dead);
+    }
+
+    pub(super) fn number_of_objects(&self) -> usize {
+        self.table.lock().unwrap().objects.len()
+    }
+
+    pub(super) fn debug_info(&self) -> Vec<DebugEntry> {
+        let table = self.table.lock().unwrap();
+        let mut entries: Vec<_> = table
+            .objects
+            .iter()
+            .map(|(&id, e)| DebugEntry {
+                id,
+                typeid: e.typeid.to_string(),
+                refcount: e.refcount,
+            })
+            .collect();
+        entries.sort_by_key(|e| e.id);
+        entries
+    }
+
+    pub(super) fn request_stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop.notify_one();
+    }
+}
+
+impl Host for ServerState {
+    fn address(&self) -> &Address {
+        &self.address
+    }
+
+    fn object(&self, id: u64) -> Result<Arc<dyn Object>, RemoteError> {
+        let table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        Ok(Arc::clone(&entry.object))
+    }
+
+    fn retain_internal(&self, id: u64) -> Result<(), RemoteError> {
+        let mut table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get_mut(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        entry.refcount += 1;
+        Ok(())
+    }
+
+    fn release_internal(&self, id: u64) {
+        let dead = self.table.lock().unwrap().unref(id, 1);
+        drop(dead);
+    }
+
+    fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
+        let mut table = self.table.lock().unwrap();
+        let entry = table
+            .objects
+            .get_mut(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        entry.refcount += 1;
+        *table
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+        Ok(())
+    }
+
+    fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token {
+        let exposed = self.registry.get(typeid).and_then(|e| e.exposed);
+        self.insert(session, object, typeid, exposed)
+    }
+
+    fn remote(&self) -> &dyn RemoteRefs {
+        &*self.remote
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-text payload".to_string()
+    }
+}
+
+/// Polls a method's future inside its call context, and turns a panic into
+/// that call's error.
+struct CatchUnwind(ReplyFuture, CallContext);
+
+impl Future for CatchUnwind {
+    type Output = Result<Vec<u8>, RemoteError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        let (future, call) = (&mut this.0, &this.1);
+        match std::panic::catch_unwind(AssertUnwindSafe(|| call.enter(|| future.as_mut().poll(cx))))
+        {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+        }
+    }
+}

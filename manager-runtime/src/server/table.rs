@@ -1,0 +1,65 @@
+//! The object table: every served object with its refcount, and the
+//! references each client session holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::object::Object;
+
+pub(super) struct Entry {
+    pub(super) object: Arc<dyn Object>,
+    pub(super) typeid: &'static str,
+    pub(super) exposed: Option<&'static [&'static str]>,
+    pub(super) refcount: u64,
+}
+
+#[derive(Default)]
+pub(super) struct Session {
+    pub(super) connections: usize,
+    pub(super) refs: HashMap<u64, u64>,
+}
+
+#[derive(Default)]
+pub(super) struct Table {
+    pub(super) objects: HashMap<u64, Entry>,
+    pub(super) sessions: HashMap<u128, Session>,
+}
+
+impl Table {
+    /// Drop `count` references to `id`; returns the object if that was its
+    /// last reference (to be dropped outside the lock).
+    pub(super) fn unref(&mut self, id: u64, count: u64) -> Option<Arc<dyn Object>> {
+        let entry = self.objects.get_mut(&id)?;
+        entry.refcount = entry.refcount.saturating_sub(count);
+        if entry.refcount == 0 {
+            return self.objects.remove(&id).map(|e| e.object);
+        }
+        None
+    }
+
+    /// Drop every reference in `refs` (a session's, taken out of it); the
+    /// objects freed, to be dropped outside the lock.
+    pub(super) fn unref_all(&mut self, refs: HashMap<u64, u64>) -> Vec<Arc<dyn Object>> {
+        refs.into_iter()
+            .filter_map(|(id, count)| self.unref(id, count))
+            .collect()
+    }
+
+    /// Release up to `count` of the references `session` holds on `id`; a
+    /// session can never release more than it took.
+    pub(super) fn release(
+        &mut self,
+        session: u128,
+        id: u64,
+        count: u64,
+    ) -> Option<Arc<dyn Object>> {
+        let refs = &mut self.sessions.get_mut(&session)?.refs;
+        let held = refs.get_mut(&id)?;
+        let released = count.min(*held);
+        *held -= released;
+        if *held == 0 {
+            refs.remove(&id);
+        }
+        self.unref(id, released)
+    }
+}
