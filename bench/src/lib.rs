@@ -101,6 +101,97 @@ pub fn per_op_us(n: u64, warmup: u64, mut op: impl FnMut(u64)) -> f64 {
     start.elapsed().as_secs_f64() * 1e6 / done as f64
 }
 
+/// CPU time (us) used so far by this process, plus process `other`'s if
+/// given (a started server), all threads included, dead ones too. `None`
+/// when `other`'s clock cannot be read (it has exited).
+pub fn cpu_us(other: Option<u32>) -> Option<f64> {
+    fn read(clock: libc::clockid_t) -> Option<f64> {
+        let mut t = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `t` is a valid timespec to write.
+        (unsafe { libc::clock_gettime(clock, &mut t) } == 0)
+            .then(|| t.tv_sec as f64 * 1e6 + t.tv_nsec as f64 / 1e3)
+    }
+    let mine = read(libc::CLOCK_PROCESS_CPUTIME_ID)?;
+    let Some(pid) = other else {
+        return Some(mine);
+    };
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: `clock` is a valid clockid_t to write.
+    if unsafe { libc::clock_getcpuclockid(pid as libc::pid_t, &mut clock) } != 0 {
+        return None;
+    }
+    Some(mine + read(clock)?)
+}
+
+/// Wall and CPU time of one measured stretch, both sides counted.
+pub struct CpuClock {
+    server: Option<u32>,
+    wall: Instant,
+    cpu: Option<f64>,
+}
+
+impl CpuClock {
+    /// Start timing this process and `server` (its pid) from now.
+    pub fn start(server: Option<u32>) -> CpuClock {
+        CpuClock {
+            server,
+            wall: Instant::now(),
+            cpu: cpu_us(server),
+        }
+    }
+
+    /// (wall us, CPU us of both processes) since `start`, each divided by
+    /// `ops`.
+    pub fn per_op(&self, ops: f64) -> (f64, Option<f64>) {
+        let wall = self.wall.elapsed().as_secs_f64() * 1e6 / ops;
+        let cpu = self
+            .cpu
+            .zip(cpu_us(self.server))
+            .map(|(before, after)| (after - before) / ops);
+        (wall, cpu)
+    }
+}
+
+/// [`per_op_us`] that also reports CPU us per iteration of this process
+/// and `server` together.
+pub fn per_op_cpu(
+    n: u64,
+    warmup: u64,
+    server: Option<u32>,
+    mut op: impl FnMut(u64),
+) -> (f64, Option<f64>) {
+    for i in 0..warmup {
+        op(i);
+    }
+    let clock = CpuClock::start(server);
+    let mut done = 0;
+    for i in 0..n {
+        op(i);
+        done += 1;
+        if done & 63 == 0 && clock.wall.elapsed() > BUDGET {
+            break;
+        }
+    }
+    clock.per_op(done as f64)
+}
+
+/// Medians of `reps` runs of `measure`, which gives (figure, CPU us per
+/// op): each column's own median.
+pub fn median_pair(
+    reps: usize,
+    mut measure: impl FnMut() -> (f64, Option<f64>),
+) -> (f64, Option<f64>) {
+    let runs: Vec<_> = (0..reps.max(1)).map(|_| measure()).collect();
+    let cpu: Vec<f64> = runs.iter().filter_map(|r| r.1).collect();
+    (
+        median(runs.iter().map(|r| r.0).collect()),
+        (!cpu.is_empty()).then(|| median(cpu)),
+    )
+}
+
 /// The median of `values` (mean of the middle two for an even count).
 pub fn median(mut values: Vec<f64>) -> f64 {
     assert!(!values.is_empty(), "median of nothing");

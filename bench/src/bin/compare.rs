@@ -2,6 +2,13 @@
 //! `cpython_bench.py` pinned to one CPU (`taskset -c 0`) and unpinned,
 //! interleaved over several rounds, and reports the median of each op.
 //!
+//! Columns: ours; `cpu us`, the CPU time of our client and server
+//! processes together per op (`ours` reports it as `cpu_us:OP`); CPython;
+//! `raw`, the blocking ping-pong; `raw.spin`, the same ping-pong with both
+//! ends spinning before they block (`raw` reports it as `spin:OP`). In
+//! compare.json each row carries them as `ours`, `cpu_us`, `cpython`,
+//! `raw`, `raw_spin` (null where there is no figure).
+//!
 //! ```text
 //! compare [--quick] [--rounds N] [--reps N] [--only op,op] [--modes pinned,unpinned]
 //!         --bin-dir DIR --script cpython_bench.py --out compare.json [--pgid-file FILE]
@@ -40,25 +47,37 @@ const OPS: &[(&str, &str, bool)] = &[
     ("rss.dict.1m", "MiB", false),
 ];
 
-/// The issue's target for an op: (minimum speed-up over CPython, maximum
-/// slow-down against raw, which modes the CPython target applies to).
-fn target(op: &str) -> (Option<f64>, Option<f64>, &'static [&'static str]) {
-    const PINNED: &[&str] = &["pinned"];
-    const BOTH: &[&str] = &["pinned", "unpinned"];
+/// The issue's targets (issue 11) for an op in a mode: (minimum speed-up
+/// over CPython, maximum slow-down against `raw.spin`).
+fn target(op: &str, mode: &str) -> (Option<f64>, Option<f64>) {
+    let unpinned = mode == "unpinned";
     match op {
-        "call.add" => (Some(3.0), Some(1.3), PINNED),
-        "call.add.tcp"
-        | "dict.set"
-        | "dict.get"
-        | "list.append"
-        | "queue.put"
-        | "queue.get"
-        | "lock.acquire_release" => (Some(3.0), None, PINNED),
-        "call.add.pipelined" | "create.dict" => (Some(50.0), None, BOTH),
-        "value.1mib" => (Some(5.0), None, BOTH),
-        "concurrent.dict.set.16" => (Some(10.0), None, BOTH),
-        "start" | "rss.dict.1m" => (Some(1.0), None, BOTH),
-        _ => (None, None, BOTH),
+        "call.add" => (Some(if unpinned { 4.0 } else { 2.5 }), Some(1.5)),
+        "dict.set" | "dict.get" | "list.append" | "queue.put" | "queue.get" => {
+            (Some(if unpinned { 4.0 } else { 2.5 }), None)
+        }
+        "lock.acquire_release" => (unpinned.then_some(4.0), None),
+        "call.add.pipelined" => (Some(50.0), None),
+        "create.dict" => (Some(100.0), None),
+        "value.1mib" => (Some(2.0), None),
+        "concurrent.dict.set.16" => (unpinned.then_some(6.0), None),
+        "start" | "rss.dict.1m" => (Some(1.0), None),
+        _ => (None, None),
+    }
+}
+
+/// Most CPU per op (client + server), as a multiple of the wall time per
+/// op, for every row with a CPU figure.
+const MAX_CPU_OVER_WALL: f64 = 2.0;
+
+/// Wall microseconds per op of a figure in `unit` (for the CPU target).
+fn wall_us_per_op(unit: &str, figure: f64) -> Option<f64> {
+    match unit {
+        "us/call" | "us/op" | "us/proxy" => Some(figure),
+        "calls/s" => Some(1e6 / figure),
+        // value.1mib: one op is a set + get pair, 2 MiB moved.
+        "MB/s" => Some(2.0 * (1 << 20) as f64 / figure),
+        _ => None,
     }
 }
 
@@ -265,8 +284,11 @@ fn main() {
             let ours = get(mode, "ours", op);
             let cpython = get(mode, "cpython", op);
             let raw = get(mode, "raw", op);
+            let raw_spin = get(mode, "raw", &format!("spin:{op}"));
+            let cpu = get(mode, "ours", &format!("cpu_us:{op}"));
             rows.push(json!({"op": op, "mode": mode, "unit": unit,
-                             "ours": ours, "cpython": cpython, "raw": raw}));
+                             "ours": ours, "cpython": cpython, "raw": raw,
+                             "raw_spin": raw_spin, "cpu_us": cpu}));
             // Speed-up over CPython (>1: we are better) and slow-down
             // against raw (>1: we are slower than the limit).
             let speedup = match (ours, cpython) {
@@ -275,15 +297,17 @@ fn main() {
                 }
                 _ => None,
             };
-            let over_raw = match (ours, raw) {
+            let slower = |limit: Option<f64>| match (ours, limit) {
                 (Some(o), Some(r)) if o > 0.0 && r > 0.0 => {
                     Some(if bigger_better { r / o } else { o / r })
                 }
                 _ => None,
             };
-            let (min_speedup, max_over_raw, modes) = target(op);
+            let over_raw = slower(raw);
+            let over_spin = slower(raw_spin);
+            let (min_speedup, max_over_spin) = target(op, mode);
             let mut verdict = Vec::new();
-            if let Some(min) = min_speedup.filter(|_| modes.contains(&mode.as_str())) {
+            if let Some(min) = min_speedup {
                 match speedup {
                     Some(s) if s >= min => verdict.push(format!("ok >={min}x CPy")),
                     Some(s) => {
@@ -293,14 +317,27 @@ fn main() {
                     None => verdict.push(format!("n/a >={min}x CPy")),
                 }
             }
-            if let Some(max) = max_over_raw {
-                match over_raw {
-                    Some(s) if s <= max => verdict.push(format!("ok <={max}x raw")),
+            if let Some(max) = max_over_spin {
+                match over_spin {
+                    Some(s) if s <= max => verdict.push(format!("ok <={max}x spin")),
                     Some(s) => {
-                        verdict.push(format!("MISS <={max}x raw"));
-                        misses.push(format!("{op} {mode}: {s:.2}x raw, target <= {max}x"));
+                        verdict.push(format!("MISS <={max}x spin"));
+                        misses.push(format!("{op} {mode}: {s:.2}x raw.spin, target <= {max}x"));
                     }
-                    None => verdict.push(format!("n/a <={max}x raw")),
+                    None => verdict.push(format!("n/a <={max}x spin")),
+                }
+            }
+            let wall = ours.and_then(|o| wall_us_per_op(unit, o));
+            if let (Some(cpu), Some(wall)) = (cpu, wall) {
+                let ratio = cpu / wall;
+                if ratio <= MAX_CPU_OVER_WALL {
+                    verdict.push(format!("ok cpu<={MAX_CPU_OVER_WALL}x"));
+                } else {
+                    verdict.push(format!("MISS cpu<={MAX_CPU_OVER_WALL}x"));
+                    misses.push(format!(
+                        "{op} {mode}: CPU {cpu:.1} us per op is {ratio:.2}x the wall time, \
+                         target <= {MAX_CPU_OVER_WALL}x"
+                    ));
                 }
             }
             table.push([
@@ -308,10 +345,13 @@ fn main() {
                 mode.clone(),
                 unit.to_string(),
                 fmt(ours),
+                fmt(cpu),
                 fmt(cpython),
                 fmt(raw),
+                fmt(raw_spin),
                 speedup.map_or("-".into(), |s| format!("{s:.2}x")),
                 over_raw.map_or("-".into(), |s| format!("{s:.2}x")),
+                over_spin.map_or("-".into(), |s| format!("{s:.2}x")),
                 verdict.join(", "),
             ]);
         }
@@ -322,12 +362,16 @@ fn main() {
         "mode",
         "unit",
         "ours",
+        "cpu us",
         "CPython",
         "raw",
+        "raw.spin",
         "vs CPython",
         "vs raw",
+        "vs spin",
         "target",
     ];
+    let last = header.len() - 1;
     let widths: Vec<usize> = (0..header.len())
         .map(|c| {
             table
@@ -341,7 +385,7 @@ fn main() {
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (c, cell) in cells.iter().enumerate() {
-            if c < 3 || c == 8 {
+            if c < 3 || c == last {
                 s += &format!("{:<w$}  ", cell, w = widths[c]);
             } else {
                 s += &format!("{:>w$}  ", cell, w = widths[c]);
@@ -357,7 +401,9 @@ fn main() {
     println!(
         "medians of {} round(s); vs CPython = times better than CPython \
          (time: CPython/ours, throughput: ours/CPython, MiB: CPython/ours); \
-         vs raw = times slower than the raw ping-pong.",
+         vs raw / vs spin = times slower than the blocking / spinning raw \
+         ping-pong; cpu us = CPU of client + server per op (value.1mib: per \
+         set+get pair).",
         args.rounds
     );
     if misses.is_empty() {
@@ -370,7 +416,7 @@ fn main() {
     }
     if args.rounds > 1 {
         // The spread behind each median, for judging the noise.
-        eprintln!("compare: per-round figures (ours | CPython | raw):");
+        eprintln!("compare: per-round figures (ours | cpu us | CPython | raw | raw.spin):");
         let rounds = |mode: &str, program: &str, op: &str| {
             figures
                 .get(&(mode.to_string(), program, op.to_string()))
@@ -391,10 +437,12 @@ fn main() {
                     continue;
                 }
                 eprintln!(
-                    "compare:   {op:<22} {mode:<8} {} | {} | {}",
+                    "compare:   {op:<22} {mode:<8} {} | {} | {} | {} | {}",
                     rounds(mode, "ours", op),
+                    rounds(mode, "ours", &format!("cpu_us:{op}")),
                     rounds(mode, "cpython", op),
-                    rounds(mode, "raw", op)
+                    rounds(mode, "raw", op),
+                    rounds(mode, "raw", &format!("spin:{op}"))
                 );
             }
         }

@@ -2,7 +2,9 @@
 //!
 //! `ours [--quick] [--reps N] [--only op,op]` prints one JSON object
 //! `{op: median}` in the units of bench/compare; `null` for an op whose
-//! built-in type does not exist yet. Every server is a child process started
+//! built-in type does not exist yet. Beside each timed op, `cpu_us:OP`:
+//! the CPU time of this process and the server process together (every
+//! thread, from their kernel CPU clocks) per op, the same medians. Every server is a child process started
 //! with `start()` (hence `bootstrap()` first in `main`), shut down before
 //! the next workload and killed by the runtime if this process dies.
 
@@ -11,30 +13,39 @@ use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
 use managers::{ManagerOptions, Result};
-use managers_bench::{median_of, per_op_us, vmrss_mib, wants, BenchManager, Scale, BUDGET};
+use managers_bench::{
+    median_pair, per_op_cpu, vmrss_mib, wants, BenchManager, CpuClock, Scale, BUDGET,
+};
 
 /// Calls in flight for `call.add.pipelined`.
 const IN_FLIGHT: u64 = 64;
 
-type Results = BTreeMap<&'static str, Option<f64>>;
+type Results = BTreeMap<String, Option<f64>>;
+
+/// Record `op`'s figure and its CPU us per op.
+fn record(results: &mut Results, op: &str, (figure, cpu): (f64, Option<f64>)) {
+    results.insert(op.to_string(), Some(figure));
+    results.insert(format!("cpu_us:{op}"), cpu);
+}
 
 fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
     if wants(only, "call.add") || wants(only, "call.add.pipelined") {
         let manager = BenchManager::new();
         manager.start()?;
         let maths = manager.maths()?;
+        let server = manager.server_pid();
         if wants(only, "call.add") {
-            let us = median_of(scale.reps, || {
-                per_op_us(scale.calls, 200, |i| {
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.calls, 200, server, |i| {
                     let r = maths.add(i as i64, 1).expect("add");
                     debug_assert_eq!(r, i as i64 + 1);
                 })
             });
-            results.insert("call.add", Some(us));
+            record(results, "call.add", us);
         }
         if wants(only, "call.add.pipelined") {
-            let per_s = pipelined(&maths, scale)?;
-            results.insert("call.add.pipelined", Some(per_s));
+            let per_s = pipelined(&maths, server, scale)?;
+            record(results, "call.add.pipelined", per_s);
         }
         drop(maths);
         manager.shutdown()?;
@@ -43,12 +54,13 @@ fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -
         let manager = BenchManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
         manager.start()?;
         let maths = manager.maths()?;
-        let us = median_of(scale.reps, || {
-            per_op_us(scale.calls, 200, |i| {
+        let server = manager.server_pid();
+        let us = median_pair(scale.reps, || {
+            per_op_cpu(scale.calls, 200, server, |i| {
                 maths.add(i as i64, 1).expect("add");
             })
         });
-        results.insert("call.add.tcp", Some(us));
+        record(results, "call.add.tcp", us);
         drop(maths);
         manager.shutdown()?;
     }
@@ -57,7 +69,12 @@ fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -
 
 /// The async proxy on one connection, IN_FLIGHT tasks each making its share
 /// of the calls back to back, so IN_FLIGHT calls are always in flight.
-fn pipelined(maths: &managers_bench::MathsClassProxy, scale: &Scale) -> Result<f64> {
+/// (calls/s, CPU us per call).
+fn pipelined(
+    maths: &managers_bench::MathsClassProxy,
+    server: Option<u32>,
+    scale: &Scale,
+) -> Result<(f64, Option<f64>)> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -71,6 +88,7 @@ fn pipelined(maths: &managers_bench::MathsClassProxy, scale: &Scale) -> Result<f
         for _ in 0..scale.reps.max(1) {
             let per_task = scale.pipelined / IN_FLIGHT;
             let start = Instant::now();
+            let clock = CpuClock::start(server);
             let mut tasks = tokio::task::JoinSet::new();
             for t in 0..IN_FLIGHT {
                 let maths = maths.clone();
@@ -92,9 +110,13 @@ fn pipelined(maths: &managers_bench::MathsClassProxy, scale: &Scale) -> Result<f
             while let Some(joined) = tasks.join_next().await {
                 done += joined.expect("pipelined task")?;
             }
-            runs.push(done as f64 / start.elapsed().as_secs_f64());
+            let (us, cpu) = clock.per_op(done as f64);
+            runs.push((1e6 / us, cpu));
         }
-        Ok(managers_bench::median(runs))
+        let mut runs = runs.into_iter();
+        Ok(median_pair(runs.len(), || {
+            runs.next().expect("one run per rep")
+        }))
     })
 }
 
@@ -113,7 +135,7 @@ fn start_op(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) ->
         drop(maths);
         manager.shutdown()?;
     }
-    results.insert("start", Some(managers_bench::median(times)));
+    results.insert("start".into(), Some(managers_bench::median(times)));
     Ok(())
 }
 
@@ -127,96 +149,114 @@ mod builtins {
     pub fn run(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
         let manager = SyncManager::new();
         manager.start()?;
+        let server = manager.server_pid();
         if wants(only, "dict.set") || wants(only, "dict.get") {
             let dict = manager.dict::<i64, i64>()?;
-            let us = median_of(scale.reps, || {
-                per_op_us(scale.calls, 200, |i| {
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.calls, 200, server, |i| {
                     dict.set(i as i64, i as i64).expect("set")
                 })
             });
-            results.insert("dict.set", Some(us));
+            record(results, "dict.set", us);
             dict.set(7, 7)?;
-            let us = median_of(scale.reps, || {
-                per_op_us(scale.calls, 200, |_| {
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.calls, 200, server, |_| {
                     assert_eq!(dict.get(&7i64).expect("get"), 7);
                 })
             });
-            results.insert("dict.get", Some(us));
+            record(results, "dict.get", us);
         }
         if wants(only, "list.append") {
             let list = manager.list::<i64>()?;
-            let us = median_of(scale.reps, || {
-                let us = per_op_us(scale.calls, 200, |i| list.append(i as i64).expect("append"));
+            let us = median_pair(scale.reps, || {
+                let us = per_op_cpu(scale.calls, 200, server, |i| {
+                    list.append(i as i64).expect("append")
+                });
                 list.clear().expect("clear");
                 us
             });
-            results.insert("list.append", Some(us));
+            record(results, "list.append", us);
         }
         if wants(only, "queue.put") || wants(only, "queue.get") {
             let queue = manager.queue::<i64>(0)?;
             let (mut puts, mut gets) = (Vec::new(), Vec::new());
             for _ in 0..scale.reps.max(1) {
                 // put n (+ the warm-up), then get them all back.
-                puts.push(per_op_us(scale.calls, 200, |i| {
+                puts.push(per_op_cpu(scale.calls, 200, server, |i| {
                     queue.put(i as i64).expect("put")
                 }));
-                gets.push(per_op_us(scale.calls, 200, |_| {
+                gets.push(per_op_cpu(scale.calls, 200, server, |_| {
                     queue.get().expect("get");
                 }));
             }
-            results.insert("queue.put", Some(managers_bench::median(puts)));
-            results.insert("queue.get", Some(managers_bench::median(gets)));
+            let (mut puts, mut gets) = (puts.into_iter(), gets.into_iter());
+            record(
+                results,
+                "queue.put",
+                median_pair(puts.len(), || puts.next().expect("one per rep")),
+            );
+            record(
+                results,
+                "queue.get",
+                median_pair(gets.len(), || gets.next().expect("one per rep")),
+            );
         }
         if wants(only, "lock.acquire_release") {
             let lock = manager.lock()?;
-            let us = median_of(scale.reps, || {
-                per_op_us(scale.calls, 200, |_| {
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.calls, 200, server, |_| {
                     assert!(lock.acquire().expect("acquire"));
                     lock.release().expect("release");
                 })
             });
-            results.insert("lock.acquire_release", Some(us));
+            record(results, "lock.acquire_release", us);
         }
         if wants(only, "create.dict") {
-            let us = median_of(scale.reps, || {
-                per_op_us(scale.creates, 20, |_| {
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.creates, 20, server, |_| {
                     let dict = manager.dict::<i64, i64>().expect("dict");
                     drop(dict);
                 })
             });
-            results.insert("create.dict", Some(us));
+            record(results, "create.dict", us);
         }
         if wants(only, "value.1mib") {
             let data = ByteBuf::from((0..1usize << 20).map(|i| i as u8).collect::<Vec<u8>>());
             let value = manager.value(&ByteBuf::new())?;
-            let mb_s = median_of(scale.reps, || {
-                let us = per_op_us(scale.big, 2, |_| {
+            // CPU per set+get pair.
+            let mb_s = median_pair(scale.reps, || {
+                let (us, cpu) = per_op_cpu(scale.big, 2, server, |_| {
                     value.set(&data).expect("set");
                     let got = value.get().expect("get");
                     assert_eq!(got.len(), data.len());
                 });
-                2.0 * data.len() as f64 / us // bytes per us == MB/s
+                (2.0 * data.len() as f64 / us, cpu) // bytes per us == MB/s
             });
-            results.insert("value.1mib", Some(mb_s));
+            record(results, "value.1mib", mb_s);
         }
         if wants(only, "concurrent.dict.set.16") {
-            let per_s = median_of(scale.reps, || {
-                concurrent_sets(&manager, 16, scale.per_thread)
+            let per_s = median_pair(scale.reps, || {
+                concurrent_sets(&manager, server, 16, scale.per_thread)
             });
-            results.insert("concurrent.dict.set.16", Some(per_s));
+            record(results, "concurrent.dict.set.16", per_s);
         }
         let _ = manager.number_of_objects()?;
         manager.shutdown()?;
         if wants(only, "rss.dict.1m") {
-            results.insert("rss.dict.1m", rss_dict_1m()?);
+            results.insert("rss.dict.1m".into(), rss_dict_1m()?);
         }
         Ok(())
     }
 
     /// `threads` threads share one dict proxy (the blocking client opens a
     /// connection per concurrently busy thread) and set distinct keys;
-    /// total calls/s.
-    fn concurrent_sets(manager: &SyncManager, threads: usize, per_thread: u64) -> f64 {
+    /// (total calls/s, CPU us per call).
+    fn concurrent_sets(
+        manager: &SyncManager,
+        server: Option<u32>,
+        threads: usize,
+        per_thread: u64,
+    ) -> (f64, Option<f64>) {
         let dict = manager.dict::<i64, i64>().expect("dict");
         let ready = Arc::new(Barrier::new(threads + 1));
         let start = Instant::now();
@@ -241,9 +281,10 @@ mod builtins {
             })
             .collect();
         ready.wait();
-        let start = Instant::now();
+        let clock = CpuClock::start(server);
         let done: u64 = workers.into_iter().map(|w| w.join().expect("worker")).sum();
-        done as f64 / start.elapsed().as_secs_f64()
+        let (us, cpu) = clock.per_op(done as f64);
+        (1e6 / us, cpu)
     }
 
     /// Server RSS (MiB) holding a 1,000,000-entry int -> int dict, filled

@@ -12,16 +12,27 @@
 //! - `concurrent.dict.set.16`: round trips/s of 16 client threads, each
 //!   with its own connection to a thread of the echo process.
 //!
-//! The echo side is this binary re-executed with `--echo unix|tcp`: it
-//! binds, prints its address, serves each connection on a thread, and exits
-//! when its stdin (the parent) closes.
+//! Each ping-pong figure is also measured with both ends spinning before
+//! they block (keys `spin:OP`, the `raw.spin` column): after a write, the
+//! reader polls the socket with non-blocking reads, yielding the CPU each
+//! turn (`sched_yield`), for up to [`SPIN`], and only then makes a blocking
+//! read. That is the issue's C ping-pong ("spin with `sched_yield()` 20–50
+//! us then block, both ends"): the physical limit for a runtime that spins
+//! before it parks, where the blocking column is the limit for one that
+//! sleeps through every round trip.
+//!
+//! The echo side is this binary re-executed with `--echo unix|tcp` (and
+//! `--spin` for the spinning echo): it binds, prints its address, serves
+//! each connection on a thread, and exits when its stdin (the parent)
+//! closes.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use managers_bench::{call_add_sizes, median_of, per_op_us, Scale, BUDGET};
 
@@ -36,6 +47,57 @@ const IN_FLIGHT: usize = 64;
 fn split_reads() -> bool {
     static SPLIT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *SPLIT.get_or_init(|| std::env::args().any(|a| a == "--split-reads"))
+}
+
+/// How long a spinning reader polls before it blocks (both ends).
+const SPIN: Duration = Duration::from_micros(50);
+
+/// `--spin`: the echo spins before it blocks, as the spinning client does.
+fn spin_mode() -> bool {
+    static SPIN_MODE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *SPIN_MODE.get_or_init(|| std::env::args().any(|a| a == "--spin"))
+}
+
+/// A socket read that can spin first: `Block` is a plain blocking `read`;
+/// `Spin` polls with `MSG_DONTWAIT`, yielding the CPU between polls, for up
+/// to [`SPIN`], then blocks.
+struct Reader<'a, S> {
+    stream: &'a mut S,
+    spin: bool,
+}
+
+impl<S: Read + AsRawFd> Read for Reader<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.spin {
+            if let Some(n) = spin_read(self.stream.as_raw_fd(), buf)? {
+                return Ok(n);
+            }
+        }
+        self.stream.read(buf)
+    }
+}
+
+/// Poll `fd` without blocking until data arrives or [`SPIN`] is over
+/// (`None`: nothing came, block now).
+fn spin_read(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    let start = Instant::now();
+    loop {
+        // SAFETY: `buf` is valid for writes of `buf.len()` bytes.
+        let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        if n >= 0 {
+            return Ok(Some(n as usize));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock && e.kind() != std::io::ErrorKind::Interrupted
+        {
+            return Err(e);
+        }
+        if start.elapsed() > SPIN {
+            return Ok(None);
+        }
+        // SAFETY: no arguments, no memory.
+        unsafe { libc::sched_yield() };
+    }
 }
 
 /// Length-prefixed frames read with as few `read` calls as the kernel
@@ -113,14 +175,18 @@ fn frame(len: usize) -> Vec<u8> {
 
 /// Answer every request frame on `stream` until it closes: a `call.add`
 /// sized reply, or for a large frame a frame as large.
-fn serve(stream: &mut dyn ReadWrite) -> std::io::Result<()> {
+fn serve<S: Read + Write + AsRawFd>(stream: &mut S) -> std::io::Result<()> {
+    let spin = spin_mode();
     let (_, reply_len) = call_add_sizes();
     let reply = frame(reply_len);
     // Replies to every request that arrived together go out in one write.
     let mut frames = Frames::new();
     let mut out = Vec::with_capacity(64 * 1024);
     let mut big = Vec::new();
-    while let Ok(len) = frames.next(stream) {
+    while let Ok(len) = frames.next(&mut Reader {
+        stream: &mut *stream,
+        spin,
+    }) {
         if len > BIG_FROM {
             // value.1mib: the value comes back, as large as it went.
             if big.len() != len {
@@ -183,9 +249,6 @@ impl Drop for RemoveOnDrop {
     }
 }
 
-trait ReadWrite: Read + Write {}
-impl<T: Read + Write> ReadWrite for T {}
-
 /// An echo child; killed and reaped when dropped.
 struct Echo {
     child: Child,
@@ -193,10 +256,11 @@ struct Echo {
 }
 
 impl Echo {
-    fn spawn(kind: &str) -> Echo {
+    fn spawn(kind: &str, spin: bool) -> Echo {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args(["--echo", kind])
             .args(split_reads().then_some("--split-reads"))
+            .args(spin.then_some("--spin"))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -222,23 +286,33 @@ impl Drop for Echo {
     }
 }
 
-fn ping_pong(stream: &mut (impl Read + Write), n: u64) -> f64 {
+fn ping_pong<S: Read + Write + AsRawFd>(stream: &mut S, spin: bool, n: u64) -> f64 {
     let (request_len, _) = call_add_sizes();
     let request = frame(request_len);
     let mut frames = Frames::new();
     per_op_us(n, 1000, |_| {
         stream.write_all(&request).unwrap();
-        frames.next(stream).unwrap();
+        frames
+            .next(&mut Reader {
+                stream: &mut *stream,
+                spin,
+            })
+            .unwrap();
     })
 }
 
 /// value.1mib's limit: a 1 MiB frame each way per round trip; MB/s.
-fn bulk(stream: &mut (impl Read + Write), n: u64) -> f64 {
+fn bulk<S: Read + Write + AsRawFd>(stream: &mut S, spin: bool, n: u64) -> f64 {
     let request = frame(4 + (1 << 20));
     let mut frames = Frames::new();
     let us = per_op_us(n, 2, |_| {
         stream.write_all(&request).unwrap();
-        let len = frames.next(stream).unwrap();
+        let len = frames
+            .next(&mut Reader {
+                stream: &mut *stream,
+                spin,
+            })
+            .unwrap();
         assert_eq!(len, request.len());
     });
     2.0 * (1 << 20) as f64 / us
@@ -247,7 +321,7 @@ fn bulk(stream: &mut (impl Read + Write), n: u64) -> f64 {
 /// concurrent.dict.set.16's limit: `threads` client threads, each with its
 /// own connection to a thread of the echo process, ping-pong `per_thread`
 /// times; total round trips/s.
-fn concurrent(address: &str, threads: usize, per_thread: u64) -> f64 {
+fn concurrent(address: &str, spin: bool, threads: usize, per_thread: u64) -> f64 {
     let (request_len, _) = call_add_sizes();
     let ready = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
     let workers: Vec<_> = (0..threads)
@@ -257,14 +331,16 @@ fn concurrent(address: &str, threads: usize, per_thread: u64) -> f64 {
             std::thread::spawn(move || {
                 let request = frame(request_len);
                 let mut frames = Frames::new();
-                stream.write_all(&request).unwrap();
-                frames.next(&mut stream).unwrap();
+                let mut next = |stream: &mut UnixStream| {
+                    stream.write_all(&request).unwrap();
+                    frames.next(&mut Reader { stream, spin }).unwrap();
+                };
+                next(&mut stream);
                 ready.wait();
                 let start = Instant::now();
                 let mut done = 0u64;
                 for _ in 0..per_thread {
-                    stream.write_all(&request).unwrap();
-                    frames.next(&mut stream).unwrap();
+                    next(&mut stream);
                     done += 1;
                     if done & 63 == 0 && start.elapsed() > BUDGET {
                         break;
@@ -341,58 +417,70 @@ fn main() {
         return;
     }
     let scale = Scale::from_args();
+    let blocking = limits(&scale, false);
+    let spinning = limits(&scale, true);
+    let (request_len, reply_len) = call_add_sizes();
+    let mut out = serde_json::Map::new();
+    for (prefix, figures) in [("", &blocking), ("spin:", &spinning)] {
+        for (op, figure) in figures {
+            out.insert(format!("{prefix}{op}"), (*figure).into());
+        }
+    }
+    out.insert("frame.request.bytes".into(), request_len.into());
+    out.insert("frame.reply.bytes".into(), reply_len.into());
+    println!("{}", serde_json::Value::Object(out));
+}
 
-    let echo = Echo::spawn("unix");
+/// Every limit, with both ends blocking or both spinning first: op -> figure.
+fn limits(scale: &Scale, spin: bool) -> Vec<(&'static str, f64)> {
+    let echo = Echo::spawn("unix", spin);
     let mut unix = UnixStream::connect(&echo.address).expect("connect to the echo");
-    let unix_us = median_of(scale.reps, || ping_pong(&mut unix, scale.pings));
-    let bulk_mb_s = median_of(scale.reps, || bulk(&mut unix, scale.big));
+    let unix_us = median_of(scale.reps, || ping_pong(&mut unix, spin, scale.pings));
+    let bulk_mb_s = median_of(scale.reps, || bulk(&mut unix, spin, scale.big));
     drop(unix);
     let concurrent_per_s = median_of(scale.reps, || {
-        concurrent(&echo.address, 16, scale.per_thread)
+        concurrent(&echo.address, spin, 16, scale.per_thread)
     });
     drop(echo);
 
-    let echo = Echo::spawn("unix");
-    let unix = UnixStream::connect(&echo.address).expect("connect to the echo");
-    let reader = unix.try_clone().unwrap();
-    let writer = unix.try_clone().unwrap();
-    // Each run uses fresh clones of the one connection, fully drained.
-    let pipelined_per_s = median_of(scale.reps, || {
-        pipelined(
-            writer.try_clone().unwrap(),
-            reader.try_clone().unwrap(),
-            scale.pipelined,
-        )
+    // Pipelined reads never wait for one frame at a time: the same figure
+    // applies to both columns, measured once.
+    let pipelined_per_s = (!spin).then(|| {
+        let echo = Echo::spawn("unix", false);
+        let unix = UnixStream::connect(&echo.address).expect("connect to the echo");
+        let reader = unix.try_clone().unwrap();
+        let writer = unix.try_clone().unwrap();
+        // Each run uses fresh clones of the one connection, fully drained.
+        median_of(scale.reps, || {
+            pipelined(
+                writer.try_clone().unwrap(),
+                reader.try_clone().unwrap(),
+                scale.pipelined,
+            )
+        })
     });
-    drop((unix, reader, writer));
-    drop(echo);
 
-    let echo = Echo::spawn("tcp");
+    let echo = Echo::spawn("tcp", spin);
     let mut tcp = TcpStream::connect(&echo.address).expect("connect to the echo");
     tcp.set_nodelay(true).unwrap();
-    let tcp_us = median_of(scale.reps, || ping_pong(&mut tcp, scale.pings));
+    let tcp_us = median_of(scale.reps, || ping_pong(&mut tcp, spin, scale.pings));
     drop(tcp);
     drop(echo);
 
-    let (request_len, reply_len) = call_add_sizes();
-    println!(
-        "{}",
-        serde_json::json!({
-            "call.add": unix_us,
-            // Every sequential op is one round trip of about this size (the
-            // lock pair two): the same limit applies.
-            "dict.set": unix_us,
-            "dict.get": unix_us,
-            "list.append": unix_us,
-            "queue.put": unix_us,
-            "queue.get": unix_us,
-            "lock.acquire_release": 2.0 * unix_us,
-            "call.add.tcp": tcp_us,
-            "call.add.pipelined": pipelined_per_s,
-            "value.1mib": bulk_mb_s,
-            "concurrent.dict.set.16": concurrent_per_s,
-            "frame.request.bytes": request_len,
-            "frame.reply.bytes": reply_len,
-        })
-    );
+    let mut figures = vec![
+        ("call.add", unix_us),
+        // Every sequential op is one round trip of about this size (the
+        // lock pair two): the same limit applies.
+        ("dict.set", unix_us),
+        ("dict.get", unix_us),
+        ("list.append", unix_us),
+        ("queue.put", unix_us),
+        ("queue.get", unix_us),
+        ("lock.acquire_release", 2.0 * unix_us),
+        ("call.add.tcp", tcp_us),
+        ("value.1mib", bulk_mb_s),
+        ("concurrent.dict.set.16", concurrent_per_s),
+    ];
+    figures.extend(pipelined_per_s.map(|p| ("call.add.pipelined", p)));
+    figures
 }
