@@ -140,7 +140,7 @@ fn typed_attributes_and_missing_ones() {
     let map: BTreeMap<String, Value> = ns.to_map().unwrap();
     assert_eq!(map["age"], Value::from(42));
     // A wrongly typed read is a decoding error, not garbage.
-    assert!(matches!(ns.get::<String>("age"), Err(Error::Codec(_))));
+    assert!(matches!(ns.get::<String>("age"), Err(Error::Codec { .. })));
 
     assert!(is_key_error(&ns.get::<u32>("missing")));
     assert!(is_key_error(&ns.delete("missing")));

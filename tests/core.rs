@@ -139,7 +139,7 @@ fn lifecycle_rules() {
     let err = manager.start_in_thread().unwrap_err();
     assert!(err.to_string().contains("shut down"), "{err}");
     let err = maths.add(1, 1).unwrap_err();
-    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+    assert!(matches!(err, Error::ServerGone { .. }), "{err}");
 }
 
 #[test]

@@ -365,7 +365,7 @@ fn seeded_malformed_input_to_the_decoders() {
                     );
                     break;
                 }
-                Err(Error::ServerGone(_)) => break,
+                Err(Error::ServerGone { .. }) => break,
                 Err(e) => panic!("case {case}: unexpected {e}"),
             }
         }

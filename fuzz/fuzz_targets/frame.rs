@@ -36,11 +36,11 @@ fuzz_target!(|data: &[u8]| {
             }
             // A clean end between frames: the async reader says so, the
             // blocking one reports the peer gone.
-            (Err(Error::ServerGone(_)), Ok(false)) => {
+            (Err(Error::ServerGone { .. }), Ok(false)) => {
                 assert!(at_boundary);
                 return;
             }
-            (Err(Error::ServerGone(_)), Err(Error::ServerGone(_))) => return,
+            (Err(Error::ServerGone { .. }), Err(Error::ServerGone { .. })) => return,
             (Err(Error::FrameTooLarge { size, max: m }), Err(Error::FrameTooLarge { .. })) => {
                 assert!(*size > u64::from(max) && *m == max);
                 // Refused before allocating anything for it.

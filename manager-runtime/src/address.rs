@@ -41,11 +41,12 @@ impl FromStr for Address {
         if s.contains('/') {
             return Ok(Address::Unix(PathBuf::from(s)));
         }
-        s.parse::<SocketAddr>().map(Address::Tcp).map_err(|e| {
-            Error::State(format!(
-                "`{s}` is not an address (want host:port or a socket path): {e}"
-            ))
-        })
+        s.parse::<SocketAddr>()
+            .map(Address::Tcp)
+            .map_err(|e| Error::InvalidAddress {
+                text: s.to_string(),
+                reason: e.to_string(),
+            })
     }
 }
 

@@ -75,9 +75,10 @@ fn check_hello(frame: &[u8], peer: &str) -> Result<(), Error> {
     }
     let version = u16::from_le_bytes([frame[8], frame[9]]);
     if version != VERSION {
-        return Err(Error::Protocol(format!(
-            "the {peer} speaks protocol version {version}, this side speaks {VERSION}"
-        )));
+        return Err(Error::protocol(
+            format!("the {peer} speaks protocol version {version}, this side speaks {VERSION}"),
+            None,
+        ));
     }
     Ok(())
 }
@@ -207,8 +208,8 @@ pub fn client_blocking<S: std::io::Read + std::io::Write>(
 ) -> Result<(), Error> {
     use crate::wire::{raw_frame, read_frame, write_frame};
     let auth_gone = |e: Error| match e {
-        Error::ServerGone(m) => {
-            Error::Authentication(format!("the server closed the connection: {m}"))
+        Error::ServerGone { reason, .. } => {
+            Error::Authentication(format!("the server closed the connection: {reason}"))
         }
         Error::FrameTooLarge { .. } => {
             Error::Authentication("the server is not a manager (oversized greeting)".into())
@@ -280,7 +281,7 @@ async fn recv_async<S: tokio::io::AsyncRead + Unpin>(
     let mut buf = Vec::new();
     match crate::wire::read_frame_async(s, &mut buf, MAX_HANDSHAKE_FRAME).await {
         Ok(true) => Ok(buf),
-        Ok(false) | Err(Error::ServerGone(_)) => Err(Error::Authentication(format!(
+        Ok(false) | Err(Error::ServerGone { .. }) => Err(Error::Authentication(format!(
             "the {peer} closed the connection during the handshake"
         ))),
         Err(Error::FrameTooLarge { .. }) => Err(Error::Authentication(format!(

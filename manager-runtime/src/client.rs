@@ -171,10 +171,10 @@ impl Client {
     /// session, without counting a local proxy (the caller adopts it).
     pub(crate) fn take_reference(&self, token: &Token) -> Result<()> {
         if token.address != self.inner.address {
-            return Err(Error::State(format!(
-                "{token} does not live on the server at {}",
-                self.inner.address
-            )));
+            return Err(Error::ForeignToken {
+                token: token.to_string(),
+                server: self.inner.address.to_string(),
+            });
         }
         let id = self.inner.next_request();
         let request = Request::Incref {
@@ -387,7 +387,7 @@ impl Inner {
     fn handshake_error(e: Error, established: bool) -> Error {
         match e {
             Error::Authentication(reason) if established => {
-                Error::ServerGone(format!("reconnecting failed: {reason}"))
+                Error::gone(format!("reconnecting failed: {reason}"), None)
             }
             other => other,
         }
@@ -461,10 +461,13 @@ impl Inner {
     fn parse_response(id: u64, frame: &[u8]) -> Result<&[u8]> {
         let (response, payload): (Response, &[u8]) = wire::decode_header(frame)?;
         if response.id != id {
-            return Err(Error::Protocol(format!(
-                "reply to request {} received while waiting for {id}",
-                response.id
-            )));
+            return Err(Error::protocol(
+                format!(
+                    "reply to request {} received while waiting for {id}",
+                    response.id
+                ),
+                None,
+            ));
         }
         response.result?;
         Ok(payload)
@@ -565,7 +568,7 @@ impl Multiplexed {
             };
             let orphans = routes.lock().unwrap().take().unwrap_or_default();
             for (_, waiter) in orphans {
-                let _ = waiter.send(Err(Error::ServerGone(failure.clone())));
+                let _ = waiter.send(Err(Error::gone(failure.clone(), None)));
             }
         });
         Ok(Arc::new(Multiplexed { outgoing, waiters }))
@@ -575,16 +578,16 @@ impl Multiplexed {
         let (tx, rx) = oneshot::channel();
         match self.waiters.lock().unwrap().as_mut() {
             Some(waiters) => waiters.insert(id, tx),
-            None => return Err(Error::ServerGone("the connection is closed".into())),
+            None => return Err(Error::gone("the connection is closed", None)),
         };
         if self.outgoing.send(frame).is_err() {
             if let Some(w) = self.waiters.lock().unwrap().as_mut() {
                 w.remove(&id);
             }
-            return Err(Error::ServerGone("the connection is closed".into()));
+            return Err(Error::gone("the connection is closed", None));
         }
         rx.await
-            .unwrap_or_else(|_| Err(Error::ServerGone("the connection is closed".into())))
+            .unwrap_or_else(|_| Err(Error::gone("the connection is closed", None)))
     }
 }
 

@@ -5,26 +5,84 @@ use serde::{Deserialize, Serialize};
 /// Result alias used across the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A boxed error kept as the [`source`](std::error::Error::source) of one
+/// of ours: the underlying failure travels whole instead of as its text.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong between a proxy and the object it stands for.
 ///
 /// Errors returned *by a method* (`Result<T, E>` methods) are not this type:
 /// the proxy hands them back typed, inside the `Ok` of this result.
+///
+/// Where a failure has an underlying cause (an I/O error, a decoder's
+/// message), it is the error's [`source`](std::error::Error::source), not
+/// part of its `Display`: print the chain to see everything.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use std::error::Error as _;
+/// # fn main() {
+/// let manager = managers::sync::SyncManager::with_options(
+///     managers::ManagerOptions::new().address("/nonexistent/dir/manager.sock"),
+/// );
+/// let err = manager.connect().unwrap_err();
+/// assert!(matches!(err, managers::Error::Connect { .. }));
+/// let mut chain = err.to_string();
+/// let mut source = err.source();
+/// while let Some(cause) = source {
+///     chain.push_str(&format!(": {cause}"));
+///     source = cause.source();
+/// }
+/// assert!(chain.starts_with("cannot connect to unix:/nonexistent/dir/manager.sock: "));
+/// # }
+/// ```
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
     /// The server closed the connection or cannot be reached any more.
-    #[error("the manager's server is gone: {0}")]
-    ServerGone(String),
-    /// Any other I/O failure (connecting, binding, spawning).
-    #[error("i/o error: {0}")]
+    #[error("the manager's server is gone: {reason}")]
+    ServerGone {
+        /// What the client saw.
+        reason: String,
+        /// The I/O error that showed it, if there was one.
+        #[source]
+        source: Option<std::io::Error>,
+    },
+    /// No connection could be made to a server (nothing listens there, or
+    /// the socket cannot be reached).
+    #[error("cannot connect to {address}")]
+    Connect {
+        /// The address tried.
+        address: String,
+        /// Why connecting failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A server could not listen on its address.
+    #[error("cannot listen on {address}")]
+    Bind {
+        /// The address asked for.
+        address: String,
+        /// Why binding failed.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Any other I/O failure (spawning, reading the lifeline, ...).
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     /// The handshake failed: wrong authkey on either side, or a peer that is
     /// not a manager.
     #[error("authentication failed: {0}")]
     Authentication(String),
     /// The peer broke the protocol (bad frame, unknown message, bad version).
-    #[error("protocol error: {0}")]
-    Protocol(String),
+    #[error("protocol error: {reason}")]
+    Protocol {
+        /// What was wrong.
+        reason: String,
+        /// The decoder's error, if one saw it.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A frame larger than the configured maximum was announced.
     #[error("frame of {size} bytes exceeds the maximum of {max} bytes")]
     FrameTooLarge {
@@ -36,22 +94,92 @@ pub enum Error {
     /// A configured limit was reached (connections, ...).
     #[error("limit reached: {0}")]
     LimitReached(String),
-    /// Encoding or decoding arguments or results failed.
-    #[error("codec error: {0}")]
-    Codec(String),
+    /// Encoding or decoding arguments or results failed: a value that does
+    /// not fit the type asked for, or bytes that are not a value.
+    #[error("codec error: {context}")]
+    Codec {
+        /// What was being encoded or decoded.
+        context: String,
+        /// The codec's error, if there is one.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// The server refused or failed the call; see [`RemoteError`].
     #[error(transparent)]
     Remote(#[from] RemoteError),
-    /// A lifecycle rule was broken (start twice, use before start, ...).
-    #[error("{0}")]
-    State(String),
+    /// `start()` on a manager that already started.
+    #[error("manager already started")]
+    AlreadyStarted,
+    /// `start()` on a manager connected to a server: it cannot also start
+    /// one.
+    #[error("manager is connected to a server; it cannot also start one")]
+    AlreadyConnected,
+    /// `start()` or `connect()` on a manager that was shut down: build a
+    /// new one.
+    #[error("manager was shut down; build a new one to start again")]
+    ShutDown,
+    /// A manager used before `start()` or `connect()`.
+    #[error("manager is not started or connected (call start() or connect())")]
+    NotStarted,
+    /// `connect()` on a manager whose options name no address.
+    #[error("connect() needs an address: set ManagerOptions::address")]
+    NoAddress,
+    /// Text that is not an address (`host:port` or a socket path).
+    #[error("`{text}` is not an address (want host:port or a socket path): {reason}")]
+    InvalidAddress {
+        /// The text given.
+        text: String,
+        /// Why it is not one.
+        reason: String,
+    },
+    /// A token handed to a session of another server (a token is only
+    /// adopted by a session on the server that owns its object).
+    #[error("{token} does not live on the server at {server}")]
+    ForeignToken {
+        /// The token's text form.
+        token: String,
+        /// The session's server.
+        server: String,
+    },
+    /// TLS could not be set up (bad PEM, a non-TCP address, ...).
+    #[error("TLS {0}")]
+    Tls(String),
     /// The server process could not be started.
     #[error("could not start the server process: {0}")]
     Spawn(String),
+    /// A server running on a thread of this process panicked.
+    #[error("the server thread panicked")]
+    ServerThreadPanicked,
     /// A built-in object raised what Python would raise (Empty, Full,
     /// KeyError, ...).
     #[error(transparent)]
     Sync(#[from] SyncError),
+}
+
+impl Error {
+    /// The server went away (`reason`), seen through `source`.
+    pub(crate) fn gone(reason: impl Into<String>, source: Option<std::io::Error>) -> Self {
+        Error::ServerGone {
+            reason: reason.into(),
+            source,
+        }
+    }
+
+    /// A codec failure while doing `context`.
+    pub(crate) fn codec(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        Error::Codec {
+            context: context.into(),
+            source: Some(source.into()),
+        }
+    }
+
+    /// A protocol failure (`reason`), seen by a decoder.
+    pub(crate) fn protocol(reason: impl Into<String>, source: Option<BoxError>) -> Self {
+        Error::Protocol {
+            reason: reason.into(),
+            source,
+        }
+    }
 }
 
 /// Python's exceptions from the built-in shared types, typed.

@@ -14,13 +14,22 @@ mod address;
 mod error;
 mod token;
 pub mod value;
-// Protocol: bytes on a socket.
+// Protocol: bytes on a socket. `wire` and `auth` are public only with the
+// `internals` feature, for the fuzzers, the benchmarks and protocol tests.
+#[cfg(feature = "internals")]
 pub mod auth;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)] // parts only the fuzzers drive
+mod auth;
 mod options;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
+#[cfg(feature = "internals")]
 pub mod wire;
+#[cfg(not(feature = "internals"))]
+#[allow(dead_code)]
+mod wire;
 // Object model: what a served object is.
 mod object;
 mod registry;
@@ -36,7 +45,7 @@ pub mod sync;
 
 pub use address::{Address, ToAddress};
 pub use client::{caller_id, Client};
-pub use error::{Error, RemoteError, Result, SyncError};
+pub use error::{BoxError, Error, RemoteError, Result, SyncError};
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};

@@ -63,7 +63,7 @@ impl BaseManager {
 
     fn start_inner(&self, initializer: Option<fn()>) -> Result<()> {
         let mut state = self.state.lock().unwrap();
-        Self::check_startable(&state)?;
+        self.check_startable(&state)?;
         let running = crate::spawn::start_process(self.registry, &self.options, initializer)?;
         self.attach(running.address.clone())?;
         *state = State::Started(running);
@@ -74,23 +74,20 @@ impl BaseManager {
     /// programs that want no child process).
     pub fn start_in_thread(&self) -> Result<()> {
         let mut state = self.state.lock().unwrap();
-        Self::check_startable(&state)?;
+        self.check_startable(&state)?;
         let running = crate::spawn::start_thread((self.registry)(), &self.options)?;
         self.attach(running.address.clone())?;
         *state = State::Started(running);
         Ok(())
     }
 
-    fn check_startable(state: &State) -> Result<()> {
+    fn check_startable(&self, state: &State) -> Result<()> {
+        self.options.checked_address()?;
         match state {
             State::Initial => Ok(()),
-            State::Started(_) => Err(Error::State("manager already started".into())),
-            State::Connected => Err(Error::State(
-                "manager is connected to a server; it cannot also start one".into(),
-            )),
-            State::ShutDown(_) => Err(Error::State(
-                "manager was shut down; build a new one to start again".into(),
-            )),
+            State::Started(_) => Err(Error::AlreadyStarted),
+            State::Connected => Err(Error::AlreadyConnected),
+            State::ShutDown(_) => Err(Error::ShutDown),
         }
     }
 
@@ -106,11 +103,10 @@ impl BaseManager {
         match *state {
             State::Initial => {}
             State::Connected => return Ok(()),
-            _ => return Err(Error::State("manager already started or shut down".into())),
+            State::Started(_) => return Err(Error::AlreadyStarted),
+            State::ShutDown(_) => return Err(Error::ShutDown),
         }
-        let address = self.options.address.clone().ok_or_else(|| {
-            Error::State("connect() needs an address: set ManagerOptions::address".into())
-        })?;
+        let address = self.options.checked_address()?.ok_or(Error::NoAddress)?;
         self.attach(address)?;
         *state = State::Connected;
         Ok(())
@@ -120,6 +116,7 @@ impl BaseManager {
     /// (a fresh Unix socket if none) and ready to
     /// [`serve_forever`](Server::serve_forever) in this process.
     pub fn get_server(&self) -> Result<Server> {
+        self.options.checked_address()?;
         crate::spawn::bind((self.registry)(), &self.options)
     }
 
@@ -171,9 +168,7 @@ impl BaseManager {
 
     /// The client session of this manager.
     pub fn client(&self) -> Result<Client> {
-        self.client.lock().unwrap().clone().ok_or_else(|| {
-            Error::State("manager is not started or connected (call start() or connect())".into())
-        })
+        self.client.lock().unwrap().clone().ok_or(Error::NotStarted)
     }
 
     /// Create an object of `typeid` on the server and return its proxy.

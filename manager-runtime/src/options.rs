@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::address::{Address, ToAddress};
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// How objects are encoded on the wire. Only postcard today; the slot is
 /// kept so a Python-compatible encoding can be added without an API break.
@@ -19,9 +19,33 @@ pub enum Serializer {
 
 /// Settings of a manager, as Python's `BaseManager(address, authkey,
 /// serializer, shutdown_timeout)`.
-#[derive(Debug, Clone)]
+///
+/// A builder: each setter returns the options. An address that does not
+/// parse is kept as an error and returned by whatever uses it (`start()`,
+/// `connect()`, `get_server()`); use
+/// [`try_address`](ManagerOptions::try_address) to see it at once.
+/// `Debug` shows the authkey's length, never its bytes.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use std::time::Duration;
+/// use managers::{Error, ManagerOptions};
+///
+/// let options = ManagerOptions::new()
+///     .address("127.0.0.1:0")
+///     .authkey(b"secret")
+///     .handshake_timeout(Duration::from_secs(2));
+/// assert!(!format!("{options:?}").contains("secret"));
+///
+/// let bad = managers::sync::SyncManager::with_options(ManagerOptions::new().address("nonsense"));
+/// assert!(matches!(bad.connect(), Err(Error::InvalidAddress { .. })));
+/// assert!(ManagerOptions::new().try_address("nonsense").is_err());
+/// ```
+#[derive(Clone)]
 pub struct ManagerOptions {
     pub(crate) address: Option<Address>,
+    /// An address that did not parse: `(text, reason)`, reported on use.
+    pub(crate) invalid_address: Option<(String, String)>,
     pub(crate) authkey: Vec<u8>,
     pub(crate) serializer: Serializer,
     pub(crate) shutdown_timeout: Duration,
@@ -37,6 +61,7 @@ impl Default for ManagerOptions {
     fn default() -> Self {
         ManagerOptions {
             address: None,
+            invalid_address: None,
             authkey: default_authkey().to_vec(),
             serializer: Serializer::Postcard,
             shutdown_timeout: Duration::from_secs(1),
@@ -58,17 +83,41 @@ impl ManagerOptions {
 
     /// Listen on / connect to this address (`"127.0.0.1:50000"`, a path...).
     ///
-    /// # Panics
-    /// If the text is not an address; use [`ManagerOptions::try_address`] to
-    /// handle that as an error.
-    pub fn address(self, address: impl ToAddress) -> Self {
-        self.try_address(address).expect("invalid manager address")
+    /// Text that is not an address is kept as an error, which
+    /// `start()`, `connect()` and `get_server()` return
+    /// ([`Error::InvalidAddress`](crate::Error::InvalidAddress)).
+    pub fn address(mut self, address: impl ToAddress) -> Self {
+        match address.to_address() {
+            Ok(address) => {
+                self.address = Some(address);
+                self.invalid_address = None;
+            }
+            Err(Error::InvalidAddress { text, reason }) => {
+                self.invalid_address = Some((text, reason));
+            }
+            Err(other) => self.invalid_address = Some((String::new(), other.to_string())),
+        }
+        self
     }
 
-    /// Like [`ManagerOptions::address`], returning an error for bad text.
+    /// Like [`ManagerOptions::address`], returning the error for bad text
+    /// now.
     pub fn try_address(mut self, address: impl ToAddress) -> Result<Self> {
         self.address = Some(address.to_address()?);
+        self.invalid_address = None;
         Ok(self)
+    }
+
+    /// The configured address (`None`: a fresh private socket), or the
+    /// error of an address that did not parse.
+    pub(crate) fn checked_address(&self) -> Result<Option<Address>> {
+        match &self.invalid_address {
+            Some((text, reason)) => Err(Error::InvalidAddress {
+                text: text.clone(),
+                reason: reason.clone(),
+            }),
+            None => Ok(self.address.clone()),
+        }
     }
 
     /// The shared secret both sides prove they know. May be empty.
@@ -124,6 +173,31 @@ impl ManagerOptions {
     pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
         self.handshake_timeout = timeout;
         self
+    }
+}
+
+impl std::fmt::Debug for ManagerOptions {
+    /// Every setting, the authkey as its length only: options end up in
+    /// logs, the key must not.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut out = f.debug_struct("ManagerOptions");
+        out.field("address", &self.address);
+        if let Some((text, _)) = &self.invalid_address {
+            out.field("invalid_address", text);
+        }
+        out.field(
+            "authkey",
+            &format_args!("<redacted, {} bytes>", self.authkey.len()),
+        )
+        .field("serializer", &self.serializer)
+        .field("shutdown_timeout", &self.shutdown_timeout)
+        .field("max_frame_size", &self.max_frame)
+        .field("handshake_timeout", &self.handshake_timeout)
+        .field("max_connections", &self.max_connections);
+        #[cfg(feature = "tls")]
+        out.field("tls_server", &self.tls_server.is_some());
+        out.field("tls_client", &self.tls_client.is_some());
+        out.finish()
     }
 }
 

@@ -100,9 +100,7 @@ impl Running {
         match self.kind {
             RunningKind::Thread { stopper, thread } => {
                 stopper.stop();
-                thread
-                    .join()
-                    .map_err(|_| Error::State("the server thread panicked".into()))??;
+                thread.join().map_err(|_| Error::ServerThreadPanicked)??;
                 Ok(None)
             }
             RunningKind::Process {

@@ -18,7 +18,7 @@ fn provider() -> Arc<rustls::crypto::CryptoProvider> {
 }
 
 fn tls_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::State(format!("TLS {what}: {e}"))
+    Error::Tls(format!("{what}: {e}"))
 }
 
 fn certificates(pem: &[u8]) -> Result<Vec<CertificateDer<'static>>> {

@@ -97,7 +97,10 @@ impl Token {
 
     /// Read a token written by [`Token::to_text`].
     pub fn from_text(text: &str) -> Result<Token> {
-        let bad = || crate::Error::Codec(format!("`{text}` is not a token's text form"));
+        let bad = || crate::Error::Codec {
+            context: format!("`{text}` is not a token's text form"),
+            source: None,
+        };
         if text.len() % 2 != 0 || !text.is_ascii() {
             return Err(bad());
         }

@@ -67,12 +67,12 @@ pub(crate) fn connect_error(e: io::Error, address: &Address, established: bool) 
         io::ErrorKind::ConnectionRefused | io::ErrorKind::NotFound | io::ErrorKind::ConnectionReset
     );
     if established && gone {
-        Error::ServerGone(format!("cannot reconnect to {address}: {e}"))
+        Error::gone(format!("cannot reconnect to {address}"), Some(e))
     } else {
-        Error::Io(io::Error::new(
-            e.kind(),
-            format!("cannot connect to {address}: {e}"),
-        ))
+        Error::Connect {
+            address: address.to_string(),
+            source: e,
+        }
     }
 }
 
@@ -178,22 +178,19 @@ impl Drop for PrivateDir {
 pub(crate) fn bind(address: Option<&Address>) -> Result<(Listener, Address, Option<PrivateDir>)> {
     match address {
         Some(Address::Tcp(addr)) => {
-            let listener = std::net::TcpListener::bind(addr).map_err(|e| {
-                Error::Io(io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {addr}: {e}"),
-                ))
+            let listener = std::net::TcpListener::bind(addr).map_err(|source| Error::Bind {
+                address: addr.to_string(),
+                source,
             })?;
             let local = listener.local_addr()?;
             Ok((Listener::Tcp(listener), Address::Tcp(local), None))
         }
         Some(Address::Unix(path)) => {
-            let listener = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
-                Error::Io(io::Error::new(
-                    e.kind(),
-                    format!("cannot listen on {}: {e}", path.display()),
-                ))
-            })?;
+            let listener =
+                std::os::unix::net::UnixListener::bind(path).map_err(|source| Error::Bind {
+                    address: format!("unix:{}", path.display()),
+                    source,
+                })?;
             Ok((Listener::Unix(listener), Address::Unix(path.clone()), None))
         }
         None => {

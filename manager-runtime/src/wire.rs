@@ -116,7 +116,7 @@ pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Er
 /// Append a postcard encoding of `value` to `buf`.
 pub fn append<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error> {
     let taken = std::mem::take(buf);
-    *buf = postcard::to_extend(value, taken).map_err(|e| Error::Codec(e.to_string()))?;
+    *buf = postcard::to_extend(value, taken).map_err(|e| Error::codec("encoding a message", e))?;
     Ok(())
 }
 
@@ -179,9 +179,7 @@ pub fn read_reply(r: &mut impl Read, buf: &mut Vec<u8>, max: u32) -> Result<usiz
     while filled < total {
         let n = r.read(&mut buf[filled..]).map_err(eof_to_gone)?;
         if n == 0 {
-            return Err(Error::ServerGone(
-                "the connection closed inside a frame".into(),
-            ));
+            return Err(Error::gone("the connection closed inside a frame", None));
         }
         filled += n;
         if total == PREFIX && filled >= PREFIX {
@@ -219,7 +217,7 @@ fn eof_to_gone(e: io::Error) -> Error {
         io::ErrorKind::UnexpectedEof
         | io::ErrorKind::ConnectionReset
         | io::ErrorKind::ConnectionAborted
-        | io::ErrorKind::BrokenPipe => Error::ServerGone(e.to_string()),
+        | io::ErrorKind::BrokenPipe => Error::gone("the connection failed", Some(e)),
         _ => Error::Io(e),
     }
 }
@@ -254,7 +252,7 @@ pub async fn read_frame_async<R: AsyncRead + Unpin>(
             if got == 0 {
                 return Ok(false);
             }
-            return Err(Error::ServerGone("stream ended inside a frame".into()));
+            return Err(Error::gone("the stream ended inside a frame", None));
         }
         got += n;
     }
@@ -273,23 +271,24 @@ pub async fn read_frame_async<R: AsyncRead + Unpin>(
 
 /// Decode a header and return it with the bytes that follow it.
 pub fn decode_header<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
-    postcard::take_from_bytes(frame).map_err(|e| Error::Protocol(format!("bad message: {e}")))
+    postcard::take_from_bytes(frame)
+        .map_err(|e| Error::protocol("a message header does not decode", Some(e.into())))
 }
 
 /// Encode a value on its own (payloads, tokens).
 pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(value).map_err(|e| Error::Codec(e.to_string()))
+    postcard::to_stdvec(value).map_err(|e| Error::codec("encoding a value", e))
 }
 
 /// Decode a whole payload; trailing bytes are an error.
 pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
     let (value, rest) =
-        postcard::take_from_bytes(bytes).map_err(|e| Error::Codec(e.to_string()))?;
+        postcard::take_from_bytes(bytes).map_err(|e| Error::codec("decoding a value", e))?;
     if !rest.is_empty() {
-        return Err(Error::Codec(format!(
-            "{} unexpected trailing bytes",
-            rest.len()
-        )));
+        return Err(Error::Codec {
+            context: format!("decoding a value: {} unexpected trailing bytes", rest.len()),
+            source: None,
+        });
     }
     Ok(value)
 }
@@ -325,7 +324,7 @@ mod tests {
         let mut frame = raw_frame(b"hello");
         frame.truncate(6);
         let err = read_frame(&mut &frame[..], &mut Vec::new(), 1024).unwrap_err();
-        assert!(matches!(err, Error::ServerGone(_)));
+        assert!(matches!(err, Error::ServerGone { .. }));
     }
 
     #[test]

@@ -244,8 +244,8 @@ fn server_gone_after_shutdown() {
     let c2: CounterProxy = other.create("Counter", &()).unwrap();
     m.shutdown().unwrap();
     let err = c2.get().unwrap_err();
-    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+    assert!(matches!(err, Error::ServerGone { .. }), "{err}");
     let err = c2.get().unwrap_err();
-    assert!(matches!(err, Error::ServerGone(_)), "{err}");
+    assert!(matches!(err, Error::ServerGone { .. }), "{err}");
     drop(c);
 }

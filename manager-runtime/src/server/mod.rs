@@ -59,10 +59,11 @@ impl Server {
         options: &ManagerOptions,
         remote: Arc<dyn RemoteRefs>,
     ) -> Result<Server> {
+        options.checked_address()?;
         #[cfg(feature = "tls")]
         if options.tls_server.is_some() && !matches!(options.address, Some(Address::Tcp(_))) {
-            return Err(crate::error::Error::State(
-                "TLS applies to TCP managers: give a host:port address".into(),
+            return Err(crate::error::Error::Tls(
+                "applies to TCP managers: give a host:port address".into(),
             ));
         }
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
@@ -145,6 +146,22 @@ trait Acceptor {
         stream: Self::Stream,
     ) -> impl Future<Output = ()> + Send + 'static {
         serve_connection(state, stream)
+    }
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("address", &self.state.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ServerStopper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerStopper")
+            .field("address", &self.0.address)
+            .finish()
     }
 }
 

@@ -80,6 +80,6 @@ impl serde::de::Error for ValueError {
 
 impl From<ValueError> for crate::error::Error {
     fn from(e: ValueError) -> Self {
-        crate::error::Error::Codec(e.to_string())
+        crate::error::Error::codec("converting a value", e)
     }
 }
