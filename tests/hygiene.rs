@@ -23,6 +23,39 @@ pub struct Hygiene {
 #[derive(::serde::Serialize, ::serde::Deserialize, ::std::fmt::Debug, ::std::cmp::PartialEq)]
 pub struct HygieneError;
 
+/// User types named like the generic parameters generated code declares
+/// (`fn serialize<S>`, `fn deserialize<D>`, `Wrapper<T>`, const `K0`): the
+/// generated impls must still mean these.
+#[derive(::serde::Serialize, ::serde::Deserialize, ::std::fmt::Debug, ::std::cmp::PartialEq)]
+pub struct S(pub i64);
+/// See [`S`].
+#[derive(::serde::Serialize, ::serde::Deserialize, ::std::fmt::Debug, ::std::cmp::PartialEq)]
+pub struct D(pub String);
+/// See [`S`].
+#[derive(::serde::Serialize, ::serde::Deserialize, ::std::fmt::Debug, ::std::cmp::PartialEq)]
+pub struct T;
+/// See [`S`].
+#[allow(non_camel_case_types)]
+#[derive(::serde::Serialize, ::serde::Deserialize, ::std::fmt::Debug, ::std::cmp::PartialEq)]
+pub struct K0(pub u8);
+
+/// A served type whose methods take and return them.
+#[derive(::std::default::Default)]
+pub struct Named;
+
+#[renamed_managers::shared]
+impl Named {
+    /// Every such type, in and out.
+    pub fn swap(&self, s: S, d: &D, t: T, k: K0) -> (D, S, T, K0) {
+        (D(::std::clone::Clone::clone(&d.0)), s, t, k)
+    }
+
+    /// One more, async.
+    pub async fn later(&self, d: D) -> D {
+        d
+    }
+}
+
 /// A type returned by proxy.
 #[derive(::std::default::Default)]
 pub struct Child;
@@ -127,6 +160,7 @@ renamed_managers::manager! {
         #[singleton] shared_child: Child = || Child,
         #[exposed(get, checked)] Restricted: Hygiene = Hygiene::new,
         #[create_method = false] Child: Child,
+        Named: Named = |s: S, d: D| { let _ = (s, d); Named },
     }
 }
 

@@ -15,26 +15,32 @@ use syn::Type;
 
 use crate::paths;
 
-/// A generated newtype `Name<const K0: usize, .., T>(T)`.
+/// A generated newtype `Name<const __K0: usize, .., __T>(__T)`.
+///
+/// Every generic parameter the generated code declares has a reserved
+/// `__` name: the user's types are named inside those impls, and a user
+/// type called `S`, `D` or `T` must still mean the user's type.
 pub(crate) struct Codec {
     name: Ident,
     keys: usize,
+    runtime: paths::Runtime,
 }
 
 impl Codec {
     /// A wrapper called `name`, keyed by `keys` const parameters.
-    pub(crate) fn new(name: &str, keys: usize) -> Codec {
+    pub(crate) fn new(name: &str, keys: usize, runtime: &paths::Runtime) -> Codec {
         Codec {
             name: Ident::new(name, Span::call_site()),
             keys,
+            runtime: runtime.clone(),
         }
     }
 
     /// The struct definition.
     pub(crate) fn definition(&self) -> TokenStream {
         let name = &self.name;
-        let keys = (0..self.keys).map(|k| format_ident!("K{}", k));
-        quote!(struct #name<#(const #keys: usize,)* T>(T);)
+        let keys = (0..self.keys).map(|k| format_ident!("__K{}", k));
+        quote!(struct #name<#(const #keys: usize,)* __T>(__T);)
     }
 
     /// The wrapper type for `key` around `value`.
@@ -59,20 +65,20 @@ impl Codec {
     /// `Serialize` for the wrapper around `&ty` (what a caller sends).
     pub(crate) fn serialize_borrowed(&self, key: &[usize], ty: &Type) -> TokenStream {
         let span = ty.span();
-        let serde = paths::serde(span);
+        let serde = self.runtime.serde(span);
         let wrapper = self.ty(key, quote!(&#ty));
         let body = quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(self.0, serializer));
-        serialize_impl(&wrapper, body)
+        self.serialize_impl(&wrapper, body)
     }
 
     /// `Serialize` for the wrapper around `ty` itself (a result).
     pub(crate) fn serialize_owned(&self, key: &[usize], ty: &Type) -> TokenStream {
         let span = ty.span();
-        let serde = paths::serde(span);
+        let serde = self.runtime.serde(span);
         let wrapper = self.ty(key, ty);
         let body =
             quote_spanned!(span=> <#ty as #serde::Serialize>::serialize(&self.0, serializer));
-        serialize_impl(&wrapper, body)
+        self.serialize_impl(&wrapper, body)
     }
 
     /// `Deserialize` for the wrapper around `ty` (what a receiver decodes).
@@ -81,32 +87,32 @@ impl Codec {
         let span = ty.span();
         let wrapper = self.ty(key, ty);
         let decoded = {
-            let serde = paths::serde(span);
+            let serde = self.runtime.serde(span);
             quote_spanned!(span=> <#ty as #serde::Deserialize<'de>>::deserialize(deserializer))
         };
-        let serde = paths::serde(Span::call_site());
+        let serde = self.runtime.serde(Span::call_site());
         quote! {
             impl<'de> #serde::Deserialize<'de> for #wrapper {
-                fn deserialize<D>(deserializer: D) -> ::core::result::Result<Self, D::Error>
+                fn deserialize<__D>(deserializer: __D) -> ::core::result::Result<Self, __D::Error>
                 where
-                    D: #serde::Deserializer<'de>,
+                    __D: #serde::Deserializer<'de>,
                 {
                     ::core::result::Result::map(#decoded, #name)
                 }
             }
         }
     }
-}
 
-fn serialize_impl(wrapper: &TokenStream, body: TokenStream) -> TokenStream {
-    let serde = paths::serde(Span::call_site());
-    quote! {
-        impl #serde::Serialize for #wrapper {
-            fn serialize<S>(&self, serializer: S) -> ::core::result::Result<S::Ok, S::Error>
-            where
-                S: #serde::Serializer,
-            {
-                #body
+    fn serialize_impl(&self, wrapper: &TokenStream, body: TokenStream) -> TokenStream {
+        let serde = self.runtime.serde(Span::call_site());
+        quote! {
+            impl #serde::Serialize for #wrapper {
+                fn serialize<__S>(&self, serializer: __S) -> ::core::result::Result<__S::Ok, __S::Error>
+                where
+                    __S: #serde::Serializer,
+                {
+                    #body
+                }
             }
         }
     }

@@ -32,7 +32,22 @@ mod types;
 /// Exposed by default: the `pub` methods that take `&self` or `&mut self`.
 /// Options:
 /// - `typeid = "Name"`: the default typeid (the type's name otherwise);
-/// - `exposed(a, b)`: expose exactly these methods, `pub` or not.
+/// - `exposed(a, b)`: expose exactly these methods, `pub` or not;
+/// - `crate = "path"`: where the `managers` crate is, when your
+///   `Cargo.toml` renames it (`mgr = { package = "managers", ... }` and
+///   `#[mgr::shared(crate = "mgr")]`), as serde's and tokio's macros take it.
+///
+/// Every exposed method has a *signature fingerprint*, a hash of its name,
+/// its receiver, `async`, and its argument and result types **as written**
+/// in the block. The proxy sends it with each call and the server refuses a
+/// call whose fingerprint differs
+/// (`RemoteError::SignatureMismatch`),
+/// so a client built from another version of the type fails clearly
+/// instead of misreading bytes. It is a version check on the written
+/// types, not a check of their structure: writing `std::string::String`
+/// for `String` or renaming an alias changes it, while adding a field to a
+/// struct passed as an argument does not (such a change is caught, if at
+/// all, when the bytes fail to decode).
 ///
 /// A method marked `#[proxy]` returns another shared object (`T`,
 /// `Result<T, E>` or `Option<T>` where `T` is `#[shared]`): the object stays
@@ -72,7 +87,13 @@ pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
 /// server and returns its proxy. Entry attributes: `#[exposed(..)]`
 /// restricts the callable methods, `#[singleton]` hands every caller the same
 /// object, `#[create_method = false]` registers a typeid that only methods
-/// return.
+/// return. `#[manager(crate = "path")]` on the struct names the `managers`
+/// crate when your `Cargo.toml` renames it.
+///
+/// A typeid whose create method would shadow a method of every manager
+/// (`start`, `connect`, `address`, `server_pid`, ...) is refused; a
+/// mistake in one entry leaves the others (and the manager) in place, so
+/// each mistake gives one message.
 #[proc_macro]
 pub fn manager(input: TokenStream) -> TokenStream {
     manager::expand(input.into()).into()

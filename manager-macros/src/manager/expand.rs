@@ -12,7 +12,7 @@ use syn::spanned::Spanned;
 
 use super::model::{Constructor, Entry, Manager};
 use crate::codec::Codec;
-use crate::{names, paths};
+use crate::names;
 
 /// Which of an entry's two create methods is being generated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -33,8 +33,8 @@ impl<'a> Generator<'a> {
     pub(crate) fn new(model: &'a Manager) -> Generator<'a> {
         Generator {
             model,
-            private: paths::private(Span::call_site()),
-            args: Codec::new("__ManagersArg", 2),
+            private: model.runtime.private(Span::call_site()),
+            args: Codec::new("__ManagersArg", 2, &model.runtime),
         }
     }
 
@@ -173,7 +173,7 @@ impl<'a> Generator<'a> {
         let default = quote_spanned!(ty.span()=> <#ty as ::core::default::Default>::default);
         // `Constructor<T>` requires `T: Shared`: spanned at the type, like
         // every other use of it.
-        let private = paths::private(ty.span());
+        let private = self.model.runtime.private(ty.span());
         let private = &private;
         match &entry.constructor {
             Constructor::Default => {
@@ -242,7 +242,7 @@ impl<'a> Generator<'a> {
         // Everything naming the proxy type is spanned at the entry's type,
         // where a missing `#[shared]` is reported.
         let span = ty.span();
-        let spanned_private = paths::private(span);
+        let spanned_private = self.model.runtime.private(span);
         match flavor {
             Flavor::Blocking => {
                 let method = &create.method;
@@ -324,7 +324,7 @@ impl<'a> Generator<'a> {
                     "typeid `{}`: `{name_text}` is not an exposed method of `{type_name}`",
                     entry.typeid
                 );
-                let private = paths::private(name.span());
+                let private = self.model.runtime.private(name.span());
                 checks.extend(quote_spanned! {name.span()=>
                     const _: () = ::core::assert!(
                         #private::has_method(<#ty as #private::Shared>::METHODS, #name_text),

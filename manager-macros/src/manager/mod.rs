@@ -60,6 +60,33 @@ mod tests {
     }
 
     #[test]
+    fn a_renamed_crate_is_the_only_runtime_path() {
+        let out = expand_str(
+            "#[manager(crate = \"mgr\")] #[derive(Clone)] pub struct M { Maths: MathsClass }",
+        );
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("mgr :: __private"), "{out}");
+        assert!(!out.contains(":: managers"), "{out}");
+        assert!(
+            !out.contains("# [manager"),
+            "the option is taken off: {out}"
+        );
+        assert!(
+            out.contains("# [derive (Clone)]"),
+            "other attributes stay: {out}"
+        );
+    }
+
+    #[test]
+    fn a_body_that_stops_parsing_keeps_the_entries_before() {
+        let out = expand_str("pub struct M { Maths: MathsClass, Broken: = 3, Later: Later }");
+        assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+        assert!(out.contains("pub struct M"), "{out}");
+        assert!(out.contains("fn maths (& self ,)"), "{out}");
+        assert!(!out.contains("fn later"), "{out}");
+    }
+
+    #[test]
     fn mistakes_drop_their_entry_and_keep_the_manager() {
         let out = expand_str(
             "struct M {

@@ -19,10 +19,12 @@ use crate::types::{self, Position, WireType};
 const ENTRY_ATTRIBUTES: &[&str] = &["exposed", "singleton", "create_method"];
 
 /// Methods of the manager type or of `BaseManager` (reached through
-/// `Deref`) that a create method must not shadow.
+/// `Deref`) that a create method must not shadow. A test checks it against
+/// `BaseManager`'s source.
 const RESERVED: &[&str] = &[
     "new",
     "with_options",
+    "__registry",
     "options",
     "start",
     "start_with_initializer",
@@ -36,6 +38,9 @@ const RESERVED: &[&str] = &[
     "create_async",
     "number_of_objects",
     "debug_info",
+    "server_pid",
+    "server_exit_status",
+    "proxy_from_token",
 ];
 
 /// A manager type.
@@ -48,6 +53,8 @@ pub(crate) struct Manager {
     pub(crate) ident: Ident,
     /// The valid typeids.
     pub(crate) entries: Vec<Entry>,
+    /// Where the runtime is (`#[manager(crate = "...")]`).
+    pub(crate) runtime: crate::paths::Runtime,
 }
 
 /// One typeid the manager serves.
@@ -119,6 +126,9 @@ pub(crate) fn build(input: Input, errors: &mut Errors) -> Manager {
     let mut typeids = HashSet::new();
     let mut method_names: HashSet<String> = RESERVED.iter().map(|s| s.to_string()).collect();
     let mut entries = Vec::new();
+    if let Some(error) = input.body_error {
+        errors.push(error);
+    }
     for entry in input.entries {
         let typeid = entry.name.unraw().to_string();
         if !typeids.insert(typeid.clone()) {
@@ -132,12 +142,52 @@ pub(crate) fn build(input: Input, errors: &mut Errors) -> Manager {
             entries.push(entry);
         }
     }
+    let (attrs, runtime) = manager_options(input.attrs, errors);
     Manager {
-        attrs: input.attrs,
+        attrs,
         vis: input.vis,
         ident: input.ident,
         entries,
+        runtime,
     }
+}
+
+/// Take `#[manager(crate = "path")]` off the struct's attributes.
+fn manager_options(
+    attrs: Vec<Attribute>,
+    errors: &mut Errors,
+) -> (Vec<Attribute>, crate::paths::Runtime) {
+    let mut kept = Vec::new();
+    let mut krate: Option<syn::Path> = None;
+    for attr in attrs {
+        if !attr.path().is_ident("manager") {
+            kept.push(attr);
+            continue;
+        }
+        let parsed = attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("crate") {
+                let value: Expr = meta.value()?.parse()?;
+                if krate.is_some() {
+                    errors.error(&meta.path, "duplicate option `crate`");
+                } else {
+                    match crate::paths::parse_crate(&value) {
+                        Ok(path) => krate = Some(path),
+                        Err(error) => errors.push(error),
+                    }
+                }
+                Ok(())
+            } else {
+                Err(meta.error("unknown manager option; the one option is `crate = \"path\"`"))
+            }
+        });
+        if let Err(error) = parsed {
+            errors.push(error);
+        }
+    }
+    let runtime = krate
+        .map(crate::paths::Runtime::renamed)
+        .unwrap_or_default();
+    (kept, runtime)
 }
 
 /// What the entry's attributes say.
@@ -352,4 +402,44 @@ fn create_methods(
         async_method,
         docs,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RESERVED;
+
+    /// Every method `BaseManager` has is reserved: a create method of the
+    /// same name would hide it behind the manager's `Deref`.
+    #[test]
+    fn reserved_names_cover_every_base_manager_method() {
+        let source = include_str!("../../../manager-runtime/src/manager.rs");
+        let file = syn::parse_file(source).expect("manager.rs parses");
+        let mut methods = Vec::new();
+        for item in file.items {
+            let syn::Item::Impl(block) = item else {
+                continue;
+            };
+            let is_base =
+                matches!(&*block.self_ty, syn::Type::Path(p) if p.path.is_ident("BaseManager"));
+            if !is_base || block.trait_.is_some() {
+                continue;
+            }
+            for item in block.items {
+                if let syn::ImplItem::Fn(method) = item {
+                    if matches!(method.vis, syn::Visibility::Public(_)) {
+                        methods.push(method.sig.ident.to_string());
+                    }
+                }
+            }
+        }
+        assert!(
+            methods.len() > 10,
+            "found BaseManager's methods: {methods:?}"
+        );
+        let missing: Vec<_> = methods
+            .iter()
+            .filter(|m| !RESERVED.contains(&m.as_str()))
+            .collect();
+        assert!(missing.is_empty(), "add to RESERVED: {missing:?}");
+    }
 }

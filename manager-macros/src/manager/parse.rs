@@ -1,7 +1,6 @@
 //! Syntax of `manager! { struct Name { Typeid: Type = constructor, ... } }`.
 
 use syn::parse::{Parse, ParseStream};
-use syn::punctuated::Punctuated;
 use syn::{braced, Attribute, Expr, Generics, Ident, Token, Type, Visibility};
 
 /// The manager declaration as written.
@@ -14,8 +13,11 @@ pub(crate) struct Input {
     pub(crate) ident: Ident,
     /// Must be empty; parsed to report it.
     pub(crate) generics: Generics,
-    /// The typeids, in order.
-    pub(crate) entries: Punctuated<EntryInput, Token![,]>,
+    /// The typeids, in order, up to the first one that does not parse.
+    pub(crate) entries: Vec<EntryInput>,
+    /// Why the body stopped parsing early, if it did: the manager is still
+    /// generated with the entries before, so its uses compile.
+    pub(crate) body_error: Option<syn::Error>,
 }
 
 /// One `#[attrs] Typeid: Type = constructor` line.
@@ -40,13 +42,31 @@ impl Parse for Input {
         generics.where_clause = input.parse()?;
         let content;
         braced!(content in input);
-        let entries = content.parse_terminated(EntryInput::parse, Token![,])?;
+        let mut entries = Vec::new();
+        let mut body_error = None;
+        while !content.is_empty() {
+            let entry = content.parse::<EntryInput>().and_then(|entry| {
+                if !content.is_empty() {
+                    content.parse::<Token![,]>()?;
+                }
+                Ok(entry)
+            });
+            match entry {
+                Ok(entry) => entries.push(entry),
+                Err(error) => {
+                    body_error = Some(error);
+                    // The rest is skipped, not reported again.
+                    content.parse::<proc_macro2::TokenStream>()?;
+                }
+            }
+        }
         Ok(Input {
             attrs,
             vis,
             ident,
             generics,
             entries,
+            body_error,
         })
     }
 }

@@ -13,7 +13,7 @@ use syn::Type;
 
 use super::model::{Method, Output, Shape, Shared};
 use crate::codec::Codec;
-use crate::{names, paths};
+use crate::names;
 
 /// Which of the two proxies is being generated.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -39,11 +39,11 @@ impl<'a> Generator<'a> {
         let span = model.name.span();
         Generator {
             model,
-            private: paths::private(Span::call_site()),
+            private: model.runtime.private(Span::call_site()),
             blocking: Ident::new(&format!("{stem}Proxy"), span),
             asynchronous: Ident::new(&format!("{stem}AsyncProxy"), span),
-            args: Codec::new("__ManagersArg", 2),
-            result: Codec::new("__ManagersResult", 1),
+            args: Codec::new("__ManagersArg", 2, &model.runtime),
+            result: Codec::new("__ManagersResult", 1, &model.runtime),
         }
     }
 
@@ -208,7 +208,7 @@ impl<'a> Generator<'a> {
             let value = Self::result_value(method, quote!(#object.#ident(#call_args).await));
             let reply = self.reply(m, method, value);
             let pending = {
-                let private = paths::private(ident.span());
+                let private = self.model.runtime.private(ident.span());
                 quote_spanned!(ident.span()=> #private::Outcome::pending)
             };
             quote! {
@@ -231,7 +231,7 @@ impl<'a> Generator<'a> {
                 Output::Object { declared, .. } => declared.span(),
                 Output::Value(_) => ident.span(),
             };
-            let private = paths::private(span);
+            let private = self.model.runtime.private(span);
             let runner = if method.is_mut {
                 quote_spanned!(span=> #private::run_mut)
             } else {
@@ -321,18 +321,18 @@ impl<'a> Generator<'a> {
             }
 
             impl #private::serde::Serialize for #name {
-                fn serialize<S: #private::serde::Serializer>(
+                fn serialize<__S: #private::serde::Serializer>(
                     &self,
-                    serializer: S,
-                ) -> ::core::result::Result<S::Ok, S::Error> {
+                    serializer: __S,
+                ) -> ::core::result::Result<__S::Ok, __S::Error> {
                     #private::serde::Serialize::serialize(&self.base, serializer)
                 }
             }
 
             impl<'de> #private::serde::Deserialize<'de> for #name {
-                fn deserialize<D: #private::serde::Deserializer<'de>>(
-                    deserializer: D,
-                ) -> ::core::result::Result<Self, D::Error> {
+                fn deserialize<__D: #private::serde::Deserializer<'de>>(
+                    deserializer: __D,
+                ) -> ::core::result::Result<Self, __D::Error> {
                     ::core::result::Result::map(
                         <#private::ProxyBase as #private::serde::Deserialize<'de>>::deserialize(deserializer),
                         |base| #name { base },
@@ -432,7 +432,7 @@ impl<'a> Generator<'a> {
                 // Everything naming the object type is spanned at the
                 // declared result, where a missing `#[shared]` is reported.
                 let span = declared.span();
-                let private = paths::private(span);
+                let private = self.model.runtime.private(span);
                 let proxy = self.object_proxy(flavor, target);
                 let (output, adopt) = match shape {
                     Shape::Bare => (
@@ -471,10 +471,73 @@ impl<'a> Generator<'a> {
             return self.proxy_name(flavor).to_token_stream();
         }
         let span = target.span();
-        let private = paths::private(span);
+        let private = self.model.runtime.private(span);
         match flavor {
             Flavor::Blocking => quote_spanned!(span=> <#target as #private::Shared>::Proxy),
             Flavor::Async => quote_spanned!(span=> <#target as #private::Shared>::AsyncProxy),
+        }
+    }
+}
+
+/// What a refused block still gets: its type's two proxies (no methods)
+/// and a `Shared` impl exposing nothing, so the block's one error is the
+/// only one. Nothing when the block names no type.
+pub(crate) fn stub(block: &syn::ItemImpl, runtime: &crate::paths::Runtime) -> TokenStream {
+    let Type::Path(path) = &*block.self_ty else {
+        return TokenStream::new();
+    };
+    let Some(last) = path.path.segments.last() else {
+        return TokenStream::new();
+    };
+    let private = runtime.private(Span::call_site());
+    let stem = last.ident.unraw();
+    let span = last.ident.span();
+    let blocking = Ident::new(&format!("{stem}Proxy"), span);
+    let asynchronous = Ident::new(&format!("{stem}AsyncProxy"), span);
+    let self_ty = &block.self_ty;
+    let typeid = stem.to_string();
+    let (impl_generics, _, where_clause) = block.generics.split_for_impl();
+    let mut predicates = where_clause
+        .map(|w| w.predicates.iter().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+        .map(ToTokens::to_token_stream)
+        .collect::<Vec<_>>();
+    predicates.push(quote!(Self: ::core::marker::Send + ::core::marker::Sync + 'static));
+    let proxies = [&blocking, &asynchronous].map(|name| {
+        quote! {
+            #[doc = "Stands in for a proxy `#[shared]` could not generate (see its error)."]
+            pub struct #name {
+                base: #private::ProxyBase,
+            }
+
+            impl #private::Proxy for #name {
+                fn from_base(base: #private::ProxyBase) -> Self {
+                    #name { base }
+                }
+                fn base(&self) -> &#private::ProxyBase {
+                    &self.base
+                }
+            }
+        }
+    });
+    quote! {
+        #(#proxies)*
+
+        impl #impl_generics #private::Shared for #self_ty where #(#predicates),* {
+            const TYPEID: &'static str = #typeid;
+            const METHODS: &'static [#private::MethodInfo] = &[];
+            type Proxy = #blocking;
+            type AsyncProxy = #asynchronous;
+
+            fn dispatch(
+                _: ::std::sync::Arc<#private::Cell<Self>>,
+                _: usize,
+                _: &[u8],
+                _: &#private::CallContext,
+            ) -> #private::Outcome {
+                ::core::unreachable!("a type `#[shared]` refused is never served")
+            }
         }
     }
 }

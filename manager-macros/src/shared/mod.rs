@@ -14,16 +14,33 @@ pub(crate) use model::arg_name;
 
 /// Expand `#[shared(args)] item`. Always emits the user's item (without our
 /// `#[proxy]` markers), so one mistake does not hide the type from the rest
-/// of the crate; errors come as `compile_error!`s at their tokens.
+/// of the crate; errors come as `compile_error!`s at their tokens. A block
+/// refused whole (a trait impl, a generic impl) still gets stub proxies and
+/// a stub `Shared` impl, so its uses (`manager!`, the proxy's name) add no
+/// errors of their own: one mistake, one message.
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     let mut errors = Errors::default();
     let options = parse::options(args, &mut errors);
+    let runtime = options
+        .krate
+        .clone()
+        .map(crate::paths::Runtime::renamed)
+        .unwrap_or_default();
     let input = match parse::item(item, &mut errors) {
         Ok(input) => input,
-        Err(original) => return quote!(#original #errors),
+        Err(refused) => {
+            let original = refused.tokens;
+            let stub = refused
+                .block
+                .map(|block| expand::stub(&block, &runtime))
+                .unwrap_or_default();
+            return quote!(#original #stub #errors);
+        }
     };
-    let generated = model::build(options, &input, &mut errors)
-        .map(|model| expand::Generator::new(&model).generate());
+    let generated = match model::build(options, &input, &mut errors) {
+        Some(model) => expand::Generator::new(&model).generate(),
+        None => expand::stub(&input.item, &runtime),
+    };
     let item = &input.item;
     quote!(#item #generated #errors)
 }
@@ -86,6 +103,30 @@ mod tests {
         assert_eq!(out.matches("compile_error").count(), 1, "{out}");
         assert!(out.contains("pub struct S"), "{out}");
         assert!(!out.contains("Proxy"), "{out}");
+    }
+
+    #[test]
+    fn a_renamed_crate_is_the_only_runtime_path() {
+        let out = expand_str("crate = \"mgr\"", MATHS);
+        assert!(!out.contains("compile_error"), "{out}");
+        assert!(out.contains("mgr :: __private"), "{out}");
+        assert!(!out.contains(":: managers"), "{out}");
+        let default = expand_str("", MATHS);
+        assert!(default.contains(":: managers :: __private"), "{default}");
+    }
+
+    #[test]
+    fn a_refused_block_still_gets_stub_proxies() {
+        for block in [
+            "impl Greet for Greeter { fn greet(&self) {} }",
+            "impl<T: Send> Greeter<T> { pub fn greet(&self) {} }",
+        ] {
+            let out = expand_str("", block);
+            assert_eq!(out.matches("compile_error").count(), 1, "{out}");
+            assert!(out.contains("pub struct GreeterProxy"), "{out}");
+            assert!(out.contains("pub struct GreeterAsyncProxy"), "{out}");
+            assert!(out.contains("Shared for Greeter"), "{out}");
+        }
     }
 
     #[test]

@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) typeid: String,
     /// The exposed methods, in the order of the block.
     pub(crate) methods: Vec<Method>,
+    /// Where the runtime is (`crate = "..."`).
+    pub(crate) runtime: crate::paths::Runtime,
 }
 
 /// One exposed method.
@@ -124,6 +126,10 @@ pub(crate) fn build(options: Options, input: &Input, errors: &mut Errors) -> Opt
         name,
         typeid,
         methods,
+        runtime: options
+            .krate
+            .map(crate::paths::Runtime::renamed)
+            .unwrap_or_default(),
     })
 }
 

@@ -10,7 +10,7 @@ use crate::errors::Errors;
 use crate::names;
 
 /// The option names `#[shared(...)]` accepts.
-const OPTIONS: &[&str] = &["typeid", "exposed"];
+const OPTIONS: &[&str] = &["typeid", "exposed", "crate"];
 
 /// The options of `#[shared(...)]`.
 #[derive(Default)]
@@ -19,6 +19,8 @@ pub(crate) struct Options {
     pub(crate) typeid: Option<LitStr>,
     /// `exposed(a, b)`.
     pub(crate) exposed: Option<Vec<Ident>>,
+    /// `crate = "path"`: the `managers` crate under another name.
+    pub(crate) krate: Option<syn::Path>,
 }
 
 /// Parse the options, recording every mistake (unknown or duplicate
@@ -38,6 +40,17 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                     errors.error(&meta.path, "duplicate option `typeid`");
                 } else {
                     options.typeid = typeid(&value, errors);
+                }
+            }
+            Some("crate") => {
+                let value: syn::Expr = meta.value()?.parse()?;
+                if options.krate.is_some() {
+                    errors.error(&meta.path, "duplicate option `crate`");
+                } else {
+                    match crate::paths::parse_crate(&value) {
+                        Ok(path) => options.krate = Some(path),
+                        Err(error) => errors.push(error),
+                    }
                 }
             }
             Some("exposed") => {
@@ -77,7 +90,7 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                     &meta.path,
                     format!(
                         "unknown option `{written}`{hint}; valid options: `typeid = \"Name\"`, \
-                         `exposed(method, ...)`"
+                         `exposed(method, ...)`, `crate = \"path\"`"
                     ),
                 );
                 skip_value(&meta)?;
@@ -125,14 +138,27 @@ pub(crate) struct Input {
     pub(crate) proxy_marks: Vec<Option<syn::Attribute>>,
 }
 
-/// Parse the annotated item. `Err` holds what to emit instead: the item
-/// unchanged, so the rest of the crate still sees it.
-pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, TokenStream> {
+/// An item `#[shared]` refuses whole.
+pub(crate) struct Refused {
+    /// What to emit instead: the item unchanged, so the rest of the crate
+    /// still sees it.
+    pub(crate) tokens: TokenStream,
+    /// The impl block, if it was one (a trait impl): its type gets stub
+    /// proxies so its uses report nothing more.
+    pub(crate) block: Option<Box<ItemImpl>>,
+}
+
+/// Parse the annotated item.
+pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, Refused> {
+    let refused = |tokens| Refused {
+        tokens,
+        block: None,
+    };
     let item = match syn::parse2::<Item>(tokens.clone()) {
         Ok(item) => item,
         Err(error) => {
             errors.push(error);
-            return Err(tokens);
+            return Err(refused(tokens));
         }
     };
     let mut item = match item {
@@ -146,7 +172,7 @@ pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, To
                      it serves the block's methods"
                 ),
             ));
-            return Err(tokens);
+            return Err(refused(tokens));
         }
     };
     let proxy_marks = item
@@ -159,7 +185,10 @@ pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, To
             path,
             "#[shared] goes on an inherent `impl` block (`impl Type { ... }`), not on a trait impl",
         );
-        return Err(quote::quote!(#item));
+        return Err(Refused {
+            tokens: quote::quote!(#item),
+            block: Some(Box::new(item)),
+        });
     }
     Ok(Input { item, proxy_marks })
 }
