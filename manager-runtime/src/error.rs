@@ -106,7 +106,7 @@ pub enum Error {
     },
     /// The server refused or failed the call; see [`RemoteError`].
     #[error(transparent)]
-    Remote(#[from] RemoteError),
+    Remote(RemoteError),
     /// `start()` on a manager that already started.
     #[error("manager already started")]
     AlreadyStarted,
@@ -260,4 +260,26 @@ pub enum RemoteError {
     /// The server did not understand the request.
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// A built-in's constructor raised what Python would raise (a
+    /// `ValueError` for an element that cannot be stored, ...). The client
+    /// sees it as [`Error::Sync`].
+    #[error(transparent)]
+    Sync(SyncError),
+}
+
+impl From<SyncError> for RemoteError {
+    fn from(e: SyncError) -> Self {
+        RemoteError::Sync(e)
+    }
+}
+
+impl From<RemoteError> for Error {
+    /// The server's refusal; Python's exception raised by a constructor
+    /// comes out as [`Error::Sync`], as it does from any other call.
+    fn from(e: RemoteError) -> Self {
+        match e {
+            RemoteError::Sync(e) => Error::Sync(e),
+            other => Error::Remote(other),
+        }
+    }
 }

@@ -34,6 +34,26 @@ impl<T: Shared> Constructor<T> {
         }
     }
 
+    /// A fresh object per request from a constructor that can refuse its
+    /// arguments: its error reaches the caller as the error of the create
+    /// call (a built-in's `SyncError` as [`Error::Sync`](crate::Error::Sync)),
+    /// and no object is made.
+    pub fn try_new<A, E, F>(f: F) -> Self
+    where
+        A: DeserializeOwned,
+        E: Into<RemoteError>,
+        F: Fn(A) -> Result<T, E> + Send + Sync + 'static,
+    {
+        Constructor {
+            make: Box::new(move |args| {
+                let args = decode_args("<constructor>", args)?;
+                let object = f(args).map_err(Into::into)?;
+                Ok(Arc::new(Cell::new(object)) as Arc<dyn Object>)
+            }),
+            _type: PhantomData,
+        }
+    }
+
     /// One object, built on first request and handed out on every later one
     /// (the seed's `callable=lambda: queue`).
     pub fn singleton<F>(f: F) -> Self

@@ -306,4 +306,16 @@ impl SyncManager {
         let raw: server::ArrayProxy = self.create("Array", &(items,))?;
         Ok(raw.into())
     }
+
+    /// Async form of [`array`](Self::array).
+    pub async fn array_async<T: Serialize>(
+        &self,
+        items: &[T],
+    ) -> Result<typed::ArrayAsyncProxy<T>> {
+        let items = items
+            .iter()
+            .map(to_value)
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        self.create_async("Array", &(items,)).await
+    }
 }

@@ -63,4 +63,9 @@ impl SyncManager {
     pub fn event(&self) -> Result<EventProxy> {
         self.create("Event", &())
     }
+
+    /// Async form of [`event`](Self::event).
+    pub async fn event_async(&self) -> Result<EventAsyncProxy> {
+        self.create_async("Event", &()).await
+    }
 }

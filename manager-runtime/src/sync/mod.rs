@@ -39,6 +39,14 @@
 //!   `typed::flatten`, and get `raw()`, `Clone`, `Debug`, `Display`, serde
 //!   (as the token), `Proxy` and `From` the raw proxy from
 //!   `typed_proxy!`.
+//! - Every typed proxy comes in two flavours, `XProxy` and `XAsyncProxy`,
+//!   wrapping the two raw proxies `#[shared]` generated. Their methods are
+//!   written once, in `typed::dual_proxy!`, whose bodies say `wait!(call)`
+//!   for each call (awaited in the async flavour) and `owner!()` for the
+//!   thread or task that owns a lock; only methods whose types differ
+//!   (`iter()`, `guard()`) are written per flavour. Each family also has
+//!   `to_async()`/`to_blocking()` and an async create method
+//!   (`dict_async()`, ...).
 //! - A built-in storing a value that holds tokens keeps those objects
 //!   alive through a `HeldTokens` (`held.rs`): it `retain`s each token it
 //!   stores (except a token of itself, to avoid a cycle) and `release`s it

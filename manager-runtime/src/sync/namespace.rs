@@ -322,4 +322,9 @@ impl SyncManager {
         let raw: server::NamespaceProxy = self.create("Namespace", &())?;
         Ok(raw.into())
     }
+
+    /// Async form of [`namespace`](Self::namespace).
+    pub async fn namespace_async(&self) -> Result<typed::NamespaceAsyncProxy> {
+        self.create_async("Namespace", &()).await
+    }
 }

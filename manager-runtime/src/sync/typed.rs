@@ -37,6 +37,14 @@ pub(crate) fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Res
     decoded
 }
 
+/// [`decode`] of a list of values as a `Vec<T>`.
+pub(crate) fn decode_all<T: DeserializeOwned>(
+    base: &ProxyBase,
+    values: Vec<Value>,
+) -> Result<Vec<T>> {
+    decode(base, Value::List(values))
+}
+
 /// The impls every typed proxy shares, for a struct whose `raw` field is
 /// the generated proxy it wraps: `raw()`, `From` that proxy,
 /// [`Proxy`](crate::Proxy), `Clone` (another reference), `Debug`,
@@ -137,3 +145,98 @@ macro_rules! typed_proxy {
 }
 
 pub(crate) use typed_proxy;
+
+/// One list of methods, both flavours: emits the methods on the blocking
+/// typed proxy and, as `async fn`s, on the async one, from the same bodies.
+///
+/// ```text
+/// dual_proxy! {
+///     impl<T> QueueProxy, QueueAsyncProxy where [T: Serialize + DeserializeOwned] {
+///         /// Docs, on both.
+///         pub fn qsize(&self) -> Result<usize> {
+///             wait!(self.raw.qsize())
+///         }
+///     }
+/// }
+/// ```
+///
+/// In a body, `wait!(call)` is the call itself in the blocking proxy and
+/// `call.await` in the async one (every call of a raw proxy, and of another
+/// method of the list, goes through it), and `owner!()` is who holds an
+/// `RLock` or a condition: the calling thread in a blocking proxy
+/// ([`caller_id`](crate::caller_id)), the calling task in an async one
+/// ([`task_owner`]). A method's own generics are plain names, bounded in its
+/// `where [...]` (brackets, so the macro can tell where the body starts).
+/// A method whose types differ by flavour (an iterator, a guard) is
+/// written out on each proxy instead.
+macro_rules! dual_proxy {
+    (
+        impl $(<$($g:ident),*>)? $blocking:ident, $asynchronous:ident
+        $(where [$($bounds:tt)*])?
+        { $($methods:tt)* }
+    ) => {
+        $crate::sync::typed::dual_proxy!(@flavour ($) blocking
+            [$($($g),*)?] $blocking [$($($bounds)*)?] $($methods)*);
+        $crate::sync::typed::dual_proxy!(@flavour ($) async
+            [$($($g),*)?] $asynchronous [$($($bounds)*)?] $($methods)*);
+    };
+    (@flavour ($d:tt) $flavour:ident [$($g:ident),*] $proxy:ident [$($bounds:tt)*]
+        $(
+            $(#[$attr:meta])*
+            pub fn $name:ident $(<$($mg:ident),*>)?
+                (&$this:ident $(, $arg:ident: $ty:ty)* $(,)?) -> $ret:ty
+                $(where [$($mbounds:tt)*])?
+                $body:block
+        )*
+    ) => {
+        impl<$($g),*> $proxy<$($g),*> where $($bounds)* {
+            $(
+                $crate::sync::typed::dual_proxy!(@method ($d) $flavour
+                    [$(#[$attr])*] $name [$($($mg),*)?] $this [$($arg: $ty),*] $ret
+                    [$($($mbounds)*)?] $body);
+            )*
+        }
+    };
+    (@method ($d:tt) blocking [$($attr:tt)*] $name:ident [$($mg:ident),*] $this:ident
+        [$($arg:ident: $ty:ty),*] $ret:ty [$($mbounds:tt)*] $body:block) => {
+        $($attr)*
+        pub fn $name<$($mg),*>(&$this, $($arg: $ty),*) -> $ret where $($mbounds)* {
+            #[allow(unused_macros)]
+            macro_rules! wait { ($d call:expr) => { $d call } }
+            #[allow(unused_macros)]
+            macro_rules! owner { () => { $crate::caller_id() } }
+            $body
+        }
+    };
+    (@method ($d:tt) async [$($attr:tt)*] $name:ident [$($mg:ident),*] $this:ident
+        [$($arg:ident: $ty:ty),*] $ret:ty [$($mbounds:tt)*] $body:block) => {
+        $($attr)*
+        pub async fn $name<$($mg),*>(&$this, $($arg: $ty),*) -> $ret where $($mbounds)* {
+            #[allow(unused_macros)]
+            macro_rules! wait { ($d call:expr) => { $d call.await } }
+            #[allow(unused_macros)]
+            macro_rules! owner { () => { $crate::sync::typed::task_owner() } }
+            $body
+        }
+    };
+}
+
+pub(crate) use dual_proxy;
+
+/// Who holds an `RLock` or a condition's lock for an async proxy: the
+/// calling tokio task, as a thread does for a blocking proxy. A task moves
+/// between threads, and threads run many tasks, so the thread's
+/// [`caller_id`](crate::caller_id) would be wrong in both directions.
+/// Outside a task (a `block_on` future) it is the calling thread.
+pub fn task_owner() -> u64 {
+    use std::hash::BuildHasher;
+    // Task ids are unique within the process; hashed with keys random per
+    // process, so they are distinct across processes and (but for a 2^-64
+    // chance) from every thread's id.
+    static KEYS: std::sync::OnceLock<std::collections::hash_map::RandomState> =
+        std::sync::OnceLock::new();
+    match tokio::task::try_id() {
+        Some(task) => KEYS.get_or_init(Default::default).hash_one(("task", task)),
+        None => crate::caller_id(),
+    }
+}

@@ -61,13 +61,35 @@ impl SyncManager {
         self.create_barrier(parties, Some(timeout))
     }
 
-    fn create_barrier(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
-        if parties == 0 {
-            return Err(Error::Sync(SyncError::ValueError(
-                "a barrier needs at least one party".into(),
-            )));
-        }
-        let raw: server::BarrierProxy = self.create("Barrier", &(parties, timeout))?;
-        Ok(raw.into())
+    /// Async form of [`barrier`](Self::barrier).
+    pub async fn barrier_async(&self, parties: usize) -> Result<typed::BarrierAsyncProxy> {
+        check_parties(parties)?;
+        self.create_async("Barrier", &(parties, None::<Duration>))
+            .await
     }
+
+    /// Async form of [`barrier_with_timeout`](Self::barrier_with_timeout).
+    pub async fn barrier_with_timeout_async(
+        &self,
+        parties: usize,
+        timeout: Duration,
+    ) -> Result<typed::BarrierAsyncProxy> {
+        check_parties(parties)?;
+        self.create_async("Barrier", &(parties, Some(timeout)))
+            .await
+    }
+
+    fn create_barrier(&self, parties: usize, timeout: Option<Duration>) -> Result<BarrierProxy> {
+        check_parties(parties)?;
+        self.create("Barrier", &(parties, timeout))
+    }
+}
+
+fn check_parties(parties: usize) -> Result<()> {
+    if parties == 0 {
+        return Err(Error::Sync(SyncError::ValueError(
+            "a barrier needs at least one party".into(),
+        )));
+    }
+    Ok(())
 }

@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::server::{BarrierAsyncProxy as RawBarrierAsyncProxy, BarrierProxy as RawBarrierProxy};
-use crate::sync::typed::{flatten, typed_proxy};
+use crate::sync::typed::{dual_proxy, flatten, typed_proxy};
 use crate::Result;
 
 /// A proxy of a shared [`Barrier`](super::server::Barrier) (Python's
@@ -35,14 +35,6 @@ impl BarrierProxy {
         self.raw.to_async().into()
     }
 
-    /// Python's `barrier.wait(timeout)`: block until every party has
-    /// arrived; returns this party's index, `0..parties`, each given once
-    /// per generation. `None` uses the barrier's default timeout (if any);
-    /// a timeout breaks the barrier.
-    pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
-        flatten(self.raw.wait(timeout))
-    }
-
     /// Like [`wait`](Self::wait), with Python's barrier `action`: once
     /// every party has arrived, exactly one of the parties that passed an
     /// action runs it (this one if it arrived last) before any party is
@@ -69,32 +61,6 @@ impl BarrierProxy {
         }
         Ok(arrival.index)
     }
-
-    /// Python's `barrier.abort()`: break the barrier.
-    pub fn abort(&self) -> Result<()> {
-        self.raw.abort()
-    }
-
-    /// Python's `barrier.reset()`: fail the waiting parties and make the
-    /// barrier usable again.
-    pub fn reset(&self) -> Result<()> {
-        self.raw.reset()
-    }
-
-    /// Python's `barrier.parties`.
-    pub fn parties(&self) -> Result<usize> {
-        self.raw.parties()
-    }
-
-    /// Python's `barrier.n_waiting`.
-    pub fn n_waiting(&self) -> Result<usize> {
-        self.raw.n_waiting()
-    }
-
-    /// Python's `barrier.broken`.
-    pub fn broken(&self) -> Result<bool> {
-        self.raw.broken()
-    }
 }
 
 /// The async form of [`BarrierProxy`]: waiting parties are futures on the
@@ -109,11 +75,6 @@ impl BarrierAsyncProxy {
     /// The blocking proxy of the same barrier (another reference).
     pub fn to_blocking(&self) -> BarrierProxy {
         self.raw.to_blocking().into()
-    }
-
-    /// Pass the barrier; see [`BarrierProxy::wait`].
-    pub async fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
-        flatten(self.raw.wait(timeout).await)
     }
 
     /// Pass the barrier offering an action, awaited if this party is
@@ -138,30 +99,43 @@ impl BarrierAsyncProxy {
         }
         Ok(arrival.index)
     }
+}
 
-    /// Python's `barrier.abort()`.
-    pub async fn abort(&self) -> Result<()> {
-        self.raw.abort().await
-    }
+dual_proxy! {
+    impl BarrierProxy, BarrierAsyncProxy {
+        /// Python's `barrier.wait(timeout)`: wait until every party has
+        /// arrived; returns this party's index, `0..parties`, each given once
+        /// per generation. `None` uses the barrier's default timeout (if any);
+        /// a timeout breaks the barrier.
+        pub fn wait(&self, timeout: Option<Duration>) -> Result<usize> {
+            flatten(wait!(self.raw.wait(timeout)))
+        }
 
-    /// Python's `barrier.reset()`.
-    pub async fn reset(&self) -> Result<()> {
-        self.raw.reset().await
-    }
+        /// Python's `barrier.abort()`: break the barrier.
+        pub fn abort(&self) -> Result<()> {
+            wait!(self.raw.abort())
+        }
 
-    /// Python's `barrier.parties`.
-    pub async fn parties(&self) -> Result<usize> {
-        self.raw.parties().await
-    }
+        /// Python's `barrier.reset()`: fail the waiting parties and make the
+        /// barrier usable again.
+        pub fn reset(&self) -> Result<()> {
+            wait!(self.raw.reset())
+        }
 
-    /// Python's `barrier.n_waiting`.
-    pub async fn n_waiting(&self) -> Result<usize> {
-        self.raw.n_waiting().await
-    }
+        /// Python's `barrier.parties`.
+        pub fn parties(&self) -> Result<usize> {
+            wait!(self.raw.parties())
+        }
 
-    /// Python's `barrier.broken`.
-    pub async fn broken(&self) -> Result<bool> {
-        self.raw.broken().await
+        /// Python's `barrier.n_waiting`.
+        pub fn n_waiting(&self) -> Result<usize> {
+            wait!(self.raw.n_waiting())
+        }
+
+        /// Python's `barrier.broken`.
+        pub fn broken(&self) -> Result<bool> {
+            wait!(self.raw.broken())
+        }
     }
 }
 

@@ -228,10 +228,10 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::IterProxy;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
-    use super::server::DictProxy as RawDictProxy;
-    use crate::sync::typed::{decode, flatten, typed_proxy};
+    use super::server::{DictAsyncProxy as RawDictAsyncProxy, DictProxy as RawDictProxy};
+    use crate::sync::typed::{decode, dual_proxy, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -265,164 +265,46 @@ pub mod typed {
 
     typed_proxy!(DictProxy<K, V>, RawDictProxy);
 
-    impl<K, V> DictProxy<K, V>
-    where
-        K: Serialize + DeserializeOwned,
-        V: Serialize + DeserializeOwned,
-    {
-        fn decode<T: DeserializeOwned>(&self, value: Value) -> Result<T> {
-            decode(self.raw.base(), value)
-        }
+    /// The async form of [`DictProxy`]: the same methods, as futures.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// # let manager = managers::sync::SyncManager::new();
+    /// # manager.start_in_thread()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// runtime.block_on(async {
+    ///     let d = manager.dict_async::<String, i64>().await?;
+    ///     d.set("a".into(), 1).await?;
+    ///     assert_eq!(d.get("a").await?, 1);
+    ///     assert_eq!(d.keys().await?, ["a"]);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub struct DictAsyncProxy<K, V> {
+        raw: RawDictAsyncProxy,
+        _type: PhantomData<fn() -> (K, V)>,
+    }
 
-        fn decode_entries(&self, entries: Vec<(Value, Value)>) -> Result<Vec<(K, V)>> {
-            let entries = entries
-                .into_iter()
-                .map(|(key, value)| Value::List(vec![key, value]))
-                .collect();
-            self.decode(Value::List(entries))
-        }
+    typed_proxy!(DictAsyncProxy<K, V>, RawDictAsyncProxy);
 
-        /// `len(d)`.
-        pub fn len(&self) -> Result<usize> {
-            self.raw.len()
-        }
+    /// Entries from the server as `(K, V)`s, proxies adopted by `base`.
+    fn decode_entries<K: DeserializeOwned, V: DeserializeOwned>(
+        base: &crate::ProxyBase,
+        entries: Vec<(Value, Value)>,
+    ) -> Result<Vec<(K, V)>> {
+        let entries = entries
+            .into_iter()
+            .map(|(key, value)| Value::List(vec![key, value]))
+            .collect();
+        decode(base, Value::List(entries))
+    }
 
-        /// `not d`: whether it is empty.
-        pub fn is_empty(&self) -> Result<bool> {
-            self.raw.is_empty()
-        }
-
-        /// `key in d`.
-        pub fn contains<Q>(&self, key: &Q) -> Result<bool>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw.contains(to_value(key)?)
-        }
-
-        /// `d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError) if
-        /// absent.
-        pub fn get<Q>(&self, key: &Q) -> Result<V>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.decode(flatten(self.raw.get(to_value(key)?))?)
-        }
-
-        /// `d.get(key)`: the value, if present.
-        pub fn get_opt<Q>(&self, key: &Q) -> Result<Option<V>>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw
-                .get_opt(to_value(key)?)?
-                .map(|value| self.decode(value))
-                .transpose()
-        }
-
-        /// `d.get(key, default)`.
-        pub fn get_or<Q>(&self, key: &Q, default: V) -> Result<V>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            Ok(self.get_opt(key)?.unwrap_or(default))
-        }
-
-        /// `d[key] = value`.
-        pub fn set(&self, key: K, value: V) -> Result<()> {
-            flatten(self.raw.set(to_value(&key)?, to_value(&value)?))
-        }
-
-        /// `del d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError)
-        /// if absent.
-        pub fn del<Q>(&self, key: &Q) -> Result<()>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            flatten(self.raw.del(to_value(key)?))
-        }
-
-        /// `d.clear()`.
-        pub fn clear(&self) -> Result<()> {
-            self.raw.clear()
-        }
-
-        /// `d.copy()`: every entry, in order. See [`to_map`](Self::to_map)
-        /// for a map.
-        pub fn copy(&self) -> Result<Vec<(K, V)>> {
-            self.items()
-        }
-
-        /// `dict(d)` as any map (or collection of pairs):
-        /// `d.to_map::<HashMap<_, _>>()`.
-        pub fn to_map<M: FromIterator<(K, V)>>(&self) -> Result<M> {
-            Ok(self.items()?.into_iter().collect())
-        }
-
-        /// `list(d.items())`.
-        pub fn items(&self) -> Result<Vec<(K, V)>> {
-            self.decode_entries(self.raw.items()?)
-        }
-
-        /// `list(d.keys())`.
-        pub fn keys(&self) -> Result<Vec<K>> {
-            self.decode(Value::List(self.raw.keys()?))
-        }
-
-        /// `list(d.values())`.
-        pub fn values(&self) -> Result<Vec<V>> {
-            self.decode(Value::List(self.raw.values()?))
-        }
-
-        /// `d.pop(key)`: remove it and return its value;
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
-        pub fn pop<Q>(&self, key: &Q) -> Result<V>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.decode(flatten(self.raw.pop(to_value(key)?))?.into_value())
-        }
-
-        /// `d.pop(key, default)`.
-        pub fn pop_or<Q>(&self, key: &Q, default: V) -> Result<V>
-        where
-            K: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            match self.raw.pop_opt(to_value(key)?)? {
-                Some(value) => self.decode(value.into_value()),
-                None => Ok(default),
-            }
-        }
-
-        /// `d.popitem()`: remove and return the last inserted entry;
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
-        pub fn popitem(&self) -> Result<(K, V)> {
-            let (key, value) = flatten(self.raw.popitem())?;
-            Ok((
-                self.decode(key.into_value())?,
-                self.decode(value.into_value())?,
-            ))
-        }
-
-        /// `d.setdefault(key, default)`: the value of `key`, inserting
-        /// `default` first if it is absent.
-        pub fn setdefault(&self, key: K, default: V) -> Result<V> {
-            self.decode(flatten(
-                self.raw.setdefault(to_value(&key)?, to_value(&default)?),
-            )?)
-        }
-
-        /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
-        /// `Vec<(K, V)>`, ...) or another dict proxy of this manager.
-        pub fn update(&self, other: impl Elements<(K, V)>) -> Result<()> {
-            send_operand(other, |operand| self.raw.update(operand))
+    impl<K, V> DictProxy<K, V> {
+        /// The async proxy of the same dict (another reference).
+        pub fn to_async(&self) -> DictAsyncProxy<K, V> {
+            self.raw.to_async().into()
         }
 
         /// `iter(d)`: an iterator over the keys in the server. It fails with
@@ -431,35 +313,195 @@ pub mod typed {
         pub fn iter(&self) -> Result<IterProxy<K>> {
             Ok(self.raw.iter()?.into())
         }
+    }
 
-        /// `repr(d)`: the dict in Python's notation.
-        pub fn repr(&self) -> Result<String> {
-            self.raw.repr()
+    impl<K, V> DictAsyncProxy<K, V> {
+        /// The blocking proxy of the same dict (another reference).
+        pub fn to_blocking(&self) -> DictProxy<K, V> {
+            self.raw.to_blocking().into()
+        }
+
+        /// `iter(d)`: a [`Stream`](futures_core::Stream) of the keys, read
+        /// in the server; see [`DictProxy::iter`].
+        pub async fn iter(&self) -> Result<IterAsyncProxy<K>> {
+            Ok(self.raw.iter().await?.into())
+        }
+    }
+
+    dual_proxy! {
+        impl<K, V> DictProxy, DictAsyncProxy
+        where [K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned]
+        {
+            /// `len(d)`.
+            pub fn len(&self) -> Result<usize> {
+                wait!(self.raw.len())
+            }
+
+            /// `not d`: whether it is empty.
+            pub fn is_empty(&self) -> Result<bool> {
+                wait!(self.raw.is_empty())
+            }
+
+            /// `key in d`.
+            pub fn contains<Q>(&self, key: &Q) -> Result<bool>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw.contains(to_value(key)?))
+            }
+
+            /// `d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError) if
+            /// absent.
+            pub fn get<Q>(&self, key: &Q) -> Result<V>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                decode(self.raw.base(), flatten(wait!(self.raw.get(to_value(key)?)))?)
+            }
+
+            /// `d.get(key)`: the value, if present.
+            pub fn get_opt<Q>(&self, key: &Q) -> Result<Option<V>>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw
+                    .get_opt(to_value(key)?))?
+                    .map(|value| decode(self.raw.base(), value))
+                    .transpose()
+            }
+
+            /// `d.get(key, default)`.
+            pub fn get_or<Q>(&self, key: &Q, default: V) -> Result<V>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                Ok(wait!(self.get_opt(key))?.unwrap_or(default))
+            }
+
+            /// `d[key] = value`.
+            pub fn set(&self, key: K, value: V) -> Result<()> {
+                flatten(wait!(self.raw.set(to_value(&key)?, to_value(&value)?)))
+            }
+
+            /// `del d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError)
+            /// if absent.
+            pub fn del<Q>(&self, key: &Q) -> Result<()>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                flatten(wait!(self.raw.del(to_value(key)?)))
+            }
+
+            /// `d.clear()`.
+            pub fn clear(&self) -> Result<()> {
+                wait!(self.raw.clear())
+            }
+
+            /// `d.copy()`: every entry, in order. See [`to_map`](Self::to_map)
+            /// for a map.
+            pub fn copy(&self) -> Result<Vec<(K, V)>> {
+                wait!(self.items())
+            }
+
+            /// `dict(d)` as any map (or collection of pairs):
+            /// `d.to_map::<HashMap<_, _>>()`.
+            pub fn to_map<M>(&self) -> Result<M> where [M: FromIterator<(K, V)>] {
+                Ok(wait!(self.items())?.into_iter().collect())
+            }
+
+            /// `list(d.items())`.
+            pub fn items(&self) -> Result<Vec<(K, V)>> {
+                decode_entries(self.raw.base(), wait!(self.raw.items())?)
+            }
+
+            /// `list(d.keys())`.
+            pub fn keys(&self) -> Result<Vec<K>> {
+                decode(self.raw.base(), Value::List(wait!(self.raw.keys())?))
+            }
+
+            /// `list(d.values())`.
+            pub fn values(&self) -> Result<Vec<V>> {
+                decode(self.raw.base(), Value::List(wait!(self.raw.values())?))
+            }
+
+            /// `d.pop(key)`: remove it and return its value;
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
+            pub fn pop<Q>(&self, key: &Q) -> Result<V>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                decode(self.raw.base(), flatten(wait!(self.raw.pop(to_value(key)?)))?.into_value())
+            }
+
+            /// `d.pop(key, default)`.
+            pub fn pop_or<Q>(&self, key: &Q, default: V) -> Result<V>
+            where [K: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                match wait!(self.raw.pop_opt(to_value(key)?))? {
+                    Some(value) => decode(self.raw.base(), value.into_value()),
+                    None => Ok(default),
+                }
+            }
+
+            /// `d.popitem()`: remove and return the last inserted entry;
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
+            pub fn popitem(&self) -> Result<(K, V)> {
+                let (key, value) = flatten(wait!(self.raw.popitem()))?;
+                Ok((
+                    decode(self.raw.base(), key.into_value())?,
+                    decode(self.raw.base(), value.into_value())?,
+                ))
+            }
+
+            /// `d.setdefault(key, default)`: the value of `key`, inserting
+            /// `default` first if it is absent.
+            pub fn setdefault(&self, key: K, default: V) -> Result<V> {
+                decode(self.raw.base(), flatten(
+                    wait!(self.raw.setdefault(to_value(&key)?, to_value(&default)?)),
+                )?)
+            }
+
+            /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
+            /// `Vec<(K, V)>`, ...) or another dict proxy of this manager.
+            pub fn update(&self, other: impl Elements<(K, V)>) -> Result<()> {
+                send_operand!(other, |operand| wait!(self.raw.update(operand)))
+            }
+
+            /// `repr(d)`: the dict in Python's notation.
+            pub fn repr(&self) -> Result<String> {
+                wait!(self.raw.repr())
+            }
         }
     }
 
     impl SyncManager {
         /// A new shared `dict`, empty.
         pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>> {
-            self.create("dict", &())
+            self.create("dict", &(None::<Value>,))
         }
 
         /// A new shared `dict` holding `entries` (Python's
-        /// `manager.dict(entries)`); a later entry for the same key wins.
-        pub fn dict_from<K, V>(
-            &self,
-            entries: impl IntoIterator<Item = (K, V)>,
-        ) -> Result<DictProxy<K, V>>
+        /// `manager.dict(entries)`): any collection of pairs, or another dict
+        /// proxy of this manager (copied in the server); a later entry for
+        /// the same key wins. One call: an entry that cannot be stored fails
+        /// it with its typed error.
+        pub fn dict_from<K, V>(&self, entries: impl Elements<(K, V)>) -> Result<DictProxy<K, V>>
         where
             K: Serialize + DeserializeOwned,
             V: Serialize + DeserializeOwned,
         {
-            let dict = self.dict()?;
-            let entries: Vec<(K, V)> = entries.into_iter().collect();
-            if !entries.is_empty() {
-                dict.update(entries)?;
-            }
-            Ok(dict)
+            self.create_filled("dict", entries)
+        }
+
+        /// Async form of [`dict`](Self::dict).
+        pub async fn dict_async<K, V>(&self) -> Result<DictAsyncProxy<K, V>> {
+            self.create_async("dict", &(None::<Value>,)).await
+        }
+
+        /// Async form of [`dict_from`](Self::dict_from).
+        pub async fn dict_from_async<K, V>(
+            &self,
+            entries: impl Elements<(K, V)>,
+        ) -> Result<DictAsyncProxy<K, V>>
+        where
+            K: Serialize + DeserializeOwned,
+            V: Serialize + DeserializeOwned,
+        {
+            self.create_filled_async("dict", entries).await
         }
     }
 }

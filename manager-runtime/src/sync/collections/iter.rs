@@ -97,15 +97,25 @@ pub mod server {
             self.into()
         }
     }
+
+    impl RemoteIterAsyncProxy {
+        /// This iterator's items as `T`s, as a stream.
+        pub fn typed<T>(self) -> crate::sync::IterAsyncProxy<T> {
+            self.into()
+        }
+    }
 }
 
-/// The typed iterator proxy.
+/// The typed iterator proxies.
 pub mod typed {
+    use std::future::Future;
     use std::marker::PhantomData;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
     use serde::de::DeserializeOwned;
 
-    use super::server::RemoteIterProxy;
+    use super::server::{RemoteIterAsyncProxy, RemoteIterProxy};
     use crate::sync::typed::{decode, flatten, typed_proxy};
     use crate::Proxy;
     use crate::Result;
@@ -126,6 +136,23 @@ pub mod typed {
 
     typed_proxy!(IterProxy<T>, RemoteIterProxy, failed: false);
 
+    /// An item as the caller gets it: `None` at the end.
+    fn item<T: DeserializeOwned>(
+        raw: &impl Proxy,
+        next: Result<std::result::Result<Option<crate::value::Value>, crate::SyncError>>,
+    ) -> Option<Result<T>> {
+        flatten(next)
+            .and_then(|value| value.map(|v| decode(raw.base(), v)).transpose())
+            .transpose()
+    }
+
+    impl<T> IterProxy<T> {
+        /// The async form of the same iterator (another reference).
+        pub fn to_async(&self) -> IterAsyncProxy<T> {
+            self.raw.to_async().into()
+        }
+    }
+
     impl<T: DeserializeOwned> Iterator for IterProxy<T> {
         type Item = Result<T>;
 
@@ -133,11 +160,82 @@ pub mod typed {
             if self.failed {
                 return None;
             }
-            let item = flatten(self.raw.next())
-                .and_then(|value| value.map(|v| decode(self.raw.base(), v)).transpose())
-                .transpose();
+            let item = item(&self.raw, self.raw.next());
             self.failed = matches!(item, Some(Err(_)));
             item
+        }
+    }
+
+    type Next<T> = Pin<Box<dyn Future<Output = Option<Result<T>>> + Send>>;
+
+    /// The async form of [`IterProxy`]: a
+    /// [`Stream`](futures_core::Stream) of the items, each one call, with
+    /// an inherent [`next`](Self::next) for use without a stream library.
+    /// After an error it yields nothing more.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// # let manager = managers::sync::SyncManager::new();
+    /// # manager.start_in_thread()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// runtime.block_on(async {
+    ///     let list = manager.list_from_async([1, 2, 3]).await?;
+    ///     let mut items = list.iter().await?;
+    ///     let mut sum = 0;
+    ///     while let Some(item) = items.next().await {
+    ///         sum += item?;
+    ///     }
+    ///     assert_eq!(sum, 6);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub struct IterAsyncProxy<T> {
+        raw: RemoteIterAsyncProxy,
+        _type: PhantomData<fn() -> T>,
+        failed: bool,
+        /// The call in flight for [`Stream::poll_next`](futures_core::Stream::poll_next).
+        pending: Option<Next<T>>,
+    }
+
+    typed_proxy!(IterAsyncProxy<T>, RemoteIterAsyncProxy, failed: false, pending: None);
+
+    impl<T> IterAsyncProxy<T> {
+        /// The blocking form of the same iterator (another reference).
+        pub fn to_blocking(&self) -> IterProxy<T> {
+            self.raw.to_blocking().into()
+        }
+    }
+
+    impl<T: DeserializeOwned + Send + 'static> IterAsyncProxy<T> {
+        /// The next item, `None` once exhausted (or after an error).
+        pub async fn next(&mut self) -> Option<Result<T>> {
+            std::future::poll_fn(|cx| self.poll_item(cx)).await
+        }
+
+        fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+            if self.failed {
+                return Poll::Ready(None);
+            }
+            let raw = &self.raw;
+            let pending = self.pending.get_or_insert_with(|| {
+                // Owns its proxy, so the call lives across polls.
+                let raw = raw.clone();
+                Box::pin(async move { item(&raw, raw.next().await) })
+            });
+            let item = std::task::ready!(pending.as_mut().poll(cx));
+            self.pending = None;
+            self.failed = matches!(item, Some(Err(_)));
+            Poll::Ready(item)
+        }
+    }
+
+    impl<T: DeserializeOwned + Send + 'static> futures_core::Stream for IterAsyncProxy<T> {
+        type Item = Result<T>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+            self.get_mut().poll_item(cx)
         }
     }
 }

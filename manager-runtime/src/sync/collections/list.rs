@@ -461,10 +461,10 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::IterProxy;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
-    use super::server::ListProxy as RawListProxy;
-    use crate::sync::typed::{decode, flatten, typed_proxy};
+    use super::server::{ListAsyncProxy as RawListAsyncProxy, ListProxy as RawListProxy};
+    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -510,217 +510,243 @@ pub mod typed {
 
     typed_proxy!(ListProxy<T>, RawListProxy);
 
-    impl<T: Serialize + DeserializeOwned> ListProxy<T> {
-        fn decode(&self, value: Value) -> Result<T> {
-            decode(self.raw.base(), value)
-        }
+    /// The async form of [`ListProxy`]: the same methods, as futures.
+    pub struct ListAsyncProxy<T> {
+        raw: RawListAsyncProxy,
+        _type: PhantomData<fn() -> T>,
+    }
 
-        fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
-            decode(self.raw.base(), Value::List(values))
-        }
+    typed_proxy!(ListAsyncProxy<T>, RawListAsyncProxy);
 
-        /// `len(a)`.
-        pub fn len(&self) -> Result<usize> {
-            self.raw.len()
-        }
-
-        /// `not a`: whether it is empty.
-        pub fn is_empty(&self) -> Result<bool> {
-            self.raw.is_empty()
-        }
-
-        /// `a[index]`.
-        pub fn get(&self, index: isize) -> Result<T> {
-            self.decode(flatten(self.raw.get(index))?)
-        }
-
-        /// `a[index] = value`.
-        pub fn set(&self, index: isize, value: T) -> Result<()> {
-            flatten(self.raw.set(index, to_value(&value)?))
-        }
-
-        /// `del a[index]`.
-        pub fn del(&self, index: isize) -> Result<()> {
-            flatten(self.raw.del(index))
-        }
-
-        /// `a[start:stop]` for the range `start..stop`, as Python bounds a
-        /// slice: out-of-range bounds clamp, negative ones count from the
-        /// end (`a.slice(2..5)`, `a.slice(-2..)`, `a.slice(..)`).
-        pub fn slice(&self, range: impl RangeBounds<isize>) -> Result<Vec<T>> {
-            let (start, stop) = bounds(range);
-            self.decode_all(flatten(self.raw.get_slice(start, stop, None))?)
-        }
-
-        /// `a[start:stop:step]`; a negative step walks backwards
-        /// (`a.slice_step(.., -1)` is the list reversed).
-        pub fn slice_step(&self, range: impl RangeBounds<isize>, step: isize) -> Result<Vec<T>> {
-            let (start, stop) = bounds(range);
-            self.decode_all(flatten(self.raw.get_slice(start, stop, Some(step)))?)
-        }
-
-        /// `a[start:stop] = items`: the slice is replaced by any number of
-        /// items.
-        pub fn set_slice(
-            &self,
-            range: impl RangeBounds<isize>,
-            items: impl Elements<T>,
-        ) -> Result<()> {
-            let (start, stop) = bounds(range);
-            send_operand(items, |operand| {
-                self.raw.set_slice(start, stop, None, operand)
-            })
-        }
-
-        /// `del a[start:stop]`.
-        pub fn del_slice(&self, range: impl RangeBounds<isize>) -> Result<()> {
-            let (start, stop) = bounds(range);
-            flatten(self.raw.del_slice(start, stop, None))
-        }
-
-        /// `a + other`: a new plain list; `other` may be another list proxy.
-        pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(send_operand(other, |operand| self.raw.concat(operand))?)
-        }
-
-        /// `a * n`: a new plain list.
-        pub fn repeat(&self, n: usize) -> Result<Vec<T>> {
-            self.decode_all(flatten(self.raw.repeat(n))?)
-        }
-
-        /// `a += other` / `a.extend(other)`.
-        pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
-            send_operand(other, |operand| self.raw.extend(operand))
-        }
-
-        /// `a *= n`, in place (`0` empties the list).
-        pub fn imul(&self, n: usize) -> Result<()> {
-            flatten(self.raw.imul(n))
-        }
-
-        /// `value in a`.
-        pub fn contains<Q>(&self, value: &Q) -> Result<bool>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw.contains(to_value(value)?)
-        }
-
-        /// `a.count(value)`.
-        pub fn count<Q>(&self, value: &Q) -> Result<usize>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw.count(to_value(value)?)
-        }
-
-        /// `a.index(value)`: its first position;
-        /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
-        pub fn index<Q>(&self, value: &Q) -> Result<usize>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            flatten(self.raw.index(to_value(value)?, None, None))
-        }
-
-        /// `a.index(value, start, stop)`: its first position in the range.
-        pub fn index_in<Q>(&self, value: &Q, range: impl RangeBounds<isize>) -> Result<usize>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            let (start, stop) = bounds(range);
-            flatten(self.raw.index(to_value(value)?, start, stop))
-        }
-
-        /// `a.insert(index, value)`.
-        pub fn insert(&self, index: isize, value: T) -> Result<()> {
-            flatten(self.raw.insert(index, to_value(&value)?))
-        }
-
-        /// `a.append(value)`.
-        pub fn append(&self, value: T) -> Result<()> {
-            flatten(self.raw.append(to_value(&value)?))
-        }
-
-        /// `a.pop()`: remove and return the last item.
-        pub fn pop(&self) -> Result<T> {
-            self.decode(flatten(self.raw.pop(None))?.into_value())
-        }
-
-        /// `a.pop(index)`.
-        pub fn pop_at(&self, index: isize) -> Result<T> {
-            self.decode(flatten(self.raw.pop(Some(index)))?.into_value())
-        }
-
-        /// `a.remove(value)`: its first occurrence;
-        /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
-        pub fn remove<Q>(&self, value: &Q) -> Result<()>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            flatten(self.raw.remove(to_value(value)?))
-        }
-
-        /// `a.reverse()`, in place.
-        pub fn reverse(&self) -> Result<()> {
-            self.raw.reverse()
-        }
-
-        /// `list(reversed(a))`.
-        pub fn reversed(&self) -> Result<Vec<T>> {
-            self.decode_all(self.raw.reversed()?)
-        }
-
-        /// `a.sort(reverse=reverse)`: stable, in the server, with Python's
-        /// order; items without an order between them fail with
-        /// [`SyncError::TypeError`](crate::SyncError::TypeError).
-        pub fn sort(&self, reverse: bool) -> Result<()> {
-            flatten(self.raw.sort(reverse))
-        }
-
-        /// `a.clear()`.
-        pub fn clear(&self) -> Result<()> {
-            self.raw.clear()
-        }
-
-        /// `a[:]`: every item.
-        pub fn to_vec(&self) -> Result<Vec<T>> {
-            self.decode_all(self.raw.to_vec()?)
+    impl<T> ListProxy<T> {
+        /// The async proxy of the same list (another reference).
+        pub fn to_async(&self) -> ListAsyncProxy<T> {
+            self.raw.to_async().into()
         }
 
         /// `iter(a)`: an iterator in the server over the live list.
         pub fn iter(&self) -> Result<IterProxy<T>> {
             Ok(self.raw.iter()?.into())
         }
+    }
 
-        /// `repr(a)`: the list in Python's notation.
-        pub fn repr(&self) -> Result<String> {
-            self.raw.repr()
+    impl<T> ListAsyncProxy<T> {
+        /// The blocking proxy of the same list (another reference).
+        pub fn to_blocking(&self) -> ListProxy<T> {
+            self.raw.to_blocking().into()
+        }
+
+        /// `iter()` as a [`Stream`](futures_core::Stream); see
+        /// [`ListProxy::iter`].
+        pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {
+            Ok(self.raw.iter().await?.into())
+        }
+    }
+
+    dual_proxy! {
+        impl<T> ListProxy, ListAsyncProxy
+        where [T: Serialize + DeserializeOwned]
+        {
+            /// `len(a)`.
+            pub fn len(&self) -> Result<usize> {
+                wait!(self.raw.len())
+            }
+
+            /// `not a`: whether it is empty.
+            pub fn is_empty(&self) -> Result<bool> {
+                wait!(self.raw.is_empty())
+            }
+
+            /// `a[index]`.
+            pub fn get(&self, index: isize) -> Result<T> {
+                decode(self.raw.base(), flatten(wait!(self.raw.get(index)))?)
+            }
+
+            /// `a[index] = value`.
+            pub fn set(&self, index: isize, value: T) -> Result<()> {
+                flatten(wait!(self.raw.set(index, to_value(&value)?)))
+            }
+
+            /// `del a[index]`.
+            pub fn del(&self, index: isize) -> Result<()> {
+                flatten(wait!(self.raw.del(index)))
+            }
+
+            /// `a[start:stop]` for the range `start..stop`, as Python bounds a
+            /// slice: out-of-range bounds clamp, negative ones count from the
+            /// end (`a.slice(2..5)`, `a.slice(-2..)`, `a.slice(..)`).
+            pub fn slice(&self, range: impl RangeBounds<isize>) -> Result<Vec<T>> {
+                let (start, stop) = bounds(range);
+                decode_all(self.raw.base(), flatten(wait!(self.raw.get_slice(start, stop, None)))?)
+            }
+
+            /// `a[start:stop:step]`; a negative step walks backwards
+            /// (`a.slice_step(.., -1)` is the list reversed).
+            pub fn slice_step(&self, range: impl RangeBounds<isize>, step: isize) -> Result<Vec<T>> {
+                let (start, stop) = bounds(range);
+                decode_all(self.raw.base(), flatten(wait!(self.raw.get_slice(start, stop, Some(step))))?)
+            }
+
+            /// `a[start:stop] = items`: the slice is replaced by any number of
+            /// items.
+            pub fn set_slice(
+                &self,
+                range: impl RangeBounds<isize>,
+                items: impl Elements<T>,
+            ) -> Result<()> {
+                let (start, stop) = bounds(range);
+                send_operand!(items, |operand| {
+                    wait!(self.raw.set_slice(start, stop, None, operand))
+                })
+            }
+
+            /// `del a[start:stop]`.
+            pub fn del_slice(&self, range: impl RangeBounds<isize>) -> Result<()> {
+                let (start, stop) = bounds(range);
+                flatten(wait!(self.raw.del_slice(start, stop, None)))
+            }
+
+            /// `a + other`: a new plain list; `other` may be another list proxy.
+            pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+                let values = send_operand!(other, |operand| wait!(self.raw.concat(operand)))?;
+                decode_all(self.raw.base(), values)
+            }
+
+            /// `a * n`: a new plain list.
+            pub fn repeat(&self, n: usize) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), flatten(wait!(self.raw.repeat(n)))?)
+            }
+
+            /// `a += other` / `a.extend(other)`.
+            pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
+                send_operand!(other, |operand| wait!(self.raw.extend(operand)))
+            }
+
+            /// `a *= n`, in place (`0` empties the list).
+            pub fn imul(&self, n: usize) -> Result<()> {
+                flatten(wait!(self.raw.imul(n)))
+            }
+
+            /// `value in a`.
+            pub fn contains<Q>(&self, value: &Q) -> Result<bool>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw.contains(to_value(value)?))
+            }
+
+            /// `a.count(value)`.
+            pub fn count<Q>(&self, value: &Q) -> Result<usize>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw.count(to_value(value)?))
+            }
+
+            /// `a.index(value)`: its first position;
+            /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
+            pub fn index<Q>(&self, value: &Q) -> Result<usize>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                flatten(wait!(self.raw.index(to_value(value)?, None, None)))
+            }
+
+            /// `a.index(value, start, stop)`: its first position in the range.
+            pub fn index_in<Q>(&self, value: &Q, range: impl RangeBounds<isize>) -> Result<usize>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                let (start, stop) = bounds(range);
+                flatten(wait!(self.raw.index(to_value(value)?, start, stop)))
+            }
+
+            /// `a.insert(index, value)`.
+            pub fn insert(&self, index: isize, value: T) -> Result<()> {
+                flatten(wait!(self.raw.insert(index, to_value(&value)?)))
+            }
+
+            /// `a.append(value)`.
+            pub fn append(&self, value: T) -> Result<()> {
+                flatten(wait!(self.raw.append(to_value(&value)?)))
+            }
+
+            /// `a.pop()`: remove and return the last item.
+            pub fn pop(&self) -> Result<T> {
+                decode(self.raw.base(), flatten(wait!(self.raw.pop(None)))?.into_value())
+            }
+
+            /// `a.pop(index)`.
+            pub fn pop_at(&self, index: isize) -> Result<T> {
+                decode(self.raw.base(), flatten(wait!(self.raw.pop(Some(index))))?.into_value())
+            }
+
+            /// `a.remove(value)`: its first occurrence;
+            /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
+            pub fn remove<Q>(&self, value: &Q) -> Result<()>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                flatten(wait!(self.raw.remove(to_value(value)?)))
+            }
+
+            /// `a.reverse()`, in place.
+            pub fn reverse(&self) -> Result<()> {
+                wait!(self.raw.reverse())
+            }
+
+            /// `list(reversed(a))`.
+            pub fn reversed(&self) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), wait!(self.raw.reversed())?)
+            }
+
+            /// `a.sort(reverse=reverse)`: stable, in the server, with Python's
+            /// order; items without an order between them fail with
+            /// [`SyncError::TypeError`](crate::SyncError::TypeError).
+            pub fn sort(&self, reverse: bool) -> Result<()> {
+                flatten(wait!(self.raw.sort(reverse)))
+            }
+
+            /// `a.clear()`.
+            pub fn clear(&self) -> Result<()> {
+                wait!(self.raw.clear())
+            }
+
+            /// `a[:]`: every item.
+            pub fn to_vec(&self) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), wait!(self.raw.to_vec())?)
+            }
+
+            /// `repr(a)`: the list in Python's notation.
+            pub fn repr(&self) -> Result<String> {
+                wait!(self.raw.repr())
+            }
         }
     }
 
     impl SyncManager {
         /// A new shared `list`, empty.
         pub fn list<T>(&self) -> Result<ListProxy<T>> {
-            self.create("list", &())
+            self.create("list", &(None::<Value>,))
         }
 
-        /// A new shared `list` holding `items` (Python's `manager.list(items)`).
-        pub fn list_from<T: Serialize + DeserializeOwned>(
-            &self,
-            items: impl IntoIterator<Item = T>,
-        ) -> Result<ListProxy<T>> {
-            let list = self.list()?;
-            let items: Vec<T> = items.into_iter().collect();
-            if !items.is_empty() {
-                list.extend(items)?;
-            }
-            Ok(list)
+        /// A new shared `list` holding `items` (Python's
+        /// `manager.list(items)`): any collection, or a list, set or dict
+        /// proxy of this manager (read in the server). One call: an item
+        /// that cannot be stored fails it with its typed error.
+        pub fn list_from<T>(&self, items: impl Elements<T>) -> Result<ListProxy<T>>
+        where
+            T: Serialize + DeserializeOwned,
+        {
+            self.create_filled("list", items)
+        }
+
+        /// Async form of [`list`](Self::list).
+        pub async fn list_async<T>(&self) -> Result<ListAsyncProxy<T>> {
+            self.create_async("list", &(None::<Value>,)).await
+        }
+
+        /// Async form of [`list_from`](Self::list_from).
+        pub async fn list_from_async<T>(&self, items: impl Elements<T>) -> Result<ListAsyncProxy<T>>
+        where
+            T: Serialize + DeserializeOwned,
+        {
+            self.create_filled_async("list", items).await
         }
     }
 }

@@ -19,7 +19,9 @@ mod operand;
 mod set;
 mod table;
 
-use crate::{Constructor, Registry};
+use crate::sync::SyncManager;
+use crate::value::Value;
+use crate::{Constructor, Proxy, Registry, Result};
 
 /// Server-side objects of this family and their dynamically typed proxies.
 pub mod server {
@@ -40,22 +42,65 @@ pub mod typed {
     pub use super::set::typed::*;
 }
 
+/// The constructor of a container: empty, or filled from an operand (the
+/// elements, or another container of the server) in the same call, so a
+/// bad element fails the creation with its typed error and nothing is
+/// left behind.
+fn filled<C: Default>(
+    fill: fn(&C, Value) -> std::result::Result<(), crate::SyncError>,
+) -> impl Fn((Option<Value>,)) -> std::result::Result<C, crate::SyncError> {
+    move |(items,)| {
+        let container = C::default();
+        if let Some(items) = items {
+            fill(&container, items)?;
+        }
+        Ok(container)
+    }
+}
+
 pub(crate) fn register(registry: &mut Registry) {
     registry.register::<server::Dict>(
         "dict",
         None,
-        Some(Constructor::new(|(): ()| server::Dict::default())),
+        Some(Constructor::try_new(filled(server::Dict::update))),
     );
     registry.register::<server::List>(
         "list",
         None,
-        Some(Constructor::new(|(): ()| server::List::default())),
+        Some(Constructor::try_new(filled(server::List::extend))),
     );
     registry.register::<server::Set>(
         "set",
         None,
-        Some(Constructor::new(|(): ()| server::Set::default())),
+        Some(Constructor::try_new(filled(server::Set::update))),
     );
     // Only ever returned by `iter()` methods, as in Python.
     registry.register::<server::RemoteIter>("Iterator", None, None);
+}
+
+impl SyncManager {
+    /// A new container of `typeid`, filled with `items` in the same call.
+    fn create_filled<P: Proxy, T>(
+        &self,
+        typeid: &str,
+        items: impl typed::Elements<T>,
+    ) -> Result<P> {
+        let (value, elements) = items.into_operand()?.into_parts();
+        let created = self.create(typeid, &(Some(value),));
+        // Proxies among the elements lived until the server held them.
+        drop(elements);
+        created
+    }
+
+    /// Async form of [`create_filled`](Self::create_filled).
+    async fn create_filled_async<P: Proxy, T>(
+        &self,
+        typeid: &str,
+        items: impl typed::Elements<T>,
+    ) -> Result<P> {
+        let (value, elements) = items.into_operand()?.into_parts();
+        let created = self.create_async(typeid, &(Some(value),)).await;
+        drop(elements);
+        created
+    }
 }

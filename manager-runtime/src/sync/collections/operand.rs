@@ -4,8 +4,7 @@
 use serde::Serialize;
 
 use super::server::{Dict, List, Set};
-use super::typed::{DictProxy, ListProxy, SetProxy};
-use crate::sync::typed::flatten;
+use super::typed::{DictAsyncProxy, DictProxy, ListAsyncProxy, ListProxy, SetAsyncProxy, SetProxy};
 use crate::value::{to_value, Value};
 use crate::Proxy;
 use crate::{CallContext, Cell, Shared};
@@ -46,19 +45,27 @@ impl<T> Operand<T> {
             elements: Vec::new(),
         }
     }
+
+    /// The value to send, and the elements to keep until the call is done.
+    pub(super) fn into_parts(self) -> (Value, Vec<T>) {
+        (self.value, self.elements)
+    }
 }
 
-/// Make the call that sends `other` as an operand, keeping its elements
-/// until it is done; Python's exception is folded into the error.
-pub(super) fn send_operand<T, R>(
-    other: impl Elements<T>,
-    call: impl FnOnce(Value) -> Result<std::result::Result<R, SyncError>>,
-) -> Result<R> {
-    let Operand { value, elements } = other.into_operand()?;
-    let result = call(value);
-    drop(elements);
-    flatten(result)
+/// `send_operand!(other, |value| call)`: make the call that sends `other`
+/// (any [`Elements`]) as the operand `value`, keeping its elements until
+/// the call is done (in an async proxy the call is awaited, see
+/// `dual_proxy!`); Python's exception is folded into the error.
+macro_rules! send_operand {
+    ($other:expr, |$value:ident| $call:expr) => {{
+        let ($value, elements) =
+            $crate::sync::collections::typed::Elements::into_operand($other)?.into_parts();
+        let result = $call;
+        drop(elements);
+        $crate::sync::typed::flatten(result)
+    }};
 }
+pub(super) use send_operand;
 
 impl<T: Serialize, I: IntoIterator<Item = T>> Elements<T> for I {
     fn into_operand(self) -> Result<Operand<T>> {
@@ -73,20 +80,28 @@ impl<T: Serialize, I: IntoIterator<Item = T>> Elements<T> for I {
     }
 }
 
-impl<T> Elements<T> for &ListProxy<T> {
-    fn into_operand(self) -> Result<Operand<T>> {
-        Ok(Operand::token(self))
-    }
+/// A container proxy of the same manager, read in the server.
+macro_rules! container_elements {
+    ($($proxy:ident),*) => {$(
+        impl<T> Elements<T> for &$proxy<T> {
+            fn into_operand(self) -> Result<Operand<T>> {
+                Ok(Operand::token(self))
+            }
+        }
+    )*};
 }
 
-impl<T> Elements<T> for &SetProxy<T> {
-    fn into_operand(self) -> Result<Operand<T>> {
+container_elements!(ListProxy, SetProxy, ListAsyncProxy, SetAsyncProxy);
+
+/// A dict's items, for `update`.
+impl<K, V> Elements<(K, V)> for &DictProxy<K, V> {
+    fn into_operand(self) -> Result<Operand<(K, V)>> {
         Ok(Operand::token(self))
     }
 }
 
 /// A dict's items, for `update`.
-impl<K, V> Elements<(K, V)> for &DictProxy<K, V> {
+impl<K, V> Elements<(K, V)> for &DictAsyncProxy<K, V> {
     fn into_operand(self) -> Result<Operand<(K, V)>> {
         Ok(Operand::token(self))
     }

@@ -320,10 +320,10 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::IterProxy;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
-    use super::server::SetProxy as RawSetProxy;
-    use crate::sync::typed::{decode, flatten, typed_proxy};
+    use super::server::{SetAsyncProxy as RawSetAsyncProxy, SetProxy as RawSetProxy};
+    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -353,149 +353,18 @@ pub mod typed {
 
     typed_proxy!(SetProxy<T>, RawSetProxy);
 
-    impl<T: Serialize + DeserializeOwned> SetProxy<T> {
-        fn decode_all(&self, values: Vec<Value>) -> Result<Vec<T>> {
-            decode(self.raw.base(), Value::List(values))
-        }
+    /// The async form of [`SetProxy`]: the same methods, as futures.
+    pub struct SetAsyncProxy<T> {
+        raw: RawSetAsyncProxy,
+        _type: PhantomData<fn() -> T>,
+    }
 
-        /// `len(s)`.
-        pub fn len(&self) -> Result<usize> {
-            self.raw.len()
-        }
+    typed_proxy!(SetAsyncProxy<T>, RawSetAsyncProxy);
 
-        /// `not s`: whether it is empty.
-        pub fn is_empty(&self) -> Result<bool> {
-            self.raw.is_empty()
-        }
-
-        /// `item in s`.
-        pub fn contains<Q>(&self, item: &Q) -> Result<bool>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw.contains(to_value(item)?)
-        }
-
-        /// `s.add(item)`.
-        pub fn add(&self, item: T) -> Result<()> {
-            flatten(self.raw.add(to_value(&item)?))
-        }
-
-        /// `s.discard(item)`: remove it if present.
-        pub fn discard<Q>(&self, item: &Q) -> Result<()>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            self.raw.discard(to_value(item)?)
-        }
-
-        /// `s.remove(item)`;
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
-        pub fn remove<Q>(&self, item: &Q) -> Result<()>
-        where
-            T: Borrow<Q>,
-            Q: Serialize + ?Sized,
-        {
-            flatten(self.raw.remove(to_value(item)?))
-        }
-
-        /// `s.pop()`: remove and return an element;
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
-        pub fn pop(&self) -> Result<T> {
-            decode(self.raw.base(), flatten(self.raw.pop())?.into_value())
-        }
-
-        /// `s.clear()`.
-        pub fn clear(&self) -> Result<()> {
-            self.raw.clear()
-        }
-
-        /// `s.copy()`: every element.
-        pub fn copy(&self) -> Result<Vec<T>> {
-            self.to_vec()
-        }
-
-        /// `list(s)`.
-        pub fn to_vec(&self) -> Result<Vec<T>> {
-            self.decode_all(self.raw.to_vec()?)
-        }
-
-        /// `set(s)` as any collection: `s.to_set::<HashSet<_>>()`.
-        pub fn to_set<S: FromIterator<T>>(&self) -> Result<S> {
-            Ok(self.to_vec()?.into_iter().collect())
-        }
-
-        /// `s | other`.
-        pub fn union(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(send_operand(other, |operand| self.raw.union(operand))?)
-        }
-
-        /// `s & other`.
-        pub fn intersection(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(send_operand(other, |operand| {
-                self.raw.intersection(operand)
-            })?)
-        }
-
-        /// `s - other`.
-        pub fn difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(send_operand(other, |operand| self.raw.difference(operand))?)
-        }
-
-        /// `s ^ other`.
-        pub fn symmetric_difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-            self.decode_all(send_operand(other, |operand| {
-                self.raw.symmetric_difference(operand)
-            })?)
-        }
-
-        /// `s |= other`.
-        pub fn update(&self, other: impl Elements<T>) -> Result<()> {
-            send_operand(other, |operand| self.raw.update(operand))
-        }
-
-        /// `s &= other`.
-        pub fn intersection_update(&self, other: impl Elements<T>) -> Result<()> {
-            send_operand(other, |operand| self.raw.intersection_update(operand))
-        }
-
-        /// `s -= other`.
-        pub fn difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            send_operand(other, |operand| self.raw.difference_update(operand))
-        }
-
-        /// `s ^= other`.
-        pub fn symmetric_difference_update(&self, other: impl Elements<T>) -> Result<()> {
-            send_operand(other, |operand| {
-                self.raw.symmetric_difference_update(operand)
-            })
-        }
-
-        /// `s.isdisjoint(other)`.
-        pub fn isdisjoint(&self, other: impl Elements<T>) -> Result<bool> {
-            send_operand(other, |operand| self.raw.isdisjoint(operand))
-        }
-
-        /// `s <= other`, `s.issubset(other)`.
-        pub fn issubset(&self, other: impl Elements<T>) -> Result<bool> {
-            send_operand(other, |operand| self.raw.issubset(operand))
-        }
-
-        /// `s >= other`, `s.issuperset(other)`.
-        pub fn issuperset(&self, other: impl Elements<T>) -> Result<bool> {
-            send_operand(other, |operand| self.raw.issuperset(operand))
-        }
-
-        /// `s < other`.
-        pub fn is_proper_subset(&self, other: impl Elements<T>) -> Result<bool> {
-            send_operand(other, |operand| self.raw.is_proper_subset(operand))
-        }
-
-        /// `s > other`.
-        pub fn is_proper_superset(&self, other: impl Elements<T>) -> Result<bool> {
-            send_operand(other, |operand| self.raw.is_proper_superset(operand))
+    impl<T> SetProxy<T> {
+        /// The async proxy of the same set (another reference).
+        pub fn to_async(&self) -> SetAsyncProxy<T> {
+            self.raw.to_async().into()
         }
 
         /// `iter(s)`: an iterator in the server. It fails with
@@ -504,31 +373,196 @@ pub mod typed {
         pub fn iter(&self) -> Result<IterProxy<T>> {
             Ok(self.raw.iter()?.into())
         }
+    }
 
-        /// `repr(s)`: the set in Python's notation.
-        pub fn repr(&self) -> Result<String> {
-            self.raw.repr()
+    impl<T> SetAsyncProxy<T> {
+        /// The blocking proxy of the same set (another reference).
+        pub fn to_blocking(&self) -> SetProxy<T> {
+            self.raw.to_blocking().into()
+        }
+
+        /// `iter()` as a [`Stream`](futures_core::Stream); see
+        /// [`SetProxy::iter`].
+        pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {
+            Ok(self.raw.iter().await?.into())
+        }
+    }
+
+    dual_proxy! {
+        impl<T> SetProxy, SetAsyncProxy
+        where [T: Serialize + DeserializeOwned]
+        {
+            /// `len(s)`.
+            pub fn len(&self) -> Result<usize> {
+                wait!(self.raw.len())
+            }
+
+            /// `not s`: whether it is empty.
+            pub fn is_empty(&self) -> Result<bool> {
+                wait!(self.raw.is_empty())
+            }
+
+            /// `item in s`.
+            pub fn contains<Q>(&self, item: &Q) -> Result<bool>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw.contains(to_value(item)?))
+            }
+
+            /// `s.add(item)`.
+            pub fn add(&self, item: T) -> Result<()> {
+                flatten(wait!(self.raw.add(to_value(&item)?)))
+            }
+
+            /// `s.discard(item)`: remove it if present.
+            pub fn discard<Q>(&self, item: &Q) -> Result<()>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                wait!(self.raw.discard(to_value(item)?))
+            }
+
+            /// `s.remove(item)`;
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
+            pub fn remove<Q>(&self, item: &Q) -> Result<()>
+            where [T: Borrow<Q>, Q: Serialize + ?Sized]
+            {
+                flatten(wait!(self.raw.remove(to_value(item)?)))
+            }
+
+            /// `s.pop()`: remove and return an element;
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
+            pub fn pop(&self) -> Result<T> {
+                decode(self.raw.base(), flatten(wait!(self.raw.pop()))?.into_value())
+            }
+
+            /// `s.clear()`.
+            pub fn clear(&self) -> Result<()> {
+                wait!(self.raw.clear())
+            }
+
+            /// `s.copy()`: every element.
+            pub fn copy(&self) -> Result<Vec<T>> {
+                wait!(self.to_vec())
+            }
+
+            /// `list(s)`.
+            pub fn to_vec(&self) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), wait!(self.raw.to_vec())?)
+            }
+
+            /// `set(s)` as any collection: `s.to_set::<HashSet<_>>()`.
+            pub fn to_set<S>(&self) -> Result<S> where [S: FromIterator<T>] {
+                Ok(wait!(self.to_vec())?.into_iter().collect())
+            }
+
+            /// `s | other`.
+            pub fn union(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+                let values = send_operand!(other, |operand| wait!(self.raw.union(operand)))?;
+                decode_all(self.raw.base(), values)
+            }
+
+            /// `s & other`.
+            pub fn intersection(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), send_operand!(other, |operand| {
+                    wait!(self.raw.intersection(operand))
+                })?)
+            }
+
+            /// `s - other`.
+            pub fn difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+                let values = send_operand!(other, |operand| wait!(self.raw.difference(operand)))?;
+                decode_all(self.raw.base(), values)
+            }
+
+            /// `s ^ other`.
+            pub fn symmetric_difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
+                decode_all(self.raw.base(), send_operand!(other, |operand| {
+                    wait!(self.raw.symmetric_difference(operand))
+                })?)
+            }
+
+            /// `s |= other`.
+            pub fn update(&self, other: impl Elements<T>) -> Result<()> {
+                send_operand!(other, |operand| wait!(self.raw.update(operand)))
+            }
+
+            /// `s &= other`.
+            pub fn intersection_update(&self, other: impl Elements<T>) -> Result<()> {
+                send_operand!(other, |operand| wait!(self.raw.intersection_update(operand)))
+            }
+
+            /// `s -= other`.
+            pub fn difference_update(&self, other: impl Elements<T>) -> Result<()> {
+                send_operand!(other, |operand| wait!(self.raw.difference_update(operand)))
+            }
+
+            /// `s ^= other`.
+            pub fn symmetric_difference_update(&self, other: impl Elements<T>) -> Result<()> {
+                send_operand!(other, |operand| {
+                    wait!(self.raw.symmetric_difference_update(operand))
+                })
+            }
+
+            /// `s.isdisjoint(other)`.
+            pub fn isdisjoint(&self, other: impl Elements<T>) -> Result<bool> {
+                send_operand!(other, |operand| wait!(self.raw.isdisjoint(operand)))
+            }
+
+            /// `s <= other`, `s.issubset(other)`.
+            pub fn issubset(&self, other: impl Elements<T>) -> Result<bool> {
+                send_operand!(other, |operand| wait!(self.raw.issubset(operand)))
+            }
+
+            /// `s >= other`, `s.issuperset(other)`.
+            pub fn issuperset(&self, other: impl Elements<T>) -> Result<bool> {
+                send_operand!(other, |operand| wait!(self.raw.issuperset(operand)))
+            }
+
+            /// `s < other`.
+            pub fn is_proper_subset(&self, other: impl Elements<T>) -> Result<bool> {
+                send_operand!(other, |operand| wait!(self.raw.is_proper_subset(operand)))
+            }
+
+            /// `s > other`.
+            pub fn is_proper_superset(&self, other: impl Elements<T>) -> Result<bool> {
+                send_operand!(other, |operand| wait!(self.raw.is_proper_superset(operand)))
+            }
+
+            /// `repr(s)`: the set in Python's notation.
+            pub fn repr(&self) -> Result<String> {
+                wait!(self.raw.repr())
+            }
         }
     }
 
     impl SyncManager {
         /// A new shared `set`, empty.
         pub fn set<T>(&self) -> Result<SetProxy<T>> {
-            self.create("set", &())
+            self.create("set", &(None::<Value>,))
         }
 
         /// A new shared `set` holding the distinct `items` (Python's
-        /// `manager.set(items)`).
-        pub fn set_from<T: Serialize + DeserializeOwned>(
-            &self,
-            items: impl IntoIterator<Item = T>,
-        ) -> Result<SetProxy<T>> {
-            let set = self.set()?;
-            let items: Vec<T> = items.into_iter().collect();
-            if !items.is_empty() {
-                set.update(items)?;
-            }
-            Ok(set)
+        /// `manager.set(items)`): any collection, or a list, set or dict
+        /// proxy of this manager. One call: an item that cannot be stored
+        /// fails it with its typed error.
+        pub fn set_from<T>(&self, items: impl Elements<T>) -> Result<SetProxy<T>>
+        where
+            T: Serialize + DeserializeOwned,
+        {
+            self.create_filled("set", items)
+        }
+
+        /// Async form of [`set`](Self::set).
+        pub async fn set_async<T>(&self) -> Result<SetAsyncProxy<T>> {
+            self.create_async("set", &(None::<Value>,)).await
+        }
+
+        /// Async form of [`set_from`](Self::set_from).
+        pub async fn set_from_async<T>(&self, items: impl Elements<T>) -> Result<SetAsyncProxy<T>>
+        where
+            T: Serialize + DeserializeOwned,
+        {
+            self.create_filled_async("set", items).await
         }
     }
 }

@@ -13,10 +13,12 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.register::<server::Condition>(
         "Condition",
         None,
-        Some(Constructor::new(|(lock,): (Option<Token>,)| match lock {
-            Some(lock) => server::Condition::on(lock),
-            None => server::Condition::new(),
-        })),
+        Some(Constructor::try_new(
+            |(lock,): (Option<Token>,)| match lock {
+                Some(lock) => server::Condition::bound(lock),
+                None => Ok(server::Condition::new()),
+            },
+        )),
     );
 }
 
@@ -28,15 +30,25 @@ impl SyncManager {
 
     /// A new shared `Condition` on `lock`, a `Lock` or `RLock` of this
     /// manager: acquiring either acquires both (Python's
-    /// `Condition(lock)`).
+    /// `Condition(lock)`). One call: the server finds the lock while
+    /// building the condition, so a wrong one fails here (`TypeError`).
     pub fn condition_with(
         &self,
         lock: &impl typed::ConditionLock,
     ) -> Result<typed::ConditionProxy> {
-        let condition: typed::ConditionProxy = self.create("Condition", &(Some(lock.token()),))?;
-        // The server finds the lock on the condition's first call; make it
-        // now, while `lock` is certainly alive, and report a wrong lock here.
-        condition.is_owned()?;
-        Ok(condition)
+        self.create("Condition", &(Some(lock.token()),))
+    }
+
+    /// Async form of [`condition`](Self::condition).
+    pub async fn condition_async(&self) -> Result<typed::ConditionAsyncProxy> {
+        self.create_async("Condition", &(None::<Token>,)).await
+    }
+
+    /// Async form of [`condition_with`](Self::condition_with).
+    pub async fn condition_with_async(
+        &self,
+        lock: &impl typed::ConditionLock,
+    ) -> Result<typed::ConditionAsyncProxy> {
+        self.create_async("Condition", &(Some(lock.token()),)).await
     }
 }

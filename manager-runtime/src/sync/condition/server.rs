@@ -60,9 +60,17 @@ impl Condition {
     }
 
     /// A condition on the served `Lock` or `RLock` named by `lock`, on the
-    /// same server.
+    /// same server. It finds (and holds) the lock on its first call.
     pub fn on(lock: Token) -> Self {
         Condition::with_binding(Binding::Supplied(lock))
+    }
+
+    /// A condition on `lock`, found now: run in a constructor, a wrong lock
+    /// fails the creation (`TypeError`) instead of the first call.
+    pub(in crate::sync) fn bound(lock: Token) -> Result<Self, SyncError> {
+        let condition = Condition::on(lock);
+        condition.lock()?;
+        Ok(condition)
     }
 
     fn with_binding(binding: Binding) -> Self {

@@ -4,8 +4,10 @@ use std::time::{Duration, Instant};
 
 use super::server;
 use crate::sync::lock::server::{LockProxy as RawLockProxy, RLockProxy as RawRLockProxy};
-use crate::sync::lock::typed::{acquirer_methods, LockProxy, RLockProxy};
-use crate::sync::typed::{flatten, typed_proxy};
+use crate::sync::lock::typed::{
+    acquirer_methods, LockAsyncProxy, LockProxy, RLockAsyncProxy, RLockProxy,
+};
+use crate::sync::typed::{dual_proxy, flatten, typed_proxy};
 use crate::Proxy;
 use crate::Result;
 
@@ -28,69 +30,93 @@ pub struct ConditionProxy {
     raw: server::ConditionProxy,
 }
 
+/// The async form of [`ConditionProxy`]: the lock and every wait belong
+/// to the calling tokio task.
+pub struct ConditionAsyncProxy {
+    raw: server::ConditionAsyncProxy,
+}
+
 typed_proxy!(ConditionProxy, server::ConditionProxy);
-acquirer_methods!(ConditionProxy, owned);
+typed_proxy!(ConditionAsyncProxy, server::ConditionAsyncProxy);
+acquirer_methods!(ConditionProxy, ConditionAsyncProxy, owned);
 
 impl ConditionProxy {
-    /// Wait for a notification (Python's `wait()`): the lock, which the
-    /// calling thread must hold, is released meanwhile and held again on
-    /// return. Returns `true`.
-    pub fn wait(&self) -> Result<bool> {
-        self.wait_with(None)
+    /// The async proxy of the same condition (another reference).
+    pub fn to_async(&self) -> ConditionAsyncProxy {
+        self.raw.to_async().into()
     }
+}
 
-    /// Wait at most `timeout` for a notification (Python's
-    /// `wait(timeout)`); `false` if the time ran out.
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-        self.wait_with(Some(timeout))
+impl ConditionAsyncProxy {
+    /// The blocking proxy of the same condition (another reference).
+    pub fn to_blocking(&self) -> ConditionProxy {
+        self.raw.to_blocking().into()
     }
+}
 
-    /// Python's `wait(timeout)` (`None`: no limit).
-    pub fn wait_with(&self, timeout: Option<Duration>) -> Result<bool> {
-        flatten(self.raw.wait(crate::caller_id(), timeout))
-    }
+dual_proxy! {
+    impl ConditionProxy, ConditionAsyncProxy {
+        /// Wait for a notification (Python's `wait()`): the lock, which the
+        /// caller must hold, is released meanwhile and held again on
+        /// return. Returns `true`.
+        pub fn wait(&self) -> Result<bool> {
+            wait!(self.wait_with(None))
+        }
 
-    /// Python's `wait_for(predicate, timeout)`: wait until `predicate`
-    /// holds, at most `timeout` in all (`None`: no limit), and return its
-    /// last result. The predicate runs here, in the client, with the lock
-    /// held, after each notification.
-    pub fn wait_for(
-        &self,
-        mut predicate: impl FnMut() -> bool,
-        timeout: Option<Duration>,
-    ) -> Result<bool> {
-        let deadline = timeout.map(|timeout| Instant::now() + timeout);
-        loop {
-            if predicate() {
-                return Ok(true);
-            }
-            let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if remaining.is_some_and(|r| r.is_zero()) || !self.wait_with(remaining)? {
-                return Ok(predicate());
+        /// Wait at most `timeout` for a notification (Python's
+        /// `wait(timeout)`); `false` if the time ran out.
+        pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+            wait!(self.wait_with(Some(timeout)))
+        }
+
+        /// Python's `wait(timeout)` (`None`: no limit).
+        pub fn wait_with(&self, timeout: Option<Duration>) -> Result<bool> {
+            flatten(wait!(self.raw.wait(owner!(), timeout)))
+        }
+
+        /// Python's `wait_for(predicate, timeout)`: wait until `predicate`
+        /// holds, at most `timeout` in all (`None`: no limit), and return its
+        /// last result. The predicate runs here, in the client, with the lock
+        /// held, after each notification.
+        pub fn wait_for(
+            &self,
+            predicate: impl FnMut() -> bool,
+            timeout: Option<Duration>,
+        ) -> Result<bool> {
+            let mut predicate = predicate;
+            let deadline = timeout.map(|timeout| Instant::now() + timeout);
+            loop {
+                if predicate() {
+                    return Ok(true);
+                }
+                let remaining = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+                if remaining.is_some_and(|r| r.is_zero()) || !wait!(self.wait_with(remaining))? {
+                    return Ok(predicate());
+                }
             }
         }
-    }
 
-    /// Wake one waiter (Python's `notify()`). The calling thread must hold
-    /// the lock.
-    pub fn notify(&self) -> Result<()> {
-        self.notify_n(1)
-    }
+        /// Wake one waiter (Python's `notify()`). The caller must hold the
+        /// lock.
+        pub fn notify(&self) -> Result<()> {
+            wait!(self.notify_n(1))
+        }
 
-    /// Wake the first `n` waiters (Python's `notify(n)`).
-    pub fn notify_n(&self, n: usize) -> Result<()> {
-        flatten(self.raw.notify(crate::caller_id(), n))
-    }
+        /// Wake the first `n` waiters (Python's `notify(n)`).
+        pub fn notify_n(&self, n: usize) -> Result<()> {
+            flatten(wait!(self.raw.notify(owner!(), n)))
+        }
 
-    /// Wake every waiter (Python's `notify_all()`).
-    pub fn notify_all(&self) -> Result<()> {
-        flatten(self.raw.notify_all(crate::caller_id()))
-    }
+        /// Wake every waiter (Python's `notify_all()`).
+        pub fn notify_all(&self) -> Result<()> {
+            flatten(wait!(self.raw.notify_all(owner!())))
+        }
 
-    /// Whether the calling thread holds the lock (for a plain `Lock`:
-    /// whether anyone does).
-    pub fn is_owned(&self) -> Result<bool> {
-        flatten(self.raw.is_owned(crate::caller_id()))
+        /// Whether the caller holds the lock (for a plain `Lock`: whether
+        /// anyone does).
+        pub fn is_owned(&self) -> Result<bool> {
+            flatten(wait!(self.raw.is_owned(owner!())))
+        }
     }
 }
 
@@ -111,3 +137,7 @@ impl sealed::Sealed for RawLockProxy {}
 impl ConditionLock for RawLockProxy {}
 impl sealed::Sealed for RawRLockProxy {}
 impl ConditionLock for RawRLockProxy {}
+impl sealed::Sealed for LockAsyncProxy {}
+impl ConditionLock for LockAsyncProxy {}
+impl sealed::Sealed for RLockAsyncProxy {}
+impl ConditionLock for RLockAsyncProxy {}

@@ -63,4 +63,27 @@ impl SyncManager {
     pub fn bounded_semaphore(&self, value: usize) -> Result<typed::BoundedSemaphoreProxy> {
         self.create("BoundedSemaphore", &(value,))
     }
+
+    /// Async form of [`lock`](Self::lock).
+    pub async fn lock_async(&self) -> Result<typed::LockAsyncProxy> {
+        self.create_async("Lock", &()).await
+    }
+
+    /// Async form of [`rlock`](Self::rlock).
+    pub async fn rlock_async(&self) -> Result<typed::RLockAsyncProxy> {
+        self.create_async("RLock", &()).await
+    }
+
+    /// Async form of [`semaphore`](Self::semaphore).
+    pub async fn semaphore_async(&self, value: usize) -> Result<typed::SemaphoreAsyncProxy> {
+        self.create_async("Semaphore", &(value,)).await
+    }
+
+    /// Async form of [`bounded_semaphore`](Self::bounded_semaphore).
+    pub async fn bounded_semaphore_async(
+        &self,
+        value: usize,
+    ) -> Result<typed::BoundedSemaphoreAsyncProxy> {
+        self.create_async("BoundedSemaphore", &(value,)).await
+    }
 }

@@ -1,87 +1,108 @@
-//! Typed proxies of the lock family (Python's `AcquirerProxy`) and their
-//! scope guard.
+//! Typed proxies of the lock family (Python's `AcquirerProxy`), blocking
+//! and async, and their scope guards.
 
+use std::future::Future;
 use std::marker::PhantomData;
-use std::time::Duration;
+use std::pin::Pin;
 
 use super::server;
 use crate::sync::typed::typed_proxy;
 use crate::Result;
 
-/// What a [`LockGuard`] needs of a proxy: Python's `acquire` and `release`
-/// with errors flattened, for the calling thread.
+/// What a [`LockGuard`] needs of a proxy: Python's `release` with errors
+/// flattened, for the calling thread.
 pub(in crate::sync) trait Acquirer {
-    /// `acquire(blocking, timeout)`.
-    fn acquire_for_caller(&self, blocking: bool, timeout: Option<Duration>) -> Result<bool>;
     /// `release()`.
     fn release_for_caller(&self) -> Result<()>;
 }
 
-/// Python's `AcquirerProxy` methods, and [`Acquirer`], for a typed proxy
-/// whose raw proxy has `acquire(blocking, timeout)` and `release()`:
-/// `acquirer_methods!(LockProxy)`; `acquirer_methods!(RLockProxy, owned)`
-/// when they take the owner first (the calling thread's
-/// [`caller_id`](crate::caller_id)).
-macro_rules! acquirer_methods {
-    ($name:ident) => {
-        $crate::sync::lock::typed::acquirer_methods!(@impl $name []);
-    };
-    ($name:ident, owned) => {
-        $crate::sync::lock::typed::acquirer_methods!(@impl $name [$crate::caller_id()]);
-    };
-    (@impl $name:ident [$($owner:expr)?]) => {
-        impl $crate::sync::lock::typed::Acquirer for $name {
-            fn acquire_for_caller(
-                &self,
-                blocking: bool,
-                timeout: ::core::option::Option<::std::time::Duration>,
-            ) -> $crate::Result<bool> {
-                $crate::sync::typed::flatten(self.raw.acquire($($owner,)? blocking, timeout))
-            }
+/// The release an [`AsyncLockGuard`] makes when it is done.
+pub(in crate::sync) type Release = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
-            fn release_for_caller(&self) -> $crate::Result<()> {
-                $crate::sync::typed::flatten(self.raw.release($($owner)?))
+/// Python's `AcquirerProxy` methods on a blocking typed proxy and its async
+/// form, from one list: `acquirer_methods!(LockProxy, LockAsyncProxy)`;
+/// `acquirer_methods!(RLockProxy, RLockAsyncProxy, owned)` when the raw
+/// calls take the owner first (the calling thread, or task, see
+/// `dual_proxy!`'s `owner!()`). Also [`Acquirer`], and `guard()` on each.
+macro_rules! acquirer_methods {
+    ($blocking:ident, $asynchronous:ident) => {
+        $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
+            [] [] [] []);
+    };
+    ($blocking:ident, $asynchronous:ident, owned) => {
+        // The owner goes first in the raw calls; a guard keeps the one that
+        // acquired, to release as it.
+        $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
+            [owner!(),] [owner!()]
+            [let owner = $crate::sync::typed::task_owner();] [owner]);
+    };
+    (@impl $blocking:ident, $asynchronous:ident
+        [$($acquire_owner:tt)*] [$($release_owner:tt)*]
+        [$($take_owner:tt)*] [$($guard_owner:tt)*]) => {
+        $crate::sync::typed::dual_proxy! {
+            impl $blocking, $asynchronous {
+                /// Wait until acquired (Python's `acquire()`); returns `true`.
+                pub fn acquire(&self) -> $crate::Result<bool> {
+                    wait!(self.acquire_with(true, None))
+                }
+
+                /// Acquire only if that is possible at once (Python's
+                /// `acquire(False)`).
+                pub fn try_acquire(&self) -> $crate::Result<bool> {
+                    wait!(self.acquire_with(false, None))
+                }
+
+                /// Wait at most `timeout` to acquire (Python's
+                /// `acquire(timeout=t)`); `false` if the time ran out.
+                pub fn acquire_timeout(&self, timeout: ::std::time::Duration) -> $crate::Result<bool> {
+                    wait!(self.acquire_with(true, Some(timeout)))
+                }
+
+                /// Python's `acquire(blocking, timeout)` (`None`: no limit). A
+                /// timeout on a non-blocking call is a `ValueError`.
+                pub fn acquire_with(
+                    &self,
+                    blocking: bool,
+                    timeout: ::core::option::Option<::std::time::Duration>,
+                ) -> $crate::Result<bool> {
+                    $crate::sync::typed::flatten(wait!(self.raw.acquire(
+                        $($acquire_owner)* blocking, timeout)))
+                }
+
+                /// Release once (Python's `release()`).
+                pub fn release(&self) -> $crate::Result<()> {
+                    $crate::sync::typed::flatten(wait!(self.raw.release($($release_owner)*)))
+                }
             }
         }
 
-        impl $name {
-            /// Block until acquired (Python's `acquire()`); returns `true`.
-            pub fn acquire(&self) -> $crate::Result<bool> {
-                self.acquire_with(true, None)
+        impl $crate::sync::lock::typed::Acquirer for $blocking {
+            fn release_for_caller(&self) -> $crate::Result<()> {
+                self.release()
             }
+        }
 
-            /// Acquire only if that is possible at once (Python's
-            /// `acquire(False)`).
-            pub fn try_acquire(&self) -> $crate::Result<bool> {
-                self.acquire_with(false, None)
-            }
-
-            /// Wait at most `timeout` to acquire (Python's
-            /// `acquire(timeout=t)`); `false` if the time ran out.
-            pub fn acquire_timeout(&self, timeout: ::std::time::Duration) -> $crate::Result<bool> {
-                self.acquire_with(true, Some(timeout))
-            }
-
-            /// Python's `acquire(blocking, timeout)` (`None`: no limit). A
-            /// timeout on a non-blocking call is a `ValueError`.
-            pub fn acquire_with(
-                &self,
-                blocking: bool,
-                timeout: ::core::option::Option<::std::time::Duration>,
-            ) -> $crate::Result<bool> {
-                $crate::sync::lock::typed::Acquirer::acquire_for_caller(self, blocking, timeout)
-            }
-
-            /// Release once (Python's `release()`).
-            pub fn release(&self) -> $crate::Result<()> {
-                $crate::sync::lock::typed::Acquirer::release_for_caller(self)
-            }
-
+        impl $blocking {
             /// Acquire, and release when the returned guard drops: Python's
             /// `with lock:`.
             pub fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::LockGuard<'_>> {
                 self.acquire()?;
                 Ok($crate::sync::lock::typed::LockGuard::new(self))
+            }
+        }
+
+        impl $asynchronous {
+            /// Acquire, and release when the returned guard drops (or
+            /// with [`AsyncLockGuard::release`](crate::sync::AsyncLockGuard::release)):
+            /// Python's `async with`.
+            pub async fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::AsyncLockGuard> {
+                $($take_owner)*
+                self.acquire().await?;
+                let raw = ::core::clone::Clone::clone(&self.raw);
+                let release = async move {
+                    $crate::sync::typed::flatten(raw.release($($guard_owner)*).await)
+                };
+                Ok($crate::sync::lock::typed::AsyncLockGuard::new(::std::boxed::Box::pin(release)))
             }
         }
     };
@@ -138,53 +159,183 @@ impl std::fmt::Debug for LockGuard<'_> {
     }
 }
 
-/// Typed proxy of a shared [`Lock`](server::Lock) (Python's
-/// `AcquirerProxy` for `Lock`): not re-entrant, releasable by anyone.
-pub struct LockProxy {
-    raw: server::LockProxy,
+/// Holds a lock, semaphore or condition from an async proxy's `guard()`
+/// until it is dropped or [`release`](Self::release)d: Python's `async
+/// with lock:`.
+///
+/// Dropping it cannot wait for the server, so the release is sent from a
+/// task spawned on the current tokio runtime (outside one, on a small
+/// runtime of its own) and is done shortly after the drop, not during it.
+/// `release().await` releases in place and returns the server's answer.
+/// An `RLock` or condition stays owned by the task that acquired it, so
+/// the guard may move to another task (it is `Send`).
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// # fn main() -> managers::Result<()> {
+/// # let manager = managers::sync::SyncManager::new();
+/// # manager.start_in_thread()?;
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// runtime.block_on(async {
+///     let lock = manager.lock_async().await?;
+///     let held = lock.guard().await?;
+///     assert!(lock.locked().await?);
+///     held.release().await?;
+///     assert!(!lock.locked().await?);
+///     Ok(())
+/// })
+/// # }
+/// ```
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct AsyncLockGuard {
+    release: Option<Release>,
 }
 
-typed_proxy!(LockProxy, server::LockProxy);
-acquirer_methods!(LockProxy);
+impl AsyncLockGuard {
+    /// A guard that makes `release` when done; the caller holds the lock.
+    pub(in crate::sync) fn new(release: Release) -> Self {
+        AsyncLockGuard {
+            release: Some(release),
+        }
+    }
 
-impl LockProxy {
-    /// Whether the lock is held (Python's `locked()`).
-    pub fn locked(&self) -> Result<bool> {
-        self.raw.locked()
+    /// Release now and wait for the server to confirm.
+    pub async fn release(mut self) -> Result<()> {
+        match self.release.take() {
+            Some(release) => release.await,
+            None => Ok(()),
+        }
     }
 }
 
-/// Typed proxy of a shared [`RLock`](server::RLock): re-entrant, owned
-/// by the calling thread ([`caller_id`](crate::caller_id)), so two
-/// threads sharing one connection do not share ownership.
-pub struct RLockProxy {
-    raw: server::RLockProxy,
-}
-
-typed_proxy!(RLockProxy, server::RLockProxy);
-acquirer_methods!(RLockProxy, owned);
-
-impl RLockProxy {
-    /// Whether the calling thread holds the lock.
-    pub fn is_owned(&self) -> Result<bool> {
-        self.raw.is_owned(crate::caller_id())
+impl Drop for AsyncLockGuard {
+    fn drop(&mut self) {
+        let Some(release) = self.release.take() else {
+            return;
+        };
+        let report = |result: Result<()>| {
+            if let Err(e) = result {
+                eprintln!("managers: releasing a lock at the end of its guard failed: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(async move { report(release.await) });
+            }
+            // No runtime here to drive the call: a small one of our own
+            // (this is not async code, so blocking is allowed).
+            Err(_) => match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => report(runtime.block_on(release)),
+                Err(e) => report(Err(e.into())),
+            },
+        }
     }
 }
 
-/// Typed proxy of a shared [`Semaphore`](server::Semaphore).
-pub struct SemaphoreProxy {
-    raw: server::SemaphoreProxy,
+impl std::fmt::Debug for AsyncLockGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncLockGuard").finish_non_exhaustive()
+    }
 }
 
-typed_proxy!(SemaphoreProxy, server::SemaphoreProxy);
-acquirer_methods!(SemaphoreProxy);
+/// Both flavours of one lock type's typed proxy: the struct, the common
+/// impls, and the conversions between them.
+macro_rules! lock_proxies {
+    ($(#[$doc:meta])* $blocking:ident, $(#[$adoc:meta])* $asynchronous:ident, $raw:ident, $raw_async:ident) => {
+        $(#[$doc])*
+        pub struct $blocking {
+            raw: server::$raw,
+        }
 
-/// Typed proxy of a shared bounded [`Semaphore`](server::Semaphore)
-/// (Python's `BoundedSemaphore`): releasing above the initial value is
-/// a `ValueError`.
-pub struct BoundedSemaphoreProxy {
-    raw: server::SemaphoreProxy,
+        $(#[$adoc])*
+        pub struct $asynchronous {
+            raw: server::$raw_async,
+        }
+
+        typed_proxy!($blocking, server::$raw);
+        typed_proxy!($asynchronous, server::$raw_async);
+
+        impl $blocking {
+            /// The async proxy of the same object (another reference).
+            pub fn to_async(&self) -> $asynchronous {
+                self.raw.to_async().into()
+            }
+        }
+
+        impl $asynchronous {
+            /// The blocking proxy of the same object (another reference).
+            pub fn to_blocking(&self) -> $blocking {
+                self.raw.to_blocking().into()
+            }
+        }
+    };
 }
 
-typed_proxy!(BoundedSemaphoreProxy, server::SemaphoreProxy);
-acquirer_methods!(BoundedSemaphoreProxy);
+lock_proxies!(
+    /// Typed proxy of a shared [`Lock`](server::Lock) (Python's
+    /// `AcquirerProxy` for `Lock`): not re-entrant, releasable by anyone.
+    LockProxy,
+    /// The async form of [`LockProxy`].
+    LockAsyncProxy,
+    LockProxy,
+    LockAsyncProxy
+);
+acquirer_methods!(LockProxy, LockAsyncProxy);
+
+crate::sync::typed::dual_proxy! {
+    impl LockProxy, LockAsyncProxy {
+        /// Whether the lock is held (Python's `locked()`).
+        pub fn locked(&self) -> Result<bool> {
+            wait!(self.raw.locked())
+        }
+    }
+}
+
+lock_proxies!(
+    /// Typed proxy of a shared [`RLock`](server::RLock): re-entrant, owned
+    /// by the calling thread ([`caller_id`](crate::caller_id)), so two
+    /// threads sharing one connection do not share ownership.
+    RLockProxy,
+    /// The async form of [`RLockProxy`]: owned by the calling tokio task
+    /// (two tasks on one thread do not share it; one task that moves
+    /// between threads keeps it).
+    RLockAsyncProxy,
+    RLockProxy,
+    RLockAsyncProxy
+);
+acquirer_methods!(RLockProxy, RLockAsyncProxy, owned);
+
+crate::sync::typed::dual_proxy! {
+    impl RLockProxy, RLockAsyncProxy {
+        /// Whether the caller (thread, or task for the async proxy) holds
+        /// the lock.
+        pub fn is_owned(&self) -> Result<bool> {
+            wait!(self.raw.is_owned(owner!()))
+        }
+    }
+}
+
+lock_proxies!(
+    /// Typed proxy of a shared [`Semaphore`](server::Semaphore).
+    SemaphoreProxy,
+    /// The async form of [`SemaphoreProxy`].
+    SemaphoreAsyncProxy,
+    SemaphoreProxy,
+    SemaphoreAsyncProxy
+);
+acquirer_methods!(SemaphoreProxy, SemaphoreAsyncProxy);
+
+lock_proxies!(
+    /// Typed proxy of a shared bounded [`Semaphore`](server::Semaphore)
+    /// (Python's `BoundedSemaphore`): releasing above the initial value is
+    /// a `ValueError`.
+    BoundedSemaphoreProxy,
+    /// The async form of [`BoundedSemaphoreProxy`].
+    BoundedSemaphoreAsyncProxy,
+    SemaphoreProxy,
+    SemaphoreAsyncProxy
+);
+acquirer_methods!(BoundedSemaphoreProxy, BoundedSemaphoreAsyncProxy);

@@ -44,4 +44,20 @@ impl SyncManager {
     ) -> Result<typed::JoinableQueueProxy<T>> {
         self.create("JoinableQueue", &(maxsize,))
     }
+
+    /// Async form of [`queue`](Self::queue).
+    pub async fn queue_async<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<typed::QueueAsyncProxy<T>> {
+        self.create_async("Queue", &(maxsize,)).await
+    }
+
+    /// Async form of [`joinable_queue`](Self::joinable_queue).
+    pub async fn joinable_queue_async<T: Serialize + DeserializeOwned>(
+        &self,
+        maxsize: usize,
+    ) -> Result<typed::JoinableQueueAsyncProxy<T>> {
+        self.create_async("JoinableQueue", &(maxsize,)).await
+    }
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::server;
-use crate::sync::typed::{decode, flatten, typed_proxy};
+use crate::sync::typed::{decode, dual_proxy, flatten, typed_proxy};
 use crate::value::to_value;
 use crate::Result;
 use crate::{Proxy, ProxyBase};
@@ -36,64 +36,104 @@ pub struct QueueProxy<T> {
 
 typed_proxy!(QueueProxy<T>, server::QueueProxy);
 
-impl<T: Serialize + DeserializeOwned> QueueProxy<T> {
-    /// Put `item`, waiting for room if the queue is full.
-    pub fn put(&self, item: T) -> Result<()> {
-        self.put_with(item, true, None)
-    }
+/// The async form of [`QueueProxy`]: the same methods, as futures. A
+/// waiting `get` or `put` is a future on the client too.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// # fn main() -> managers::Result<()> {
+/// # let manager = managers::sync::SyncManager::new();
+/// # manager.start_in_thread()?;
+/// # let runtime = tokio::runtime::Runtime::new()?;
+/// runtime.block_on(async {
+///     let queue = manager.queue_async::<u32>(0).await?;
+///     queue.put(7).await?;
+///     assert_eq!(queue.get().await?, 7);
+///     Ok(())
+/// })
+/// # }
+/// ```
+pub struct QueueAsyncProxy<T> {
+    raw: server::QueueAsyncProxy,
+    _type: PhantomData<fn(T) -> T>,
+}
 
-    /// Put `item`, waiting at most `timeout` for room; `Full` after that.
-    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
-        self.put_with(item, true, Some(timeout))
-    }
+typed_proxy!(QueueAsyncProxy<T>, server::QueueAsyncProxy);
 
-    /// Put `item` only if there is room now; `Full` otherwise.
-    pub fn put_nowait(&self, item: T) -> Result<()> {
-        flatten(self.raw.put_nowait(to_value(&item)?))
+impl<T> QueueProxy<T> {
+    /// The async proxy of the same queue (another reference).
+    pub fn to_async(&self) -> QueueAsyncProxy<T> {
+        self.raw.to_async().into()
     }
+}
 
-    /// Python's `put(item, block, timeout)` (`timeout` `None`: no limit;
-    /// ignored when `block` is false).
-    pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
-        flatten(self.raw.put(to_value(&item)?, block, timeout))
+impl<T> QueueAsyncProxy<T> {
+    /// The blocking proxy of the same queue (another reference).
+    pub fn to_blocking(&self) -> QueueProxy<T> {
+        self.raw.to_blocking().into()
     }
+}
 
-    /// Take the next item, waiting for one if the queue is empty.
-    pub fn get(&self) -> Result<T> {
-        self.get_with(true, None)
-    }
+dual_proxy! {
+    impl<T> QueueProxy, QueueAsyncProxy where [T: Serialize + DeserializeOwned] {
+        /// Put `item`, waiting for room if the queue is full.
+        pub fn put(&self, item: T) -> Result<()> {
+            wait!(self.put_with(item, true, None))
+        }
 
-    /// Take the next item, waiting at most `timeout`; `Empty` after that.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        self.get_with(true, Some(timeout))
-    }
+        /// Put `item`, waiting at most `timeout` for room; `Full` after that.
+        pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<()> {
+            wait!(self.put_with(item, true, Some(timeout)))
+        }
 
-    /// Take the next item if there is one now; `Empty` otherwise.
-    pub fn get_nowait(&self) -> Result<T> {
-        let item = flatten(self.raw.get_nowait())?;
-        decode(self.raw.base(), item.into_value())
-    }
+        /// Put `item` only if there is room now; `Full` otherwise.
+        pub fn put_nowait(&self, item: T) -> Result<()> {
+            flatten(wait!(self.raw.put_nowait(to_value(&item)?)))
+        }
 
-    /// Python's `get(block, timeout)` (`timeout` `None`: no limit; ignored
-    /// when `block` is false).
-    pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-        let item = flatten(self.raw.get(block, timeout))?;
-        decode(self.raw.base(), item.into_value())
-    }
+        /// Python's `put(item, block, timeout)` (`timeout` `None`: no limit;
+        /// ignored when `block` is false).
+        pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
+            flatten(wait!(self.raw.put(to_value(&item)?, block, timeout)))
+        }
 
-    /// How many items are queued (Python's `qsize()`).
-    pub fn qsize(&self) -> Result<usize> {
-        self.raw.qsize()
-    }
+        /// Take the next item, waiting for one if the queue is empty.
+        pub fn get(&self) -> Result<T> {
+            wait!(self.get_with(true, None))
+        }
 
-    /// Whether the queue is empty (Python's `empty()`).
-    pub fn empty(&self) -> Result<bool> {
-        self.raw.empty()
-    }
+        /// Take the next item, waiting at most `timeout`; `Empty` after that.
+        pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+            wait!(self.get_with(true, Some(timeout)))
+        }
 
-    /// Whether the queue is at its `maxsize` (Python's `full()`).
-    pub fn full(&self) -> Result<bool> {
-        self.raw.full()
+        /// Take the next item if there is one now; `Empty` otherwise.
+        pub fn get_nowait(&self) -> Result<T> {
+            let item = flatten(wait!(self.raw.get_nowait()))?;
+            decode(self.raw.base(), item.into_value())
+        }
+
+        /// Python's `get(block, timeout)` (`timeout` `None`: no limit; ignored
+        /// when `block` is false).
+        pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
+            let item = flatten(wait!(self.raw.get(block, timeout)))?;
+            decode(self.raw.base(), item.into_value())
+        }
+
+        /// How many items are queued (Python's `qsize()`).
+        pub fn qsize(&self) -> Result<usize> {
+            wait!(self.raw.qsize())
+        }
+
+        /// Whether the queue is empty (Python's `empty()`).
+        pub fn empty(&self) -> Result<bool> {
+            wait!(self.raw.empty())
+        }
+
+        /// Whether the queue is at its `maxsize` (Python's `full()`).
+        pub fn full(&self) -> Result<bool> {
+            wait!(self.raw.full())
+        }
     }
 }
 
@@ -103,71 +143,107 @@ pub struct JoinableQueueProxy<T> {
     queue: QueueProxy<T>,
 }
 
+/// The async form of [`JoinableQueueProxy`]: a [`QueueAsyncProxy`]
+/// (through `Deref`) plus `task_done` and `join`, as futures.
+pub struct JoinableQueueAsyncProxy<T> {
+    queue: QueueAsyncProxy<T>,
+}
+
 impl<T> JoinableQueueProxy<T> {
-    /// Mark one item taken earlier as processed (Python's `task_done()`).
-    /// More calls than items put is a `RuntimeError`.
-    pub fn task_done(&self) -> Result<()> {
-        flatten(self.queue.raw.task_done())
-    }
-
-    /// Wait until every item put has been marked done (Python's `join()`).
-    pub fn join(&self) -> Result<()> {
-        self.queue.raw.join()
+    /// The async proxy of the same queue (another reference).
+    pub fn to_async(&self) -> JoinableQueueAsyncProxy<T> {
+        self.queue.raw.to_async().into()
     }
 }
 
-impl<T> Deref for JoinableQueueProxy<T> {
-    type Target = QueueProxy<T>;
-
-    fn deref(&self) -> &QueueProxy<T> {
-        &self.queue
+impl<T> JoinableQueueAsyncProxy<T> {
+    /// The blocking proxy of the same queue (another reference).
+    pub fn to_blocking(&self) -> JoinableQueueProxy<T> {
+        self.queue.raw.to_blocking().into()
     }
 }
 
-impl<T> Clone for JoinableQueueProxy<T> {
-    fn clone(&self) -> Self {
-        JoinableQueueProxy {
-            queue: self.queue.clone(),
+dual_proxy! {
+    impl<T> JoinableQueueProxy, JoinableQueueAsyncProxy {
+        /// Mark one item taken earlier as processed (Python's `task_done()`).
+        /// More calls than items put is a `RuntimeError`.
+        pub fn task_done(&self) -> Result<()> {
+            flatten(wait!(self.queue.raw.task_done()))
+        }
+
+        /// Wait until every item put has been marked done (Python's `join()`).
+        pub fn join(&self) -> Result<()> {
+            wait!(self.queue.raw.join())
         }
     }
 }
 
-impl<T> From<server::QueueProxy> for JoinableQueueProxy<T> {
-    fn from(raw: server::QueueProxy) -> Self {
-        JoinableQueueProxy { queue: raw.into() }
-    }
+/// What a joinable queue proxy shares with the queue proxy it wraps:
+/// `Deref` to it, `Clone`, `From` the raw proxy, `Proxy`, `Debug`,
+/// `Display` and serde (as the token).
+macro_rules! joinable {
+    ($joinable:ident, $queue:ident, $raw:ty) => {
+        impl<T> Deref for $joinable<T> {
+            type Target = $queue<T>;
+
+            fn deref(&self) -> &$queue<T> {
+                &self.queue
+            }
+        }
+
+        impl<T> Clone for $joinable<T> {
+            fn clone(&self) -> Self {
+                $joinable {
+                    queue: self.queue.clone(),
+                }
+            }
+        }
+
+        impl<T> From<$raw> for $joinable<T> {
+            fn from(raw: $raw) -> Self {
+                $joinable { queue: raw.into() }
+            }
+        }
+
+        impl<T> Proxy for $joinable<T> {
+            fn from_base(base: ProxyBase) -> Self {
+                <$raw>::from_base(base).into()
+            }
+
+            fn base(&self) -> &ProxyBase {
+                self.queue.raw.base()
+            }
+        }
+
+        impl<T> fmt::Debug for $joinable<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Debug::fmt(&self.queue, f)
+            }
+        }
+
+        impl<T> fmt::Display for $joinable<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(&self.queue, f)
+            }
+        }
+
+        impl<T> Serialize for $joinable<T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.queue.serialize(serializer)
+            }
+        }
+
+        impl<'de, T> Deserialize<'de> for $joinable<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                <$raw>::deserialize(deserializer).map(Into::into)
+            }
+        }
+    };
 }
 
-impl<T> Proxy for JoinableQueueProxy<T> {
-    fn from_base(base: ProxyBase) -> Self {
-        server::QueueProxy::from_base(base).into()
-    }
-
-    fn base(&self) -> &ProxyBase {
-        self.queue.raw.base()
-    }
-}
-
-impl<T> fmt::Debug for JoinableQueueProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.queue, f)
-    }
-}
-
-impl<T> fmt::Display for JoinableQueueProxy<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.queue, f)
-    }
-}
-
-impl<T> Serialize for JoinableQueueProxy<T> {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.queue.serialize(serializer)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for JoinableQueueProxy<T> {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        server::QueueProxy::deserialize(deserializer).map(Into::into)
-    }
-}
+joinable!(JoinableQueueProxy, QueueProxy, server::QueueProxy);
+joinable!(
+    JoinableQueueAsyncProxy,
+    QueueAsyncProxy,
+    server::QueueAsyncProxy
+);

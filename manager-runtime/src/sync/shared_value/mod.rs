@@ -163,4 +163,13 @@ impl SyncManager {
         let raw: server::SharedValueProxy = self.create("Value", &(to_value(initial)?,))?;
         Ok(raw.into())
     }
+
+    /// Async form of [`value`](Self::value).
+    pub async fn value_async<T: Serialize>(
+        &self,
+        initial: &T,
+    ) -> Result<typed::ValueAsyncProxy<T>> {
+        let initial = to_value(initial)?;
+        self.create_async("Value", &(initial,)).await
+    }
 }
