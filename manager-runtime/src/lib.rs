@@ -22,6 +22,7 @@ pub mod auth;
 #[allow(dead_code)] // parts only the fuzzers drive
 mod auth;
 mod options;
+pub mod python;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("tls", 4),
     ("auth", 5),
     ("transport", 6),
+    ("python", 6),
     ("options", 7),
     // Object model.
     ("object", 8),
