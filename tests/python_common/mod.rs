@@ -26,22 +26,33 @@ fn works(path: &Path, version: &str) -> bool {
     Command::new(path)
         .args(["-c", "import sys; print('%d.%d' % sys.version_info[:2])"])
         .output()
-        .is_ok_and(|out| out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == version)
+        .is_ok_and(|out| {
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == version
+        })
 }
 
 fn find(version: &'static str) -> Option<Python> {
     let env = format!("MANAGERS_PYTHON_{}", version.replace('.', "_"));
-    let mut candidates: Vec<PathBuf> = std::env::var_os(&env).map(PathBuf::from).into_iter().collect();
+    let mut candidates: Vec<PathBuf> = std::env::var_os(&env)
+        .map(PathBuf::from)
+        .into_iter()
+        .collect();
     if version == "3.11" {
         candidates.push("python3".into());
     }
     candidates.push(format!("python{version}").into());
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| "/root".into());
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| "/root".into());
     if let Ok(entries) = std::fs::read_dir(home.join(".pyenv/versions")) {
         let mut dirs: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
         dirs.sort();
         for dir in dirs.into_iter().rev() {
-            let name = dir.file_name().unwrap_or_default().to_string_lossy().to_string();
+            let name = dir
+                .file_name()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .to_string();
             if name == version || name.starts_with(&format!("{version}.")) {
                 candidates.push(dir.join("bin/python"));
             }
@@ -97,7 +108,12 @@ pub fn run(python: &Python, script: &Path, args: &[String], stdin: &[u8], limit:
         .stderr(Stdio::piped())
         .spawn()
         .expect("start python");
-    child.stdin.take().expect("stdin").write_all(stdin).expect("write stdin");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin)
+        .expect("write stdin");
     let start = Instant::now();
     loop {
         if child.try_wait().expect("wait").is_some() {
@@ -126,7 +142,9 @@ pub fn run(python: &Python, script: &Path, args: &[String], stdin: &[u8], limit:
 
 /// A script of `tests/python/`.
 pub fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/python")
+        .join(name)
 }
 
 /// Every interpreter loads each of `pickles` (our encoding) to a value
@@ -150,6 +168,10 @@ pub fn cpython_loads_our_pickles(pickles: &[(Vec<u8>, String)]) {
             "CPython {} refused our pickles:\n{}{}",
             python.version, ran.stdout, ran.stderr
         );
-        assert!(ran.stdout.contains(&format!("{} loaded", pickles.len())), "{}", ran.stdout);
+        assert!(
+            ran.stdout.contains(&format!("{} loaded", pickles.len())),
+            "{}",
+            ran.stdout
+        );
     }
 }

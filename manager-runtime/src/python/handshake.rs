@@ -106,6 +106,14 @@ impl Challenge {
         (Challenge { message }, body)
     }
 
+    /// The challenge a peer sent as `body` (`#CHALLENGE#` + message), to
+    /// check an answer to it (as the peer will).
+    pub fn sent_as(body: &[u8]) -> Option<Challenge> {
+        body.strip_prefix(CHALLENGE).map(|message| Challenge {
+            message: message.to_vec(),
+        })
+    }
+
     /// Whether `answer` proves the peer knows `key`: a `{digest}`-prefixed
     /// HMAC of our message, or the bare HMAC-MD5 of 3.11.
     pub fn verify(&self, key: &[u8], answer: &[u8]) -> bool {
@@ -162,12 +170,12 @@ pub fn check_verdict(verdict: &[u8]) -> Result<(), Error> {
 
 fn closed(peer: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
-        Error::ServerGone(_) => {
-            Error::Authentication(format!("the {peer} closed the connection during the handshake"))
-        }
-        Error::FrameTooLarge { .. } | Error::Protocol(_) => {
-            Error::Authentication(format!("the {peer} is not a Python manager (bad handshake)"))
-        }
+        Error::ServerGone(_) => Error::Authentication(format!(
+            "the {peer} closed the connection during the handshake"
+        )),
+        Error::FrameTooLarge { .. } | Error::Protocol(_) => Error::Authentication(format!(
+            "the {peer} is not a Python manager (bad handshake)"
+        )),
         other => other,
     }
 }

@@ -1,5 +1,5 @@
-//! CPython's own manager protocol, for [`Serializer::Pickle`](crate::Serializer::Pickle):
-//! an unchanged CPython client can use our server, and our client a
+//! CPython's own manager protocol: an unchanged CPython client can use our
+//! server, and our client a CPython server.
 //! CPython server.
 //!
 //! This module is the protocol layer of it, which knows no server and no

@@ -36,12 +36,9 @@ pub fn to_value(obj: Object) -> Result<Value, Exception> {
         | Object::Tuple(items)
         | Object::Set(items)
         | Object::FrozenSet(items)
-        | Object::Array { items, .. } => Value::List(
-            items
-                .into_iter()
-                .map(to_value)
-                .collect::<Result<_, _>>()?,
-        ),
+        | Object::Array { items, .. } => {
+            Value::List(items.into_iter().map(to_value).collect::<Result<_, _>>()?)
+        }
         Object::Range { start, stop, step } => {
             let mut items = Vec::new();
             let mut i = start;
@@ -214,13 +211,23 @@ mod tests {
                 Object::Tuple(vec![Object::Int(1), Object::Int(2)]),
                 Object::Set(vec![Object::str("a")]),
             ),
-            (Object::str("r"), Object::Range { start: 0, stop: 3, step: 1 }),
+            (
+                Object::str("r"),
+                Object::Range {
+                    start: 0,
+                    stop: 3,
+                    step: 1,
+                },
+            ),
         ]);
         let value = to_value(obj).unwrap();
         assert_eq!(
             value,
             Value::Map(vec![
-                (Value::List(vec![1.into(), 2.into()]), Value::List(vec!["a".into()])),
+                (
+                    Value::List(vec![1.into(), 2.into()]),
+                    Value::List(vec!["a".into()])
+                ),
                 ("r".into(), Value::List(vec![0.into(), 1.into(), 2.into()])),
             ])
         );
@@ -252,6 +259,11 @@ mod tests {
             ..py
         };
         assert!(from_py_token(&named).is_err());
-        assert!(to_value(Object::Slice(Box::new([Object::None, Object::None, Object::None]))).is_err());
+        assert!(to_value(Object::Slice(Box::new([
+            Object::None,
+            Object::None,
+            Object::None
+        ])))
+        .is_err());
     }
 }

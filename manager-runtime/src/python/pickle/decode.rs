@@ -414,8 +414,8 @@ impl<'a> Machine<'a> {
                     self.memo.put(key, top);
                 }
                 b'\x94' => {
-                    let key = u32::try_from(self.memo.len())
-                        .map_err(|_| refuse("the memo is full"))?;
+                    let key =
+                        u32::try_from(self.memo.len()).map_err(|_| refuse("the memo is full"))?;
                     let top = self.top()?;
                     self.memo.put(key, top);
                 }
@@ -489,9 +489,7 @@ impl<'a> Machine<'a> {
                 b'\x82' | b'\x83' | b'\x84' => {
                     return Err(refuse("extension codes (copyreg) are not supported"))
                 }
-                b'\x97' | b'\x98' => {
-                    return Err(refuse("out-of-band buffers are not supported"))
-                }
+                b'\x97' | b'\x98' => return Err(refuse("out-of-band buffers are not supported")),
                 b'i' | b'o' => {
                     return Err(refuse(
                         "INST and OBJ (protocol 0/1 instances) are not supported",
@@ -674,10 +672,9 @@ impl<'a> Machine<'a> {
                         Node::Bytes(b) | Node::ByteArray(b) => Node::ByteArray(b.clone()),
                         _ => Node::ByteArray(self.byte_values(a)?),
                     },
-                    [text, encoding] => Node::ByteArray(latin1(
-                        self.string(text)?,
-                        self.string(encoding)?,
-                    )?),
+                    [text, encoding] => {
+                        Node::ByteArray(latin1(self.string(text)?, self.string(encoding)?)?)
+                    }
                     _ => unreachable!("arity checked"),
                 }
             }
@@ -886,7 +883,9 @@ impl<'a> Machine<'a> {
             Node::Namespace(state) => {
                 let mut attributes = Vec::new();
                 if let Some(state) = state {
-                    if let Object::Dict(entries) = self.resolve(*state, depth + 1, limits, budget)? {
+                    if let Object::Dict(entries) =
+                        self.resolve(*state, depth + 1, limits, budget)?
+                    {
                         for (k, v) in entries {
                             let Object::Str(name) = k else {
                                 return Err(refuse("a Namespace's attribute names are str"));
@@ -956,9 +955,11 @@ fn long_from_bytes(bytes: &[u8]) -> Result<i128, PickleError> {
 }
 
 fn int_from_text(text: &str) -> Result<i128, PickleError> {
-    text.trim()
-        .parse::<i128>()
-        .map_err(|_| refuse(format!("int {text:?} is not an integer of at most 128 bits")))
+    text.trim().parse::<i128>().map_err(|_| {
+        refuse(format!(
+            "int {text:?} is not an integer of at most 128 bits"
+        ))
+    })
 }
 
 fn ascii(bytes: &[u8]) -> Result<String, PickleError> {
@@ -1122,7 +1123,11 @@ fn machine_items(format: i128, bytes: &[u8]) -> Result<Vec<Node>, PickleError> {
         14 | 15 => (4, 'f', format == 15),
         16 | 17 => (8, 'f', format == 17),
         20 | 21 => (4, 'c', format == 21),
-        other => return Err(refuse(format!("array machine format {other} is not supported"))),
+        other => {
+            return Err(refuse(format!(
+                "array machine format {other} is not supported"
+            )))
+        }
     };
     if bytes.len() % size != 0 {
         return Err(refuse("an array's bytes are not a whole number of items"));

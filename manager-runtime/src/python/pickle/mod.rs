@@ -344,7 +344,10 @@ impl Global {
             ("queue", "Empty") => ("_queue", "Empty"),
             other => other,
         };
-        Global::ALL.iter().copied().find(|g| g.path() == (module, name))
+        Global::ALL
+            .iter()
+            .copied()
+            .find(|g| g.path() == (module, name))
     }
 
     /// Whether this is an exception class.
