@@ -1,6 +1,5 @@
 //! CPython's own manager protocol: an unchanged CPython client can use our
 //! server, and our client a CPython server.
-//! CPython server.
 //!
 //! This module is the protocol layer of it, which knows no server and no
 //! client: [`frame`] (`multiprocessing.connection`'s length prefixes),
