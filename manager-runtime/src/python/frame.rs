@@ -42,13 +42,16 @@ fn check(len: u64, max: u64) -> Result<usize, Error> {
             max: u32::try_from(max).unwrap_or(u32::MAX),
         });
     }
-    usize::try_from(len).map_err(|_| Error::Protocol("message too large for this machine".into()))
+    usize::try_from(len).map_err(|_| Error::protocol("message too large for this machine", None))
 }
 
 fn short_len(prefix: [u8; 4]) -> Result<Option<u64>, Error> {
     match i32::from_be_bytes(prefix) {
         -1 => Ok(None),
-        n if n < 0 => Err(Error::Protocol(format!("negative message length {n}"))),
+        n if n < 0 => Err(Error::protocol(
+            format!("negative message length {n}"),
+            None,
+        )),
         n => Ok(Some(n as u64)),
     }
 }
@@ -57,7 +60,7 @@ fn gone(e: std::io::Error) -> Error {
     use std::io::ErrorKind::*;
     match e.kind() {
         UnexpectedEof | ConnectionReset | ConnectionAborted | BrokenPipe => {
-            Error::ServerGone(e.to_string())
+            Error::gone("the connection failed", Some(e))
         }
         _ => Error::Io(e),
     }
@@ -106,7 +109,7 @@ pub async fn read_async<R: AsyncRead + Unpin>(
             if got == 0 {
                 return Ok(false);
             }
-            return Err(Error::ServerGone("stream ended inside a message".into()));
+            return Err(Error::gone("stream ended inside a message", None));
         }
         got += n;
     }
@@ -174,13 +177,13 @@ mod tests {
         let negative = (-2i32).to_be_bytes();
         assert!(matches!(
             read(&mut &negative[..], &mut buf, 16),
-            Err(Error::Protocol(_))
+            Err(Error::Protocol { .. })
         ));
         let mut truncated = frame(b"hello");
         truncated.truncate(6);
         assert!(matches!(
             read(&mut &truncated[..], &mut buf, 16),
-            Err(Error::ServerGone(_))
+            Err(Error::ServerGone { .. })
         ));
     }
 }

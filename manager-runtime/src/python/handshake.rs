@@ -170,10 +170,10 @@ pub fn check_verdict(verdict: &[u8]) -> Result<(), Error> {
 
 fn closed(peer: &str) -> impl Fn(Error) -> Error + '_ {
     move |e| match e {
-        Error::ServerGone(_) => Error::Authentication(format!(
+        Error::ServerGone { .. } => Error::Authentication(format!(
             "the {peer} closed the connection during the handshake"
         )),
-        Error::FrameTooLarge { .. } | Error::Protocol(_) => Error::Authentication(format!(
+        Error::FrameTooLarge { .. } | Error::Protocol { .. } => Error::Authentication(format!(
             "the {peer} is not a Python manager (bad handshake)"
         )),
         other => other,
