@@ -3,11 +3,8 @@
 //!
 //! `cargo run --example sync_manager`
 
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
-
 use managers::sync::{BarrierProxy, DictProxy, ListProxy, LockProxy, QueueProxy, SyncManager};
-use managers::{ManagerOptions, Proxy, Token};
+use managers::Process;
 
 const WORKERS: usize = 4;
 const INCREMENTS: i64 = 50;
@@ -15,13 +12,18 @@ const INCREMENTS: i64 = 50;
 /// What a worker reports: its number, pid, barrier index.
 type Report = (usize, u32, usize);
 
+/// The shared objects every worker gets (as Python passes proxies in a
+/// Process's args).
+type Shared = (
+    DictProxy<String, i64>,
+    ListProxy<String>,
+    QueueProxy<Report>,
+    LockProxy,
+    BarrierProxy,
+);
+
 fn main() -> managers::Result<()> {
     managers::bootstrap();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("--worker") {
-        return worker(&args[1..]);
-    }
-
     let manager = SyncManager::new();
     manager.start()?;
     println!(
@@ -34,45 +36,21 @@ fn main() -> managers::Result<()> {
     let reports: QueueProxy<Report> = manager.queue(0)?;
     let lock = manager.lock()?;
     let barrier = manager.barrier(WORKERS)?;
+    let shared: Shared = (tally, log, reports, lock, barrier);
 
-    // Workers get the address in argv, the authkey on stdin (never in argv
-    // or the environment) and each object's token as text.
-    let tokens = [
-        tally.raw().token(),
-        log.raw().token(),
-        reports.raw().token(),
-        lock.raw().token(),
-        barrier.raw().token(),
-    ]
-    .map(Token::to_text);
-    let address = manager.address().expect("started").to_string();
-    let mut children = Vec::new();
-    for n in 0..WORKERS {
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--worker")
-            .arg(n.to_string())
-            .arg(&address)
-            .args(&tokens)
-            .stdin(Stdio::piped())
-            .spawn()?;
-        let key: String = managers::default_authkey()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        child
-            .stdin
-            .take()
-            .expect("piped")
-            .write_all(key.as_bytes())?;
-        children.push(child);
+    let workers: Vec<Process> = (0..WORKERS)
+        .map(|n| Process::new(worker, (n, shared.clone())))
+        .collect();
+    for w in &workers {
+        w.start()?;
     }
-
+    let (tally, log, reports, _, _) = &shared;
     for _ in 0..WORKERS {
         let (n, pid, index) = reports.get()?;
         println!("worker {n} (pid {pid}) passed the barrier with index {index}");
     }
-    for mut child in children {
-        child.wait()?;
+    for w in &workers {
+        w.join()?;
     }
     println!(
         "total = {} ({} workers x {INCREMENTS} locked increments)",
@@ -84,7 +62,7 @@ fn main() -> managers::Result<()> {
     for entry in entries {
         println!("log: {entry}");
     }
-    drop((tally, log, reports, lock, barrier));
+    drop(shared);
     println!(
         "objects left on the server: {}",
         manager.number_of_objects()?
@@ -92,31 +70,8 @@ fn main() -> managers::Result<()> {
     manager.shutdown()
 }
 
-fn worker(args: &[String]) -> managers::Result<()> {
-    let [n, address, tally, log, reports, lock, barrier] = args else {
-        eprintln!("worker: bad arguments");
-        std::process::exit(2);
-    };
-    let mut key = String::new();
-    std::io::stdin().read_to_string(&mut key)?;
-    let key: Vec<u8> = (0..key.len())
-        .step_by(2)
-        .filter_map(|i| u8::from_str_radix(&key[i..i + 2], 16).ok())
-        .collect();
-    let manager = SyncManager::with_options(
-        ManagerOptions::new()
-            .try_address(address.as_str())?
-            .authkey(key),
-    );
-    manager.connect()?;
-    let tally: DictProxy<String, i64> = manager.proxy_from_token(&Token::from_text(tally)?)?;
-    let log: ListProxy<String> = manager.proxy_from_token(&Token::from_text(log)?)?;
-    let reports: QueueProxy<Report> = manager.proxy_from_token(&Token::from_text(reports)?)?;
-    let lock: LockProxy = manager.proxy_from_token(&Token::from_text(lock)?)?;
-    let barrier: BarrierProxy = manager.proxy_from_token(&Token::from_text(barrier)?)?;
-    let n: usize = n.parse().expect("worker number");
+fn worker(n: usize, (tally, log, reports, lock, barrier): Shared) -> managers::Result<()> {
     let pid = std::process::id();
-
     log.append(format!("worker {n} (pid {pid}) is waiting at the barrier"))?;
     let index = barrier.wait(None)?;
     for _ in 0..INCREMENTS {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use common::sync::{client_options, current_thread_runtime};
 use common::worker::alive;
-use common::{initializer, TestManager, INITIALIZED};
+use common::{initializer, initializer_adding, TestManager, INITIALIZED};
 use managers::{Error, ManagerOptions};
 
 const MODE: &str = "PROCESS_TEST_MODE";
@@ -43,6 +43,7 @@ fn main() {
         rapid_restart_on_the_same_address,
         proxy_call_after_shutdown_fails_clearly,
         initializer_runs_once_in_the_server,
+        initializer_takes_arguments_and_can_fail,
         start_twice_and_start_after_shutdown_fail,
         killed_parent_leaves_no_server_behind,
         forgotten_bootstrap_is_reported,
@@ -50,38 +51,7 @@ fn main() {
     ];
     #[cfg(feature = "tls")]
     let tests = &[tests, named![tls_server_in_another_process]].concat();
-    // libtest's conventions: positional arguments select tests by name,
-    // `--skip NAME` leaves them out, other flags are ignored.
-    let (mut wanted, mut skipped) = (Vec::new(), Vec::new());
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "--skip" {
-            skipped.extend(args.next());
-        } else if !arg.starts_with('-') {
-            wanted.push(arg);
-        }
-    }
-    let (mut passed, mut failed) = (0, 0);
-    for (name, test) in tests {
-        let selected = wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
-        if !selected || skipped.iter().any(|s| name.contains(s.as_str())) {
-            continue;
-        }
-        match std::panic::catch_unwind(test) {
-            Ok(()) => {
-                println!("test {name} ... ok");
-                passed += 1;
-            }
-            Err(_) => {
-                println!("test {name} ... FAILED");
-                failed += 1;
-            }
-        }
-    }
-    println!("{passed} passed, {failed} failed");
-    if failed > 0 {
-        std::process::exit(1);
-    }
+    common::harness::run(tests);
 }
 
 // Custom managers: "MathsClass: add(4, 3) == 7, mul(7, 8) == 56."
@@ -127,7 +97,7 @@ fn tls_server_in_another_process() {
 // Lifecycle: "An initializer runs exactly once in the server process before serving."
 fn initializer_runs_once_in_the_server() {
     let manager = TestManager::new();
-    manager.start_with_initializer(initializer).unwrap();
+    manager.start_with_initializer(initializer, ()).unwrap();
     let tool = manager.tool().unwrap();
     assert_eq!(tool.initialized().unwrap(), 1, "ran once in the server");
     let again = manager.tool().unwrap();
@@ -135,6 +105,23 @@ fn initializer_runs_once_in_the_server() {
     assert_eq!(INITIALIZED.load(Ordering::SeqCst), 0, "not in this process");
     drop((tool, again));
     manager.shutdown().unwrap();
+}
+
+// Issue 12: "start_with_initializer takes initializer arguments (Python's
+// initargs)"; an initializer that fails makes start() fail with its error.
+fn initializer_takes_arguments_and_can_fail() {
+    let manager = TestManager::new();
+    manager
+        .start_with_initializer(initializer_adding, (5, String::new()))
+        .unwrap();
+    assert_eq!(manager.tool().unwrap().initialized().unwrap(), 5);
+    manager.shutdown().unwrap();
+    let failing = TestManager::new();
+    let err = failing
+        .start_with_initializer(initializer_adding, (0, "no database".to_string()))
+        .unwrap_err();
+    assert!(err.to_string().contains("initializer failed"), "{err}");
+    assert!(failing.maths().is_err(), "nothing serves");
 }
 
 // Lifecycle: "start() twice fails; start after shutdown fails; shutdown twice is fine."

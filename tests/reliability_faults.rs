@@ -728,7 +728,7 @@ fn killed_parent_server_exits_within_a_second() {
 /// every other call succeeds.
 fn panic_in_a_method_fails_only_that_call() {
     let manager = FaultManager::new();
-    manager.start_with_initializer(quiet).unwrap();
+    manager.start_with_initializer(quiet, ()).unwrap();
     let tool = manager.tool().unwrap();
     let gate = manager.gate().unwrap();
     let maths = manager.maths().unwrap();

@@ -154,6 +154,41 @@ pub enum Error {
     /// KeyError, ...).
     #[error(transparent)]
     Sync(#[from] SyncError),
+    /// The other end of a connection or a lifeline is closed (Python's
+    /// `EOFError`).
+    #[error("end of file: the other end is closed")]
+    Eof,
+    /// A process-shared lock was held by a process that died. The lock is
+    /// free again; the data it guarded may be half-updated: check it, then
+    /// acquire again.
+    #[error("the lock's owner died while holding it: the lock is free again, the data it guarded may be half-updated")]
+    OwnerDied,
+    /// A message longer than the buffer given to receive it (Python's
+    /// `BufferTooShort`); the whole message is here, nothing is lost.
+    #[error("the buffer is too short for the message of {} bytes", .0.len())]
+    BufferTooShort(Vec<u8>),
+    /// A process, pipe, queue or pool used against its rules.
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+}
+
+/// Uses of processes, pipes, queues and pools that break their rules
+/// (Python raises `AssertionError` or `ValueError` for these).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProcessError {
+    /// `start()` on a process that was started already.
+    #[error("cannot start a process twice")]
+    StartedTwice,
+    /// `join()`, `terminate()`, ... on a process never started.
+    #[error("can only join, signal or detach a started process")]
+    NotStarted,
+    /// `close()` on a process that still runs.
+    #[error("cannot close a process while it is still running")]
+    StillRunning,
+    /// A process handle used after `close()`.
+    #[error("the process object is closed")]
+    Closed,
 }
 
 impl Error {

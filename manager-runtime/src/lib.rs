@@ -38,6 +38,8 @@ mod registry;
 mod client;
 mod proxy;
 mod server;
+// Processes: children of this program, what crosses to them.
+pub mod process;
 // Lifecycle: starting and connecting managers.
 mod manager;
 mod spawn;
@@ -46,11 +48,12 @@ pub mod sync;
 
 pub use address::{Address, ToAddress};
 pub use client::{caller_id, Client};
-pub use error::{BoxError, Error, RemoteError, Result, SyncError};
+pub use error::{BoxError, Error, ProcessError, RemoteError, Result, SyncError};
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use options::{default_authkey, ManagerOptions, Serializer};
+pub use process::{active_children, current_process, Process};
 pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};
 pub use server::{Server, ServerStopper};

@@ -55,13 +55,23 @@ impl BaseManager {
         self.start_inner(None)
     }
 
-    /// Like [`start`](Self::start), running `initializer` once in the server
-    /// process before it serves.
-    pub fn start_with_initializer(&self, initializer: fn()) -> Result<()> {
+    /// Like [`start`](Self::start), running `initializer(initargs...)`
+    /// once in the server process before it serves (Python's
+    /// `start(initializer, initargs)`). The initializer is a `fn` item or a
+    /// closure that captures nothing, as a [`Process`](crate::Process)'s
+    /// target; `initargs` the tuple of its arguments, plain serde values.
+    /// If it returns an `Err` (or panics), `start` fails.
+    pub fn start_with_initializer<F, A>(&self, initializer: F, initargs: A) -> Result<()>
+    where
+        F: crate::process::Function<A>,
+        F::Output: crate::process::Exit,
+        A: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let initializer = crate::spawn::Initializer::new(initializer, &initargs)?;
         self.start_inner(Some(initializer))
     }
 
-    fn start_inner(&self, initializer: Option<fn()>) -> Result<()> {
+    fn start_inner(&self, initializer: Option<crate::spawn::Initializer>) -> Result<()> {
         let mut state = self.state.lock().unwrap();
         self.check_startable(&state)?;
         let running = crate::spawn::start_process(self.registry, &self.options, initializer)?;

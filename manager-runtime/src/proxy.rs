@@ -19,6 +19,46 @@ use crate::wire;
 thread_local! {
     /// The session whose reply is being decoded on this thread, if any.
     static DECODING_FOR: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
+    /// Proxies serialized as a child process's arguments on this thread:
+    /// kept alive until the child holds references of its own.
+    static SENDING: std::cell::RefCell<Option<Vec<ProxyBase>>> = const { std::cell::RefCell::new(None) };
+    /// How a child process decoding its arguments finds a session on a
+    /// token's server.
+    static RECEIVING: std::cell::RefCell<Option<Sessions>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A child process's sessions, by server address.
+pub(crate) type Sessions = std::rc::Rc<dyn Fn(&crate::address::Address) -> Result<Client>>;
+
+/// Run `encode` (of a child process's arguments) and return, with its
+/// result, a clone of every proxy it serialized: they keep their objects
+/// alive until the child has taken its own references.
+pub(crate) fn sending_proxies<R>(encode: impl FnOnce() -> R) -> (R, Vec<ProxyBase>) {
+    struct Restore(Option<Vec<ProxyBase>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SENDING.with(|s| *s.borrow_mut() = self.0.take());
+        }
+    }
+    let restore = Restore(SENDING.with(|s| s.borrow_mut().replace(Vec::new())));
+    let result = encode();
+    let sent = SENDING.with(|s| s.borrow_mut().take());
+    drop(restore);
+    (result, sent.unwrap_or_default())
+}
+
+/// Run `decode` (of this child process's arguments) with `sessions`
+/// reaching the servers of the proxies decoded meanwhile; each proxy takes
+/// a reference of its own.
+pub(crate) fn receiving_proxies<R>(sessions: Sessions, decode: impl FnOnce() -> R) -> R {
+    struct Restore(Option<Sessions>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            RECEIVING.with(|r| *r.borrow_mut() = self.0.take());
+        }
+    }
+    let _restore = Restore(RECEIVING.with(|r| r.borrow_mut().replace(sessions)));
+    decode()
 }
 
 /// Run `decode` with `client` as the session that adopts any proxy decoded
@@ -42,9 +82,18 @@ impl<'de> Deserialize<'de> for ProxyBase {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         let token = crate::value::token_serde::deserialize(deserializer)?;
-        let client = DECODING_FOR.with(|c| c.borrow().clone()).ok_or_else(|| {
-            serde::de::Error::custom("a proxy can only be decoded from a manager's reply")
-        })?;
+        let Some(client) = DECODING_FOR.with(|c| c.borrow().clone()) else {
+            // A child process's argument: its own reference, through its
+            // session on the token's server.
+            let sessions = RECEIVING.with(|r| r.borrow().clone()).ok_or_else(|| {
+                serde::de::Error::custom(
+                    "a proxy can only be decoded from a manager's reply or a process's arguments",
+                )
+            })?;
+            return sessions(&token.address)
+                .and_then(|session| ProxyBase::from_token(&session, token))
+                .map_err(serde::de::Error::custom);
+        };
         if token.address == *client.address() {
             return Ok(ProxyBase::adopt(client, token));
         }
@@ -63,6 +112,11 @@ impl Serialize for ProxyBase {
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
+        SENDING.with(|s| {
+            if let Some(sent) = s.borrow_mut().as_mut() {
+                sent.push(self.clone());
+            }
+        });
         crate::value::token_serde::serialize(&self.token, serializer)
     }
 }

@@ -1,23 +1,19 @@
 //! Starting a server: in a child process (this binary, re-executed) or on a
-//! thread of this process.
+//! thread of this process; and [`bootstrap`], where every child begins.
 //!
-//! `start()` re-executes the running binary with a marker argument. The
-//! child's standard input is one end of a Unix socket pair: the parent sends
-//! the settings (authkey included) over it, the child answers with the
-//! address it listens on, and from then on the socket is the child's
-//! lifeline: when the parent exits, or is killed, the child reads end of
-//! file and shuts down. Nothing secret goes through argv or the environment.
+//! `start()` re-executes the running binary with the server marker (see
+//! `process/lifeline.rs`). The parent sends the settings (authkey
+//! included) over the child's lifeline, the child answers with the address
+//! it listens on, and from then on end of file on the lifeline makes it
+//! shut down: a killed parent never leaves a server behind.
 //!
 //! The child needs to know which manager's registry to build and which
-//! initializer to run. Both are functions of the very same executable image
-//! (Linux re-executes `/proc/self/exe`), so the parent sends their offsets
-//! from an anchor function and the child turns them back into functions,
-//! after checking a second offset matches as well.
+//! initializer to run: both travel as offsets in the executable image,
+//! checked to be taken in this very image (`process/image.rs`), never as
+//! raw addresses.
 
-use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::io::Read;
+use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
@@ -26,44 +22,47 @@ use crate::address::Address;
 use crate::client::OtherServers;
 use crate::error::{Error, Result};
 use crate::options::ManagerOptions;
+use crate::process::image::{fn_ptr, FnRef, ImageId, SameImage};
+use crate::process::lifeline::{self, Lifeline};
+use crate::process::target::{Exit, Function, ProcessEntry};
 use crate::registry::Registry;
 use crate::server::{Server, ServerStopper};
 
 /// The argument that makes [`bootstrap`] run a server.
-const MARKER: &str = "--managers-server-process";
-/// Set in a started server's environment, so a binary that forgot
-/// `bootstrap()` is caught instead of starting servers recursively.
-const CHILD_ENV: &str = "MANAGERS_SERVER_PROCESS";
+const SERVER_MARKER: &str = "--managers-server-process";
 /// How long `start()` waits for the child to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-#[inline(never)]
-fn anchor() -> u32 {
-    0x6d67_7273
+type RegistryFn = fn() -> Registry;
+fn_ptr!(RegistryFn);
+
+/// A function run once in a server process before it serves (Python's
+/// `initializer(*initargs)`), ready to cross to the child.
+pub(crate) struct Initializer {
+    entry: ProcessEntry,
+    args: Vec<u8>,
 }
 
-#[inline(never)]
-fn check() -> u32 {
-    0x6368_6b00
-}
-
-fn base() -> i64 {
-    anchor as fn() -> u32 as *const () as usize as i64
-}
-
-fn offset(function: *const ()) -> i64 {
-    function as usize as i64 - base()
-}
-
-fn check_offset() -> i64 {
-    offset(check as fn() -> u32 as *const ())
+impl Initializer {
+    /// `function(args...)`; `args` are plain serde values.
+    pub(crate) fn new<F, A>(function: F, args: &A) -> Result<Initializer>
+    where
+        F: Function<A>,
+        F::Output: Exit,
+        A: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        Ok(Initializer {
+            entry: crate::process::target::process_entry_of(function),
+            args: crate::wire::encode(args)?,
+        })
+    }
 }
 
 #[derive(Serialize, Deserialize)]
 struct Settings {
-    registry: i64,
-    initializer: Option<i64>,
-    check: i64,
+    image: ImageId,
+    registry: FnRef<RegistryFn>,
+    initializer: Option<(FnRef<ProcessEntry>, Vec<u8>)>,
     address: Option<Address>,
     authkey: Vec<u8>,
     process_authkey: Vec<u8>,
@@ -83,7 +82,7 @@ pub(crate) struct Running {
 enum RunningKind {
     Process {
         child: Child,
-        lifeline: UnixStream,
+        lifeline: Lifeline,
         private_socket: bool,
     },
     Thread {
@@ -163,54 +162,19 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::proc
     }
 }
 
-fn write_message<T: Serialize>(stream: &mut UnixStream, value: &T) -> Result<()> {
-    let body = crate::wire::encode(value)?;
-    stream.write_all(&crate::wire::raw_frame(&body))?;
-    Ok(())
-}
-
-fn read_message<T: for<'de> Deserialize<'de>>(stream: &mut UnixStream) -> Result<T> {
-    let mut buf = Vec::new();
-    crate::wire::read_frame(stream, &mut buf, 1 << 20)?;
-    crate::wire::decode(&buf)
-}
-
 /// Start a server process for `registry`.
 pub(crate) fn start_process(
     registry: fn() -> Registry,
     options: &ManagerOptions,
-    initializer: Option<fn()>,
+    initializer: Option<Initializer>,
 ) -> Result<Running> {
-    if std::env::var_os(CHILD_ENV).is_some() {
-        return Err(Error::Spawn(
-            "this process was started as a manager server but never called \
-             managers::bootstrap(): make it the first line of main"
-                .into(),
-        ));
-    }
-    let exe = if cfg!(target_os = "linux") {
-        std::path::PathBuf::from("/proc/self/exe")
-    } else {
-        std::env::current_exe()?
-    };
-    let (mut lifeline, child_end) = UnixStream::pair()?;
-    let mut command = Command::new(exe);
-    if let Some(name) = std::env::args_os().next() {
-        std::os::unix::process::CommandExt::arg0(&mut command, name);
-    }
-    let mut child = command
-        .arg(MARKER)
-        .env(CHILD_ENV, "1")
-        .stdin(Stdio::from(OwnedFd::from(child_end)))
-        .spawn()
-        .map_err(|e| Error::Spawn(format!("cannot re-execute this program: {e}")))?;
-    // The command holds our copy of the child's end of the lifeline: close
-    // it, so a child that dies early is seen at once as end of file.
-    drop(command);
     let settings = Settings {
-        registry: offset(registry as *const ()),
-        initializer: initializer.map(|f| offset(f as *const ())),
-        check: check_offset(),
+        image: crate::process::image::image_id(),
+        registry: FnRef::new(registry)?,
+        initializer: match initializer {
+            Some(init) => Some((FnRef::new(init.entry)?, init.args)),
+            None => None,
+        },
         address: options.address.clone(),
         authkey: options.authkey.clone(),
         process_authkey: crate::auth::process_authkey().to_vec(),
@@ -220,10 +184,12 @@ pub(crate) fn start_process(
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
     };
-    let answer = write_message(&mut lifeline, &settings)
+    let (mut child, lifeline) = lifeline::reexec(SERVER_MARKER)?;
+    let answer = lifeline
+        .send(&settings, &[])
         .and_then(|()| {
-            lifeline.set_read_timeout(Some(START_TIMEOUT))?;
-            read_message::<std::result::Result<Address, String>>(&mut lifeline)
+            lifeline.stream().set_read_timeout(Some(START_TIMEOUT))?;
+            lifeline.recv::<std::result::Result<Address, String>>()
         })
         .map_err(|e| {
             let _ = child.kill();
@@ -233,9 +199,9 @@ pub(crate) fn start_process(
                  is managers::bootstrap() the first line of main?"
             ))
         })?;
-    match answer {
+    match answer.0 {
         Ok(address) => {
-            lifeline.set_read_timeout(None)?;
+            lifeline.stream().set_read_timeout(None)?;
             Ok(Running {
                 address,
                 kind: RunningKind::Process {
@@ -273,11 +239,12 @@ pub(crate) fn start_thread(registry: Registry, options: &ManagerOptions) -> Resu
     })
 }
 
-/// Run a started server if this process is one; return at once otherwise.
+/// Run a started child if this process is one; return at once otherwise.
 ///
-/// Call it first in `main` of every program that calls `start()` on a
-/// manager: `start()` re-executes the program, and in that child this call
-/// serves the manager and exits the process instead of returning.
+/// Call it first in `main` of every program that starts managers or
+/// processes: `start()` re-executes the program, and in that child this
+/// call serves the manager (or runs the process's target) and exits the
+/// process instead of returning.
 ///
 /// ```
 /// fn main() {
@@ -287,11 +254,12 @@ pub(crate) fn start_thread(registry: Registry, options: &ManagerOptions) -> Resu
 /// ```
 #[allow(clippy::needless_doctest_main)] // the point is where the call goes
 pub fn bootstrap() {
-    if std::env::args_os().nth(1).as_deref() != Some(std::ffi::OsStr::new(MARKER)) {
+    if lifeline::started_as(crate::process::PROCESS_MARKER) {
+        crate::process::run_child();
+    }
+    if !lifeline::started_as(SERVER_MARKER) {
         return;
     }
-    // Only this process is a server; programs it starts are not.
-    std::env::remove_var(CHILD_ENV);
     let code = match serve_child() {
         Ok(()) => 0,
         Err(e) => {
@@ -302,45 +270,27 @@ pub fn bootstrap() {
     std::process::exit(code);
 }
 
-fn take_lifeline() -> Result<UnixStream> {
-    // SAFETY: fd 0 is the socket `start_process` gave us as stdin. Keep it
-    // on a close-on-exec descriptor and give fd 0 /dev/null, so processes
-    // started by served objects do not inherit the lifeline.
-    unsafe {
-        let fd = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
-        if fd < 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let null = std::fs::File::open("/dev/null")?;
-        libc::dup2(null.as_raw_fd(), 0);
-        Ok(UnixStream::from_raw_fd(fd))
-    }
+/// The registry, and the initializer with its encoded arguments.
+type Functions<'a> = (RegistryFn, Option<(ProcessEntry, &'a [u8])>);
+
+/// The settings' functions, resolved in this image.
+fn functions(settings: &Settings) -> Result<Functions<'_>> {
+    let same = SameImage::check(&settings.image)?;
+    let registry = settings.registry.resolve(&same)?;
+    let initializer = match &settings.initializer {
+        Some((entry, args)) => Some((entry.resolve(&same)?, args.as_slice())),
+        None => None,
+    };
+    Ok((registry, initializer))
 }
 
 fn serve_child() -> Result<()> {
-    let mut lifeline = take_lifeline()?;
-    let settings: Settings = read_message(&mut lifeline)?;
+    let lifeline = Lifeline::take_stdin()?;
+    let (settings, _): (Settings, _) = lifeline.recv()?;
     crate::auth::inherit_process_authkey(settings.process_authkey.clone());
-    let base = base();
-    if settings.check != check_offset() {
-        let message = "the server process is not the same executable as its parent".to_string();
-        write_message(&mut lifeline, &Err::<Address, _>(message.clone()))?;
-        return Err(Error::Spawn(message));
-    }
-    // SAFETY: both offsets were taken from functions of this very executable
-    // image (same file, verified by the check offset just above), relative
-    // to the same anchor, so adding them back to our anchor yields the same
-    // functions with the same signatures.
-    let registry: fn() -> Registry = unsafe {
-        std::mem::transmute::<usize, fn() -> Registry>((base + settings.registry) as usize)
-    };
-    let initializer: Option<fn()> = settings
-        .initializer
-        .map(|o| unsafe { std::mem::transmute::<usize, fn()>((base + o) as usize) });
-
     let options = ManagerOptions {
-        address: settings.address,
-        authkey: settings.authkey,
+        address: settings.address.clone(),
+        authkey: settings.authkey.clone(),
         max_frame: settings.max_frame,
         handshake_timeout: settings.handshake_timeout,
         max_connections: settings.max_connections,
@@ -351,28 +301,32 @@ fn serve_child() -> Result<()> {
         Some((cert, key)) => options.tls_server(crate::tls::TlsServer::from_pem(cert, key)?),
         None => options,
     };
-    let prepared = std::panic::catch_unwind(move || {
-        if let Some(init) = initializer {
-            init();
-        }
-        registry()
-    })
-    .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))
-    .and_then(|registry| bind(registry, &options));
-    let server = match prepared {
+    let prepared = functions(&settings).and_then(|(registry, initializer)| {
+        std::panic::catch_unwind(move || {
+            if let Some((entry, args)) = initializer {
+                if entry(args)?() != 0 {
+                    return Err(Error::Spawn("the initializer failed".into()));
+                }
+            }
+            Ok(registry())
+        })
+        .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))?
+    });
+    let server = match prepared.and_then(|registry| bind(registry, &options)) {
         Ok(server) => server,
         Err(e) => {
-            write_message(&mut lifeline, &Err::<Address, _>(e.to_string()))?;
+            lifeline.send(&Err::<Address, _>(e.to_string()), &[])?;
             return Err(e);
         }
     };
-    write_message(&mut lifeline, &Ok::<_, String>(server.address().clone()))?;
+    lifeline.send(&Ok::<_, String>(server.address().clone()), &[])?;
     let stopper = server.stopper();
     std::thread::Builder::new()
         .name("manager-lifeline".into())
         .spawn(move || {
             let mut byte = [0u8; 64];
-            while let Ok(n) = lifeline.read(&mut byte) {
+            let mut stream = lifeline.stream();
+            while let Ok(n) = stream.read(&mut byte) {
                 if n == 0 {
                     break;
                 }

@@ -29,11 +29,13 @@ const LAYERS: &[(&str, u32)] = &[
     ("server", 10),
     ("client", 10),
     ("proxy", 11),
+    // Processes: children of this program.
+    ("process", 12),
     // Lifecycle.
-    ("spawn", 12),
-    ("manager", 13),
+    ("spawn", 13),
+    ("manager", 14),
     // Built on the public surface.
-    ("sync", 14),
+    ("sync", 15),
 ];
 
 /// Modules whose code may name only what the crate root exports (and the

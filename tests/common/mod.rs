@@ -6,9 +6,11 @@
 //!   connections, proxies rebuilt from tokens, object and thread counts.
 //! - [`worker`]: child worker processes (also included on its own, with
 //!   `#[path]`, by tests that need nothing else from here).
+//! - [`harness`]: the runner of test binaries with their own `main`.
 #![allow(dead_code)]
 
 pub mod check;
+pub mod harness;
 pub mod sync;
 // Some tests also include worker.rs on its own (`#[path]`) beside `mod
 // common;`: one declaration allowed is enough for clippy.
@@ -25,6 +27,16 @@ pub static INITIALIZED: AtomicUsize = AtomicUsize::new(0);
 /// An initializer for `start_with_initializer`.
 pub fn initializer() {
     INITIALIZED.fetch_add(1, Ordering::SeqCst);
+}
+
+/// An initializer with arguments (Python's `initargs`): adds `n`, or fails
+/// when `n` is 0.
+pub fn initializer_adding(n: usize, why: String) -> Result<(), String> {
+    if n == 0 {
+        return Err(why);
+    }
+    INITIALIZED.fetch_add(n, Ordering::SeqCst);
+    Ok(())
 }
 use serde::{Deserialize, Serialize};
 

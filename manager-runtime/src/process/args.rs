@@ -1,0 +1,136 @@
+//! A child process's arguments: serde bytes, and what travels beside them.
+//!
+//! Arguments are one serde value, encoded when the process starts. Two
+//! kinds of things in them need more than bytes:
+//!
+//! - Proxies travel as their tokens. The parent keeps a clone of each (and
+//!   so its object alive) until the child has taken references of its own
+//!   through sessions it opens on those servers, authenticated with the
+//!   key of the parent's session (sent over the private lifeline, as Python
+//!   pickles a proxy's authkey for a child it spawns).
+//! - Connections, queues and shared memory are file descriptors: each is
+//!   written as an index into a side table the lifeline sends with the
+//!   bytes (SCM_RIGHTS), and the child takes it back out of the table.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::rc::Rc;
+
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::client::Client;
+use crate::error::Result;
+use crate::options::ManagerOptions;
+use crate::proxy::ProxyBase;
+
+thread_local! {
+    /// Descriptors of the arguments being encoded on this thread.
+    static OUTGOING: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
+    /// Descriptors that came with the arguments being decoded.
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// Encoded arguments and what must go (or stay alive) with them.
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    /// Borrowed from the arguments, which outlive the sending.
+    pub(crate) fds: Vec<RawFd>,
+    /// Clones of the proxies among the arguments.
+    pub(crate) proxies: Vec<ProxyBase>,
+}
+
+impl Encoded {
+    /// The key of each server the proxies among the arguments live on.
+    pub(crate) fn sessions(&self) -> Vec<(Address, Vec<u8>)> {
+        let mut keys: Vec<(Address, Vec<u8>)> = Vec::new();
+        for proxy in &self.proxies {
+            let address = proxy.client().address();
+            if !keys.iter().any(|(a, _)| a == address) {
+                keys.push((address.clone(), proxy.client().authkey().to_vec()));
+            }
+        }
+        keys
+    }
+
+    /// The descriptors, borrowed for sending.
+    ///
+    /// The caller keeps the arguments they were taken from alive meanwhile.
+    pub(crate) fn borrowed_fds(&self) -> Vec<BorrowedFd<'_>> {
+        // SAFETY: each descriptor belongs to an object among the arguments,
+        // which the caller keeps alive (and open) while the result is used.
+        self.fds
+            .iter()
+            .map(|&fd| unsafe { BorrowedFd::borrow_raw(fd) })
+            .collect()
+    }
+}
+
+/// Encode `args`, collecting the descriptors and proxies in them.
+pub(crate) fn encode<A: Serialize + ?Sized>(args: &A) -> Result<Encoded> {
+    struct Restore(Option<Vec<RawFd>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OUTGOING.with(|o| *o.borrow_mut() = self.0.take());
+        }
+    }
+    let restore = Restore(OUTGOING.with(|o| o.borrow_mut().replace(Vec::new())));
+    let (bytes, proxies) = crate::proxy::sending_proxies(|| crate::wire::encode(args));
+    let fds = OUTGOING.with(|o| o.borrow_mut().take()).unwrap_or_default();
+    drop(restore);
+    Ok(Encoded {
+        bytes: bytes?,
+        fds,
+        proxies,
+    })
+}
+
+/// The sessions a child opens for the proxies among its arguments.
+pub(crate) struct ChildSessions {
+    keys: HashMap<Address, Vec<u8>>,
+    open: RefCell<HashMap<Address, Client>>,
+}
+
+impl ChildSessions {
+    pub(crate) fn new(keys: Vec<(Address, Vec<u8>)>) -> Rc<ChildSessions> {
+        Rc::new(ChildSessions {
+            keys: keys.into_iter().collect(),
+            open: RefCell::new(HashMap::new()),
+        })
+    }
+
+    fn session(&self, address: &Address) -> Result<Client> {
+        if let Some(client) = self.open.borrow().get(address) {
+            return Ok(client.clone());
+        }
+        let key = self
+            .keys
+            .get(address)
+            .map_or_else(|| crate::auth::process_authkey().to_vec(), Clone::clone);
+        let client = Client::connect(address.clone(), &ManagerOptions::default().authkey(key))?;
+        self.open
+            .borrow_mut()
+            .insert(address.clone(), client.clone());
+        Ok(client)
+    }
+}
+
+/// Run `decode` with `fds` as the descriptor table and `sessions` for the
+/// proxies. Descriptors nobody took are closed afterwards.
+pub(crate) fn decoding<R>(
+    fds: Vec<OwnedFd>,
+    sessions: &Rc<ChildSessions>,
+    decode: impl FnOnce() -> R,
+) -> R {
+    struct Restore(Option<Vec<Option<OwnedFd>>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            INCOMING.with(|i| *i.borrow_mut() = self.0.take());
+        }
+    }
+    let table = fds.into_iter().map(Some).collect();
+    let _restore = Restore(INCOMING.with(|i| i.borrow_mut().replace(table)));
+    let sessions = Rc::clone(sessions);
+    crate::proxy::receiving_proxies(Rc::new(move |a: &Address| sessions.session(a)), decode)
+}

@@ -1,0 +1,306 @@
+//! The lifeline: the socket a child process has for standard input.
+//!
+//! Every child this crate starts (a manager's server, a [`Process`], a pool
+//! worker) is this program re-executed with a marker argument that
+//! [`bootstrap`](crate::bootstrap) recognises. Its standard input is one
+//! end of a Unix socket pair whose other end the parent keeps. Over it go
+//! length-prefixed frames, with file descriptors alongside (SCM_RIGHTS:
+//! pipe ends, shared memory), in both directions; end of file means the
+//! parent is gone. Nothing secret goes through argv or the environment.
+//!
+//! [`Process`]: super::Process
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Child, Command, Stdio};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// Set in a started child's environment, so a binary that forgot
+/// `bootstrap()` is caught instead of starting children recursively.
+pub(crate) const CHILD_ENV: &str = "MANAGERS_CHILD_PROCESS";
+
+/// File descriptors sent with one `sendmsg` (the kernel takes at most 253).
+const FDS_PER_MESSAGE: usize = 250;
+
+/// Largest frame a lifeline accepts from the other side.
+pub(crate) const MAX_LIFELINE_FRAME: u32 = 1 << 30;
+
+/// Re-execute this program with `marker` as its first argument and a
+/// lifeline for standard input; returns the child and our end.
+pub(crate) fn reexec(marker: &str) -> Result<(Child, Lifeline)> {
+    if std::env::var_os(CHILD_ENV).is_some() {
+        return Err(Error::Spawn(
+            "this process was started by managers but never called \
+             managers::bootstrap(): make it the first line of main"
+                .into(),
+        ));
+    }
+    let exe = if cfg!(target_os = "linux") {
+        std::path::PathBuf::from("/proc/self/exe")
+    } else {
+        std::env::current_exe()?
+    };
+    let (ours, theirs) = UnixStream::pair()?;
+    let mut command = Command::new(exe);
+    if let Some(name) = std::env::args_os().next() {
+        std::os::unix::process::CommandExt::arg0(&mut command, name);
+    }
+    let child = command
+        .arg(marker)
+        .env(CHILD_ENV, "1")
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .spawn()
+        .map_err(|e| Error::Spawn(format!("cannot re-execute this program: {e}")))?;
+    // `command` held our copy of the child's end: it is closed now, so a
+    // child that dies early is seen at once as end of file.
+    Ok((child, Lifeline(ours)))
+}
+
+/// Whether this process was started with `marker` (its first argument).
+pub(crate) fn started_as(marker: &str) -> bool {
+    std::env::args_os().nth(1).as_deref() == Some(std::ffi::OsStr::new(marker))
+}
+
+/// One end of a lifeline.
+#[derive(Debug)]
+pub(crate) struct Lifeline(UnixStream);
+
+impl Lifeline {
+    /// The child's end: standard input, moved to a close-on-exec
+    /// descriptor, with `/dev/null` put on descriptor 0 so that programs
+    /// this child starts do not inherit it.
+    pub(crate) fn take_stdin() -> Result<Lifeline> {
+        // Only this process is a child of managers; processes it starts
+        // are not, unless they are started through managers too.
+        std::env::remove_var(CHILD_ENV);
+        // SAFETY: fd 0 is the socket our parent gave us as stdin; we own it
+        // from here on (nothing else in this process uses stdin).
+        unsafe {
+            let fd = libc::fcntl(0, libc::F_DUPFD_CLOEXEC, 3);
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error().into());
+            }
+            let null = std::fs::File::open("/dev/null")?;
+            libc::dup2(null.as_raw_fd(), 0);
+            Ok(Lifeline(UnixStream::from_raw_fd(fd)))
+        }
+    }
+
+    /// The socket itself.
+    pub(crate) fn stream(&self) -> &UnixStream {
+        &self.0
+    }
+
+    /// Send `value` as one frame, with `fds` alongside.
+    pub(crate) fn send<T: Serialize + ?Sized>(
+        &self,
+        value: &T,
+        fds: &[BorrowedFd<'_>],
+    ) -> Result<()> {
+        let body = crate::wire::encode(value)?;
+        self.send_bytes(&body, fds)
+    }
+
+    /// Send `body` as one frame, with `fds` alongside.
+    pub(crate) fn send_bytes(&self, body: &[u8], fds: &[BorrowedFd<'_>]) -> Result<()> {
+        let len = u32::try_from(body.len())
+            .ok()
+            .filter(|&n| n <= MAX_LIFELINE_FRAME)
+            .ok_or(Error::FrameTooLarge {
+                size: body.len() as u64,
+                max: MAX_LIFELINE_FRAME,
+            })?;
+        let mut stream = &self.0;
+        let mut header = [0u8; 8];
+        header[..4].copy_from_slice(&len.to_le_bytes());
+        header[4..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+        stream.write_all(&header)?;
+        for chunk in fds.chunks(FDS_PER_MESSAGE) {
+            let raw: Vec<RawFd> = chunk.iter().map(|fd| fd.as_raw_fd()).collect();
+            send_fds(&self.0, &raw)?;
+        }
+        stream.write_all(body)?;
+        Ok(())
+    }
+
+    /// Receive one frame: its body and the descriptors sent with it.
+    /// `Ok(None)` is end of file before a frame began.
+    pub(crate) fn recv_bytes(&self) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
+        let mut stream = &self.0;
+        let mut header = [0u8; 8];
+        let mut got = 0;
+        while got < header.len() {
+            match stream.read(&mut header[got..]) {
+                Ok(0) if got == 0 => return Ok(None),
+                Ok(0) => return Err(Error::Eof),
+                Ok(n) => got += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let len = u32::from_le_bytes(header[..4].try_into().unwrap());
+        let count = u32::from_le_bytes(header[4..].try_into().unwrap()) as usize;
+        if len > MAX_LIFELINE_FRAME {
+            return Err(Error::FrameTooLarge {
+                size: len as u64,
+                max: MAX_LIFELINE_FRAME,
+            });
+        }
+        let mut fds = Vec::with_capacity(count.min(4096));
+        while fds.len() < count {
+            let wanted = (count - fds.len()).min(FDS_PER_MESSAGE);
+            recv_fds(&self.0, wanted, &mut fds)?;
+        }
+        let mut body = vec![0; len as usize];
+        stream.read_exact(&mut body).map_err(eof)?;
+        Ok(Some((body, fds)))
+    }
+
+    /// Receive one frame and decode it; end of file is [`Error::Eof`].
+    pub(crate) fn recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>)> {
+        let (body, fds) = self.recv_bytes()?.ok_or(Error::Eof)?;
+        Ok((crate::wire::decode(&body)?, fds))
+    }
+}
+
+impl AsFd for Lifeline {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+fn eof(e: std::io::Error) -> Error {
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        Error::Eof
+    } else {
+        e.into()
+    }
+}
+
+/// The space a control message of `count` descriptors needs.
+fn cmsg_space(count: usize) -> usize {
+    // SAFETY: CMSG_SPACE only computes a size.
+    unsafe { libc::CMSG_SPACE((count * std::mem::size_of::<RawFd>()) as u32) as usize }
+}
+
+/// Send one marker byte with `fds` attached.
+fn send_fds(socket: &UnixStream, fds: &[RawFd]) -> Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    // u64 elements keep the control buffer aligned for `cmsghdr`.
+    let mut control = vec![0u64; cmsg_space(fds.len()).div_ceil(8)];
+    // SAFETY: msghdr points at the iovec and control buffer above, which
+    // outlive the call; CMSG_FIRSTHDR/CMSG_DATA stay inside the control
+    // buffer, sized by CMSG_SPACE for exactly `fds.len()` descriptors.
+    unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        message.msg_controllen = cmsg_space(fds.len()) as _;
+        let header = libc::CMSG_FIRSTHDR(&message);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
+        std::ptr::copy_nonoverlapping(
+            fds.as_ptr(),
+            libc::CMSG_DATA(header) as *mut RawFd,
+            fds.len(),
+        );
+        loop {
+            if libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) == 1 {
+                return Ok(());
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        }
+    }
+}
+
+/// Receive one marker byte and the (at most `wanted`) descriptors attached
+/// to it, close-on-exec, into `out`.
+fn recv_fds(socket: &UnixStream, wanted: usize, out: &mut Vec<OwnedFd>) -> Result<()> {
+    let mut byte = [0u8; 1];
+    let mut iov = libc::iovec {
+        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+        iov_len: 1,
+    };
+    let mut control = vec![0u64; cmsg_space(wanted).div_ceil(8)];
+    // SAFETY: as in `send_fds`; the descriptors the kernel installed are
+    // ours to own, each taken exactly once.
+    unsafe {
+        let mut message: libc::msghdr = std::mem::zeroed();
+        message.msg_iov = &mut iov;
+        message.msg_iovlen = 1;
+        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
+        message.msg_controllen = cmsg_space(wanted) as _;
+        let n = loop {
+            let n = libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC);
+            if n >= 0 {
+                break n;
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                return Err(e.into());
+            }
+        };
+        if n == 0 {
+            return Err(Error::Eof);
+        }
+        let before = out.len();
+        let mut header = libc::CMSG_FIRSTHDR(&message);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header) as *const RawFd;
+                let bytes = (*header).cmsg_len as usize - (data as usize - header as usize);
+                for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                    out.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&message, header);
+        }
+        if message.msg_flags & libc::MSG_CTRUNC != 0 || out.len() == before {
+            return Err(Error::Protocol(
+                "file descriptors announced on the lifeline did not arrive".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_carry_descriptors_both_ways() {
+        let (a, b) = UnixStream::pair().unwrap();
+        let (a, b) = (Lifeline(a), Lifeline(b));
+        let files: Vec<std::fs::File> = (0..300)
+            .map(|_| std::fs::File::open("/dev/null").unwrap())
+            .collect();
+        let fds: Vec<BorrowedFd> = files.iter().map(|f| f.as_fd()).collect();
+        a.send(&("hello", 7u32), &fds).unwrap();
+        let ((text, n), got): ((String, u32), _) = b.recv().unwrap();
+        assert_eq!((text.as_str(), n, got.len()), ("hello", 7, 300));
+        b.send(&42u8, &[]).unwrap();
+        let (n, fds) = a.recv::<u8>().unwrap();
+        assert_eq!((n, fds.len()), (42, 0));
+        drop(b);
+        assert!(
+            matches!(a.recv_bytes(), Ok(None)),
+            "end of file between frames"
+        );
+        assert!(matches!(a.recv::<u8>(), Err(Error::Eof)));
+    }
+}

@@ -1,0 +1,42 @@
+//! The runner of test binaries with their own `main` (`harness = false`):
+//! those that start child processes of this very binary, whose first line
+//! of `main` must be `managers::bootstrap()`, as in any user program.
+//!
+//! It follows libtest's conventions: positional arguments select tests by
+//! name, `--skip NAME` leaves them out, other flags are ignored. Each test
+//! runs in turn, a panic fails it, and the process exits non-zero if any
+//! failed.
+
+/// Run `tests` (name, function) as selected by the command line.
+pub fn run(tests: &[(&str, fn())]) {
+    let (mut wanted, mut skipped) = (Vec::new(), Vec::new());
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--skip" {
+            skipped.extend(args.next());
+        } else if !arg.starts_with('-') {
+            wanted.push(arg);
+        }
+    }
+    let (mut passed, mut failed) = (0, 0);
+    for (name, test) in tests {
+        let selected = wanted.is_empty() || wanted.iter().any(|w| name.contains(w.as_str()));
+        if !selected || skipped.iter().any(|s| name.contains(s.as_str())) {
+            continue;
+        }
+        match std::panic::catch_unwind(test) {
+            Ok(()) => {
+                println!("test {name} ... ok");
+                passed += 1;
+            }
+            Err(_) => {
+                println!("test {name} ... FAILED");
+                failed += 1;
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        std::process::exit(1);
+    }
+}
