@@ -239,26 +239,11 @@ fn killed_parent_leaves_no_server_behind() {
 }
 
 fn forgot_mode() {
-    let manager = TestManager::new();
-    match manager.start() {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(4);
-        }
-    }
+    common::harness::forgot_mode(|| TestManager::new().start());
 }
 
 fn forgotten_bootstrap_is_reported() {
-    let begun = Instant::now();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(MODE, "forgot")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("bootstrap()"), "{stderr}");
-    assert!(begun.elapsed() < Duration::from_secs(20));
+    common::harness::assert_forgotten_bootstrap_reported(MODE);
 }
 
 // Remote manager: "A wrong authkey is refused with an authentication error

@@ -405,26 +405,11 @@ fn a_killed_parent_leaves_no_child_unless_detached() {
 }
 
 fn forgot_mode() {
-    let p = Process::new(noop, ());
-    match p.start() {
-        Ok(()) => std::process::exit(0),
-        Err(e) => {
-            eprintln!("{e}");
-            std::process::exit(4);
-        }
-    }
+    common::harness::forgot_mode(|| Process::new(noop, ()).start());
 }
 
 // Issue 8 (as for managers): "a forgotten bootstrap() is detected and
 // reported, never a fork bomb".
 fn a_forgotten_bootstrap_is_reported() {
-    let begun = Instant::now();
-    let output = Command::new(std::env::current_exe().unwrap())
-        .env(MODE, "forgot")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(output.status.code(), Some(4), "{stderr}");
-    assert!(stderr.contains("bootstrap()"), "{stderr}");
-    assert!(begun.elapsed() < Duration::from_secs(20));
+    common::harness::assert_forgotten_bootstrap_reported(MODE);
 }

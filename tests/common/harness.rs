@@ -40,3 +40,30 @@ pub fn run(tests: &[(&str, fn())]) {
         std::process::exit(1);
     }
 }
+
+/// The `forgot` mode of such a binary: `start` something (a manager, a
+/// process) without `bootstrap()` having run; exit 4 with the error on
+/// stderr, 0 if it (wrongly) started.
+pub fn forgot_mode(start: impl FnOnce() -> managers::Result<()>) {
+    match start() {
+        Ok(()) => std::process::exit(0),
+        Err(e) => {
+            eprintln!("{e}");
+            std::process::exit(4);
+        }
+    }
+}
+
+/// Run this binary with `variable=forgot` (see [`forgot_mode`]) and assert
+/// the missing `bootstrap()` is reported, promptly.
+pub fn assert_forgotten_bootstrap_reported(variable: &str) {
+    let begun = std::time::Instant::now();
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .env(variable, "forgot")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(4), "{stderr}");
+    assert!(stderr.contains("bootstrap()"), "{stderr}");
+    assert!(begun.elapsed() < std::time::Duration::from_secs(20));
+}

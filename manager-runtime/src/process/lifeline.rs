@@ -270,8 +270,9 @@ fn recv_fds(socket: &UnixStream, wanted: usize, out: &mut Vec<OwnedFd>) -> Resul
             header = libc::CMSG_NXTHDR(&message, header);
         }
         if message.msg_flags & libc::MSG_CTRUNC != 0 || out.len() == before {
-            return Err(Error::Protocol(
-                "file descriptors announced on the lifeline did not arrive".into(),
+            return Err(Error::protocol(
+                "file descriptors announced on the lifeline did not arrive",
+                None,
             ));
         }
     }
