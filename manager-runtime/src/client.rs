@@ -310,7 +310,11 @@ impl RemoteRefs for OtherServers {
     fn retain(&self, token: &Token) -> std::result::Result<(), String> {
         Client::for_address(&token.address, &self.authkey)
             .and_then(|other| other.incref(token))
-            .map_err(|e| e.to_string())
+            .map_err(|e| crate::error::chain(&e))
+    }
+
+    fn authkey(&self) -> &[u8] {
+        &self.authkey
     }
 
     fn release(&self, token: &Token) {

@@ -191,6 +191,19 @@ pub enum ProcessError {
     Closed,
 }
 
+/// `error` and its causes as one line, `a: b: c`, for messages that travel
+/// as text (a [`RemoteError`]'s reason).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 impl Error {
     /// The server went away (`reason`), seen through `source`.
     pub(crate) fn gone(reason: impl Into<String>, source: Option<std::io::Error>) -> Self {

@@ -117,6 +117,10 @@ pub(crate) trait RemoteRefs: Send + Sync + 'static {
     fn retain(&self, token: &Token) -> Result<(), String>;
     /// Give back a reference taken with `retain`.
     fn release(&self, token: &Token);
+    /// The key this process's sessions on servers authenticate with (the
+    /// serving manager's), for proxies that served objects receive as
+    /// arguments and keep.
+    fn authkey(&self) -> &[u8];
 }
 
 /// Where a call runs: the server and the calling client's session. Cheap to
@@ -156,6 +160,12 @@ impl CallContext {
             // outlives this read on this thread.
             (!cx.is_null()).then(|| unsafe { (*cx).clone() })
         })
+    }
+
+    /// The key a served object's own sessions authenticate with: a proxy it
+    /// receives as an argument calls through one.
+    pub(crate) fn authkey(&self) -> &[u8] {
+        self.server.remote().authkey()
     }
 
     /// The id of the object whose method is running (`None` in a
@@ -264,7 +274,7 @@ fn encoding_for<R>(cx: &CallContext, encode: impl FnOnce() -> R) -> R {
 pub fn decode_args<A: DeserializeOwned>(method: &str, args: &[u8]) -> Result<A, RemoteError> {
     crate::wire::decode(args).map_err(|e| RemoteError::BadArguments {
         method: method.to_string(),
-        reason: e.to_string(),
+        reason: crate::error::chain(&e),
     })
 }
 
@@ -275,7 +285,7 @@ pub trait Reply {
 }
 
 fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError> {
-    crate::wire::encode(value).map_err(|e| RemoteError::Encode(e.to_string()))
+    crate::wire::encode(value).map_err(|e| RemoteError::Encode(crate::error::chain(&e)))
 }
 
 /// A plain serializable result (including `Result<T, E>`, sent whole).

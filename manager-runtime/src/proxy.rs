@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::Client;
 use crate::error::Result;
+use crate::object::CallContext;
 use crate::token::Token;
 use crate::wire;
 
@@ -83,11 +84,17 @@ impl<'de> Deserialize<'de> for ProxyBase {
     ) -> std::result::Result<Self, D::Error> {
         let token = crate::value::token_serde::deserialize(deserializer)?;
         let Some(client) = DECODING_FOR.with(|c| c.borrow().clone()) else {
+            // An argument of a call this process serves: the receiving
+            // object's own reference.
+            if let Some(call) = CallContext::current() {
+                return adopt_argument(&call, token).map_err(serde::de::Error::custom);
+            }
             // A child process's argument: its own reference, through its
             // session on the token's server.
             let sessions = RECEIVING.with(|r| r.borrow().clone()).ok_or_else(|| {
                 serde::de::Error::custom(
-                    "a proxy can only be decoded from a manager's reply or a process's arguments",
+                    "a proxy can only be decoded from a manager's reply, a call's arguments \
+                     or a process's arguments",
                 )
             })?;
             return sessions(&token.address)
@@ -102,6 +109,34 @@ impl<'de> Deserialize<'de> for ProxyBase {
         Client::for_address(&token.address, client.authkey())
             .and_then(|other| ProxyBase::from_token(&other, token))
             .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A proxy that arrives as an argument of a call this process serves: the
+/// object receiving it may keep it, so it takes a reference of its own,
+/// through this process's session on the token's server (this server, or
+/// another), while the caller's proxy still holds the object. It is
+/// released when the object drops the proxy.
+fn adopt_argument(call: &CallContext, token: Token) -> Result<ProxyBase> {
+    off_the_runtime(|| {
+        let session = Client::for_address(&token.address, call.authkey())?;
+        ProxyBase::from_token(&session, token)
+    })
+}
+
+/// Run a blocking round trip. On a worker of a multi-threaded tokio runtime
+/// (a served object calling through a proxy it holds, maybe to its own
+/// server), the worker's other tasks move to another thread first, so the
+/// call cannot starve the very tasks that must answer it. Elsewhere (plain
+/// threads, the usual client) it just runs.
+fn off_the_runtime<R>(call: impl FnOnce() -> R) -> R {
+    let on_worker = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
+    if on_worker {
+        tokio::task::block_in_place(call)
+    } else {
+        call()
     }
 }
 
@@ -200,10 +235,12 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<R> {
-        self.client
-            .call(self.token.id, method, fingerprint, args, |bytes| {
-                crate::wire::decode(bytes)
-            })
+        off_the_runtime(|| {
+            self.client
+                .call(self.token.id, method, fingerprint, args, |bytes| {
+                    decoding_for(&self.client, || crate::wire::decode(bytes))
+                })
+        })
     }
 
     /// Call a method (blocking) whose result holds shared objects.
@@ -213,11 +250,13 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<W::Output> {
-        self.client
-            .call(self.token.id, method, fingerprint, args, |bytes| {
-                let wire: W::Wire = crate::wire::decode(bytes)?;
-                Ok(W::adopt(wire, &self.client))
-            })
+        off_the_runtime(|| {
+            self.client
+                .call(self.token.id, method, fingerprint, args, |bytes| {
+                    let wire: W::Wire = crate::wire::decode(bytes)?;
+                    Ok(W::adopt(wire, &self.client))
+                })
+        })
     }
 
     /// Call a method (async) and decode a plain result.
