@@ -146,6 +146,30 @@ macro_rules! typed_proxy {
 
 pub(crate) use typed_proxy;
 
+/// `to_async()` on a blocking typed proxy and `to_blocking()` on its async
+/// form (each another reference to the same object), for two typed proxies
+/// whose `raw` fields are the two raw proxies of one type:
+/// `flavours!(QueueProxy<T>, QueueAsyncProxy)`.
+macro_rules! flavours {
+    ($blocking:ident $(<$($t:ident),+>)?, $asynchronous:ident) => {
+        impl$(<$($t),+>)? $blocking$(<$($t),+>)? {
+            /// The async proxy of the same object (another reference).
+            pub fn to_async(&self) -> $asynchronous$(<$($t),+>)? {
+                self.raw.to_async().into()
+            }
+        }
+
+        impl$(<$($t),+>)? $asynchronous$(<$($t),+>)? {
+            /// The blocking proxy of the same object (another reference).
+            pub fn to_blocking(&self) -> $blocking$(<$($t),+>)? {
+                self.raw.to_blocking().into()
+            }
+        }
+    };
+}
+
+pub(crate) use flavours;
+
 /// One list of methods, both flavours: emits the methods on the blocking
 /// typed proxy and, as `async fn`s, on the async one, from the same bodies.
 ///

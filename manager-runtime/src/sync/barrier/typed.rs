@@ -4,7 +4,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use super::server::{BarrierAsyncProxy as RawBarrierAsyncProxy, BarrierProxy as RawBarrierProxy};
-use crate::sync::typed::{dual_proxy, flatten, typed_proxy};
+use crate::sync::typed::{dual_proxy, flatten, flavours, typed_proxy};
 use crate::Result;
 
 /// A proxy of a shared [`Barrier`](super::server::Barrier) (Python's
@@ -30,11 +30,6 @@ pub struct BarrierProxy {
 typed_proxy!(BarrierProxy, RawBarrierProxy);
 
 impl BarrierProxy {
-    /// The async proxy of the same barrier (another reference).
-    pub fn to_async(&self) -> BarrierAsyncProxy {
-        self.raw.to_async().into()
-    }
-
     /// Like [`wait`](Self::wait), with Python's barrier `action`: once
     /// every party has arrived, exactly one of the parties that passed an
     /// action runs it (this one if it arrived last) before any party is
@@ -71,12 +66,9 @@ pub struct BarrierAsyncProxy {
 
 typed_proxy!(BarrierAsyncProxy, RawBarrierAsyncProxy);
 
-impl BarrierAsyncProxy {
-    /// The blocking proxy of the same barrier (another reference).
-    pub fn to_blocking(&self) -> BarrierProxy {
-        self.raw.to_blocking().into()
-    }
+flavours!(BarrierProxy, BarrierAsyncProxy);
 
+impl BarrierAsyncProxy {
     /// Pass the barrier offering an action, awaited if this party is
     /// chosen to run it; see [`BarrierProxy::wait_with_action`]. If the
     /// action panics or is dropped unfinished, the barrier breaks.

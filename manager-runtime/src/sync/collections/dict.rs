@@ -231,7 +231,7 @@ pub mod typed {
     use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
     use super::server::{DictAsyncProxy as RawDictAsyncProxy, DictProxy as RawDictProxy};
-    use crate::sync::typed::{decode, dual_proxy, flatten, typed_proxy};
+    use crate::sync::typed::{decode, dual_proxy, flatten, flavours, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -301,12 +301,9 @@ pub mod typed {
         decode(base, Value::List(entries))
     }
 
-    impl<K, V> DictProxy<K, V> {
-        /// The async proxy of the same dict (another reference).
-        pub fn to_async(&self) -> DictAsyncProxy<K, V> {
-            self.raw.to_async().into()
-        }
+    flavours!(DictProxy<K, V>, DictAsyncProxy);
 
+    impl<K, V> DictProxy<K, V> {
         /// `iter(d)`: an iterator over the keys in the server. It fails with
         /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) if
         /// the dict changes size meanwhile.
@@ -316,11 +313,6 @@ pub mod typed {
     }
 
     impl<K, V> DictAsyncProxy<K, V> {
-        /// The blocking proxy of the same dict (another reference).
-        pub fn to_blocking(&self) -> DictProxy<K, V> {
-            self.raw.to_blocking().into()
-        }
-
         /// `iter(d)`: a [`Stream`](futures_core::Stream) of the keys, read
         /// in the server; see [`DictProxy::iter`].
         pub async fn iter(&self) -> Result<IterAsyncProxy<K>> {

@@ -116,7 +116,7 @@ pub mod typed {
     use serde::de::DeserializeOwned;
 
     use super::server::{RemoteIterAsyncProxy, RemoteIterProxy};
-    use crate::sync::typed::{decode, flatten, typed_proxy};
+    use crate::sync::typed::{decode, flatten, flavours, typed_proxy};
     use crate::Proxy;
     use crate::Result;
 
@@ -144,13 +144,6 @@ pub mod typed {
         flatten(next)
             .and_then(|value| value.map(|v| decode(raw.base(), v)).transpose())
             .transpose()
-    }
-
-    impl<T> IterProxy<T> {
-        /// The async form of the same iterator (another reference).
-        pub fn to_async(&self) -> IterAsyncProxy<T> {
-            self.raw.to_async().into()
-        }
     }
 
     impl<T: DeserializeOwned> Iterator for IterProxy<T> {
@@ -201,12 +194,7 @@ pub mod typed {
 
     typed_proxy!(IterAsyncProxy<T>, RemoteIterAsyncProxy, failed: false, pending: None);
 
-    impl<T> IterAsyncProxy<T> {
-        /// The blocking form of the same iterator (another reference).
-        pub fn to_blocking(&self) -> IterProxy<T> {
-            self.raw.to_blocking().into()
-        }
-    }
+    flavours!(IterProxy<T>, IterAsyncProxy);
 
     impl<T: DeserializeOwned + Send + 'static> IterAsyncProxy<T> {
         /// The next item, `None` once exhausted (or after an error).

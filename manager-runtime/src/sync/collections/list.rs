@@ -464,7 +464,7 @@ pub mod typed {
     use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
     use super::server::{ListAsyncProxy as RawListAsyncProxy, ListProxy as RawListProxy};
-    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, typed_proxy};
+    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, flavours, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -518,12 +518,9 @@ pub mod typed {
 
     typed_proxy!(ListAsyncProxy<T>, RawListAsyncProxy);
 
-    impl<T> ListProxy<T> {
-        /// The async proxy of the same list (another reference).
-        pub fn to_async(&self) -> ListAsyncProxy<T> {
-            self.raw.to_async().into()
-        }
+    flavours!(ListProxy<T>, ListAsyncProxy);
 
+    impl<T> ListProxy<T> {
         /// `iter(a)`: an iterator in the server over the live list.
         pub fn iter(&self) -> Result<IterProxy<T>> {
             Ok(self.raw.iter()?.into())
@@ -531,11 +528,6 @@ pub mod typed {
     }
 
     impl<T> ListAsyncProxy<T> {
-        /// The blocking proxy of the same list (another reference).
-        pub fn to_blocking(&self) -> ListProxy<T> {
-            self.raw.to_blocking().into()
-        }
-
         /// `iter()` as a [`Stream`](futures_core::Stream); see
         /// [`ListProxy::iter`].
         pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {

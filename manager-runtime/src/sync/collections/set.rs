@@ -323,7 +323,7 @@ pub mod typed {
     use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{send_operand, Elements};
     use super::server::{SetAsyncProxy as RawSetAsyncProxy, SetProxy as RawSetProxy};
-    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, typed_proxy};
+    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, flavours, typed_proxy};
     use crate::sync::SyncManager;
     use crate::value::{to_value, Value};
     use crate::Proxy;
@@ -361,12 +361,9 @@ pub mod typed {
 
     typed_proxy!(SetAsyncProxy<T>, RawSetAsyncProxy);
 
-    impl<T> SetProxy<T> {
-        /// The async proxy of the same set (another reference).
-        pub fn to_async(&self) -> SetAsyncProxy<T> {
-            self.raw.to_async().into()
-        }
+    flavours!(SetProxy<T>, SetAsyncProxy);
 
+    impl<T> SetProxy<T> {
         /// `iter(s)`: an iterator in the server. It fails with
         /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) if
         /// the set changes size meanwhile.
@@ -376,11 +373,6 @@ pub mod typed {
     }
 
     impl<T> SetAsyncProxy<T> {
-        /// The blocking proxy of the same set (another reference).
-        pub fn to_blocking(&self) -> SetProxy<T> {
-            self.raw.to_blocking().into()
-        }
-
         /// `iter()` as a [`Stream`](futures_core::Stream); see
         /// [`SetProxy::iter`].
         pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {

@@ -7,7 +7,7 @@ use crate::sync::lock::server::{LockProxy as RawLockProxy, RLockProxy as RawRLoc
 use crate::sync::lock::typed::{
     acquirer_methods, LockAsyncProxy, LockProxy, RLockAsyncProxy, RLockProxy,
 };
-use crate::sync::typed::{dual_proxy, flatten, typed_proxy};
+use crate::sync::typed::{dual_proxy, flatten, flavours, typed_proxy};
 use crate::Proxy;
 use crate::Result;
 
@@ -40,19 +40,7 @@ typed_proxy!(ConditionProxy, server::ConditionProxy);
 typed_proxy!(ConditionAsyncProxy, server::ConditionAsyncProxy);
 acquirer_methods!(ConditionProxy, ConditionAsyncProxy, owned);
 
-impl ConditionProxy {
-    /// The async proxy of the same condition (another reference).
-    pub fn to_async(&self) -> ConditionAsyncProxy {
-        self.raw.to_async().into()
-    }
-}
-
-impl ConditionAsyncProxy {
-    /// The blocking proxy of the same condition (another reference).
-    pub fn to_blocking(&self) -> ConditionProxy {
-        self.raw.to_blocking().into()
-    }
-}
+flavours!(ConditionProxy, ConditionAsyncProxy);
 
 dual_proxy! {
     impl ConditionProxy, ConditionAsyncProxy {

@@ -257,20 +257,7 @@ macro_rules! lock_proxies {
 
         typed_proxy!($blocking, server::$raw);
         typed_proxy!($asynchronous, server::$raw_async);
-
-        impl $blocking {
-            /// The async proxy of the same object (another reference).
-            pub fn to_async(&self) -> $asynchronous {
-                self.raw.to_async().into()
-            }
-        }
-
-        impl $asynchronous {
-            /// The blocking proxy of the same object (another reference).
-            pub fn to_blocking(&self) -> $blocking {
-                self.raw.to_blocking().into()
-            }
-        }
+        $crate::sync::typed::flavours!($blocking, $asynchronous);
     };
 }
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use super::server;
-use crate::sync::typed::{decode, dual_proxy, flatten, typed_proxy};
+use crate::sync::typed::{decode, dual_proxy, flatten, flavours, typed_proxy};
 use crate::value::to_value;
 use crate::Result;
 use crate::{Proxy, ProxyBase};
@@ -60,19 +60,7 @@ pub struct QueueAsyncProxy<T> {
 
 typed_proxy!(QueueAsyncProxy<T>, server::QueueAsyncProxy);
 
-impl<T> QueueProxy<T> {
-    /// The async proxy of the same queue (another reference).
-    pub fn to_async(&self) -> QueueAsyncProxy<T> {
-        self.raw.to_async().into()
-    }
-}
-
-impl<T> QueueAsyncProxy<T> {
-    /// The blocking proxy of the same queue (another reference).
-    pub fn to_blocking(&self) -> QueueProxy<T> {
-        self.raw.to_blocking().into()
-    }
-}
+flavours!(QueueProxy<T>, QueueAsyncProxy);
 
 dual_proxy! {
     impl<T> QueueProxy, QueueAsyncProxy where [T: Serialize + DeserializeOwned] {
