@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::address::Address;
 use crate::error::RemoteError;
 use crate::token::{self, Token};
+use crate::value::{from_value, to_shaped, to_value, Shaped, Value, ValueError};
 
 /// The lock every served object lives in: `&self` methods take it shared,
 /// `&mut self` methods exclusively, so the runtime serializes mutation.
@@ -70,6 +71,9 @@ pub trait Shared: Sized + Send + Sync + 'static {
 /// Type-erased served object.
 pub(crate) trait Object: Send + Sync + 'static {
     fn methods(&self) -> &'static [MethodInfo];
+    /// The served type's own typeid ([`Shared::TYPEID`]), whatever typeid
+    /// it was registered as.
+    fn type_typeid(&self) -> &'static str;
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -77,6 +81,10 @@ pub(crate) trait Object: Send + Sync + 'static {
 impl<T: Shared> Object for Cell<T> {
     fn methods(&self) -> &'static [MethodInfo] {
         T::METHODS
+    }
+
+    fn type_typeid(&self) -> &'static str {
+        T::TYPEID
     }
 
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
@@ -130,6 +138,10 @@ pub struct CallContext {
     pub(crate) server: Arc<dyn Host>,
     pub(crate) session: u128,
     pub(crate) object: Option<u64>,
+    /// The call's arguments are a postcard-encoded `Value::List` and its
+    /// result goes back as a postcard-encoded [`Shaped`]: a dynamically
+    /// typed client (Python) calls a typed method.
+    pub(crate) dynamic: bool,
 }
 
 thread_local! {
@@ -166,6 +178,16 @@ impl CallContext {
     /// receives as an argument calls through one.
     pub(crate) fn authkey(&self) -> &[u8] {
         self.server.remote().authkey()
+    }
+
+    /// Whether the call running on this thread is a dynamic one (see
+    /// `dynamic`), without cloning its context.
+    fn current_is_dynamic() -> bool {
+        CURRENT.with(|c| {
+            let cx = c.get();
+            // SAFETY: as in `current`.
+            !cx.is_null() && unsafe { (*cx).dynamic }
+        })
     }
 
     /// The id of the object whose method is running (`None` in a
@@ -272,10 +294,22 @@ fn encoding_for<R>(cx: &CallContext, encode: impl FnOnce() -> R) -> R {
 
 /// Decode a method's argument tuple.
 pub fn decode_args<A: DeserializeOwned>(method: &str, args: &[u8]) -> Result<A, RemoteError> {
-    crate::wire::decode(args).map_err(|e| RemoteError::BadArguments {
+    let bad = |reason: String| RemoteError::BadArguments {
         method: method.to_string(),
-        reason: crate::error::chain(&e),
-    })
+        reason,
+    };
+    if CallContext::current_is_dynamic() {
+        // Positional arguments as one list value, converted to the
+        // method's parameter types.
+        let args: Value = crate::wire::decode(args).map_err(|e| bad(crate::error::chain(&e)))?;
+        // No arguments is serde's unit, `()`, not an empty sequence.
+        let args = match args {
+            Value::List(items) if items.is_empty() => Value::None,
+            args => args,
+        };
+        return from_value(args).map_err(|e| bad(crate::error::chain(&e)));
+    }
+    crate::wire::decode(args).map_err(|e| bad(crate::error::chain(&e)))
 }
 
 /// A method's return value on its way to the wire.
@@ -288,11 +322,22 @@ fn encode_plain<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, RemoteError
     crate::wire::encode(value).map_err(|e| RemoteError::Encode(crate::error::chain(&e)))
 }
 
+/// A dynamic call's result: `shaped` gives its shape (run inside the
+/// grant of tokens when the value may hold some), then it is encoded
+/// outside it, so no token is granted twice.
+fn encode_shaped(shaped: Result<Shaped, ValueError>) -> Result<Vec<u8>, RemoteError> {
+    let shaped = shaped.map_err(|e| RemoteError::Encode(e.to_string()))?;
+    encode_plain(&shaped)
+}
+
 /// A plain serializable result (including `Result<T, E>`, sent whole).
 pub struct Plain<T>(pub T);
 
 impl<T: Serialize> Reply for Plain<T> {
     fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+        if cx.dynamic {
+            return encode_shaped(encoding_for(cx, || to_shaped(&self.0)));
+        }
         encoding_for(cx, || encode_plain(&self.0))
     }
 }
@@ -303,7 +348,11 @@ pub struct Returned<T>(pub T);
 
 impl<T: Shared> Reply for Returned<T> {
     fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
-        encode_plain(&register(self.0, cx))
+        let token = register(self.0, cx);
+        if cx.dynamic {
+            return encode_plain(&Shaped::Object(token));
+        }
+        encode_plain(&token)
     }
 }
 
@@ -312,7 +361,14 @@ pub struct ReturnedResult<T, E>(pub Result<T, E>);
 
 impl<T: Shared, E: Serialize> Reply for ReturnedResult<T, E> {
     fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
-        encode_plain(&self.0.map(|object| register(object, cx)))
+        let result = self.0.map(|object| register(object, cx));
+        if cx.dynamic {
+            return encode_shaped(match result {
+                Ok(token) => Ok(Shaped::Ok(Box::new(Shaped::Object(token)))),
+                Err(e) => to_value(&e).map(Shaped::Err),
+            });
+        }
+        encode_plain(&result)
     }
 }
 
@@ -321,7 +377,14 @@ pub struct ReturnedOption<T>(pub Option<T>);
 
 impl<T: Shared> Reply for ReturnedOption<T> {
     fn encode(self, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
-        encode_plain(&self.0.map(|object| register(object, cx)))
+        let option = self.0.map(|object| register(object, cx));
+        if cx.dynamic {
+            return encode_plain(&match option {
+                Some(token) => Shaped::Some(Box::new(Shaped::Object(token))),
+                None => Shaped::None,
+            });
+        }
+        encode_plain(&option)
     }
 }
 

@@ -7,14 +7,22 @@ use std::time::Duration;
 use crate::address::{Address, ToAddress};
 use crate::error::{Error, Result};
 
-/// How objects are encoded on the wire. Only postcard today; the slot is
-/// kept so a Python-compatible encoding can be added without an API break.
+/// How objects are encoded on the wire: our postcard protocol, or
+/// CPython's pickle protocol to talk to Python managers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Serializer {
     /// postcard, the compact serde format.
     #[default]
     Postcard,
+    /// CPython's own manager protocol (`BaseManager(serializer='pickle')`):
+    /// `multiprocessing.connection` frames and handshake, pickled
+    /// requests and replies, so unchanged CPython clients use this server
+    /// (or this client a CPython server). A pickle-mode server speaks only
+    /// pickle. Pickles are decoded by a codec that turns a short allowlist
+    /// of globals into data and calls nothing; see the README's "Talking
+    /// to Python".
+    Pickle,
 }
 
 /// Settings of a manager, as Python's `BaseManager(address, authkey,

@@ -80,6 +80,9 @@ pub(crate) struct Created {
 
 pub(crate) struct TypeEntry {
     pub(crate) exposed: Option<&'static [&'static str]>,
+    /// The served type's own typeid (`Shared::TYPEID`) and methods.
+    pub(crate) type_typeid: &'static str,
+    pub(crate) methods: &'static [MethodInfo],
     make: Option<Maker>,
 }
 
@@ -119,7 +122,13 @@ impl Registry {
             }
         }
         let make = constructor.map(|c| c.make);
-        let previous = self.entries.insert(typeid, TypeEntry { exposed, make });
+        let entry = TypeEntry {
+            exposed,
+            type_typeid: T::TYPEID,
+            methods: T::METHODS,
+            make,
+        };
+        let previous = self.entries.insert(typeid, entry);
         assert!(previous.is_none(), "typeid `{typeid}` registered twice");
     }
 

@@ -11,5 +11,6 @@
 
 pub mod frame;
 pub mod handshake;
+pub mod names;
 pub mod pickle;
 pub mod value;

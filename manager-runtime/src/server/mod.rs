@@ -11,6 +11,7 @@
 //! reference it held is released, so a client that dies leaks nothing.
 
 mod connection;
+mod python;
 mod state;
 mod table;
 
@@ -24,7 +25,7 @@ use tokio::sync::Notify;
 use crate::address::Address;
 use crate::error::Result;
 use crate::object::RemoteRefs;
-use crate::options::ManagerOptions;
+use crate::options::{ManagerOptions, Serializer};
 use crate::registry::Registry;
 use crate::transport::{self, Listener, PrivateDir, Socket};
 use connection::serve_connection;
@@ -66,6 +67,13 @@ impl Server {
                 "applies to TCP managers: give a host:port address".into(),
             ));
         }
+        #[cfg(feature = "tls")]
+        if options.tls_server.is_some() && options.serializer == Serializer::Pickle {
+            return Err(crate::error::Error::Protocol {
+                reason: "CPython's protocol has no TLS: serve pickle without tls_server".into(),
+                source: None,
+            });
+        }
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
         let state = Arc::new(ServerState {
             registry,
@@ -82,6 +90,8 @@ impl Server {
             stopping: AtomicBool::new(false),
             stop: Notify::new(),
             remote,
+            serializer: options.serializer,
+            python: Default::default(),
         });
         Ok(Server {
             state,
@@ -140,6 +150,9 @@ trait Acceptor {
     type Stream: Socket;
     async fn accept_one(&self) -> std::io::Result<Self::Stream>;
 
+    /// Who the peer is, as far as the socket says (for pickle mode).
+    fn peer(stream: &Self::Stream) -> python::Peer;
+
     /// Serve one accepted connection.
     fn serve(
         state: Arc<ServerState>,
@@ -173,6 +186,13 @@ impl Acceptor for tokio::net::TcpListener {
         Ok(stream)
     }
 
+    fn peer(stream: &Self::Stream) -> python::Peer {
+        match (stream.local_addr(), stream.peer_addr()) {
+            (Ok(local), Ok(remote)) => python::Peer::Tcp { local, remote },
+            _ => python::Peer::Unknown,
+        }
+    }
+
     #[cfg(feature = "tls")]
     #[allow(clippy::manual_async_fn)] // `async fn` cannot promise Send + 'static
     fn serve(
@@ -198,12 +218,20 @@ impl Acceptor for tokio::net::UnixListener {
     async fn accept_one(&self) -> std::io::Result<Self::Stream> {
         Ok(self.accept().await?.0)
     }
+
+    fn peer(stream: &Self::Stream) -> python::Peer {
+        python::Peer::Unix(python::unix_peer(stream))
+    }
 }
 
 async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Result<()> {
     loop {
         tokio::select! {
             accepted = listener.accept_one() => match accepted {
+                Ok(stream) if state.serializer == Serializer::Pickle => {
+                    let peer = A::peer(&stream);
+                    tokio::spawn(python::serve(Arc::clone(&state), stream, peer));
+                }
                 Ok(stream) => {
                     tokio::spawn(A::serve(Arc::clone(&state), stream));
                 }

@@ -37,6 +37,11 @@ pub(crate) struct ServerState {
     /// This process's sessions on other servers, for objects held here
     /// that live there.
     pub(super) remote: Arc<dyn RemoteRefs>,
+    /// Which protocol this server speaks (a pickle-mode server speaks
+    /// only CPython's).
+    pub(super) serializer: crate::options::Serializer,
+    /// The sessions of CPython client processes (pickle mode).
+    pub(super) python: super::python::Clients,
 }
 
 impl ServerState {
@@ -114,6 +119,20 @@ impl ServerState {
         fingerprint: u64,
         args: &[u8],
     ) -> Outcome {
+        self.call_as(session, id, method, fingerprint, args, false)
+    }
+
+    /// [`call`](Self::call), `dynamic` saying whether the arguments and
+    /// the result are `Value`s (a Python client's call).
+    pub(super) fn call_as(
+        self: &Arc<Self>,
+        session: u128,
+        id: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &[u8],
+        dynamic: bool,
+    ) -> Outcome {
         let (object, index) = match self.lookup(id, method, fingerprint) {
             Ok(found) => found,
             Err(e) => return Outcome::Ready(Err(e)),
@@ -122,6 +141,7 @@ impl ServerState {
             server: Arc::clone(self) as Arc<dyn Host>,
             session,
             object: Some(id),
+            dynamic,
         };
         match std::panic::catch_unwind(AssertUnwindSafe(|| {
             cx.enter(|| object.call(index, args, &cx))
@@ -138,20 +158,33 @@ impl ServerState {
         typeid: &str,
         args: &[u8],
     ) -> Result<Vec<u8>, RemoteError> {
+        let token = self.create_as(session, typeid, args, false)?;
+        wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
+    }
+
+    /// Create an object of `typeid` with one reference for `session`;
+    /// `dynamic`: the arguments are a `Value` list (a Python client's).
+    pub(super) fn create_as(
+        self: &Arc<Self>,
+        session: u128,
+        typeid: &str,
+        args: &[u8],
+        dynamic: bool,
+    ) -> Result<Token, RemoteError> {
         // Constructors run in a call context too, so a built object can take
         // its server link or resolve a token it was given.
         let cx = CallContext {
             server: Arc::clone(self) as Arc<dyn Host>,
             session,
             object: None,
+            dynamic,
         };
         let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
             cx.enter(|| self.registry.create(typeid, args))
         }))
         .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
         let made = made?;
-        let token = self.insert(session, made.object, made.typeid, made.exposed);
-        wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
+        Ok(self.insert(session, made.object, made.typeid, made.exposed))
     }
 
     pub(super) fn decref(&self, session: u128, id: u64, count: u64) {

@@ -40,6 +40,7 @@ mod de;
 mod error;
 mod repr;
 mod ser;
+mod shaped;
 mod token;
 
 #[cfg(test)]
@@ -48,6 +49,7 @@ mod tests;
 pub use de::{from_value, from_value_ref};
 pub use error::ValueError;
 pub use ser::{to_value, ValueSerializer};
+pub use shaped::{to_shaped, Shaped};
 pub use token::{token_serde, TokenValue, TOKEN_MARKER};
 
 use crate::token::Token;
