@@ -14,6 +14,19 @@ use crate::error::Error;
 /// Parsed from text as `host:port` for TCP (`127.0.0.1:50000`, `[::1]:50000`)
 /// or as a path for a Unix socket (anything containing `/`, or prefixed
 /// `unix:`).
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use managers::{Address, Error};
+/// let tcp: Address = "127.0.0.1:50000".parse().unwrap();
+/// assert!(matches!(tcp, Address::Tcp(_)));
+/// let unix: Address = "/run/app/manager.sock".parse().unwrap();
+/// assert_eq!(unix.to_string(), "unix:/run/app/manager.sock");
+/// assert!(matches!(
+///     "localhost".parse::<Address>(),
+///     Err(Error::InvalidAddress { .. })
+/// ));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Address {
     /// TCP; port 0 asks the OS for a free port when binding.

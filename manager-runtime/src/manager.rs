@@ -23,6 +23,39 @@ pub(crate) enum State {
 }
 
 /// The manager every `manager!` type derefs to: lifecycle and bookkeeping.
+///
+/// A manager is started once (`start()` in a child process,
+/// `start_in_thread()`), or connected to a server that runs elsewhere
+/// (`connect()`), or turned into a [`Server`] to serve in this process
+/// (`get_server()`); `shutdown()`, or dropping it, ends what it started.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use managers::sync::SyncManager;
+/// use managers::{Error, ManagerOptions};
+///
+/// # fn main() -> managers::Result<()> {
+/// let owner = SyncManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
+/// owner.start_in_thread()?;
+/// let shared = owner.dict::<String, u32>()?;
+/// shared.set("visits".into(), 1)?;
+///
+/// // Another manager of the same type reaches it by address (and key).
+/// let address = owner.address().expect("started");
+/// let guest = SyncManager::with_options(ManagerOptions::new().address(address));
+/// guest.connect()?;
+/// let seen: managers::sync::DictProxy<String, u32> =
+///     guest.proxy_from_token(managers::Proxy::token(&shared))?;
+/// assert_eq!(seen.get("visits")?, 1);
+///
+/// drop(seen);
+/// guest.shutdown()?; // its session's references go with it, confirmed
+/// drop(shared);
+/// assert_eq!(owner.number_of_objects()?, 0); // nothing leaked
+/// owner.shutdown()?;
+/// assert!(matches!(owner.start_in_thread(), Err(Error::ShutDown)));
+/// # Ok(()) }
+/// ```
 pub struct BaseManager {
     registry: fn() -> Registry,
     options: ManagerOptions,

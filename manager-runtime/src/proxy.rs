@@ -182,7 +182,27 @@ impl Client {
     }
 }
 
-/// Implemented by every generated proxy (blocking and async).
+/// Implemented by every generated proxy (blocking and async), and by the
+/// typed proxies of the built-ins: code generic over proxies reaches the
+/// object's token and session through it.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use managers::Proxy;
+///
+/// /// Where any proxy's object lives.
+/// fn describe(proxy: &impl Proxy) -> String {
+///     let token = proxy.token();
+///     format!("{} #{} at {}", token.typeid, token.id, token.address)
+/// }
+///
+/// # fn main() -> managers::Result<()> {
+/// let manager = managers::sync::SyncManager::new();
+/// manager.start_in_thread()?;
+/// assert!(describe(&manager.lock()?).starts_with("Lock #"));
+/// assert!(describe(&manager.list::<u8>()?).starts_with("list #"));
+/// # Ok(()) }
+/// ```
 pub trait Proxy: Sized {
     /// Wrap a base that already owns a reference.
     fn from_base(base: ProxyBase) -> Self;

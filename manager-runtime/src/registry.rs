@@ -86,7 +86,47 @@ pub(crate) struct TypeEntry {
     make: Option<Maker>,
 }
 
-/// The typeids a manager type serves. Built by `manager!` in the server.
+/// The typeids a manager type serves. Built by `manager!` in the server;
+/// by hand for a [`BaseManager`](crate::BaseManager) of your own:
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use managers::{BaseManager, Constructor, ManagerOptions, Registry};
+///
+/// #[derive(Default)]
+/// pub struct Tally(std::sync::atomic::AtomicU64);
+///
+/// #[managers::shared]
+/// impl Tally {
+///     pub fn add(&self, n: u64) -> u64 {
+///         self.0.fetch_add(n, std::sync::atomic::Ordering::SeqCst) + n
+///     }
+/// }
+///
+/// fn registry() -> Registry {
+///     let mut registry = Registry::new();
+///     // A constructor may refuse its arguments: the create call fails.
+///     registry.register::<Tally>(
+///         "Tally",
+///         None,
+///         Some(Constructor::try_new(|(start,): (u64,)| {
+///             if start > 100 {
+///                 return Err(managers::RemoteError::BadRequest("too large".into()));
+///             }
+///             Ok(Tally(start.into()))
+///         })),
+///     );
+///     registry
+/// }
+///
+/// # fn main() -> managers::Result<()> {
+/// let manager = BaseManager::new(registry, ManagerOptions::new());
+/// manager.start_in_thread()?;
+/// let tally: TallyProxy = manager.create("Tally", &(5u64,))?;
+/// assert_eq!(tally.add(1)?, 6);
+/// assert!(manager.create::<TallyProxy, _>("Tally", &(500u64,)).is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Default)]
 pub struct Registry {
     entries: HashMap<&'static str, TypeEntry>,

@@ -19,6 +19,25 @@ use crate::error::Result;
 ///
 /// Serializing a token inside a method's result gives the caller's session a
 /// reference to the object, which the proxy decoded from it adopts.
+///
+/// A token written as text rebuilds a proxy in another process (Python's
+/// pickled proxy); the object must still be alive there, held by a proxy:
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// # fn main() -> managers::Result<()> {
+/// use managers::{Proxy, Token};
+/// let manager = managers::sync::SyncManager::new();
+/// manager.start_in_thread()?;
+/// let queue = manager.queue::<u32>(0)?;
+/// let text = queue.token().to_text(); // hand it to another process...
+/// let token = Token::from_text(&text)?; // ...which reads it back
+/// let same: managers::sync::QueueProxy<u32> = manager.proxy_from_token(&token)?;
+/// same.put(7)?;
+/// assert_eq!(queue.get()?, 7);
+/// assert!(Token::from_text("not a token").is_err());
+/// # Ok(()) }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Deserialize)]
 pub struct Token {
     /// The typeid the object was registered or returned as.

@@ -33,6 +33,21 @@
 //! The mapping is that of a human-readable format (`SocketAddr`, `Uuid` and
 //! the like become strings, which compare and print as a Python user
 //! expects). As in JSON, `Some(None)` and `Some(())` come back as `None`.
+//!
+//! ```
+//! # extern crate manager_runtime as managers;
+//! use managers::value::{from_value, to_value, Value};
+//!
+//! #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+//! struct Point { x: i64, y: f64 }
+//!
+//! let value = to_value(&Point { x: 1, y: 2.5 }).unwrap();
+//! assert_eq!(value.repr(), "{'x': 1, 'y': 2.5}");
+//! assert_eq!(from_value::<Point>(value.clone()).unwrap(), Point { x: 1, y: 2.5 });
+//! // Python's equality: 1 == 1.0 == True.
+//! assert_eq!(Value::from(1), Value::Float(1.0));
+//! assert!(from_value::<String>(value).is_err());
+//! ```
 
 mod cmp;
 mod codec;
