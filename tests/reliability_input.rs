@@ -121,7 +121,13 @@ impl Raw {
     fn session(address: &Address, session: u128) -> Raw {
         let mut raw = Raw::connect(address);
         auth::client_blocking(&mut raw, KEY).expect("authenticate");
-        raw.send(&frame(&Request::Hello { session }, &()));
+        raw.send(&frame(
+            &Request::Hello {
+                session,
+                blocking: true,
+            },
+            &(),
+        ));
         raw
     }
 
@@ -880,7 +886,7 @@ fn truncated_frames() {
 fn unknown_message_kind() {
     let server = tcp_server();
     let address = server.address().unwrap();
-    for kind in [&[9u8][..], &[10], &[127], &[0xff, 0xff, 0xff, 0xff, 0x0f]] {
+    for kind in [&[10u8][..], &[11], &[127], &[0xff, 0xff, 0xff, 0xff, 0x0f]] {
         let mut raw = Raw::session(&address, 21);
         raw.send(&frame(&Request::NumberOfObjects { id: 1 }, &()));
         let (response, _) = raw.response();
@@ -904,7 +910,13 @@ fn unknown_message_kind() {
     raw.until_closed("a response as a request");
     // Nor is a second hello.
     let mut raw = Raw::session(&address, 23);
-    raw.send(&frame(&Request::Hello { session: 24 }, &()));
+    raw.send(&frame(
+        &Request::Hello {
+            session: 24,
+            blocking: true,
+        },
+        &(),
+    ));
     raw.until_closed("a second hello");
     assert_still_serving(&server);
 }

@@ -21,7 +21,7 @@ use crate::error::Error;
 /// Protocol name sent first by both sides.
 pub const MAGIC: &[u8; 8] = b"MANAGERS";
 /// Version of the wire protocol.
-pub const VERSION: u16 = 1;
+pub const VERSION: u16 = 2;
 /// Largest frame accepted during the handshake.
 pub const MAX_HANDSHAKE_FRAME: u32 = 128;
 

@@ -104,6 +104,21 @@ pub enum Error {
         #[source]
         source: Option<BoxError>,
     },
+    /// No reply came within the call's deadline
+    /// ([`ManagerOptions::call_timeout`](crate::ManagerOptions::call_timeout),
+    /// [`Proxy::with_timeout`](crate::Proxy::with_timeout)). If `withdrawn`,
+    /// the server confirmed it stopped waiting on the caller's behalf: a
+    /// `get()` took no item, an `acquire()` no lock. Otherwise the call was
+    /// abandoned without that confirmation (an async call's dropped future,
+    /// a server that did not answer the withdrawal in time and whose
+    /// connection was closed, which withdraws what was still waiting).
+    #[error("no reply within {after:?}{}", if *withdrawn { " (the call was withdrawn)" } else { "" })]
+    Timeout {
+        /// The deadline that passed.
+        after: std::time::Duration,
+        /// Whether the server confirmed the call was withdrawn.
+        withdrawn: bool,
+    },
     /// The server refused or failed the call; see [`RemoteError`].
     #[error(transparent)]
     Remote(RemoteError),
@@ -313,6 +328,10 @@ pub enum RemoteError {
     /// sees it as [`Error::Sync`].
     #[error(transparent)]
     Sync(SyncError),
+    /// The caller withdrew the call before it was done (its deadline
+    /// passed, or its future was dropped): it had no effect.
+    #[error("the call was withdrawn by its caller")]
+    Cancelled,
 }
 
 impl From<SyncError> for RemoteError {

@@ -26,6 +26,7 @@ pub mod python;
 #[cfg(feature = "tls")]
 pub mod tls;
 mod transport;
+mod wait;
 #[cfg(feature = "internals")]
 pub mod wire;
 #[cfg(not(feature = "internals"))]

@@ -212,19 +212,37 @@ pub trait Proxy: Sized {
     fn token(&self) -> &Token {
         self.base().token()
     }
+
+    /// Another proxy of the same object whose calls have this deadline
+    /// (instead of the manager's
+    /// [`call_timeout`](crate::ManagerOptions::call_timeout)). Past it a
+    /// call fails with [`Error::Timeout`](crate::Error::Timeout) and the
+    /// server withdraws what it waits for on the caller's behalf: a timed
+    /// out `get()` takes no item, a timed out `acquire()` no lock.
+    fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+        let mut base = self.base().clone();
+        base.timeout = Some(timeout);
+        Self::from_base(base)
+    }
 }
 
 /// A counted reference to a remote object, through one client session.
 pub struct ProxyBase {
     client: Client,
     token: Token,
+    /// Deadline of each call; `None`: the session's default.
+    timeout: Option<std::time::Duration>,
 }
 
 impl ProxyBase {
     /// Adopt a token whose server-side reference the session already holds.
     pub(crate) fn adopt(client: Client, token: Token) -> Self {
         client.retain(token.id, 1);
-        ProxyBase { client, token }
+        ProxyBase {
+            client,
+            token,
+            timeout: None,
+        }
     }
 
     /// Build a base for a token that came from elsewhere (another process, a
@@ -235,6 +253,7 @@ impl ProxyBase {
         Ok(ProxyBase {
             client: client.clone(),
             token,
+            timeout: None,
         })
     }
 
@@ -256,10 +275,14 @@ impl ProxyBase {
         args: &A,
     ) -> Result<R> {
         off_the_runtime(|| {
-            self.client
-                .call(self.token.id, method, fingerprint, args, |bytes| {
-                    decoding_for(&self.client, || crate::wire::decode(bytes))
-                })
+            self.client.call(
+                self.token.id,
+                method,
+                fingerprint,
+                args,
+                self.timeout,
+                |bytes| decoding_for(&self.client, || crate::wire::decode(bytes)),
+            )
         })
     }
 
@@ -271,11 +294,17 @@ impl ProxyBase {
         args: &A,
     ) -> Result<W::Output> {
         off_the_runtime(|| {
-            self.client
-                .call(self.token.id, method, fingerprint, args, |bytes| {
+            self.client.call(
+                self.token.id,
+                method,
+                fingerprint,
+                args,
+                self.timeout,
+                |bytes| {
                     let wire: W::Wire = crate::wire::decode(bytes)?;
                     Ok(W::adopt(wire, &self.client))
-                })
+                },
+            )
         })
     }
 
@@ -288,7 +317,7 @@ impl ProxyBase {
     ) -> Result<R> {
         let bytes = self
             .client
-            .call_async(self.token.id, method, fingerprint, args)
+            .call_async(self.token.id, method, fingerprint, args, self.timeout)
             .await?;
         decoding_for(&self.client, || crate::wire::decode(&bytes))
     }
@@ -302,7 +331,7 @@ impl ProxyBase {
     ) -> Result<W::Output> {
         let bytes = self
             .client
-            .call_async(self.token.id, method, fingerprint, args)
+            .call_async(self.token.id, method, fingerprint, args, self.timeout)
             .await?;
         let wire: W::Wire = crate::wire::decode(&bytes)?;
         Ok(W::adopt(wire, &self.client))
@@ -328,6 +357,7 @@ impl Clone for ProxyBase {
         ProxyBase {
             client: self.client.clone(),
             token: self.token.clone(),
+            timeout: self.timeout,
         }
     }
 }

@@ -69,6 +69,7 @@ struct Settings {
     max_frame: u32,
     handshake_timeout: Duration,
     max_connections: usize,
+    spin: Duration,
     #[cfg(feature = "tls")]
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -181,6 +182,7 @@ pub(crate) fn start_process(
         max_frame: options.max_frame,
         handshake_timeout: options.handshake_timeout,
         max_connections: options.max_connections,
+        spin: options.spin,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
     };
@@ -294,6 +296,7 @@ fn serve_child() -> Result<()> {
         max_frame: settings.max_frame,
         handshake_timeout: settings.handshake_timeout,
         max_connections: settings.max_connections,
+        spin: settings.spin,
         ..ManagerOptions::default()
     };
     #[cfg(feature = "tls")]

@@ -29,6 +29,20 @@ impl Stream {
     }
 }
 
+impl Stream {
+    /// The socket to poll for spinning reads; `None` in TLS, where bytes on
+    /// the socket are not yet the reply.
+    pub(crate) fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        match self {
+            Stream::Tcp(s) => Some(s.as_raw_fd()),
+            Stream::Unix(s) => Some(s.as_raw_fd()),
+            #[cfg(feature = "tls")]
+            Stream::Tls(_) => None,
+        }
+    }
+}
+
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
@@ -123,6 +137,30 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     type Read: AsyncRead + Unpin + Send + 'static;
     type Write: AsyncWrite + Unpin + Send + 'static;
     fn split_owned(self) -> (Self::Read, Self::Write);
+
+    /// The socket under a read half, for spinning reads that bypass the
+    /// reactor; `None` where bytes on the socket are not yet the stream's
+    /// (TLS).
+    fn read_fd(_read: &Self::Read) -> Option<std::os::fd::RawFd> {
+        None
+    }
+
+    /// Whether [`into_movable`](Socket::into_movable) works (not in TLS).
+    const MOVABLE: bool = false;
+
+    /// The plain socket out of its runtime, to be served on another.
+    fn into_movable(self) -> io::Result<Movable>
+    where
+        Self: Sized,
+    {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+}
+
+/// A socket out of its runtime, on its way to another.
+pub(crate) enum Movable {
+    Tcp(std::net::TcpStream),
+    Unix(StdUnixStream),
 }
 
 impl Socket for tokio::net::TcpStream {
@@ -131,6 +169,17 @@ impl Socket for tokio::net::TcpStream {
     fn split_owned(self) -> (Self::Read, Self::Write) {
         self.into_split()
     }
+
+    fn read_fd(read: &Self::Read) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(read.as_ref().as_raw_fd())
+    }
+
+    const MOVABLE: bool = true;
+
+    fn into_movable(self) -> io::Result<Movable> {
+        self.into_std().map(Movable::Tcp)
+    }
 }
 
 impl Socket for tokio::net::UnixStream {
@@ -138,6 +187,17 @@ impl Socket for tokio::net::UnixStream {
     type Write = tokio::net::unix::OwnedWriteHalf;
     fn split_owned(self) -> (Self::Read, Self::Write) {
         self.into_split()
+    }
+
+    fn read_fd(read: &Self::Read) -> Option<std::os::fd::RawFd> {
+        use std::os::fd::AsRawFd;
+        Some(read.as_ref().as_raw_fd())
+    }
+
+    const MOVABLE: bool = true;
+
+    fn into_movable(self) -> io::Result<Movable> {
+        self.into_std().map(Movable::Unix)
     }
 }
 

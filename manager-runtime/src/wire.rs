@@ -28,6 +28,9 @@ pub enum Request<'a> {
     Hello {
         /// Random id chosen by the client process.
         session: u128,
+        /// Whether the connection carries one call at a time from a
+        /// blocking client (the server may give it a thread of its own).
+        blocking: bool,
     },
     /// Call `method` on object `object`; the payload is the argument tuple.
     Call {
@@ -83,6 +86,15 @@ pub enum Request<'a> {
         /// Request id.
         id: u64,
     },
+    /// Withdraw request `id`, whose caller gave up (a deadline passed, a
+    /// future was dropped). A call still waiting on the server (a `get` on
+    /// an empty queue, an `acquire` of a held lock) stops waiting and is
+    /// answered with [`RemoteError::Cancelled`]; one already answered, or
+    /// running, is left alone and gets no second answer.
+    Cancel {
+        /// The request to withdraw.
+        id: u64,
+    },
 }
 
 /// The server's answer to a request. Followed in the frame by the result
@@ -113,10 +125,63 @@ pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Er
     append(buf, header)
 }
 
-/// Append a postcard encoding of `value` to `buf`.
+/// Append a postcard encoding of `value` to `buf`; on an error `buf` is
+/// left as it was.
 pub fn append<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    let taken = std::mem::take(buf);
-    *buf = postcard::to_extend(value, taken).map_err(|e| Error::codec("encoding a message", e))?;
+    /// Encodes straight into the caller's buffer.
+    struct Tail<'a>(&'a mut Vec<u8>);
+    impl Extend<u8> for Tail<'_> {
+        fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
+            self.0.extend(bytes);
+        }
+    }
+    let start = buf.len();
+    match postcard::to_extend(value, Tail(buf)) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            buf.truncate(start);
+            Err(Error::codec("encoding a message", e))
+        }
+    }
+}
+
+/// Append a whole request frame to `out` (which may hold frames already):
+/// the header, then the postcard encoding of `args` if any, encoded in
+/// place. On an error `out` is left as it was.
+pub fn push_request<H: Serialize, A: Serialize + ?Sized>(
+    out: &mut Vec<u8>,
+    header: &H,
+    args: Option<&A>,
+    max: u32,
+) -> Result<(), Error> {
+    push_with(out, max, |out| {
+        append(out, header)?;
+        args.map_or(Ok(()), |args| append(out, args))
+    })
+}
+
+/// Append a frame whose body `body` writes to `out`; on an error (or a
+/// body over `max`) `out` is left as it was.
+fn push_with(
+    out: &mut Vec<u8>,
+    max: u32,
+    body: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX]);
+    if let Err(e) = body(out) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = out.len() - start - PREFIX;
+    if len > max as usize {
+        out.truncate(start);
+        return Err(Error::FrameTooLarge {
+            size: len as u64,
+            max,
+        });
+    }
+    out[start..start + PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
     Ok(())
 }
 
@@ -141,20 +206,11 @@ pub fn push_frame<H: Serialize>(
     payload: &[u8],
     max: u32,
 ) -> Result<(), Error> {
-    let start = out.len();
-    out.extend_from_slice(&[0; PREFIX]);
-    append(out, header)?;
-    out.extend_from_slice(payload);
-    let len = out.len() - start - PREFIX;
-    if len > max as usize {
-        out.truncate(start);
-        return Err(Error::FrameTooLarge {
-            size: len as u64,
-            max,
-        });
-    }
-    out[start..start + PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(())
+    push_with(out, max, |out| {
+        append(out, header)?;
+        out.extend_from_slice(payload);
+        Ok(())
+    })
 }
 
 /// Whether `buffered` (bytes already read, not yet consumed) holds at
@@ -267,6 +323,122 @@ pub async fn read_frame_async<R: AsyncRead + Unpin>(
         r.read_exact(&mut buf[start..]).await.map_err(eof_to_gone)?;
     }
     Ok(true)
+}
+
+/// A connection's read buffer: bytes read and not yet consumed, from which
+/// whole frames are taken and decoded in place (no copy into a frame of
+/// their own). One read brings every frame that has arrived; the buffer
+/// grows with what arrives (at most doubling per read, up to the frame
+/// being read), not with what a peer announces, and only its new part is
+/// ever zeroed.
+#[derive(Debug)]
+pub struct Inbox {
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    max: u32,
+}
+
+/// Where a whole frame's body lies in an [`Inbox`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameAt {
+    start: usize,
+    end: usize,
+}
+
+impl Inbox {
+    /// An empty inbox for frames of at most `max` bytes.
+    pub fn new(max: u32) -> Inbox {
+        Inbox {
+            buf: vec![0; 8 * 1024],
+            start: 0,
+            end: 0,
+            max,
+        }
+    }
+
+    /// The next whole frame, if one is buffered; an error if its prefix
+    /// announces more than the maximum.
+    pub fn next_frame(&self) -> Result<Option<FrameAt>, Error> {
+        let buffered = &self.buf[self.start..self.end];
+        if buffered.len() < PREFIX {
+            return Ok(None);
+        }
+        let len = check_len(buffered[..PREFIX].try_into().expect("prefix"), self.max)?;
+        if buffered.len() - PREFIX < len {
+            return Ok(None);
+        }
+        let start = self.start + PREFIX;
+        Ok(Some(FrameAt {
+            start,
+            end: start + len,
+        }))
+    }
+
+    /// Whether a whole frame is buffered (or a bad prefix, which
+    /// [`next_frame`](Self::next_frame) reports).
+    pub fn holds_frame(&self) -> bool {
+        !matches!(self.next_frame(), Ok(None))
+    }
+
+    /// The body of a frame found by [`next_frame`](Self::next_frame).
+    pub fn body(&self, frame: &FrameAt) -> &[u8] {
+        &self.buf[frame.start..frame.end]
+    }
+
+    /// Drop a frame found by [`next_frame`](Self::next_frame), and what
+    /// came before it.
+    pub fn consume(&mut self, frame: FrameAt) {
+        self.start = frame.end;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+
+    /// Room to read into, made for the frame being read; report what was
+    /// read with [`filled`](Self::filled).
+    pub fn spare(&mut self) -> &mut [u8] {
+        let buffered = self.end - self.start;
+        let need = if buffered >= PREFIX {
+            let len = u32::from_le_bytes(
+                self.buf[self.start..self.start + PREFIX]
+                    .try_into()
+                    .expect("prefix"),
+            );
+            PREFIX + len.min(self.max) as usize
+        } else {
+            PREFIX
+        };
+        if self.start + need > self.buf.len() {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end = buffered;
+            self.start = 0;
+        }
+        if need > self.buf.len() {
+            let grown = need.min((2 * self.buf.len()).max(64 * 1024));
+            self.buf.resize(grown, 0);
+        }
+        &mut self.buf[self.end..]
+    }
+
+    /// `n` bytes were read into [`spare`](Self::spare).
+    pub fn filled(&mut self, n: usize) {
+        debug_assert!(self.end + n <= self.buf.len());
+        self.end += n;
+    }
+
+    /// Read what has arrived (async); the bytes read, 0 at end of stream.
+    pub async fn fill<R: AsyncRead + Unpin>(&mut self, r: &mut R) -> Result<usize, Error> {
+        let n = r.read(self.spare()).await.map_err(eof_to_gone)?;
+        self.filled(n);
+        Ok(n)
+    }
+
+    /// Whether bytes of an unfinished frame are buffered.
+    pub fn partial(&self) -> bool {
+        self.end > self.start
+    }
 }
 
 /// Decode a header and return it with the bytes that follow it.

@@ -18,6 +18,7 @@ const LAYERS: &[(&str, u32)] = &[
     // Protocol: bytes on a socket.
     ("wire", 4),
     ("tls", 4),
+    ("wait", 4),
     ("auth", 5),
     ("transport", 6),
     ("python", 6),

@@ -22,6 +22,21 @@ const IN_FLIGHT: u64 = 64;
 
 type Results = BTreeMap<String, Option<f64>>;
 
+/// The managers' options: the defaults, or with `--spin-us N` that spin
+/// window (diagnosis: `--spin-us 0` is the runtime before issue 11).
+fn options() -> ManagerOptions {
+    let args: Vec<String> = std::env::args().collect();
+    let spin = args
+        .iter()
+        .position(|a| a == "--spin-us")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|us| us.parse().ok());
+    match spin {
+        Some(us) => ManagerOptions::new().spin(std::time::Duration::from_micros(us)),
+        None => ManagerOptions::new(),
+    }
+}
+
 /// Record `op`'s figure and its CPU us per op.
 fn record(results: &mut Results, op: &str, (figure, cpu): (f64, Option<f64>)) {
     results.insert(op.to_string(), Some(figure));
@@ -30,7 +45,7 @@ fn record(results: &mut Results, op: &str, (figure, cpu): (f64, Option<f64>)) {
 
 fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
     if wants(only, "call.add") || wants(only, "call.add.pipelined") {
-        let manager = BenchManager::new();
+        let manager = BenchManager::with_options(options());
         manager.start()?;
         let maths = manager.maths()?;
         let server = manager.server_pid();
@@ -51,7 +66,7 @@ fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -
         manager.shutdown()?;
     }
     if wants(only, "call.add.tcp") {
-        let manager = BenchManager::with_options(ManagerOptions::new().address("127.0.0.1:0"));
+        let manager = BenchManager::with_options(options().address("127.0.0.1:0"));
         manager.start()?;
         let maths = manager.maths()?;
         let server = manager.server_pid();
@@ -126,7 +141,7 @@ fn start_op(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) ->
     }
     let mut times = Vec::new();
     for _ in 0..scale.reps.max(1) {
-        let manager = BenchManager::new();
+        let manager = BenchManager::with_options(options());
         let t0 = Instant::now();
         manager.start()?;
         let maths = manager.maths()?;
@@ -147,7 +162,7 @@ mod builtins {
     use serde_bytes::ByteBuf;
 
     pub fn run(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
-        let manager = SyncManager::new();
+        let manager = SyncManager::with_options(options());
         manager.start()?;
         let server = manager.server_pid();
         if wants(only, "dict.set") || wants(only, "dict.get") {
@@ -290,7 +305,7 @@ mod builtins {
     /// Server RSS (MiB) holding a 1,000,000-entry int -> int dict, filled
     /// with `update` in chunks, on a server of its own.
     fn rss_dict_1m() -> Result<Option<f64>> {
-        let manager = SyncManager::new();
+        let manager = SyncManager::with_options(options());
         manager.start()?;
         let dict = manager.dict::<i64, i64>()?;
         let chunk = 50_000i64;

@@ -11,6 +11,7 @@
 //! reference it held is released, so a client that dies leaks nothing.
 
 mod connection;
+mod dedicated;
 mod python;
 mod state;
 mod table;
@@ -84,10 +85,12 @@ impl Server {
             max_frame: options.max_frame,
             handshake_timeout: options.handshake_timeout,
             max_connections: options.max_connections,
+            spin: options.spin,
             connections: AtomicUsize::new(0),
             #[cfg(feature = "tls")]
             tls: options.tls_server.as_ref().map(|t| t.acceptor()),
             stopping: AtomicBool::new(false),
+            dedicated: Default::default(),
             stop: Notify::new(),
             remote,
             serializer: options.serializer,
@@ -125,6 +128,9 @@ impl Server {
             _dir,
         } = self;
         let result = runtime.block_on(accept_loop(Arc::clone(&state), listener));
+        // Connections on threads of their own end as the others do below.
+        state.request_stop();
+        state.dedicated.close_all(Duration::from_millis(100));
         // Dropping the runtime cancels every connection and pending call,
         // which closes their sockets: clients see the server gone.
         runtime.shutdown_timeout(Duration::from_millis(100));

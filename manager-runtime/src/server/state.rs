@@ -29,10 +29,14 @@ pub(crate) struct ServerState {
     pub(super) max_frame: u32,
     pub(super) handshake_timeout: Duration,
     pub(super) max_connections: usize,
+    /// How long a connection spins for the next request before parking.
+    pub(super) spin: Duration,
     pub(super) connections: AtomicUsize,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) stopping: AtomicBool,
+    /// Connections served on threads of their own.
+    pub(super) dedicated: super::dedicated::Dedicated,
     pub(super) stop: Notify,
     /// This process's sessions on other servers, for objects held here
     /// that live there.

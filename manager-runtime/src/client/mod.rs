@@ -1,0 +1,343 @@
+//! Client sessions: local reference counts, the blocking connection
+//! pool, the multiplexed async connection.
+//!
+//! A [`Client`] is one session on one server. Its logic lives once, in the
+//! sans-IO core (`session.rs`: request ids, frames, reply parsing, decref
+//! batching, reconnect and cancellation), driven two ways: blocking calls
+//! (`blocking.rs`) take an idle connection from a pool (opening one if
+//! every connection is busy), do one request and response on the calling
+//! thread, spinning briefly for the reply before they park, and put it
+//! back: no runtime, no thread hop. Async calls (`multiplexed.rs`) share
+//! one connection per session whose reader task routes replies by request
+//! id, so many calls can be in flight; it is opened again if it fails, and
+//! a dropped call is withdrawn on the server.
+
+mod blocking;
+mod multiplexed;
+mod session;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::object::RemoteRefs;
+use crate::options::ManagerOptions;
+use crate::token::Token;
+use crate::wire::{self, DebugEntry, Request};
+use blocking::Pool;
+use multiplexed::Link;
+use session::Session;
+
+/// A client session on one server: proxies made through it share its
+/// connections and its references.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    session: Session,
+    pool: Pool,
+    link: Link,
+}
+
+impl Client {
+    /// Open a session on the server at `address`: connects and
+    /// authenticates once, so a wrong key or a missing server is reported
+    /// here.
+    pub(crate) fn connect(address: Address, options: &ManagerOptions) -> Result<Client> {
+        let session = Session::new(address, options);
+        let first = Pool::open(&session, false)?;
+        let inner = Arc::new(Inner {
+            session,
+            pool: Pool::default(),
+            link: Link::default(),
+        });
+        inner.pool.put(first);
+        Ok(Client { inner })
+    }
+
+    /// The server's address.
+    pub fn address(&self) -> &Address {
+        &self.inner.session.address
+    }
+
+    /// The deadline calls of this session get unless their proxy sets one
+    /// ([`ManagerOptions::call_timeout`]).
+    pub fn call_timeout(&self) -> Option<Duration> {
+        self.inner.session.call_timeout
+    }
+
+    /// This process's session on the server at `address`, for proxies that
+    /// arrive nested in a value from another manager. Opened on first use
+    /// with `authkey` (as Python rebuilds such proxies with the process's
+    /// authkey) and kept for the life of the process.
+    pub(crate) fn for_address(address: &Address, authkey: &[u8]) -> Result<Client> {
+        static OTHERS: Mutex<Option<HashMap<Address, Client>>> = Mutex::new(None);
+        let mut others = OTHERS.lock().unwrap();
+        let others = others.get_or_insert_with(HashMap::new);
+        if let Some(client) = others.get(address) {
+            return Ok(client.clone());
+        }
+        let options = ManagerOptions::default().authkey(authkey);
+        let client = Client::connect(address.clone(), &options)?;
+        others.insert(address.clone(), client.clone());
+        Ok(client)
+    }
+
+    pub(crate) fn authkey(&self) -> &[u8] {
+        &self.inner.session.authkey
+    }
+
+    /// Count one more local proxy of `id`, `server_refs` of which the
+    /// server just granted this session.
+    pub(crate) fn retain(&self, id: u64, server_refs: u64) {
+        self.inner.session.retain(id, server_refs);
+    }
+
+    /// One local proxy of `id` is gone; the last one releases the session's
+    /// server references, in a message nobody waits for.
+    pub(crate) fn release(&self, id: u64) {
+        if self.inner.session.release(id) {
+            self.inner.pool.flush_decrefs_idle(&self.inner.session);
+        }
+    }
+
+    /// Make sure this session holds a server reference to `token`'s object
+    /// and count one more local proxy.
+    pub(crate) fn incref(&self, token: &Token) -> Result<()> {
+        if self.inner.session.retain_held(token.id) {
+            return Ok(());
+        }
+        self.incref_request(token)?;
+        self.retain(token.id, 1);
+        Ok(())
+    }
+
+    fn incref_request(&self, token: &Token) -> Result<()> {
+        let id = self.inner.session.next_request();
+        let request = Request::Incref {
+            id,
+            object: token.id,
+        };
+        self.inner
+            .roundtrip(id, &request, None::<&()>, None, |_| Ok(()))
+    }
+
+    /// Take one more server reference to `token`'s object for this
+    /// session, without counting a local proxy (the caller adopts it).
+    pub(crate) fn take_reference(&self, token: &Token) -> Result<()> {
+        if token.address != self.inner.session.address {
+            return Err(Error::ForeignToken {
+                token: token.to_string(),
+                server: self.inner.session.address.to_string(),
+            });
+        }
+        self.incref_request(token)
+    }
+
+    /// Blocking call; `decode` reads the result payload in place. Past
+    /// `timeout` (or the session's default) it is withdrawn on the server
+    /// and fails with [`Error::Timeout`].
+    pub(crate) fn call<A: Serialize, R>(
+        &self,
+        object: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+        timeout: Option<Duration>,
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        let id = self.inner.session.next_request();
+        let request = Request::Call {
+            id,
+            object,
+            method,
+            fingerprint,
+        };
+        let timeout = timeout.or(self.inner.session.call_timeout);
+        self.inner
+            .roundtrip(id, &request, Some(args), timeout, decode)
+    }
+
+    /// Async call; returns the result payload. Dropping the future before
+    /// it is done withdraws the call on the server; past `timeout` (or the
+    /// session's default) it is dropped so and fails with
+    /// [`Error::Timeout`].
+    pub(crate) async fn call_async<A: Serialize>(
+        &self,
+        object: u64,
+        method: &str,
+        fingerprint: u64,
+        args: &A,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>> {
+        let id = self.inner.session.next_request();
+        let request = Request::Call {
+            id,
+            object,
+            method,
+            fingerprint,
+        };
+        let call = self
+            .inner
+            .link
+            .request(&self.inner.session, id, &request, Some(args));
+        match timeout.or(self.inner.session.call_timeout) {
+            None => call.await,
+            Some(after) => tokio::time::timeout(after, call)
+                .await
+                .unwrap_or(Err(Error::Timeout {
+                    after,
+                    withdrawn: false,
+                })),
+        }
+    }
+
+    /// Create an object of `typeid`; the session holds one reference to
+    /// it, for the proxy that adopts the token.
+    pub(crate) fn create_token<A: Serialize>(&self, typeid: &str, args: &A) -> Result<Token> {
+        let id = self.inner.session.next_request();
+        let request = Request::Create { id, typeid };
+        self.inner
+            .roundtrip(id, &request, Some(args), None, |b| wire::decode(b))
+    }
+
+    /// Async form of [`create_token`](Self::create_token).
+    pub(crate) async fn create_token_async<A: Serialize>(
+        &self,
+        typeid: &str,
+        args: &A,
+    ) -> Result<Token> {
+        let id = self.inner.session.next_request();
+        let request = Request::Create { id, typeid };
+        let bytes = self
+            .inner
+            .link
+            .request(&self.inner.session, id, &request, Some(args))
+            .await?;
+        wire::decode(&bytes)
+    }
+
+    /// How many objects the server holds. Releases this session's dropped
+    /// proxies first, so the count reflects them.
+    pub fn number_of_objects(&self) -> Result<usize> {
+        let id = self.inner.session.next_request();
+        let count: u64 = self.inner.roundtrip(
+            id,
+            &Request::NumberOfObjects { id },
+            None::<&()>,
+            None,
+            |b| wire::decode(b),
+        )?;
+        Ok(count as usize)
+    }
+
+    /// Every object the server holds, with typeid and refcount.
+    pub fn debug_info(&self) -> Result<Vec<DebugEntry>> {
+        let id = self.inner.session.next_request();
+        self.inner
+            .roundtrip(id, &Request::DebugInfo { id }, None::<&()>, None, |b| {
+                wire::decode(b)
+            })
+    }
+
+    /// Ask the server to stop serving.
+    pub fn shutdown_server(&self) -> Result<()> {
+        let id = self.inner.session.next_request();
+        self.inner
+            .roundtrip(id, &Request::Shutdown { id }, None::<&()>, None, |_| Ok(()))
+    }
+}
+
+impl Inner {
+    fn roundtrip<A: Serialize + ?Sized, R>(
+        &self,
+        id: u64,
+        request: &Request<'_>,
+        args: Option<&A>,
+        timeout: Option<Duration>,
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
+        self.pool
+            .roundtrip(&self.session, id, request, args, timeout, decode)
+    }
+}
+
+/// References a server holds on objects of other servers, taken through
+/// this process's sessions on those servers ([`Client::for_address`]).
+pub(crate) struct OtherServers {
+    /// The key those sessions authenticate with: the serving manager's.
+    authkey: Vec<u8>,
+}
+
+impl OtherServers {
+    pub(crate) fn new(authkey: &[u8]) -> Self {
+        OtherServers {
+            authkey: authkey.to_vec(),
+        }
+    }
+}
+
+impl RemoteRefs for OtherServers {
+    fn retain(&self, token: &Token) -> std::result::Result<(), String> {
+        Client::for_address(&token.address, &self.authkey)
+            .and_then(|other| other.incref(token))
+            .map_err(|e| crate::error::chain(&e))
+    }
+
+    fn authkey(&self) -> &[u8] {
+        &self.authkey
+    }
+
+    fn release(&self, token: &Token) {
+        if let Ok(other) = Client::for_address(&token.address, &self.authkey) {
+            other.release(token.id);
+        }
+    }
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("address", &self.inner.session.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Inner {
+    /// The session's last handle is gone: release its references now and
+    /// wait (briefly) for the server to confirm, so anyone counting objects
+    /// next sees them gone. Closing the connections would release them too,
+    /// but only whenever the server notices.
+    fn drop(&mut self) {
+        // Releases already sent may still be in flight: confirm them too.
+        if !self.session.held_any() {
+            return;
+        }
+        if !self.pool.with_read_timeout(Duration::from_secs(1)) {
+            return;
+        }
+        let id = self.session.next_request();
+        let _ = self.roundtrip(id, &Request::Release { id }, None::<&()>, None, |_| Ok(()));
+    }
+}
+
+/// Identity of the calling thread, distinct across threads and processes.
+/// Ownership of an RLock or a Condition's lock belongs to it, as Python's
+/// belongs to the calling thread, even when threads share a connection.
+pub fn caller_id() -> u64 {
+    static BASE: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
+    }
+    let base = *BASE.get_or_init(|| u64::from_le_bytes(crate::auth::random_bytes()));
+    // An odd multiplier keeps per-thread ids distinct within the process.
+    ID.with(|id| base.wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+}

@@ -1,0 +1,287 @@
+//! The sans-IO core of a client session: everything both drivers (the
+//! blocking pool in `blocking.rs`, the multiplexed tokio connection in
+//! `multiplexed.rs`) do the same way, with no socket in sight.
+//!
+//! - request ids, unique within the session;
+//! - frames built straight into the caller's write buffer, the session's
+//!   pending decrefs in front of them (one write carries both);
+//! - replies parsed in place (the payload is a slice of the read buffer);
+//! - local reference counts and the batch of decrefs they produce;
+//! - what a failed reconnect means;
+//! - cancelling a request that is no longer waited for.
+//!
+//! As `auth.rs` does for the handshake, the drivers own the sockets and
+//! call into this.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::address::Address;
+use crate::error::{Error, Result};
+use crate::options::ManagerOptions;
+use crate::transport;
+use crate::wire::{self, Request, Response};
+
+/// How many local proxies of an object exist and how many server
+/// references the session holds for them.
+struct Held {
+    proxies: u64,
+    server_refs: u64,
+}
+
+/// One client session on one server, without its connections.
+pub(super) struct Session {
+    pub(super) address: Address,
+    pub(super) authkey: Vec<u8>,
+    pub(super) tls: transport::TlsConnect,
+    pub(super) max_frame: u32,
+    /// How long a blocking call spins for its reply before it parks.
+    pub(super) spin: Duration,
+    /// Deadline of a call whose proxy sets none.
+    pub(super) call_timeout: Option<Duration>,
+    /// The session id the server groups this process's connections by.
+    id: u128,
+    next_id: AtomicU64,
+    refs: Mutex<HashMap<u64, Held>>,
+    decrefs: Mutex<Vec<(u64, u64)>>,
+    has_decrefs: AtomicBool,
+    held_any: AtomicBool,
+}
+
+impl Session {
+    pub(super) fn new(address: Address, options: &ManagerOptions) -> Session {
+        Session {
+            address,
+            authkey: options.authkey.clone(),
+            #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
+            tls: options.tls_client.clone(),
+            max_frame: options.max_frame,
+            spin: options.spin,
+            call_timeout: options.call_timeout,
+            id: u128::from_le_bytes(crate::auth::random_bytes()),
+            next_id: AtomicU64::new(1),
+            refs: Mutex::new(HashMap::new()),
+            decrefs: Mutex::new(Vec::new()),
+            has_decrefs: AtomicBool::new(false),
+            held_any: AtomicBool::new(false),
+        }
+    }
+
+    /// A fresh request id.
+    pub(super) fn next_request(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The frame that introduces a new connection of this session, a
+    /// `blocking` one (one call at a time) or not.
+    pub(super) fn hello(&self, blocking: bool) -> Result<Vec<u8>> {
+        let mut frame = Vec::new();
+        wire::push_request(
+            &mut frame,
+            &Request::Hello {
+                session: self.id,
+                blocking,
+            },
+            None::<&()>,
+            self.max_frame,
+        )?;
+        Ok(frame)
+    }
+
+    /// Append to `out` the session's pending decrefs, then `request` with
+    /// its `args`: one write sends both. On an encoding error `out` is left
+    /// as it was and the decrefs stay pending.
+    pub(super) fn encode<A: Serialize + ?Sized>(
+        &self,
+        out: &mut Vec<u8>,
+        request: &Request<'_>,
+        args: Option<&A>,
+    ) -> Result<()> {
+        let start = out.len();
+        wire::push_request(out, request, args, self.max_frame)?;
+        if self.has_decrefs.load(Ordering::Acquire) {
+            // Decrefs go first, so the server never sees a call on an
+            // object after a release that was made before it.
+            let mut decrefs = Vec::new();
+            if self.encode_decrefs(&mut decrefs)? {
+                out.splice(start..start, decrefs);
+            }
+        }
+        Ok(())
+    }
+
+    /// Append every pending decref to `out` (frames nobody waits for);
+    /// whether there were any.
+    pub(super) fn encode_decrefs(&self, out: &mut Vec<u8>) -> Result<bool> {
+        if !self.has_decrefs.swap(false, Ordering::AcqRel) {
+            return Ok(false);
+        }
+        let pending = std::mem::take(&mut *self.decrefs.lock().unwrap());
+        for &(object, count) in &pending {
+            wire::push_request(
+                out,
+                &Request::Decref { object, count },
+                None::<&()>,
+                u32::MAX,
+            )?;
+        }
+        Ok(!pending.is_empty())
+    }
+
+    /// The payload of the reply to request `id`, in place in `frame` (the
+    /// frame's body, after the length prefix).
+    pub(super) fn parse_reply(id: u64, frame: &[u8]) -> Result<&[u8]> {
+        let (got, result) = Self::route(frame)?;
+        if got != id {
+            return Err(Error::protocol(
+                format!("reply to request {got} received while waiting for {id}"),
+                None,
+            ));
+        }
+        result
+    }
+
+    /// Which request a reply answers, and its outcome (payload in place).
+    pub(super) fn route(frame: &[u8]) -> Result<(u64, Result<&[u8]>)> {
+        let (response, payload): (Response, &[u8]) = wire::decode_header(frame)?;
+        Ok((
+            response.id,
+            response.result.map(|()| payload).map_err(Error::from),
+        ))
+    }
+
+    /// The frame that withdraws request `id` on the server.
+    pub(super) fn cancel_frame(&self, id: u64) -> Result<Vec<u8>> {
+        let mut frame = Vec::new();
+        wire::push_request(&mut frame, &Request::Cancel { id }, None::<&()>, u32::MAX)?;
+        Ok(frame)
+    }
+
+    /// A session that already authenticated with this server and fails to
+    /// again (a reset mid-handshake while the server dies, or another
+    /// server now at the address) has lost the server it knew.
+    pub(super) fn handshake_error(e: Error, established: bool) -> Error {
+        match e {
+            Error::Authentication(reason) if established => {
+                Error::gone(format!("reconnecting failed: {reason}"), None)
+            }
+            other => other,
+        }
+    }
+
+    /// Count one more local proxy of `id`, `server_refs` of which the
+    /// server just granted this session.
+    pub(super) fn retain(&self, id: u64, server_refs: u64) {
+        let mut refs = self.refs.lock().unwrap();
+        let held = refs.entry(id).or_insert(Held {
+            proxies: 0,
+            server_refs: 0,
+        });
+        held.proxies += 1;
+        held.server_refs += server_refs;
+        self.held_any.store(true, Ordering::Relaxed);
+    }
+
+    /// Count one more local proxy of `id` if the session already holds a
+    /// server reference to it (no round trip needed).
+    pub(super) fn retain_held(&self, id: u64) -> bool {
+        let mut refs = self.refs.lock().unwrap();
+        match refs.get_mut(&id) {
+            Some(held) if held.server_refs > 0 => {
+                held.proxies += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One local proxy of `id` is gone; the last one queues the release of
+    /// the session's server references. Whether a decref is now pending.
+    pub(super) fn release(&self, id: u64) -> bool {
+        let released = {
+            let mut refs = self.refs.lock().unwrap();
+            let Some(held) = refs.get_mut(&id) else {
+                return false;
+            };
+            held.proxies -= 1;
+            if held.proxies > 0 {
+                return false;
+            }
+            refs.remove(&id).map_or(0, |h| h.server_refs)
+        };
+        if released == 0 {
+            return false;
+        }
+        self.decrefs.lock().unwrap().push((id, released));
+        self.has_decrefs.store(true, Ordering::Release);
+        true
+    }
+
+    /// Whether this session ever held a reference (its end must release).
+    pub(super) fn held_any(&self) -> bool {
+        self.held_any.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session() -> Session {
+        Session::new(Address::Unix("/nowhere".into()), &ManagerOptions::new())
+    }
+
+    #[test]
+    fn decrefs_ride_in_front_of_the_next_request() {
+        let s = session();
+        s.retain(5, 1);
+        s.retain(5, 0);
+        assert!(!s.release(5), "one local proxy is left");
+        assert!(s.release(5));
+        let mut out = Vec::new();
+        let id = s.next_request();
+        s.encode(&mut out, &Request::NumberOfObjects { id }, None::<&()>)
+            .unwrap();
+        let first = wire::PREFIX + u32::from_le_bytes(out[..4].try_into().unwrap()) as usize;
+        let (decref, _): (Request, _) = wire::decode_header(&out[wire::PREFIX..first]).unwrap();
+        assert_eq!(
+            decref,
+            Request::Decref {
+                object: 5,
+                count: 1
+            }
+        );
+        let (request, _): (Request, _) = wire::decode_header(&out[first + wire::PREFIX..]).unwrap();
+        assert_eq!(request, Request::NumberOfObjects { id });
+        // Sent once: the next request goes alone.
+        let mut again = Vec::new();
+        s.encode(&mut again, &Request::NumberOfObjects { id }, None::<&()>)
+            .unwrap();
+        assert_eq!(again, out[first..]);
+    }
+
+    #[test]
+    fn replies_are_routed_and_checked_in_place() {
+        let mut frame = Vec::new();
+        wire::push_frame(
+            &mut frame,
+            &Response {
+                id: 9,
+                result: Ok(()),
+            },
+            b"payload",
+            1024,
+        )
+        .unwrap();
+        let body = &frame[wire::PREFIX..];
+        assert_eq!(Session::parse_reply(9, body).unwrap(), b"payload");
+        assert!(matches!(
+            Session::parse_reply(8, body),
+            Err(Error::Protocol { .. })
+        ));
+    }
+}

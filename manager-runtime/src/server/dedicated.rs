@@ -1,0 +1,139 @@
+//! Threads of their own for blocking clients' connections.
+//!
+//! A connection that carries one call at a time (a blocking client's) is
+//! served on a thread with a single-threaded runtime of its own: the same
+//! request loop, but its spinning for the next request wakes no other
+//! worker, and its replies leave without a hop to another thread. Pending
+//! calls run on that runtime too. At most [`MAX_DEDICATED`] connections
+//! get one; the rest stay on the shared runtime. When the server stops,
+//! every dedicated connection's socket is shut down, which ends its loop.
+
+use std::collections::HashMap;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::connection::{serve_session, Slot};
+use super::state::ServerState;
+use crate::transport::Movable;
+use crate::wire::Inbox;
+
+/// Most connections served on threads of their own at once.
+pub(super) const MAX_DEDICATED: usize = 256;
+
+/// The dedicated connections of one server, by key: their sockets, to shut
+/// down when the server stops.
+#[derive(Default)]
+pub(crate) struct Dedicated {
+    sockets: Mutex<HashMap<u64, Option<RawFd>>>,
+    next: AtomicU64,
+}
+
+/// A place among the dedicated connections, held by one connection.
+pub(super) struct Seat {
+    state: Arc<ServerState>,
+    key: u64,
+}
+
+impl Seat {
+    /// A seat, if the server is not stopping and has one free.
+    pub(super) fn take(state: &Arc<ServerState>) -> Option<Seat> {
+        let mut sockets = state.dedicated.sockets.lock().unwrap();
+        if sockets.len() >= MAX_DEDICATED || state.stopping.load(Ordering::SeqCst) {
+            return None;
+        }
+        let key = state.dedicated.next.fetch_add(1, Ordering::Relaxed);
+        sockets.insert(key, None);
+        Some(Seat {
+            state: Arc::clone(state),
+            key,
+        })
+    }
+
+    /// Serve `socket` (which joined `session`; `inbox` holds what was read
+    /// after its hello) on a thread of its own.
+    pub(super) fn serve(self, socket: Movable, inbox: Inbox, session: u128, slot: Slot) {
+        let fd = match &socket {
+            Movable::Tcp(s) => s.as_raw_fd(),
+            Movable::Unix(s) => s.as_raw_fd(),
+        };
+        {
+            let mut sockets = self.state.dedicated.sockets.lock().unwrap();
+            sockets.insert(self.key, Some(fd));
+            if self.state.stopping.load(Ordering::SeqCst) {
+                // The server began to stop after this seat was taken, maybe
+                // after it shut the others down: this one ends at once.
+                // SAFETY: `fd` is the open socket `socket` owns.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RDWR);
+                }
+            }
+        }
+        let spawned = std::thread::Builder::new()
+            .name("manager-conn".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(_) => return,
+                };
+                let state = Arc::clone(&self.state);
+                runtime.block_on(async move {
+                    // Registered with this thread's reactor.
+                    match socket {
+                        Movable::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
+                            Ok(s) => serve_session(state, s, inbox, session, slot).await,
+                            Err(_) => drop(slot),
+                        },
+                        Movable::Unix(s) => match tokio::net::UnixStream::from_std(s) {
+                            Ok(s) => serve_session(state, s, inbox, session, slot).await,
+                            Err(_) => drop(slot),
+                        },
+                    }
+                });
+                // The socket is closed by now; the seat goes last (drop).
+                drop(runtime);
+                drop(self);
+            });
+        // No thread to be had: the connection closes (its socket went with
+        // the closure), as any connection the server cannot take.
+        drop(spawned);
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.state
+            .dedicated
+            .sockets
+            .lock()
+            .unwrap()
+            .remove(&self.key);
+    }
+}
+
+impl Dedicated {
+    /// The server stops: shut every dedicated connection's socket down (its
+    /// loop then ends, failing its pending calls as any closed connection
+    /// does) and wait, at most `patience`, for their threads to finish.
+    pub(super) fn close_all(&self, patience: Duration) {
+        {
+            let sockets = self.sockets.lock().unwrap();
+            for fd in sockets.values().flatten() {
+                // SAFETY: the socket is open while its key is in the map
+                // (the key goes after the socket closes), and the map is
+                // locked. shutdown(2) touches no memory.
+                unsafe {
+                    libc::shutdown(*fd, libc::SHUT_RDWR);
+                }
+            }
+        }
+        let start = Instant::now();
+        while !self.sockets.lock().unwrap().is_empty() && start.elapsed() < patience {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
