@@ -204,6 +204,12 @@ pub enum ProcessError {
     /// A process handle used after `close()`.
     #[error("the process object is closed")]
     Closed,
+    /// `put` or `get` on a queue this process closed.
+    #[error("the queue is closed")]
+    QueueClosed,
+    /// `join_thread()` on a queue not closed first (as Python asserts).
+    #[error("join_thread() needs the queue closed first")]
+    QueueNotClosed,
 }
 
 /// `error` and its causes as one line, `a: b: c`, for messages that travel

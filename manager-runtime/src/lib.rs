@@ -54,7 +54,9 @@ pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use options::{default_authkey, ManagerOptions, Serializer};
-pub use process::{active_children, current_process, Process};
+pub use process::{
+    active_children, current_process, Connection, JoinableQueue, Pipe, Process, Queue, SimpleQueue,
+};
 pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};
 pub use server::{Server, ServerStopper};

@@ -14,10 +14,10 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::rc::Rc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::client::Client;
@@ -133,4 +133,44 @@ pub(crate) fn decoding<R>(
     let _restore = Restore(INCOMING.with(|i| i.borrow_mut().replace(table)));
     let sessions = Rc::clone(sessions);
     crate::proxy::receiving_proxies(Rc::new(move |a: &Address| sessions.session(a)), decode)
+}
+
+/// Serialize a file descriptor among a child process's arguments: its
+/// index in the side table the lifeline sends. Anywhere else it cannot be
+/// encoded (a descriptor means nothing in another process unless the
+/// kernel passes it).
+pub(crate) fn serialize_fd<S: serde::Serializer>(
+    fd: BorrowedFd<'_>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let index = OUTGOING.with(|o| {
+        o.borrow_mut().as_mut().map(|fds| {
+            fds.push(fd.as_raw_fd());
+            fds.len() - 1
+        })
+    });
+    match index {
+        Some(index) => (index as u32).serialize(serializer),
+        None => Err(serde::ser::Error::custom(
+            "connections, queues, locks and shared memory can only be passed as a process's arguments",
+        )),
+    }
+}
+
+/// Take back a descriptor [`serialize_fd`] wrote, in the child.
+pub(crate) fn deserialize_fd<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<OwnedFd, D::Error> {
+    let index = u32::deserialize(deserializer)? as usize;
+    INCOMING
+        .with(|i| {
+            i.borrow_mut()
+                .as_mut()
+                .and_then(|fds| fds.get_mut(index).and_then(Option::take))
+        })
+        .ok_or_else(|| {
+            serde::de::Error::custom(
+                "a file descriptor can only be decoded from a process's arguments, once",
+            )
+        })
 }

@@ -13,7 +13,7 @@
 //! joins it (Python joins non-daemonic children at exit), except for a
 //! daemon, which is left to end with this process.
 
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -189,6 +189,15 @@ static COUNTER: AtomicU32 = AtomicU32::new(1);
 ///     Ok(())
 /// }
 /// ```
+///
+/// A closure that captures something cannot cross processes, and does not
+/// compile (a fn pointer chosen at run time neither):
+///
+/// ```compile_fail,E0080
+/// # extern crate manager_runtime as managers;
+/// let n = 5;
+/// let p = managers::Process::new(move || println!("{n}"), ());
+/// ```
 pub struct Process {
     name: String,
     daemon: bool,
@@ -324,7 +333,7 @@ impl Process {
             }
             match pidfd {
                 Some(fd) => {
-                    wait_readable(&fd, left)?;
+                    super::connection::readable(fd.as_fd(), left)?;
                 }
                 None => std::thread::sleep(left.map_or(Duration::from_millis(1), |l| {
                     l.min(Duration::from_millis(1))
@@ -464,29 +473,6 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     // descriptor, which we own.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
     (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// Wait until `fd` is readable or `timeout` passes.
-pub(crate) fn wait_readable(fd: &OwnedFd, timeout: Option<Duration>) -> Result<bool> {
-    let mut poll = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ms = timeout.map_or(-1, |t| {
-        // Round up, so a wait never ends before its time.
-        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
-    });
-    // SAFETY: one pollfd, valid for the call.
-    let n = unsafe { libc::poll(&mut poll, 1, ms) };
-    if n < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() == std::io::ErrorKind::Interrupted {
-            return Ok(false);
-        }
-        return Err(e.into());
-    }
-    Ok(n > 0)
 }
 
 impl Drop for Process {

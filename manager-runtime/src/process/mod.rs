@@ -15,18 +15,29 @@
 //!   them.
 //! - `child.rs`: [`Process`], the parent's handle; `run.rs`: what the child
 //!   does.
+//! - `connection.rs`: [`Pipe`] and its [`Connection`]s.
+//! - `shm.rs`: shared memory regions, robust process-shared mutexes,
+//!   futexes; `queue.rs`: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] as
+//!   a ring in shared memory.
 
 mod args;
 mod child;
+mod connection;
 pub(crate) mod image;
 pub(crate) mod lifeline;
+mod queue;
 mod run;
+mod shm;
 pub(crate) mod target;
 
 use std::sync::OnceLock;
 
 pub(crate) use child::PROCESS_MARKER;
 pub use child::{active_children, ActiveChild, Process};
+pub use connection::{
+    CanRecv, CanSend, Connection, Duplex, Pipe, RecvOnly, SendOnly, DEFAULT_MAX_MESSAGE,
+};
+pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub(crate) use run::run_child;
 pub use target::{Exit, Function};
 

@@ -1,0 +1,561 @@
+//! Python's `Pipe()` and its `Connection`s: length-prefixed messages over
+//! a socket pair (duplex) or a pipe (one way), between threads or
+//! processes of this program.
+//!
+//! A message is a 4-byte little-endian length and the bytes; `send` and
+//! `recv` carry one serde value (postcard), `send_bytes` and `recv_bytes`
+//! raw bytes. Reads are buffered (a small message costs one `read`), each
+//! message is one `write`. A length over the receiver's limit is refused
+//! before anything is allocated, and the message skipped: the connection
+//! stays usable. A peer that closed is [`Error::Eof`], never a hang.
+//!
+//! Which ends may send and receive is in the type: `Connection<Duplex>`
+//! does both, `Connection<RecvOnly>` and `Connection<SendOnly>` (from
+//! [`Pipe::simplex`]) one each. A connection passed in a
+//! [`Process`](super::Process)'s arguments moves to the child (its
+//! descriptor crosses the lifeline, with any bytes already buffered), and
+//! the parent's copy closes once the child holds it.
+
+use std::io::{IoSlice, Read, Write};
+use std::marker::PhantomData;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The default largest message a connection accepts (64 MiB, as a
+/// manager's frames).
+pub const DEFAULT_MAX_MESSAGE: u32 = 64 * 1024 * 1024;
+const PREFIX: usize = 4;
+/// Messages up to this size go out as one copy and one `write`.
+const SMALL: usize = 64 * 1024;
+
+/// Both directions (Python's `Pipe(duplex=True)`).
+#[derive(Debug)]
+pub enum Duplex {}
+/// The receiving end of [`Pipe::simplex`].
+#[derive(Debug)]
+pub enum RecvOnly {}
+/// The sending end of [`Pipe::simplex`].
+#[derive(Debug)]
+pub enum SendOnly {}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for super::Duplex {}
+    impl Sealed for super::RecvOnly {}
+    impl Sealed for super::SendOnly {}
+}
+
+/// Ends that can receive: [`Duplex`], [`RecvOnly`].
+pub trait CanRecv: sealed::Sealed {}
+impl CanRecv for Duplex {}
+impl CanRecv for RecvOnly {}
+
+/// Ends that can send: [`Duplex`], [`SendOnly`].
+pub trait CanSend: sealed::Sealed {}
+impl CanSend for Duplex {}
+impl CanSend for SendOnly {}
+
+/// Python's `multiprocessing.Pipe`.
+#[derive(Debug)]
+pub struct Pipe;
+
+impl Pipe {
+    /// Two connected ends, each able to send and receive (a Unix socket
+    /// pair; Python's `Pipe()`, `duplex=True`).
+    pub fn duplex() -> Result<(Connection, Connection)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((Connection::from_fd(a.into()), Connection::from_fd(b.into())))
+    }
+
+    /// A one-way pipe: `(receiver, sender)`, in Python's order for
+    /// `Pipe(duplex=False)`. The receiver cannot send nor the sender
+    /// receive: neither compiles.
+    pub fn simplex() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2(2) writes two new descriptors, which we own.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error().into());
+        }
+        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+        Ok((Connection::from_fd(read), Connection::from_fd(write)))
+    }
+}
+
+/// Bytes read from the descriptor but not yet handed out.
+#[derive(Default)]
+struct Incoming {
+    buf: Vec<u8>,
+    start: usize,
+    /// Bytes of a refused message still to be skipped.
+    skip: u64,
+}
+
+impl Incoming {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.start..]
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.start += n;
+        if self.start == self.buf.len() {
+            self.buf.clear();
+            self.start = 0;
+        }
+    }
+
+    /// Read more into the buffer; `false` at end of file.
+    fn fill(&mut self, mut fd: &std::fs::File) -> Result<bool> {
+        if self.start > 0 && self.buf.len() + SMALL > self.buf.capacity() {
+            self.buf.drain(..self.start);
+            self.start = 0;
+        }
+        let end = self.buf.len();
+        self.buf.resize(end + SMALL, 0);
+        let read = loop {
+            match fd.read(&mut self.buf[end..]) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                other => break other,
+            }
+        };
+        match read {
+            Ok(n) => {
+                self.buf.truncate(end + n);
+                Ok(n > 0)
+            }
+            Err(e) => {
+                self.buf.truncate(end);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// One end of a [`Pipe`]: Python's `multiprocessing.connection.Connection`.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// use managers::process::Pipe;
+///
+/// let (a, b) = Pipe::duplex()?;
+/// a.send(&("hello", 42u32))?;
+/// let (text, n): (String, u32) = b.recv()?;
+/// assert_eq!((text.as_str(), n), ("hello", 42));
+/// drop(a);
+/// assert!(matches!(b.recv::<u32>(), Err(managers::Error::Eof)));
+/// # Ok::<(), managers::Error>(())
+/// ```
+pub struct Connection<D = Duplex> {
+    /// The descriptor, as a `File` for its `Read`/`Write` on `&File`.
+    file: std::fs::File,
+    incoming: Mutex<Incoming>,
+    outgoing: Mutex<Vec<u8>>,
+    max: u32,
+    _end: PhantomData<fn() -> D>,
+}
+
+impl<D> Connection<D> {
+    fn from_fd(fd: OwnedFd) -> Self {
+        Self::with_buffered(fd, Vec::new())
+    }
+
+    fn with_buffered(fd: OwnedFd, buffered: Vec<u8>) -> Self {
+        Connection {
+            file: std::fs::File::from(fd),
+            incoming: Mutex::new(Incoming {
+                buf: buffered,
+                ..Incoming::default()
+            }),
+            outgoing: Mutex::new(Vec::new()),
+            max: DEFAULT_MAX_MESSAGE,
+            _end: PhantomData,
+        }
+    }
+
+    /// Refuse messages longer than `bytes` (default
+    /// [`DEFAULT_MAX_MESSAGE`]), on both sending and receiving.
+    pub fn with_max_message(mut self, bytes: u32) -> Self {
+        self.max = bytes;
+        self
+    }
+
+    /// Close this end (Python's `close()`); dropping it does the same.
+    pub fn close(self) {}
+
+    fn incoming(&self) -> MutexGuard<'_, Incoming> {
+        self.incoming.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn eof_on_broken(e: std::io::Error) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset => Error::Eof,
+        _ => e.into(),
+    }
+}
+
+impl<D: CanSend> Connection<D> {
+    /// Send one value (Python's `send(obj)`, with serde instead of pickle).
+    /// The bytes do not name their type: the receiver must ask for the
+    /// type that was sent (send a [`Value`](crate::value::Value) for
+    /// dynamically typed data, as Python's pickles are).
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        out.clear();
+        out.extend_from_slice(&[0; PREFIX]);
+        crate::wire::append(&mut out, value)?;
+        let len = self.checked_len(out.len() - PREFIX)?;
+        out[..PREFIX].copy_from_slice(&len.to_le_bytes());
+        (&self.file).write_all(&out).map_err(eof_on_broken)?;
+        if out.capacity() > 4 * SMALL {
+            // Do not keep a large message's buffer around.
+            *out = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// Send `bytes` as one message (Python's `send_bytes(buf)`; for its
+    /// offset and size, send a slice: `send_bytes(&buf[offset..offset + size])`).
+    pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        let len = self.checked_len(bytes.len())?.to_le_bytes();
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        if bytes.len() <= SMALL {
+            out.clear();
+            out.extend_from_slice(&len);
+            out.extend_from_slice(bytes);
+            return (&self.file).write_all(&out).map_err(eof_on_broken);
+        }
+        // Large: no copy; the lock keeps another sender's message out.
+        let mut parts = [IoSlice::new(&len), IoSlice::new(bytes)];
+        let mut parts = &mut parts[..];
+        while !parts.is_empty() {
+            match (&self.file).write_vectored(parts) {
+                Ok(0) => return Err(Error::Eof),
+                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(eof_on_broken(e)),
+            }
+        }
+        Ok(())
+    }
+
+    fn checked_len(&self, len: usize) -> Result<u32> {
+        u32::try_from(len)
+            .ok()
+            .filter(|&n| n <= self.max)
+            .ok_or(Error::FrameTooLarge {
+                size: len as u64,
+                max: self.max,
+            })
+    }
+}
+
+impl<D: CanRecv> Connection<D> {
+    /// Receive one value sent with [`send`](Connection::send) (Python's
+    /// `recv()`); [`Error::Eof`] once the other end is closed.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
+        self.with_message(|bytes| crate::wire::decode(bytes))
+    }
+
+    /// Receive one message's bytes (Python's `recv_bytes()`).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        self.with_message(|bytes| Ok(bytes.to_vec()))
+    }
+
+    /// Receive one message into `buf` (Python's `recv_bytes_into`; for its
+    /// offset, pass `&mut buf[offset..]`); its length. A message longer
+    /// than `buf` is [`Error::BufferTooShort`], which holds it whole.
+    pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.with_message(|bytes| match buf.get_mut(..bytes.len()) {
+            Some(dest) => {
+                dest.copy_from_slice(bytes);
+                Ok(bytes.len())
+            }
+            None => Err(Error::BufferTooShort(bytes.to_vec())),
+        })
+    }
+
+    /// Whether a message can be read without waiting (Python's `poll()`).
+    pub fn poll(&self) -> Result<bool> {
+        self.poll_timeout(Duration::ZERO)
+    }
+
+    /// Wait at most `timeout` for something to read (Python's
+    /// `poll(timeout)`); end of file counts, as `recv` then returns at once.
+    pub fn poll_timeout(&self, timeout: Duration) -> Result<bool> {
+        let incoming = self.incoming();
+        if incoming.skip == 0 && !incoming.buffered().is_empty() {
+            return Ok(true);
+        }
+        drop(incoming);
+        let deadline = Instant::now().checked_add(timeout);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if readable(self.file.as_fd(), left)? {
+                return Ok(true);
+            }
+            if left.is_some_and(|l| l.is_zero()) || deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+        }
+    }
+
+    /// Read one whole message and hand its bytes to `f`.
+    fn with_message<R>(&self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+        let mut incoming = self.incoming();
+        self.skip_refused(&mut incoming)?;
+        while incoming.buffered().len() < PREFIX {
+            if !incoming.fill(&self.file)? {
+                return Err(Error::Eof);
+            }
+        }
+        let prefix: [u8; PREFIX] = incoming.buffered()[..PREFIX].try_into().unwrap();
+        let len = u32::from_le_bytes(prefix);
+        if len > self.max {
+            incoming.consume(PREFIX);
+            incoming.skip = u64::from(len);
+            return Err(Error::FrameTooLarge {
+                size: u64::from(len),
+                max: self.max,
+            });
+        }
+        let len = len as usize;
+        let have = incoming.buffered().len() - PREFIX;
+        if have >= len {
+            let result = f(&incoming.buffered()[PREFIX..PREFIX + len]);
+            incoming.consume(PREFIX + len);
+            return result;
+        }
+        if len <= SMALL {
+            while incoming.buffered().len() < PREFIX + len {
+                if !incoming.fill(&self.file)? {
+                    return Err(Error::Eof);
+                }
+            }
+            let result = f(&incoming.buffered()[PREFIX..PREFIX + len]);
+            incoming.consume(PREFIX + len);
+            return result;
+        }
+        // A large message: read the rest straight into its own buffer.
+        let mut message = Vec::with_capacity(len);
+        message.extend_from_slice(&incoming.buffered()[PREFIX..]);
+        let taken = incoming.buffered().len();
+        incoming.consume(taken);
+        message.resize(len, 0);
+        (&self.file)
+            .read_exact(&mut message[have..])
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::UnexpectedEof => Error::Eof,
+                _ => e.into(),
+            })?;
+        drop(incoming);
+        f(&message)
+    }
+
+    /// Drop what is left of a refused message.
+    fn skip_refused(&self, incoming: &mut Incoming) -> Result<()> {
+        while incoming.skip > 0 {
+            if incoming.buffered().is_empty() && !incoming.fill(&self.file)? {
+                return Err(Error::Eof);
+            }
+            let n = (incoming.buffered().len() as u64).min(incoming.skip) as usize;
+            incoming.consume(n);
+            incoming.skip -= n as u64;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `fd` is readable within `timeout` (`None`: wait forever); a
+/// signal ends the wait early (`false`).
+pub(crate) fn readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<bool> {
+    let mut poll = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.map_or(-1, |t| {
+        t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32
+    });
+    // SAFETY: one pollfd, valid for the call.
+    match unsafe { libc::poll(&mut poll, 1, ms) } {
+        n if n > 0 => Ok(true),
+        0 => Ok(false),
+        _ => {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(false)
+            } else {
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl<D> AsFd for Connection<D> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+impl<D> AsRawFd for Connection<D> {
+    fn as_raw_fd(&self) -> RawFd {
+        self.file.as_raw_fd()
+    }
+}
+
+impl<D> std::fmt::Debug for Connection<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "<Connection fd={} {}>",
+            self.file.as_raw_fd(),
+            std::any::type_name::<D>().rsplit("::").next().unwrap_or("")
+        )
+    }
+}
+
+impl<D> Serialize for Connection<D> {
+    /// As a process's argument only: the descriptor crosses the lifeline,
+    /// with any bytes this end had read but not yet handed out.
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Wire<'a> {
+            #[serde(serialize_with = "fd")]
+            fd: BorrowedFd<'a>,
+            buffered: &'a [u8],
+            max: u32,
+        }
+        fn fd<S: serde::Serializer>(
+            fd: &BorrowedFd<'_>,
+            s: S,
+        ) -> std::result::Result<S::Ok, S::Error> {
+            super::args::serialize_fd(*fd, s)
+        }
+        let incoming = self.incoming();
+        if incoming.skip > 0 {
+            return Err(serde::ser::Error::custom(
+                "this connection is skipping a refused message; receive once before passing it on",
+            ));
+        }
+        Wire {
+            fd: self.file.as_fd(),
+            buffered: incoming.buffered(),
+            max: self.max,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl<'de, D> Deserialize<'de> for Connection<D> {
+    fn deserialize<De: serde::Deserializer<'de>>(
+        deserializer: De,
+    ) -> std::result::Result<Self, De::Error> {
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(deserialize_with = "super::args::deserialize_fd")]
+            fd: OwnedFd,
+            buffered: Vec<u8>,
+            max: u32,
+        }
+        let wire = Wire::deserialize(deserializer)?;
+        Ok(Connection::with_buffered(wire.fd, wire.buffered).with_max_message(wire.max))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_bytes_go_both_ways_in_order() {
+        let (a, b) = Pipe::duplex().unwrap();
+        for i in 0..100u32 {
+            a.send(&i).unwrap();
+        }
+        b.send_bytes(b"back").unwrap();
+        for i in 0..100u32 {
+            assert_eq!(b.recv::<u32>().unwrap(), i);
+        }
+        assert_eq!(a.recv_bytes().unwrap(), b"back");
+    }
+
+    #[test]
+    fn a_short_buffer_keeps_the_message() {
+        let (a, b) = Pipe::duplex().unwrap();
+        a.send_bytes(b"0123456789").unwrap();
+        let mut small = [0u8; 4];
+        match b.recv_bytes_into(&mut small) {
+            Err(Error::BufferTooShort(message)) => assert_eq!(message, b"0123456789"),
+            other => panic!("{other:?}"),
+        }
+        a.send_bytes(b"abc").unwrap();
+        let mut buf = [0u8; 8];
+        assert_eq!(b.recv_bytes_into(&mut buf[2..]).unwrap(), 3);
+        assert_eq!(&buf, b"\0\0abc\0\0\0");
+    }
+
+    #[test]
+    fn an_oversized_message_is_refused_and_skipped() {
+        let (a, b) = Pipe::duplex().unwrap();
+        let b = b.with_max_message(1000);
+        let big = vec![7u8; 200_000];
+        let writer = std::thread::spawn(move || {
+            a.send_bytes(&big).unwrap();
+            a.send(&"after").unwrap();
+            a
+        });
+        assert!(matches!(
+            b.recv_bytes(),
+            Err(Error::FrameTooLarge {
+                size: 200_000,
+                max: 1000
+            })
+        ));
+        assert_eq!(b.recv::<String>().unwrap(), "after");
+        let a = writer.join().unwrap();
+        assert!(
+            matches!(a.send_bytes(&[0; 2000]), Ok(())),
+            "the sender's own limit is its own"
+        );
+        let a = a.with_max_message(10);
+        assert!(matches!(
+            a.send_bytes(&[0; 11]),
+            Err(Error::FrameTooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn large_messages_cross_whole() {
+        let (a, b) = Pipe::simplex().unwrap();
+        let message: Vec<u8> = (0..16 << 20).map(|i: u32| (i % 251) as u8).collect();
+        let expected = message.clone();
+        let writer = std::thread::spawn(move || b.send_bytes(&message).unwrap());
+        assert_eq!(a.recv_bytes().unwrap(), expected);
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn poll_sees_messages_and_end_of_file() {
+        let (a, b) = Pipe::duplex().unwrap();
+        assert!(!b.poll().unwrap());
+        let begun = Instant::now();
+        assert!(!b.poll_timeout(Duration::from_millis(100)).unwrap());
+        assert!(begun.elapsed() >= Duration::from_millis(100));
+        a.send(&1u8).unwrap();
+        assert!(b.poll_timeout(Duration::from_secs(5)).unwrap());
+        assert_eq!(b.recv::<u8>().unwrap(), 1);
+        drop(a);
+        assert!(b.poll().unwrap(), "end of file is readable");
+        assert!(matches!(b.recv::<u8>(), Err(Error::Eof)));
+        assert!(matches!(b.send(&1u8), Err(Error::Eof)));
+    }
+}

@@ -1,0 +1,440 @@
+//! CONFORMANCE.md "Processes and shared memory", the Pipe and Queue lines
+//! (CPython _TestConnection, _TestQueue, TestSimpleQueue), between real
+//! processes, and issue 8's channel tests: both directions, one-way pipes,
+//! end of file when the peer exits, 16 MiB messages, 4 producers x 4
+//! consumers x 10,000 items, JoinableQueue join, grandchildren.
+//!
+//! Children are this binary re-executed: its own `main` (harness = false)
+//! starts with `managers::bootstrap()`. A `Process` dropped while a test
+//! panics kills its child.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use managers::process::{Connection, JoinableQueue, Pipe, Queue, RecvOnly, SendOnly, SimpleQueue};
+use managers::value::Value;
+use managers::{Error, Process, SyncError};
+
+fn main() {
+    managers::bootstrap();
+    macro_rules! named {
+        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+    }
+    common::harness::run(named![
+        a_pipe_carries_values_and_bytes_both_ways,
+        a_one_way_pipe_carries_16_mib_to_the_parent,
+        end_of_file_when_the_peer_exits,
+        a_queue_from_a_child_arrives_in_order,
+        queue_limits_and_timeouts_between_processes,
+        four_producers_four_consumers_lose_and_repeat_nothing,
+        items_outlive_their_producer,
+        a_killed_producer_leaves_the_queue_usable,
+        joinable_queue_join_waits_for_four_workers,
+        simple_queue_between_processes,
+        grandchildren_use_a_queue_and_a_pipe,
+    ]);
+}
+
+fn within<T>(limit: Duration, what: &str, f: impl FnOnce() -> T) -> T {
+    let begun = Instant::now();
+    let result = f();
+    assert!(begun.elapsed() < limit, "{what} took {:?}", begun.elapsed());
+    result
+}
+
+fn join_ok(p: &Process) {
+    assert!(
+        p.join_timeout(Duration::from_secs(60)).unwrap(),
+        "{p:?} did not end"
+    );
+    assert_eq!(p.exitcode(), Some(0), "{p:?}");
+}
+
+/// Echo: each value comes back doubled, each byte message reversed; stops
+/// at end of file.
+fn echo(conn: Connection) -> managers::Result<()> {
+    loop {
+        match conn.recv::<Value>() {
+            Ok(Value::Int(n)) => conn.send(&Value::Int(n * 2))?,
+            Ok(Value::Bytes(b)) => {
+                conn.send_bytes(&b.iter().rev().copied().collect::<Vec<u8>>())?;
+                let raw = conn.recv_bytes()?;
+                conn.send_bytes(&raw)?;
+            }
+            Ok(other) => conn.send(&other)?,
+            Err(Error::Eof) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// "send/recv of several values in order; send_bytes/recv_bytes including
+// offset/size forms; a Connection sent to a child process still works
+// there"
+fn a_pipe_carries_values_and_bytes_both_ways() {
+    let (ours, theirs) = Pipe::duplex().unwrap();
+    let p = Process::new(echo, (theirs,));
+    p.start().unwrap();
+    for n in 0..100 {
+        ours.send(&Value::Int(n)).unwrap();
+    }
+    for n in 0..100 {
+        assert_eq!(ours.recv::<Value>().unwrap(), Value::Int(2 * n));
+    }
+    let list = Value::List(vec![42.into(), Value::None, "hello".into()]);
+    ours.send(&list).unwrap();
+    assert_eq!(ours.recv::<Value>().unwrap(), list);
+    ours.send(&Value::Bytes(b"abc".to_vec())).unwrap();
+    let buf = *b"0123456789";
+    ours.send_bytes(&buf[2..2 + 5]).unwrap(); // offset 2, size 5
+    let mut into = [0u8; 16];
+    let n = ours.recv_bytes_into(&mut into[3..]).unwrap(); // at offset 3
+    assert_eq!(&into[3..3 + n], b"cba");
+    assert_eq!(ours.recv_bytes().unwrap(), b"23456");
+    assert!(!ours.poll().unwrap());
+    drop(ours); // the child reads end of file and returns
+    join_ok(&p);
+}
+
+fn send_big(conn: Connection<SendOnly>) -> managers::Result<()> {
+    let message: Vec<u8> = (0..16u32 << 20).map(|i| (i % 253) as u8).collect();
+    conn.send_bytes(&message)?;
+    conn.send(&"done")
+}
+
+// "duplex=false: the reader cannot send and the writer cannot receive"
+// (that much is the type system's; see ui-tests/ui/pipe_ends.rs), and a
+// 16 MiB message from a child.
+fn a_one_way_pipe_carries_16_mib_to_the_parent() {
+    let (reader, writer): (Connection<RecvOnly>, Connection<SendOnly>) = Pipe::simplex().unwrap();
+    let p = Process::new(send_big, (writer,));
+    p.start().unwrap();
+    let message = reader.recv_bytes().unwrap();
+    assert_eq!(message.len(), 16 << 20);
+    assert!(message
+        .iter()
+        .enumerate()
+        .all(|(i, b)| *b == (i % 253) as u8));
+    assert_eq!(reader.recv::<String>().unwrap(), "done");
+    join_ok(&p);
+    // Our copy of the writer closed when the child took it: end of file.
+    assert!(matches!(reader.recv::<u8>(), Err(Error::Eof)));
+}
+
+fn exit_at_once(_conn: Connection) {}
+
+fn hold_until_killed(conn: Connection) {
+    conn.send(&"ready").unwrap();
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+// "recv after the peer closed is EOFError", whether the peer returned or
+// was killed: never a hang.
+fn end_of_file_when_the_peer_exits() {
+    let (ours, theirs) = Pipe::duplex().unwrap();
+    let p = Process::new(exit_at_once, (theirs,));
+    p.start().unwrap();
+    within(Duration::from_secs(10), "recv after exit", || {
+        assert!(matches!(ours.recv::<u8>(), Err(Error::Eof)));
+    });
+    join_ok(&p);
+    let (ours, theirs) = Pipe::duplex().unwrap();
+    let p = Process::new(hold_until_killed, (theirs,));
+    p.start().unwrap();
+    assert_eq!(ours.recv::<String>().unwrap(), "ready");
+    p.kill().unwrap();
+    within(Duration::from_secs(10), "recv after kill", || {
+        assert!(matches!(ours.recv::<u8>(), Err(Error::Eof)));
+    });
+    p.join().unwrap();
+    assert!(matches!(ours.send(&1u8), Err(Error::Eof)));
+}
+
+fn put_twenty(queue: Queue<u32>) -> managers::Result<()> {
+    for i in 0..20 {
+        queue.put(i)?;
+    }
+    Ok(())
+}
+
+// CONFORMANCE Queue: "20 items put by a child process arrive in order,
+// then Empty."
+fn a_queue_from_a_child_arrives_in_order() {
+    let queue = Queue::new(0).unwrap();
+    let p = Process::new(put_twenty, (queue.clone(),));
+    p.start().unwrap();
+    for i in 0..20 {
+        assert_eq!(queue.get_timeout(Duration::from_secs(20)).unwrap(), i);
+    }
+    join_ok(&p);
+    assert!(matches!(
+        queue.get_nowait(),
+        Err(Error::Sync(SyncError::Empty))
+    ));
+}
+
+fn fill_then_report(queue: Queue<u32>, report: Queue<bool>) -> managers::Result<()> {
+    for i in 0..3 {
+        queue.put(i)?;
+    }
+    let full = queue.full();
+    let refused = matches!(
+        queue.put_timeout(9, Duration::from_millis(100)),
+        Err(Error::Sync(SyncError::Full))
+    );
+    report.put(full && refused)
+}
+
+// "same put/get/Empty/Full/qsize rules as the manager queue, between
+// processes; close() then put fails".
+fn queue_limits_and_timeouts_between_processes() {
+    let queue: Queue<u32> = Queue::new(3).unwrap();
+    let report = Queue::new(0).unwrap();
+    let p = Process::new(fill_then_report, (queue.clone(), report.clone()));
+    p.start().unwrap();
+    assert!(
+        report.get_timeout(Duration::from_secs(20)).unwrap(),
+        "the child saw Full"
+    );
+    join_ok(&p);
+    assert_eq!(queue.qsize(), 3);
+    assert!(queue.full());
+    assert!(matches!(
+        queue.put_nowait(3),
+        Err(Error::Sync(SyncError::Full))
+    ));
+    let begun = Instant::now();
+    assert!(matches!(
+        queue.put_timeout(3, Duration::from_millis(200)),
+        Err(Error::Sync(SyncError::Full))
+    ));
+    assert!(begun.elapsed() >= Duration::from_millis(200));
+    assert_eq!(
+        [
+            queue.get().unwrap(),
+            queue.get().unwrap(),
+            queue.get().unwrap()
+        ],
+        [0, 1, 2]
+    );
+    let begun = Instant::now();
+    assert!(matches!(
+        queue.get_timeout(Duration::from_millis(200)),
+        Err(Error::Sync(SyncError::Empty))
+    ));
+    assert!(begun.elapsed() >= Duration::from_millis(200));
+    queue.close();
+    assert!(queue.put(1).is_err());
+    queue.join_thread().unwrap();
+}
+
+const PER_PRODUCER: u32 = 10_000;
+
+fn produce(id: u8, queue: Queue<Option<(u8, u32)>>) -> managers::Result<()> {
+    for seq in 0..PER_PRODUCER {
+        queue.put(Some((id, seq)))?;
+    }
+    Ok(())
+}
+
+fn consume(
+    queue: Queue<Option<(u8, u32)>>,
+    results: Queue<Vec<(u8, u32)>>,
+) -> managers::Result<()> {
+    let mut got = Vec::new();
+    while let Some(item) = queue.get()? {
+        got.push(item);
+    }
+    results.put(got)
+}
+
+// Issue 8: "Queue with 4 producers x 4 consumers x 10,000 items, nothing
+// lost or duplicated" (and each producer's items in order for any one
+// consumer: the queue is FIFO).
+fn four_producers_four_consumers_lose_and_repeat_nothing() {
+    let queue = Queue::with_capacity(1000, 1 << 20).unwrap();
+    let results = Queue::new(0).unwrap();
+    let consumers: Vec<Process> = (0..4)
+        .map(|_| Process::new(consume, (queue.clone(), results.clone())))
+        .collect();
+    let producers: Vec<Process> = (0..4u8)
+        .map(|id| Process::new(produce, (id, queue.clone())))
+        .collect();
+    for p in consumers.iter().chain(&producers) {
+        p.start().unwrap();
+    }
+    for p in &producers {
+        join_ok(p);
+    }
+    for _ in &consumers {
+        queue.put(None).unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    let mut total = 0;
+    for _ in &consumers {
+        let got = results.get_timeout(Duration::from_secs(60)).unwrap();
+        for id in 0..4u8 {
+            let mine: Vec<u32> = got
+                .iter()
+                .filter(|(p, _)| *p == id)
+                .map(|(_, s)| *s)
+                .collect();
+            assert!(
+                mine.windows(2).all(|w| w[0] < w[1]),
+                "producer {id}'s items out of order"
+            );
+        }
+        total += got.len();
+        seen.extend(got);
+    }
+    for p in &consumers {
+        join_ok(p);
+    }
+    assert_eq!(
+        total,
+        4 * PER_PRODUCER as usize,
+        "nothing lost, nothing twice"
+    );
+    assert_eq!(seen.len(), total);
+    assert!(queue.empty());
+}
+
+fn put_and_exit(queue: Queue<u32>) -> managers::Result<()> {
+    for i in 0..1000 {
+        queue.put(i)?;
+    }
+    // Exit at once: nothing may be left in a buffer of this process.
+    std::process::exit(0)
+}
+
+// Issue 8: "once put returns, the item survives its producer exiting".
+fn items_outlive_their_producer() {
+    let queue = Queue::new(0).unwrap();
+    let p = Process::new(put_and_exit, (queue.clone(),));
+    p.start().unwrap();
+    join_ok(&p);
+    assert_eq!(queue.qsize(), 1000);
+    for i in 0..1000 {
+        assert_eq!(queue.get_nowait().unwrap(), i);
+    }
+}
+
+fn put_forever(queue: Queue<u64>) -> managers::Result<()> {
+    for i in 0.. {
+        queue.put(i)?;
+    }
+    Ok(())
+}
+
+// A producer killed at any point (perhaps holding the queue's lock, half
+// way through a put): the queue stays whole and usable.
+fn a_killed_producer_leaves_the_queue_usable() {
+    for _ in 0..5 {
+        let queue: Queue<u64> = Queue::with_capacity(64, 4096).unwrap();
+        let p = Process::new(put_forever, (queue.clone(),));
+        p.start().unwrap();
+        let mut next = 0;
+        for _ in 0..2000 {
+            assert_eq!(queue.get_timeout(Duration::from_secs(20)).unwrap(), next);
+            next += 1;
+        }
+        p.kill().unwrap();
+        p.join().unwrap();
+        while let Ok(item) = queue.get_timeout(Duration::from_millis(50)) {
+            assert_eq!(item, next, "what is left is whole and in order");
+            next += 1;
+        }
+        queue.put(7).unwrap();
+        assert_eq!(queue.get_timeout(Duration::from_secs(5)).unwrap(), 7);
+    }
+}
+
+fn work(queue: JoinableQueue<Option<u32>>, done: Queue<u32>) -> managers::Result<()> {
+    while let Some(n) = queue.get()? {
+        std::thread::sleep(Duration::from_millis(2));
+        done.put(n)?;
+        queue.task_done()?;
+    }
+    queue.task_done()
+}
+
+// CONFORMANCE JoinableQueue: "join() returns once 4 worker processes have
+// called task_done() for every item".
+fn joinable_queue_join_waits_for_four_workers() {
+    let queue = JoinableQueue::new(0).unwrap();
+    let done = Queue::new(0).unwrap();
+    let workers: Vec<Process> = (0..4)
+        .map(|_| Process::new(work, (queue.clone(), done.clone())))
+        .collect();
+    for w in &workers {
+        w.start().unwrap();
+    }
+    for n in 0..40 {
+        queue.put(Some(n)).unwrap();
+    }
+    within(Duration::from_secs(30), "join", || queue.join().unwrap());
+    assert_eq!(done.qsize(), 40, "every task was done before join returned");
+    for _ in &workers {
+        queue.put(None).unwrap();
+    }
+    queue.join().unwrap();
+    for w in &workers {
+        join_ok(w);
+    }
+    assert!(matches!(
+        queue.task_done(),
+        Err(Error::Sync(SyncError::ValueError(_)))
+    ));
+}
+
+fn simple_put(queue: SimpleQueue<String>) -> managers::Result<()> {
+    queue.put("one".into())?;
+    queue.put("two".into())
+}
+
+// CONFORMANCE: "SimpleQueue has empty, put, get, close".
+fn simple_queue_between_processes() {
+    let queue = SimpleQueue::new().unwrap();
+    assert!(queue.empty());
+    let p = Process::new(simple_put, (queue.clone(),));
+    p.start().unwrap();
+    assert_eq!(queue.get().unwrap(), "one");
+    assert_eq!(queue.get().unwrap(), "two");
+    join_ok(&p);
+    assert!(queue.empty());
+    queue.close();
+    assert!(queue.put("three".into()).is_err());
+}
+
+fn middle(queue: Queue<String>, conn: Connection) -> managers::Result<()> {
+    let leaf = Process::new(leaf, (queue, conn));
+    leaf.start()?;
+    leaf.join()?;
+    match leaf.exitcode() {
+        Some(0) => Ok(()),
+        other => Err(Error::Spawn(format!("the grandchild ended with {other:?}"))),
+    }
+}
+
+fn leaf(queue: Queue<String>, conn: Connection) -> managers::Result<()> {
+    let name = managers::current_process().name().to_string();
+    queue.put(name.clone())?;
+    conn.send(&name)
+}
+
+// "Everything here works from a Process started by a Process."
+fn grandchildren_use_a_queue_and_a_pipe() {
+    let queue = Queue::new(0).unwrap();
+    let (ours, theirs) = Pipe::duplex().unwrap();
+    let p = Process::new(middle, (queue.clone(), theirs));
+    p.start().unwrap();
+    let expected = format!("{}:1", p.name());
+    assert_eq!(
+        queue.get_timeout(Duration::from_secs(30)).unwrap(),
+        expected
+    );
+    assert_eq!(ours.recv::<String>().unwrap(), expected);
+    join_ok(&p);
+}
