@@ -46,7 +46,9 @@ impl Link {
         if let Some(live) = self.live() {
             return Ok(live);
         }
+        let reopening = self.current.lock().unwrap().is_some();
         let opened = Multiplexed::open(session).await?;
+        tracing::debug!(address = %session.address, reopening, "async client connection opened");
         *self.current.lock().unwrap() = Some(Arc::clone(&opened));
         Ok(opened)
     }
@@ -162,6 +164,7 @@ impl Multiplexed {
                     let _ = waiter.send(result);
                 }
             };
+            tracing::debug!(reason = %failure, "async client connection ended");
             let orphans = routes.lock().unwrap().take().unwrap_or_default();
             for (_, waiter) in orphans {
                 let _ = waiter.send(Err(Error::gone(failure.clone(), None)));

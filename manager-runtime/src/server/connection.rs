@@ -47,6 +47,10 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = Slot(Arc::clone(&state));
     if live > state.max_connections {
+        tracing::warn!(
+            limit = state.max_connections,
+            "connection refused: too many connections"
+        );
         let _ = tokio::time::timeout(
             state.handshake_timeout,
             crate::auth::refuse_busy_async(&mut stream),
@@ -59,8 +63,23 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
         crate::auth::server_async(&mut stream, &state.authkey),
     )
     .await;
-    if !matches!(authenticated, Ok(Ok(true))) {
-        return;
+    match authenticated {
+        Ok(Ok(true)) => tracing::debug!("connection authenticated"),
+        Ok(Ok(false)) => {
+            tracing::warn!("connection refused: authentication failed (wrong authkey)");
+            return;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "connection refused: handshake failed");
+            return;
+        }
+        Err(_) => {
+            tracing::warn!(
+                timeout = ?state.handshake_timeout,
+                "connection refused: no handshake in time"
+            );
+            return;
+        }
     }
     // Requests are decoded in place in the inbox; one read brings every
     // request that has arrived.
@@ -155,39 +174,42 @@ pub(super) async fn serve_session<S: Socket>(
                 object,
                 method,
                 fingerprint,
-            } => match state.call(session, object, method, fingerprint, payload) {
-                Outcome::Ready(result) => (id, result),
-                Outcome::Pending(mut future) => {
-                    // Most waits are already over (a free lock, a non-empty
-                    // queue): one poll here answers them without a task.
-                    let mut poll_cx = Context::from_waker(std::task::Waker::noop());
-                    match future.as_mut().poll(&mut poll_cx) {
-                        Poll::Ready(result) => (id, result),
-                        Poll::Pending => {
-                            let writer = Arc::clone(&writer);
-                            let withdrawn = cancels.register(id);
-                            in_flight.spawn(async move {
-                                // Withdrawn: the wait is dropped (no item,
-                                // no lock taken) and the caller told so.
-                                // The withdrawal first: a wait it ends
-                                // must not also finish (a lock released
-                                // meanwhile is not taken for a caller
-                                // that gave up).
-                                let result = tokio::select! {
-                                    biased;
-                                    Ok(()) = withdrawn => Err(RemoteError::Cancelled),
-                                    result = future => result,
-                                };
-                                let mut out = Vec::new();
-                                push_reply(&mut out, id, result, max);
-                                let _ = writer.lock().await.write_all(&out).await;
-                            });
-                            inbox.consume(frame);
-                            continue;
+            } => {
+                tracing::trace!(id, object, method, "call");
+                match state.call(session, object, method, fingerprint, payload) {
+                    Outcome::Ready(result) => (id, result),
+                    Outcome::Pending(mut future) => {
+                        // Most waits are already over (a free lock, a non-empty
+                        // queue): one poll here answers them without a task.
+                        let mut poll_cx = Context::from_waker(std::task::Waker::noop());
+                        match future.as_mut().poll(&mut poll_cx) {
+                            Poll::Ready(result) => (id, result),
+                            Poll::Pending => {
+                                let writer = Arc::clone(&writer);
+                                let withdrawn = cancels.register(id);
+                                in_flight.spawn(async move {
+                                    // Withdrawn: the wait is dropped (no item,
+                                    // no lock taken) and the caller told so.
+                                    // The withdrawal first: a wait it ends
+                                    // must not also finish (a lock released
+                                    // meanwhile is not taken for a caller
+                                    // that gave up).
+                                    let result = tokio::select! {
+                                        biased;
+                                        Ok(()) = withdrawn => Err(RemoteError::Cancelled),
+                                        result = future => result,
+                                    };
+                                    let mut out = Vec::new();
+                                    push_reply(&mut out, id, result, max);
+                                    let _ = writer.lock().await.write_all(&out).await;
+                                });
+                                inbox.consume(frame);
+                                continue;
+                            }
                         }
                     }
                 }
-            },
+            }
             Request::Create { id, typeid } => (id, state.create(session, typeid, payload)),
             Request::Incref { id, object } => {
                 (id, state.incref(session, object).map(|()| Vec::new()))

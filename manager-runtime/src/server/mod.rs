@@ -22,6 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Notify;
+use tracing::Instrument;
 
 use crate::address::Address;
 use crate::error::Result;
@@ -116,24 +117,70 @@ impl Server {
     /// Serve until a client asks for shutdown or the stopper is used. On
     /// return every connection is closed and a private socket is removed.
     pub fn serve_forever(self) -> Result<()> {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            // Inside a runtime a second one cannot block this thread: serve
+            // from a thread of its own (use `serve().await` instead to run
+            // on the caller's runtime).
+            return std::thread::scope(|scope| {
+                scope
+                    .spawn(|| self.serve_forever())
+                    .join()
+                    .unwrap_or(Err(crate::error::Error::ServerThreadPanicked))
+            });
+        }
         let threads = std::thread::available_parallelism().map_or(2, |n| n.get().max(2));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("manager-server")
             .enable_all()
             .build()?;
+        let result = runtime.block_on(self.serve());
+        // Whatever is still running (pending calls' tasks) goes with the
+        // runtime.
+        runtime.shutdown_timeout(Duration::from_millis(100));
+        result
+    }
+
+    /// Serve on the caller's tokio runtime (multi-threaded: served objects'
+    /// blocking calls leave the worker they run on) until a client asks
+    /// for shutdown or the stopper is used. On return every connection is
+    /// closed and a private socket is removed.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+    /// # async fn main() -> managers::Result<()> {
+    /// let server = managers::sync::SyncManager::new().get_server()?;
+    /// let address = server.address().clone();
+    /// let stopper = server.stopper();
+    /// let serving = tokio::spawn(server.serve());
+    /// let client = managers::sync::SyncManager::with_options(
+    ///     managers::ManagerOptions::new().address(address),
+    /// );
+    /// tokio::task::spawn_blocking(move || -> managers::Result<()> {
+    ///     client.connect()?;
+    ///     assert_eq!(client.number_of_objects()?, 0);
+    ///     Ok(())
+    /// })
+    /// .await
+    /// .unwrap()?;
+    /// stopper.stop();
+    /// serving.await.unwrap()?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn serve(self) -> Result<()> {
         let Server {
             state,
             listener,
             _dir,
         } = self;
-        let result = runtime.block_on(accept_loop(Arc::clone(&state), listener));
-        // Connections on threads of their own end as the others do below.
+        tracing::info!(address = %state.address, "manager server started");
+        let result = accept_loop(Arc::clone(&state), listener).await;
+        // Connections on threads of their own end as the others did when
+        // the accept loop dropped them.
         state.request_stop();
         state.dedicated.close_all(Duration::from_millis(100));
-        // Dropping the runtime cancels every connection and pending call,
-        // which closes their sockets: clients see the server gone.
-        runtime.shutdown_timeout(Duration::from_millis(100));
+        tracing::info!(address = %state.address, "manager server stopped");
         result
     }
 }
@@ -231,18 +278,28 @@ impl Acceptor for tokio::net::UnixListener {
 }
 
 async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Result<()> {
+    // Every connection's task: they end (closing their sockets, cancelling
+    // their pending calls) when this returns, on whatever runtime it runs.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
+        while connections.try_join_next().is_some() {}
         tokio::select! {
             accepted = listener.accept_one() => match accepted {
                 Ok(stream) if state.serializer == Serializer::Pickle => {
                     let peer = A::peer(&stream);
-                    tokio::spawn(python::serve(Arc::clone(&state), stream, peer));
+                    tracing::debug!(peer = ?peer, "connection accepted (pickle)");
+                    connections.spawn(python::serve(Arc::clone(&state), stream, peer));
                 }
                 Ok(stream) => {
-                    tokio::spawn(A::serve(Arc::clone(&state), stream));
+                    let span = tracing::debug_span!("connection", peer = ?A::peer(&stream));
+                    span.in_scope(|| tracing::debug!("connection accepted"));
+                    connections.spawn(A::serve(Arc::clone(&state), stream).instrument(span));
                 }
                 // Out of descriptors or memory: back off instead of spinning.
-                Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await
+                }
             },
             _ = state.stop.notified() => return Ok(()),
         }

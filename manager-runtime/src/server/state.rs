@@ -57,6 +57,7 @@ impl ServerState {
         exposed: Option<&'static [&'static str]>,
     ) -> Token {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        tracing::debug!(id, typeid, "object created");
         let mut table = self.table.lock().unwrap();
         table.objects.insert(
             id,
@@ -152,7 +153,7 @@ impl ServerState {
         })) {
             Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future, cx))),
             Ok(ready) => ready,
-            Err(panic) => Outcome::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+            Err(panic) => Outcome::Ready(Err(panicked(id, method, &*panic))),
         }
     }
 
@@ -186,7 +187,7 @@ impl ServerState {
         let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
             cx.enter(|| self.registry.create(typeid, args))
         }))
-        .map_err(|panic| RemoteError::Panic(panic_message(&*panic)))?;
+        .map_err(|panic| panicked(0, typeid, &*panic))?;
         let made = made?;
         Ok(self.insert(session, made.object, made.typeid, made.exposed))
     }
@@ -316,6 +317,14 @@ impl Host for ServerState {
     }
 }
 
+/// A method (or constructor, object 0) panicked: log it, and the error the
+/// caller gets.
+fn panicked(object: u64, method: &str, panic: &(dyn std::any::Any + Send)) -> RemoteError {
+    let message = panic_message(panic);
+    tracing::error!(object, method, panic = %message, "a served method panicked");
+    RemoteError::Panic(message)
+}
+
 fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     if let Some(s) = panic.downcast_ref::<&str>() {
         s.to_string()
@@ -339,7 +348,11 @@ impl Future for CatchUnwind {
         match std::panic::catch_unwind(AssertUnwindSafe(|| call.enter(|| future.as_mut().poll(cx))))
         {
             Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(RemoteError::Panic(panic_message(&*panic)))),
+            Err(panic) => Poll::Ready(Err(panicked(
+                call.object.unwrap_or(0),
+                "an async method",
+                &*panic,
+            ))),
         }
     }
 }

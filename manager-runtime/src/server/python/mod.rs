@@ -34,6 +34,7 @@ use crate::transport::Socket;
 use crate::value::{Shaped, Value};
 
 /// Who is at the other end of a connection, as far as the socket says.
+#[derive(Debug)]
 pub(in crate::server) enum Peer {
     /// A Unix socket's peer process, if the kernel named one.
     Unix(Option<u32>),
