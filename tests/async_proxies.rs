@@ -378,3 +378,24 @@ fn every_create_method_has_an_async_form() {
     });
     assert_eq!(objects(&manager), 0);
 }
+
+#[test]
+fn serve_forever_called_from_async_code_serves() {
+    let manager = SyncManager::new();
+    let server = manager.get_server().unwrap();
+    let (address, stopper) = (server.address().clone(), server.stopper());
+    let client = std::thread::spawn(move || {
+        let guest = SyncManager::with_options(managers::ManagerOptions::new().address(address));
+        guest.connect().unwrap();
+        let event = guest.event().unwrap();
+        event.set().unwrap();
+        let set = event.is_set().unwrap();
+        drop((event, guest));
+        stopper.stop();
+        set
+    });
+    // As `bootstrap()` does on the first line of a `#[tokio::main]`.
+    let served = runtime().block_on(async move { server.serve_forever() });
+    served.unwrap();
+    assert!(client.join().unwrap());
+}
