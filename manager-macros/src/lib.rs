@@ -4,6 +4,8 @@
 //!   server-side dispatch plus a blocking and an async proxy.
 //! - [`manager!`] declares a manager type: the typeids it serves, how each is
 //!   built, and one create method per typeid.
+//! - [`macro@Pod`] lets a `#[repr(C)]` struct of plain data live in shared
+//!   memory.
 //!
 //! Each macro is a pipeline of three stages, one file each: `parse` (syntax
 //! only), `model` (validation, every error collected) and `expand` (code
@@ -19,6 +21,7 @@ mod fingerprint;
 mod manager;
 mod names;
 mod paths;
+mod pod;
 mod shared;
 mod types;
 
@@ -97,4 +100,22 @@ pub fn shared(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro]
 pub fn manager(input: TokenStream) -> TokenStream {
     manager::expand(input.into()).into()
+}
+
+/// Let a `#[repr(C)]` struct of plain data live in shared memory
+/// (`managers::process::Value<T>`, `Array<T>`): implements
+/// `managers::process::Pod`, after checking every field's type is `Pod`
+/// (numbers, arrays of them, other `Pod` structs; a pointer, a reference
+/// or a `String` is refused at its field). The struct must also be
+/// `Clone + Copy`. `#[pod(crate = "path")]` names a renamed `managers`.
+///
+/// ```ignore
+/// #[derive(Clone, Copy, managers::Pod)]
+/// #[repr(C)]
+/// struct Point { x: f64, y: f64 }
+/// let p = managers::process::Value::new(Point { x: 1.0, y: 2.0 })?;
+/// ```
+#[proc_macro_derive(Pod, attributes(pod))]
+pub fn derive_pod(input: TokenStream) -> TokenStream {
+    pod::expand(input.into()).into()
 }

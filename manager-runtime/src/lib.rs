@@ -55,7 +55,8 @@ pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use options::{default_authkey, ManagerOptions, Serializer};
 pub use process::{
-    active_children, current_process, Connection, JoinableQueue, Pipe, Process, Queue, SimpleQueue,
+    active_children, current_process, Connection, JoinableQueue, Pipe, Pod, Process, Queue,
+    SimpleQueue,
 };
 pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};
@@ -75,6 +76,8 @@ pub mod __private {
         ReturnedResult, Shared,
     };
     pub use crate::options::ManagerOptions;
+    pub use crate::process::memory::assert_pod;
+    pub use crate::process::Pod;
     pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
     pub use crate::registry::{has_method, Constructor, Registry};
     pub use crate::token::Token;

@@ -18,13 +18,16 @@
 //! - `connection.rs`: [`Pipe`] and its [`Connection`]s.
 //! - `shm.rs`: shared memory regions, robust process-shared mutexes,
 //!   futexes; `queue.rs`: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] as
-//!   a ring in shared memory.
+//!   a ring in shared memory; `lock.rs`: [`Lock`] and [`RLock`];
+//!   `memory.rs`: [`Value`] and [`Array`] of [`Pod`] data.
 
 mod args;
 mod child;
 mod connection;
 pub(crate) mod image;
 pub(crate) mod lifeline;
+mod lock;
+pub(crate) mod memory;
 mod queue;
 mod run;
 mod shm;
@@ -37,6 +40,9 @@ pub use child::{active_children, ActiveChild, Process};
 pub use connection::{
     CanRecv, CanSend, Connection, Duplex, Pipe, RecvOnly, SendOnly, DEFAULT_MAX_MESSAGE,
 };
+pub use lock::{Lock, LockGuard, RLock, SharedLock};
+pub use manager_macros::Pod;
+pub use memory::{Array, ArrayGuard, Pod, RawArray, RawValue, Value, ValueGuard};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub(crate) use run::run_child;
 pub use target::{Exit, Function};

@@ -278,9 +278,13 @@ impl RawMutex {
                 }
             }
         };
+        let polling = timeout.is_some_and(|t| t.is_zero());
         match rc {
             0 => Ok(Some(Locked::Yes)),
             libc::EBUSY | libc::ETIMEDOUT => Ok(None),
+            // Trying a lock this thread holds: busy, as Python's
+            // `acquire(False)` says.
+            libc::EDEADLK if polling => Ok(None),
             libc::EOWNERDEAD => {
                 // SAFETY: we hold the mutex (EOWNERDEAD hands it over).
                 unsafe { libc::pthread_mutex_consistent(self.0) };
