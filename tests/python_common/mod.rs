@@ -13,6 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use managers::sync::server::Queue;
+use managers::sync::SyncManager;
+use managers::{Address, BaseManager, Constructor, ManagerOptions, Registry, Serializer};
+
 /// One interpreter.
 #[derive(Debug, Clone)]
 pub struct Python {
@@ -173,5 +177,65 @@ pub fn cpython_loads_our_pickles(pickles: &[(Vec<u8>, String)]) {
             "{}",
             ran.stdout
         );
+    }
+}
+
+/// The authkey of [`PickleServer`].
+pub const KEY: &str = "python interop key";
+
+/// Every built-in, and the seed's `get_queue`.
+pub fn registry() -> Registry {
+    let mut registry = SyncManager::registry();
+    registry.register::<Queue>(
+        "get_queue",
+        None,
+        Some(Constructor::singleton(|| Queue::new(0))),
+    );
+    registry
+}
+
+/// A pickle-mode server on loopback TCP, on a thread; stopped on drop.
+pub struct PickleServer {
+    address: std::net::SocketAddr,
+    stopper: managers::ServerStopper,
+    thread: Option<std::thread::JoinHandle<managers::Result<()>>>,
+}
+
+impl PickleServer {
+    /// Serve on a free loopback port.
+    pub fn start() -> PickleServer {
+        let options = ManagerOptions::new()
+            .address("127.0.0.1:0")
+            .authkey(KEY)
+            .serializer(Serializer::Pickle);
+        let server = BaseManager::new(registry, options).get_server().unwrap();
+        let Address::Tcp(address) = server.address().clone() else {
+            unreachable!("a TCP address")
+        };
+        let stopper = server.stopper();
+        let thread = Some(std::thread::spawn(move || server.serve_forever()));
+        PickleServer {
+            address,
+            stopper,
+            thread,
+        }
+    }
+
+    /// `HOST PORT KEY`, the arguments of the scripts.
+    pub fn args(&self) -> Vec<String> {
+        vec![
+            self.address.ip().to_string(),
+            self.address.port().to_string(),
+            KEY.to_string(),
+        ]
+    }
+}
+
+impl Drop for PickleServer {
+    fn drop(&mut self) {
+        self.stopper.stop();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
