@@ -5,7 +5,8 @@
 //! A message is a 4-byte little-endian length and the bytes; `send` and
 //! `recv` carry one serde value (postcard), `send_bytes` and `recv_bytes`
 //! raw bytes. Reads are buffered (a small message costs one `read`), each
-//! message is one `write`. A length over the receiver's limit is refused
+//! message is one `write`; a reader expecting an answer soon spins briefly
+//! before it blocks (adaptively, as the client does: `wait.rs`). A length over the receiver's limit is refused
 //! before anything is allocated, and the message skipped: the connection
 //! stays usable. A peer that closed is [`Error::Eof`], never a hang.
 //!
@@ -18,7 +19,7 @@
 
 use std::io::{IoSlice, Read, Write};
 use std::marker::PhantomData;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::wait::{Spin, Spun};
 
 /// The default largest message a connection accepts (64 MiB, as a
 /// manager's frames).
@@ -76,63 +78,76 @@ impl Pipe {
     /// A one-way pipe: `(receiver, sender)`, in Python's order for
     /// `Pipe(duplex=False)`. The receiver cannot send nor the sender
     /// receive: neither compiles.
+    ///
+    /// (A socket pair with each end shut down one way, rather than an
+    /// `os.pipe()`: the same semantics, and the receiver can spin on it.)
     pub fn simplex() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2(2) writes two new descriptors, which we own.
-        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-            return Err(std::io::Error::last_os_error().into());
-        }
-        let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-        Ok((Connection::from_fd(read), Connection::from_fd(write)))
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        read.shutdown(std::net::Shutdown::Write)?;
+        write.shutdown(std::net::Shutdown::Read)?;
+        Ok((
+            Connection::from_fd(read.into()),
+            Connection::from_fd(write.into()),
+        ))
     }
 }
 
 /// Bytes read from the descriptor but not yet handed out.
-#[derive(Default)]
 struct Incoming {
+    /// Initialised once; `start..end` holds the bytes not handed out.
     buf: Vec<u8>,
     start: usize,
+    end: usize,
     /// Bytes of a refused message still to be skipped.
     skip: u64,
+    /// Spin briefly before blocking while answers come fast (`wait.rs`).
+    spin: Spin,
 }
 
 impl Incoming {
     fn buffered(&self) -> &[u8] {
-        &self.buf[self.start..]
+        &self.buf[self.start..self.end]
     }
 
     fn consume(&mut self, n: usize) {
         self.start += n;
-        if self.start == self.buf.len() {
-            self.buf.clear();
+        if self.start == self.end {
             self.start = 0;
+            self.end = 0;
         }
     }
 
     /// Read more into the buffer; `false` at end of file.
     fn fill(&mut self, mut fd: &std::fs::File) -> Result<bool> {
-        if self.start > 0 && self.buf.len() + SMALL > self.buf.capacity() {
-            self.buf.drain(..self.start);
+        if self.buf.len() - self.end < SMALL {
+            // Move what is left to the front; grow (zeroing once) only if
+            // that does not make room.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
             self.start = 0;
+            if self.buf.len() - self.end < SMALL {
+                self.buf.resize(self.end + SMALL, 0);
+            }
         }
-        let end = self.buf.len();
-        self.buf.resize(end + SMALL, 0);
-        let read = loop {
-            match fd.read(&mut self.buf[end..]) {
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                other => break other,
+        let room = &mut self.buf[self.end..];
+        let read = match self.spin.read(fd.as_raw_fd(), room) {
+            Ok(Spun::Read(n)) => Ok(n),
+            Err(e) => Err(e),
+            Ok(Spun::Park) => {
+                let parked = Instant::now();
+                let read = loop {
+                    match fd.read(room) {
+                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                        other => break other,
+                    }
+                };
+                self.spin.parked(parked.elapsed());
+                read
             }
         };
-        match read {
-            Ok(n) => {
-                self.buf.truncate(end + n);
-                Ok(n > 0)
-            }
-            Err(e) => {
-                self.buf.truncate(end);
-                Err(e.into())
-            }
-        }
+        let n = read?;
+        self.end += n;
+        Ok(n > 0)
     }
 }
 
@@ -168,8 +183,11 @@ impl<D> Connection<D> {
         Connection {
             file: std::fs::File::from(fd),
             incoming: Mutex::new(Incoming {
+                end: buffered.len(),
                 buf: buffered,
-                ..Incoming::default()
+                start: 0,
+                skip: 0,
+                spin: Spin::new(crate::wait::DEFAULT_SPIN),
             }),
             outgoing: Mutex::new(Vec::new()),
             max: DEFAULT_MAX_MESSAGE,
@@ -259,24 +277,24 @@ impl<D: CanRecv> Connection<D> {
     /// Receive one value sent with [`send`](Connection::send) (Python's
     /// `recv()`); [`Error::Eof`] once the other end is closed.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        self.with_message(|bytes| crate::wire::decode(bytes))
+        self.with_message(|message| crate::wire::decode(message.bytes()))
     }
 
     /// Receive one message's bytes (Python's `recv_bytes()`).
     pub fn recv_bytes(&self) -> Result<Vec<u8>> {
-        self.with_message(|bytes| Ok(bytes.to_vec()))
+        self.with_message(|message| Ok(message.into_vec()))
     }
 
     /// Receive one message into `buf` (Python's `recv_bytes_into`; for its
     /// offset, pass `&mut buf[offset..]`); its length. A message longer
     /// than `buf` is [`Error::BufferTooShort`], which holds it whole.
     pub fn recv_bytes_into(&self, buf: &mut [u8]) -> Result<usize> {
-        self.with_message(|bytes| match buf.get_mut(..bytes.len()) {
+        self.with_message(|message| match buf.get_mut(..message.bytes().len()) {
             Some(dest) => {
-                dest.copy_from_slice(bytes);
-                Ok(bytes.len())
+                dest.copy_from_slice(message.bytes());
+                Ok(dest.len())
             }
-            None => Err(Error::BufferTooShort(bytes.to_vec())),
+            None => Err(Error::BufferTooShort(message.into_vec())),
         })
     }
 
@@ -305,8 +323,8 @@ impl<D: CanRecv> Connection<D> {
         }
     }
 
-    /// Read one whole message and hand its bytes to `f`.
-    fn with_message<R>(&self, f: impl FnOnce(&[u8]) -> Result<R>) -> Result<R> {
+    /// Read one whole message and hand it to `f`.
+    fn with_message<R>(&self, f: impl FnOnce(Message<'_>) -> Result<R>) -> Result<R> {
         let mut incoming = self.incoming();
         self.skip_refused(&mut incoming)?;
         while incoming.buffered().len() < PREFIX {
@@ -327,7 +345,9 @@ impl<D: CanRecv> Connection<D> {
         let len = len as usize;
         let have = incoming.buffered().len() - PREFIX;
         if have >= len {
-            let result = f(&incoming.buffered()[PREFIX..PREFIX + len]);
+            let result = f(Message::Buffered(
+                &incoming.buffered()[PREFIX..PREFIX + len],
+            ));
             incoming.consume(PREFIX + len);
             return result;
         }
@@ -337,7 +357,9 @@ impl<D: CanRecv> Connection<D> {
                     return Err(Error::Eof);
                 }
             }
-            let result = f(&incoming.buffered()[PREFIX..PREFIX + len]);
+            let result = f(Message::Buffered(
+                &incoming.buffered()[PREFIX..PREFIX + len],
+            ));
             incoming.consume(PREFIX + len);
             return result;
         }
@@ -346,15 +368,15 @@ impl<D: CanRecv> Connection<D> {
         message.extend_from_slice(&incoming.buffered()[PREFIX..]);
         let taken = incoming.buffered().len();
         incoming.consume(taken);
-        message.resize(len, 0);
-        (&self.file)
-            .read_exact(&mut message[have..])
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::UnexpectedEof => Error::Eof,
-                _ => e.into(),
-            })?;
+        // Straight into the spare capacity (no zeroing first): `take`
+        // stops at the message's end, so nothing of the next is read.
+        let rest = (len - have) as u64;
+        (&self.file).take(rest).read_to_end(&mut message)?;
+        if message.len() < len {
+            return Err(Error::Eof);
+        }
         drop(incoming);
-        f(&message)
+        f(Message::Owned(message))
     }
 
     /// Drop what is left of a refused message.
@@ -368,6 +390,29 @@ impl<D: CanRecv> Connection<D> {
             incoming.skip -= n as u64;
         }
         Ok(())
+    }
+}
+
+/// A received message: still in the read buffer, or a large one read into
+/// a buffer of its own (handed over without a copy).
+enum Message<'a> {
+    Buffered(&'a [u8]),
+    Owned(Vec<u8>),
+}
+
+impl Message<'_> {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Message::Buffered(bytes) => bytes,
+            Message::Owned(bytes) => bytes,
+        }
+    }
+
+    fn into_vec(self) -> Vec<u8> {
+        match self {
+            Message::Buffered(bytes) => bytes.to_vec(),
+            Message::Owned(bytes) => bytes,
+        }
     }
 }
 

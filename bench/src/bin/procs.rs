@@ -1,0 +1,361 @@
+//! Processes, pipes, queues and shared memory (issue 8) on the workloads of
+//! `bench/compare`, in release mode: ours, or with `--raw` the physical
+//! limit of each (the same bytes through bare system calls).
+//!
+//! `procs [--raw] [--quick] [--reps N] [--only op,op]` prints one JSON
+//! object `{op: median}` in the units of bench/compare. Children are this
+//! binary re-executed (`bootstrap()` first in `main`), every one joined
+//! before the next workload; `--exit-now` is the raw start-up's child.
+//!
+//! - `process.start_join` (ms): start a process running a function that
+//!   returns, and join it. Raw: spawn this binary, which exits at once, and
+//!   wait for it.
+//! - `pipe.roundtrip` (us): a u64 to a child and back through a `Pipe`.
+//!   Raw: the same frame bytes over a socket pair, `write` and `read`.
+//! - `pipe.1mib` (MB/s): 1 MiB to a child and back (`send_bytes`);
+//!   2 MiB moved per round trip.
+//! - `mpqueue.transfer` (items/s): a child puts u64s on a `Queue`, this
+//!   process gets them (1 producer, 1 consumer). Raw: one `write` per
+//!   frame into a pipe, one `read` per frame out of it, no lock.
+//!   `mpqueue.transfer.pipe` (not a table row): the CPython design
+//!   measured with our parts, a one-way pipe under a process-shared write
+//!   lock and read lock, to choose the mechanism by measurement.
+//! - `shm.value.locked_increment` (increments/s): two children each add 1
+//!   to one shared `Value` under its lock. Raw: two threads `fetch_add`
+//!   one atomic (the cache line's limit, shared the same way by processes).
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsFd;
+use std::time::Instant;
+
+use managers::process::{Connection, Lock, Pipe, Queue, RecvOnly, SendOnly, Value};
+use managers::{Process, Result};
+use managers_bench::{median_of, wants};
+
+type Results = BTreeMap<&'static str, Option<f64>>;
+
+struct Counts {
+    reps: usize,
+    starts: u64,
+    pings: u64,
+    big: u64,
+    items: u64,
+    increments: u64,
+}
+
+impl Counts {
+    fn from_args() -> Counts {
+        let args: Vec<String> = std::env::args().collect();
+        let quick = args.iter().any(|a| a == "--quick");
+        let reps = args
+            .iter()
+            .position(|a| a == "--reps")
+            .and_then(|i| args.get(i + 1))
+            .and_then(|n| n.parse().ok());
+        let mut counts = if quick {
+            Counts { reps: 3, starts: 20, pings: 10_000, big: 30, items: 200_000, increments: 500_000 }
+        } else {
+            Counts { reps: 5, starts: 100, pings: 50_000, big: 150, items: 1_000_000, increments: 2_000_000 }
+        };
+        if let Some(reps) = reps {
+            counts.reps = reps;
+        }
+        counts
+    }
+}
+
+fn noop() {}
+
+fn echo_u64(conn: Connection) -> Result<()> {
+    loop {
+        match conn.recv::<u64>() {
+            Ok(n) => conn.send(&n)?,
+            Err(managers::Error::Eof) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn echo_bytes(conn: Connection) -> Result<()> {
+    loop {
+        match conn.recv_bytes() {
+            Ok(b) => conn.send_bytes(&b)?,
+            Err(managers::Error::Eof) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// The connection's descriptor as a plain file, for the raw loops.
+fn file_of<D>(conn: &Connection<D>) -> std::fs::File {
+    std::fs::File::from(conn.as_fd().try_clone_to_owned().expect("dup"))
+}
+
+/// Raw echo: frames of `len` bytes back as they came.
+fn raw_echo(conn: Connection, len: usize) -> Result<()> {
+    let mut file = file_of(&conn);
+    drop(conn);
+    let mut buf = vec![0u8; len];
+    while file.read_exact(&mut buf).is_ok() {
+        file.write_all(&buf)?;
+    }
+    Ok(())
+}
+
+fn produce(go: Connection<RecvOnly>, queue: Queue<u64>, n: u64) -> Result<()> {
+    go.recv::<u8>()?;
+    for i in 0..n {
+        queue.put(i)?;
+    }
+    Ok(())
+}
+
+/// The CPython design with our parts: a one-way pipe, producers writing
+/// under a process-shared write lock (consumers read under a read lock).
+fn produce_pipe(go: Connection<RecvOnly>, writer: Connection<SendOnly>, write_lock: Lock, n: u64) -> Result<()> {
+    go.recv::<u8>()?;
+    for i in 0..n {
+        let _held = write_lock.guard()?;
+        writer.send(&i)?;
+    }
+    Ok(())
+}
+
+fn raw_produce(go: Connection<RecvOnly>, writer: Connection<SendOnly>, n: u64) -> Result<()> {
+    go.recv::<u8>()?;
+    let mut file = file_of(&writer);
+    let frame = [8u8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8];
+    for _ in 0..n {
+        file.write_all(&frame)?;
+    }
+    Ok(())
+}
+
+fn increment(go: Queue<u8>, counter: Value<u64>, n: u64) -> Result<()> {
+    go.get()?;
+    for _ in 0..n {
+        let held = counter.lock()?;
+        held.set(held.get() + 1);
+    }
+    Ok(())
+}
+
+fn start_join(counts: &Counts, raw: bool) -> f64 {
+    median_of(counts.reps, || {
+        let begun = Instant::now();
+        for _ in 0..counts.starts {
+            if raw {
+                let status = std::process::Command::new("/proc/self/exe")
+                    .arg("--exit-now")
+                    .status()
+                    .expect("spawn");
+                assert!(status.success());
+            } else {
+                let p = Process::new(noop, ());
+                p.start().expect("start");
+                p.join().expect("join");
+                assert_eq!(p.exitcode(), Some(0));
+            }
+        }
+        begun.elapsed().as_secs_f64() * 1e3 / counts.starts as f64
+    })
+}
+
+fn pipe_roundtrip(counts: &Counts, raw: bool) -> Result<f64> {
+    let (ours, theirs) = Pipe::duplex()?;
+    let frame_len = 4 + managers::wire::encode(&(u64::MAX / 3))?.len();
+    let p = if raw {
+        Process::new(raw_echo, (theirs, frame_len))
+    } else {
+        Process::new(echo_u64, (theirs,))
+    };
+    p.start()?;
+    let mut file = file_of(&ours);
+    let mut frame = vec![0u8; frame_len];
+    frame[0] = (frame_len - 4) as u8;
+    let figure = median_of(counts.reps, || {
+        let begun = Instant::now();
+        for i in 0..counts.pings {
+            if raw {
+                file.write_all(&frame).unwrap();
+                file.read_exact(&mut frame).unwrap();
+            } else {
+                ours.send(&(u64::MAX / 3 + i)).unwrap();
+                let back: u64 = ours.recv().unwrap();
+                debug_assert_eq!(back, u64::MAX / 3 + i);
+            }
+        }
+        begun.elapsed().as_secs_f64() * 1e6 / counts.pings as f64
+    });
+    drop((ours, file));
+    p.join()?;
+    Ok(figure)
+}
+
+fn pipe_1mib(counts: &Counts, raw: bool) -> Result<f64> {
+    const MIB: usize = 1 << 20;
+    let (ours, theirs) = Pipe::duplex()?;
+    let p = if raw {
+        Process::new(raw_echo, (theirs, MIB))
+    } else {
+        Process::new(echo_bytes, (theirs,))
+    };
+    p.start()?;
+    let file = file_of(&ours);
+    let mut buf = vec![7u8; MIB];
+    let figure = median_of(counts.reps, || {
+        let begun = Instant::now();
+        for _ in 0..counts.big {
+            if raw {
+                // The echo writes back only once all of it arrived, so the
+                // write must not wait for the read: a thread writes.
+                std::thread::scope(|s| {
+                    let mut writer = &file;
+                    let out = &buf;
+                    s.spawn(move || writer.write_all(out).unwrap());
+                    let mut back = vec![0u8; MIB];
+                    (&file).read_exact(&mut back).unwrap();
+                });
+            } else {
+                ours.send_bytes(&buf).unwrap();
+                buf = ours.recv_bytes().unwrap();
+            }
+        }
+        (2 * MIB) as f64 * counts.big as f64 / begun.elapsed().as_secs_f64() / 1e6
+    });
+    drop((ours, file));
+    p.join()?;
+    Ok(figure)
+}
+
+/// Items per second got by this process from a producer child started
+/// by `start` (which is told to go through the returned connection).
+fn transfer(counts: &Counts, kind: &str) -> Result<f64> {
+    Ok(median_of(counts.reps, || {
+        let (go_rx, go_tx) = Pipe::simplex().unwrap();
+        let n = counts.items;
+        let (p, get): (Process, Box<dyn FnMut() -> u64>) = match kind {
+            "ours" => {
+                let queue = Queue::new(0).unwrap();
+                let p = Process::new(produce, (go_rx, queue.clone(), n));
+                (p, Box::new(move || queue.get().unwrap()))
+            }
+            "pipe" => {
+                let (reader, writer) = Pipe::simplex().unwrap();
+                let (read_lock, write_lock) = (Lock::new().unwrap(), Lock::new().unwrap());
+                let p = Process::new(produce_pipe, (go_rx, writer, write_lock, n));
+                (p, Box::new(move || {
+                    let _held = read_lock.guard().unwrap();
+                    reader.recv().unwrap()
+                }))
+            }
+            _ => {
+                let (reader, writer) = Pipe::simplex().unwrap();
+                let p = Process::new(raw_produce, (go_rx, writer, n));
+                let mut file = std::io::BufReader::with_capacity(1 << 16, file_of(&reader));
+                let mut frame = [0u8; 12];
+                (p, Box::new(move || {
+                    file.read_exact(&mut frame).unwrap();
+                    frame[4] as u64
+                }))
+            }
+        };
+        p.start().unwrap();
+        let mut get = get;
+        let begun = Instant::now();
+        go_tx.send(&1u8).unwrap();
+        let mut last = 0;
+        for _ in 0..n {
+            last = get();
+        }
+        let rate = n as f64 / begun.elapsed().as_secs_f64();
+        assert!(kind == "raw" || last == n - 1);
+        p.join().unwrap();
+        rate
+    }))
+}
+
+fn locked_increments(counts: &Counts, raw: bool) -> Result<f64> {
+    let per = counts.increments / 2;
+    if raw {
+        // The limit: two threads `fetch_add` one atomic, the cache line
+        // bouncing between the cores as it would between two processes.
+        return Ok(median_of(counts.reps, || {
+            let word = std::sync::atomic::AtomicU64::new(0);
+            let begun = Instant::now();
+            std::thread::scope(|s| {
+                for _ in 0..2 {
+                    s.spawn(|| {
+                        for _ in 0..per {
+                            word.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+                        }
+                    });
+                }
+            });
+            (2 * per) as f64 / begun.elapsed().as_secs_f64()
+        }));
+    }
+    Ok(median_of(counts.reps, || {
+        let go = Queue::new(0).unwrap();
+        let counter = Value::new(0u64).unwrap();
+        let workers: Vec<Process> = (0..2)
+            .map(|_| Process::new(increment, (go.clone(), counter.clone(), per)))
+            .collect();
+        for w in &workers {
+            w.start().unwrap();
+        }
+        let begun = Instant::now();
+        go.put(1).unwrap();
+        go.put(1).unwrap();
+        for w in &workers {
+            w.join().unwrap();
+            assert_eq!(w.exitcode(), Some(0));
+        }
+        let rate = (2 * per) as f64 / begun.elapsed().as_secs_f64();
+        assert_eq!(counter.value().unwrap(), 2 * per, "no lost update");
+        rate
+    }))
+}
+
+fn main() {
+    if std::env::args().nth(1).as_deref() == Some("--exit-now") {
+        return;
+    }
+    managers::bootstrap();
+    let raw = std::env::args().any(|a| a == "--raw");
+    let counts = Counts::from_args();
+    let only = managers_bench::Scale::only();
+    let run = || -> Result<Results> {
+        let mut results = Results::new();
+        if wants(&only, "process.start_join") || wants(&only, "process.start_join.spawn") {
+            let ms = start_join(&counts, raw);
+            results.insert("process.start_join", Some(ms));
+            results.insert("process.start_join.spawn", Some(ms));
+        }
+        if wants(&only, "pipe.roundtrip") {
+            results.insert("pipe.roundtrip", Some(pipe_roundtrip(&counts, raw)?));
+        }
+        if wants(&only, "pipe.1mib") {
+            results.insert("pipe.1mib", Some(pipe_1mib(&counts, raw)?));
+        }
+        if wants(&only, "mpqueue.transfer") {
+            let kind = if raw { "raw" } else { "ours" };
+            results.insert("mpqueue.transfer", Some(transfer(&counts, kind)?));
+        }
+        if !raw && wants(&only, "mpqueue.transfer.pipe") {
+            results.insert("mpqueue.transfer.pipe", Some(transfer(&counts, "pipe")?));
+        }
+        if wants(&only, "shm.value.locked_increment") {
+            results.insert("shm.value.locked_increment", Some(locked_increments(&counts, raw)?));
+        }
+        Ok(results)
+    };
+    match run() {
+        Ok(results) => println!("{}", serde_json::to_string(&results).unwrap()),
+        Err(e) => {
+            eprintln!("procs: {e}");
+            std::process::exit(1);
+        }
+    }
+}
