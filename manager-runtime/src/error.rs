@@ -338,6 +338,10 @@ pub enum RemoteError {
     /// passed, or its future was dropped): it had no effect.
     #[error("the call was withdrawn by its caller")]
     Cancelled,
+    /// A CPython server (pickle mode) failed the request with this
+    /// traceback, or raised an exception no [`SyncError`] stands for.
+    #[error("the Python server failed: {0}")]
+    Python(String),
 }
 
 impl From<SyncError> for RemoteError {

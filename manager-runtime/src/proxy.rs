@@ -274,6 +274,10 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<R> {
+        if let Some(pickle) = self.client.pickle() {
+            let reply = off_the_runtime(|| pickle.call(&self.token, method, args, self.timeout))?;
+            return decoding_for(&self.client, || crate::client::read_reply(reply));
+        }
         off_the_runtime(|| {
             self.client.call(
                 self.token.id,
@@ -293,6 +297,11 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<W::Output> {
+        if let Some(pickle) = self.client.pickle() {
+            let reply = off_the_runtime(|| pickle.call(&self.token, method, args, self.timeout))?;
+            let wire: W::Wire = crate::client::read_reply(reply)?;
+            return Ok(W::adopt(wire, &self.client));
+        }
         off_the_runtime(|| {
             self.client.call(
                 self.token.id,

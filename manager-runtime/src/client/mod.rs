@@ -14,6 +14,7 @@
 
 mod blocking;
 mod multiplexed;
+mod python;
 mod session;
 
 use std::collections::HashMap;
@@ -31,6 +32,7 @@ use crate::token::Token;
 use crate::wire::{self, DebugEntry, Request};
 use blocking::Pool;
 use multiplexed::Link;
+pub(crate) use python::{read_reply, PickleSession};
 use session::Session;
 
 /// A client session on one server: proxies made through it share its
@@ -44,6 +46,9 @@ struct Inner {
     session: Session,
     pool: Pool,
     link: Link,
+    /// Set in pickle mode: the session is on a CPython server, and every
+    /// request goes through it instead (`python.rs`).
+    pickle: Option<PickleSession>,
 }
 
 impl Client {
@@ -51,12 +56,24 @@ impl Client {
     /// authenticates once, so a wrong key or a missing server is reported
     /// here.
     pub(crate) fn connect(address: Address, options: &ManagerOptions) -> Result<Client> {
+        if options.serializer == crate::options::Serializer::Pickle {
+            let pickle = PickleSession::connect(address.clone(), options)?;
+            return Ok(Client {
+                inner: Arc::new(Inner {
+                    session: Session::new(address, options),
+                    pool: Pool::default(),
+                    link: Link::default(),
+                    pickle: Some(pickle),
+                }),
+            });
+        }
         let session = Session::new(address, options);
         let first = Pool::open(&session, false)?;
         let inner = Arc::new(Inner {
             session,
             pool: Pool::default(),
             link: Link::default(),
+            pickle: None,
         });
         inner.pool.put(first);
         Ok(Client { inner })
@@ -94,15 +111,35 @@ impl Client {
         &self.inner.session.authkey
     }
 
+    /// The CPython session, in pickle mode.
+    pub(crate) fn pickle(&self) -> Option<&PickleSession> {
+        self.inner.pickle.as_ref()
+    }
+
+    fn no_async_in_pickle_mode(&self) -> Result<()> {
+        match self.inner.pickle {
+            Some(_) => Err(Error::Remote(crate::error::RemoteError::BadRequest(
+                "async proxies are not available in pickle mode (use the blocking ones)".into(),
+            ))),
+            None => Ok(()),
+        }
+    }
+
     /// Count one more local proxy of `id`, `server_refs` of which the
     /// server just granted this session.
     pub(crate) fn retain(&self, id: u64, server_refs: u64) {
+        if let Some(pickle) = self.pickle() {
+            return pickle.retain(id, server_refs);
+        }
         self.inner.session.retain(id, server_refs);
     }
 
     /// One local proxy of `id` is gone; the last one releases the session's
     /// server references, in a message nobody waits for.
     pub(crate) fn release(&self, id: u64) {
+        if let Some(pickle) = self.pickle() {
+            return pickle.release(id);
+        }
         if self.inner.session.release(id) {
             self.inner.pool.flush_decrefs_idle(&self.inner.session);
         }
@@ -111,6 +148,9 @@ impl Client {
     /// Make sure this session holds a server reference to `token`'s object
     /// and count one more local proxy.
     pub(crate) fn incref(&self, token: &Token) -> Result<()> {
+        if let Some(pickle) = self.pickle() {
+            return pickle.incref(token);
+        }
         if self.inner.session.retain_held(token.id) {
             return Ok(());
         }
@@ -137,6 +177,9 @@ impl Client {
                 token: token.to_string(),
                 server: self.inner.session.address.to_string(),
             });
+        }
+        if let Some(pickle) = self.pickle() {
+            return pickle.take_reference(token);
         }
         self.incref_request(token)
     }
@@ -177,6 +220,7 @@ impl Client {
         args: &A,
         timeout: Option<Duration>,
     ) -> Result<Vec<u8>> {
+        self.no_async_in_pickle_mode()?;
         let id = self.inner.session.next_request();
         let request = Request::Call {
             id,
@@ -202,6 +246,9 @@ impl Client {
     /// Create an object of `typeid`; the session holds one reference to
     /// it, for the proxy that adopts the token.
     pub(crate) fn create_token<A: Serialize>(&self, typeid: &str, args: &A) -> Result<Token> {
+        if let Some(pickle) = self.pickle() {
+            return pickle.create(typeid, args);
+        }
         let id = self.inner.session.next_request();
         let request = Request::Create { id, typeid };
         self.inner
@@ -214,6 +261,7 @@ impl Client {
         typeid: &str,
         args: &A,
     ) -> Result<Token> {
+        self.no_async_in_pickle_mode()?;
         let id = self.inner.session.next_request();
         let request = Request::Create { id, typeid };
         let bytes = self
@@ -227,6 +275,9 @@ impl Client {
     /// How many objects the server holds. Releases this session's dropped
     /// proxies first, so the count reflects them.
     pub fn number_of_objects(&self) -> Result<usize> {
+        if let Some(pickle) = self.pickle() {
+            return pickle.number_of_objects();
+        }
         let id = self.inner.session.next_request();
         let count: u64 = self.inner.roundtrip(
             id,
@@ -240,6 +291,9 @@ impl Client {
 
     /// Every object the server holds, with typeid and refcount.
     pub fn debug_info(&self) -> Result<Vec<DebugEntry>> {
+        if let Some(pickle) = self.pickle() {
+            return pickle.debug_info();
+        }
         let id = self.inner.session.next_request();
         self.inner
             .roundtrip(id, &Request::DebugInfo { id }, None::<&()>, None, |b| {
@@ -249,6 +303,9 @@ impl Client {
 
     /// Ask the server to stop serving.
     pub fn shutdown_server(&self) -> Result<()> {
+        if let Some(pickle) = self.pickle() {
+            return pickle.shutdown();
+        }
         let id = self.inner.session.next_request();
         self.inner
             .roundtrip(id, &Request::Shutdown { id }, None::<&()>, None, |_| Ok(()))
@@ -316,6 +373,9 @@ impl Drop for Inner {
     /// next sees them gone. Closing the connections would release them too,
     /// but only whenever the server notices.
     fn drop(&mut self) {
+        if let Some(pickle) = &self.pickle {
+            return pickle.release_all();
+        }
         // Releases already sent may still be in flight: confirm them too.
         if !self.session.held_any() {
             return;

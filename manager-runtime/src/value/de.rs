@@ -317,6 +317,10 @@ impl<'de> Deserializer<'de> for Value {
         match self {
             Value::Map(entries) => visit_map(entries.into_iter(), visitor),
             Value::List(items) => visit_seq(items.into_iter(), visitor),
+            // A token read as the struct it is (a `Token` itself).
+            Value::Token(token) => {
+                token_fields(&token)?.deserialize_struct(_name, _fields, visitor)
+            }
             other => Err(ValueError::invalid_type("a map", &other)),
         }
     }
