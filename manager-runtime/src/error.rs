@@ -182,9 +182,27 @@ pub enum Error {
     /// `BufferTooShort`); the whole message is here, nothing is lost.
     #[error("the buffer is too short for the message of {} bytes", .0.len())]
     BufferTooShort(Vec<u8>),
+    /// A child process (a `Process`, a pool's worker) could not start, or
+    /// refused what it was sent (another executable image, arguments that
+    /// do not decode, an initializer that failed).
+    #[error("could not start a child process: {0}")]
+    ProcessStart(String),
     /// A process, pipe, queue or pool used against its rules.
     #[error(transparent)]
     Process(#[from] ProcessError),
+    /// A pool's worker died (killed, aborted, out of memory) while it held
+    /// the task; the pool replaced it and goes on.
+    #[error("pool worker {pid} died ({}) while running the task", exit_description(*.exitcode))]
+    WorkerDied {
+        /// The worker's process id.
+        pid: u32,
+        /// Its exit code, or minus the signal that killed it (Python's
+        /// `exitcode`).
+        exitcode: i32,
+    },
+    /// A pool task panicked; the message is the panic's.
+    #[error("the task panicked: {0}")]
+    TaskPanicked(String),
 }
 
 /// Uses of processes, pipes, queues and pools that break their rules
@@ -210,6 +228,37 @@ pub enum ProcessError {
     /// `join_thread()` on a queue not closed first (as Python asserts).
     #[error("join_thread() needs the queue closed first")]
     QueueNotClosed,
+    /// Work given to a pool that was closed or terminated (Python's
+    /// ValueError "Pool not running").
+    #[error("the pool is not running (closed or terminated)")]
+    PoolNotRunning,
+    /// `join()` on a pool neither closed nor terminated.
+    #[error("the pool is still running: close() or terminate() it before join()")]
+    PoolStillRunning,
+    /// The pool was terminated before the task's result came.
+    #[error("the pool was terminated before the result came")]
+    PoolTerminated,
+    /// A pool of no processes.
+    #[error("a pool needs at least one process")]
+    NoProcesses,
+    /// `maxtasksperchild` of 0 (Python's ValueError).
+    #[error("maxtasksperchild must be at least 1")]
+    NoTasksPerChild,
+    /// `successful()` before the result is ready (Python's ValueError).
+    #[error("the result is not ready")]
+    ResultNotReady,
+    /// A result taken already by an earlier `get`.
+    #[error("the result was taken by an earlier get")]
+    ResultTaken,
+}
+
+/// "exit code 3", "killed by signal 9".
+fn exit_description(exitcode: i32) -> String {
+    if exitcode < 0 {
+        format!("killed by signal {}", -exitcode)
+    } else {
+        format!("exit code {exitcode}")
+    }
 }
 
 /// `error` and its causes as one line, `a: b: c`, for messages that travel

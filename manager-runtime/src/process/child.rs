@@ -266,7 +266,13 @@ impl Process {
     /// Start the child and return once it holds its arguments. A second
     /// start is an error, as is a target that lives in a shared library.
     pub fn start(&self) -> Result<()> {
-        let mut state = self.state();
+        self.launch()?.finish()
+    }
+
+    /// Start the child and send it its start message, without waiting for
+    /// its answer: several children start side by side (a pool).
+    pub(crate) fn launch(&self) -> Result<Launching<'_>> {
+        let state = self.state();
         let launch = match &*state {
             State::Initial(launch) => launch,
             State::Closed => return Err(ProcessError::Closed.into()),
@@ -286,24 +292,19 @@ impl Process {
             sessions: encoded.sessions(),
             args: encoded.bytes.clone(),
         };
-        let running = handshake(child, lifeline, &start, &encoded)?;
-        let pid = running.child.id();
-        // The child holds its own references now: the arguments (and the
-        // parent's copies of any connection among them) can go.
-        drop(encoded);
-        *state = State::Running(running);
-        // Under the state's lock, so that a reaping `poll` cannot come first.
-        CHILDREN
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Registered {
-                name: self.name.clone(),
-                pid,
-                state: Arc::clone(&self.state),
-            });
-        Ok(())
+        let mut launching = Launching {
+            process: self,
+            state,
+            child: Some(child),
+            lifeline,
+            encoded,
+        };
+        launching
+            .lifeline
+            .send(&start, &launching.encoded.borrowed_fds())
+            .map_err(|e| launching.failed(e))?;
+        Ok(launching)
     }
-
     /// Wait for the child to end. An error if it was never started.
     pub fn join(&self) -> Result<()> {
         self.wait(None).map(|_| ())
@@ -369,6 +370,14 @@ impl Process {
         }
     }
 
+    /// The descriptor readable once the child has exited, while it runs.
+    pub(crate) fn pidfd(&self) -> Option<Arc<OwnedFd>> {
+        match &*self.state() {
+            State::Running(running) => running.pidfd.clone(),
+            _ => None,
+        }
+    }
+
     /// Send SIGTERM (Python's `terminate()`); nothing if it has ended.
     pub fn terminate(&self) -> Result<()> {
         self.signal(libc::SIGTERM)
@@ -428,42 +437,104 @@ impl Process {
     }
 }
 
-/// Send the start message and wait for the child to hold its arguments.
-fn handshake(
-    mut child: Child,
+/// A child that was sent its start message and has not answered yet.
+pub(crate) struct Launching<'a> {
+    process: &'a Process,
+    state: MutexGuard<'a, State>,
+    /// `None` once handed over (or reaped on failure).
+    child: Option<Child>,
     lifeline: Lifeline,
-    start: &Start,
-    encoded: &Encoded,
-) -> Result<Running> {
-    let answer = lifeline
-        .send(start, &encoded.borrowed_fds())
-        .and_then(|()| {
-            lifeline.stream().set_read_timeout(Some(START_TIMEOUT))?;
-            lifeline.recv::<std::result::Result<(), String>>()
+    /// The arguments, alive until the child holds its own references.
+    encoded: Encoded,
+}
+
+impl Launching<'_> {
+    /// Wait for the child to hold its arguments.
+    pub(crate) fn finish(mut self) -> Result<()> {
+        let answer = self
+            .lifeline
+            .stream()
+            .set_read_timeout(Some(START_TIMEOUT))
+            .map_err(Error::from)
+            .and_then(|()| self.lifeline.recv::<std::result::Result<(), String>>());
+        let answer = match answer {
+            Ok((answer, _)) => answer,
+            Err(e) => return Err(self.failed(e)),
+        };
+        if let Err(message) = answer {
+            if let Some(mut child) = self.child.take() {
+                let _ = child.wait();
+            }
+            return Err(Error::ProcessStart(message));
+        }
+        let lifeline = self
+            .lifeline
+            .stream()
+            .set_read_timeout(None)
+            .map_err(Error::from)
+            .and_then(|()| self.lifeline.try_clone());
+        let lifeline = match lifeline {
+            Ok(lifeline) => lifeline,
+            Err(e) => return Err(self.failed(e)),
+        };
+        // From here on the child is the state's (and reaped through it).
+        let child = self.child.take().expect("not finished yet");
+        let pid = child.id();
+        let pidfd = pidfd_open(pid).map(Arc::new);
+        // The child holds its own references now: the arguments (and the
+        // parent's copies of any connection among them) go with `self`.
+        *self.state = State::Running(Running {
+            child,
+            pidfd,
+            lifeline: Some(lifeline),
         });
-    match answer {
-        Ok((Ok(()), _)) => {
-            lifeline.stream().set_read_timeout(None)?;
-            let pidfd = pidfd_open(child.id()).map(Arc::new);
-            Ok(Running {
-                child,
-                pidfd,
-                lifeline: Some(lifeline),
-            })
-        }
-        Ok((Err(message), _)) => {
-            let _ = child.wait();
-            Err(Error::Spawn(message))
-        }
-        Err(e) => {
+        // Under the state's lock, so that a reaping `poll` cannot come first.
+        CHILDREN
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Registered {
+                name: self.process.name.clone(),
+                pid,
+                state: Arc::clone(&self.process.state),
+            });
+        Ok(())
+    }
+
+    /// The child failed to start (`e`): end and reap it; the error to give.
+    fn failed(&mut self, e: Error) -> Error {
+        let Some(mut child) = self.child.take() else {
+            return e;
+        };
+        let _ = child.kill();
+        let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
+        Error::ProcessStart(format!(
+            "the process ended ({status}) before running its target ({e}); \
+             is managers::bootstrap() the first line of main?"
+        ))
+    }
+}
+
+impl Drop for Launching<'_> {
+    /// Never finished: the child must not be left behind.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
             let _ = child.kill();
-            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            Err(Error::Spawn(format!(
-                "the process ended ({status}) before running its target ({e}); \
-                 is managers::bootstrap() the first line of main?"
-            )))
+            let _ = child.wait();
         }
     }
+}
+
+/// Start every process in `processes` side by side: launch them all, then
+/// wait for each to hold its arguments.
+pub(crate) fn start_all(processes: &[&Process]) -> Result<()> {
+    let launching = processes
+        .iter()
+        .map(|p| p.launch())
+        .collect::<Result<Vec<_>>>()?;
+    for one in launching {
+        one.finish()?;
+    }
+    Ok(())
 }
 
 /// A descriptor that becomes readable when process `pid` (our unreaped

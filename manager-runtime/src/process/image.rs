@@ -163,7 +163,7 @@ pub(crate) fn check_same_image(parent: &ImageId) -> Result<()> {
     if *parent == image().id {
         Ok(())
     } else {
-        Err(Error::Spawn(format!(
+        Err(Error::ProcessStart(format!(
             "this process does not run the executable image of its parent \
              ({parent:?} there, {:?} here): no function can cross",
             image().id
@@ -239,7 +239,7 @@ impl<F: FnPtr> FnRef<F> {
     pub(crate) fn new(function: F) -> Result<Self> {
         let addr = function.addr();
         if !in_image(addr) {
-            return Err(Error::Spawn(format!(
+            return Err(Error::ProcessStart(format!(
                 "the function at {addr:#x} is not in the main executable (a shared \
                  library's function cannot be found in a child process)"
             )));
@@ -261,7 +261,7 @@ impl<F: FnPtr> FnRef<F> {
             // `new` makes a `FnRef<F>`, from an `F`); the same code is at
             // the same offset here.
             Some(addr) => Ok(unsafe { F::from_addr(addr) }),
-            None => Err(Error::Spawn(format!(
+            None => Err(Error::ProcessStart(format!(
                 "offset {:#x} is outside this executable image",
                 self.offset
             ))),

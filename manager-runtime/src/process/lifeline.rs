@@ -34,7 +34,7 @@ pub(crate) const MAX_LIFELINE_FRAME: u32 = 1 << 30;
 /// lifeline for standard input; returns the child and our end.
 pub(crate) fn reexec(marker: &str) -> Result<(Child, Lifeline)> {
     if std::env::var_os(CHILD_ENV).is_some() {
-        return Err(Error::Spawn(
+        return Err(Error::ProcessStart(
             "this process was started by managers but never called \
              managers::bootstrap(): make it the first line of main"
                 .into(),
@@ -55,7 +55,7 @@ pub(crate) fn reexec(marker: &str) -> Result<(Child, Lifeline)> {
         .env(CHILD_ENV, "1")
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
-        .map_err(|e| Error::Spawn(format!("cannot re-execute this program: {e}")))?;
+        .map_err(|e| Error::ProcessStart(format!("cannot re-execute this program: {e}")))?;
     // `command` held our copy of the child's end: it is closed now, so a
     // child that dies early is seen at once as end of file.
     Ok((child, Lifeline(ours)))
@@ -94,6 +94,11 @@ impl Lifeline {
     /// The socket itself.
     pub(crate) fn stream(&self) -> &UnixStream {
         &self.0
+    }
+
+    /// A second handle on the same socket.
+    pub(crate) fn try_clone(&self) -> Result<Lifeline> {
+        Ok(Lifeline(self.0.try_clone()?))
     }
 
     /// Send `value` as one frame, with `fds` alongside.

@@ -61,7 +61,7 @@ impl SharedMutex {
             && unsafe { (*h).magic == MAGIC && ((*h).recursive != 0) == recursive };
         if !ok {
             let kind = if recursive { "an RLock" } else { "a Lock" };
-            return Err(Error::Spawn(format!(
+            return Err(Error::ProcessStart(format!(
                 "the shared memory passed is not {kind}"
             )));
         }

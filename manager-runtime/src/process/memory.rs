@@ -73,7 +73,7 @@ impl<T: Pod> Cells<T> {
     fn bytes(len: usize) -> Result<usize> {
         len.checked_mul(std::mem::size_of::<T>())
             .map(|n| n.max(1))
-            .ok_or_else(|| Error::Spawn(format!("{len} elements do not fit in memory")))
+            .ok_or_else(|| Error::ProcessStart(format!("{len} elements do not fit in memory")))
     }
 
     fn zeroed(len: usize) -> Result<Self> {
@@ -92,7 +92,7 @@ impl<T: Pod> Cells<T> {
 
     fn from_region(region: Region, len: usize) -> Result<Self> {
         if region.len() < Self::bytes(len)? {
-            return Err(Error::Spawn(
+            return Err(Error::ProcessStart(
                 "the shared memory passed is smaller than its elements".into(),
             ));
         }

@@ -20,14 +20,16 @@
 //!   futexes; `queue.rs`: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] as
 //!   a ring in shared memory; `lock.rs`: [`Lock`] and [`RLock`];
 //!   `memory.rs`: [`Value`] and [`Array`] of [`Pod`] data.
+//! - `pool/`: [`Pool`] and [`AsyncResult`].
 
 mod args;
-mod child;
-mod connection;
+pub(crate) mod child;
+pub(crate) mod connection;
 pub(crate) mod image;
 pub(crate) mod lifeline;
 mod lock;
 pub(crate) mod memory;
+mod pool;
 mod queue;
 mod run;
 mod shm;
@@ -43,6 +45,7 @@ pub use connection::{
 pub use lock::{Lock, LockGuard, RLock, SharedLock};
 pub use manager_macros::Pod;
 pub use memory::{Array, ArrayGuard, Pod, RawArray, RawValue, Value, ValueGuard};
+pub use pool::{AsyncResult, IMapIterator, Pool, PoolBuilder};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub(crate) use run::run_child;
 pub use target::{Exit, Function};

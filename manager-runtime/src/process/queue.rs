@@ -131,7 +131,7 @@ impl Ring {
         let ok = region.len() > DATA
             && unsafe { (*h).magic == MAGIC && (*h).capacity as usize == region.len() - DATA };
         if !ok {
-            return Err(Error::Spawn(
+            return Err(Error::ProcessStart(
                 "the shared memory passed is not a queue".into(),
             ));
         }

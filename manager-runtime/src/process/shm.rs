@@ -63,7 +63,7 @@ impl Region {
 
     fn map(fd: OwnedFd, len: usize) -> Result<Region> {
         if len == 0 {
-            return Err(Error::Spawn("an empty shared memory region".into()));
+            return Err(Error::ProcessStart("an empty shared memory region".into()));
         }
         // SAFETY: a new shared mapping of our descriptor; the kernel picks
         // the address. It stays valid until `munmap` in `drop`.

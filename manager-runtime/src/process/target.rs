@@ -11,6 +11,7 @@
 //! does a function pointer chosen at run time.
 
 use serde::de::DeserializeOwned;
+use serde::Serialize;
 
 use super::image::fn_ptr;
 use crate::error::Result;
@@ -97,7 +98,12 @@ fn conjure<F: Copy + 'static>() -> F {
 /// parent has been told they arrived) run it and return the exit code.
 pub(crate) type ProcessEntry = fn(&[u8]) -> Result<Box<dyn FnOnce() -> i32>>;
 
-fn_ptr!(ProcessEntry);
+/// A pool task: decode `count` argument tuples one after the other from
+/// `args`, call the function on each, append each encoded result to `out`.
+/// `Err` is a decoding or encoding failure; a panic unwinds to the caller.
+pub(crate) type TaskEntry = fn(&[u8], u32, &mut Vec<u8>) -> Result<()>;
+
+fn_ptr!(ProcessEntry, TaskEntry);
 
 fn process_entry<F, A>(args: &[u8]) -> Result<Box<dyn FnOnce() -> i32>>
 where
@@ -109,6 +115,22 @@ where
     Ok(Box::new(move || conjure::<F>().call(args).exit_code()))
 }
 
+fn task_entry<F, A, R>(mut args: &[u8], count: u32, out: &mut Vec<u8>) -> Result<()>
+where
+    F: Function<A, Output = R>,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    let f = conjure::<F>();
+    for _ in 0..count {
+        let (call, rest): (A, &[u8]) = postcard::take_from_bytes(args)
+            .map_err(|e| crate::error::Error::codec("decoding a task's arguments", e))?;
+        args = rest;
+        crate::wire::append(out, &f.call(call))?;
+    }
+    Ok(())
+}
+
 /// The entry of process target `F` called with `A`.
 pub(crate) fn process_entry_of<F, A>(_target: F) -> ProcessEntry
 where
@@ -117,6 +139,16 @@ where
     A: DeserializeOwned + 'static,
 {
     process_entry::<F, A>
+}
+
+/// The entry of pool task `F` called with `A`, returning `R`.
+pub(crate) fn task_entry_of<F, A, R>(_task: F) -> TaskEntry
+where
+    F: Function<A, Output = R>,
+    A: DeserializeOwned,
+    R: Serialize,
+{
+    task_entry::<F, A, R>
 }
 
 #[cfg(test)]
@@ -141,6 +173,25 @@ mod tests {
         assert_eq!(Function::call(add, (2, 3)), 5);
         assert_eq!(Function::call(|| 9, ()), 9);
         assert_eq!(Function::call(|x: &str| x.len(), ("abc",)), 3);
+    }
+
+    #[test]
+    fn a_task_runs_a_chunk_through_its_offset() {
+        let entry = FnRef::new(task_entry_of(add)).unwrap();
+        let same = SameImage::check(&image_id()).unwrap();
+        let task = entry.resolve(&same).unwrap();
+        let mut args = Vec::new();
+        for pair in [(20i64, 22i64), (1, 2)] {
+            crate::wire::append(&mut args, &pair).unwrap();
+        }
+        let mut out = Vec::new();
+        task(&args, 2, &mut out).unwrap();
+        let (first, rest): (i64, &[u8]) = postcard::take_from_bytes(&out).unwrap();
+        assert_eq!((first, crate::wire::decode::<i64>(rest).unwrap()), (42, 3));
+        assert!(
+            task(&args, 3, &mut out).is_err(),
+            "too few arguments are an error"
+        );
     }
 
     #[test]

@@ -1,0 +1,588 @@
+//! The pool's state and its thread: which worker holds which task, and
+//! what happens when a task comes back or a worker dies.
+//!
+//! Callers put chunks on the queue and dispatch them to idle workers
+//! themselves, under the state's lock (no thread hop on the way in); each
+//! worker has at most [`DEPTH`] chunks in flight, so it always has the next
+//! one at hand and a slow chunk holds back at most one other. The pool's
+//! thread polls every worker's connection and pidfd and an eventfd: it
+//! routes answers to their jobs, dispatches more, and when a worker dies
+//! fails exactly the chunks it held ([`Error::WorkerDied`]) and starts a
+//! replacement. Completions (callbacks included) run after the lock is
+//! released, so a callback may use the pool.
+
+use std::collections::{HashMap, VecDeque};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use super::worker::{self, Done, Outcome, Ready, Run};
+use crate::error::{Error, ProcessError, Result};
+use crate::process::connection::{Connection, Pipe};
+use crate::process::image::{FnRef, ImageId};
+use crate::process::target::TaskEntry;
+use crate::process::Process;
+
+/// Chunks in flight per worker, at most.
+pub(super) const DEPTH: usize = 2;
+/// Replacement workers failing to start in a row before the pool gives up.
+const RESPAWN_LIMIT: u32 = 3;
+
+/// A chunk of calls of one job, encoded, waiting for a worker.
+pub(super) struct Chunk {
+    pub(super) job: u64,
+    pub(super) index: usize,
+    pub(super) count: u32,
+    pub(super) entry: FnRef<TaskEntry>,
+    pub(super) args: Vec<u8>,
+}
+
+/// A chunk's answer: its encoded results at `bytes[start..]`.
+pub(super) struct Results {
+    pub(super) bytes: Vec<u8>,
+    pub(super) start: usize,
+}
+
+impl Results {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
+}
+
+/// What runs once the lock is released: a job's completion.
+pub(super) type Completion = Box<dyn FnOnce() + Send>;
+
+/// Something callers wait for: one `apply`, a whole `map`, an `imap`.
+pub(super) trait Job: Send {
+    /// Chunk `index` came back. `Some` when the job is over: what
+    /// completes it.
+    fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion>;
+    /// The pool gave up on the job (terminated, broken).
+    fn abort(&mut self, error: Error) -> Completion;
+    /// A lazy job's next chunk, if it has one and may send it now.
+    fn next_chunk(&mut self) -> Option<Chunk> {
+        None
+    }
+    /// Whether a lazy job is over without a last answer to say so (its
+    /// items ran out with nothing in flight).
+    fn finished(&self) -> bool {
+        false
+    }
+}
+
+/// What a pool is started with, kept to start replacement workers.
+pub(super) struct Config {
+    pub(super) processes: usize,
+    pub(super) image: ImageId,
+    pub(super) initializer: worker::Initializer,
+    pub(super) maxtasks: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Phase {
+    Running,
+    Closed,
+    Terminated,
+}
+
+struct Slot {
+    process: Process,
+    conn: Arc<Connection>,
+    pid: u32,
+    /// (task id, job, chunk index) of every chunk this worker holds.
+    in_flight: Vec<(u64, u64, usize)>,
+    /// Chunks ever sent to it (for `maxtasksperchild`).
+    assigned: u64,
+}
+
+pub(super) struct State {
+    pub(super) phase: Phase,
+    workers: Vec<Slot>,
+    queue: VecDeque<Chunk>,
+    jobs: HashMap<u64, Box<dyn Job>>,
+    /// Jobs with chunks still to pull (imap).
+    lazy: Vec<u64>,
+    next_task: u64,
+    next_job: u64,
+    failed_starts: u32,
+    /// Why the pool can no longer run anything, once it cannot.
+    broken: Option<String>,
+}
+
+/// What the pool's handle and its thread share.
+pub(super) struct Shared {
+    state: Mutex<State>,
+    /// Written to wake the pool's thread.
+    wake: OwnedFd,
+    config: Config,
+}
+
+fn eventfd() -> Result<OwnedFd> {
+    // SAFETY: eventfd(2) returns a new descriptor, which we own.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// How many pool workers this process has named.
+static WORKERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
+
+/// Start `count` workers side by side, each ready.
+fn start_workers(config: &Config, count: usize) -> Result<Vec<Slot>> {
+    let mut pending = Vec::with_capacity(count);
+    for _ in 0..count {
+        let (ours, theirs) = Pipe::duplex()?;
+        let number = WORKERS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let process = Process::new(
+            worker::serve,
+            (
+                theirs,
+                config.image.clone(),
+                config.initializer.clone(),
+                config.maxtasks,
+            ),
+        )
+        .with_name(format!("PoolWorker-{number}"));
+        pending.push((process, ours));
+    }
+    let processes: Vec<&Process> = pending.iter().map(|(p, _)| p).collect();
+    crate::process::child::start_all(&processes)?;
+    let mut slots = Vec::with_capacity(count);
+    for (process, conn) in pending {
+        let ready: Ready = conn.recv()?;
+        ready.map_err(Error::Spawn)?;
+        let pid = process.pid().expect("started");
+        slots.push(Slot {
+            process,
+            conn: Arc::new(conn),
+            pid,
+            in_flight: Vec::new(),
+            assigned: 0,
+        });
+    }
+    Ok(slots)
+}
+
+impl Shared {
+    /// A pool's shared state with its first workers, and its thread.
+    pub(super) fn start(config: Config) -> Result<(Arc<Shared>, std::thread::JoinHandle<()>)> {
+        let workers = start_workers(&config, config.processes)?;
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State {
+                phase: Phase::Running,
+                workers,
+                queue: VecDeque::new(),
+                jobs: HashMap::new(),
+                lazy: Vec::new(),
+                next_task: 1,
+                next_job: 1,
+                failed_starts: 0,
+                broken: None,
+            }),
+            wake: eventfd()?,
+            config,
+        });
+        let thread = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("managers-pool".into())
+                .spawn(move || shared.run())?
+        };
+        Ok((shared, thread))
+    }
+
+    pub(super) fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// How many workers it keeps.
+    pub(super) fn processes(&self) -> usize {
+        self.config.processes
+    }
+
+    fn wake(&self) {
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: an 8-byte write to our eventfd; it cannot block
+        // (non-blocking), and a full counter only means a wake is pending.
+        unsafe {
+            libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len());
+        }
+    }
+
+    /// Register `job` with its `chunks` (and, if lazy, what it will pull)
+    /// and dispatch what the workers can take now.
+    /// Its id.
+    pub(super) fn submit(
+        &self,
+        job: Box<dyn Job>,
+        chunks: Vec<(usize, u32, FnRef<TaskEntry>, Vec<u8>)>,
+        lazy: bool,
+    ) -> Result<u64> {
+        let mut state = self.state();
+        if state.phase != Phase::Running {
+            return Err(ProcessError::PoolNotRunning.into());
+        }
+        if let Some(reason) = &state.broken {
+            return Err(Error::ProcessStart(reason.clone()));
+        }
+        let id = state.next_job;
+        state.next_job += 1;
+        state.jobs.insert(id, job);
+        if lazy {
+            state.lazy.push(id);
+        }
+        for (index, count, entry, args) in chunks {
+            state.queue.push_back(Chunk {
+                job: id,
+                index,
+                count,
+                entry,
+                args,
+            });
+        }
+        self.fill(&mut state);
+        Ok(id)
+    }
+
+    /// Forget `job` (its `imap` iterator was dropped): nothing more is
+    /// pulled for it, answers still out are dropped when they come.
+    pub(super) fn cancel(&self, job: u64) {
+        let mut state = self.state();
+        state.jobs.remove(&job);
+        state.lazy.retain(|&j| j != job);
+        state.queue.retain(|c| c.job != job);
+        drop(state);
+        // A closed pool may be idle now.
+        self.wake();
+    }
+
+    /// Give idle workers a chunk each (queued ones first, then lazy jobs'
+    /// next), then busy workers a second chunk of the job they are on:
+    /// pipelining within a job keeps a worker fed, and never puts an
+    /// unrelated task behind a slow one.
+    pub(super) fn fill(&self, state: &mut State) {
+        let maxtasks = self.config.maxtasks;
+        for second in [false, true] {
+            for w in 0..state.workers.len() {
+                let slot = &state.workers[w];
+                let wanted = if second { 1 } else { 0 };
+                if slot.in_flight.len() != wanted || (maxtasks > 0 && slot.assigned >= maxtasks) {
+                    continue;
+                }
+                let job = slot.in_flight.first().map(|&(_, job, _)| job);
+                let Some(chunk) = next_chunk(state, job) else {
+                    if job.is_none() {
+                        break;
+                    }
+                    continue;
+                };
+                let task = state.next_task;
+                state.next_task += 1;
+                let slot = &mut state.workers[w];
+                let sent = worker::message(
+                    &Run {
+                        id: task,
+                        entry: chunk.entry,
+                        count: chunk.count,
+                    },
+                    &chunk.args,
+                )
+                .and_then(|message| slot.conn.send_bytes(&message));
+                match sent {
+                    Ok(()) => {
+                        slot.in_flight.push((task, chunk.job, chunk.index));
+                        slot.assigned += 1;
+                    }
+                    // The worker is gone (its thread will see it): the
+                    // chunk waits for another.
+                    Err(_) => state.queue.push_front(chunk),
+                }
+            }
+        }
+    }
+
+    /// Dispatch again (an `imap` consumer made room).
+    pub(super) fn refill(&self) {
+        let mut state = self.state();
+        if state.phase == Phase::Running || state.phase == Phase::Closed {
+            self.fill(&mut state);
+        }
+    }
+
+    /// No more submissions; the thread ends the workers once all work is
+    /// done.
+    pub(super) fn close(&self) {
+        let mut state = self.state();
+        if state.phase == Phase::Running {
+            state.phase = Phase::Closed;
+        }
+        drop(state);
+        self.wake();
+    }
+
+    /// End the workers now and fail every pending job.
+    pub(super) fn terminate(&self) {
+        let mut state = self.state();
+        state.phase = Phase::Terminated;
+        for slot in &state.workers {
+            let _ = slot.process.terminate();
+        }
+        state.queue.clear();
+        state.lazy.clear();
+        let aborted: Vec<Completion> = state
+            .jobs
+            .drain()
+            .map(|(_, mut job)| job.abort(ProcessError::PoolTerminated.into()))
+            .collect();
+        drop(state);
+        self.wake();
+        for completion in aborted {
+            completion();
+        }
+    }
+
+    /// The pool's thread.
+    fn run(self: Arc<Self>) {
+        let mut wake_buf = [0u8; 8];
+        loop {
+            let watched: Vec<(u32, Arc<Connection>, Option<Arc<OwnedFd>>)> = {
+                let mut state = self.state();
+                if self.finished(&mut state) {
+                    break;
+                }
+                state
+                    .workers
+                    .iter()
+                    .map(|s| (s.pid, Arc::clone(&s.conn), s.process.pidfd()))
+                    .collect()
+            };
+            let mut fds = vec![libc::pollfd {
+                fd: self.wake.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            }];
+            for (_, conn, pidfd) in &watched {
+                fds.push(libc::pollfd {
+                    fd: conn.as_fd().as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+                fds.push(libc::pollfd {
+                    fd: pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
+                    events: libc::POLLIN,
+                    revents: 0,
+                });
+            }
+            // (A worker's death also closes its connection: without a
+            // pidfd, end of file is enough.)
+            // SAFETY: `fds` is a valid array of pollfds for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            if fds[0].revents != 0 {
+                // SAFETY: a read of our non-blocking eventfd's counter.
+                unsafe { libc::read(self.wake.as_raw_fd(), wake_buf.as_mut_ptr().cast(), 8) };
+            }
+            let mut answers = Vec::new();
+            let mut dead = Vec::new();
+            for (i, (pid, conn, pidfd)) in watched.iter().enumerate() {
+                let exited = pidfd.is_some() && fds[2 + 2 * i].revents != 0;
+                // Read everything there is, including what the connection
+                // had buffered already.
+                loop {
+                    match conn.poll() {
+                        Ok(true) => {}
+                        Ok(false) => break,
+                        Err(_) => {
+                            dead.push(*pid);
+                            break;
+                        }
+                    }
+                    match conn.recv_bytes() {
+                        Ok(message) => answers.push((*pid, message)),
+                        Err(_) => {
+                            dead.push(*pid);
+                            break;
+                        }
+                    }
+                }
+                if exited && !dead.contains(pid) {
+                    dead.push(*pid);
+                }
+            }
+            drop(watched);
+            let completions = self.handle(answers, dead);
+            for completion in completions {
+                completion();
+            }
+        }
+    }
+
+    /// Whether the thread is done (closed and idle, or terminated): then it
+    /// has ended the workers.
+    fn finished(&self, state: &mut State) -> bool {
+        let idle = state.jobs.is_empty() && state.queue.is_empty();
+        let done = match state.phase {
+            Phase::Running => false,
+            Phase::Closed => idle,
+            Phase::Terminated => true,
+        };
+        if !done {
+            return false;
+        }
+        // Closing the connections ends idle workers (end of file); a
+        // terminated pool's were signalled already.
+        let workers = std::mem::take(&mut state.workers);
+        for slot in workers {
+            drop(slot.conn);
+            let _ = slot.process.join_timeout(Duration::from_secs(5));
+            let _ = slot.process.kill();
+            let _ = slot.process.join();
+        }
+        true
+    }
+
+    /// Route answers, bury dead workers (failing what they held), start
+    /// replacements, dispatch more. Returns the completions to run.
+    fn handle(&self, answers: Vec<(u32, Vec<u8>)>, dead: Vec<u32>) -> Vec<Completion> {
+        let mut state = self.state();
+        let mut completions = Vec::new();
+        for (pid, message) in answers {
+            let Ok((done, rest)) = worker::split::<Done>(&message) else {
+                continue;
+            };
+            let start = message.len() - rest.len();
+            let Some(slot) = state.workers.iter_mut().find(|s| s.pid == pid) else {
+                continue;
+            };
+            let Some(at) = slot
+                .in_flight
+                .iter()
+                .position(|(task, _, _)| *task == done.id)
+            else {
+                continue;
+            };
+            let (_, job, index) = slot.in_flight.remove(at);
+            let result = match done.outcome {
+                Outcome::Ok => Ok(Results {
+                    bytes: message,
+                    start,
+                }),
+                Outcome::Panicked(message) => Err(Error::TaskPanicked(message)),
+                Outcome::Failed(message) => Err(Error::Codec {
+                    context: message,
+                    source: None,
+                }),
+            };
+            if let Some(mut finished) = finish(&mut state, job, index, result) {
+                completions.append(&mut finished);
+            }
+        }
+        for pid in dead {
+            let Some(at) = state.workers.iter().position(|s| s.pid == pid) else {
+                continue;
+            };
+            let slot = state.workers.remove(at);
+            drop(slot.conn);
+            let exitcode = match slot.process.join_timeout(Duration::from_secs(5)) {
+                Ok(true) => slot.process.exitcode().unwrap_or(0),
+                _ => {
+                    let _ = slot.process.kill();
+                    let _ = slot.process.join();
+                    slot.process.exitcode().unwrap_or(-libc::SIGKILL)
+                }
+            };
+            for (_, job, index) in slot.in_flight {
+                let error = Error::WorkerDied { pid, exitcode };
+                if let Some(mut finished) = finish(&mut state, job, index, Err(error)) {
+                    completions.append(&mut finished);
+                }
+            }
+        }
+        if state.phase != Phase::Terminated {
+            self.replace(&mut state, &mut completions);
+            self.fill(&mut state);
+        }
+        completions
+    }
+
+    /// Keep `processes` workers while there is or may be work.
+    fn replace(&self, state: &mut State, completions: &mut Vec<Completion>) {
+        let idle_closed = state.phase == Phase::Closed && state.jobs.is_empty();
+        let missing = self.config.processes.saturating_sub(state.workers.len());
+        if missing == 0 || idle_closed || state.broken.is_some() {
+            return;
+        }
+        match start_workers(&self.config, missing) {
+            Ok(mut slots) => {
+                state.failed_starts = 0;
+                state.workers.append(&mut slots);
+            }
+            Err(e) => {
+                state.failed_starts += 1;
+                if state.failed_starts >= RESPAWN_LIMIT
+                    || state.workers.is_empty() && state.failed_starts >= 1
+                {
+                    let reason = format!("the pool cannot start workers: {e}");
+                    state.broken = Some(reason.clone());
+                    state.queue.clear();
+                    state.lazy.clear();
+                    completions.extend(
+                        state
+                            .jobs
+                            .drain()
+                            .map(|(_, mut job)| job.abort(Error::ProcessStart(reason.clone()))),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Chunk `index` of `job` came back with `result`: the completions, if the
+/// job is over (removed then; later answers for it are dropped).
+fn finish(
+    state: &mut State,
+    job: u64,
+    index: usize,
+    result: Result<Results>,
+) -> Option<Vec<Completion>> {
+    let entry = state.jobs.get_mut(&job)?;
+    let completion = entry.done(index, result)?;
+    state.jobs.remove(&job);
+    state.lazy.retain(|&j| j != job);
+    Some(vec![completion])
+}
+
+/// The next chunk to send: of job `only` if given, else of any job;
+/// queued chunks before lazy jobs' (lazy jobs that turn out over are
+/// removed on the way).
+fn next_chunk(state: &mut State, only: Option<u64>) -> Option<Chunk> {
+    let queued = match only {
+        None => (!state.queue.is_empty()).then_some(0),
+        Some(job) => state.queue.iter().position(|c| c.job == job),
+    };
+    if let Some(at) = queued {
+        return state.queue.remove(at);
+    }
+    let lazy: Vec<u64> = state
+        .lazy
+        .iter()
+        .copied()
+        .filter(|&id| only.is_none_or(|job| job == id))
+        .collect();
+    for id in lazy {
+        let Some(job) = state.jobs.get_mut(&id) else {
+            continue;
+        };
+        if let Some(mut chunk) = job.next_chunk() {
+            chunk.job = id;
+            return Some(chunk);
+        }
+        if job.finished() {
+            state.jobs.remove(&id);
+            state.lazy.retain(|&j| j != id);
+        }
+    }
+    None
+}

@@ -1,0 +1,670 @@
+//! Python's `multiprocessing.Pool` and `AsyncResult`: worker processes
+//! running `fn` items on serde arguments, results back in order or as they
+//! come, and a worker that dies is an error for exactly the tasks it held,
+//! never a hang.
+//!
+//! - `mod.rs`: [`Pool`], [`PoolBuilder`], the jobs callers submit.
+//! - `dispatch.rs`: the state (which worker holds which chunk), the pool's
+//!   thread, replacements.
+//! - `worker.rs`: the child side and the messages.
+//! - `result.rs`: [`AsyncResult`], [`IMapIterator`].
+
+mod dispatch;
+mod result;
+mod worker;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use result::{AsyncResult, IMapIterator};
+
+use crate::error::{Error, ProcessError, Result};
+use crate::process::image::FnRef;
+use crate::process::target::{
+    process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,
+};
+use dispatch::{Chunk, Completion, Config, Job, Phase, Results, Shared};
+use result::{decode_all, Callback, Slot, Stream};
+
+/// How to build a [`Pool`] (Python's `Pool(processes, initializer,
+/// initargs, maxtasksperchild)`).
+pub struct PoolBuilder {
+    processes: Option<usize>,
+    initializer: Option<Result<(ProcessEntry, Vec<u8>)>>,
+    maxtasks: Option<u64>,
+}
+
+impl PoolBuilder {
+    /// How many workers (default: the number of CPUs).
+    pub fn processes(mut self, processes: usize) -> Self {
+        self.processes = Some(processes);
+        self
+    }
+
+    /// Run `initializer(initargs...)` once in each worker before its first
+    /// task (a `fn` item or a closure capturing nothing; an `Err` or a
+    /// panic fails the pool's start).
+    pub fn initializer<F, A>(mut self, initializer: F, initargs: A) -> Self
+    where
+        F: Function<A>,
+        F::Output: Exit,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        self.initializer =
+            Some(crate::wire::encode(&initargs).map(|args| (process_entry_of(initializer), args)));
+        self
+    }
+
+    /// A worker exits after this many tasks (chunks) and is replaced
+    /// (Python's `maxtasksperchild`); 0 is an error.
+    pub fn maxtasksperchild(mut self, tasks: u64) -> Self {
+        self.maxtasks = Some(tasks);
+        self
+    }
+
+    /// Start the workers (side by side) and return once each is ready.
+    pub fn build(self) -> Result<Pool> {
+        let processes = match self.processes {
+            Some(0) => return Err(ProcessError::NoProcesses.into()),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        let maxtasks = match self.maxtasks {
+            Some(0) => return Err(ProcessError::NoTasksPerChild.into()),
+            Some(n) => n,
+            None => 0,
+        };
+        let initializer = match self.initializer.transpose()? {
+            Some((entry, args)) => Some((FnRef::new(entry)?, args)),
+            None => None,
+        };
+        let (shared, thread) = Shared::start(Config {
+            processes,
+            image: crate::process::image::image_id(),
+            initializer,
+            maxtasks,
+        })?;
+        Ok(Pool {
+            shared,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+}
+
+/// Python's `multiprocessing.Pool`: `processes` workers (this program
+/// re-executed, as for [`Process`](crate::Process)) running `fn` items.
+///
+/// ```no_run
+/// use managers::Pool;
+///
+/// fn square(x: i64) -> i64 {
+///     x * x
+/// }
+///
+/// fn main() -> managers::Result<()> {
+///     managers::bootstrap();
+///     let pool = Pool::new(4)?;
+///     assert_eq!(pool.map(square, 0..10, None)?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+///     let pending = pool.apply_async(square, (7,))?;
+///     assert_eq!(pending.get()?, 49);
+///     Ok(()) // dropping the pool terminates it (Python's `with Pool() as p:`)
+/// }
+/// ```
+///
+/// A task that panics gives its caller [`Error::TaskPanicked`] and the
+/// worker goes on; a worker that dies gives the tasks it held
+/// [`Error::WorkerDied`] and is replaced. Callbacks run on the pool's
+/// thread, as in Python.
+pub struct Pool {
+    shared: Arc<Shared>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// One call's job.
+struct ApplyJob<R> {
+    slot: Arc<Slot<R>>,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Job for ApplyJob<R> {
+    fn done(&mut self, _index: usize, result: Result<Results>) -> Option<Completion> {
+        let slot = Arc::clone(&self.slot);
+        Some(Box::new(move || {
+            let value = result
+                .and_then(|r| decode_all::<R>(r.bytes(), 1))
+                .map(|mut v| v.remove(0));
+            slot.complete(value);
+        }))
+    }
+
+    fn abort(&mut self, error: Error) -> Completion {
+        let slot = Arc::clone(&self.slot);
+        Box::new(move || slot.complete(Err(error)))
+    }
+}
+
+/// A whole `map`'s job: every chunk, then the list in order.
+struct MapJob<R> {
+    slot: Arc<Slot<Vec<R>>>,
+    chunks: Vec<Option<Results>>,
+    counts: Vec<u32>,
+    left: usize,
+}
+
+impl<R: DeserializeOwned + Send + 'static> Job for MapJob<R> {
+    fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion> {
+        let slot = Arc::clone(&self.slot);
+        match result {
+            Err(e) => Some(Box::new(move || slot.complete(Err(e)))),
+            Ok(results) => {
+                self.chunks[index] = Some(results);
+                self.left -= 1;
+                if self.left > 0 {
+                    return None;
+                }
+                let chunks = std::mem::take(&mut self.chunks);
+                let counts = std::mem::take(&mut self.counts);
+                Some(Box::new(move || {
+                    let total = counts.iter().map(|&c| c as usize).sum();
+                    let mut all = Vec::with_capacity(total);
+                    let decoded = chunks.iter().zip(&counts).try_for_each(|(chunk, &count)| {
+                        let bytes = chunk.as_ref().map_or(&[][..], Results::bytes);
+                        all.extend(decode_all::<R>(bytes, count)?);
+                        Ok::<(), Error>(())
+                    });
+                    slot.complete(decoded.map(|()| all));
+                }))
+            }
+        }
+    }
+
+    fn abort(&mut self, error: Error) -> Completion {
+        let slot = Arc::clone(&self.slot);
+        Box::new(move || slot.complete(Err(error)))
+    }
+}
+
+/// What an `imap` pulls its chunks from: the next encoded chunk and its
+/// count, `None` when the items ran out.
+type Source = Box<dyn FnMut() -> Option<Result<(Vec<u8>, u32)>> + Send>;
+
+/// An `imap`'s job: chunks pulled lazily, as long as fewer than `limit`
+/// are out and not yet taken by the iterator.
+struct ImapJob {
+    stream: Arc<Stream>,
+    source: Option<Source>,
+    entry: FnRef<TaskEntry>,
+    counts: BTreeMap<usize, u32>,
+    pulled: usize,
+    returned: usize,
+    consumed: Arc<AtomicUsize>,
+    limit: usize,
+}
+
+impl ImapJob {
+    fn over(&self) -> bool {
+        self.source.is_none() && self.returned == self.pulled
+    }
+}
+
+impl Job for ImapJob {
+    fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion> {
+        let count = self.counts.remove(&index).unwrap_or(0);
+        self.stream
+            .chunk(index, result.map(|r| (r.bytes().to_vec(), count)));
+        self.returned += 1;
+        self.over().then(|| Box::new(|| ()) as Completion)
+    }
+
+    fn abort(&mut self, error: Error) -> Completion {
+        let stream = Arc::clone(&self.stream);
+        Box::new(move || stream.fail(0, error))
+    }
+
+    fn next_chunk(&mut self) -> Option<Chunk> {
+        let source = self.source.as_mut()?;
+        if self.pulled - self.consumed.load(Ordering::Acquire).min(self.pulled) >= self.limit {
+            return None;
+        }
+        match source() {
+            Some(Ok((args, count))) => {
+                let index = self.pulled;
+                self.pulled += 1;
+                self.counts.insert(index, count);
+                Some(Chunk {
+                    job: 0,
+                    index,
+                    count,
+                    entry: self.entry,
+                    args,
+                })
+            }
+            Some(Err(e)) => {
+                self.source = None;
+                self.stream.fail(self.pulled, e);
+                None
+            }
+            None => {
+                self.source = None;
+                self.stream.end(self.pulled);
+                None
+            }
+        }
+    }
+
+    fn finished(&self) -> bool {
+        self.over()
+    }
+}
+
+/// Python's default chunk size for `count` items over `workers`.
+fn default_chunksize(count: usize, workers: usize) -> usize {
+    let (size, extra) = (count / (workers * 4), count % (workers * 4));
+    (size + usize::from(extra > 0)).max(1)
+}
+
+/// Encode `items` eagerly (as Python lists the iterable) into chunks of
+/// `chunksize` (Python's default when `None`); a panicking iterator is an
+/// error, not a hang.
+fn encode_chunks<A: Serialize>(
+    items: impl IntoIterator<Item = A>,
+    chunksize: Option<usize>,
+    workers: usize,
+) -> Result<Vec<(Vec<u8>, u32)>> {
+    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+        || -> Result<(Vec<u8>, Vec<usize>)> {
+            let mut bytes = Vec::new();
+            let mut ends = Vec::new();
+            for item in items {
+                crate::wire::append(&mut bytes, &item)?;
+                ends.push(bytes.len());
+            }
+            Ok((bytes, ends))
+        },
+    ))
+    .map_err(|panic| {
+        Error::TaskPanicked(format!(
+            "the items' iterator panicked: {}",
+            worker::panic_message(&*panic)
+        ))
+    })??;
+    let (bytes, ends) = encoded;
+    let size = chunksize
+        .unwrap_or_else(|| default_chunksize(ends.len(), workers))
+        .max(1);
+    let mut chunks = Vec::with_capacity(ends.len().div_ceil(size));
+    let mut start = 0;
+    for group in ends.chunks(size) {
+        let end = *group.last().expect("chunks are not empty");
+        chunks.push((bytes[start..end].to_vec(), group.len() as u32));
+        start = end;
+    }
+    Ok(chunks)
+}
+
+/// The callback pair of an `*_async_with`, as one.
+fn callbacks<T: 'static>(
+    callback: impl FnOnce(&T) + Send + 'static,
+    error_callback: impl FnOnce(&Error) + Send + 'static,
+) -> Callback<T> {
+    Box::new(move |result: &Result<T>| match result {
+        Ok(value) => callback(value),
+        Err(e) => error_callback(e),
+    })
+}
+
+impl Pool {
+    /// A pool of `processes` workers (Python's `Pool(processes)`).
+    pub fn new(processes: usize) -> Result<Pool> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A pool with more options.
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder {
+            processes: None,
+            initializer: None,
+            maxtasks: None,
+        }
+    }
+
+    /// How many workers it keeps.
+    pub fn processes(&self) -> usize {
+        self.shared.processes()
+    }
+
+    fn submit_apply<F, A, R>(
+        &self,
+        f: F,
+        args: A,
+        callback: Option<Callback<R>>,
+    ) -> Result<AsyncResult<R>>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = FnRef::new(task_entry_of(f))?;
+        let args = crate::wire::encode(&args)?;
+        let slot = Slot::new(callback);
+        let job = ApplyJob {
+            slot: Arc::clone(&slot),
+        };
+        self.shared
+            .submit(Box::new(job), vec![(0, 1, entry, args)], false)?;
+        Ok(AsyncResult::new(slot))
+    }
+
+    /// `f(args...)` in a worker, waiting for it (Python's `apply`).
+    pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.apply_async(f, args)?.get()
+    }
+
+    /// `f(args...)` in a worker; its result when ready (Python's
+    /// `apply_async`).
+    pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResult<R>>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_apply(f, args, None)
+    }
+
+    /// [`apply_async`](Self::apply_async) with Python's `callback` and
+    /// `error_callback`: exactly one of them runs, once, on the pool's
+    /// thread, before the result is ready to `get`.
+    pub fn apply_async_with<F, A, R>(
+        &self,
+        f: F,
+        args: A,
+        callback: impl FnOnce(&R) + Send + 'static,
+        error_callback: impl FnOnce(&Error) + Send + 'static,
+    ) -> Result<AsyncResult<R>>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_apply(f, args, Some(callbacks(callback, error_callback)))
+    }
+
+    fn submit_map<F, A, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = impl Serialize>,
+        chunksize: Option<usize>,
+        callback: Option<Callback<Vec<R>>>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        F: Function<A, Output = R>,
+        A: DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let entry = FnRef::new(task_entry_of(f))?;
+        let chunks = encode_chunks(items, chunksize, self.processes())?;
+        let slot = Slot::new(callback);
+        if chunks.is_empty() {
+            slot.complete(Ok(Vec::new()));
+            return Ok(AsyncResult::new(slot));
+        }
+        let counts: Vec<u32> = chunks.iter().map(|(_, count)| *count).collect();
+        let job = MapJob {
+            slot: Arc::clone(&slot),
+            chunks: (0..chunks.len()).map(|_| None).collect(),
+            left: chunks.len(),
+            counts,
+        };
+        let chunks = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(index, (args, count))| (index, count, entry, args))
+            .collect();
+        self.shared.submit(Box::new(job), chunks, false)?;
+        Ok(AsyncResult::new(slot))
+    }
+
+    /// `f(item)` for every item, in order (Python's `map`); `chunksize`
+    /// items go to a worker at a time (`None`: Python's default, the items
+    /// over four times the workers).
+    pub fn map<F, T, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+    ) -> Result<Vec<R>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.map_async(f, items, chunksize)?.get()
+    }
+
+    /// [`map`](Self::map) without waiting (Python's `map_async`).
+    pub fn map_async<F, T, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_map::<F, (T,), R>(f, items, chunksize, None)
+    }
+
+    /// [`map_async`](Self::map_async) with Python's `callback` (the whole
+    /// list) and `error_callback`, exactly one run once.
+    pub fn map_async_with<F, T, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = T>,
+        chunksize: Option<usize>,
+        callback: impl FnOnce(&Vec<R>) + Send + 'static,
+        error_callback: impl FnOnce(&Error) + Send + 'static,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_map::<F, (T,), R>(
+            f,
+            items,
+            chunksize,
+            Some(callbacks(callback, error_callback)),
+        )
+    }
+
+    /// `f(*args)` for every tuple of arguments, in order (Python's
+    /// `starmap`).
+    pub fn starmap<F, A, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<Vec<R>>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.starmap_async(f, items, chunksize)?.get()
+    }
+
+    /// [`starmap`](Self::starmap) without waiting (Python's
+    /// `starmap_async`).
+    pub fn starmap_async<F, A, R>(
+        &self,
+        f: F,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        F: Function<A, Output = R>,
+        A: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.submit_map::<F, A, R>(f, items, chunksize, None)
+    }
+
+    fn submit_imap<F, T, R, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: usize,
+        ordered: bool,
+    ) -> Result<IMapIterator<R>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        let entry = FnRef::new(task_entry_of(f))?;
+        let chunksize = chunksize.max(1);
+        let mut items = items.into_iter();
+        let source: Source = Box::new(move || {
+            let pulled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
+                || -> Result<(Vec<u8>, u32)> {
+                    let mut bytes = Vec::new();
+                    let mut count = 0;
+                    for item in items.by_ref().take(chunksize) {
+                        crate::wire::append(&mut bytes, &item)?;
+                        count += 1;
+                    }
+                    Ok((bytes, count))
+                },
+            ));
+            match pulled {
+                Ok(Ok((_, 0))) => None,
+                Ok(chunk) => Some(chunk),
+                Err(panic) => Some(Err(Error::TaskPanicked(format!(
+                    "the items' iterator panicked: {}",
+                    worker::panic_message(&*panic)
+                )))),
+            }
+        });
+        let stream = Stream::new();
+        let consumed = Arc::new(AtomicUsize::new(0));
+        let job = ImapJob {
+            stream: Arc::clone(&stream),
+            source: Some(source),
+            entry,
+            counts: BTreeMap::new(),
+            pulled: 0,
+            returned: 0,
+            consumed: Arc::clone(&consumed),
+            limit: 2 * dispatch::DEPTH * self.processes(),
+        };
+        let id = self.shared.submit(Box::new(job), Vec::new(), true)?;
+        let pool = Arc::downgrade(&self.shared);
+        let on_consumed: result::Consumed = Box::new(move || {
+            consumed.fetch_add(1, Ordering::AcqRel);
+            if let Some(pool) = pool.upgrade() {
+                pool.refill();
+            }
+        });
+        let pool = Arc::downgrade(&self.shared);
+        let on_drop: result::Consumed = Box::new(move || {
+            if let Some(pool) = pool.upgrade() {
+                pool.cancel(id);
+            }
+        });
+        Ok(IMapIterator::new(stream, ordered, on_consumed, on_drop))
+    }
+
+    /// `f(item)` for every item, the results in order as they come
+    /// (Python's `imap`): the items are read lazily, a few chunks ahead of
+    /// what the iterator has taken, so an endless iterator works.
+    pub fn imap<F, T, R, I>(&self, f: F, items: I, chunksize: usize) -> Result<IMapIterator<R>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        self.submit_imap(f, items, chunksize, true)
+    }
+
+    /// As [`imap`](Self::imap), the results in the order they finish
+    /// (Python's `imap_unordered`).
+    pub fn imap_unordered<F, T, R, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: usize,
+    ) -> Result<IMapIterator<R>>
+    where
+        F: Function<(T,), Output = R>,
+        T: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned + Send + 'static,
+        I: IntoIterator<Item = T>,
+        I::IntoIter: Send + 'static,
+    {
+        self.submit_imap(f, items, chunksize, false)
+    }
+
+    /// No more work (Python's `close()`): what was submitted still runs,
+    /// then the workers exit.
+    pub fn close(&self) {
+        self.shared.close();
+    }
+
+    /// Stop the workers now (Python's `terminate()`): every pending result
+    /// fails with [`ProcessError::PoolTerminated`]. Returns once they are
+    /// gone.
+    pub fn terminate(&self) {
+        self.shared.terminate();
+        self.join_thread();
+    }
+
+    /// Wait for the workers to exit (Python's `join()`): an error unless
+    /// the pool was closed or terminated first.
+    pub fn join(&self) -> Result<()> {
+        if self.shared.state().phase == Phase::Running {
+            return Err(ProcessError::PoolStillRunning.into());
+        }
+        self.join_thread();
+        Ok(())
+    }
+
+    fn join_thread(&self) {
+        let thread = self.thread.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for Pool {
+    /// As Python's `with Pool() as pool:` ends: terminate.
+    fn drop(&mut self) {
+        self.terminate();
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.shared.state();
+        write!(
+            f,
+            "<Pool processes={} state={:?}>",
+            self.processes(),
+            state.phase
+        )
+    }
+}

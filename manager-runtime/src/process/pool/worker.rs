@@ -1,0 +1,154 @@
+//! A pool worker: the child side, and the messages it exchanges with the
+//! pool over its `Connection`.
+//!
+//! The worker is a [`Process`](crate::Process) whose target is [`serve`]:
+//! it runs the initializer, says it is ready, then answers task messages
+//! one at a time until its connection closes (or after `maxtasks` tasks).
+//! A task message is a [`Run`] header and the encoded arguments of `count`
+//! calls; the answer a [`Done`] header and, on success, the encoded results,
+//! each one message (`send_bytes`), so a task costs one `write` each way.
+
+use std::panic::AssertUnwindSafe;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::process::connection::Connection;
+use crate::process::image::{FnRef, ImageId, SameImage};
+use crate::process::target::{ProcessEntry, TaskEntry};
+
+/// The header of a task: which function, how many calls.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Run {
+    pub(super) id: u64,
+    pub(super) entry: FnRef<TaskEntry>,
+    pub(super) count: u32,
+}
+
+/// How a task ended.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) enum Outcome {
+    /// The results follow the header.
+    Ok,
+    /// A call panicked, with this message.
+    Panicked(String),
+    /// Its arguments could not be decoded or a result encoded.
+    Failed(String),
+}
+
+/// The header of an answer.
+#[derive(Serialize, Deserialize)]
+pub(super) struct Done {
+    pub(super) id: u64,
+    pub(super) outcome: Outcome,
+}
+
+/// A worker's first message: ready, or why its initializer failed.
+pub(super) type Ready = std::result::Result<(), String>;
+
+/// `header` followed by `body`, as one message.
+pub(super) fn message<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>> {
+    let mut bytes = crate::wire::encode(header)?;
+    bytes.extend_from_slice(body);
+    Ok(bytes)
+}
+
+/// Split a message into its header and the bytes after it.
+pub(super) fn split<'a, H: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(H, &'a [u8])> {
+    postcard::take_from_bytes(bytes)
+        .map_err(|e| Error::protocol("a pool message's header", Some(Box::new(e))))
+}
+
+/// The message of a caught panic.
+pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into())
+}
+
+/// `e` and its sources, as one line.
+fn chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The initializer and its encoded arguments, as they cross to a worker.
+pub(super) type Initializer = Option<(FnRef<ProcessEntry>, Vec<u8>)>;
+
+/// A worker's life: initializer, `Ready`, then tasks until the connection
+/// closes or `maxtasks` (if not 0) are done.
+pub(super) fn serve(
+    conn: Connection,
+    image: ImageId,
+    initializer: Initializer,
+    maxtasks: u64,
+) -> Result<()> {
+    // A task's panic is its caller's error, reported there: no message on
+    // this worker's stderr for it.
+    std::panic::set_hook(Box::new(|_| {}));
+    let same = SameImage::check(&image)?;
+    let ready: Ready = match initializer {
+        None => Ok(()),
+        Some((entry, args)) => match std::panic::catch_unwind(|| -> Result<i32> {
+            Ok(entry.resolve(&same)?(&args)?())
+        }) {
+            Ok(Ok(0)) => Ok(()),
+            Ok(Ok(code)) => Err(format!(
+                "the initializer failed (exit code {code}; its error is on the worker's stderr)"
+            )),
+            Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
+            Err(panic) => Err(format!(
+                "the initializer panicked: {}",
+                panic_message(&*panic)
+            )),
+        },
+    };
+    let failed = ready.is_err();
+    conn.send(&ready)?;
+    if failed {
+        return Ok(());
+    }
+    let mut results = Vec::new();
+    let mut done = 0u64;
+    loop {
+        let message = match conn.recv_bytes() {
+            Ok(message) => message,
+            Err(Error::Eof) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        let (run, args): (Run, &[u8]) = split(&message)?;
+        results.clear();
+        let outcome = match run.entry.resolve(&same) {
+            Err(e) => Outcome::Failed(e.to_string()),
+            Ok(entry) => match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                entry(args, run.count, &mut results)
+            })) {
+                Ok(Ok(())) => Outcome::Ok,
+                Ok(Err(e)) => Outcome::Failed(chain(&e)),
+                Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+            },
+        };
+        let body: &[u8] = if matches!(outcome, Outcome::Ok) {
+            &results
+        } else {
+            &[]
+        };
+        conn.send_bytes(&message_of(run.id, outcome, body)?)?;
+        done += 1;
+        if maxtasks > 0 && done >= maxtasks {
+            return Ok(());
+        }
+    }
+}
+
+fn message_of(id: u64, outcome: Outcome, body: &[u8]) -> Result<Vec<u8>> {
+    message(&Done { id, outcome }, body)
+}

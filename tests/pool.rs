@@ -1,0 +1,537 @@
+//! CONFORMANCE.md "Pool" (CPython _TestPool, _TestPoolWorkerErrors,
+//! _TestPoolWorkerLifetime) and issue 9's tests: callbacks exactly once,
+//! workers replaced (maxtasksperchild), imap's laziness and next_timeout,
+//! a worker killed during map, imap and apply_async, terminate with 100
+//! tasks in flight.
+//!
+//! Workers are this binary re-executed: its own `main` (harness = false)
+//! starts with `managers::bootstrap()`. Every pool is dropped (terminated)
+//! however its test ends.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use managers::{Error, Pool, ProcessError};
+
+fn main() {
+    managers::bootstrap();
+    macro_rules! named {
+        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+    }
+    common::harness::run(named![
+        apply_map_and_starmap_equal_the_serial_results,
+        map_async_callbacks_run_once,
+        a_failing_iterator_is_an_error_not_a_hang,
+        imap_in_order_and_unordered,
+        imap_next_timeout_while_a_task_sleeps,
+        imap_reads_its_items_lazily,
+        async_result_timeout_ready_successful,
+        async_result_is_a_future,
+        a_panicking_task_is_its_callers_error,
+        an_unencodable_result_is_an_error,
+        maxtasksperchild_replaces_workers,
+        initializer_runs_in_each_worker,
+        close_join_terminate_follow_python,
+        a_killed_worker_fails_only_its_tasks,
+        terminate_with_100_tasks_in_flight_returns_promptly,
+    ]);
+}
+
+fn sqr(x: i64) -> i64 {
+    x * x
+}
+
+fn mul(x: i64, y: i64) -> i64 {
+    x * y
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+fn pid_after(ms: u64) -> u32 {
+    std::thread::sleep(Duration::from_millis(ms));
+    std::process::id()
+}
+
+fn fail_on(x: i64) -> i64 {
+    if x == 5 {
+        panic!("five is not allowed");
+    }
+    x
+}
+
+fn kill_self_on(x: i64) -> i64 {
+    if x == 5 {
+        // SAFETY: kill(2) on this very process.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGKILL);
+        }
+    }
+    x
+}
+
+// "apply(sqr, 5) == 25; map(sqr, 0..10) and with chunksize 20 over 0..100
+// equal the serial map; starmap(mul, tuples) and starmap_async equal the
+// serial results; map_async(...).get() equals map."
+fn apply_map_and_starmap_equal_the_serial_results() {
+    let pool = Pool::new(4).unwrap();
+    assert_eq!(pool.apply(sqr, (5,)).unwrap(), 25);
+    let serial: Vec<i64> = (0..10).map(sqr).collect();
+    assert_eq!(pool.map(sqr, 0..10, None).unwrap(), serial);
+    let serial: Vec<i64> = (0..100).map(sqr).collect();
+    assert_eq!(pool.map(sqr, 0..100, Some(20)).unwrap(), serial);
+    assert_eq!(
+        pool.map_async(sqr, 0..100, Some(20))
+            .unwrap()
+            .get()
+            .unwrap(),
+        serial
+    );
+    let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i + 1)).collect();
+    let serial: Vec<i64> = pairs.iter().map(|&(a, b)| a * b).collect();
+    assert_eq!(pool.starmap(mul, pairs.clone(), None).unwrap(), serial);
+    assert_eq!(
+        pool.starmap_async(mul, pairs, Some(3))
+            .unwrap()
+            .get()
+            .unwrap(),
+        serial
+    );
+    assert_eq!(
+        pool.map(sqr, Vec::<i64>::new(), None).unwrap(),
+        Vec::<i64>::new()
+    );
+}
+
+// "map_async with callbacks: on success the callback runs once with the
+// whole result list; on failure the error callback runs once with the
+// error."
+fn map_async_callbacks_run_once() {
+    let pool = Pool::new(2).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (ok, err) = (Arc::clone(&calls), Arc::clone(&calls));
+    let result = pool
+        .map_async_with(
+            sqr,
+            0..10,
+            None,
+            move |list: &Vec<i64>| ok.lock().unwrap().push(format!("ok {list:?}")),
+            move |e: &Error| err.lock().unwrap().push(format!("error {e}")),
+        )
+        .unwrap();
+    result.get().unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        ["ok [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]"]
+    );
+    calls.lock().unwrap().clear();
+    let (ok, err) = (Arc::clone(&calls), Arc::clone(&calls));
+    let result = pool
+        .map_async_with(
+            fail_on,
+            0..10,
+            Some(1),
+            move |_: &Vec<i64>| ok.lock().unwrap().push("ok".into()),
+            move |e: &Error| err.lock().unwrap().push(format!("error {e}")),
+        )
+        .unwrap();
+    assert!(matches!(result.get(), Err(Error::TaskPanicked(ref m)) if m.contains("five")));
+    // Let the other chunks come back: still exactly one call.
+    std::thread::sleep(Duration::from_millis(100));
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(
+        calls[0].starts_with("error") && calls[0].contains("five"),
+        "{calls:?}"
+    );
+}
+
+// "An iterator that fails half way makes map fail with that error, not
+// hang."
+fn a_failing_iterator_is_an_error_not_a_hang() {
+    let pool = Pool::new(2).unwrap();
+    let failing = (0..10i64).map(|i| {
+        if i == 5 {
+            panic!("the iterator broke")
+        } else {
+            i
+        }
+    });
+    match pool.map(sqr, failing, None) {
+        Err(Error::TaskPanicked(message)) => {
+            assert!(message.contains("the iterator broke"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let failing = (0..10i64).map(|i| {
+        if i == 5 {
+            panic!("the iterator broke")
+        } else {
+            i
+        }
+    });
+    let results: Vec<managers::Result<i64>> = pool.imap(sqr, failing, 1).unwrap().collect();
+    assert_eq!(
+        results.len(),
+        6,
+        "five results, then the error: {results:?}"
+    );
+    assert!(matches!(results[5], Err(Error::TaskPanicked(_))));
+    assert_eq!(pool.apply(sqr, (3,)).unwrap(), 9, "the pool goes on");
+}
+
+// "imap gives results in order; imap_unordered gives the same multiset;
+// both work with chunksize > 1."
+fn imap_in_order_and_unordered() {
+    let pool = Pool::new(3).unwrap();
+    let serial: Vec<i64> = (0..200).map(sqr).collect();
+    for chunksize in [1, 7] {
+        let ordered: Vec<i64> = pool
+            .imap(sqr, 0..200, chunksize)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(ordered, serial);
+        let mut unordered: Vec<i64> = pool
+            .imap_unordered(sqr, 0..200, chunksize)
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        unordered.sort();
+        assert_eq!(unordered, serial);
+    }
+}
+
+// "next with a timeout raises TimeoutError while the task sleeps".
+fn imap_next_timeout_while_a_task_sleeps() {
+    let pool = Pool::new(2).unwrap();
+    let mut it = pool.imap(sleep_ms, vec![500u64, 0], 1).unwrap();
+    let begun = Instant::now();
+    assert!(matches!(
+        it.next_timeout(Duration::from_millis(50)),
+        Some(Err(Error::Timeout { .. }))
+    ));
+    assert!(begun.elapsed() >= Duration::from_millis(50));
+    assert_eq!(
+        it.next_timeout(Duration::from_secs(20)).unwrap().unwrap(),
+        500
+    );
+    assert_eq!(it.next().unwrap().unwrap(), 0);
+    assert!(it.next().is_none());
+}
+
+static PRODUCED: AtomicUsize = AtomicUsize::new(0);
+
+// Issue 9: "imap laziness (an iterator of 10 million items does not get
+// materialised: bound the memory)".
+fn imap_reads_its_items_lazily() {
+    let pool = Pool::new(2).unwrap();
+    let items = (0..10_000_000i64).inspect(|_| {
+        PRODUCED.fetch_add(1, Ordering::Relaxed);
+    });
+    let mut it = pool.imap(sqr, items, 10).unwrap();
+    for i in 0..1000 {
+        assert_eq!(it.next().unwrap().unwrap(), i * i);
+    }
+    let produced = PRODUCED.load(Ordering::Relaxed);
+    assert!(
+        (1000..=1000 + 2 * 2 * 2 * 10 + 10).contains(&produced),
+        "read {produced} items for 1000 results"
+    );
+    drop(it);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(
+        PRODUCED.load(Ordering::Relaxed) <= produced + 10,
+        "a dropped imap reads no more"
+    );
+    pool.close();
+    pool.join().unwrap();
+}
+
+// "apply_async(sleep 1s).get(timeout=0.05) fails with TimeoutError;
+// ready() false then true; successful() before ready is ValueError."
+fn async_result_timeout_ready_successful() {
+    let pool = Pool::new(2).unwrap();
+    let result = pool.apply_async(sleep_ms, (1000,)).unwrap();
+    let begun = Instant::now();
+    assert!(matches!(
+        result.get_timeout(Duration::from_millis(50)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(begun.elapsed() >= Duration::from_millis(50));
+    assert!(!result.ready());
+    assert!(matches!(
+        result.successful(),
+        Err(Error::Process(ProcessError::ResultNotReady))
+    ));
+    assert!(result.wait_timeout(Duration::from_secs(20)));
+    assert!(result.ready());
+    assert!(result.successful().unwrap());
+    assert_eq!(result.get().unwrap(), 1000);
+    assert!(matches!(
+        result.get(),
+        Err(Error::Process(ProcessError::ResultTaken))
+    ));
+    assert!(result.successful().unwrap(), "still answers after the take");
+}
+
+// Issue 9: "It also implements Future, so async code can .await it."
+fn async_result_is_a_future() {
+    let pool = Pool::new(2).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let (a, b) = (
+        pool.apply_async(sqr, (6,)).unwrap(),
+        pool.apply_async(sleep_ms, (50,)).unwrap(),
+    );
+    let (a, b) = runtime.block_on(async { (a.await, b.await) });
+    assert_eq!((a.unwrap(), b.unwrap()), (36, 50));
+}
+
+// "A task raising gives the caller that error (and error_callback gets
+// it)"; the worker goes on.
+fn a_panicking_task_is_its_callers_error() {
+    let pool = Pool::new(1).unwrap();
+    let before = pool.apply(pid, ()).unwrap();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (ok, err) = (Arc::clone(&seen), Arc::clone(&seen));
+    let result = pool
+        .apply_async_with(
+            fail_on,
+            (5,),
+            move |_: &i64| ok.lock().unwrap().push("ok".to_string()),
+            move |e: &Error| err.lock().unwrap().push(e.to_string()),
+        )
+        .unwrap();
+    match result.get() {
+        Err(Error::TaskPanicked(message)) => assert_eq!(message, "five is not allowed"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen.lock().unwrap().len(), 1);
+    assert!(seen.lock().unwrap()[0].contains("five is not allowed"));
+    assert_eq!(
+        pool.apply(pid, ()).unwrap(),
+        before,
+        "the same worker goes on"
+    );
+}
+
+/// A result whose encoding fails.
+#[derive(serde::Deserialize)]
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom(
+            "this value refuses to be encoded",
+        ))
+    }
+}
+
+fn unencodable() -> Unencodable {
+    Unencodable
+}
+
+// "a result that cannot be encoded gives an encoding error, not a hang".
+fn an_unencodable_result_is_an_error() {
+    let pool = Pool::new(1).unwrap();
+    match pool.apply(unencodable, ()) {
+        Err(Error::Codec { context, .. }) => assert!(context.contains("encoding"), "{context}"),
+        Err(other) => panic!("{other:?}"),
+        Ok(_) => panic!("encoded"),
+    }
+    assert_eq!(pool.apply(sqr, (4,)).unwrap(), 16);
+}
+
+// "maxtasksperchild=10 with 3 workers: after 100 tasks every original
+// worker pid has been replaced; maxtasksperchild=0 is ValueError" and
+// issue 9's "maxtasksperchild = 1 replaces workers (count distinct pids)".
+fn maxtasksperchild_replaces_workers() {
+    assert!(matches!(
+        Pool::builder().processes(2).maxtasksperchild(0).build(),
+        Err(Error::Process(ProcessError::NoTasksPerChild))
+    ));
+    assert!(matches!(
+        Pool::new(0),
+        Err(Error::Process(ProcessError::NoProcesses))
+    ));
+    let pool = Pool::builder()
+        .processes(3)
+        .maxtasksperchild(10)
+        .build()
+        .unwrap();
+    let first: BTreeSet<u32> = (0..3)
+        .map(|_| pool.apply_async(pid_after, (50,)).unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|r| r.get().unwrap())
+        .collect();
+    let pids: Vec<u32> = pool
+        .map(|_: u32| std::process::id(), 0..100, Some(1))
+        .unwrap();
+    let last: BTreeSet<u32> = pids[90..].iter().copied().collect();
+    assert!(
+        first.is_disjoint(&last),
+        "original workers {first:?} still ran {last:?}"
+    );
+    let pool = Pool::builder()
+        .processes(2)
+        .maxtasksperchild(1)
+        .build()
+        .unwrap();
+    let pids: BTreeSet<u32> = (0..6).map(|_| pool.apply(pid, ()).unwrap()).collect();
+    assert_eq!(pids.len(), 6, "one task per worker: {pids:?}");
+}
+
+fn remember(n: u32) {
+    INITIALIZED.fetch_add(n as usize, Ordering::SeqCst);
+}
+
+static INITIALIZED: AtomicUsize = AtomicUsize::new(0);
+
+fn initialized() -> usize {
+    INITIALIZED.load(Ordering::SeqCst)
+}
+
+fn refuse(why: String) -> Result<(), String> {
+    Err(why)
+}
+
+// Issue 9: "initializer + initargs (run once in each worker)".
+fn initializer_runs_in_each_worker() {
+    let pool = Pool::builder()
+        .processes(2)
+        .initializer(remember, (7,))
+        .build()
+        .unwrap();
+    let seen: Vec<usize> = pool.map(|_: u8| initialized(), 0..20, Some(1)).unwrap();
+    assert!(seen.iter().all(|&n| n == 7), "{seen:?}");
+    assert_eq!(initialized(), 0, "not in this process");
+    match Pool::builder()
+        .processes(2)
+        .initializer(refuse, ("no database".to_string(),))
+        .build()
+    {
+        Err(e) => assert!(e.to_string().contains("initializer failed"), "{e}"),
+        Ok(_) => panic!("a pool whose initializer fails does not start"),
+    }
+}
+
+// "close() then join() waits for outstanding tasks; join() without close
+// or terminate is an error; terminate() returns promptly with sleeping
+// tasks in flight; work submitted after close() is an error."
+fn close_join_terminate_follow_python() {
+    let pool = Pool::new(2).unwrap();
+    assert!(matches!(
+        pool.join(),
+        Err(Error::Process(ProcessError::PoolStillRunning))
+    ));
+    let pending: Vec<_> = (0..4)
+        .map(|_| pool.apply_async(sleep_ms, (200,)).unwrap())
+        .collect();
+    pool.close();
+    assert!(matches!(
+        pool.apply_async(sqr, (1,)),
+        Err(Error::Process(ProcessError::PoolNotRunning))
+    ));
+    let begun = Instant::now();
+    pool.join().unwrap();
+    assert!(begun.elapsed() >= Duration::from_millis(200), "join waited");
+    for result in pending {
+        assert!(result.ready());
+        assert_eq!(result.get().unwrap(), 200);
+    }
+    let pool = Pool::new(2).unwrap();
+    let sleeping: Vec<_> = (0..2)
+        .map(|_| pool.apply_async(sleep_ms, (10_000,)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let begun = Instant::now();
+    pool.terminate();
+    assert!(
+        begun.elapsed() < Duration::from_secs(3),
+        "terminate took {:?}",
+        begun.elapsed()
+    );
+    for result in sleeping {
+        assert!(matches!(
+            result.get(),
+            Err(Error::Process(ProcessError::PoolTerminated))
+        ));
+    }
+    pool.join().unwrap();
+}
+
+// Beyond CPython: "a worker killed during map/apply_async gives an error
+// naming the worker, never a hang, and the pool goes on with a
+// replacement"; and during imap.
+fn a_killed_worker_fails_only_its_tasks() {
+    let pool = Pool::new(2).unwrap();
+    match pool.map(kill_self_on, 0..10, Some(1)) {
+        Err(Error::WorkerDied { pid, exitcode }) => {
+            assert!(pid > 0);
+            assert_eq!(exitcode, -libc::SIGKILL);
+        }
+        other => panic!("{other:?}"),
+    }
+    // The worker that dies held the fatal item and at most one more of
+    // the same imap (a worker gets a second chunk of the job it is on):
+    // exactly those fail, every other item comes back.
+    let results: Vec<managers::Result<i64>> = pool.imap(kill_self_on, 0..10, 1).unwrap().collect();
+    assert_eq!(results.len(), 10);
+    let mut failed = Vec::new();
+    for (i, result) in results.iter().enumerate() {
+        match result {
+            Ok(x) => assert_eq!(*x, i as i64),
+            Err(Error::WorkerDied { .. }) => failed.push(i),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(failed.contains(&5) && failed.len() <= 2, "{failed:?}");
+    let other = pool.apply_async(sleep_ms, (100,)).unwrap();
+    let killed = pool.apply_async(kill_self_on, (5,)).unwrap();
+    assert!(matches!(killed.get(), Err(Error::WorkerDied { .. })));
+    assert_eq!(
+        other.get().unwrap(),
+        100,
+        "the other worker's task is untouched"
+    );
+    assert_eq!(
+        pool.map(sqr, 0..10, None).unwrap(),
+        (0..10).map(sqr).collect::<Vec<_>>()
+    );
+}
+
+// Issue 9: "terminate with 100 tasks in flight".
+fn terminate_with_100_tasks_in_flight_returns_promptly() {
+    let pool = Pool::new(2).unwrap();
+    let pending: Vec<_> = (0..100)
+        .map(|_| pool.apply_async(sleep_ms, (1000,)).unwrap())
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let begun = Instant::now();
+    drop(pool);
+    assert!(
+        begun.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        begun.elapsed()
+    );
+    for result in pending {
+        assert!(matches!(
+            result.get_timeout(Duration::from_secs(1)),
+            Err(Error::Process(ProcessError::PoolTerminated))
+        ));
+    }
+}
