@@ -99,6 +99,7 @@ impl PoolBuilder {
 /// re-executed, as for [`Process`](crate::Process)) running `fn` items.
 ///
 /// ```no_run
+/// # extern crate manager_runtime as managers;
 /// use managers::Pool;
 ///
 /// fn square(x: i64) -> i64 {
