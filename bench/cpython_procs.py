@@ -51,6 +51,41 @@ def increment(go, counter, n):
             counter.value += 1
 
 
+def square(x):
+    return x * x
+
+
+def pool_rows(ctx, cfg, results):
+    with ctx.Pool(2) as pool:
+        if cfg.wants("pool.map.small"):
+            def small():
+                begun = time.perf_counter()
+                pool.map(square, range(cfg.map_items))
+                return cfg.map_items / (time.perf_counter() - begun)
+            results["pool.map.small"] = median_of(cfg.reps, small)
+        if cfg.wants("pool.map.chunk1"):
+            def chunk1():
+                begun = time.perf_counter()
+                pool.map(square, range(cfg.chunk1_items), chunksize=1)
+                return cfg.chunk1_items / (time.perf_counter() - begun)
+            results["pool.map.chunk1"] = median_of(cfg.reps, chunk1)
+        if cfg.wants("pool.apply_async.roundtrip"):
+            def roundtrip():
+                begun = time.perf_counter()
+                for i in range(cfg.applies):
+                    pool.apply_async(square, (i,)).get()
+                return (time.perf_counter() - begun) * 1e6 / cfg.applies
+            results["pool.apply_async.roundtrip"] = median_of(cfg.reps, roundtrip)
+    if cfg.wants("pool.start"):
+        def start():
+            begun = time.perf_counter()
+            for _ in range(cfg.pool_starts):
+                with ctx.Pool(2) as pool:
+                    assert pool.apply(square, (3,)) == 9
+            return (time.perf_counter() - begun) * 1e3 / cfg.pool_starts
+        results["pool.start"] = median_of(cfg.reps, start)
+
+
 def median_of(reps, measure):
     return statistics.median(measure() for _ in range(max(reps, 1)))
 
@@ -152,6 +187,10 @@ class Config:
         self.big = 30 if quick else 100
         self.items = 50_000 if quick else 200_000
         self.increments = 100_000 if quick else 400_000
+        self.map_items = 100_000
+        self.chunk1_items = 10_000
+        self.applies = 500 if quick else 2_000
+        self.pool_starts = 5 if quick else 10
         self.only = set(args.only.split(",")) if args.only else None
 
     def wants(self, op):
@@ -179,6 +218,8 @@ def main():
         results["mpqueue.transfer"] = transfer(fork, cfg)
     if cfg.wants("shm.value.locked_increment"):
         results["shm.value.locked_increment"] = locked_increments(fork, cfg)
+    if any(cfg.wants(op) for op in ("pool.map.small", "pool.map.chunk1", "pool.apply_async.roundtrip", "pool.start")):
+        pool_rows(fork, cfg, results)
     json.dump(results, sys.stdout)
     sys.stdout.write("\n")
 

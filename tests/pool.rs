@@ -244,8 +244,9 @@ fn imap_reads_its_items_lazily() {
         assert_eq!(it.next().unwrap().unwrap(), i * i);
     }
     let produced = PRODUCED.load(Ordering::Relaxed);
+    // A few chunks per worker ahead of the consumer, nowhere near all.
     assert!(
-        (1000..=1000 + 2 * 2 * 2 * 10 + 10).contains(&produced),
+        (1000..=1000 + 20 * 10).contains(&produced),
         "read {produced} items for 1000 results"
     );
     drop(it);

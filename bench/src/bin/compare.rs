@@ -52,6 +52,11 @@ const OPS: &[(&str, &str, bool)] = &[
     ("pipe.1mib", "MB/s", true),
     ("mpqueue.transfer", "items/s", true),
     ("shm.value.locked_increment", "incr/s", true),
+    // Pool (issue 9), same programs.
+    ("pool.map.small", "calls/s", true),
+    ("pool.map.chunk1", "calls/s", true),
+    ("pool.apply_async.roundtrip", "us/op", false),
+    ("pool.start", "ms", false),
 ];
 
 /// The programs of a round: (the column its figures go to, the program).
@@ -91,6 +96,9 @@ fn target(op: &str, mode: &str) -> (Option<f64>, Option<f64>) {
         "process.start_join" | "process.start_join.spawn" => (Some(1.0), None),
         "pipe.roundtrip" | "mpqueue.transfer" => (Some(3.0), None),
         "shm.value.locked_increment" => (Some(20.0), None),
+        "pool.map.small" => (Some(10.0), None),
+        "pool.map.chunk1" | "pool.apply_async.roundtrip" => (Some(5.0), None),
+        "pool.start" => (Some(1.0), None),
         _ => (None, None),
     }
 }

@@ -23,6 +23,13 @@
 //! - `shm.value.locked_increment` (increments/s): two children each add 1
 //!   to one shared `Value` under its lock. Raw: two threads `fetch_add`
 //!   one atomic (the cache line's limit, shared the same way by processes).
+//!
+//! Issue 9's pool rows (ours only, no raw): `pool.map.small` (calls/s:
+//! `map` of `x*x` over 100,000 ints, default chunksize, a pool of 2),
+//! `pool.map.chunk1` (calls/s: 10,000 calls, chunksize 1),
+//! `pool.apply_async.roundtrip` (us: one `apply_async(...).get()` at a
+//! time) and `pool.start` (ms: a pool of 2 built and its first result
+//! received, then terminated).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -30,13 +37,17 @@ use std::os::fd::AsFd;
 use std::time::Instant;
 
 use managers::process::{Connection, Lock, Pipe, Queue, RecvOnly, SendOnly, Value};
-use managers::{Process, Result};
+use managers::{Pool, Process, Result};
 use managers_bench::{median_of, wants};
 
 type Results = BTreeMap<&'static str, Option<f64>>;
 
 struct Counts {
     reps: usize,
+    map_items: u64,
+    chunk1_items: u64,
+    applies: u64,
+    pool_starts: u64,
     starts: u64,
     pings: u64,
     big: u64,
@@ -54,9 +65,31 @@ impl Counts {
             .and_then(|i| args.get(i + 1))
             .and_then(|n| n.parse().ok());
         let mut counts = if quick {
-            Counts { reps: 3, starts: 20, pings: 10_000, big: 30, items: 200_000, increments: 500_000 }
+            Counts {
+                reps: 3,
+                starts: 20,
+                pings: 10_000,
+                big: 30,
+                items: 200_000,
+                increments: 500_000,
+                map_items: 100_000,
+                chunk1_items: 10_000,
+                applies: 2_000,
+                pool_starts: 5,
+            }
         } else {
-            Counts { reps: 5, starts: 100, pings: 50_000, big: 150, items: 1_000_000, increments: 2_000_000 }
+            Counts {
+                reps: 5,
+                starts: 100,
+                pings: 50_000,
+                big: 150,
+                items: 1_000_000,
+                increments: 2_000_000,
+                map_items: 100_000,
+                chunk1_items: 10_000,
+                applies: 10_000,
+                pool_starts: 20,
+            }
         };
         if let Some(reps) = reps {
             counts.reps = reps;
@@ -318,6 +351,60 @@ fn locked_increments(counts: &Counts, raw: bool) -> Result<f64> {
     }))
 }
 
+fn square(x: i64) -> i64 {
+    x * x
+}
+
+fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+    let pool = Pool::new(2)?;
+    if wants(only, "pool.map.small") {
+        let n = counts.map_items as i64;
+        let rate = median_of(counts.reps, || {
+            let begun = Instant::now();
+            let squares = pool.map(square, 0..n, None).expect("map");
+            let rate = n as f64 / begun.elapsed().as_secs_f64();
+            assert_eq!(squares[n as usize - 1], (n - 1) * (n - 1));
+            rate
+        });
+        results.insert("pool.map.small", Some(rate));
+    }
+    if wants(only, "pool.map.chunk1") {
+        let n = counts.chunk1_items as i64;
+        let rate = median_of(counts.reps, || {
+            let begun = Instant::now();
+            let squares = pool.map(square, 0..n, Some(1)).expect("map");
+            assert_eq!(squares.len(), n as usize);
+            n as f64 / begun.elapsed().as_secs_f64()
+        });
+        results.insert("pool.map.chunk1", Some(rate));
+    }
+    if wants(only, "pool.apply_async.roundtrip") {
+        let us = median_of(counts.reps, || {
+            let begun = Instant::now();
+            for i in 0..counts.applies as i64 {
+                let r = pool.apply_async(square, (i,)).expect("apply").get().expect("get");
+                debug_assert_eq!(r, i * i);
+            }
+            begun.elapsed().as_secs_f64() * 1e6 / counts.applies as f64
+        });
+        results.insert("pool.apply_async.roundtrip", Some(us));
+    }
+    drop(pool);
+    if wants(only, "pool.start") {
+        let ms = median_of(counts.reps, || {
+            let begun = Instant::now();
+            for _ in 0..counts.pool_starts {
+                let pool = Pool::new(2).expect("pool");
+                assert_eq!(pool.apply(square, (3,)).expect("apply"), 9);
+                drop(pool);
+            }
+            begun.elapsed().as_secs_f64() * 1e3 / counts.pool_starts as f64
+        });
+        results.insert("pool.start", Some(ms));
+    }
+    Ok(())
+}
+
 fn main() {
     if std::env::args().nth(1).as_deref() == Some("--exit-now") {
         return;
@@ -348,6 +435,10 @@ fn main() {
         }
         if wants(&only, "shm.value.locked_increment") {
             results.insert("shm.value.locked_increment", Some(locked_increments(&counts, raw)?));
+        }
+        let pool_ops = ["pool.map.small", "pool.map.chunk1", "pool.apply_async.roundtrip", "pool.start"];
+        if !raw && pool_ops.iter().any(|op| wants(&only, op)) {
+            pool_rows(&counts, &only, &mut results)?;
         }
         Ok(results)
     };

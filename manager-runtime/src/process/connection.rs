@@ -298,6 +298,16 @@ impl<D: CanRecv> Connection<D> {
         })
     }
 
+    /// Whether a whole message is buffered already (read with one before).
+    pub(crate) fn has_message(&self) -> bool {
+        let incoming = self.incoming();
+        let buffered = incoming.buffered();
+        incoming.skip == 0
+            && buffered.len() >= PREFIX
+            && buffered.len() - PREFIX
+                >= u32::from_le_bytes(buffered[..PREFIX].try_into().unwrap()) as usize
+    }
+
     /// Whether a message can be read without waiting (Python's `poll()`).
     pub fn poll(&self) -> Result<bool> {
         self.poll_timeout(Duration::ZERO)

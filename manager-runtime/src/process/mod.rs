@@ -32,7 +32,7 @@ pub(crate) mod memory;
 mod pool;
 mod queue;
 mod run;
-mod shm;
+pub(crate) mod shm;
 pub(crate) mod target;
 
 use std::sync::OnceLock;

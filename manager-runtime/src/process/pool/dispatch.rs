@@ -24,7 +24,11 @@ use crate::process::target::TaskEntry;
 use crate::process::Process;
 
 /// Chunks in flight per worker, at most.
-pub(super) const DEPTH: usize = 2;
+pub(super) const DEPTH: usize = 4;
+/// How long the pool's thread polls before it sleeps while workers hold
+/// tasks: an answer is often this close, and a wake-up from sleep costs
+/// tens of microseconds on a VM.
+const SPIN: Duration = Duration::from_micros(50);
 /// Replacement workers failing to start in a row before the pool gives up.
 const RESPAWN_LIMIT: u32 = 3;
 
@@ -89,6 +93,7 @@ struct Slot {
     process: Process,
     conn: Arc<Connection>,
     pid: u32,
+    pidfd: Option<Arc<OwnedFd>>,
     /// (task id, job, chunk index) of every chunk this worker holds.
     in_flight: Vec<(u64, u64, usize)>,
     /// Chunks ever sent to it (for `maxtasksperchild`).
@@ -155,6 +160,7 @@ fn start_workers(config: &Config, count: usize) -> Result<Vec<Slot>> {
         ready.map_err(Error::Spawn)?;
         let pid = process.pid().expect("started");
         slots.push(Slot {
+            pidfd: process.pidfd(),
             process,
             conn: Arc::new(conn),
             pid,
@@ -259,16 +265,15 @@ impl Shared {
     }
 
     /// Give idle workers a chunk each (queued ones first, then lazy jobs'
-    /// next), then busy workers a second chunk of the job they are on:
-    /// pipelining within a job keeps a worker fed, and never puts an
-    /// unrelated task behind a slow one.
+    /// next), then, round by round up to [`DEPTH`], busy workers more
+    /// chunks of the job they are on: pipelining within a job keeps a
+    /// worker fed, and never puts an unrelated task behind a slow one.
     pub(super) fn fill(&self, state: &mut State) {
         let maxtasks = self.config.maxtasks;
-        for second in [false, true] {
+        for depth in 0..DEPTH {
             for w in 0..state.workers.len() {
                 let slot = &state.workers[w];
-                let wanted = if second { 1 } else { 0 };
-                if slot.in_flight.len() != wanted || (maxtasks > 0 && slot.assigned >= maxtasks) {
+                if slot.in_flight.len() != depth || (maxtasks > 0 && slot.assigned >= maxtasks) {
                     continue;
                 }
                 let job = slot.in_flight.first().map(|&(_, job, _)| job);
@@ -347,16 +352,20 @@ impl Shared {
     fn run(self: Arc<Self>) {
         let mut wake_buf = [0u8; 8];
         loop {
-            let watched: Vec<(u32, Arc<Connection>, Option<Arc<OwnedFd>>)> = {
+            let (watched, busy) = {
                 let mut state = self.state();
                 if self.finished(&mut state) {
                     break;
                 }
-                state
+                let watched: Vec<(u32, Arc<Connection>, Option<Arc<OwnedFd>>)> = state
                     .workers
                     .iter()
-                    .map(|s| (s.pid, Arc::clone(&s.conn), s.process.pidfd()))
-                    .collect()
+                    .map(|s| (s.pid, Arc::clone(&s.conn), s.pidfd.clone()))
+                    .collect();
+                (
+                    watched,
+                    state.workers.iter().any(|s| !s.in_flight.is_empty()),
+                )
             };
             let mut fds = vec![libc::pollfd {
                 fd: self.wake.as_raw_fd(),
@@ -369,35 +378,28 @@ impl Shared {
                     events: libc::POLLIN,
                     revents: 0,
                 });
+                // (A worker's death also closes its connection: without a
+                // pidfd, end of file is enough.)
                 fds.push(libc::pollfd {
                     fd: pidfd.as_ref().map_or(-1, |fd| fd.as_raw_fd()),
                     events: libc::POLLIN,
                     revents: 0,
                 });
             }
-            // (A worker's death also closes its connection: without a
-            // pidfd, end of file is enough.)
-            // SAFETY: `fds` is a valid array of pollfds for the call.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+            wait(&mut fds, busy);
             if fds[0].revents != 0 {
                 // SAFETY: a read of our non-blocking eventfd's counter.
                 unsafe { libc::read(self.wake.as_raw_fd(), wake_buf.as_mut_ptr().cast(), 8) };
             }
             let mut answers = Vec::new();
             let mut dead = Vec::new();
-            for (i, (pid, conn, pidfd)) in watched.iter().enumerate() {
-                let exited = pidfd.is_some() && fds[2 + 2 * i].revents != 0;
-                // Read everything there is, including what the connection
-                // had buffered already.
-                loop {
-                    match conn.poll() {
-                        Ok(true) => {}
-                        Ok(false) => break,
-                        Err(_) => {
-                            dead.push(*pid);
-                            break;
-                        }
-                    }
+            for (i, (pid, conn, _)) in watched.iter().enumerate() {
+                let readable = fds[1 + 2 * i].revents != 0;
+                let exited = fds[2 + 2 * i].revents != 0;
+                // Every whole answer there is: what poll saw, then what the
+                // connection buffered with it.
+                let mut next = readable;
+                while next {
                     match conn.recv_bytes() {
                         Ok(message) => answers.push((*pid, message)),
                         Err(_) => {
@@ -405,6 +407,7 @@ impl Shared {
                             break;
                         }
                     }
+                    next = conn.has_message();
                 }
                 if exited && !dead.contains(pid) {
                     dead.push(*pid);
@@ -537,6 +540,25 @@ impl Shared {
             }
         }
     }
+}
+
+/// Wait for any of `fds`: if tasks are out (`busy`), poll without sleeping
+/// for a moment first, yielding the CPU each turn.
+fn wait(fds: &mut [libc::pollfd], busy: bool) {
+    let poll = |fds: &mut [libc::pollfd], timeout: i32| {
+        // SAFETY: `fds` is a valid array of pollfds for the call.
+        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) }
+    };
+    if busy && crate::process::shm::several_cpus() {
+        let begun = std::time::Instant::now();
+        while begun.elapsed() < SPIN {
+            if poll(fds, 0) > 0 {
+                return;
+            }
+            std::thread::yield_now();
+        }
+    }
+    poll(fds, -1);
 }
 
 /// Chunk `index` of `job` came back with `result`: the completions, if the

@@ -12,6 +12,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, ProcessError, Result};
 
+/// How long a waiter looks for the outcome before it sleeps.
+const SPIN: Duration = Duration::from_micros(50);
+
 /// Called once with the outcome, on the pool's thread.
 pub(super) type Callback<T> = Box<dyn FnOnce(&Result<T>) + Send>;
 
@@ -26,6 +29,8 @@ struct SlotState<T> {
 pub(super) struct Slot<T> {
     state: Mutex<SlotState<T>>,
     ready: Condvar,
+    /// `state.done`, readable without the lock (for a waiter's spin).
+    done: std::sync::atomic::AtomicBool,
     callback: Mutex<Option<Callback<T>>>,
 }
 
@@ -39,6 +44,7 @@ impl<T> Slot<T> {
                 waker: None,
             }),
             ready: Condvar::new(),
+            done: std::sync::atomic::AtomicBool::new(false),
             callback: Mutex::new(callback),
         })
     }
@@ -65,6 +71,7 @@ impl<T> Slot<T> {
         state.ok = result.is_ok();
         state.value = Some(result);
         state.done = true;
+        self.done.store(true, std::sync::atomic::Ordering::Release);
         if let Some(waker) = state.waker.take() {
             waker.wake();
         }
@@ -73,6 +80,17 @@ impl<T> Slot<T> {
     }
 
     fn wait_until(&self, deadline: Option<Instant>) -> MutexGuard<'_, SlotState<T>> {
+        // The answer of a short task is often microseconds away, and a
+        // wake-up from sleep costs tens of them on a VM: look first.
+        if crate::process::shm::several_cpus() {
+            let begun = Instant::now();
+            while !self.done.load(std::sync::atomic::Ordering::Acquire)
+                && begun.elapsed() < SPIN
+                && deadline.is_none_or(|d| Instant::now() < d)
+            {
+                std::thread::yield_now();
+            }
+        }
         let mut state = self.state();
         while !state.done {
             match deadline {
