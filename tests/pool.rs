@@ -487,9 +487,10 @@ fn a_killed_worker_fails_only_its_tasks() {
         }
         other => panic!("{other:?}"),
     }
-    // The worker that dies held the fatal item and at most one more of
-    // the same imap (a worker gets a second chunk of the job it is on):
-    // exactly those fail, every other item comes back.
+    // The worker that dies held the fatal item and at most three more of
+    // the same imap (a worker gets up to 4 chunks of the job it is on,
+    // dispatch.rs's DEPTH): exactly those fail, every other item comes
+    // back.
     let results: Vec<managers::Result<i64>> = pool.imap(kill_self_on, 0..10, 1).unwrap().collect();
     assert_eq!(results.len(), 10);
     let mut failed = Vec::new();
@@ -500,7 +501,7 @@ fn a_killed_worker_fails_only_its_tasks() {
             Err(e) => panic!("{e}"),
         }
     }
-    assert!(failed.contains(&5) && failed.len() <= 2, "{failed:?}");
+    assert!(failed.contains(&5) && failed.len() <= 4, "{failed:?}");
     let other = pool.apply_async(sleep_ms, (100,)).unwrap();
     let killed = pool.apply_async(kill_self_on, (5,)).unwrap();
     assert!(matches!(killed.get(), Err(Error::WorkerDied { .. })));
