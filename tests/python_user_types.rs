@@ -8,8 +8,8 @@ mod python_common;
 
 use std::time::Duration;
 
-use managers::{shared, Address, BaseManager, Constructor, ManagerOptions, Registry, Serializer};
-use python_common::{pythons, run, script, KEY};
+use managers::{shared, Constructor, Registry};
+use python_common::{pythons, run, script, PickleServer};
 use serde::{Deserialize, Serialize};
 
 /// An account: a balance and its entries.
@@ -105,22 +105,9 @@ fn registry() -> Registry {
 
 #[test]
 fn cpython_clients_call_a_users_shared_type() {
-    let options = ManagerOptions::new()
-        .address("127.0.0.1:0")
-        .authkey(KEY)
-        .serializer(Serializer::Pickle);
-    let server = BaseManager::new(registry, options).get_server().unwrap();
-    let Address::Tcp(address) = server.address().clone() else {
-        unreachable!("a TCP address")
-    };
-    let stopper = server.stopper();
-    let serving = std::thread::spawn(move || server.serve_forever());
-    let args = vec![
-        address.ip().to_string(),
-        address.port().to_string(),
-        KEY.to_string(),
-        "-v".to_string(),
-    ];
+    let server = PickleServer::serving(registry);
+    let mut args = server.args();
+    args.push("-v".to_string());
     let mut failures = Vec::new();
     for python in pythons() {
         let ran = run(
@@ -140,7 +127,6 @@ fn cpython_clients_call_a_users_shared_type() {
             ));
         }
     }
-    stopper.stop();
-    let _ = serving.join();
+    drop(server);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

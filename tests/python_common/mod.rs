@@ -202,8 +202,13 @@ pub struct PickleServer {
 }
 
 impl PickleServer {
-    /// Serve on a free loopback port.
+    /// Serve [`registry`] on a free loopback port.
     pub fn start() -> PickleServer {
+        PickleServer::serving(registry)
+    }
+
+    /// Serve `registry` on a free loopback port.
+    pub fn serving(registry: fn() -> Registry) -> PickleServer {
         let options = ManagerOptions::new()
             .address("127.0.0.1:0")
             .authkey(KEY)

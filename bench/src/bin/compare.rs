@@ -57,6 +57,11 @@ const OPS: &[(&str, &str, bool)] = &[
     ("pool.map.chunk1", "calls/s", true),
     ("pool.apply_async.roundtrip", "us/op", false),
     ("pool.start", "ms", false),
+    // Python interop (issue 10): one CPython client against our pickle-mode
+    // server ("ours") and CPython's own ("cpython"): bench/cpython_interop.py.
+    ("py.call.dict.set", "us/op", false),
+    ("py.call.dict.get", "us/op", false),
+    ("py.rss.dict.1m", "MiB", false),
 ];
 
 /// The programs of a round: (the column its figures go to, the program).
@@ -67,6 +72,8 @@ const PROGRAMS: &[(&str, &str)] = &[
     ("raw", "procs-raw"),
     ("ours", "procs"),
     ("cpython", "cpython-procs"),
+    ("ours", "py-ours"),
+    ("cpython", "py-cpython"),
 ];
 
 /// Targets against the blocking raw figure (issue 8): the most times
@@ -99,6 +106,8 @@ fn target(op: &str, mode: &str) -> (Option<f64>, Option<f64>) {
         "pool.map.small" => (Some(10.0), None),
         "pool.map.chunk1" | "pool.apply_async.roundtrip" => (Some(5.0), None),
         "pool.start" => (Some(1.0), None),
+        "py.call.dict.set" | "py.call.dict.get" => (Some(1.5), None),
+        "py.rss.dict.1m" => (Some(2.0), None),
         _ => (None, None),
     }
 }
@@ -179,6 +188,16 @@ fn run(args: &Args, mode: &str, program: &str, limit: Duration) -> Option<BTreeM
         "cpython-procs" => {
             argv.push(args.python.clone());
             argv.push(args.script.with_file_name("cpython_procs.py").display().to_string());
+        }
+        "py-ours" | "py-cpython" => {
+            argv.push(args.python.clone());
+            argv.push(args.script.with_file_name("cpython_interop.py").display().to_string());
+            if program == "py-ours" {
+                argv.extend(["--server".into(), "ours".into(), "--server-bin".into()]);
+                argv.push(args.bin_dir.join("py_server").display().to_string());
+            } else {
+                argv.extend(["--server".into(), "cpython".into()]);
+            }
         }
         "procs-raw" => {
             argv.push(args.bin_dir.join("procs").display().to_string());
