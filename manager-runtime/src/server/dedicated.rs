@@ -54,6 +54,22 @@ impl Seat {
     /// Serve `socket` (which joined `session`; `inbox` holds what was read
     /// after its hello) on a thread of its own.
     pub(super) fn serve(self, socket: Movable, inbox: Inbox, session: u128, slot: Slot) {
+        self.run(socket, move |state, stream| async move {
+            match stream {
+                Own::Tcp(s) => serve_session(state, s, inbox, session, slot).await,
+                Own::Unix(s) => serve_session(state, s, inbox, session, slot).await,
+            }
+        });
+    }
+
+    /// Serve `socket` with `serve` on a thread of its own, given back as a
+    /// stream of that thread's runtime (pickle mode's connections use this
+    /// with their own request loop).
+    pub(super) fn run<F, Fut>(self, socket: Movable, serve: F)
+    where
+        F: FnOnce(Arc<ServerState>, Own) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = ()>,
+    {
         let fd = match &socket {
             Movable::Tcp(s) => s.as_raw_fd(),
             Movable::Unix(s) => s.as_raw_fd(),
@@ -83,15 +99,12 @@ impl Seat {
                 let state = Arc::clone(&self.state);
                 runtime.block_on(async move {
                     // Registered with this thread's reactor.
-                    match socket {
-                        Movable::Tcp(s) => match tokio::net::TcpStream::from_std(s) {
-                            Ok(s) => serve_session(state, s, inbox, session, slot).await,
-                            Err(_) => drop(slot),
-                        },
-                        Movable::Unix(s) => match tokio::net::UnixStream::from_std(s) {
-                            Ok(s) => serve_session(state, s, inbox, session, slot).await,
-                            Err(_) => drop(slot),
-                        },
+                    let stream = match socket {
+                        Movable::Tcp(s) => tokio::net::TcpStream::from_std(s).map(Own::Tcp),
+                        Movable::Unix(s) => tokio::net::UnixStream::from_std(s).map(Own::Unix),
+                    };
+                    if let Ok(stream) = stream {
+                        serve(state, stream).await;
                     }
                 });
                 // The socket is closed by now; the seat goes last (drop).
@@ -102,6 +115,12 @@ impl Seat {
         // the closure), as any connection the server cannot take.
         drop(spawned);
     }
+}
+
+/// A dedicated connection's socket, on its thread's runtime.
+pub(super) enum Own {
+    Tcp(tokio::net::TcpStream),
+    Unix(tokio::net::UnixStream),
 }
 
 impl Drop for Seat {

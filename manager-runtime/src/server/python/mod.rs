@@ -22,6 +22,7 @@ use std::task::{Context, Poll};
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
+use super::dedicated::Own;
 use super::state::ServerState;
 use crate::error::RemoteError;
 use crate::object::{Host, Outcome};
@@ -146,29 +147,52 @@ pub(in crate::server) async fn serve<S: Socket>(
     }
     let pid = identify.await.unwrap_or(None);
     let session = state.python.session(&state, pid);
-    let (reader, mut writer) = stream.split_owned();
-    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
+    // The first request: one to the server itself, read unbuffered (the
+    // stream may yet move to another runtime, below).
     let max = u64::from(state.max_frame);
     let mut buf = Vec::new();
     if !matches!(
-        frame::read_async(&mut reader, &mut buf, max).await,
+        frame::read_async(&mut stream, &mut buf, max).await,
         Ok(true)
     ) {
         return;
     }
-    let connection = Connection {
-        state: &state,
-        session,
-        owner: u64::from_le_bytes(crate::auth::random_bytes()),
-    };
     let (reply, serve) = match pickle::decode(&buf) {
-        Ok(request) => connection.control(request),
+        Ok(request) => Connection::new(&state, session).control(request),
         Err(e) => (error(unpickling(e)), false),
     };
-    if writer.write_all(&reply).await.is_err() || !serve {
+    if stream.write_all(&reply).await.is_err() || !serve {
         return;
     }
-    // `accept_connection`: method calls until the client goes.
+    // `accept_connection`: a client thread's method calls, one at a time,
+    // until it goes. Served on a thread (and a reactor) of its own, each
+    // request and reply make no hop to another thread, as blocking native
+    // clients' connections (`dedicated.rs`). The session stays on the
+    // shared runtime, which watches the client process.
+    if S::MOVABLE {
+        if let Some(seat) = super::dedicated::Seat::take(&state) {
+            if let Ok(socket) = stream.into_movable() {
+                seat.run(socket, move |state, stream| async move {
+                    match stream {
+                        Own::Tcp(s) => calls(&state, s, session, _slot).await,
+                        Own::Unix(s) => calls(&state, s, session, _slot).await,
+                    }
+                });
+            }
+            return;
+        }
+    }
+    calls(&state, stream, session, _slot).await;
+}
+
+/// The method calls of a connection of `session` that was accepted, until
+/// the client goes. `_slot` counts the connection meanwhile.
+async fn calls<S: Socket>(state: &Arc<ServerState>, stream: S, session: u128, _slot: Slot) {
+    let (reader, mut writer) = stream.split_owned();
+    let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
+    let max = u64::from(state.max_frame);
+    let mut buf = Vec::new();
+    let connection = Connection::new(state, session);
     loop {
         match frame::read_async(&mut reader, &mut buf, max).await {
             Ok(true) => {}
@@ -287,7 +311,15 @@ struct Described {
     exposed: Vec<String>,
 }
 
-impl Connection<'_> {
+impl<'a> Connection<'a> {
+    fn new(state: &'a Arc<ServerState>, session: u128) -> Connection<'a> {
+        Connection {
+            state,
+            session,
+            owner: u64::from_le_bytes(crate::auth::random_bytes()),
+        }
+    }
+
     /// One request to the server itself; `true` if the connection goes on
     /// serving method calls.
     fn control(&self, request: Object) -> (Vec<u8>, bool) {
