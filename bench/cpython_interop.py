@@ -7,7 +7,9 @@ own SyncManager server process (`--server cpython`), stdlib only.
                                      [--quick] [--reps N] [--only op,op]
 
 Prints one JSON object {op: median}: py.call.dict.set, py.call.dict.get
-(us/op, `d[i] = i` and `d[7]` through a DictProxy) and py.rss.dict.1m
+(us/op, `d[i] = i` and `d[7]` through a DictProxy; with the CPU of both
+ends per call, `cpu_us:OP`, and of each, `client_cpu_us:OP` and
+`server_cpu_us:OP`, from /proc schedstat) and py.rss.dict.1m
 (MiB: the server's VmRSS holding a 1,000,000-entry int->int dict filled
 by the same client). The server is stopped before exiting.
 """
@@ -26,9 +28,23 @@ KEY = b"bench interop"
 BUDGET = 2.0  # seconds per measurement at most
 
 
-def per_op_us(n, op, warmup=20):
+def cpu_ns(pid):
+    """CPU time of every thread of process `pid` so far (schedstat, ns)."""
+    total = 0
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as stat:
+                total += int(stat.read().split()[0])
+        except OSError:
+            pass  # a thread that just ended
+    return total
+
+
+def per_op_us(n, op, pid, warmup=20):
+    """Wall, client CPU and server CPU microseconds per call of `op`."""
     for i in range(warmup):
         op(i)
+    client0, server0 = time.process_time_ns(), cpu_ns(pid)
     start = time.perf_counter()
     deadline = start + BUDGET
     done = 0
@@ -37,7 +53,21 @@ def per_op_us(n, op, warmup=20):
         done += 1
         if (done & 63) == 0 and time.perf_counter() > deadline:
             break
-    return (time.perf_counter() - start) / done * 1e6
+    wall = (time.perf_counter() - start) / done * 1e6
+    client = (time.process_time_ns() - client0) / done / 1e3
+    server = (cpu_ns(pid) - server0) / done / 1e3
+    return wall, client, server
+
+
+def measure(results, name, reps, calls, op, pid):
+    """The medians of `reps` runs: wall us/op as `name`, client + server
+    CPU as `cpu_us:name` (compare's CPU column), each end's CPU apart as
+    `client_cpu_us:name` and `server_cpu_us:name`."""
+    runs = [per_op_us(calls, op, pid) for _ in range(reps)]
+    results[name] = statistics.median(r[0] for r in runs)
+    results["cpu_us:" + name] = statistics.median(r[1] + r[2] for r in runs)
+    results["client_cpu_us:" + name] = statistics.median(r[1] for r in runs)
+    results["server_cpu_us:" + name] = statistics.median(r[2] for r in runs)
 
 
 def vmrss_mib(pid):
@@ -104,12 +134,10 @@ def main():
             def dset(i):
                 d[i] = i
 
-            results["py.call.dict.set"] = statistics.median(
-                per_op_us(calls, dset) for _ in range(reps)
-            )
+            measure(results, "py.call.dict.set", reps, calls, dset, server.pid)
             d[7] = 7
-            results["py.call.dict.get"] = statistics.median(
-                per_op_us(calls, lambda i: d[7]) for _ in range(reps)
+            measure(
+                results, "py.call.dict.get", reps, calls, lambda i: d[7], server.pid
             )
             del d
         if wants("py.rss.dict.1m"):

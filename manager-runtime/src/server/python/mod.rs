@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
 use super::dedicated::Own;
 use super::state::ServerState;
@@ -33,6 +35,7 @@ use crate::python::{frame, handshake};
 use crate::token::Token;
 use crate::transport::Socket;
 use crate::value::{Shaped, Value};
+use crate::wait::{Spin, Spun};
 
 /// Who is at the other end of a connection, as far as the socket says.
 #[derive(Debug)]
@@ -174,27 +177,56 @@ pub(in crate::server) async fn serve<S: Socket>(
             if let Ok(socket) = stream.into_movable() {
                 seat.run(socket, move |state, stream| async move {
                     match stream {
-                        Own::Tcp(s) => calls(&state, s, session, _slot).await,
-                        Own::Unix(s) => calls(&state, s, session, _slot).await,
+                        Own::Tcp(s) => calls(&state, s, session, _slot, true).await,
+                        Own::Unix(s) => calls(&state, s, session, _slot, true).await,
                     }
                 });
             }
             return;
         }
     }
-    calls(&state, stream, session, _slot).await;
+    calls(&state, stream, session, _slot, false).await;
 }
 
 /// The method calls of a connection of `session` that was accepted, until
-/// the client goes. `_slot` counts the connection meanwhile.
-async fn calls<S: Socket>(state: &Arc<ServerState>, stream: S, session: u128, _slot: Slot) {
+/// the client goes. `_slot` counts the connection meanwhile. After a reply
+/// the client's next call usually follows within microseconds: on a
+/// thread of its own (`spin`), the connection spins for it before parking
+/// (adaptive; see `wait`).
+async fn calls<S: Socket>(
+    state: &Arc<ServerState>,
+    stream: S,
+    session: u128,
+    _slot: Slot,
+    spin: bool,
+) {
     let (reader, mut writer) = stream.split_owned();
+    let fd = S::read_fd(&reader);
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
+    let mut spin = Spin::new(if spin { state.spin } else { Duration::ZERO });
+    // Bytes a spinning wait read, ahead of the reader's.
+    let mut early = Vec::new();
+    let mut spare = vec![0; 64 * 1024];
     let max = u64::from(state.max_frame);
     let mut buf = Vec::new();
     let connection = Connection::new(state, session);
     loop {
-        match frame::read_async(&mut reader, &mut buf, max).await {
+        if let (Some(fd), true, true) = (fd, early.is_empty(), reader.buffer().is_empty()) {
+            match spin.read(fd, &mut spare) {
+                Ok(Spun::Read(0)) | Err(_) => return,
+                Ok(Spun::Read(n)) => early.extend_from_slice(&spare[..n]),
+                Ok(Spun::Park) => {}
+            }
+        }
+        let parked = Instant::now();
+        let mut source = (&early[..]).chain(&mut reader);
+        let read = frame::read_async(&mut source, &mut buf, max).await;
+        let left = source.into_inner().0.len();
+        if early.is_empty() {
+            spin.parked(parked.elapsed());
+        }
+        early.drain(..early.len() - left);
+        match read {
             Ok(true) => {}
             _ => return,
         }
