@@ -1,6 +1,7 @@
 //! Threads of their own for blocking clients' connections.
 //!
-//! A connection that carries one call at a time (a blocking client's) is
+//! A connection that carries one call at a time (a blocking client's, or
+//! a CPython client thread's in pickle mode: `python/mod.rs`) is
 //! served on a thread with a single-threaded runtime of its own: the same
 //! request loop, but its spinning for the next request wakes no other
 //! worker, and its replies leave without a hop to another thread. Pending
