@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use managers::{Error, Pool, ProcessError};
+use managers::sync::{PoolProxy, SyncManager};
+use managers::{Error, Pool, Process, ProcessError, TaskRef};
 
 fn main() {
     managers::bootstrap();
@@ -38,6 +39,9 @@ fn main() {
         close_join_terminate_follow_python,
         a_killed_worker_fails_only_its_tasks,
         terminate_with_100_tasks_in_flight_returns_promptly,
+        apply_async_callbacks_run_once,
+        the_managers_pool_serves_two_client_processes,
+        the_managers_pool_results_time_out_and_fail_as_errors,
     ]);
 }
 
@@ -536,4 +540,207 @@ fn terminate_with_100_tasks_in_flight_returns_promptly() {
             Err(Error::Process(ProcessError::PoolTerminated))
         ));
     }
+}
+
+// Issue 9: "callbacks and error callbacks called exactly once each", for
+// apply_async: the callback gets the value, before `get` returns it, and
+// the error callback is not called; and the other way round.
+fn apply_async_callbacks_run_once() {
+    let pool = Pool::new(2).unwrap();
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (ok, err) = (Arc::clone(&calls), Arc::clone(&calls));
+    let result = pool
+        .apply_async_with(
+            mul,
+            (6, 7),
+            move |x: &i64| ok.lock().unwrap().push(format!("ok {x}")),
+            move |e: &Error| err.lock().unwrap().push(format!("error {e}")),
+        )
+        .unwrap();
+    assert_eq!(result.get().unwrap(), 42);
+    assert_eq!(*calls.lock().unwrap(), ["ok 42"], "ran before get returned");
+    calls.lock().unwrap().clear();
+    let (ok, err) = (Arc::clone(&calls), Arc::clone(&calls));
+    let result = pool
+        .apply_async_with(
+            kill_self_on,
+            (5,),
+            move |x: &i64| ok.lock().unwrap().push(format!("ok {x}")),
+            move |e: &Error| err.lock().unwrap().push(format!("error {e}")),
+        )
+        .unwrap();
+    assert!(matches!(result.get(), Err(Error::WorkerDied { .. })));
+    std::thread::sleep(Duration::from_millis(50));
+    let calls = calls.lock().unwrap();
+    assert_eq!(calls.len(), 1, "{calls:?}");
+    assert!(calls[0].starts_with("error pool worker"), "{calls:?}");
+}
+
+/// One client process of a manager's pool: a `map`, a `starmap`, an
+/// `imap` and an `apply_async`, each checked against the serial results.
+fn client_of_the_managers_pool(pool: PoolProxy, first: i64) -> Result<(), String> {
+    let items: Vec<i64> = (first..first + 300).collect();
+    let serial: Vec<i64> = items.iter().map(|&x| sqr(x)).collect();
+    let squares = pool
+        .map(sqr, items.clone(), None)
+        .map_err(|e| e.to_string())?;
+    if squares != serial {
+        return Err(format!("map gave {squares:?}"));
+    }
+    let products = pool
+        .starmap(mul, vec![(first, 2), (3, 4)], None)
+        .map_err(|e| e.to_string())?;
+    if products != [first * 2, 12] {
+        return Err(format!("starmap gave {products:?}"));
+    }
+    let ordered: Vec<i64> = pool
+        .imap(sqr, items, 7)
+        .map_err(|e| e.to_string())?
+        .collect::<managers::Result<_>>()
+        .map_err(|e| e.to_string())?;
+    if ordered != serial {
+        return Err(format!("imap gave {ordered:?}"));
+    }
+    let applied = pool
+        .apply_async(sqr, (first,))
+        .and_then(|r| r.get())
+        .map_err(|e| e.to_string())?;
+    if applied != sqr(first) {
+        return Err(format!("apply_async gave {applied}"));
+    }
+    Ok(())
+}
+
+// Issue 9: "the manager's Pool used from two client processes": a pool
+// owned by the manager's server (a child process), two client processes
+// mapping on it at once, then this process; close and join through the
+// proxy, after which the pool refuses work.
+fn the_managers_pool_serves_two_client_processes() {
+    let manager = SyncManager::new();
+    manager.start().unwrap();
+    let pool = manager.pool(Some(2)).unwrap();
+    assert_eq!(pool.processes().unwrap(), 2);
+    let clients: Vec<Process> = [0i64, 1000]
+        .into_iter()
+        .map(|first| Process::new(client_of_the_managers_pool, (pool.clone(), first)))
+        .collect();
+    for client in &clients {
+        client.start().unwrap();
+    }
+    for client in &clients {
+        let joined = client.join_timeout(Duration::from_secs(30)).unwrap();
+        if !joined {
+            let _ = client.kill();
+            panic!("a client of the manager's pool hung");
+        }
+        assert_eq!(client.exitcode(), Some(0), "a client's checks failed");
+    }
+    let mut unordered: Vec<i64> = pool
+        .imap_unordered(sqr, 0..50, 3)
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    unordered.sort();
+    assert_eq!(unordered, (0..50).map(sqr).collect::<Vec<_>>());
+    let async_map = pool.map_async(sqr, 0..20, Some(3)).unwrap();
+    assert_eq!(
+        async_map.get().unwrap(),
+        (0..20).map(sqr).collect::<Vec<_>>()
+    );
+    assert_eq!(pool.apply(mul, (6, 7)).unwrap(), 42);
+    assert!(matches!(
+        pool.join(),
+        Err(Error::Process(ProcessError::PoolStillRunning))
+    ));
+    pool.close().unwrap();
+    pool.join().unwrap();
+    assert!(matches!(
+        pool.map(sqr, 0..3, None),
+        Err(Error::Process(ProcessError::PoolNotRunning))
+    ));
+}
+
+// A manager's pool's results as Python's AsyncResult proxies:
+// get_timeout is Error::Timeout (the task goes on), ready/successful,
+// get again; a panic, a killed worker, imap's next_timeout; a task of
+// another executable image refused; terminate fails what is pending.
+fn the_managers_pool_results_time_out_and_fail_as_errors() {
+    let manager = SyncManager::new();
+    manager.start_in_thread().unwrap();
+    let pool = manager.pool(Some(2)).unwrap();
+    let slow = pool.apply_async(sleep_ms, (5000,)).unwrap();
+    let begun = Instant::now();
+    assert!(matches!(
+        slow.get_timeout(Duration::from_millis(100)),
+        Err(Error::Timeout { .. })
+    ));
+    assert!(
+        begun.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert!(!slow.ready().unwrap());
+    assert!(!slow.wait_timeout(Duration::from_millis(20)).unwrap());
+    assert!(matches!(
+        slow.successful(),
+        Err(Error::Process(ProcessError::ResultNotReady))
+    ));
+    let quick = pool.apply_async(sqr, (9,)).unwrap();
+    assert_eq!(quick.get().unwrap(), 81);
+    assert_eq!(
+        quick.clone().get().unwrap(),
+        81,
+        "the result stays in the server"
+    );
+    assert!(quick.ready().unwrap() && quick.successful().unwrap());
+    match pool.apply_async(fail_on, (5,)).unwrap().get() {
+        Err(Error::TaskPanicked(message)) => assert!(message.contains("five"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+    match pool.map(kill_self_on, 0..10, Some(1)) {
+        Err(Error::WorkerDied { pid, exitcode }) => {
+            assert!(pid > 0);
+            assert_eq!(exitcode, -libc::SIGKILL);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        pool.map(sqr, 0..10, None).unwrap(),
+        (0..10).map(sqr).collect::<Vec<_>>(),
+        "the pool goes on with a replacement"
+    );
+    let mut waiting = pool.imap(sleep_ms, [3000u64], 1).unwrap();
+    assert!(matches!(
+        waiting.next_timeout(Duration::from_millis(50)),
+        Some(Err(Error::Timeout { .. }))
+    ));
+    // Only the server's own image is accepted: a task whose image is not
+    // the server's is refused, and nothing runs.
+    let foreign = TaskRef::new::<_, (i64,), i64>(sqr)
+        .unwrap()
+        .from_another_image();
+    let chunks = TaskRef::chunks([(3i64,)], Some(1), 1).unwrap();
+    match pool.raw().submit(foreign, chunks).unwrap() {
+        Err(refused) => assert!(matches!(
+            refused.into_error(None),
+            Error::Process(ProcessError::ForeignImage)
+        )),
+        Ok(_) => panic!("a task of another image was accepted"),
+    }
+    let begun = Instant::now();
+    pool.terminate().unwrap();
+    assert!(
+        begun.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        begun.elapsed()
+    );
+    assert!(matches!(
+        slow.get_timeout(Duration::from_secs(2)),
+        Err(Error::Process(ProcessError::PoolTerminated))
+    ));
+    assert!(matches!(
+        waiting.next_timeout(Duration::from_secs(2)),
+        Some(Err(Error::Process(ProcessError::PoolTerminated)))
+    ));
+    pool.join().unwrap();
 }

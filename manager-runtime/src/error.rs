@@ -250,6 +250,14 @@ pub enum ProcessError {
     /// A result taken already by an earlier `get`.
     #[error("the result was taken by an earlier get")]
     ResultTaken,
+    /// A pool task's function sent by a process running another executable
+    /// image than the pool's (a manager's Pool refuses other programs'
+    /// clients: a function is an offset in the image it was taken in).
+    #[error(
+        "the task's function comes from another executable image: only a client \
+         running the same program as the pool's server can send it functions"
+    )]
+    ForeignImage,
 }
 
 /// "exit code 3", "killed by signal 9".

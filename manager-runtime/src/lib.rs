@@ -55,8 +55,8 @@ pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use options::{default_authkey, ManagerOptions, Serializer};
 pub use process::{
-    active_children, current_process, AsyncResult, Connection, JoinableQueue, Pipe, Pod, Pool,
-    Process, Queue, SimpleQueue,
+    active_children, current_process, AsyncResult, ChunkSink, Connection, EncodedChunk, Function,
+    JoinableQueue, Pipe, Pod, Pool, PoolBuilder, Process, Queue, SimpleQueue, TaskRef,
 };
 pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};

@@ -45,7 +45,7 @@ pub use connection::{
 pub use lock::{Lock, LockGuard, RLock, SharedLock};
 pub use manager_macros::Pod;
 pub use memory::{Array, ArrayGuard, Pod, RawArray, RawValue, Value, ValueGuard};
-pub use pool::{AsyncResult, IMapIterator, Pool, PoolBuilder};
+pub use pool::{AsyncResult, ChunkSink, EncodedChunk, IMapIterator, Pool, PoolBuilder, TaskRef};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub(crate) use run::run_child;
 pub use target::{Exit, Function};

@@ -56,6 +56,7 @@ impl SyncManager {
         super::namespace::register(registry);
         super::shared_value::register(registry);
         super::array::register(registry);
+        super::pool::register(registry);
     }
 }
 

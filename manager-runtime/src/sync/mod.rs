@@ -64,6 +64,7 @@ mod held;
 mod lock;
 mod manager;
 mod namespace;
+mod pool;
 mod queue;
 mod shared_value;
 mod typed;
@@ -81,6 +82,7 @@ pub mod server {
     pub use super::held::Removed;
     pub use super::lock::server::*;
     pub use super::namespace::server::*;
+    pub use super::pool::server::*;
     pub use super::queue::server::*;
     pub use super::shared_value::server::*;
 }
@@ -92,6 +94,7 @@ pub use condition::typed::*;
 pub use event::{EventAsyncProxy, EventProxy};
 pub use lock::typed::*;
 pub use namespace::typed::*;
+pub use pool::typed::*;
 pub use queue::typed::*;
 pub use shared_value::typed::*;
 

@@ -30,6 +30,76 @@ use crate::process::target::{
 use dispatch::{Chunk, Completion, Config, Job, Phase, Results, Shared};
 use result::{decode_all, Callback, Slot, Stream};
 
+/// A pool task's function as it travels to another process of the same
+/// program (a manager's server running a [`Pool`] for its clients): the
+/// executable image's identity and the function's offset in it. Only a
+/// process running the very same image accepts it
+/// ([`ProcessError::ForeignImage`] anywhere else).
+///
+/// The calls travel beside it as [`EncodedChunk`]s
+/// ([`TaskRef::chunks`]), the results come back the same way
+/// ([`TaskRef::decode`]); [`Pool::submit_encoded`] runs them.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct TaskRef {
+    image: crate::process::image::ImageId,
+    entry: FnRef<TaskEntry>,
+}
+
+impl TaskRef {
+    /// The task `f` called with the argument tuple `A`, returning `R`.
+    pub fn new<F, A, R>(f: F) -> Result<TaskRef>
+    where
+        F: Function<A, Output = R>,
+        A: DeserializeOwned,
+        R: Serialize,
+    {
+        Ok(TaskRef {
+            image: crate::process::image::image_id(),
+            entry: FnRef::new(task_entry_of(f))?,
+        })
+    }
+
+    /// This task as if it had been made in another executable image, which
+    /// every pool refuses: for tests of that refusal only.
+    #[doc(hidden)]
+    pub fn from_another_image(mut self) -> TaskRef {
+        self.image = crate::process::image::ImageId::BuildId(b"another image".to_vec());
+        self
+    }
+
+    /// The function, if this process runs the image it was made in.
+    fn checked(&self) -> Result<FnRef<TaskEntry>> {
+        crate::process::image::check_same_image(&self.image)
+            .map_err(|_| ProcessError::ForeignImage)?;
+        Ok(self.entry)
+    }
+
+    /// `items` (each the argument tuple of one call) encoded in chunks of
+    /// `chunksize` calls, Python's default for a pool of `workers` if
+    /// `None`, as [`Pool::map`] chunks them.
+    pub fn chunks<A: Serialize>(
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        workers: usize,
+    ) -> Result<Vec<EncodedChunk>> {
+        encode_chunks(items, chunksize, workers.max(1))
+    }
+
+    /// The results of one chunk, as `R`s.
+    pub fn decode<R: DeserializeOwned>(chunk: &EncodedChunk) -> Result<Vec<R>> {
+        decode_all(&chunk.0, chunk.1)
+    }
+}
+
+/// A chunk of encoded calls (the arguments of `count` calls, one after
+/// the other) or, back, of their encoded results, and `count`: what a
+/// [`TaskRef`] job moves.
+pub type EncodedChunk = (Vec<u8>, u32);
+
+/// Called once for each chunk of a [`Pool::submit_encoded`] job, with its
+/// index and its results (or its failure), on the pool's thread.
+pub type ChunkSink = Box<dyn FnMut(usize, Result<EncodedChunk>) + Send>;
+
 /// How to build a [`Pool`] (Python's `Pool(processes, initializer,
 /// initargs, maxtasksperchild)`).
 pub struct PoolBuilder {
@@ -185,6 +255,52 @@ impl<R: DeserializeOwned + Send + 'static> Job for MapJob<R> {
     fn abort(&mut self, error: Error) -> Completion {
         let slot = Arc::clone(&self.slot);
         Box::new(move || slot.complete(Err(error)))
+    }
+}
+
+/// A [`TaskRef`] job: each chunk's answer to its sink as it comes.
+struct EncodedJob {
+    sink: ChunkSink,
+    counts: Vec<u32>,
+    answered: Vec<bool>,
+    left: usize,
+}
+
+impl Job for EncodedJob {
+    fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion> {
+        if self.answered.get(index) != Some(&false) {
+            return None;
+        }
+        self.answered[index] = true;
+        self.left -= 1;
+        let count = self.counts[index];
+        (self.sink)(index, result.map(|r| (r.bytes().to_vec(), count)));
+        (self.left == 0).then(|| Box::new(|| ()) as Completion)
+    }
+
+    fn abort(&mut self, error: Error) -> Completion {
+        for index in 0..self.answered.len() {
+            if !self.answered[index] {
+                self.answered[index] = true;
+                (self.sink)(index, Err(copy_of(&error)));
+            }
+        }
+        self.left = 0;
+        Box::new(|| ())
+    }
+}
+
+/// Another error like `error`, for each chunk an abort fails (a pool is
+/// aborted with `PoolTerminated` or, broken, with `ProcessStart`).
+fn copy_of(error: &Error) -> Error {
+    match error {
+        Error::Process(e) => Error::Process(e.clone()),
+        Error::WorkerDied { pid, exitcode } => Error::WorkerDied {
+            pid: *pid,
+            exitcode: *exitcode,
+        },
+        Error::TaskPanicked(message) => Error::TaskPanicked(message.clone()),
+        other => Error::ProcessStart(other.to_string()),
     }
 }
 
@@ -617,6 +733,38 @@ impl Pool {
         I::IntoIter: Send + 'static,
     {
         self.submit_imap(f, items, chunksize, false)
+    }
+
+    /// Run `task` on `chunks` of encoded calls made elsewhere (by a client
+    /// of a manager whose server owns this pool): `sink` gets each chunk's
+    /// encoded results (or its failure: a dead worker, a panic, the pool
+    /// terminated) with the chunk's index, exactly once per chunk, on the
+    /// pool's thread, in the order they finish. Refused, with
+    /// [`ProcessError::ForeignImage`], unless `task` was made in this very
+    /// executable image.
+    pub fn submit_encoded(
+        &self,
+        task: &TaskRef,
+        chunks: Vec<EncodedChunk>,
+        sink: ChunkSink,
+    ) -> Result<()> {
+        let entry = task.checked()?;
+        if chunks.is_empty() {
+            return Ok(());
+        }
+        let job = EncodedJob {
+            sink,
+            counts: chunks.iter().map(|(_, count)| *count).collect(),
+            answered: vec![false; chunks.len()],
+            left: chunks.len(),
+        };
+        let chunks = chunks
+            .into_iter()
+            .enumerate()
+            .map(|(index, (args, count))| (index, count, entry, args))
+            .collect();
+        self.shared.submit(Box::new(job), chunks, false)?;
+        Ok(())
     }
 
     /// No more work (Python's `close()`): what was submitted still runs,
