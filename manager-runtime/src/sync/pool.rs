@@ -563,6 +563,23 @@ pub mod typed {
             Ok(AsyncResultProxy::new(raw, all))
         }
 
+        fn submit_imap<F, T, R>(
+            &self,
+            f: F,
+            items: impl IntoIterator<Item = T>,
+            chunksize: usize,
+            ordered: bool,
+        ) -> Result<PoolIterProxy<R>>
+        where
+            F: Function<(T,), Output = R>,
+            T: Serialize + DeserializeOwned,
+            R: Serialize + DeserializeOwned,
+        {
+            let items = items.into_iter().map(|t| (t,));
+            let raw = self.submit_map::<F, (T,), R>(f, items, Some(chunksize.max(1)))?;
+            Ok(PoolIterProxy::new(raw, ordered))
+        }
+
         /// `f(item)` for every item, the results in order, read a chunk at
         /// a time as the iterator is advanced (Python's `imap`).
         pub fn imap<F, T, R>(
@@ -576,12 +593,7 @@ pub mod typed {
             T: Serialize + DeserializeOwned,
             R: Serialize + DeserializeOwned,
         {
-            let raw = self.submit_map::<F, (T,), R>(
-                f,
-                items.into_iter().map(|t| (t,)),
-                Some(chunksize.max(1)),
-            )?;
-            Ok(PoolIterProxy::new(raw, true))
+            self.submit_imap(f, items, chunksize, true)
         }
 
         /// As [`imap`](Self::imap), the results in the order their chunks
@@ -597,12 +609,7 @@ pub mod typed {
             T: Serialize + DeserializeOwned,
             R: Serialize + DeserializeOwned,
         {
-            let raw = self.submit_map::<F, (T,), R>(
-                f,
-                items.into_iter().map(|t| (t,)),
-                Some(chunksize.max(1)),
-            )?;
-            Ok(PoolIterProxy::new(raw, false))
+            self.submit_imap(f, items, chunksize, false)
         }
 
         /// No more work (Python's `close()`): what was submitted still

@@ -422,6 +422,18 @@ fn encode_chunks<A: Serialize>(
     Ok(chunks)
 }
 
+/// A job's chunks as the pool queues them: index, count, task, calls.
+fn indexed(
+    chunks: Vec<EncodedChunk>,
+    entry: FnRef<TaskEntry>,
+) -> Vec<(usize, u32, FnRef<TaskEntry>, Vec<u8>)> {
+    chunks
+        .into_iter()
+        .enumerate()
+        .map(|(index, (args, count))| (index, count, entry, args))
+        .collect()
+}
+
 /// The callback pair of an `*_async_with`, as one.
 fn callbacks<T: 'static>(
     callback: impl FnOnce(&T) + Send + 'static,
@@ -540,11 +552,7 @@ impl Pool {
             left: chunks.len(),
             counts,
         };
-        let chunks = chunks
-            .into_iter()
-            .enumerate()
-            .map(|(index, (args, count))| (index, count, entry, args))
-            .collect();
+        let chunks = indexed(chunks, entry);
         self.shared.submit(Box::new(job), chunks, false)?;
         Ok(AsyncResult::new(slot))
     }
@@ -758,11 +766,7 @@ impl Pool {
             answered: vec![false; chunks.len()],
             left: chunks.len(),
         };
-        let chunks = chunks
-            .into_iter()
-            .enumerate()
-            .map(|(index, (args, count))| (index, count, entry, args))
-            .collect();
+        let chunks = indexed(chunks, entry);
         self.shared.submit(Box::new(job), chunks, false)?;
         Ok(())
     }
