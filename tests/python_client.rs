@@ -2,10 +2,15 @@
 //! 3.13; `serve_forever()` in the script's process, and a server process
 //! Python's `Manager.start()` spawned): every built-in through our typed
 //! proxies (dict, list, queue, lock, rlock, semaphore, condition, barrier,
-//! event, namespace, value), the registered `get_queue` and `get_dict` typeids, a proxy
+//! event, namespace, value, array), the registered `get_queue` and `get_dict` typeids, a proxy
 //! returned by a method, Python's exceptions as ours, references released,
-//! a wrong key refused. The server is `tests/python/cpython_server.py`.
+//! a wrong key refused, proxies handed to a child process that uses them
+//! on the CPython server. The server is `tests/python/cpython_server.py`.
+//!
+//! Children are this binary re-executed: its own `main` (harness = false)
+//! starts with `managers::bootstrap()`.
 
+mod common;
 mod python_common;
 
 use std::io::BufRead;
@@ -14,8 +19,20 @@ use std::time::Duration;
 
 use managers::sync::{DictProxy, QueueProxy, SyncManager};
 use managers::value::Value;
-use managers::{Error, ManagerOptions, Serializer, SyncError};
+use managers::{Error, ManagerOptions, Process, Serializer, SyncError};
 use python_common::{pythons, script, Python, KEY};
+
+fn main() {
+    managers::bootstrap();
+    macro_rules! named {
+        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+    }
+    common::harness::run(named![
+        our_client_drives_cpython_servers,
+        a_wrong_key_is_refused_by_cpython,
+        proxies_to_a_cpython_server_work_in_a_child_process,
+    ]);
+}
 
 /// A CPython server; killed (and reaped) on drop.
 struct CpythonServer {
@@ -238,9 +255,26 @@ fn drive(server: &CpythonServer, version: &str) -> managers::Result<()> {
     v.set(&7.25)?;
     assert_eq!(v.get()?, 7.25);
 
+    // array: an array.array('q' / 'd') in the server, through ArrayProxy.
+    let a = manager.array(&[1i64, 2, 3])?;
+    assert_eq!(a.len()?, 3);
+    assert!(!a.is_empty()?);
+    assert_eq!(a.get(-1)?, 3);
+    a.set(0, &10)?;
+    assert_eq!(a.to_vec()?, [10, 2, 3]);
+    assert_eq!(a.slice(Some(1), None)?, [2, 3]);
+    assert!(matches!(
+        a.get(3),
+        Err(Error::Sync(SyncError::IndexError(_)))
+    ));
+    let floats = manager.array(&[0.5f64, 1.5])?;
+    floats.set(1, &2.25)?;
+    assert_eq!(floats.to_vec()?, [0.5, 2.25]);
+    assert!(manager.array(&["not a character".to_string()]).is_err());
+
     // Dropping the proxies releases the server's objects.
     drop((shared, queue, d, l, q, lock, rlock, semaphore));
-    drop((condition, barrier, event, ns, v));
+    drop((condition, barrier, event, ns, v, a, floats));
     assert_eq!(
         manager.number_of_objects()?,
         baseline,
@@ -249,7 +283,6 @@ fn drive(server: &CpythonServer, version: &str) -> managers::Result<()> {
     Ok(())
 }
 
-#[test]
 fn our_client_drives_cpython_servers() {
     let mut failures = Vec::new();
     for python in pythons() {
@@ -269,7 +302,6 @@ fn our_client_drives_cpython_servers() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
 fn a_wrong_key_is_refused_by_cpython() {
     let Some(python) = pythons().into_iter().next() else {
         return;
@@ -277,4 +309,66 @@ fn a_wrong_key_is_refused_by_cpython() {
     let server = CpythonServer::start(&python, false);
     let manager = SyncManager::with_options(server.options("not the key"));
     assert!(matches!(manager.connect(), Err(Error::Authentication(_))));
+}
+
+/// The child's half: uses the proxies it was given, on the CPython server.
+fn use_in_child(dict: DictProxy<String, Value>, queue: QueueProxy<String>) -> managers::Result<()> {
+    let said = dict.get("python")?;
+    dict.set("child".into(), Value::Str(format!("read {}", said.repr())))?;
+    queue.put("from the child".into())?;
+    Ok(())
+}
+
+fn proxies_to_a_cpython_server_work_in_a_child_process() {
+    let mut failures = Vec::new();
+    for python in pythons() {
+        for started_by_python in [false, true] {
+            let server = CpythonServer::start(&python, started_by_python);
+            let checked = || -> managers::Result<()> {
+                let manager = SyncManager::with_options(server.options(KEY));
+                manager.connect()?;
+                let baseline = manager.number_of_objects()?;
+                let dict: DictProxy<String, Value> = manager.create("get_dict", &())?;
+                let queue: QueueProxy<String> = manager.create("get_queue", &())?;
+                let built = manager.dict::<String, Value>()?;
+                let child = Process::new(use_in_child, (dict.clone(), queue.clone()));
+                child.start()?;
+                assert!(
+                    child.join_timeout(Duration::from_secs(30))?,
+                    "the child ended"
+                );
+                assert_eq!(child.exitcode(), Some(0));
+                assert_eq!(dict.get("child")?, Value::from("read 'hello from python'"));
+                assert_eq!(queue.get_timeout(Duration::from_secs(5))?, "from the child");
+                // A built-in's proxy too, in a second child.
+                built.set("python".into(), Value::from("made in rust"))?;
+                let child = Process::new(use_in_child, (built.clone(), queue.clone()));
+                child.start()?;
+                assert!(
+                    child.join_timeout(Duration::from_secs(30))?,
+                    "the child ended"
+                );
+                assert_eq!(child.exitcode(), Some(0));
+                assert_eq!(built.get("child")?, Value::from("read 'made in rust'"));
+                assert_eq!(queue.get_timeout(Duration::from_secs(5))?, "from the child");
+                // The children's references went with them.
+                drop((dict, queue, built));
+                assert_eq!(
+                    manager.number_of_objects()?,
+                    baseline,
+                    "every object released"
+                );
+                Ok(())
+            };
+            let how = if started_by_python {
+                "Manager.start()"
+            } else {
+                "serve_forever()"
+            };
+            if let Err(e) = checked() {
+                failures.push(format!("CPython {} ({how}): {e:?}", python.version));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

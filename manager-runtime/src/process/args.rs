@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::address::Address;
 use crate::client::Client;
 use crate::error::Result;
-use crate::options::ManagerOptions;
+use crate::options::{ManagerOptions, Serializer};
 use crate::proxy::ProxyBase;
 
 thread_local! {
@@ -30,6 +30,16 @@ thread_local! {
     static OUTGOING: RefCell<Option<Vec<RawFd>>> = const { RefCell::new(None) };
     /// Descriptors that came with the arguments being decoded.
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+}
+
+/// A server that proxies among a child's arguments live on: where, the key
+/// of the parent's session there, and whether it is a CPython server
+/// (pickle mode), so the child's session speaks what the parent's does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Server {
+    pub(crate) address: Address,
+    pub(crate) authkey: Vec<u8>,
+    pub(crate) pickle: bool,
 }
 
 /// Encoded arguments and what must go (or stay alive) with them.
@@ -42,16 +52,20 @@ pub(crate) struct Encoded {
 }
 
 impl Encoded {
-    /// The key of each server the proxies among the arguments live on.
-    pub(crate) fn sessions(&self) -> Vec<(Address, Vec<u8>)> {
-        let mut keys: Vec<(Address, Vec<u8>)> = Vec::new();
+    /// How to reach each server the proxies among the arguments live on.
+    pub(crate) fn sessions(&self) -> Vec<Server> {
+        let mut servers: Vec<Server> = Vec::new();
         for proxy in &self.proxies {
-            let address = proxy.client().address();
-            if !keys.iter().any(|(a, _)| a == address) {
-                keys.push((address.clone(), proxy.client().authkey().to_vec()));
+            let client = proxy.client();
+            if !servers.iter().any(|s| s.address == *client.address()) {
+                servers.push(Server {
+                    address: client.address().clone(),
+                    authkey: client.authkey().to_vec(),
+                    pickle: client.pickle().is_some(),
+                });
             }
         }
-        keys
+        servers
     }
 
     /// The descriptors, borrowed for sending.
@@ -88,14 +102,17 @@ pub(crate) fn encode<A: Serialize + ?Sized>(args: &A) -> Result<Encoded> {
 
 /// The sessions a child opens for the proxies among its arguments.
 pub(crate) struct ChildSessions {
-    keys: HashMap<Address, Vec<u8>>,
+    servers: HashMap<Address, Server>,
     open: RefCell<HashMap<Address, Client>>,
 }
 
 impl ChildSessions {
-    pub(crate) fn new(keys: Vec<(Address, Vec<u8>)>) -> Rc<ChildSessions> {
+    pub(crate) fn new(servers: Vec<Server>) -> Rc<ChildSessions> {
         Rc::new(ChildSessions {
-            keys: keys.into_iter().collect(),
+            servers: servers
+                .into_iter()
+                .map(|s| (s.address.clone(), s))
+                .collect(),
             open: RefCell::new(HashMap::new()),
         })
     }
@@ -104,11 +121,16 @@ impl ChildSessions {
         if let Some(client) = self.open.borrow().get(address) {
             return Ok(client.clone());
         }
-        let key = self
-            .keys
-            .get(address)
-            .map_or_else(|| crate::auth::process_authkey().to_vec(), Clone::clone);
-        let client = Client::connect(address.clone(), &ManagerOptions::default().authkey(key))?;
+        let server = self.servers.get(address);
+        let key = server.map_or_else(
+            || crate::auth::process_authkey().to_vec(),
+            |s| s.authkey.clone(),
+        );
+        let mut options = ManagerOptions::default().authkey(key);
+        if server.is_some_and(|s| s.pickle) {
+            options = options.serializer(Serializer::Pickle);
+        }
+        let client = Client::connect(address.clone(), &options)?;
         self.open
             .borrow_mut()
             .insert(address.clone(), client.clone());

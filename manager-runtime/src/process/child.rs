@@ -26,7 +26,6 @@ use super::args::Encoded;
 use super::image::{FnRef, ImageId};
 use super::lifeline::{self, Lifeline};
 use super::target::{Exit, Function, ProcessEntry};
-use crate::address::Address;
 use crate::error::{Error, ProcessError, Result};
 
 /// The first argument of a re-executed child that runs a target.
@@ -44,8 +43,8 @@ pub(crate) struct Start {
     pub(crate) daemon: bool,
     pub(crate) authkey: Vec<u8>,
     pub(crate) parent: u32,
-    /// The key for each server that proxies among the arguments live on.
-    pub(crate) sessions: Vec<(Address, Vec<u8>)>,
+    /// Each server that proxies among the arguments live on.
+    pub(crate) sessions: Vec<super::args::Server>,
     pub(crate) args: Vec<u8>,
 }
 

@@ -26,6 +26,8 @@ pub(super) enum Face {
     Barrier,
     Namespace,
     SharedValue,
+    /// `Array(typecode, sequence)`: an `array.array` (`ArrayProxy`).
+    Array,
     Iterator,
     /// A typeid of the user's: our method names, positional arguments.
     Plain,
@@ -47,6 +49,7 @@ pub(super) fn face_of(typeid: &str, exposed: &[String]) -> Face {
         "Barrier" => Face::Barrier,
         "Namespace" => Face::Namespace,
         "Value" => Face::SharedValue,
+        "Array" => Face::Array,
         "Iterator" => Face::Iterator,
         _ if has("put_nowait") && has("get_nowait") => Face::Queue,
         _ if has("popitem") && has("setdefault") => Face::Dict,
@@ -66,6 +69,7 @@ pub(super) fn face_of_class(class: Global, typeid: &str, exposed: &[String]) -> 
         Global::EventProxy => Face::Event,
         Global::NamespaceProxy => Face::Namespace,
         Global::ValueProxy => Face::SharedValue,
+        Global::ArrayProxy => Face::Array,
         Global::IteratorProxy => Face::Iterator,
         Global::BarrierProxy => Face::Barrier,
         _ => face_of(typeid, exposed),
@@ -281,6 +285,21 @@ pub(super) fn outgoing(
         (Face::Namespace, "repr") => call("__repr__", vec![]),
         (Face::SharedValue, "get") => call("get", vec![]),
         (Face::SharedValue, "set") => call("set", vec![obj(0)?]).back(Back::Nothing),
+        // ArrayProxy exposes only __len__, __getitem__ and __setitem__;
+        // an array.array's slice is assigned only from another array, so
+        // set_slice has no equivalent.
+        (Face::Array, "len") => call("__len__", vec![]),
+        (Face::Array, "is_empty") => call("__len__", vec![]).back(Back::IsZero),
+        (Face::Array, "get") => call("__getitem__", vec![obj(0)?]),
+        (Face::Array, "set") => call("__setitem__", vec![obj(0)?, obj(1)?]).back(Back::Nothing),
+        (Face::Array, "get_slice") => call(
+            "__getitem__",
+            vec![slice(arg(0)?, arg(1)?, &Value::None, to)],
+        ),
+        (Face::Array, "to_vec") => call(
+            "__getitem__",
+            vec![slice(&Value::None, &Value::None, &Value::None, to)],
+        ),
         (Face::Iterator, "next") => call("__next__", vec![]).back(Back::Next),
         _ => return Err(unsupported(face, method)),
     })
@@ -298,6 +317,25 @@ fn typecode(value: &Value) -> &'static str {
     }
 }
 
+/// The typecode of `array.array(typecode, items)` for our elements: `q`
+/// (i64) for integers, `d` for floats, `u` for one-character strings;
+/// anything else has no array typecode.
+fn array_typecode(items: &[Value]) -> Result<&'static str> {
+    let all = |f: fn(&Value) -> bool| items.iter().all(f);
+    if all(|v| matches!(v, Value::Int(_) | Value::Bool(_))) {
+        Ok("q")
+    } else if all(|v| matches!(v, Value::Float(_) | Value::Int(_))) {
+        Ok("d")
+    } else if all(|v| matches!(v, Value::Str(s) if s.chars().count() == 1)) {
+        Ok("u")
+    } else {
+        Err(Error::codec(
+            "the elements of an Array",
+            "a CPython array.array holds integers, floats or characters only",
+        ))
+    }
+}
+
 /// The arguments of CPython's constructor for `typeid`, from ours.
 pub(super) fn construct(
     typeid: &str,
@@ -308,6 +346,12 @@ pub(super) fn construct(
         // Our "empty" argument is None; Python's is no argument.
         ("dict" | "list" | "Condition", [Value::None]) => vec![],
         ("Value", [value]) => vec![Object::str(typecode(value)), to(value)],
+        ("Array", [Value::List(items)]) => {
+            vec![
+                Object::str(array_typecode(items)?),
+                to(&Value::List(items.clone())),
+            ]
+        }
         ("Barrier", [parties, timeout]) => {
             vec![to(parties), Object::None, timeout_object(timeout)?]
         }
@@ -370,5 +414,24 @@ mod tests {
             construct("Value", &[Value::Int(3)], &to).unwrap(),
             [Object::str("q"), Object::Int(3)]
         );
+    }
+
+    #[test]
+    fn arrays_get_the_typecode_of_their_elements() {
+        let floats = Value::List(vec![Value::Float(0.5), Value::Int(2)]);
+        assert_eq!(
+            construct("Array", std::slice::from_ref(&floats), &to).unwrap()[0],
+            Object::str("d")
+        );
+        let chars = Value::List(vec![Value::from("a"), Value::from("b")]);
+        assert_eq!(
+            construct("Array", &[chars], &to).unwrap()[0],
+            Object::str("u")
+        );
+        let mixed = Value::List(vec![Value::Int(1), Value::from("two")]);
+        assert!(construct("Array", &[mixed], &to).is_err());
+        let out = outgoing(Face::Array, "to_vec", &[], &to).unwrap();
+        assert_eq!(out.method, "__getitem__");
+        assert!(outgoing(Face::Array, "set_slice", &[], &to).is_err());
     }
 }

@@ -389,8 +389,30 @@ impl PickleSession {
     }
 
     fn incref_request(&self, token: &Token) -> Result<()> {
-        self.control("incref", vec![Object::str(format!("{:x}", token.id))])
-            .map(drop)
+        self.control("incref", vec![Object::str(format!("{:x}", token.id))])?;
+        self.learn_face(token);
+        Ok(())
+    }
+
+    /// A token that came from elsewhere (a parent process's proxy): its
+    /// face from the methods the server exposes for it (`get_methods`), so
+    /// a registered typeid served with `DictProxy` is driven as a dict here
+    /// too. Without an answer, the face goes by the typeid alone.
+    fn learn_face(&self, token: &Token) {
+        if self.faces.lock().unwrap().contains_key(&token.id) {
+            return;
+        }
+        let Ok(exposed) = self.control(
+            "get_methods",
+            vec![Object::Token(Box::new(py_token(token)))],
+        ) else {
+            return;
+        };
+        self.faces
+            .lock()
+            .unwrap()
+            .entry(token.id)
+            .or_insert_with(|| face::face_of(&token.typeid, &names(&exposed)));
     }
 
     /// Count one more local proxy of `id`, `server_refs` of which the
@@ -585,6 +607,7 @@ impl ProxyOf for Proxies<'_> {
             Face::Event => Global::EventProxy,
             Face::Namespace => Global::NamespaceProxy,
             Face::SharedValue => Global::ValueProxy,
+            Face::Array => Global::ArrayProxy,
             Face::Barrier => Global::BarrierProxy,
             Face::Iterator => Global::IteratorProxy,
             _ => Global::AutoProxy,
