@@ -48,7 +48,7 @@ mod spawn;
 pub mod sync;
 
 pub use address::{Address, ToAddress};
-pub use client::{caller_id, Client};
+pub use client::{caller_id, Client, Undoable};
 pub use error::{BoxError, Error, ProcessError, RemoteError, Result, SyncError};
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};

@@ -324,11 +324,16 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<R> {
-        let bytes = self
-            .client
-            .call_async(self.token.id, method, fingerprint, args, self.timeout)
-            .await?;
-        decoding_for(&self.client, || crate::wire::decode(&bytes))
+        self.client
+            .call_async(
+                self.token.id,
+                method,
+                fingerprint,
+                args,
+                self.timeout,
+                |bytes| decoding_for(&self.client, || crate::wire::decode(bytes)),
+            )
+            .await
     }
 
     /// Call a method (async) whose result holds shared objects.
@@ -338,12 +343,80 @@ impl ProxyBase {
         fingerprint: u64,
         args: &A,
     ) -> Result<W::Output> {
-        let bytes = self
-            .client
-            .call_async(self.token.id, method, fingerprint, args, self.timeout)
-            .await?;
-        let wire: W::Wire = crate::wire::decode(&bytes)?;
-        Ok(W::adopt(wire, &self.client))
+        self.client
+            .call_async(
+                self.token.id,
+                method,
+                fingerprint,
+                args,
+                self.timeout,
+                |bytes| {
+                    let wire: W::Wire = crate::wire::decode(bytes)?;
+                    Ok(W::adopt(wire, &self.client))
+                },
+            )
+            .await
+    }
+
+    /// Make `call`, an async call through this proxy's session whose
+    /// result is an `R`, safe to drop: if its future is dropped after the
+    /// server did the call (the reply on its way, or arrived and not yet
+    /// taken), `undo` gets the result instead of the caller, and the
+    /// future it returns runs on the tokio runtime of the session's async
+    /// connection. That future is polled once at once, so the requests it
+    /// makes before its first wait go out ahead of any call made after the
+    /// drop. If the call was still waiting on the server it is withdrawn
+    /// there and `undo` is not called. The built-ins use it so that a
+    /// dropped `acquire()` releases what it took and a dropped `get()` puts
+    /// its item back at the head of the queue; a type of your own whose
+    /// method takes something can do the same. Only the first call `call`
+    /// makes is covered.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// use managers::{Proxy, SyncError};
+    /// # let manager = managers::sync::SyncManager::new();
+    /// # manager.start_in_thread()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// runtime.block_on(async {
+    ///     let lock = manager.lock_async().await?;
+    ///     let raw = lock.raw().clone();
+    ///     let base = lock.base().clone();
+    ///     // A dropped acquire that took the lock releases it.
+    ///     let acquired = base.undo_if_dropped(
+    ///         lock.raw().acquire(true, None),
+    ///         move |taken: Result<bool, SyncError>| async move {
+    ///             if taken == Ok(true) {
+    ///                 let _ = raw.release().await;
+    ///             }
+    ///         },
+    ///     );
+    ///     assert_eq!(acquired.await?, Ok(true));
+    ///     lock.release().await?;
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
+    pub fn undo_if_dropped<F, R, U>(
+        &self,
+        call: F,
+        undo: impl FnOnce(R) -> U + Send + 'static,
+    ) -> crate::client::Undoable<F>
+    where
+        F: std::future::Future,
+        R: DeserializeOwned,
+        U: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let client = self.client.clone();
+        crate::client::Undoable::new(
+            Box::new(move |payload: &[u8]| {
+                if let Ok(result) = decoding_for(&client, || crate::wire::decode::<R>(payload)) {
+                    crate::client::start_undo(undo(result));
+                }
+            }),
+            call,
+        )
     }
 
     /// Turn a dynamic value from a reply into `T`; proxies inside it are

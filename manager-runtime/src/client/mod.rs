@@ -31,7 +31,9 @@ use crate::options::ManagerOptions;
 use crate::token::Token;
 use crate::wire::{self, DebugEntry, Request};
 use blocking::Pool;
+pub(crate) use multiplexed::start_undo;
 use multiplexed::Link;
+pub use multiplexed::Undoable;
 pub(crate) use python::{read_reply, PickleSession};
 use session::Session;
 
@@ -208,38 +210,50 @@ impl Client {
             .roundtrip(id, &request, Some(args), timeout, decode)
     }
 
-    /// Async call; returns the result payload. Dropping the future before
-    /// it is done withdraws the call on the server; past `timeout` (or the
-    /// session's default) it is dropped so and fails with
-    /// [`Error::Timeout`].
-    pub(crate) async fn call_async<A: Serialize>(
+    /// Async call; `decode` reads the result payload. Dropping the future
+    /// before it is done abandons the call: withdrawn on the server if it
+    /// still waits there, undone if it was done (the undo an
+    /// [`Undoable`] offers). Past `timeout` (or the session's default) it
+    /// is dropped so and fails with [`Error::Timeout`].
+    pub(crate) async fn call_async<A: Serialize, R>(
         &self,
         object: u64,
         method: &str,
         fingerprint: u64,
         args: &A,
         timeout: Option<Duration>,
-    ) -> Result<Vec<u8>> {
+        decode: impl FnOnce(&[u8]) -> Result<R>,
+    ) -> Result<R> {
         self.no_async_in_pickle_mode()?;
-        let id = self.inner.session.next_request();
-        let request = Request::Call {
-            id,
-            object,
-            method,
-            fingerprint,
-        };
-        let call = self
-            .inner
-            .link
-            .request(&self.inner.session, id, &request, Some(args));
+        let call = self.inner.link.request(
+            &self.inner.session,
+            |id| Request::Call {
+                id,
+                object,
+                method,
+                fingerprint,
+            },
+            Some(args),
+            decode,
+        );
         match timeout.or(self.inner.session.call_timeout) {
             None => call.await,
-            Some(after) => tokio::time::timeout(after, call)
-                .await
-                .unwrap_or(Err(Error::Timeout {
-                    after,
-                    withdrawn: false,
-                })),
+            Some(after) => {
+                // The undo goes to the call inside the timeout.
+                let undo = multiplexed::take_undo();
+                let call = async move {
+                    match undo {
+                        Some(undo) => Undoable::new(undo, call).await,
+                        None => call.await,
+                    }
+                };
+                tokio::time::timeout(after, call)
+                    .await
+                    .unwrap_or(Err(Error::Timeout {
+                        after,
+                        withdrawn: false,
+                    }))
+            }
         }
     }
 
@@ -262,14 +276,15 @@ impl Client {
         args: &A,
     ) -> Result<Token> {
         self.no_async_in_pickle_mode()?;
-        let id = self.inner.session.next_request();
-        let request = Request::Create { id, typeid };
-        let bytes = self
-            .inner
+        self.inner
             .link
-            .request(&self.inner.session, id, &request, Some(args))
-            .await?;
-        wire::decode(&bytes)
+            .request(
+                &self.inner.session,
+                |id| Request::Create { id, typeid },
+                Some(args),
+                |b| wire::decode(b),
+            )
+            .await
     }
 
     /// How many objects the server holds. Releases this session's dropped

@@ -186,7 +186,12 @@ pub(crate) use flavours;
 ///
 /// In a body, `wait!(call)` is the call itself in the blocking proxy and
 /// `call.await` in the async one (every call of a raw proxy, and of another
-/// method of the list, goes through it), and `owner!()` is who holds an
+/// method of the list, goes through it); `undoable!(call, proxy, undo)` is
+/// `call` in the blocking proxy and, in the async one, the call awaited
+/// with `undo` taking its result if its future is dropped after the server
+/// did it ([`ProxyBase::undo_if_dropped`](crate::ProxyBase::undo_if_dropped);
+/// `undo` is not even evaluated in the blocking proxy, where a call cannot
+/// be dropped half way); and `owner!()` is who holds an
 /// `RLock` or a condition: the calling thread in a blocking proxy
 /// ([`caller_id`](crate::caller_id)), the calling task in an async one
 /// ([`task_owner`]). A method's own generics are plain names, bounded in its
@@ -229,6 +234,8 @@ macro_rules! dual_proxy {
             macro_rules! wait { ($d call:expr) => { $d call } }
             #[allow(unused_macros)]
             macro_rules! owner { () => { $crate::caller_id() } }
+            #[allow(unused_macros)]
+            macro_rules! undoable { ($d call:expr, $d proxy:expr, $d undo:expr) => { $d call } }
             $body
         }
     };
@@ -240,6 +247,12 @@ macro_rules! dual_proxy {
             macro_rules! wait { ($d call:expr) => { $d call.await } }
             #[allow(unused_macros)]
             macro_rules! owner { () => { $crate::sync::typed::task_owner() } }
+            #[allow(unused_macros)]
+            macro_rules! undoable {
+                ($d call:expr, $d proxy:expr, $d undo:expr) => {
+                    $crate::Proxy::base(&$d proxy).undo_if_dropped($d call, $d undo).await
+                };
+            }
             $body
         }
     };

@@ -27,18 +27,20 @@ pub(in crate::sync) type Release = Pin<Box<dyn Future<Output = Result<()>> + Sen
 macro_rules! acquirer_methods {
     ($blocking:ident, $asynchronous:ident) => {
         $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
-            [] [] [] []);
+            [] [] [] [] [] []);
     };
     ($blocking:ident, $asynchronous:ident, owned) => {
         // The owner goes first in the raw calls; a guard keeps the one that
         // acquired, to release as it.
         $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
             [owner!(),] [owner!()]
-            [let owner = $crate::sync::typed::task_owner();] [owner]);
+            [let owner = $crate::sync::typed::task_owner();] [owner]
+            [let owner = owner!();] [owner]);
     };
     (@impl $blocking:ident, $asynchronous:ident
         [$($acquire_owner:tt)*] [$($release_owner:tt)*]
-        [$($take_owner:tt)*] [$($guard_owner:tt)*]) => {
+        [$($take_owner:tt)*] [$($guard_owner:tt)*]
+        [$($bind_owner:tt)*] [$($bound_owner:tt)*]) => {
         $crate::sync::typed::dual_proxy! {
             impl $blocking, $asynchronous {
                 /// Wait until acquired (Python's `acquire()`); returns `true`.
@@ -60,13 +62,25 @@ macro_rules! acquirer_methods {
 
                 /// Python's `acquire(blocking, timeout)` (`None`: no limit). A
                 /// timeout on a non-blocking call is a `ValueError`.
+                ///
+                /// Dropping the async form's future never leaves the lock
+                /// held for nobody: still waiting, the acquire is withdrawn
+                /// on the server; already done, it is released again (as
+                /// the caller that acquired it).
                 pub fn acquire_with(
                     &self,
                     blocking: bool,
                     timeout: ::core::option::Option<::std::time::Duration>,
                 ) -> $crate::Result<bool> {
-                    $crate::sync::typed::flatten(wait!(self.raw.acquire(
-                        $($acquire_owner)* blocking, timeout)))
+                    $($bind_owner)*
+                    $crate::sync::typed::flatten(undoable!(
+                        self.raw.acquire($($bound_owner,)* blocking, timeout),
+                        self.raw,
+                        $crate::sync::lock::typed::release_if_taken(
+                            ::core::clone::Clone::clone(&self.raw),
+                            move |raw| async move { raw.release($($bound_owner)*).await },
+                        )
+                    ))
                 }
 
                 /// Release once (Python's `release()`).
@@ -108,6 +122,31 @@ macro_rules! acquirer_methods {
     };
 }
 pub(in crate::sync) use acquirer_methods;
+
+/// The undo of an async acquire that nobody awaits any more: if it took
+/// the lock, `release` (on a clone of the proxy) gives it back.
+pub(in crate::sync) fn release_if_taken<P, F>(
+    proxy: P,
+    release: impl FnOnce(P) -> F + Send + 'static,
+) -> impl FnOnce(
+    std::result::Result<bool, crate::SyncError>,
+) -> Pin<Box<dyn Future<Output = ()> + Send>>
+       + Send
+       + 'static
+where
+    P: Send + 'static,
+    F: Future<Output = Result<std::result::Result<(), crate::SyncError>>> + Send + 'static,
+{
+    move |taken| {
+        Box::pin(async move {
+            if taken == Ok(true) {
+                if let Err(e) = crate::sync::typed::flatten(release(proxy).await) {
+                    eprintln!("managers: releasing a lock whose acquire was dropped failed: {e}");
+                }
+            }
+        })
+    }
+}
 
 /// Holds a lock, semaphore or condition from [`guard()`](LockProxy::guard)
 /// until dropped, then releases it: Python's `with lock:`. A failed release

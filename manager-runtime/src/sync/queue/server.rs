@@ -122,6 +122,18 @@ impl Queue {
         self.try_get().ok_or(SyncError::Empty)
     }
 
+    /// Put back at the head an `item` a `get` took for a caller that gave
+    /// up before receiving it (its async call was dropped after the server
+    /// did it), so the next `get` takes it and the order is kept. It goes
+    /// back whatever the queue's `maxsize` (it had its place), and counts
+    /// as no new task for `join`.
+    pub fn unget(&self, item: Value) -> Result<(), SyncError> {
+        let item = self.held.hold(item)?;
+        self.state.lock().unwrap().items.push_front(item);
+        self.not_empty.notify_one();
+        Ok(())
+    }
+
     /// How many items are queued.
     pub fn qsize(&self) -> usize {
         self.state.lock().unwrap().items.len()

@@ -97,14 +97,26 @@ dual_proxy! {
 
         /// Take the next item if there is one now; `Empty` otherwise.
         pub fn get_nowait(&self) -> Result<T> {
-            let item = flatten(wait!(self.raw.get_nowait()))?;
+            let item = flatten(undoable!(
+                self.raw.get_nowait(),
+                self.raw,
+                put_back(self.raw.clone())
+            ))?;
             decode(self.raw.base(), item.into_value())
         }
 
         /// Python's `get(block, timeout)` (`timeout` `None`: no limit; ignored
         /// when `block` is false).
+        ///
+        /// Dropping the async form's future loses no item: still waiting,
+        /// the get is withdrawn on the server; already done, its item is put
+        /// back at the head of the queue.
         pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
-            let item = flatten(wait!(self.raw.get(block, timeout)))?;
+            let item = flatten(undoable!(
+                self.raw.get(block, timeout),
+                self.raw,
+                put_back(self.raw.clone())
+            ))?;
             decode(self.raw.base(), item.into_value())
         }
 
@@ -124,6 +136,36 @@ dual_proxy! {
         }
     }
 }
+
+/// The undo of an async `get` that nobody awaits any more: its item goes
+/// back at the head of the queue. The references the reply granted for the
+/// proxies in it are given back once the queue holds its own again.
+fn put_back(
+    raw: server::QueueAsyncProxy,
+) -> impl FnOnce(std::result::Result<server::QueueItem, crate::SyncError>) -> PutBack + Send + 'static
+{
+    move |item| {
+        Box::pin(async move {
+            let Ok(item) = item else {
+                return;
+            };
+            let item = item.into_value();
+            let client = raw.base().client().clone();
+            let granted: Vec<ProxyBase> = item
+                .tokens()
+                .filter(|token| token.address == *client.address())
+                .map(|token| ProxyBase::adopt(client.clone(), token.clone()))
+                .collect();
+            if let Err(e) = flatten(raw.unget(item).await) {
+                eprintln!("managers: putting back an item whose get was dropped failed: {e}");
+            }
+            drop(granted);
+        })
+    }
+}
+
+/// What [`put_back`] does, on its way.
+type PutBack = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// Typed proxy of a shared `JoinableQueue` of `T`: a [`QueueProxy`] (every
 /// queue method, through `Deref`) plus `task_done` and `join`.
