@@ -2,10 +2,11 @@
 //! 3.13; `serve_forever()` in the script's process, and a server process
 //! Python's `Manager.start()` spawned): every built-in through our typed
 //! proxies (dict, list, queue, lock, rlock, semaphore, condition, barrier,
-//! event, namespace, value, array), the registered `get_queue` and `get_dict` typeids, a proxy
-//! returned by a method, Python's exceptions as ours, references released,
-//! a wrong key refused, proxies handed to a child process that uses them
-//! on the CPython server. The server is `tests/python/cpython_server.py`.
+//! event, namespace, value, array), the registered `get_queue` and
+//! `get_dict` typeids, a proxy returned by a method, a proxy as an
+//! argument, Python's exceptions as ours, references released, a wrong key
+//! refused, proxies handed to a child process that uses them on the
+//! CPython server. The server is `tests/python/cpython_server.py`.
 //!
 //! Children are this binary re-executed: its own `main` (harness = false)
 //! starts with `managers::bootstrap()`.
@@ -143,6 +144,16 @@ fn drive(server: &CpythonServer, version: &str) -> managers::Result<()> {
     assert_eq!(key_error(d.del("a")), "'a'");
     d.clear()?;
     assert_eq!(d.len()?, 0);
+
+    // A proxy as an argument: CPython's server rebuilds it as a proxy of
+    // its own inside the list, which comes back to us as a proxy.
+    let inner = manager.dict::<String, i64>()?;
+    let outer = manager.list::<DictProxy<String, i64>>()?;
+    outer.append(inner.clone())?;
+    let again = outer.get(0)?;
+    again.set("through the list".into(), 1)?;
+    assert_eq!(inner.get("through the list")?, 1);
+    drop((again, outer, inner));
 
     // list
     let l = manager.list::<i64>()?;
@@ -319,6 +330,18 @@ fn use_in_child(dict: DictProxy<String, Value>, queue: QueueProxy<String>) -> ma
     Ok(())
 }
 
+/// Run [`use_in_child`] in a child process with clones of the proxies.
+fn in_a_child(dict: &DictProxy<String, Value>, queue: &QueueProxy<String>) -> managers::Result<()> {
+    let child = Process::new(use_in_child, (dict.clone(), queue.clone()));
+    child.start()?;
+    assert!(
+        child.join_timeout(Duration::from_secs(30))?,
+        "the child ended"
+    );
+    assert_eq!(child.exitcode(), Some(0));
+    Ok(())
+}
+
 fn proxies_to_a_cpython_server_work_in_a_child_process() {
     let mut failures = Vec::new();
     for python in pythons() {
@@ -331,24 +354,12 @@ fn proxies_to_a_cpython_server_work_in_a_child_process() {
                 let dict: DictProxy<String, Value> = manager.create("get_dict", &())?;
                 let queue: QueueProxy<String> = manager.create("get_queue", &())?;
                 let built = manager.dict::<String, Value>()?;
-                let child = Process::new(use_in_child, (dict.clone(), queue.clone()));
-                child.start()?;
-                assert!(
-                    child.join_timeout(Duration::from_secs(30))?,
-                    "the child ended"
-                );
-                assert_eq!(child.exitcode(), Some(0));
+                in_a_child(&dict, &queue)?;
                 assert_eq!(dict.get("child")?, Value::from("read 'hello from python'"));
                 assert_eq!(queue.get_timeout(Duration::from_secs(5))?, "from the child");
                 // A built-in's proxy too, in a second child.
                 built.set("python".into(), Value::from("made in rust"))?;
-                let child = Process::new(use_in_child, (built.clone(), queue.clone()));
-                child.start()?;
-                assert!(
-                    child.join_timeout(Duration::from_secs(30))?,
-                    "the child ended"
-                );
-                assert_eq!(child.exitcode(), Some(0));
+                in_a_child(&built, &queue)?;
                 assert_eq!(built.get("child")?, Value::from("read 'made in rust'"));
                 assert_eq!(queue.get_timeout(Duration::from_secs(5))?, "from the child");
                 // The children's references went with them.
