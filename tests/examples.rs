@@ -13,15 +13,18 @@ fn example(name: &str) -> PathBuf {
     profile.join("examples").join(name)
 }
 
-#[test]
-fn the_async_tour_runs() {
-    let path = example("async_tour");
+/// Run example `name` with `RUST_LOG` as given (unset: `None`), bounded
+/// in time; its status, standard output and standard error.
+fn run(name: &str, rust_log: Option<&str>) -> (std::process::ExitStatus, String, String) {
+    let path = example(name);
     assert!(path.exists(), "{} was not built", path.display());
-    let mut child = Command::new(&path)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut command = Command::new(&path);
+    command.stdout(Stdio::piped()).stderr(Stdio::piped());
+    match rust_log {
+        Some(filter) => command.env("RUST_LOG", filter),
+        None => command.env_remove("RUST_LOG"),
+    };
+    let mut child = command.spawn().unwrap();
     let start = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -30,17 +33,20 @@ fn the_async_tour_runs() {
         if start.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the tour did not finish in 60 s");
+            panic!("example {name} did not finish in 60 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        status.success(),
-        "{status}: {stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(status.success(), "{status}: {stdout}\n{stderr}");
+    (status, stdout, stderr)
+}
+
+#[test]
+fn the_async_tour_runs() {
+    let (_, stdout, _) = run("async_tour", None);
     for line in [
         "sold one of the apples, 2 left",
         "the next get still receives: pears",
@@ -49,4 +55,35 @@ fn the_async_tour_runs() {
     ] {
         assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
     }
+}
+
+/// The README's `RUST_LOG=managers=debug cargo run --example logging`:
+/// the server's and the client's events show, and only with `RUST_LOG`.
+#[test]
+fn the_logging_example_shows_events_with_rust_log() {
+    const EVENTS: [&str; 6] = [
+        "manager server started",
+        "connection accepted",
+        "object created",
+        "object freed",
+        "client connection opened",
+        "async client connection opened",
+    ];
+    let (_, stdout, stderr) = run("logging", Some("managers=debug"));
+    assert!(stdout.contains("objects left: 0"), "{stdout}");
+    for event in EVENTS {
+        assert!(stderr.contains(event), "{event:?} missing from:\n{stderr}");
+    }
+    assert!(stderr.contains("managers::server") && stderr.contains("managers::client"));
+    assert!(
+        !stderr.contains(" call "),
+        "calls are at trace level:\n{stderr}"
+    );
+    // The server only: no client events.
+    let (_, _, server) = run("logging", Some("managers::server=debug"));
+    assert!(server.contains("object created") && !server.contains("client connection opened"));
+    // Without RUST_LOG, nothing.
+    let (_, stdout, quiet) = run("logging", None);
+    assert!(stdout.contains("objects left: 0"));
+    assert!(quiet.is_empty(), "printed without RUST_LOG:\n{quiet}");
 }

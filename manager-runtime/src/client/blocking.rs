@@ -53,7 +53,7 @@ impl Pool {
         crate::auth::client_blocking(&mut stream, &session.authkey)
             .map_err(|e| Session::handshake_error(e, established))?;
         wire::write_frame(&mut stream, &session.hello(true)?)?;
-        tracing::debug!(address = %session.address, established, "client connection opened");
+        tracing::debug!(target: "managers::client", address = %session.address, established, "client connection opened");
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(256),
@@ -136,7 +136,7 @@ impl Pool {
         let end = match connection.exchange(session, id, timeout) {
             Ok(end) => end,
             Err(e @ Error::Timeout { withdrawn, .. }) => {
-                tracing::debug!(id, withdrawn, "call timed out");
+                tracing::debug!(target: "managers::client", id, withdrawn, "call timed out");
                 if withdrawn {
                     // Confirmed: nothing more will come for this call.
                     self.put(connection);

@@ -222,7 +222,7 @@ impl Link {
         }
         let reopening = self.current.lock().unwrap().is_some();
         let opened = Multiplexed::open(session).await?;
-        tracing::debug!(address = %session.address, reopening, "async client connection opened");
+        tracing::debug!(target: "managers::client", address = %session.address, reopening, "async client connection opened");
         *self.current.lock().unwrap() = Some(Arc::clone(&opened));
         Ok(opened)
     }
@@ -607,7 +607,7 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
             Err(e) => break e.to_string(),
         }
     };
-    tracing::debug!(reason = %failure, "async client connection ended");
+    tracing::debug!(target: "managers::client", reason = %failure, "async client connection ended");
     wake.into_iter().for_each(Waker::wake);
     ended.reason = failure;
 }

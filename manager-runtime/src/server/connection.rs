@@ -47,7 +47,7 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
     let slot = Slot(Arc::clone(&state));
     if live > state.max_connections {
-        tracing::warn!(
+        tracing::warn!(target: "managers::server",
             limit = state.max_connections,
             "connection refused: too many connections"
         );
@@ -64,17 +64,17 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     )
     .await;
     match authenticated {
-        Ok(Ok(true)) => tracing::debug!("connection authenticated"),
+        Ok(Ok(true)) => tracing::debug!(target: "managers::server", "connection authenticated"),
         Ok(Ok(false)) => {
-            tracing::warn!("connection refused: authentication failed (wrong authkey)");
+            tracing::warn!(target: "managers::server", "connection refused: authentication failed (wrong authkey)");
             return;
         }
         Ok(Err(e)) => {
-            tracing::warn!(error = %e, "connection refused: handshake failed");
+            tracing::warn!(target: "managers::server", error = %e, "connection refused: handshake failed");
             return;
         }
         Err(_) => {
-            tracing::warn!(
+            tracing::warn!(target: "managers::server",
                 timeout = ?state.handshake_timeout,
                 "connection refused: no handshake in time"
             );
@@ -175,7 +175,7 @@ pub(super) async fn serve_session<S: Socket>(
                 method,
                 fingerprint,
             } => {
-                tracing::trace!(id, object, method, "call");
+                tracing::trace!(target: "managers::server", id, object, method, "call");
                 match state.call(session, object, method, fingerprint, payload) {
                     Outcome::Ready(result) => (id, result),
                     Outcome::Pending(mut future) => {

@@ -174,13 +174,13 @@ impl Server {
             listener,
             _dir,
         } = self;
-        tracing::info!(address = %state.address, "manager server started");
+        tracing::info!(target: "managers::server", address = %state.address, "manager server started");
         let result = accept_loop(Arc::clone(&state), listener).await;
         // Connections on threads of their own end as the others did when
         // the accept loop dropped them.
         state.request_stop();
         state.dedicated.close_all(Duration::from_millis(100));
-        tracing::info!(address = %state.address, "manager server stopped");
+        tracing::info!(target: "managers::server", address = %state.address, "manager server stopped");
         result
     }
 }
@@ -287,17 +287,17 @@ async fn accept_from<A: Acceptor>(state: Arc<ServerState>, listener: A) -> Resul
             accepted = listener.accept_one() => match accepted {
                 Ok(stream) if state.serializer == Serializer::Pickle => {
                     let peer = A::peer(&stream);
-                    tracing::debug!(peer = ?peer, "connection accepted (pickle)");
+                    tracing::debug!(target: "managers::server", peer = ?peer, "connection accepted (pickle)");
                     connections.spawn(python::serve(Arc::clone(&state), stream, peer));
                 }
                 Ok(stream) => {
-                    let span = tracing::debug_span!("connection", peer = ?A::peer(&stream));
-                    span.in_scope(|| tracing::debug!("connection accepted"));
+                    let span = tracing::debug_span!(target: "managers::server", "connection", peer = ?A::peer(&stream));
+                    span.in_scope(|| tracing::debug!(target: "managers::server", "connection accepted"));
                     connections.spawn(A::serve(Arc::clone(&state), stream).instrument(span));
                 }
                 // Out of descriptors or memory: back off instead of spinning.
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting a connection failed");
+                    tracing::warn!(target: "managers::server", error = %e, "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(10)).await
                 }
             },

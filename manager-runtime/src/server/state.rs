@@ -57,7 +57,7 @@ impl ServerState {
         exposed: Option<&'static [&'static str]>,
     ) -> Token {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(id, typeid, "object created");
+        tracing::debug!(target: "managers::server", id, typeid, "object created");
         let mut table = self.table.lock().unwrap();
         table.objects.insert(
             id,
@@ -321,7 +321,7 @@ impl Host for ServerState {
 /// caller gets.
 fn panicked(object: u64, method: &str, panic: &(dyn std::any::Any + Send)) -> RemoteError {
     let message = panic_message(panic);
-    tracing::error!(object, method, panic = %message, "a served method panicked");
+    tracing::error!(target: "managers::server", object, method, panic = %message, "a served method panicked");
     RemoteError::Panic(message)
 }
 

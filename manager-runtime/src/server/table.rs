@@ -32,7 +32,7 @@ impl Table {
         let entry = self.objects.get_mut(&id)?;
         entry.refcount = entry.refcount.saturating_sub(count);
         if entry.refcount == 0 {
-            tracing::debug!(id, typeid = entry.typeid, "object freed");
+            tracing::debug!(target: "managers::server", id, typeid = entry.typeid, "object freed");
             return self.objects.remove(&id).map(|e| e.object);
         }
         None
