@@ -115,6 +115,14 @@ fn apply_map_and_starmap_equal_the_serial_results() {
         pool.map(sqr, Vec::<i64>::new(), None).unwrap(),
         Vec::<i64>::new()
     );
+    // Chunks are sent as they are encoded and decoded as they come back,
+    // in any order: the list is still in the items' order, also for an
+    // iterator that does not know its length (listed first, for the
+    // default chunk size) and for many small chunks.
+    let odd = (0..20_000i64).filter(|i| i % 2 == 1);
+    let serial: Vec<i64> = odd.clone().map(sqr).collect();
+    assert_eq!(pool.map(sqr, odd.clone(), None).unwrap(), serial);
+    assert_eq!(pool.map(sqr, odd, Some(7)).unwrap(), serial);
 }
 
 // "map_async with callbacks: on success the callback runs once with the

@@ -2,7 +2,9 @@
 //! what happens when a task comes back or a worker dies.
 //!
 //! Callers put chunks on the queue and dispatch them to idle workers
-//! themselves, under the state's lock (no thread hop on the way in); each
+//! themselves, under the state's lock (no thread hop on the way in; a
+//! `map` chunk by chunk as it encodes them, so the workers start on the
+//! first while the rest are encoded); each
 //! worker has at most [`DEPTH`] chunks in flight, so it always has the next
 //! one at hand and a slow chunk holds back at most one other. The pool's
 //! thread polls every worker's connection and pidfd and an eventfd: it
@@ -57,20 +59,31 @@ impl Results {
 pub(super) type Completion = Box<dyn FnOnce() + Send>;
 
 /// Something callers wait for: one `apply`, a whole `map`, an `imap`.
+///
+/// A job's chunks come with its submission, or after it: a `map` caller
+/// adds each chunk as it has encoded it ([`Shared::push`]) and then says
+/// it sent the last ([`Shared::seal`]); a lazy job (`imap`) is asked for
+/// its next chunk whenever a worker has room.
 pub(super) trait Job: Send {
-    /// Chunk `index` came back. `Some` when the job is over: what
-    /// completes it.
+    /// Chunk `index` of `count` calls was queued for it.
+    fn added(&mut self, _index: usize, _count: u32) {}
+    /// Chunk `index` came back: what to run once the lock is released,
+    /// if anything.
     fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion>;
+    /// Whether the job is over (asked after each answer, when it is
+    /// sealed, and for a lazy job when it has no chunk to give): then the
+    /// pool forgets it, and drops any later answer for it.
+    fn over(&self) -> bool;
+    /// Its caller added its last chunk: what to run once the lock is
+    /// released, if anything.
+    fn sealed(&mut self) -> Option<Completion> {
+        None
+    }
     /// The pool gave up on the job (terminated, broken).
     fn abort(&mut self, error: Error) -> Completion;
     /// A lazy job's next chunk, if it has one and may send it now.
     fn next_chunk(&mut self) -> Option<Chunk> {
         None
-    }
-    /// Whether a lazy job is over without a last answer to say so (its
-    /// items ran out with nothing in flight).
-    fn finished(&self) -> bool {
-        false
     }
 }
 
@@ -240,16 +253,48 @@ impl Shared {
             state.lazy.push(id);
         }
         for (index, count, entry, args) in chunks {
-            state.queue.push_back(Chunk {
-                job: id,
-                index,
-                count,
-                entry,
-                args,
-            });
+            enqueue(&mut state, id, index, count, entry, args);
         }
         self.fill(&mut state);
         Ok(id)
+    }
+
+    /// Queue chunk `index` (`count` calls of `entry`) of job `id`, which
+    /// its caller is still encoding, and dispatch what the workers can
+    /// take. False if the job is gone (it failed, or the pool gave up on
+    /// it): nothing more is needed for it.
+    pub(super) fn push(
+        &self,
+        id: u64,
+        index: usize,
+        count: u32,
+        entry: FnRef<TaskEntry>,
+        args: Vec<u8>,
+    ) -> bool {
+        let mut state = self.state();
+        if !enqueue(&mut state, id, index, count, entry, args) {
+            return false;
+        }
+        self.fill(&mut state);
+        true
+    }
+
+    /// The caller of job `id` pushed its last chunk.
+    pub(super) fn seal(&self, id: u64) {
+        let mut state = self.state();
+        let Some(job) = state.jobs.get_mut(&id) else {
+            return;
+        };
+        let completion = job.sealed();
+        if job.over() {
+            state.jobs.remove(&id);
+        }
+        drop(state);
+        if let Some(completion) = completion {
+            completion();
+        }
+        // A closed pool may be idle now.
+        self.wake();
     }
 
     /// Forget `job` (its `imap` iterator was dropped): nothing more is
@@ -477,9 +522,7 @@ impl Shared {
                     source: None,
                 }),
             };
-            if let Some(mut finished) = finish(&mut state, job, index, result) {
-                completions.append(&mut finished);
-            }
+            completions.extend(finish(&mut state, job, index, result));
         }
         for pid in dead {
             let Some(at) = state.workers.iter().position(|s| s.pid == pid) else {
@@ -497,9 +540,7 @@ impl Shared {
             };
             for (_, job, index) in slot.in_flight {
                 let error = Error::WorkerDied { pid, exitcode };
-                if let Some(mut finished) = finish(&mut state, job, index, Err(error)) {
-                    completions.append(&mut finished);
-                }
+                completions.extend(finish(&mut state, job, index, Err(error)));
             }
         }
         if state.phase != Phase::Terminated {
@@ -542,6 +583,30 @@ impl Shared {
     }
 }
 
+/// Queue chunk `index` of job `id`, telling the job; false (nothing
+/// queued) if there is no such job.
+fn enqueue(
+    state: &mut State,
+    id: u64,
+    index: usize,
+    count: u32,
+    entry: FnRef<TaskEntry>,
+    args: Vec<u8>,
+) -> bool {
+    let Some(job) = state.jobs.get_mut(&id) else {
+        return false;
+    };
+    job.added(index, count);
+    state.queue.push_back(Chunk {
+        job: id,
+        index,
+        count,
+        entry,
+        args,
+    });
+    true
+}
+
 /// Wait for any of `fds`: if tasks are out (`busy`), poll without sleeping
 /// for a moment first, yielding the CPU each turn.
 fn wait(fds: &mut [libc::pollfd], busy: bool) {
@@ -561,19 +626,21 @@ fn wait(fds: &mut [libc::pollfd], busy: bool) {
     poll(fds, -1);
 }
 
-/// Chunk `index` of `job` came back with `result`: the completions, if the
-/// job is over (removed then; later answers for it are dropped).
+/// Chunk `index` of `job` came back with `result`: what to run for it.
+/// A job that is over is removed (later answers for it are dropped).
 fn finish(
     state: &mut State,
     job: u64,
     index: usize,
     result: Result<Results>,
-) -> Option<Vec<Completion>> {
+) -> Option<Completion> {
     let entry = state.jobs.get_mut(&job)?;
-    let completion = entry.done(index, result)?;
-    state.jobs.remove(&job);
-    state.lazy.retain(|&j| j != job);
-    Some(vec![completion])
+    let completion = entry.done(index, result);
+    if entry.over() {
+        state.jobs.remove(&job);
+        state.lazy.retain(|&j| j != job);
+    }
+    completion
 }
 
 /// The next chunk to send: of job `only` if given, else of any job;
@@ -601,7 +668,7 @@ fn next_chunk(state: &mut State, only: Option<u64>) -> Option<Chunk> {
             chunk.job = id;
             return Some(chunk);
         }
-        if job.finished() {
+        if job.over() {
             state.jobs.remove(&id);
             state.lazy.retain(|&j| j != id);
         }

@@ -28,7 +28,7 @@ use crate::process::target::{
     process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,
 };
 use dispatch::{Chunk, Completion, Config, Job, Phase, Results, Shared};
-use result::{decode_all, Callback, Slot, Stream};
+use result::{decode_all, Callback, MapList, Slot, Stream};
 
 /// A pool task's function as it travels to another process of the same
 /// program (a manager's server running a [`Pool`] for its clients): the
@@ -201,6 +201,11 @@ struct ApplyJob<R> {
 }
 
 impl<R: DeserializeOwned + Send + 'static> Job for ApplyJob<R> {
+    fn over(&self) -> bool {
+        // Its one chunk came back.
+        true
+    }
+
     fn done(&mut self, _index: usize, result: Result<Results>) -> Option<Completion> {
         let slot = Arc::clone(&self.slot);
         Some(Box::new(move || {
@@ -217,44 +222,56 @@ impl<R: DeserializeOwned + Send + 'static> Job for ApplyJob<R> {
     }
 }
 
-/// A whole `map`'s job: every chunk, then the list in order.
+/// A whole `map`'s job: its chunks as the caller encodes them, each
+/// chunk's results onto the list as they come (decoded on the pool's
+/// thread, outside its lock); the first failure fails it.
 struct MapJob<R> {
-    slot: Arc<Slot<Vec<R>>>,
-    chunks: Vec<Option<Results>>,
+    list: Arc<MapList<R>>,
     counts: Vec<u32>,
+    /// Chunks sent and not answered.
     left: usize,
+    sealed: bool,
+    failed: bool,
 }
 
 impl<R: DeserializeOwned + Send + 'static> Job for MapJob<R> {
+    fn added(&mut self, index: usize, count: u32) {
+        debug_assert_eq!(index, self.counts.len(), "a map's chunks come in order");
+        self.counts.push(count);
+        self.left += 1;
+    }
+
     fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion> {
-        let slot = Arc::clone(&self.slot);
+        self.left = self.left.saturating_sub(1);
+        let list = Arc::clone(&self.list);
         match result {
-            Err(e) => Some(Box::new(move || slot.complete(Err(e)))),
+            Err(e) => {
+                self.failed = true;
+                Some(Box::new(move || list.fail(e)))
+            }
             Ok(results) => {
-                self.chunks[index] = Some(results);
-                self.left -= 1;
-                if self.left > 0 {
-                    return None;
-                }
-                let chunks = std::mem::take(&mut self.chunks);
-                let counts = std::mem::take(&mut self.counts);
+                let count = self.counts.get(index).copied().unwrap_or(0);
                 Some(Box::new(move || {
-                    let total = counts.iter().map(|&c| c as usize).sum();
-                    let mut all = Vec::with_capacity(total);
-                    let decoded = chunks.iter().zip(&counts).try_for_each(|(chunk, &count)| {
-                        let bytes = chunk.as_ref().map_or(&[][..], Results::bytes);
-                        all.extend(decode_all::<R>(bytes, count)?);
-                        Ok::<(), Error>(())
-                    });
-                    slot.complete(decoded.map(|()| all));
+                    list.arrived(index, results.bytes(), count)
                 }))
             }
         }
     }
 
+    fn over(&self) -> bool {
+        self.failed || self.sealed && self.left == 0
+    }
+
+    fn sealed(&mut self) -> Option<Completion> {
+        self.sealed = true;
+        let list = Arc::clone(&self.list);
+        let total = self.counts.len();
+        Some(Box::new(move || list.sealed(total)))
+    }
+
     fn abort(&mut self, error: Error) -> Completion {
-        let slot = Arc::clone(&self.slot);
-        Box::new(move || slot.complete(Err(error)))
+        let list = Arc::clone(&self.list);
+        Box::new(move || list.fail(error))
     }
 }
 
@@ -275,7 +292,11 @@ impl Job for EncodedJob {
         self.left -= 1;
         let count = self.counts[index];
         (self.sink)(index, result.map(|r| (r.bytes().to_vec(), count)));
-        (self.left == 0).then(|| Box::new(|| ()) as Completion)
+        None
+    }
+
+    fn over(&self) -> bool {
+        self.left == 0
     }
 
     fn abort(&mut self, error: Error) -> Completion {
@@ -321,19 +342,17 @@ struct ImapJob {
     limit: usize,
 }
 
-impl ImapJob {
-    fn over(&self) -> bool {
-        self.source.is_none() && self.returned == self.pulled
-    }
-}
-
 impl Job for ImapJob {
     fn done(&mut self, index: usize, result: Result<Results>) -> Option<Completion> {
         let count = self.counts.remove(&index).unwrap_or(0);
         self.stream
             .chunk(index, result.map(|r| (r.bytes().to_vec(), count)));
         self.returned += 1;
-        self.over().then(|| Box::new(|| ()) as Completion)
+        None
+    }
+
+    fn over(&self) -> bool {
+        self.source.is_none() && self.returned == self.pulled
     }
 
     fn abort(&mut self, error: Error) -> Completion {
@@ -371,10 +390,6 @@ impl Job for ImapJob {
             }
         }
     }
-
-    fn finished(&self) -> bool {
-        self.over()
-    }
 }
 
 /// Python's default chunk size for `count` items over `workers`.
@@ -383,43 +398,89 @@ fn default_chunksize(count: usize, workers: usize) -> usize {
     (size + usize::from(extra > 0)).max(1)
 }
 
-/// Encode `items` eagerly (as Python lists the iterable) into chunks of
-/// `chunksize` (Python's default when `None`); a panicking iterator is an
-/// error, not a hang.
+/// The error of an items' iterator that panicked.
+fn iterator_panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
+    Error::TaskPanicked(format!(
+        "the items' iterator panicked: {}",
+        worker::panic_message(&*panic)
+    ))
+}
+
+/// The next chunk of up to `size` of `items`, encoded (count 0: the
+/// items ran out); `capacity` bytes reserved for it. A panicking iterator
+/// is an error, not a hang.
+fn encode_next<A: Serialize>(
+    items: &mut impl Iterator<Item = A>,
+    size: usize,
+    capacity: usize,
+) -> Result<EncodedChunk> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<EncodedChunk> {
+        let mut bytes = Vec::with_capacity(capacity);
+        let mut count = 0;
+        for item in items.by_ref().take(size) {
+            crate::wire::append(&mut bytes, &item)?;
+            count += 1;
+        }
+        Ok((bytes, count))
+    }))
+    .map_err(iterator_panicked)?
+}
+
+/// `items` with their number, for a `map` (Python lists the iterable to
+/// size its chunks): an iterator that knows its length exactly is taken
+/// as it is, any other is collected first (not encoded).
+fn counted<I: Iterator>(items: I) -> Result<(Counted<I>, usize)> {
+    if let (low, Some(high)) = items.size_hint() {
+        if low == high {
+            return Ok((Counted::Exact(items), low));
+        }
+    }
+    let listed: Vec<I::Item> =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| items.collect()))
+            .map_err(iterator_panicked)?;
+    let count = listed.len();
+    Ok((Counted::Listed(listed.into_iter()), count))
+}
+
+/// What [`counted`] gives: the items, as they came or listed.
+enum Counted<I: Iterator> {
+    Exact(I),
+    Listed(std::vec::IntoIter<I::Item>),
+}
+
+impl<I: Iterator> Iterator for Counted<I> {
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        match self {
+            Counted::Exact(items) => items.next(),
+            Counted::Listed(items) => items.next(),
+        }
+    }
+}
+
+/// `items` encoded in chunks of `chunksize` (Python's default for
+/// `workers` when `None`), all of them before anything is sent (for a
+/// manager's client, which sends them in one call).
 fn encode_chunks<A: Serialize>(
     items: impl IntoIterator<Item = A>,
     chunksize: Option<usize>,
     workers: usize,
-) -> Result<Vec<(Vec<u8>, u32)>> {
-    let encoded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-        || -> Result<(Vec<u8>, Vec<usize>)> {
-            let mut bytes = Vec::new();
-            let mut ends = Vec::new();
-            for item in items {
-                crate::wire::append(&mut bytes, &item)?;
-                ends.push(bytes.len());
-            }
-            Ok((bytes, ends))
-        },
-    ))
-    .map_err(|panic| {
-        Error::TaskPanicked(format!(
-            "the items' iterator panicked: {}",
-            worker::panic_message(&*panic)
-        ))
-    })??;
-    let (bytes, ends) = encoded;
+) -> Result<Vec<EncodedChunk>> {
+    let (mut items, count) = counted(items.into_iter())?;
     let size = chunksize
-        .unwrap_or_else(|| default_chunksize(ends.len(), workers))
+        .unwrap_or_else(|| default_chunksize(count, workers))
         .max(1);
-    let mut chunks = Vec::with_capacity(ends.len().div_ceil(size));
-    let mut start = 0;
-    for group in ends.chunks(size) {
-        let end = *group.last().expect("chunks are not empty");
-        chunks.push((bytes[start..end].to_vec(), group.len() as u32));
-        start = end;
+    let mut chunks = Vec::with_capacity(count.div_ceil(size));
+    let mut capacity = 0;
+    loop {
+        let chunk = encode_next(&mut items, size, capacity)?;
+        if chunk.1 == 0 {
+            return Ok(chunks);
+        }
+        capacity = chunk.0.len();
+        chunks.push(chunk);
     }
-    Ok(chunks)
 }
 
 /// A job's chunks as the pool queues them: index, count, task, calls.
@@ -539,21 +600,49 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = FnRef::new(task_entry_of(f))?;
-        let chunks = encode_chunks(items, chunksize, self.processes())?;
+        let (mut items, count) = counted(items.into_iter())?;
+        let size = chunksize
+            .unwrap_or_else(|| default_chunksize(count, self.processes()))
+            .max(1);
         let slot = Slot::new(callback);
-        if chunks.is_empty() {
+        // Chunk by chunk: the workers run the first ones while the rest
+        // are encoded, and each chunk's results are decoded as they come.
+        let (args, first) = encode_next(&mut items, size, 0)?;
+        if first == 0 {
             slot.complete(Ok(Vec::new()));
             return Ok(AsyncResult::new(slot));
         }
-        let counts: Vec<u32> = chunks.iter().map(|(_, count)| *count).collect();
+        let mut capacity = args.len();
         let job = MapJob {
-            slot: Arc::clone(&slot),
-            chunks: (0..chunks.len()).map(|_| None).collect(),
-            left: chunks.len(),
-            counts,
+            list: MapList::new(Arc::clone(&slot), count),
+            counts: Vec::with_capacity(count.div_ceil(size)),
+            left: 0,
+            sealed: false,
+            failed: false,
         };
-        let chunks = indexed(chunks, entry);
-        self.shared.submit(Box::new(job), chunks, false)?;
+        let id = self
+            .shared
+            .submit(Box::new(job), vec![(0, first, entry, args)], false)?;
+        for index in 1.. {
+            let (args, count) = match encode_next(&mut items, size, capacity) {
+                Ok(chunk) => chunk,
+                Err(e) => {
+                    // What was sent goes on; its answers are dropped.
+                    self.shared.cancel(id);
+                    return Err(e);
+                }
+            };
+            if count == 0 {
+                self.shared.seal(id);
+                break;
+            }
+            capacity = args.len();
+            if !self.shared.push(id, index, count, entry, args) {
+                // It failed already (or the pool gave up on it): the
+                // result says why.
+                break;
+            }
+        }
         Ok(AsyncResult::new(slot))
     }
 
@@ -661,26 +750,9 @@ impl Pool {
         let entry = FnRef::new(task_entry_of(f))?;
         let chunksize = chunksize.max(1);
         let mut items = items.into_iter();
-        let source: Source = Box::new(move || {
-            let pulled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(
-                || -> Result<(Vec<u8>, u32)> {
-                    let mut bytes = Vec::new();
-                    let mut count = 0;
-                    for item in items.by_ref().take(chunksize) {
-                        crate::wire::append(&mut bytes, &item)?;
-                        count += 1;
-                    }
-                    Ok((bytes, count))
-                },
-            ));
-            match pulled {
-                Ok(Ok((_, 0))) => None,
-                Ok(chunk) => Some(chunk),
-                Err(panic) => Some(Err(Error::TaskPanicked(format!(
-                    "the items' iterator panicked: {}",
-                    worker::panic_message(&*panic)
-                )))),
-            }
+        let source: Source = Box::new(move || match encode_next(&mut items, chunksize, 0) {
+            Ok((_, 0)) => None,
+            chunk => Some(chunk),
         });
         let stream = Stream::new();
         let consumed = Arc::new(AtomicUsize::new(0));

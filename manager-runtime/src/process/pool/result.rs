@@ -207,6 +207,107 @@ impl<T> std::fmt::Debug for AsyncResult<T> {
     }
 }
 
+/// A `map`'s list as its chunks come back: each chunk is decoded (on the
+/// pool's thread) as it arrives, in order straight onto the list, early
+/// ones aside until their turn; the list is the outcome once the caller
+/// has sent its last chunk and every chunk is in. A failure is the
+/// outcome at once; what comes after it is dropped.
+pub(super) struct MapList<R> {
+    slot: Arc<Slot<Vec<R>>>,
+    state: Mutex<MapState<R>>,
+}
+
+struct MapState<R> {
+    list: Vec<R>,
+    /// The chunk whose results go onto the list next.
+    next: usize,
+    /// Chunks that came back before their turn.
+    early: BTreeMap<usize, Vec<R>>,
+    /// How many chunks there are, once the caller sent the last.
+    total: Option<usize>,
+    /// The outcome was given (the list, or a failure).
+    over: bool,
+}
+
+impl<R: DeserializeOwned> MapList<R> {
+    /// A list of about `expected` results for `slot`.
+    pub(super) fn new(slot: Arc<Slot<Vec<R>>>, expected: usize) -> Arc<MapList<R>> {
+        Arc::new(MapList {
+            slot,
+            state: Mutex::new(MapState {
+                list: Vec::with_capacity(expected),
+                next: 0,
+                early: BTreeMap::new(),
+                total: None,
+                over: false,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, MapState<R>> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Chunk `index` came back with the `count` encoded results `bytes`.
+    pub(super) fn arrived(&self, index: usize, bytes: &[u8], count: u32) {
+        let mut guard = self.state();
+        let state = &mut *guard;
+        if state.over {
+            return;
+        }
+        let decoded = if index == state.next {
+            decode_into(&mut state.list, bytes, count).map(|()| {
+                state.next += 1;
+                while let Some(part) = state.early.remove(&state.next) {
+                    state.list.extend(part);
+                    state.next += 1;
+                }
+            })
+        } else {
+            decode_all(bytes, count).map(|part| {
+                state.early.insert(index, part);
+            })
+        };
+        let state = guard;
+        match decoded {
+            Ok(()) => self.complete_if_whole(state),
+            Err(e) => self.fail_with(state, e),
+        }
+    }
+
+    /// The caller sent its last chunk, `total` in all.
+    pub(super) fn sealed(&self, total: usize) {
+        let mut state = self.state();
+        state.total = Some(total);
+        self.complete_if_whole(state);
+    }
+
+    /// A chunk failed (or the pool gave up on the job): the outcome.
+    pub(super) fn fail(&self, error: Error) {
+        self.fail_with(self.state(), error);
+    }
+
+    fn fail_with(&self, mut state: MutexGuard<'_, MapState<R>>, error: Error) {
+        if std::mem::replace(&mut state.over, true) {
+            return;
+        }
+        state.list = Vec::new();
+        state.early.clear();
+        drop(state);
+        self.slot.complete(Err(error));
+    }
+
+    fn complete_if_whole(&self, mut state: MutexGuard<'_, MapState<R>>) {
+        if state.over || state.total != Some(state.next) {
+            return;
+        }
+        state.over = true;
+        let list = std::mem::take(&mut state.list);
+        drop(state);
+        self.slot.complete(Ok(list));
+    }
+}
+
 /// Chunks of an `imap` as they come back, for its iterator.
 pub(super) struct Stream {
     state: Mutex<StreamState>,
@@ -402,13 +503,21 @@ impl<R> std::fmt::Debug for IMapIterator<R> {
 }
 
 /// `count` results encoded one after the other.
-pub(super) fn decode_all<R: DeserializeOwned>(mut bytes: &[u8], count: u32) -> Result<Vec<R>> {
+pub(super) fn decode_all<R: DeserializeOwned>(bytes: &[u8], count: u32) -> Result<Vec<R>> {
     let mut out = Vec::with_capacity(count as usize);
+    decode_into(&mut out, bytes, count)?;
+    Ok(out)
+}
+
+/// [`decode_all`] onto the end of `out` (which, on an error, may have
+/// some of them).
+fn decode_into<R: DeserializeOwned>(out: &mut Vec<R>, mut bytes: &[u8], count: u32) -> Result<()> {
+    out.reserve(count as usize);
     for _ in 0..count {
         let (item, rest): (R, &[u8]) = postcard::take_from_bytes(bytes)
             .map_err(|e| Error::codec("decoding a task's result", e))?;
         out.push(item);
         bytes = rest;
     }
-    Ok(out)
+    Ok(())
 }
