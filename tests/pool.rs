@@ -42,6 +42,7 @@ fn main() {
         apply_async_callbacks_run_once,
         the_managers_pool_serves_two_client_processes,
         the_managers_pool_results_time_out_and_fail_as_errors,
+        the_managers_pool_has_async_proxies,
     ]);
 }
 
@@ -761,4 +762,123 @@ fn the_managers_pool_results_time_out_and_fail_as_errors() {
         Some(Err(Error::Process(ProcessError::PoolTerminated)))
     ));
     pool.join().unwrap();
+}
+
+// The manager's pool in its async form (PoolAsyncProxy): every method
+// awaited; AsyncResultAsyncProxy's get, get_timeout (Error::Timeout, the
+// task going on), wait_timeout, ready, successful, get again on a clone;
+// a panic; PoolIterAsyncProxy as a Stream, with next() and next_timeout;
+// to_blocking/to_async reach the same pool and results; terminate fails
+// what is pending.
+fn the_managers_pool_has_async_proxies() {
+    use futures_core::Stream;
+    use std::future::poll_fn;
+    use std::pin::Pin;
+
+    let manager = SyncManager::new();
+    manager.start_in_thread().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let serial: Vec<i64> = (0..50).map(sqr).collect();
+    let pool = runtime.block_on(async {
+        let pool = manager.pool_async(Some(2)).await.unwrap();
+        assert_eq!(pool.processes().await.unwrap(), 2);
+        assert_eq!(pool.apply(sqr, (6,)).await.unwrap(), 36);
+        assert_eq!(pool.map(sqr, 0..50, None).await.unwrap(), serial);
+        assert_eq!(pool.map(sqr, 0..50, Some(7)).await.unwrap(), serial);
+        let pairs: Vec<(i64, i64)> = (0..10).map(|i| (i, i + 1)).collect();
+        let products: Vec<i64> = pairs.iter().map(|&(a, b)| a * b).collect();
+        assert_eq!(
+            pool.starmap(mul, pairs.clone(), None).await.unwrap(),
+            products
+        );
+        let pending = pool.starmap_async(mul, pairs, Some(3)).await.unwrap();
+        assert_eq!(pending.get().await.unwrap(), products);
+        let pending = pool.map_async(sqr, 0..50, Some(5)).await.unwrap();
+        assert_eq!(pending.get().await.unwrap(), serial);
+        assert_eq!(
+            pending.clone().get().await.unwrap(),
+            serial,
+            "the result stays in the server"
+        );
+        assert!(pending.ready().await.unwrap() && pending.successful().await.unwrap());
+        pending.wait().await.unwrap();
+        match pool.apply_async(fail_on, (5,)).await.unwrap().get().await {
+            Err(Error::TaskPanicked(message)) => assert!(message.contains("five"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+        let mut ordered = pool.imap(sqr, 0..30, 4).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(item) = poll_fn(|cx| Pin::new(&mut ordered).poll_next(cx)).await {
+            got.push(item.unwrap());
+        }
+        assert_eq!(got, serial[..30]);
+        let mut unordered = pool.imap_unordered(sqr, 0..30, 4).await.unwrap();
+        let mut got = BTreeSet::new();
+        while let Some(item) = unordered.next().await {
+            got.insert(item.unwrap());
+        }
+        assert_eq!(got, serial[..30].iter().copied().collect::<BTreeSet<_>>());
+        pool
+    });
+    // The other flavour of each, on the same objects.
+    let blocking: PoolProxy = pool.to_blocking();
+    assert_eq!(blocking.apply(sqr, (4,)).unwrap(), 16);
+    let result = blocking.apply_async(sqr, (3,)).unwrap();
+    assert_eq!(runtime.block_on(result.to_async().get()).unwrap(), 9);
+    assert_eq!(result.get().unwrap(), 9);
+    let mut items = blocking.imap(sqr, 0..6, 2).unwrap();
+    assert_eq!(items.next().unwrap().unwrap(), 0);
+    assert_eq!(items.next().unwrap().unwrap(), 1);
+    let mut rest = items.to_async();
+    let rest = runtime.block_on(async {
+        let mut got = Vec::new();
+        while let Some(item) = rest.next().await {
+            got.push(item.unwrap());
+        }
+        got
+    });
+    assert_eq!(rest, [4, 9, 16, 25], "the iterator's next chunks, in order");
+    runtime.block_on(async {
+        let slow = pool.apply_async(sleep_ms, (5000,)).await.unwrap();
+        let begun = Instant::now();
+        assert!(matches!(
+            slow.get_timeout(Duration::from_millis(100)).await,
+            Err(Error::Timeout { .. })
+        ));
+        assert!(
+            begun.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            begun.elapsed()
+        );
+        assert!(!slow.ready().await.unwrap());
+        assert!(!slow.wait_timeout(Duration::from_millis(20)).await.unwrap());
+        assert!(matches!(
+            slow.successful().await,
+            Err(Error::Process(ProcessError::ResultNotReady))
+        ));
+        let mut waiting = pool.imap(sleep_ms, [3000u64], 1).await.unwrap();
+        assert!(matches!(
+            waiting.next_timeout(Duration::from_millis(50)).await,
+            Some(Err(Error::Timeout { .. }))
+        ));
+        let begun = Instant::now();
+        pool.terminate().await.unwrap();
+        assert!(
+            begun.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            begun.elapsed()
+        );
+        assert!(matches!(
+            slow.get_timeout(Duration::from_secs(2)).await,
+            Err(Error::Process(ProcessError::PoolTerminated))
+        ));
+        assert!(matches!(
+            waiting.next_timeout(Duration::from_secs(2)).await,
+            Some(Err(Error::Process(ProcessError::PoolTerminated)))
+        ));
+        pool.join().await.unwrap();
+    });
 }

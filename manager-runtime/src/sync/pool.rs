@@ -391,16 +391,21 @@ pub mod server {
     }
 }
 
-/// The typed proxies of a manager's pool.
+/// The typed proxies of a manager's pool, blocking and async.
 pub mod typed {
-    use std::marker::PhantomData;
+    use std::collections::VecDeque;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
     use std::time::Duration;
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::server::{ManagedPoolProxy, PoolFailure, PoolJobProxy};
-    use crate::sync::typed::typed_proxy;
+    use super::server::{
+        ManagedPoolAsyncProxy, ManagedPoolProxy, PoolFailure, PoolJobAsyncProxy, PoolJobProxy,
+    };
+    use crate::sync::typed::{dual_proxy, flavours, typed_proxy};
     use crate::{EncodedChunk, Function, Result, TaskRef};
 
     /// `Result<Result<T, PoolFailure>>` from a raw proxy as the crate's
@@ -438,199 +443,264 @@ pub mod typed {
     /// [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage).
     /// The items of `map` and `imap` are encoded before the call (as
     /// Python pickles them); `imap`'s results are read chunk by chunk.
+    /// [`PoolAsyncProxy`] is its async form.
     pub struct PoolProxy {
         raw: ManagedPoolProxy,
     }
 
     typed_proxy!(PoolProxy, ManagedPoolProxy);
 
-    impl PoolProxy {
-        /// How many workers the pool keeps.
-        pub fn processes(&self) -> Result<usize> {
-            self.raw.processes()
-        }
+    /// The async form of [`PoolProxy`]: the same methods as `async fn`s,
+    /// its results as [`AsyncResultAsyncProxy`] (whose `get` is awaited)
+    /// and [`PoolIterAsyncProxy`] (a [`Stream`](futures_core::Stream)).
+    ///
+    /// ```no_run
+    /// # extern crate manager_runtime as managers;
+    /// fn square(x: i64) -> i64 {
+    ///     x * x
+    /// }
+    ///
+    /// fn main() -> managers::Result<()> {
+    ///     managers::bootstrap();
+    ///     let manager = managers::sync::SyncManager::new();
+    ///     manager.start()?;
+    ///     tokio::runtime::Runtime::new()?.block_on(async {
+    ///         let pool = manager.pool_async(Some(2)).await?;
+    ///         assert_eq!(pool.map(square, 0..4, None).await?, [0, 1, 4, 9]);
+    ///         let pending = pool.apply_async(square, (7,)).await?;
+    ///         assert_eq!(pending.get().await?, 49);
+    ///         Ok(())
+    ///     })
+    /// }
+    /// ```
+    pub struct PoolAsyncProxy {
+        raw: ManagedPoolAsyncProxy,
+    }
 
-        fn submit(&self, task: TaskRef, chunks: Vec<EncodedChunk>) -> Result<PoolJobProxy> {
-            folded(self.raw.submit(task, chunks), None)
-        }
+    typed_proxy!(PoolAsyncProxy, ManagedPoolAsyncProxy);
 
-        /// `f(args...)` in a worker of the pool, waiting for it (Python's
-        /// `apply`).
-        pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R>
-        where
-            F: Function<A, Output = R>,
-            A: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            self.apply_async(f, args)?.get()
-        }
+    flavours!(PoolProxy, PoolAsyncProxy);
 
-        /// `f(args...)` in a worker; a proxy of its result (Python's
-        /// `apply_async`).
-        pub fn apply_async<F, A, R>(&self, f: F, args: A) -> Result<AsyncResultProxy<R>>
-        where
-            F: Function<A, Output = R>,
-            A: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            let chunks = TaskRef::chunks([args], Some(1), 1)?;
-            let raw = self.submit(TaskRef::new(f)?, chunks)?;
-            Ok(AsyncResultProxy::new(raw, one))
-        }
+    dual_proxy! {
+        impl PoolProxy, PoolAsyncProxy {
+            /// How many workers the pool keeps.
+            pub fn processes(&self) -> Result<usize> {
+                wait!(self.raw.processes())
+            }
 
-        fn submit_map<F, A, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = impl Serialize>,
-            chunksize: Option<usize>,
-        ) -> Result<PoolJobProxy>
-        where
-            F: Function<A, Output = R>,
-            A: DeserializeOwned,
-            R: Serialize,
-        {
-            let task = TaskRef::new(f)?;
-            let workers = match chunksize {
-                Some(_) => 1,
-                None => self.processes()?,
-            };
-            self.submit(task, TaskRef::chunks(items, chunksize, workers)?)
-        }
+            /// `f(args...)` in a worker of the pool, waiting for it
+            /// (Python's `apply`).
+            pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R>
+            where [
+                F: Function<A, Output = R>,
+                A: Serialize + DeserializeOwned,
+                R: Serialize + DeserializeOwned,
+            ] {
+                wait!(wait!(self.apply_async(f, args))?.get())
+            }
 
-        /// `f(item)` for every item, in order (Python's `map`); `chunksize`
-        /// as for [`Pool::map`](crate::Pool::map).
-        pub fn map<F, T, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = T>,
-            chunksize: Option<usize>,
-        ) -> Result<Vec<R>>
-        where
-            F: Function<(T,), Output = R>,
-            T: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            self.map_async(f, items, chunksize)?.get()
-        }
+            /// `f(item)` for every item, in order (Python's `map`);
+            /// `chunksize` as for [`Pool::map`](crate::Pool::map).
+            pub fn map<F, T, R>(
+                &self,
+                f: F,
+                items: impl IntoIterator<Item = T>,
+                chunksize: Option<usize>,
+            ) -> Result<Vec<R>>
+            where [
+                F: Function<(T,), Output = R>,
+                T: Serialize + DeserializeOwned,
+                R: Serialize + DeserializeOwned,
+            ] {
+                wait!(wait!(self.map_async(f, items, chunksize))?.get())
+            }
 
-        /// [`map`](Self::map) without waiting (Python's `map_async`).
-        pub fn map_async<F, T, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = T>,
-            chunksize: Option<usize>,
-        ) -> Result<AsyncResultProxy<Vec<R>>>
-        where
-            F: Function<(T,), Output = R>,
-            T: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            let raw =
-                self.submit_map::<F, (T,), R>(f, items.into_iter().map(|t| (t,)), chunksize)?;
-            Ok(AsyncResultProxy::new(raw, all))
-        }
+            /// `f(*args)` for every tuple of arguments, in order (Python's
+            /// `starmap`).
+            pub fn starmap<F, A, R>(
+                &self,
+                f: F,
+                items: impl IntoIterator<Item = A>,
+                chunksize: Option<usize>,
+            ) -> Result<Vec<R>>
+            where [
+                F: Function<A, Output = R>,
+                A: Serialize + DeserializeOwned,
+                R: Serialize + DeserializeOwned,
+            ] {
+                wait!(wait!(self.starmap_async(f, items, chunksize))?.get())
+            }
 
-        /// `f(*args)` for every tuple of arguments, in order (Python's
-        /// `starmap`).
-        pub fn starmap<F, A, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = A>,
-            chunksize: Option<usize>,
-        ) -> Result<Vec<R>>
-        where
-            F: Function<A, Output = R>,
-            A: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            self.starmap_async(f, items, chunksize)?.get()
-        }
+            /// No more work (Python's `close()`): what was submitted still
+            /// runs, then the workers exit.
+            pub fn close(&self) -> Result<()> {
+                wait!(self.raw.close())
+            }
 
-        /// [`starmap`](Self::starmap) without waiting (Python's
-        /// `starmap_async`).
-        pub fn starmap_async<F, A, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = A>,
-            chunksize: Option<usize>,
-        ) -> Result<AsyncResultProxy<Vec<R>>>
-        where
-            F: Function<A, Output = R>,
-            A: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            let raw = self.submit_map::<F, A, R>(f, items, chunksize)?;
-            Ok(AsyncResultProxy::new(raw, all))
-        }
+            /// Stop the workers now (Python's `terminate()`): every pending
+            /// result fails with
+            /// [`ProcessError::PoolTerminated`](crate::ProcessError::PoolTerminated).
+            pub fn terminate(&self) -> Result<()> {
+                folded(wait!(self.raw.terminate()), None)
+            }
 
-        fn submit_imap<F, T, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = T>,
-            chunksize: usize,
-            ordered: bool,
-        ) -> Result<PoolIterProxy<R>>
-        where
-            F: Function<(T,), Output = R>,
-            T: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            let items = items.into_iter().map(|t| (t,));
-            let raw = self.submit_map::<F, (T,), R>(f, items, Some(chunksize.max(1)))?;
-            Ok(PoolIterProxy::new(raw, ordered))
-        }
-
-        /// `f(item)` for every item, the results in order, read a chunk at
-        /// a time as the iterator is advanced (Python's `imap`).
-        pub fn imap<F, T, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = T>,
-            chunksize: usize,
-        ) -> Result<PoolIterProxy<R>>
-        where
-            F: Function<(T,), Output = R>,
-            T: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            self.submit_imap(f, items, chunksize, true)
-        }
-
-        /// As [`imap`](Self::imap), the results in the order their chunks
-        /// finish (Python's `imap_unordered`).
-        pub fn imap_unordered<F, T, R>(
-            &self,
-            f: F,
-            items: impl IntoIterator<Item = T>,
-            chunksize: usize,
-        ) -> Result<PoolIterProxy<R>>
-        where
-            F: Function<(T,), Output = R>,
-            T: Serialize + DeserializeOwned,
-            R: Serialize + DeserializeOwned,
-        {
-            self.submit_imap(f, items, chunksize, false)
-        }
-
-        /// No more work (Python's `close()`): what was submitted still
-        /// runs, then the workers exit.
-        pub fn close(&self) -> Result<()> {
-            self.raw.close()
-        }
-
-        /// Stop the workers now (Python's `terminate()`): every pending
-        /// result fails with
-        /// [`ProcessError::PoolTerminated`](crate::ProcessError::PoolTerminated).
-        pub fn terminate(&self) -> Result<()> {
-            folded(self.raw.terminate(), None)
-        }
-
-        /// Wait for the workers to exit (Python's `join()`): an error
-        /// unless the pool was closed or terminated first.
-        pub fn join(&self) -> Result<()> {
-            folded(self.raw.join(), None)
+            /// Wait for the workers to exit (Python's `join()`): an error
+            /// unless the pool was closed or terminated first.
+            pub fn join(&self) -> Result<()> {
+                folded(wait!(self.raw.join()), None)
+            }
         }
     }
+
+    /// The methods whose results differ by flavour (an `AsyncResult`
+    /// proxy, an `imap` iterator), for the blocking proxy and, with
+    /// `async await`, the async one.
+    macro_rules! submitting {
+        ($proxy:ident, $job:ident, $result:ident, $iter:ident $(, $asynchronous:tt $awaiting:tt)?) => {
+            impl $proxy {
+                $($asynchronous)? fn submit(
+                    &self,
+                    task: TaskRef,
+                    chunks: Vec<EncodedChunk>,
+                ) -> Result<$job> {
+                    folded(self.raw.submit(task, chunks)$(.$awaiting)?, None)
+                }
+
+                $($asynchronous)? fn submit_map<F, A, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = impl Serialize>,
+                    chunksize: Option<usize>,
+                ) -> Result<$job>
+                where
+                    F: Function<A, Output = R>,
+                    A: DeserializeOwned,
+                    R: Serialize,
+                {
+                    let task = TaskRef::new(f)?;
+                    let workers = match chunksize {
+                        Some(_) => 1,
+                        None => self.processes()$(.$awaiting)??,
+                    };
+                    let chunks = TaskRef::chunks(items, chunksize, workers)?;
+                    self.submit(task, chunks)$(.$awaiting)?
+                }
+
+                $($asynchronous)? fn submit_imap<F, T, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = T>,
+                    chunksize: usize,
+                    ordered: bool,
+                ) -> Result<$iter<R>>
+                where
+                    F: Function<(T,), Output = R>,
+                    T: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    let items = items.into_iter().map(|t| (t,));
+                    let raw = self
+                        .submit_map::<F, (T,), R>(f, items, Some(chunksize.max(1)))$(.$awaiting)??;
+                    Ok($iter::new(raw, ordered))
+                }
+
+                /// `f(args...)` in a worker; a proxy of its result
+                /// (Python's `apply_async`).
+                pub $($asynchronous)? fn apply_async<F, A, R>(
+                    &self,
+                    f: F,
+                    args: A,
+                ) -> Result<$result<R>>
+                where
+                    F: Function<A, Output = R>,
+                    A: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    let chunks = TaskRef::chunks([args], Some(1), 1)?;
+                    let raw = self.submit(TaskRef::new(f)?, chunks)$(.$awaiting)??;
+                    Ok($result::new(raw, one))
+                }
+
+                /// [`map`](Self::map) without waiting (Python's
+                /// `map_async`).
+                pub $($asynchronous)? fn map_async<F, T, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = T>,
+                    chunksize: Option<usize>,
+                ) -> Result<$result<Vec<R>>>
+                where
+                    F: Function<(T,), Output = R>,
+                    T: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    let items = items.into_iter().map(|t| (t,));
+                    let raw = self
+                        .submit_map::<F, (T,), R>(f, items, chunksize)$(.$awaiting)??;
+                    Ok($result::new(raw, all))
+                }
+
+                /// [`starmap`](Self::starmap) without waiting (Python's
+                /// `starmap_async`).
+                pub $($asynchronous)? fn starmap_async<F, A, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = A>,
+                    chunksize: Option<usize>,
+                ) -> Result<$result<Vec<R>>>
+                where
+                    F: Function<A, Output = R>,
+                    A: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    let raw = self.submit_map::<F, A, R>(f, items, chunksize)$(.$awaiting)??;
+                    Ok($result::new(raw, all))
+                }
+
+                /// `f(item)` for every item, the results in order, read a
+                /// chunk at a time as the iterator is advanced (Python's
+                /// `imap`).
+                pub $($asynchronous)? fn imap<F, T, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = T>,
+                    chunksize: usize,
+                ) -> Result<$iter<R>>
+                where
+                    F: Function<(T,), Output = R>,
+                    T: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    self.submit_imap(f, items, chunksize, true)$(.$awaiting)?
+                }
+
+                /// As [`imap`](Self::imap), the results in the order their
+                /// chunks finish (Python's `imap_unordered`).
+                pub $($asynchronous)? fn imap_unordered<F, T, R>(
+                    &self,
+                    f: F,
+                    items: impl IntoIterator<Item = T>,
+                    chunksize: usize,
+                ) -> Result<$iter<R>>
+                where
+                    F: Function<(T,), Output = R>,
+                    T: Serialize + DeserializeOwned,
+                    R: Serialize + DeserializeOwned,
+                {
+                    self.submit_imap(f, items, chunksize, false)$(.$awaiting)?
+                }
+            }
+        };
+    }
+
+    submitting!(PoolProxy, PoolJobProxy, AsyncResultProxy, PoolIterProxy);
+    submitting!(
+        PoolAsyncProxy,
+        PoolJobAsyncProxy,
+        AsyncResultAsyncProxy,
+        PoolIterAsyncProxy,
+        async await
+    );
 
     /// The results of an `apply_async`: the one result.
     fn one<R: DeserializeOwned>(chunks: Vec<EncodedChunk>) -> Result<R> {
@@ -652,95 +722,176 @@ pub mod typed {
         Ok(results)
     }
 
+    /// How a result proxy turns the job's chunks into its `T`.
+    type Decode<T> = fn(Vec<EncodedChunk>) -> Result<T>;
+
     /// A proxy of the result of an `apply_async`, `map_async` or
     /// `starmap_async` on a manager's pool (Python's `AsyncResult` through
     /// its manager): the result stays in the server, so `get` can be
     /// called again and from any holder of a clone.
+    /// [`AsyncResultAsyncProxy`] is its async form.
     pub struct AsyncResultProxy<T> {
         raw: PoolJobProxy,
-        decode: fn(Vec<EncodedChunk>) -> Result<T>,
+        decode: Decode<T>,
     }
 
-    impl<T> AsyncResultProxy<T> {
-        fn new(raw: PoolJobProxy, decode: fn(Vec<EncodedChunk>) -> Result<T>) -> Self {
-            AsyncResultProxy { raw, decode }
-        }
+    /// The async form of [`AsyncResultProxy`]: `get` and the waits are
+    /// `async fn`s (a future in the server too: a waiting client costs
+    /// no thread anywhere).
+    pub struct AsyncResultAsyncProxy<T> {
+        raw: PoolJobAsyncProxy,
+        decode: Decode<T>,
+    }
 
-        /// The dynamically typed proxy this one wraps.
-        pub fn raw(&self) -> &PoolJobProxy {
-            &self.raw
-        }
+    /// What the two flavours of a result proxy share but their methods.
+    macro_rules! result_proxy {
+        ($proxy:ident, $raw:ident, $other:ident, $convert:ident, $doc:literal) => {
+            impl<T> $proxy<T> {
+                fn new(raw: $raw, decode: Decode<T>) -> Self {
+                    $proxy { raw, decode }
+                }
 
-        fn get_within(&self, timeout: Option<Duration>) -> Result<T> {
-            (self.decode)(folded(self.raw.get(timeout), timeout)?)
-        }
+                /// The dynamically typed proxy this one wraps.
+                pub fn raw(&self) -> &$raw {
+                    &self.raw
+                }
 
-        /// Wait for the result.
-        pub fn get(&self) -> Result<T> {
-            self.get_within(None)
-        }
+                #[doc = $doc]
+                pub fn $convert(&self) -> $other<T> {
+                    $other::new(self.raw.$convert(), self.decode)
+                }
+            }
 
-        /// Wait at most `timeout`; then [`Error::Timeout`](crate::Error::Timeout)
-        /// (Python's `multiprocessing.TimeoutError`), the task going on.
-        pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-            self.get_within(Some(timeout))
-        }
+            impl<T> Clone for $proxy<T> {
+                /// Another reference to the same result.
+                fn clone(&self) -> Self {
+                    $proxy::new(self.raw.clone(), self.decode)
+                }
+            }
 
-        /// Wait for the outcome (without taking it).
-        pub fn wait(&self) -> Result<()> {
-            self.raw.wait(None).map(drop)
-        }
+            impl<T> std::fmt::Debug for $proxy<T> {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    std::fmt::Debug::fmt(&self.raw, f)
+                }
+            }
+        };
+    }
 
-        /// Wait at most `timeout`; whether it is ready.
-        pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
-            self.raw.wait(Some(timeout))
-        }
+    result_proxy!(
+        AsyncResultProxy,
+        PoolJobProxy,
+        AsyncResultAsyncProxy,
+        to_async,
+        "The async proxy of the same result (another reference)."
+    );
+    result_proxy!(
+        AsyncResultAsyncProxy,
+        PoolJobAsyncProxy,
+        AsyncResultProxy,
+        to_blocking,
+        "The blocking proxy of the same result (another reference)."
+    );
 
-        /// Whether the outcome is known.
-        pub fn ready(&self) -> Result<bool> {
-            self.raw.ready()
-        }
+    dual_proxy! {
+        impl<T> AsyncResultProxy, AsyncResultAsyncProxy {
+            /// Wait for the result.
+            pub fn get(&self) -> Result<T> {
+                (self.decode)(folded(wait!(self.raw.get(None)), None)?)
+            }
 
-        /// Whether it succeeded; an error if it is not ready (Python's
-        /// ValueError).
-        pub fn successful(&self) -> Result<bool> {
-            folded(self.raw.successful(), None)
+            /// Wait at most `timeout`; then
+            /// [`Error::Timeout`](crate::Error::Timeout) (Python's
+            /// `multiprocessing.TimeoutError`), the task going on.
+            pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
+                (self.decode)(folded(wait!(self.raw.get(Some(timeout))), Some(timeout))?)
+            }
+
+            /// Wait for the outcome (without taking it).
+            pub fn wait(&self) -> Result<()> {
+                wait!(self.raw.wait(None)).map(drop)
+            }
+
+            /// Wait at most `timeout`; whether it is ready.
+            pub fn wait_timeout(&self, timeout: Duration) -> Result<bool> {
+                wait!(self.raw.wait(Some(timeout)))
+            }
+
+            /// Whether the outcome is known.
+            pub fn ready(&self) -> Result<bool> {
+                wait!(self.raw.ready())
+            }
+
+            /// Whether it succeeded; an error if it is not ready (Python's
+            /// ValueError).
+            pub fn successful(&self) -> Result<bool> {
+                folded(wait!(self.raw.successful()), None)
+            }
         }
     }
 
-    impl<T> Clone for AsyncResultProxy<T> {
-        /// Another reference to the same result.
-        fn clone(&self) -> Self {
-            AsyncResultProxy::new(self.raw.clone(), self.decode)
-        }
+    /// What a next chunk's call gives: its results, `None` at the end.
+    type NextChunk = Result<Option<EncodedChunk>>;
+
+    /// An iterator's results fetched and not yet taken, and the rule for
+    /// the chunk fetched next: what both flavours share.
+    struct Buffered<R> {
+        ordered: bool,
+        items: VecDeque<R>,
+        finished: bool,
     }
 
-    impl<T> std::fmt::Debug for AsyncResultProxy<T> {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            std::fmt::Debug::fmt(&self.raw, f)
+    impl<R: DeserializeOwned> Buffered<R> {
+        fn new(ordered: bool) -> Self {
+            Buffered {
+                ordered,
+                items: VecDeque::new(),
+                finished: false,
+            }
+        }
+
+        /// The next result if one is at hand: `Some(None)` at the end,
+        /// `None` if a chunk must be fetched.
+        fn ready(&mut self) -> Option<Option<Result<R>>> {
+            match self.items.pop_front() {
+                Some(item) => Some(Some(Ok(item))),
+                None => self.finished.then_some(None),
+            }
+        }
+
+        /// A fetched chunk came: `Some` if it is what the caller gets now
+        /// (an error, the end), `None` if its results are at hand.
+        fn arrived(&mut self, chunk: NextChunk) -> Option<Option<Result<R>>> {
+            match chunk {
+                Ok(Some(chunk)) => match TaskRef::decode::<R>(&chunk) {
+                    Ok(items) => {
+                        self.items.extend(items);
+                        None
+                    }
+                    Err(e) => Some(Some(Err(e))),
+                },
+                Ok(None) => {
+                    self.finished = true;
+                    Some(None)
+                }
+                Err(e) => Some(Some(Err(e))),
+            }
         }
     }
 
     /// The results of an `imap` or `imap_unordered` on a manager's pool
     /// (Python's `IMapIterator` through its manager): each chunk is
     /// fetched from the server when the iterator reaches it, and freed
-    /// there.
+    /// there. [`PoolIterAsyncProxy`] is its async form.
     pub struct PoolIterProxy<R> {
         raw: PoolJobProxy,
-        ordered: bool,
-        items: std::collections::VecDeque<R>,
-        finished: bool,
-        _type: PhantomData<fn() -> R>,
+        buffered: Buffered<R>,
     }
 
     impl<R: DeserializeOwned> PoolIterProxy<R> {
         fn new(raw: PoolJobProxy, ordered: bool) -> Self {
             PoolIterProxy {
                 raw,
-                ordered,
-                items: Default::default(),
-                finished: false,
-                _type: PhantomData,
+                buffered: Buffered::new(ordered),
             }
         }
 
@@ -751,22 +902,12 @@ pub mod typed {
 
         fn next_within(&mut self, timeout: Option<Duration>) -> Option<Result<R>> {
             loop {
-                if let Some(item) = self.items.pop_front() {
-                    return Some(Ok(item));
+                if let Some(next) = self.buffered.ready() {
+                    return next;
                 }
-                if self.finished {
-                    return None;
-                }
-                match folded(self.raw.next(self.ordered, timeout), timeout) {
-                    Ok(Some(chunk)) => match TaskRef::decode::<R>(&chunk) {
-                        Ok(items) => self.items.extend(items),
-                        Err(e) => return Some(Err(e)),
-                    },
-                    Ok(None) => {
-                        self.finished = true;
-                        return None;
-                    }
-                    Err(e) => return Some(Err(e)),
+                let chunk = folded(self.raw.next(self.buffered.ordered, timeout), timeout);
+                if let Some(next) = self.buffered.arrived(chunk) {
+                    return next;
                 }
             }
         }
@@ -790,6 +931,103 @@ pub mod typed {
     impl<R> std::fmt::Debug for PoolIterProxy<R> {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
             std::fmt::Debug::fmt(&self.raw, f)
+        }
+    }
+
+    /// The async form of [`PoolIterProxy`]: a
+    /// [`Stream`](futures_core::Stream) of the results, with inherent
+    /// [`next`](Self::next) and [`next_timeout`](Self::next_timeout) for
+    /// use without a stream library. A chunk's fetch, once begun, belongs
+    /// to the iterator: a `next` dropped while it waits loses nothing, the
+    /// next call goes on with the same fetch.
+    pub struct PoolIterAsyncProxy<R> {
+        raw: PoolJobAsyncProxy,
+        buffered: Buffered<R>,
+        /// The fetch in flight.
+        pending: Option<Pin<Box<dyn Future<Output = NextChunk> + Send>>>,
+    }
+
+    impl<R: DeserializeOwned> PoolIterAsyncProxy<R> {
+        fn new(raw: PoolJobAsyncProxy, ordered: bool) -> Self {
+            PoolIterAsyncProxy {
+                raw,
+                buffered: Buffered::new(ordered),
+                pending: None,
+            }
+        }
+
+        /// The dynamically typed proxy this one wraps.
+        pub fn raw(&self) -> &PoolJobAsyncProxy {
+            &self.raw
+        }
+
+        /// The next result, `None` once every chunk was taken.
+        pub async fn next(&mut self) -> Option<Result<R>> {
+            std::future::poll_fn(|cx| self.poll_item(cx, None)).await
+        }
+
+        /// The next result, waiting at most `timeout` (unless a fetch
+        /// begun without one is still on its way);
+        /// [`Error::Timeout`](crate::Error::Timeout) after it, the
+        /// iteration going on.
+        pub async fn next_timeout(&mut self, timeout: Duration) -> Option<Result<R>> {
+            std::future::poll_fn(|cx| self.poll_item(cx, Some(timeout))).await
+        }
+
+        fn poll_item(
+            &mut self,
+            cx: &mut Context<'_>,
+            timeout: Option<Duration>,
+        ) -> Poll<Option<Result<R>>> {
+            loop {
+                if let Some(next) = self.buffered.ready() {
+                    return Poll::Ready(next);
+                }
+                let (raw, ordered) = (&self.raw, self.buffered.ordered);
+                let pending = self.pending.get_or_insert_with(|| {
+                    // Owns its proxy, so the call lives across polls.
+                    let raw = raw.clone();
+                    Box::pin(async move { folded(raw.next(ordered, timeout).await, timeout) })
+                });
+                let chunk = std::task::ready!(pending.as_mut().poll(cx));
+                self.pending = None;
+                if let Some(next) = self.buffered.arrived(chunk) {
+                    return Poll::Ready(next);
+                }
+            }
+        }
+    }
+
+    // No field is pinned (the fetch is boxed): it moves freely.
+    impl<R> Unpin for PoolIterAsyncProxy<R> {}
+
+    impl<R: DeserializeOwned> futures_core::Stream for PoolIterAsyncProxy<R> {
+        type Item = Result<R>;
+
+        fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<R>>> {
+            self.get_mut().poll_item(cx, None)
+        }
+    }
+
+    impl<R> std::fmt::Debug for PoolIterAsyncProxy<R> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            std::fmt::Debug::fmt(&self.raw, f)
+        }
+    }
+
+    impl<R: DeserializeOwned> PoolIterProxy<R> {
+        /// The async iterator of the same job (another reference), from
+        /// where this one is: results this one fetched stay with it.
+        pub fn to_async(&self) -> PoolIterAsyncProxy<R> {
+            PoolIterAsyncProxy::new(self.raw.to_async(), self.buffered.ordered)
+        }
+    }
+
+    impl<R: DeserializeOwned> PoolIterAsyncProxy<R> {
+        /// The blocking iterator of the same job (another reference), from
+        /// where this one is: results this one fetched stay with it.
+        pub fn to_blocking(&self) -> PoolIterProxy<R> {
+            PoolIterProxy::new(self.raw.to_blocking(), self.buffered.ordered)
         }
     }
 }
@@ -827,5 +1065,20 @@ impl SyncManager {
         maxtasksperchild: u64,
     ) -> Result<typed::PoolProxy> {
         self.create("Pool", &(processes, Some(maxtasksperchild)))
+    }
+
+    /// [`pool`](Self::pool) for async code: a [`typed::PoolAsyncProxy`].
+    pub async fn pool_async(&self, processes: Option<usize>) -> Result<typed::PoolAsyncProxy> {
+        self.create_async("Pool", &(processes, None::<u64>)).await
+    }
+
+    /// [`pool_with`](Self::pool_with) for async code.
+    pub async fn pool_with_async(
+        &self,
+        processes: Option<usize>,
+        maxtasksperchild: u64,
+    ) -> Result<typed::PoolAsyncProxy> {
+        self.create_async("Pool", &(processes, Some(maxtasksperchild)))
+            .await
     }
 }
