@@ -309,12 +309,16 @@ impl ProxyBase {
                 fingerprint,
                 args,
                 self.timeout,
-                |bytes| {
-                    let wire: W::Wire = crate::wire::decode(bytes)?;
-                    Ok(W::adopt(wire, &self.client))
-                },
+                |bytes| self.adopt_reply::<W>(bytes),
             )
         })
+    }
+
+    /// A result payload holding shared objects, adopted through this
+    /// proxy's session.
+    fn adopt_reply<W: Adopt>(&self, bytes: &[u8]) -> Result<W::Output> {
+        let wire: W::Wire = crate::wire::decode(bytes)?;
+        Ok(W::adopt(wire, &self.client))
     }
 
     /// Call a method (async) and decode a plain result.
@@ -350,10 +354,7 @@ impl ProxyBase {
                 fingerprint,
                 args,
                 self.timeout,
-                |bytes| {
-                    let wire: W::Wire = crate::wire::decode(bytes)?;
-                    Ok(W::adopt(wire, &self.client))
-                },
+                |bytes| self.adopt_reply::<W>(bytes),
             )
             .await
     }
