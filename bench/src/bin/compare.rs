@@ -187,11 +187,21 @@ fn run(args: &Args, mode: &str, program: &str, limit: Duration) -> Option<BTreeM
         }
         "cpython-procs" => {
             argv.push(args.python.clone());
-            argv.push(args.script.with_file_name("cpython_procs.py").display().to_string());
+            argv.push(
+                args.script
+                    .with_file_name("cpython_procs.py")
+                    .display()
+                    .to_string(),
+            );
         }
         "py-ours" | "py-cpython" => {
             argv.push(args.python.clone());
-            argv.push(args.script.with_file_name("cpython_interop.py").display().to_string());
+            argv.push(
+                args.script
+                    .with_file_name("cpython_interop.py")
+                    .display()
+                    .to_string(),
+            );
             if program == "py-ours" {
                 argv.extend(["--server".into(), "ours".into(), "--server-bin".into()]);
                 argv.push(args.bin_dir.join("py_server").display().to_string());

@@ -146,7 +146,12 @@ fn produce(go: Connection<RecvOnly>, queue: Queue<u64>, n: u64) -> Result<()> {
 
 /// The CPython design with our parts: a one-way pipe, producers writing
 /// under a process-shared write lock (consumers read under a read lock).
-fn produce_pipe(go: Connection<RecvOnly>, writer: Connection<SendOnly>, write_lock: Lock, n: u64) -> Result<()> {
+fn produce_pipe(
+    go: Connection<RecvOnly>,
+    writer: Connection<SendOnly>,
+    write_lock: Lock,
+    n: u64,
+) -> Result<()> {
     go.recv::<u8>()?;
     for i in 0..n {
         let _held = write_lock.guard()?;
@@ -278,20 +283,26 @@ fn transfer(counts: &Counts, kind: &str) -> Result<f64> {
                 let (reader, writer) = Pipe::simplex().unwrap();
                 let (read_lock, write_lock) = (Lock::new().unwrap(), Lock::new().unwrap());
                 let p = Process::new(produce_pipe, (go_rx, writer, write_lock, n));
-                (p, Box::new(move || {
-                    let _held = read_lock.guard().unwrap();
-                    reader.recv().unwrap()
-                }))
+                (
+                    p,
+                    Box::new(move || {
+                        let _held = read_lock.guard().unwrap();
+                        reader.recv().unwrap()
+                    }),
+                )
             }
             _ => {
                 let (reader, writer) = Pipe::simplex().unwrap();
                 let p = Process::new(raw_produce, (go_rx, writer, n));
                 let mut file = std::io::BufReader::with_capacity(1 << 16, file_of(&reader));
                 let mut frame = [0u8; 12];
-                (p, Box::new(move || {
-                    file.read_exact(&mut frame).unwrap();
-                    frame[4] as u64
-                }))
+                (
+                    p,
+                    Box::new(move || {
+                        file.read_exact(&mut frame).unwrap();
+                        frame[4] as u64
+                    }),
+                )
             }
         };
         p.start().unwrap();
@@ -382,7 +393,11 @@ fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results)
         let us = median_of(counts.reps, || {
             let begun = Instant::now();
             for i in 0..counts.applies as i64 {
-                let r = pool.apply_async(square, (i,)).expect("apply").get().expect("get");
+                let r = pool
+                    .apply_async(square, (i,))
+                    .expect("apply")
+                    .get()
+                    .expect("get");
                 debug_assert_eq!(r, i * i);
             }
             begun.elapsed().as_secs_f64() * 1e6 / counts.applies as f64
@@ -434,9 +449,17 @@ fn main() {
             results.insert("mpqueue.transfer.pipe", Some(transfer(&counts, "pipe")?));
         }
         if wants(&only, "shm.value.locked_increment") {
-            results.insert("shm.value.locked_increment", Some(locked_increments(&counts, raw)?));
+            results.insert(
+                "shm.value.locked_increment",
+                Some(locked_increments(&counts, raw)?),
+            );
         }
-        let pool_ops = ["pool.map.small", "pool.map.chunk1", "pool.apply_async.roundtrip", "pool.start"];
+        let pool_ops = [
+            "pool.map.small",
+            "pool.map.chunk1",
+            "pool.apply_async.roundtrip",
+            "pool.start",
+        ];
         if !raw && pool_ops.iter().any(|op| wants(&only, op)) {
             pool_rows(&counts, &only, &mut results)?;
         }
