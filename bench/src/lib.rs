@@ -239,13 +239,7 @@ pub struct Scale {
 impl Scale {
     /// From the command line: `--quick` and `--reps N`.
     pub fn from_args() -> Scale {
-        let args: Vec<String> = std::env::args().collect();
-        let quick = args.iter().any(|a| a == "--quick");
-        let reps = args
-            .iter()
-            .position(|a| a == "--reps")
-            .and_then(|i| args.get(i + 1))
-            .and_then(|n| n.parse().ok());
+        let (quick, reps) = quick_and_reps();
         let mut scale = if quick {
             Scale {
                 reps: 3,
@@ -279,6 +273,19 @@ impl Scale {
         let i = args.iter().position(|a| a == "--only")?;
         Some(args.get(i + 1)?.split(',').map(str::to_string).collect())
     }
+}
+
+/// The command line's `--quick` (whether given) and `--reps N` (if given),
+/// which every bench program takes.
+pub fn quick_and_reps() -> (bool, Option<usize>) {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let reps = args
+        .iter()
+        .position(|a| a == "--reps")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|n| n.parse().ok());
+    (quick, reps)
 }
 
 /// Whether `op` is selected by `--only` (everything when it is absent).

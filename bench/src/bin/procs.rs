@@ -38,7 +38,7 @@ use std::time::Instant;
 
 use managers::process::{Connection, Lock, Pipe, Queue, RecvOnly, SendOnly, Value};
 use managers::{Pool, Process, Result};
-use managers_bench::{median_of, wants};
+use managers_bench::{median_of, quick_and_reps, wants};
 
 type Results = BTreeMap<&'static str, Option<f64>>;
 
@@ -57,13 +57,7 @@ struct Counts {
 
 impl Counts {
     fn from_args() -> Counts {
-        let args: Vec<String> = std::env::args().collect();
-        let quick = args.iter().any(|a| a == "--quick");
-        let reps = args
-            .iter()
-            .position(|a| a == "--reps")
-            .and_then(|i| args.get(i + 1))
-            .and_then(|n| n.parse().ok());
+        let (quick, reps) = quick_and_reps();
         let mut counts = if quick {
             Counts {
                 reps: 3,
