@@ -7,7 +7,7 @@ mod common;
 
 use common::sync::assert_no_objects;
 use common::{started_test_manager, ValueError};
-use managers::{Error, Proxy, RemoteError};
+use managers::{Error, MethodRef, Proxy, RemoteError};
 
 // "MathsClass: `add(4, 3) == 7`, `mul(7, 8) == 56`."
 #[test]
@@ -29,7 +29,10 @@ fn exposed_set_is_enforced_by_the_server() {
     assert_eq!(tool.f().unwrap(), "f()");
     assert_eq!(tool._h().unwrap(), "_h()");
     // `g` has no proxy method; a client that sends it anyway is refused.
-    let err = tool.base().call::<_, String>("g", 0, &()).unwrap_err();
+    let err = tool
+        .base()
+        .call::<_, String>(MethodRef::named("g", 0), &())
+        .unwrap_err();
     assert!(
         matches!(&err, Error::Remote(RemoteError::NotExposed { method, .. }) if method == "g"),
         "{err}"

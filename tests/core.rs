@@ -8,8 +8,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sync::client_options;
-use common::{started_test_manager, TestManager, ValueError};
-use managers::{Error, ManagerOptions, Proxy, RemoteError};
+use common::{started_test_manager, MathsClass, TestManager, ValueError};
+use managers::{Error, ManagerOptions, MethodRef, Proxy, RemoteError, Shared};
 
 #[test]
 fn all_proxies_dropped_means_no_objects() {
@@ -30,13 +30,53 @@ fn all_proxies_dropped_means_no_objects() {
     assert_eq!(manager.number_of_objects().unwrap(), 0);
 }
 
+/// A typed proxy sends the method's index in its table with the name; the
+/// server trusts the index only where the name there agrees.
+#[test]
+fn a_method_index_is_a_hint_the_name_checks() {
+    let manager = started_test_manager();
+    let maths = manager.maths().unwrap();
+    let methods = <MathsClass as Shared>::METHODS;
+    let at = |name: &str| methods.iter().position(|m| m.name == name).unwrap();
+    let fp = |name: &str| methods[at(name)].fingerprint;
+    let add = |method: MethodRef<'_>| maths.base().call::<_, i64>(method, &(2i64, 3i64));
+    assert_eq!(
+        add(MethodRef::at(at("add") as u32, "add", fp("add"))).unwrap(),
+        5
+    );
+    // An index naming another method, or past the table: the name decides
+    // (a server built from another version of the type orders it so).
+    for index in [at("mul") as u32, methods.len() as u32, u32::MAX] {
+        let method = MethodRef::at(index, "add", fp("add"));
+        assert_eq!(add(method).unwrap(), 5, "index {index}");
+    }
+    // The right index with another signature: refused, as by name.
+    let err = add(MethodRef::at(at("add") as u32, "add", 0xdead_beef)).unwrap_err();
+    assert!(
+        matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),
+        "{err}"
+    );
+    // Outside a registration's exposed list: refused at the right index too.
+    let add_only = manager.add_only().unwrap();
+    assert_eq!(add_only.add(2, 3).unwrap(), 5);
+    let mul = MethodRef::at(at("mul") as u32, "mul", fp("mul"));
+    let err = add_only
+        .base()
+        .call::<_, i64>(mul, &(2i64, 3i64))
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::Remote(RemoteError::NotExposed { method, .. }) if method == "mul"),
+        "{err}"
+    );
+}
+
 #[test]
 fn signature_mismatch_is_a_clear_error() {
     let manager = started_test_manager();
     let maths = manager.maths().unwrap();
     let err = maths
         .base()
-        .call::<_, i64>("add", 0xdead_beef, &(1i64, 2i64))
+        .call::<_, i64>(MethodRef::named("add", 0xdead_beef), &(1i64, 2i64))
         .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),

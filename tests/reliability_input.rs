@@ -17,7 +17,9 @@ use common::{MathsClass, TestManager, Tool};
 use managers::auth::{self, ClientHandshake, ServerHandshake};
 use managers::value::Value;
 use managers::wire::{self, Request, Response};
-use managers::{Address, Error, ManagerOptions, Proxy, ProxyBase, RemoteError, Shared, Token};
+use managers::{
+    Address, Error, ManagerOptions, MethodRef, Proxy, ProxyBase, RemoteError, Shared, Token,
+};
 
 const KEY: &[u8] = b"reliability key";
 /// The maximum frame of the servers of this file (small, so that garbage
@@ -251,6 +253,7 @@ fn malformed(rng: &mut Rng, maths: u64) -> (&'static str, Vec<u8>) {
                 id: rng.next(),
                 object: maths,
                 method: "add",
+                index: None,
                 fingerprint: fingerprint::<MathsClass>("add"),
             },
             &(rng.next() as i64 >> 2, rng.next() as i64 >> 2),
@@ -273,6 +276,7 @@ fn malformed(rng: &mut Rng, maths: u64) -> (&'static str, Vec<u8>) {
                 id: 1,
                 object: maths,
                 method: "add",
+                index: None,
                 fingerprint: fingerprint::<MathsClass>("add"),
             };
             wire::begin_frame(&mut buf, &call).unwrap();
@@ -410,6 +414,7 @@ fn seeded_malformed_input_to_the_decoders() {
                 id: rng.next(),
                 object: rng.next() >> rng.below(64),
                 method: ["add", "mul", "", "g"][rng.below(4)],
+                index: [None, Some(rng.below(4) as u32), Some(u32::MAX)][rng.below(3)],
                 fingerprint: rng.next(),
             },
             &(rng.next() as i64, "text".repeat(rng.below(4))),
@@ -836,6 +841,7 @@ fn truncated_frames() {
             id: 9,
             object: maths.token().id,
             method: "add",
+            index: None,
             fingerprint: fingerprint::<MathsClass>("add"),
         },
         &(1i64, 2i64),
@@ -934,6 +940,7 @@ fn unknown_object_id() {
             id: 1,
             object: 999_999,
             method: "add",
+            index: None,
             fingerprint: fingerprint::<MathsClass>("add"),
         },
         &(1i64, 2i64),
@@ -985,6 +992,7 @@ fn unknown_object_id() {
             id: 4,
             object: freed,
             method: "add",
+            index: None,
             fingerprint: fingerprint::<MathsClass>("add"),
         },
         &(1i64, 2i64),
@@ -1013,7 +1021,9 @@ fn method_outside_the_exposed_set() {
         (add_only.base(), "pid", fingerprint::<MathsClass>("pid")),
     ];
     for (base, method, fp) in cases {
-        let err = base.call::<_, String>(method, fp, &()).unwrap_err();
+        let err = base
+            .call::<_, String>(MethodRef::named(method, fp), &())
+            .unwrap_err();
         assert!(
             matches!(&err, Error::Remote(RemoteError::NotExposed { method: m, .. }) if m == method),
             "{method}: {err}"
@@ -1028,6 +1038,7 @@ fn method_outside_the_exposed_set() {
             id: 1,
             object: tool.token().id,
             method: "g",
+            index: None,
             fingerprint: 0,
         },
         &(),
@@ -1055,7 +1066,7 @@ fn signature_fingerprint_mismatch() {
         }
         let err = maths
             .base()
-            .call::<_, i64>("add", wrong, &(1i64, 2i64))
+            .call::<_, i64>(MethodRef::named("add", wrong), &(1i64, 2i64))
             .unwrap_err();
         assert!(
             matches!(&err, Error::Remote(RemoteError::SignatureMismatch { method, .. }) if method == "add"),
@@ -1064,7 +1075,7 @@ fn signature_fingerprint_mismatch() {
         // Arguments of another signature do not get past the check either.
         let err = maths
             .base()
-            .call::<_, i64>("add", wrong, &("a string", 1.5f64))
+            .call::<_, i64>(MethodRef::named("add", wrong), &("a string", 1.5f64))
             .unwrap_err();
         assert!(
             matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),
@@ -1074,7 +1085,7 @@ fn signature_fingerprint_mismatch() {
     // The right fingerprint with wrong arguments is a decoding error.
     let err = maths
         .base()
-        .call::<_, i64>("add", right, &("a string",))
+        .call::<_, i64>(MethodRef::named("add", right), &("a string",))
         .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::BadArguments { .. })),
@@ -1083,14 +1094,17 @@ fn signature_fingerprint_mismatch() {
     assert_eq!(
         maths
             .base()
-            .call::<_, i64>("add", right, &(1i64, 2i64))
+            .call::<_, i64>(MethodRef::named("add", right), &(1i64, 2i64))
             .unwrap(),
         3
     );
     let tool = server.tool().unwrap();
     let err = tool
         .base()
-        .call::<_, u64>("sleep", fingerprint::<Tool>("f"), &(1u64,))
+        .call::<_, u64>(
+            MethodRef::named("sleep", fingerprint::<Tool>("f")),
+            &(1u64,),
+        )
         .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),

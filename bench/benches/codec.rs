@@ -42,7 +42,7 @@ manager! {
 }
 
 fn codec(c: &mut Criterion) {
-    let (_, fingerprint) = add_method();
+    let (index, fingerprint) = add_method();
     let mut g = c.benchmark_group("codec");
 
     // Client: build the call frame of maths.add(x, 1) in a reused buffer,
@@ -56,6 +56,7 @@ fn codec(c: &mut Criterion) {
                     id: black_box(12_345),
                     object: black_box(1),
                     method: black_box("add"),
+                    index: Some(index as u32),
                     fingerprint,
                 },
             )

@@ -44,7 +44,7 @@ pub fn add_method() -> (usize, u64) {
 /// header, postcard argument tuple. Request id, object id and arguments as
 /// a warm benchmark sends them (multi-byte varints).
 pub fn call_add_frame(id: u64, object: u64, x: i64, y: i64) -> Vec<u8> {
-    let (_, fingerprint) = add_method();
+    let (index, fingerprint) = add_method();
     let mut buf = Vec::new();
     wire::begin_frame(
         &mut buf,
@@ -52,6 +52,7 @@ pub fn call_add_frame(id: u64, object: u64, x: i64, y: i64) -> Vec<u8> {
             id,
             object,
             method: "add",
+            index: Some(index as u32),
             fingerprint,
         },
     )

@@ -63,7 +63,7 @@ pub use registry::{Constructor, Registry};
 pub use server::{Server, ServerStopper};
 pub use spawn::bootstrap;
 pub use token::Token;
-pub use wire::DebugEntry;
+pub use wire::{DebugEntry, MethodRef};
 
 /// What generated code uses. Not a public API: it may change at any time.
 #[doc(hidden)]
@@ -81,5 +81,6 @@ pub mod __private {
     pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
     pub use crate::registry::{has_method, Constructor, Registry};
     pub use crate::token::Token;
+    pub use crate::wire::MethodRef;
     pub use serde;
 }

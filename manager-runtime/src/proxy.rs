@@ -15,7 +15,7 @@ use crate::client::Client;
 use crate::error::Result;
 use crate::object::CallContext;
 use crate::token::Token;
-use crate::wire;
+use crate::wire::{self, MethodRef};
 
 thread_local! {
     /// The session whose reply is being decoded on this thread, if any.
@@ -270,47 +270,39 @@ impl ProxyBase {
     /// Call a method (blocking) and decode a plain result.
     pub fn call<A: Serialize, R: DeserializeOwned>(
         &self,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
     ) -> Result<R> {
         if let Some(pickle) = self.client.pickle() {
-            let reply = off_the_runtime(|| pickle.call(&self.token, method, args, self.timeout))?;
+            let reply =
+                off_the_runtime(|| pickle.call(&self.token, method.name, args, self.timeout))?;
             return decoding_for(&self.client, || crate::client::read_reply(reply));
         }
         off_the_runtime(|| {
-            self.client.call(
-                self.token.id,
-                method,
-                fingerprint,
-                args,
-                self.timeout,
-                |bytes| decoding_for(&self.client, || crate::wire::decode(bytes)),
-            )
+            self.client
+                .call(self.token.id, method, args, self.timeout, |bytes| {
+                    decoding_for(&self.client, || crate::wire::decode(bytes))
+                })
         })
     }
 
     /// Call a method (blocking) whose result holds shared objects.
     pub fn call_adopt<A: Serialize, W: Adopt>(
         &self,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
     ) -> Result<W::Output> {
         if let Some(pickle) = self.client.pickle() {
-            let reply = off_the_runtime(|| pickle.call(&self.token, method, args, self.timeout))?;
+            let reply =
+                off_the_runtime(|| pickle.call(&self.token, method.name, args, self.timeout))?;
             let wire: W::Wire = crate::client::read_reply(reply)?;
             return Ok(W::adopt(wire, &self.client));
         }
         off_the_runtime(|| {
-            self.client.call(
-                self.token.id,
-                method,
-                fingerprint,
-                args,
-                self.timeout,
-                |bytes| self.adopt_reply::<W>(bytes),
-            )
+            self.client
+                .call(self.token.id, method, args, self.timeout, |bytes| {
+                    self.adopt_reply::<W>(bytes)
+                })
         })
     }
 
@@ -324,38 +316,26 @@ impl ProxyBase {
     /// Call a method (async) and decode a plain result.
     pub async fn call_async<A: Serialize, R: DeserializeOwned>(
         &self,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
     ) -> Result<R> {
         self.client
-            .call_async(
-                self.token.id,
-                method,
-                fingerprint,
-                args,
-                self.timeout,
-                |bytes| decoding_for(&self.client, || crate::wire::decode(bytes)),
-            )
+            .call_async(self.token.id, method, args, self.timeout, |bytes| {
+                decoding_for(&self.client, || crate::wire::decode(bytes))
+            })
             .await
     }
 
     /// Call a method (async) whose result holds shared objects.
     pub async fn call_adopt_async<A: Serialize, W: Adopt>(
         &self,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
     ) -> Result<W::Output> {
         self.client
-            .call_async(
-                self.token.id,
-                method,
-                fingerprint,
-                args,
-                self.timeout,
-                |bytes| self.adopt_reply::<W>(bytes),
-            )
+            .call_async(self.token.id, method, args, self.timeout, |bytes| {
+                self.adopt_reply::<W>(bytes)
+            })
             .await
     }
 

@@ -88,14 +88,18 @@ impl Proxy for CounterProxy {
 
 impl CounterProxy {
     fn add(&self, n: i64) -> Result<i64> {
-        self.base.call("add", METHODS[0].fingerprint, &(n,))
+        self.base
+            .call(MethodRef::at(0, "add", METHODS[0].fingerprint), &(n,))
     }
     fn get(&self) -> Result<i64> {
-        self.base.call("get", METHODS[1].fingerprint, &())
+        self.base
+            .call(MethodRef::at(1, "get", METHODS[1].fingerprint), &())
     }
     fn child(&self) -> Result<CounterProxy> {
-        self.base
-            .call_adopt::<_, AdoptProxy<CounterProxy>>("child", METHODS[4].fingerprint, &())
+        self.base.call_adopt::<_, AdoptProxy<CounterProxy>>(
+            MethodRef::at(4, "child", METHODS[4].fingerprint),
+            &(),
+        )
     }
 }
 
@@ -138,7 +142,7 @@ fn calls_refcounts_and_errors() {
     // panic becomes an error; the server goes on
     let err = c2
         .base
-        .call::<_, ()>("boom", METHODS[2].fingerprint, &())
+        .call::<_, ()>(MethodRef::at(2, "boom", METHODS[2].fingerprint), &())
         .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::Panic(ref m)) if m.contains("kaboom")),
@@ -147,13 +151,19 @@ fn calls_refcounts_and_errors() {
     assert_eq!(c2.get().unwrap(), 7);
 
     // fingerprint mismatch
-    let err = c2.base.call::<_, i64>("get", 1, &()).unwrap_err();
+    let err = c2
+        .base
+        .call::<_, i64>(MethodRef::named("get", 1), &())
+        .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::SignatureMismatch { .. })),
         "{err}"
     );
     // not exposed at all
-    let err = c2.base.call::<_, i64>("nope", 1, &()).unwrap_err();
+    let err = c2
+        .base
+        .call::<_, i64>(MethodRef::named("nope", 1), &())
+        .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::NotExposed { .. })),
         "{err}"
@@ -169,7 +179,7 @@ fn calls_refcounts_and_errors() {
     // bad arguments
     let err = c2
         .base
-        .call::<_, i64>("add", METHODS[0].fingerprint, &("text",))
+        .call::<_, i64>(MethodRef::at(0, "add", METHODS[0].fingerprint), &("text",))
         .unwrap_err();
     assert!(
         matches!(err, Error::Remote(RemoteError::BadArguments { .. })),
@@ -197,7 +207,10 @@ fn async_calls_in_flight_on_one_connection() {
             let c = c.clone();
             calls.spawn(async move {
                 c.base
-                    .call_async::<_, u64>("slow", METHODS[3].fingerprint, &(200u64,))
+                    .call_async::<_, u64>(
+                        MethodRef::at(3, "slow", METHODS[3].fingerprint),
+                        &(200u64,),
+                    )
                     .await
             });
         }
@@ -208,7 +221,7 @@ fn async_calls_in_flight_on_one_connection() {
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         let n: i64 = c
             .base
-            .call_async("add", METHODS[0].fingerprint, &(3i64,))
+            .call_async(MethodRef::at(0, "add", METHODS[0].fingerprint), &(3i64,))
             .await
             .unwrap();
         assert_eq!(n, 3);

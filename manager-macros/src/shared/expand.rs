@@ -386,6 +386,8 @@ impl<'a> Generator<'a> {
         let ident = &method.ident;
         let wire_name = &method.wire_name;
         let fingerprint = method.fingerprint;
+        let index = u32::try_from(m).expect("a method table of more than u32::MAX entries");
+        let method_ref = quote!(#private::MethodRef::at(#index, #wire_name, #fingerprint));
         let params = method.args.iter().map(|arg| {
             let (name, ty) = (&arg.name, &arg.wire.declared);
             quote!(#name: #ty)
@@ -418,7 +420,7 @@ impl<'a> Generator<'a> {
                 let output = quote!(#private::Result<#owned>);
                 let body = quote! {
                     ::core::result::Result::map(
-                        self.base.#call::<_, #result>(#wire_name, #fingerprint, #args)#await_,
+                        self.base.#call::<_, #result>(#method_ref, #args)#await_,
                         |result| result.0,
                     )
                 };
@@ -450,7 +452,7 @@ impl<'a> Generator<'a> {
                 };
                 let output = quote_spanned!(span=> #private::Result<#output>);
                 let body = quote_spanned! {span=>
-                    self.base.#call_adopt::<_, #adopt>(#wire_name, #fingerprint, #args)#await_
+                    self.base.#call_adopt::<_, #adopt>(#method_ref, #args)#await_
                 };
                 (output, body)
             }

@@ -29,7 +29,7 @@ use crate::error::{Error, Result};
 use crate::object::RemoteRefs;
 use crate::options::ManagerOptions;
 use crate::token::Token;
-use crate::wire::{self, DebugEntry, Request};
+use crate::wire::{self, DebugEntry, MethodRef, Request};
 use blocking::Pool;
 pub(crate) use multiplexed::start_undo;
 use multiplexed::Link;
@@ -192,19 +192,13 @@ impl Client {
     pub(crate) fn call<A: Serialize, R>(
         &self,
         object: u64,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
         timeout: Option<Duration>,
         decode: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
         let id = self.inner.session.next_request();
-        let request = Request::Call {
-            id,
-            object,
-            method,
-            fingerprint,
-        };
+        let request = Request::call(id, object, method);
         let timeout = timeout.or(self.inner.session.call_timeout);
         self.inner
             .roundtrip(id, &request, Some(args), timeout, decode)
@@ -218,8 +212,7 @@ impl Client {
     pub(crate) async fn call_async<A: Serialize, R>(
         &self,
         object: u64,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &A,
         timeout: Option<Duration>,
         decode: impl FnOnce(&[u8]) -> Result<R>,
@@ -227,12 +220,7 @@ impl Client {
         self.no_async_in_pickle_mode()?;
         let call = self.inner.link.request(
             &self.inner.session,
-            |id| Request::Call {
-                id,
-                object,
-                method,
-                fingerprint,
-            },
+            |id| Request::call(id, object, method),
             Some(args),
             decode,
         );

@@ -17,7 +17,7 @@ use crate::error::RemoteError;
 use crate::object::{Host, Outcome};
 use crate::transport::Socket;
 use crate::wait::{Spin, Spun};
-use crate::wire::{self, Request, Response};
+use crate::wire::{self, MethodRef, Request, Response};
 
 /// Counts a live connection for as long as it exists.
 pub(super) struct Slot(Arc<ServerState>);
@@ -173,10 +173,16 @@ pub(super) async fn serve_session<S: Socket>(
                 id,
                 object,
                 method,
+                index,
                 fingerprint,
             } => {
                 tracing::trace!(target: "managers::server", id, object, method, "call");
-                match state.call(session, object, method, fingerprint, payload) {
+                let method = MethodRef {
+                    name: method,
+                    fingerprint,
+                    index,
+                };
+                match state.call(session, object, method, payload) {
                     Outcome::Ready(result) => (id, result),
                     Outcome::Pending(mut future) => {
                         // Most waits are already over (a free lock, a non-empty

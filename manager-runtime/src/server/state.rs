@@ -17,7 +17,7 @@ use crate::error::RemoteError;
 use crate::object::{CallContext, Host, Object, Outcome, RemoteRefs, ReplyFuture};
 use crate::registry::Registry;
 use crate::token::Token;
-use crate::wire::{self, DebugEntry};
+use crate::wire::{self, DebugEntry, MethodRef};
 
 /// State shared by every connection of one server.
 pub(crate) struct ServerState {
@@ -82,11 +82,14 @@ impl ServerState {
         }
     }
 
+    /// The object `id` and the index of `method` in its table, checked:
+    /// exposed, and the signature the caller was built with. The index
+    /// the caller gave is tried first; only when the method there is
+    /// another one is the table searched by name.
     fn lookup(
         &self,
         id: u64,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
     ) -> Result<(Arc<dyn Object>, usize), RemoteError> {
         let table = self.table.lock().unwrap();
         let entry = table
@@ -95,22 +98,29 @@ impl ServerState {
             .ok_or(RemoteError::NoSuchObject(id))?;
         let not_exposed = || RemoteError::NotExposed {
             typeid: entry.typeid.to_string(),
-            method: method.to_string(),
+            method: method.name.to_string(),
         };
         let methods = entry.object.methods();
-        let index = methods
-            .iter()
-            .position(|m| m.name == method)
-            .ok_or_else(not_exposed)?;
+        let hinted = method
+            .index
+            .map(|index| index as usize)
+            .filter(|&index| methods.get(index).is_some_and(|m| m.name == method.name));
+        let index = match hinted {
+            Some(index) => index,
+            None => methods
+                .iter()
+                .position(|m| m.name == method.name)
+                .ok_or_else(not_exposed)?,
+        };
         if let Some(exposed) = entry.exposed {
-            if !exposed.contains(&method) {
+            if !exposed.contains(&method.name) {
                 return Err(not_exposed());
             }
         }
-        if methods[index].fingerprint != fingerprint {
+        if methods[index].fingerprint != method.fingerprint {
             return Err(RemoteError::SignatureMismatch {
                 typeid: entry.typeid.to_string(),
-                method: method.to_string(),
+                method: method.name.to_string(),
             });
         }
         Ok((Arc::clone(&entry.object), index))
@@ -120,11 +130,10 @@ impl ServerState {
         self: &Arc<Self>,
         session: u128,
         id: u64,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &[u8],
     ) -> Outcome {
-        self.call_as(session, id, method, fingerprint, args, false)
+        self.call_as(session, id, method, args, false)
     }
 
     /// [`call`](Self::call), `dynamic` saying whether the arguments and
@@ -133,12 +142,11 @@ impl ServerState {
         self: &Arc<Self>,
         session: u128,
         id: u64,
-        method: &str,
-        fingerprint: u64,
+        method: MethodRef<'_>,
         args: &[u8],
         dynamic: bool,
     ) -> Outcome {
-        let (object, index) = match self.lookup(id, method, fingerprint) {
+        let (object, index) = match self.lookup(id, method) {
             Ok(found) => found,
             Err(e) => return Outcome::Ready(Err(e)),
         };
@@ -153,7 +161,7 @@ impl ServerState {
         })) {
             Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future, cx))),
             Ok(ready) => ready,
-            Err(panic) => Outcome::Ready(Err(panicked(id, method, &*panic))),
+            Err(panic) => Outcome::Ready(Err(panicked(id, method.name, &*panic))),
         }
     }
 

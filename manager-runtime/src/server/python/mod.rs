@@ -27,7 +27,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 use super::dedicated::Own;
 use super::state::ServerState;
 use crate::error::RemoteError;
-use crate::object::{Host, Outcome};
+use crate::object::{Host, MethodInfo, Outcome};
 use crate::python::names::{self, Plan, Reply};
 use crate::python::pickle::{self, Exception, Global, Object, Proxy};
 use crate::python::value::{from_py_id, py_token, to_object, to_value, ProxyOf};
@@ -36,6 +36,7 @@ use crate::token::Token;
 use crate::transport::Socket;
 use crate::value::{Shaped, Value};
 use crate::wait::{Spin, Spun};
+use crate::wire::MethodRef;
 
 /// Who is at the other end of a connection, as far as the socket says.
 #[derive(Debug)]
@@ -518,16 +519,13 @@ impl<'a> Connection<'a> {
 
     /// Run one of our methods that cannot wait (filling in a new object).
     fn run_now(&self, id: u64, method: &str, args: Vec<Value>) -> Result<Shaped, Vec<u8>> {
-        let fingerprint = self
+        let method = self
             .describe(id)
-            .and_then(|d| d.methods.iter().find(|m| m.name == method))
-            .map(|m| m.fingerprint)
+            .and_then(|d| method_at(d.methods, method))
             .ok_or_else(|| remote_error(RemoteError::NoSuchObject(id)))?;
         let args = crate::wire::encode(&Value::List(args))
             .map_err(|e| remote_error(RemoteError::Encode(e.to_string())))?;
-        let outcome = self
-            .state
-            .call_as(self.session, id, method, fingerprint, &args, true);
+        let outcome = self.state.call_as(self.session, id, method, &args, true);
         let result = match outcome {
             Outcome::Ready(result) => result,
             Outcome::Pending(mut future) => {
@@ -574,7 +572,7 @@ impl<'a> Connection<'a> {
         };
         let mut last = Shaped::Value(Value::None);
         for call in &plan.calls {
-            let Some(info) = described.methods.iter().find(|m| m.name == call.method) else {
+            let Some(method) = method_at(described.methods, call.method) else {
                 return remote_error(RemoteError::NotExposed {
                     typeid: described.typeid.into(),
                     method: call.method.into(),
@@ -584,14 +582,7 @@ impl<'a> Connection<'a> {
                 Ok(bytes) => bytes,
                 Err(e) => return remote_error(RemoteError::Encode(e.to_string())),
             };
-            let result = match self.state.call_as(
-                self.session,
-                id,
-                call.method,
-                info.fingerprint,
-                &args,
-                true,
-            ) {
+            let result = match self.state.call_as(self.session, id, method, &args, true) {
                 Outcome::Ready(result) => result,
                 Outcome::Pending(future) => future.await,
             };
@@ -890,4 +881,15 @@ impl ProxyOf for BareTokens {
     fn proxy(&self, token: &Token) -> Object {
         Object::Token(Box::new(py_token(token)))
     }
+}
+
+/// `name` in a type's method table, with its index there (so the call
+/// needs no second search).
+fn method_at<'a>(methods: &[MethodInfo], name: &'a str) -> Option<MethodRef<'a>> {
+    let index = methods.iter().position(|m| m.name == name)?;
+    Some(MethodRef::at(
+        index as u32,
+        name,
+        methods[index].fingerprint,
+    ))
 }
