@@ -72,8 +72,8 @@ pub mod __private {
     pub use crate::manager::BaseManager;
     pub use crate::object::{
         assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
-        run_ref, CallContext, Cell, MethodInfo, Outcome, Plain, Reply, Returned, ReturnedOption,
-        ReturnedResult, Shared,
+        run_mut_encoded, run_ref, run_ref_encoded, CallContext, Cell, MethodInfo, Outcome, Plain,
+        Reply, Returned, ReturnedOption, ReturnedResult, Shared,
     };
     pub use crate::options::ManagerOptions;
     pub use crate::process::memory::assert_pod;

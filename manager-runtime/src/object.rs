@@ -424,13 +424,23 @@ where
     R: Reply,
     F: FnOnce(&T) -> R + Send + 'static,
 {
+    run_ref_encoded(this, cx, move |object, cx| f(object).encode(cx))
+}
+
+/// [`run_ref`] for a method whose result borrows from the object: `f`
+/// encodes it while the object's lock is held, so it is never cloned.
+pub fn run_ref_encoded<T, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+where
+    T: Shared,
+    F: FnOnce(&T, &CallContext) -> Result<Vec<u8>, RemoteError> + Send + 'static,
+{
     if let Ok(guard) = this.try_read() {
-        return Outcome::Ready(f(&guard).encode(cx));
+        return Outcome::Ready(f(&guard, cx));
     }
     let cx = cx.clone();
     Outcome::pending(async move {
         let guard = this.read().await;
-        f(&guard).encode(&cx)
+        f(&guard, &cx)
     })
 }
 
@@ -442,12 +452,22 @@ where
     R: Reply,
     F: FnOnce(&mut T) -> R + Send + 'static,
 {
+    run_mut_encoded(this, cx, move |object, cx| f(object).encode(cx))
+}
+
+/// [`run_mut`] for a method whose result borrows from the object; see
+/// [`run_ref_encoded`].
+pub fn run_mut_encoded<T, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+where
+    T: Shared,
+    F: FnOnce(&mut T, &CallContext) -> Result<Vec<u8>, RemoteError> + Send + 'static,
+{
     if let Ok(mut guard) = this.try_write() {
-        return Outcome::Ready(f(&mut guard).encode(cx));
+        return Outcome::Ready(f(&mut guard, cx));
     }
     let cx = cx.clone();
     Outcome::pending(async move {
         let mut guard = this.write().await;
-        f(&mut guard).encode(&cx)
+        f(&mut guard, &cx)
     })
 }

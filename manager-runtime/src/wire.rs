@@ -265,6 +265,33 @@ pub fn push_frame<H: Serialize>(
     })
 }
 
+/// Append the start of a frame whose body is `header` then `payload_len`
+/// bytes the caller writes after it, without copying them here (a large
+/// reply leaves in one vectored write). On an error `out` is left as it was.
+pub fn push_frame_head<H: Serialize>(
+    out: &mut Vec<u8>,
+    header: &H,
+    payload_len: usize,
+    max: u32,
+) -> Result<(), Error> {
+    let start = out.len();
+    out.extend_from_slice(&[0; PREFIX]);
+    if let Err(e) = append(out, header) {
+        out.truncate(start);
+        return Err(e);
+    }
+    let len = out.len() - start - PREFIX + payload_len;
+    if len > max as usize {
+        out.truncate(start);
+        return Err(Error::FrameTooLarge {
+            size: len as u64,
+            max,
+        });
+    }
+    out[start..start + PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
+    Ok(())
+}
+
 /// Whether `buffered` (bytes already read, not yet consumed) holds at
 /// least one whole frame.
 pub fn holds_frame(buffered: &[u8]) -> bool {

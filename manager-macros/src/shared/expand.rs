@@ -120,7 +120,15 @@ impl<'a> Generator<'a> {
                 tokens.extend(self.args.deserialize(&[m, i], &arg.wire.owned));
             }
             if let Output::Value(wire) = &method.output {
-                tokens.extend(self.result.serialize_owned(&[m], &wire.owned));
+                // A borrowed result is encoded from the borrow (while the
+                // object's lock is held), so the server serializes the
+                // declared `&T`; the proxy decodes the owned `T`.
+                let served = if wire.by_ref {
+                    &wire.declared
+                } else {
+                    &wire.owned
+                };
+                tokens.extend(self.result.serialize_owned(&[m], served));
                 tokens.extend(self.result.deserialize(&[m], &wire.owned));
             }
         }
@@ -205,8 +213,7 @@ impl<'a> Generator<'a> {
             } else {
                 quote!((&*__guard))
             };
-            let value = Self::result_value(method, quote!(#object.#ident(#call_args).await));
-            let reply = self.reply(m, method, value);
+            let reply = self.reply(m, method, quote!(#object.#ident(#call_args).await));
             let pending = {
                 let private = self.model.runtime.private(ident.span());
                 quote_spanned!(ident.span()=> #private::Outcome::pending)
@@ -225,20 +232,31 @@ impl<'a> Generator<'a> {
             } else {
                 quote!(&#self_ty)
             };
-            let value = Self::result_value(method, quote!(__object.#ident(#call_args)));
-            let reply = self.reply(m, method, value);
+            let reply = self.reply(m, method, quote!(__object.#ident(#call_args)));
             let span = match &method.output {
                 Output::Object { declared, .. } => declared.span(),
                 Output::Value(_) => ident.span(),
             };
             let private = self.model.runtime.private(span);
-            let runner = if method.is_mut {
-                quote_spanned!(span=> #private::run_mut)
-            } else {
-                quote_spanned!(span=> #private::run_ref)
+            let borrowed = matches!(&method.output, Output::Value(wire) if wire.by_ref);
+            let runner = match (method.is_mut, borrowed) {
+                (false, false) => quote_spanned!(span=> #private::run_ref),
+                (true, false) => quote_spanned!(span=> #private::run_mut),
+                (false, true) => quote_spanned!(span=> #private::run_ref_encoded),
+                (true, true) => quote_spanned!(span=> #private::run_mut_encoded),
             };
-            quote_spanned! {span=>
-                #runner(this, cx, move |__object: #object_ty| #reply)
+            if borrowed {
+                // The result borrows from the object: encoded before the
+                // lock is released, not cloned first.
+                quote_spanned! {span=>
+                    #runner(this, cx, move |__object: #object_ty, __cx: &#private::CallContext| {
+                        #private::Reply::encode(#reply, __cx)
+                    })
+                }
+            } else {
+                quote_spanned! {span=>
+                    #runner(this, cx, move |__object: #object_ty| #reply)
+                }
             }
         };
         quote! {
@@ -251,15 +269,6 @@ impl<'a> Generator<'a> {
                 };
                 #run
             }
-        }
-    }
-
-    /// The method's result as it is replied: borrowed results cloned into
-    /// their owned form.
-    fn result_value(method: &Method, call: TokenStream) -> TokenStream {
-        match &method.output {
-            Output::Value(wire) if wire.by_ref => quote!(::std::borrow::ToOwned::to_owned(#call)),
-            _ => call,
         }
     }
 

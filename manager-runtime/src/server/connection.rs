@@ -2,13 +2,14 @@
 //! write replies until either side ends it.
 
 use std::collections::HashMap;
+use std::io::IoSlice;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use serde::Serialize;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::dedicated;
@@ -206,8 +207,9 @@ pub(super) async fn serve_session<S: Socket>(
                                         result = future => result,
                                     };
                                     let mut out = Vec::new();
-                                    push_reply(&mut out, id, result, max);
-                                    let _ = writer.lock().await.write_all(&out).await;
+                                    let tail = push_reply(&mut out, id, result, max);
+                                    let tail = tail.as_deref().unwrap_or_default();
+                                    let _ = write_out(&mut *writer.lock().await, &out, tail).await;
                                 });
                                 inbox.consume(frame);
                                 continue;
@@ -249,8 +251,39 @@ pub(super) async fn serve_session<S: Socket>(
             Request::Hello { .. } => break,
         };
         inbox.consume(frame);
-        push_reply(&mut out, id, result, max);
+        if let Some(tail) = push_reply(&mut out, id, result, max) {
+            // A large reply leaves at once, with those before it.
+            if write_out(&mut *writer.lock().await, &out, &tail)
+                .await
+                .is_err()
+            {
+                break;
+            }
+            out.clear();
+        }
     }
+}
+
+/// Write `head` then `tail` as one stream of bytes, without joining them:
+/// vectored writes, so a large reply payload is not copied behind its
+/// header first.
+async fn write_out<W: AsyncWrite + Unpin>(
+    w: &mut W,
+    mut head: &[u8],
+    mut tail: &[u8],
+) -> std::io::Result<()> {
+    while !head.is_empty() {
+        let n = w
+            .write_vectored(&[IoSlice::new(head), IoSlice::new(tail)])
+            .await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        let from_head = n.min(head.len());
+        head = &head[from_head..];
+        tail = &tail[n - from_head..];
+    }
+    w.write_all(tail).await
 }
 
 /// Wait for more bytes of the next request: spin for them first if that
@@ -311,16 +344,45 @@ fn encode_reply<T: Serialize>(value: &T) -> Result<Vec<u8>, RemoteError> {
     wire::encode(value).map_err(|e| RemoteError::Encode(e.to_string()))
 }
 
+/// Reply payloads at least this large are not copied into the
+/// connection's outgoing buffer: they follow it in a vectored write.
+const LARGE_REPLY: usize = 64 * 1024;
+
 /// Append the reply frame for request `id` to `out`; a result too large
-/// for a frame becomes an error reply.
-fn push_reply(out: &mut Vec<u8>, id: u64, result: Result<Vec<u8>, RemoteError>, max: u32) {
+/// for a frame becomes an error reply. A large payload is returned instead
+/// of copied: `out` then ends with its frame's head, and the payload must
+/// be written right after `out` ([`write_out`]).
+fn push_reply(
+    out: &mut Vec<u8>,
+    id: u64,
+    result: Result<Vec<u8>, RemoteError>,
+    max: u32,
+) -> Option<Vec<u8>> {
+    let header = Response { id, result: Ok(()) };
     let pushed = match result {
-        Ok(payload) => wire::push_frame(out, &Response { id, result: Ok(()) }, &payload, max)
-            .map_err(|e| RemoteError::Encode(format!("the result does not fit in a frame: {e}"))),
-        Err(e) => Err(e),
+        Ok(payload) if payload.len() >= LARGE_REPLY => {
+            match wire::push_frame_head(out, &header, payload.len(), max) {
+                Ok(()) => return Some(payload),
+                Err(e) => Err(e),
+            }
+        }
+        Ok(payload) => wire::push_frame(out, &header, &payload, max),
+        Err(e) => {
+            push_refusal(out, id, e);
+            return None;
+        }
     };
     if let Err(e) = pushed {
-        let refusal = Response { id, result: Err(e) };
-        wire::push_frame(out, &refusal, &[], u32::MAX).expect("an error reply always encodes");
+        push_refusal(
+            out,
+            id,
+            RemoteError::Encode(format!("the result does not fit in a frame: {e}")),
+        );
     }
+    None
+}
+
+fn push_refusal(out: &mut Vec<u8>, id: u64, e: RemoteError) {
+    let refusal = Response { id, result: Err(e) };
+    wire::push_frame(out, &refusal, &[], u32::MAX).expect("an error reply always encodes");
 }

@@ -10,10 +10,7 @@ use crate::{Constructor, Registry};
 
 /// Server-side objects of this family.
 pub mod server {
-    use std::sync::Mutex;
-
     use crate::sync::held::HeldTokens;
-    use crate::sync::lock;
     use crate::value::Value;
     use crate::SyncError;
 
@@ -21,7 +18,7 @@ pub mod server {
     /// `SharedValue` so as not to clash with [`Value`], the dynamic value it
     /// stores; its typeid is Python's, `"Value"`.
     pub struct SharedValue {
-        value: Mutex<Value>,
+        value: Value,
         held: HeldTokens,
     }
 
@@ -32,25 +29,24 @@ pub mod server {
             // A constructor cannot fail: a proxy whose object is already
             // gone is kept without keeping anything alive.
             let _ = held.retain(&value);
-            SharedValue {
-                value: Mutex::new(value),
-                held,
-            }
+            SharedValue { value, held }
         }
     }
 
     #[crate::shared(typeid = "Value")]
     impl SharedValue {
-        /// The value.
-        pub fn get(&self) -> Value {
-            lock(&self.value).clone()
+        /// The value. Returned by reference: it is encoded into the reply
+        /// straight from here, under the object's lock, not cloned first
+        /// (a large value is copied once on its way out, not three times).
+        pub fn get(&self) -> &Value {
+            &self.value
         }
 
         /// Replace the value. A proxy whose object is gone cannot be
         /// stored (ValueError).
-        pub fn set(&self, value: Value) -> Result<(), SyncError> {
+        pub fn set(&mut self, value: Value) -> Result<(), SyncError> {
             self.held.retain(&value)?;
-            let old = std::mem::replace(&mut *lock(&self.value), value);
+            let old = std::mem::replace(&mut self.value, value);
             self.held.release(&old);
             Ok(())
         }
