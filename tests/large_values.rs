@@ -205,3 +205,71 @@ fn borrowed_and_late_large_results_round_trip() {
     drop(store);
     assert_no_objects(&manager);
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum Shape {
+    Empty,
+    Circle(f64),
+    Line(i64, i64),
+    Rect { w: u32, h: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Drawing {
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    note: Option<String>,
+    shapes: Vec<Shape>,
+    weights: std::collections::BTreeMap<String, f32>,
+    raw: Value,
+}
+
+#[test]
+fn a_typed_set_stores_the_value_to_value_gives() {
+    // The typed proxy writes the value's wire form straight from the
+    // user's type; what the server stores must be exactly `to_value(x)`,
+    // as untyped proxies (and Python) read it.
+    let manager = started_in_thread(SyncManager::with_options(bounded()));
+    let drawing = |note: Option<&str>| Drawing {
+        name: "plan".into(),
+        note: note.map(Into::into),
+        shapes: vec![
+            Shape::Empty,
+            Shape::Circle(0.5),
+            Shape::Line(-1, 1),
+            Shape::Rect { w: 3, h: 4 },
+        ],
+        weights: [("a".to_string(), 1.5), ("b".to_string(), -2.0)].into(),
+        raw: Value::List(vec![Value::None, Value::Bytes(vec![9; 10])]),
+    };
+    let value = manager.value(&drawing(None)).unwrap();
+    for note in [Some("n"), None] {
+        let x = drawing(note);
+        value.set(&x).unwrap();
+        assert_eq!(
+            value.raw().get().unwrap(),
+            managers::value::to_value(&x).unwrap()
+        );
+        assert_eq!(value.get().unwrap(), x);
+    }
+    // What it cannot write directly goes the long way, with the same
+    // error as before for what cannot be a value at all.
+    let big = manager.value(&0_u128).unwrap();
+    big.set(&(i128::MAX as u128)).unwrap();
+    assert_eq!(big.get().unwrap(), i128::MAX as u128);
+    let err = big.set(&u128::MAX).unwrap_err();
+    let expected = managers::Error::from(managers::value::to_value(&u128::MAX).unwrap_err());
+    assert_eq!(format!("{err:?}"), format!("{expected:?}"));
+    assert_eq!(big.get().unwrap(), i128::MAX as u128);
+    // A proxy inside the value (a token only `to_value` writes).
+    let inner = manager.value(&1_i64).unwrap();
+    let holder = manager
+        .value(&None::<managers::sync::ValueProxy<i64>>)
+        .unwrap();
+    holder.set(&Some(inner.clone())).unwrap();
+    let back = holder.get().unwrap().expect("a proxy");
+    back.set(&5).unwrap();
+    assert_eq!(inner.get().unwrap(), 5);
+    drop((value, big, inner, holder, back));
+    assert_no_objects(&manager);
+}

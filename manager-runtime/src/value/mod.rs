@@ -52,6 +52,7 @@
 mod cmp;
 mod codec;
 mod de;
+mod direct;
 mod error;
 mod repr;
 mod ser;
@@ -62,6 +63,7 @@ mod token;
 mod tests;
 
 pub use de::{from_value, from_value_ref};
+pub(crate) use direct::AsValue;
 pub use error::ValueError;
 pub use ser::{to_value, ValueSerializer};
 pub use shaped::{to_shaped, Shaped};

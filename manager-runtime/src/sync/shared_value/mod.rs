@@ -61,11 +61,10 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::server::{SharedValueAsyncProxy, SharedValueProxy};
+    use super::server::{SharedValue, SharedValueAsyncProxy, SharedValueProxy};
     use crate::sync::typed::{decode, flatten, typed_proxy};
-    use crate::value::to_value;
-    use crate::Proxy;
-    use crate::Result;
+    use crate::value::{to_value, AsValue};
+    use crate::{MethodRef, Proxy, Result, Shared, SyncError};
 
     /// A typed proxy of a shared [`SharedValue`](super::server::SharedValue)
     /// holding a `T` (Python's `ValueProxy`): `get()` and `set(&x)`.
@@ -103,9 +102,39 @@ pub mod typed {
 
     impl<T: Serialize> ValueProxy<T> {
         /// Replace the value (Python's `value.set(x)` / `value.value = x`).
+        ///
+        /// The value is stored as the dynamic [`Value`](crate::value::Value)
+        /// `to_value(x)` gives, which every proxy (and Python) reads; it is
+        /// written in that form straight from `x`, not built first, unless
+        /// it holds what only `to_value` can write (a proxy, ...).
         pub fn set(&self, value: &T) -> Result<()> {
+            let direct = AsValue::new(value);
+            let sent = self
+                .raw
+                .base()
+                .call::<_, std::result::Result<(), SyncError>>(set_method(), &(&direct,));
+            // Refused: nothing was sent; the value goes the long way.
+            if !direct.refused() {
+                return flatten(sent);
+            }
             flatten(self.raw.set(to_value(value)?))
         }
+    }
+
+    /// `SharedValue::set` in its type's method table, which the typed
+    /// proxy calls without the generated proxy.
+    fn set_method() -> MethodRef<'static> {
+        let methods = <SharedValue as Shared>::METHODS;
+        let index = methods
+            .iter()
+            .position(|m| m.name == "set")
+            .expect("SharedValue has a set method");
+        let index = u32::try_from(index).expect("a short method table");
+        MethodRef::at(
+            index,
+            methods[index as usize].name,
+            methods[index as usize].fingerprint,
+        )
     }
 
     /// The async form of [`ValueProxy`].
