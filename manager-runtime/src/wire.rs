@@ -180,16 +180,29 @@ pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Er
 /// Append a postcard encoding of `value` to `buf`; on an error `buf` is
 /// left as it was.
 pub fn append<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    /// Encodes straight into the caller's buffer.
+    /// Encodes straight into the caller's buffer: a byte pushed, a slice
+    /// (a string's or a byte string's contents) copied whole.
     struct Tail<'a>(&'a mut Vec<u8>);
-    impl Extend<u8> for Tail<'_> {
-        fn extend<I: IntoIterator<Item = u8>>(&mut self, bytes: I) {
-            self.0.extend(bytes);
+    impl postcard::ser_flavors::Flavor for Tail<'_> {
+        type Output = ();
+        #[inline(always)]
+        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
+            self.0.push(byte);
+            Ok(())
+        }
+        #[inline(always)]
+        fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
+            self.0.extend_from_slice(bytes);
+            Ok(())
+        }
+        #[inline(always)]
+        fn finalize(self) -> postcard::Result<()> {
+            Ok(())
         }
     }
     let start = buf.len();
-    match postcard::to_extend(value, Tail(buf)) {
-        Ok(_) => Ok(()),
+    match postcard::serialize_with_flavor(value, Tail(buf)) {
+        Ok(()) => Ok(()),
         Err(e) => {
             buf.truncate(start);
             Err(Error::codec("encoding a message", e))

@@ -2,6 +2,7 @@
 //! references each client session holds.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
 use crate::object::Object;
@@ -21,8 +22,33 @@ pub(super) struct Session {
 
 #[derive(Default)]
 pub(super) struct Table {
-    pub(super) objects: HashMap<u64, Entry>,
+    pub(super) objects: HashMap<u64, Entry, BuildHasherDefault<IdHasher>>,
     pub(super) sessions: HashMap<u128, Session>,
+}
+
+/// The hasher of object ids. Every call looks its object up by id, and
+/// the ids are the server's own counter, not a client's choice, so they
+/// need no keyed (SipHash) hashing against flooding: a multiply spreads
+/// consecutive ids over the table's buckets and its control bytes.
+#[derive(Default)]
+pub(super) struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `write_u64` is used for `u64` keys; any other input still
+        // hashes correctly, a byte at a time.
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Table {
