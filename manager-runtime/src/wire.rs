@@ -219,17 +219,19 @@ pub fn push_request<H: Serialize, A: Serialize + ?Sized>(
     args: Option<&A>,
     max: u32,
 ) -> Result<(), Error> {
-    push_with(out, max, |out| {
+    push_with(out, max, 0, |out| {
         append(out, header)?;
         args.map_or(Ok(()), |args| append(out, args))
     })
 }
 
-/// Append a frame whose body `body` writes to `out`; on an error (or a
-/// body over `max`) `out` is left as it was.
+/// Append a frame whose body `body` writes to `out`, followed by `more`
+/// bytes the caller writes after `out` (0: the frame is whole in `out`);
+/// on an error (or a body over `max`) `out` is left as it was.
 fn push_with(
     out: &mut Vec<u8>,
     max: u32,
+    more: usize,
     body: impl FnOnce(&mut Vec<u8>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let start = out.len();
@@ -238,7 +240,7 @@ fn push_with(
         out.truncate(start);
         return Err(e);
     }
-    let len = out.len() - start - PREFIX;
+    let len = out.len() - start - PREFIX + more;
     if len > max as usize {
         out.truncate(start);
         return Err(Error::FrameTooLarge {
@@ -271,7 +273,7 @@ pub fn push_frame<H: Serialize>(
     payload: &[u8],
     max: u32,
 ) -> Result<(), Error> {
-    push_with(out, max, |out| {
+    push_with(out, max, 0, |out| {
         append(out, header)?;
         out.extend_from_slice(payload);
         Ok(())
@@ -287,22 +289,7 @@ pub fn push_frame_head<H: Serialize>(
     payload_len: usize,
     max: u32,
 ) -> Result<(), Error> {
-    let start = out.len();
-    out.extend_from_slice(&[0; PREFIX]);
-    if let Err(e) = append(out, header) {
-        out.truncate(start);
-        return Err(e);
-    }
-    let len = out.len() - start - PREFIX + payload_len;
-    if len > max as usize {
-        out.truncate(start);
-        return Err(Error::FrameTooLarge {
-            size: len as u64,
-            max,
-        });
-    }
-    out[start..start + PREFIX].copy_from_slice(&(len as u32).to_le_bytes());
-    Ok(())
+    push_with(out, max, payload_len, |out| append(out, header))
 }
 
 /// Whether `buffered` (bytes already read, not yet consumed) holds at
@@ -589,6 +576,28 @@ mod tests {
         frame.truncate(6);
         let err = read_frame(&mut &frame[..], &mut Vec::new(), 1024).unwrap_err();
         assert!(matches!(err, Error::ServerGone { .. }));
+    }
+
+    #[test]
+    fn a_frame_head_counts_the_payload_that_follows_it() {
+        let header = Response {
+            id: 7,
+            result: Ok(()),
+        };
+        let mut out = vec![0xaa];
+        push_frame_head(&mut out, &header, 100_000, 1 << 20).unwrap();
+        let header_len = encode(&header).unwrap().len();
+        let prefix = u32::from_le_bytes(out[1..1 + PREFIX].try_into().unwrap());
+        assert_eq!(prefix as usize, header_len + 100_000);
+        assert_eq!(out.len(), 1 + PREFIX + header_len);
+        // The payload would take the frame over the maximum: refused, and
+        // `out` is as it was.
+        let before = out.clone();
+        let err = push_frame_head(&mut out, &header, 1 << 20, 1 << 20).unwrap_err();
+        assert!(
+            matches!(err, Error::FrameTooLarge { size, max } if size == (header_len + (1 << 20)) as u64 && max == 1 << 20)
+        );
+        assert_eq!(out, before);
     }
 
     #[test]
