@@ -20,8 +20,11 @@ use crate::error::Error;
 
 /// Protocol name sent first by both sides.
 pub const MAGIC: &[u8; 8] = b"MANAGERS";
-/// Version of the wire protocol.
-pub const VERSION: u16 = 2;
+/// Version of the wire protocol: raised with every change to the messages,
+/// so peers built from other versions refuse each other at the handshake
+/// with a clear error instead of misreading frames (3: `Request::Call`
+/// carries the method's index).
+pub const VERSION: u16 = 3;
 /// Largest frame accepted during the handshake.
 pub const MAX_HANDSHAKE_FRAME: u32 = 128;
 
