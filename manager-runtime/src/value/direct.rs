@@ -361,57 +361,31 @@ impl<'a, P: SerializeTuple> Serializer for Pieces<'a, P> {
     }
 }
 
-impl<P: SerializeTuple> ser::SerializeSeq for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
+/// serde's sequence-like compound traits, all one thing here: each element
+/// is an item of the open `List`.
+macro_rules! items_of_a_list {
+    ($($compound:ident :: $element:ident),* $(,)?) => {$(
+        impl<P: SerializeTuple> ser::$compound for Items<'_, P> {
+            type Ok = ();
+            type Error = P::Error;
 
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), P::Error> {
-        self.item(value)
-    }
+            fn $element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), P::Error> {
+                self.item(value)
+            }
 
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
+            fn end(self) -> Result<(), P::Error> {
+                Items::end(self)
+            }
+        }
+    )*};
 }
 
-impl<P: SerializeTuple> ser::SerializeTuple for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
-
-    fn serialize_element<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), P::Error> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
-}
-
-impl<P: SerializeTuple> ser::SerializeTupleStruct for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), P::Error> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
-}
-
-impl<P: SerializeTuple> ser::SerializeTupleVariant for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), P::Error> {
-        self.item(value)
-    }
-
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
-}
+items_of_a_list!(
+    SerializeSeq::serialize_element,
+    SerializeTuple::serialize_element,
+    SerializeTupleStruct::serialize_field,
+    SerializeTupleVariant::serialize_field,
+);
 
 impl<P: SerializeTuple> ser::SerializeMap for Items<'_, P> {
     type Ok = ();
@@ -430,39 +404,30 @@ impl<P: SerializeTuple> ser::SerializeMap for Items<'_, P> {
     }
 }
 
-impl<P: SerializeTuple> ser::SerializeStruct for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
+/// serde's struct-like compound traits: each field is an entry of the open
+/// `Map`, its name a `Str` key.
+macro_rules! fields_of_a_map {
+    ($($compound:ident),* $(,)?) => {$(
+        impl<P: SerializeTuple> ser::$compound for Items<'_, P> {
+            type Ok = ();
+            type Error = P::Error;
 
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), P::Error> {
-        self.field(key, value)
-    }
+            fn serialize_field<T: Serialize + ?Sized>(
+                &mut self,
+                key: &'static str,
+                value: &T,
+            ) -> Result<(), P::Error> {
+                self.field(key, value)
+            }
 
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
+            fn end(self) -> Result<(), P::Error> {
+                Items::end(self)
+            }
+        }
+    )*};
 }
 
-impl<P: SerializeTuple> ser::SerializeStructVariant for Items<'_, P> {
-    type Ok = ();
-    type Error = P::Error;
-
-    fn serialize_field<T: Serialize + ?Sized>(
-        &mut self,
-        key: &'static str,
-        value: &T,
-    ) -> Result<(), P::Error> {
-        self.field(key, value)
-    }
-
-    fn end(self) -> Result<(), P::Error> {
-        Items::end(self)
-    }
-}
+fields_of_a_map!(SerializeStruct, SerializeStructVariant);
 
 #[cfg(test)]
 mod tests {
