@@ -402,9 +402,7 @@ fn maxtasksperchild_replaces_workers() {
         .into_iter()
         .map(|r| r.get().unwrap())
         .collect();
-    let pids: Vec<u32> = pool
-        .map(|_: u32| std::process::id(), 0..100, Some(1))
-        .unwrap();
+    let pids: Vec<u32> = pool.map(pid_of_item, 0..100, Some(1)).unwrap();
     let last: BTreeSet<u32> = pids[90..].iter().copied().collect();
     assert!(
         first.is_disjoint(&last),
@@ -429,6 +427,14 @@ fn initialized() -> usize {
     INITIALIZED.load(Ordering::SeqCst)
 }
 
+fn initialized_of_item(_: u8) -> usize {
+    initialized()
+}
+
+fn pid_of_item(_: u32) -> u32 {
+    std::process::id()
+}
+
 fn refuse(why: String) -> Result<(), String> {
     Err(why)
 }
@@ -440,7 +446,7 @@ fn initializer_runs_in_each_worker() {
         .initializer(remember, (7,))
         .build()
         .unwrap();
-    let seen: Vec<usize> = pool.map(|_: u8| initialized(), 0..20, Some(1)).unwrap();
+    let seen: Vec<usize> = pool.map(initialized_of_item, 0..20, Some(1)).unwrap();
     assert!(seen.iter().all(|&n| n == 7), "{seen:?}");
     assert_eq!(initialized(), 0, "not in this process");
     match Pool::builder()

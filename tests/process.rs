@@ -46,7 +46,7 @@ fn main() {
         join_timeout_returns_with_the_child_alive,
         names_count_up_and_the_child_sees_its_own,
         arguments_arrive_whole,
-        a_closure_that_captures_nothing_is_a_target,
+        a_closure_is_refused_and_a_fn_item_runs,
         grandchildren_run_and_are_named_after_their_parent,
         active_children_lists_the_running_ones,
         close_refuses_a_running_process,
@@ -244,10 +244,27 @@ fn arguments_arrive_whole() {
     assert_eq!(p.exitcode(), Some(0));
 }
 
-fn a_closure_that_captures_nothing_is_a_target() {
+fn product_is_15(a: i32, b: i32) -> Result<(), i32> {
+    if a * b == 15 {
+        Ok(())
+    } else {
+        Err(a * b)
+    }
+}
+
+// Issue 17: only fn items cross; a closure, even one that captures
+// nothing, is refused at start (it could hold zero-sized captured values).
+fn a_closure_is_refused_and_a_fn_item_runs() {
     let check = |a: i32, b: i32| if a * b == 15 { Ok(()) } else { Err(a * b) };
-    let right = Process::new(check, (3, 5));
-    let wrong = Process::new(check, (2, 2));
+    let closure = Process::new(check, (3, 5));
+    match closure.start() {
+        Err(Error::Process(ProcessError::Closure(name))) => {
+            assert!(name.contains("{{closure}}"), "{name}")
+        }
+        other => panic!("a closure target started: {other:?}"),
+    }
+    let right = Process::new(product_is_15, (3, 5));
+    let wrong = Process::new(product_is_15, (2, 2));
     for p in [&right, &wrong] {
         p.start().unwrap();
         p.join().unwrap();

@@ -258,6 +258,25 @@ pub enum ProcessError {
          running the same program as the pool's server can send it functions"
     )]
     ForeignImage,
+    /// A closure given where a function must cross to another process
+    /// (a process target, a pool task, an initializer, a registry): only
+    /// `fn` items cross, since the other process makes its own value of
+    /// the function's type and a closure's may hold captured values.
+    #[error(
+        "`{0}` is a closure: only a fn item can run in another process (a closure may \
+         capture values, even zero-sized ones, that cannot be made again there); \
+         write it as a fn"
+    )]
+    Closure(String),
+    /// A function that is not in its kind's table of entries (see
+    /// `process/image.rs`): it cannot be named to another process.
+    #[error("the function at {addr:#x} is not {kind} of the main executable")]
+    NotAnEntry {
+        /// The function's address.
+        addr: usize,
+        /// The kind of function expected.
+        kind: &'static str,
+    },
 }
 
 /// "exit code 3", "killed by signal 9".
@@ -282,6 +301,29 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+thread_local! {
+    /// The message of the last custom serde error one of our impls made on
+    /// this thread, for [`Error::codec`] to report.
+    static REFUSAL: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A deserialization error saying `message`, kept so that the codec's
+/// error (which postcard reduces to "a custom error") still says it.
+pub(crate) fn de_error<E: serde::de::Error>(message: impl std::fmt::Display) -> E {
+    let message = message.to_string();
+    let error = E::custom(&message);
+    REFUSAL.with(|r| *r.borrow_mut() = Some(message));
+    error
+}
+
+/// The serialization twin of [`de_error`].
+pub(crate) fn ser_error<E: serde::ser::Error>(message: impl std::fmt::Display) -> E {
+    let message = message.to_string();
+    let error = E::custom(&message);
+    REFUSAL.with(|r| *r.borrow_mut() = Some(message));
+    error
+}
+
 impl Error {
     /// The server went away (`reason`), seen through `source`.
     pub(crate) fn gone(reason: impl Into<String>, source: Option<std::io::Error>) -> Self {
@@ -291,11 +333,24 @@ impl Error {
         }
     }
 
-    /// A codec failure while doing `context`.
+    /// A codec failure while doing `context`. A postcard error that only
+    /// says "a custom error" (postcard drops serde's custom messages) is
+    /// replaced by the message one of our own `Serialize`/`Deserialize`
+    /// impls gave through [`de_error`]/[`ser_error`] on this thread.
     pub(crate) fn codec(context: impl Into<String>, source: impl Into<BoxError>) -> Self {
+        let mut source = source.into();
+        let custom = matches!(
+            source.downcast_ref::<postcard::Error>(),
+            Some(postcard::Error::SerdeDeCustom | postcard::Error::SerdeSerCustom)
+        );
+        if custom {
+            if let Some(message) = REFUSAL.with(|r| r.borrow_mut().take()) {
+                source = message.into();
+            }
+        }
         Error::Codec {
             context: context.into(),
-            source: Some(source.into()),
+            source: Some(source),
         }
     }
 

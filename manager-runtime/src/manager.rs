@@ -8,8 +8,10 @@ use serde::Serialize;
 
 use crate::address::Address;
 use crate::client::Client;
-use crate::error::{Error, Result};
+use crate::error::{Error, ProcessError, Result};
 use crate::options::ManagerOptions;
+use crate::process::image::{FnRef, SameImage};
+use crate::process::target::{registry_entry_of, RegistryEntry};
 use crate::proxy::Proxy;
 use crate::registry::Registry;
 use crate::server::Server;
@@ -57,7 +59,9 @@ pub(crate) enum State {
 /// # Ok(()) }
 /// ```
 pub struct BaseManager {
-    registry: fn() -> Registry,
+    /// The registry function, as it crosses to a server process; a
+    /// closure given as one is kept as the error every start reports.
+    registry: std::result::Result<FnRef<RegistryEntry>, ProcessError>,
     options: ManagerOptions,
     state: Mutex<State>,
     client: Mutex<Option<Client>>,
@@ -67,13 +71,27 @@ impl BaseManager {
     /// A manager serving the typeids `registry` builds. Nothing runs until
     /// [`start`](Self::start), [`connect`](Self::connect) or
     /// [`get_server`](Self::get_server).
-    pub fn new(registry: fn() -> Registry, options: ManagerOptions) -> Self {
+    ///
+    /// `registry` is a `fn` item (such as the `__registry` of a
+    /// [`manager!`](crate::manager) type or `SyncManager::registry`): a
+    /// started server process calls it to build what it serves. A closure
+    /// is refused ([`ProcessError::Closure`]) when the manager starts.
+    pub fn new<R>(registry: R, options: ManagerOptions) -> Self
+    where
+        R: crate::process::Function<(), Output = Registry>,
+    {
         BaseManager {
-            registry,
+            registry: registry_entry_of(registry),
             options,
             state: Mutex::new(State::Initial),
             client: Mutex::new(None),
         }
+    }
+
+    /// Build the registry in this process.
+    fn registry(&self) -> Result<Registry> {
+        let same = SameImage::check(&crate::process::image::image_id())?;
+        (self.registry.clone()?.resolve(&same))()
     }
 
     /// The options this manager was built with.
@@ -107,7 +125,8 @@ impl BaseManager {
     fn start_inner(&self, initializer: Option<crate::spawn::Initializer>) -> Result<()> {
         let mut state = self.state.lock().unwrap();
         self.check_startable(&state)?;
-        let running = crate::spawn::start_process(self.registry, &self.options, initializer)?;
+        let running =
+            crate::spawn::start_process(self.registry.clone()?, &self.options, initializer)?;
         self.attach(running.address.clone())?;
         *state = State::Started(running);
         Ok(())
@@ -118,7 +137,7 @@ impl BaseManager {
     pub fn start_in_thread(&self) -> Result<()> {
         let mut state = self.state.lock().unwrap();
         self.check_startable(&state)?;
-        let running = crate::spawn::start_thread((self.registry)(), &self.options)?;
+        let running = crate::spawn::start_thread(self.registry()?, &self.options)?;
         self.attach(running.address.clone())?;
         *state = State::Started(running);
         Ok(())
@@ -160,7 +179,7 @@ impl BaseManager {
     /// [`serve_forever`](Server::serve_forever) in this process.
     pub fn get_server(&self) -> Result<Server> {
         self.options.checked_address()?;
-        crate::spawn::bind((self.registry)(), &self.options)
+        crate::spawn::bind(self.registry()?, &self.options)
     }
 
     /// Stop a server this manager started and disconnect. Idempotent.

@@ -22,9 +22,9 @@ use crate::address::Address;
 use crate::client::OtherServers;
 use crate::error::{Error, Result};
 use crate::options::ManagerOptions;
-use crate::process::image::{fn_ptr, FnRef, ImageId, SameImage};
+use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::lifeline::{self, Lifeline};
-use crate::process::target::{Exit, Function, ProcessEntry};
+use crate::process::target::{Exit, Function, ProcessEntry, RegistryEntry};
 use crate::registry::Registry;
 use crate::server::{Server, ServerStopper};
 
@@ -33,13 +33,10 @@ const SERVER_MARKER: &str = "--managers-server-process";
 /// How long `start()` waits for the child to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
-type RegistryFn = fn() -> Registry;
-fn_ptr!(RegistryFn);
-
 /// A function run once in a server process before it serves (Python's
 /// `initializer(*initargs)`), ready to cross to the child.
 pub(crate) struct Initializer {
-    entry: ProcessEntry,
+    entry: FnRef<ProcessEntry>,
     args: Vec<u8>,
 }
 
@@ -52,7 +49,7 @@ impl Initializer {
         A: Serialize + serde::de::DeserializeOwned + 'static,
     {
         Ok(Initializer {
-            entry: crate::process::target::process_entry_of(function),
+            entry: crate::process::target::process_entry_of(function)?,
             args: crate::wire::encode(args)?,
         })
     }
@@ -61,7 +58,7 @@ impl Initializer {
 #[derive(Serialize, Deserialize)]
 struct Settings {
     image: ImageId,
-    registry: FnRef<RegistryFn>,
+    registry: FnRef<RegistryEntry>,
     initializer: Option<(FnRef<ProcessEntry>, Vec<u8>)>,
     address: Option<Address>,
     authkey: Vec<u8>,
@@ -165,17 +162,14 @@ fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::proc
 
 /// Start a server process for `registry`.
 pub(crate) fn start_process(
-    registry: fn() -> Registry,
+    registry: FnRef<RegistryEntry>,
     options: &ManagerOptions,
     initializer: Option<Initializer>,
 ) -> Result<Running> {
     let settings = Settings {
         image: crate::process::image::image_id(),
-        registry: FnRef::new(registry)?,
-        initializer: match initializer {
-            Some(init) => Some((FnRef::new(init.entry)?, init.args)),
-            None => None,
-        },
+        registry,
+        initializer: initializer.map(|init| (init.entry, init.args)),
         address: options.address.clone(),
         authkey: options.authkey.clone(),
         process_authkey: crate::auth::process_authkey().to_vec(),
@@ -273,16 +267,16 @@ pub fn bootstrap() {
 }
 
 /// The registry, and the initializer with its encoded arguments.
-type Functions<'a> = (RegistryFn, Option<(ProcessEntry, &'a [u8])>);
+type Functions<'a> = (RegistryEntry, Option<(ProcessEntry, &'a [u8])>);
 
 /// The settings' functions, resolved in this image.
 fn functions(settings: &Settings) -> Result<Functions<'_>> {
     let same = SameImage::check(&settings.image)?;
-    let registry = settings.registry.resolve(&same)?;
-    let initializer = match &settings.initializer {
-        Some((entry, args)) => Some((entry.resolve(&same)?, args.as_slice())),
-        None => None,
-    };
+    let registry = settings.registry.resolve(&same);
+    let initializer = settings
+        .initializer
+        .as_ref()
+        .map(|(entry, args)| (entry.resolve(&same), args.as_slice()));
     Ok((registry, initializer))
 }
 
@@ -311,7 +305,7 @@ fn serve_child() -> Result<()> {
                     return Err(Error::Spawn("the initializer failed".into()));
                 }
             }
-            Ok(registry())
+            registry()
         })
         .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))?
     });

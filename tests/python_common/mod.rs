@@ -208,7 +208,9 @@ impl PickleServer {
     }
 
     /// Serve `registry` on a free loopback port.
-    pub fn serving(registry: fn() -> Registry) -> PickleServer {
+    pub fn serving(
+        registry: impl managers::process::Function<(), Output = Registry>,
+    ) -> PickleServer {
         let options = ManagerOptions::new()
             .address("127.0.0.1:0")
             .authkey(KEY)

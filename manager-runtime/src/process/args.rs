@@ -173,7 +173,7 @@ pub(crate) fn serialize_fd<S: serde::Serializer>(
     });
     match index {
         Some(index) => (index as u32).serialize(serializer),
-        None => Err(serde::ser::Error::custom(
+        None => Err(crate::error::ser_error(
             "connections, queues, locks and shared memory can only be passed as a process's arguments",
         )),
     }

@@ -67,7 +67,9 @@ impl<A: Serialize + Send> Args for A {
 }
 
 struct Launch {
-    entry: ProcessEntry,
+    /// The target as it crosses; a closure is kept as the error `start`
+    /// reports.
+    entry: std::result::Result<FnRef<ProcessEntry>, ProcessError>,
     args: Box<dyn Args>,
 }
 
@@ -189,8 +191,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(1);
 /// }
 /// ```
 ///
-/// A closure that captures something cannot cross processes, and does not
-/// compile (a fn pointer chosen at run time neither):
+/// The target is a `fn` item. A closure that captures something cannot
+/// cross processes and does not compile (a fn pointer chosen at run time
+/// neither); a closure that captures nothing compiles but `start` refuses
+/// it with [`ProcessError::Closure`] (see [`Function`]):
 ///
 /// ```compile_fail,E0080
 /// # extern crate manager_runtime as managers;
@@ -277,7 +281,7 @@ impl Process {
             State::Closed => return Err(ProcessError::Closed.into()),
             _ => return Err(ProcessError::StartedTwice.into()),
         };
-        let entry = FnRef::new(launch.entry)?;
+        let entry = launch.entry.clone()?;
         let encoded = launch.args.encode()?;
         let (child, lifeline) = lifeline::reexec(PROCESS_MARKER)?;
         let start = Start {

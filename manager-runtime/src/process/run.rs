@@ -61,7 +61,7 @@ fn prepare(
         daemon: start.daemon,
         parent: Some(start.parent),
     });
-    let entry = start.entry.resolve(&same)?;
+    let entry = start.entry.resolve(&same);
     let sessions = ChildSessions::new(start.sessions);
     let target = args::decoding(fds, &sessions, || entry(&start.args))?;
     Ok((target, sessions))

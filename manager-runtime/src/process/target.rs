@@ -1,29 +1,47 @@
-//! Functions that run in another process: any `fn` item, or a closure that
-//! captures nothing, with serde arguments.
+//! Functions that run in another process: any `fn` item with serde
+//! arguments.
 //!
-//! A function item and a non-capturing closure are zero-sized types: the
-//! type *is* the function. So what crosses to the child is not the
-//! function but a trampoline monomorphised for its type
-//! (`process_entry::<F, A>`), as an offset in the executable image
-//! ([`FnRef`]); the child conjures the zero-sized `F` and calls it with the
-//! decoded arguments. A closure that captures something is not zero-sized
-//! and fails to compile (a constant assertion in the trampoline), and so
-//! does a function pointer chosen at run time.
+//! A function item is a zero-sized type: the type *is* the function. So
+//! what crosses to the child is not the function but a trampoline
+//! monomorphised for its type (`process_entry::<F, A>`), as an offset in
+//! the executable image ([`FnRef`]); the child makes the zero-sized `F`
+//! and calls it with the decoded arguments. Every trampoline is listed in
+//! its kind's table as it is compiled (`image::entry!`), which is what
+//! lets a receiver check an offset before it calls anything.
+//!
+//! Only `fn` items cross. A function pointer chosen at run time is not
+//! zero-sized and does not compile (a constant assertion), nor does a
+//! closure that captures a variable. A closure that captures nothing would
+//! be zero-sized too, but so is one that captures zero-sized values (a
+//! proof token, a CPU-feature witness), and the compiler cannot tell the
+//! two apart; making such a value from nothing in another process (maybe
+//! on another machine) could break what it proves. So closures are
+//! refused when they are handed over (`ProcessError::Closure`), and a
+//! trampoline refuses to make one even if an offset to it arrives.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use super::image::fn_ptr;
-use crate::error::Result;
+use super::image::{entry, entry_kind, FnRef};
+use crate::error::{ProcessError, Result};
 
-/// A function that can run in another process: a `fn` item or a closure
-/// that captures nothing, taking the elements of the tuple `Args` as its
-/// parameters (Python's `target(*args)`).
+mod sealed {
+    /// Implemented only by the blanket impls of `target.rs`.
+    pub trait Sealed<Args> {}
+}
+
+/// A function that can run in another process: a `fn` item taking the
+/// elements of the tuple `Args` as its parameters (Python's
+/// `target(*args)`).
 ///
-/// Implemented for every such function of up to eight parameters; a
-/// closure that captures a variable does not compile where a `Function` is
-/// required to cross processes.
-pub trait Function<Args>: Copy + Send + Sync + 'static {
+/// Implemented for every `fn` item of up to eight parameters, and sealed:
+/// the other process makes its own value of the function's zero-sized
+/// type, which is only sound for a type that stands for a function and
+/// nothing else. A closure has this trait too (the compiler cannot tell it
+/// from a function item here) but is refused at run time with
+/// [`ProcessError::Closure`] where it would cross; a capturing closure or a
+/// function pointer does not compile.
+pub trait Function<Args>: sealed::Sealed<Args> + Copy + Send + Sync + 'static {
     /// What the function returns.
     type Output;
     /// Call it with the arguments unpacked.
@@ -32,6 +50,12 @@ pub trait Function<Args>: Copy + Send + Sync + 'static {
 
 macro_rules! function {
     ($($arg:ident),*) => {
+        impl<F, R, $($arg),*> sealed::Sealed<($($arg,)*)> for F
+        where
+            F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
+        {
+        }
+
         impl<F, R, $($arg),*> Function<($($arg,)*)> for F
         where
             F: Fn($($arg),*) -> R + Copy + Send + Sync + 'static,
@@ -79,19 +103,35 @@ impl<T: Exit, E: std::fmt::Debug> Exit for std::result::Result<T, E> {
     }
 }
 
-/// The `F` a zero-sized function type stands for.
-fn conjure<F: Copy + 'static>() -> F {
+/// `Ok` if `F` is a function item; a closure is [`ProcessError::Closure`].
+///
+/// The compiler names a closure's type after the function it is written in
+/// followed by `{{closure}}`, and nothing else has `{` in its path: a test
+/// (`closures_are_told_apart`) pins that, so a compiler that changed it
+/// would fail the build's tests instead of letting closures through.
+pub(crate) fn function_item<F>() -> std::result::Result<(), ProcessError> {
+    let name = std::any::type_name::<F>();
+    if name.contains("{closure") {
+        return Err(ProcessError::Closure(name.to_string()));
+    }
+    Ok(())
+}
+
+/// The `F` a zero-sized function item type stands for.
+fn conjure<F: Copy + 'static>() -> Result<F> {
     const {
         assert!(
             std::mem::size_of::<F>() == 0,
-            "a function that runs in another process must be a fn item or a closure \
-             that captures nothing (this one carries data, which cannot cross processes)"
+            "a function that runs in another process must be a fn item (this one \
+             is a function pointer or a closure that captures variables)"
         )
     };
-    // SAFETY: `F` is zero-sized (asserted above at compile time) and, being
-    // `Fn + Copy`, a fn item or a closure capturing only zero-sized copyable
-    // values: it has no bytes to be invalid, and the parent held one.
-    unsafe { std::mem::zeroed::<F>() }
+    function_item::<F>()?;
+    // SAFETY: `F` is zero-sized (asserted at compile time), so it has no
+    // bytes that could be invalid, and it is not a closure (checked just
+    // above): with `F: Fn + Copy` that leaves a function item, a type with
+    // no invariant beyond being that function.
+    Ok(unsafe { std::mem::zeroed::<F>() })
 }
 
 /// What a child does with a target: decode its arguments, then (once the
@@ -103,7 +143,30 @@ pub(crate) type ProcessEntry = fn(&[u8]) -> Result<Box<dyn FnOnce() -> i32>>;
 /// `Err` is a decoding or encoding failure; a panic unwinds to the caller.
 pub(crate) type TaskEntry = fn(&[u8], u32, &mut Vec<u8>) -> Result<()>;
 
-fn_ptr!(ProcessEntry, TaskEntry);
+/// What a manager's server process builds its registry with.
+pub(crate) type RegistryEntry = fn() -> Result<crate::registry::Registry>;
+
+entry_kind!(
+    ProcessEntry,
+    "a process target",
+    "managers_process_entries",
+    __start_managers_process_entries,
+    __stop_managers_process_entries
+);
+entry_kind!(
+    TaskEntry,
+    "a pool task",
+    "managers_task_entries",
+    __start_managers_task_entries,
+    __stop_managers_task_entries
+);
+entry_kind!(
+    RegistryEntry,
+    "a manager's registry",
+    "managers_registry_entries",
+    __start_managers_registry_entries,
+    __stop_managers_registry_entries
+);
 
 fn process_entry<F, A>(args: &[u8]) -> Result<Box<dyn FnOnce() -> i32>>
 where
@@ -111,8 +174,9 @@ where
     F::Output: Exit,
     A: DeserializeOwned + 'static,
 {
+    let f = conjure::<F>()?;
     let args: A = crate::wire::decode(args)?;
-    Ok(Box::new(move || conjure::<F>().call(args).exit_code()))
+    Ok(Box::new(move || f.call(args).exit_code()))
 }
 
 fn task_entry<F, A, R>(mut args: &[u8], count: u32, out: &mut Vec<u8>) -> Result<()>
@@ -121,7 +185,7 @@ where
     A: DeserializeOwned,
     R: Serialize,
 {
-    let f = conjure::<F>();
+    let f = conjure::<F>()?;
     for _ in 0..count {
         let (call, rest): (A, &[u8]) = postcard::take_from_bytes(args)
             .map_err(|e| crate::error::Error::codec("decoding a task's arguments", e))?;
@@ -131,29 +195,56 @@ where
     Ok(())
 }
 
-/// The entry of process target `F` called with `A`.
-pub(crate) fn process_entry_of<F, A>(_target: F) -> ProcessEntry
+fn registry_entry<F>() -> Result<crate::registry::Registry>
+where
+    F: Function<(), Output = crate::registry::Registry>,
+{
+    Ok(conjure::<F>()?.call(()))
+}
+
+/// The entry of process target `F` called with `A`, as it crosses.
+pub(crate) fn process_entry_of<F, A>(
+    _target: F,
+) -> std::result::Result<FnRef<ProcessEntry>, ProcessError>
 where
     F: Function<A>,
     F::Output: Exit,
     A: DeserializeOwned + 'static,
 {
-    process_entry::<F, A>
+    entry!("managers_process_entries", process_entry::<F, A>);
+    function_item::<F>()?;
+    FnRef::new(process_entry::<F, A> as ProcessEntry)
 }
 
 /// The entry of pool task `F` called with `A`, returning `R`.
-pub(crate) fn task_entry_of<F, A, R>(_task: F) -> TaskEntry
+pub(crate) fn task_entry_of<F, A, R>(
+    _task: F,
+) -> std::result::Result<FnRef<TaskEntry>, ProcessError>
 where
     F: Function<A, Output = R>,
     A: DeserializeOwned,
     R: Serialize,
 {
-    task_entry::<F, A, R>
+    entry!("managers_task_entries", task_entry::<F, A, R>);
+    function_item::<F>()?;
+    FnRef::new(task_entry::<F, A, R> as TaskEntry)
+}
+
+/// The entry of a manager's registry function `F`.
+pub(crate) fn registry_entry_of<F>(
+    _registry: F,
+) -> std::result::Result<FnRef<RegistryEntry>, ProcessError>
+where
+    F: Function<(), Output = crate::registry::Registry>,
+{
+    entry!("managers_registry_entries", registry_entry::<F>);
+    function_item::<F>()?;
+    FnRef::new(registry_entry::<F> as RegistryEntry)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::image::{image_id, FnRef, SameImage};
+    use super::super::image::{image_id, SameImage};
     use super::*;
 
     fn add(a: i64, b: i64) -> i64 {
@@ -177,9 +268,9 @@ mod tests {
 
     #[test]
     fn a_task_runs_a_chunk_through_its_offset() {
-        let entry = FnRef::new(task_entry_of(add)).unwrap();
+        let entry = task_entry_of(add).unwrap();
         let same = SameImage::check(&image_id()).unwrap();
-        let task = entry.resolve(&same).unwrap();
+        let task = entry.resolve(&same);
         let mut args = Vec::new();
         for pair in [(20i64, 22i64), (1, 2)] {
             crate::wire::append(&mut args, &pair).unwrap();
@@ -197,18 +288,54 @@ mod tests {
     #[test]
     fn a_target_gives_its_exit_code() {
         let same = SameImage::check(&image_id()).unwrap();
-        let entry = FnRef::new(process_entry_of(fails))
-            .unwrap()
-            .resolve(&same)
-            .unwrap();
+        let entry = process_entry_of(fails).unwrap().resolve(&same);
         let run = entry(&crate::wire::encode(&(3,)).unwrap()).unwrap();
         assert_eq!(run(), 1);
         let run = entry(&crate::wire::encode(&(0,)).unwrap()).unwrap();
         assert_eq!(run(), 0);
-        let closure = FnRef::new(process_entry_of(|| ()))
-            .unwrap()
-            .resolve(&same)
-            .unwrap();
-        assert_eq!(closure(&crate::wire::encode(&()).unwrap()).unwrap()(), 0);
+    }
+
+    /// The trampoline of `f`, reached as a forged offset would reach it.
+    fn trampoline_of<F: Function<()>>(_f: F) -> ProcessEntry
+    where
+        F::Output: Exit,
+    {
+        process_entry::<F, ()>
+    }
+
+    #[test]
+    fn closures_are_told_apart() {
+        let closure = || ();
+        let err = process_entry_of(closure).expect_err("a closure is refused");
+        assert!(
+            matches!(err, ProcessError::Closure(ref name) if name.contains("closures_are_told_apart")),
+            "{err}"
+        );
+        let token = Witness;
+        let capturing = move || token.check();
+        assert_eq!(std::mem::size_of_val(&capturing), 0);
+        assert!(task_entry_of(move |x: u8| (capturing(), x).1).is_err());
+        assert!(registry_entry_of(crate::registry::Registry::new).is_ok());
+        assert!(function_item::<fn() -> u32>().is_ok());
+        assert!(function_item::<Witness>().is_ok());
+        // Even reached through an offset, a closure's trampoline refuses.
+        let err = trampoline_of(capturing)(&crate::wire::encode(&()).unwrap())
+            .err()
+            .expect("refused");
+        assert!(matches!(
+            err,
+            crate::Error::Process(ProcessError::Closure(_))
+        ));
+        assert!(trampoline_of(unit)(&crate::wire::encode(&()).unwrap()).is_ok());
+    }
+
+    fn unit() {}
+
+    /// A zero-sized value whose existence would prove something.
+    #[derive(Clone, Copy)]
+    struct Witness;
+
+    impl Witness {
+        fn check(self) {}
     }
 }

@@ -55,7 +55,7 @@ impl TaskRef {
     {
         Ok(TaskRef {
             image: crate::process::image::image_id(),
-            entry: FnRef::new(task_entry_of(f))?,
+            entry: task_entry_of(f)?,
         })
     }
 
@@ -104,7 +104,7 @@ pub type ChunkSink = Box<dyn FnMut(usize, Result<EncodedChunk>) + Send>;
 /// initargs, maxtasksperchild)`).
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(ProcessEntry, Vec<u8>)>>,
+    initializer: Option<Result<(FnRef<ProcessEntry>, Vec<u8>)>>,
     maxtasks: Option<u64>,
 }
 
@@ -124,8 +124,11 @@ impl PoolBuilder {
         F::Output: Exit,
         A: Serialize + DeserializeOwned + 'static,
     {
-        self.initializer =
-            Some(crate::wire::encode(&initargs).map(|args| (process_entry_of(initializer), args)));
+        self.initializer = Some(
+            process_entry_of(initializer)
+                .map_err(Error::from)
+                .and_then(|entry| Ok((entry, crate::wire::encode(&initargs)?))),
+        );
         self
     }
 
@@ -148,10 +151,7 @@ impl PoolBuilder {
             Some(n) => n,
             None => 0,
         };
-        let initializer = match self.initializer.transpose()? {
-            Some((entry, args)) => Some((FnRef::new(entry)?, args)),
-            None => None,
-        };
+        let initializer = self.initializer.transpose()?;
         let (shared, thread) = Shared::start(Config {
             processes,
             image: crate::process::image::image_id(),
@@ -537,7 +537,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = FnRef::new(task_entry_of(f))?;
+        let entry = task_entry_of(f)?;
         let args = crate::wire::encode(&args)?;
         let slot = Slot::new(callback);
         let job = ApplyJob {
@@ -599,7 +599,7 @@ impl Pool {
         A: DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        let entry = FnRef::new(task_entry_of(f))?;
+        let entry = task_entry_of(f)?;
         let (mut items, count) = counted(items.into_iter())?;
         let size = chunksize
             .unwrap_or_else(|| default_chunksize(count, self.processes()))
@@ -747,7 +747,7 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
-        let entry = FnRef::new(task_entry_of(f))?;
+        let entry = task_entry_of(f)?;
         let chunksize = chunksize.max(1);
         let mut items = items.into_iter();
         let source: Source = Box::new(move || match encode_next(&mut items, chunksize, 0) {

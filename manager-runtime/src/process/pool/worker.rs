@@ -97,19 +97,20 @@ pub(super) fn serve(
     let same = SameImage::check(&image)?;
     let ready: Ready = match initializer {
         None => Ok(()),
-        Some((entry, args)) => match std::panic::catch_unwind(|| -> Result<i32> {
-            Ok(entry.resolve(&same)?(&args)?())
-        }) {
-            Ok(Ok(0)) => Ok(()),
-            Ok(Ok(code)) => Err(format!(
+        Some((entry, args)) => {
+            match std::panic::catch_unwind(|| -> Result<i32> { Ok(entry.resolve(&same)(&args)?()) })
+            {
+                Ok(Ok(0)) => Ok(()),
+                Ok(Ok(code)) => Err(format!(
                 "the initializer failed (exit code {code}; its error is on the worker's stderr)"
             )),
-            Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
-            Err(panic) => Err(format!(
-                "the initializer panicked: {}",
-                panic_message(&*panic)
-            )),
-        },
+                Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
+                Err(panic) => Err(format!(
+                    "the initializer panicked: {}",
+                    panic_message(&*panic)
+                )),
+            }
+        }
     };
     let failed = ready.is_err();
     conn.send(&ready)?;
@@ -126,15 +127,13 @@ pub(super) fn serve(
         };
         let (run, args): (Run, &[u8]) = split(&message)?;
         results.clear();
-        let outcome = match run.entry.resolve(&same) {
-            Err(e) => Outcome::Failed(e.to_string()),
-            Ok(entry) => match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                entry(args, run.count, &mut results)
-            })) {
-                Ok(Ok(())) => Outcome::Ok,
-                Ok(Err(e)) => Outcome::Failed(chain(&e)),
-                Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-            },
+        let entry = run.entry.resolve(&same);
+        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| {
+            entry(args, run.count, &mut results)
+        })) {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) => Outcome::Failed(chain(&e)),
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
         };
         let body: &[u8] = if matches!(outcome, Outcome::Ok) {
             &results
