@@ -268,6 +268,19 @@ pub enum ProcessError {
          write it as a fn"
     )]
     Closure(String),
+    /// A value holding a file descriptor (a `Connection`, a queue, a lock,
+    /// shared memory) sent where descriptors cannot go: a queue's item, a
+    /// manager's call, or a plain serde encoding.
+    #[error(
+        "{what} cannot cross {route}: it holds a file descriptor, which only a Process's \
+         arguments, a Pool's initializer arguments and tasks, and a Pipe's messages carry"
+    )]
+    CannotCross {
+        /// The type refused, as "a Lock".
+        what: &'static str,
+        /// Where it was going.
+        route: &'static str,
+    },
     /// A function that is not in its kind's table of entries (see
     /// `process/image.rs`): it cannot be named to another process.
     #[error("the function at {addr:#x} is not {kind} of the main executable")]

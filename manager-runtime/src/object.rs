@@ -180,6 +180,17 @@ impl CallContext {
         self.server.remote().authkey()
     }
 
+    /// How a process of this server's (a worker of a pool it owns)
+    /// reaches it: its address, with the manager's key.
+    pub(crate) fn crossing_server(&self) -> crate::process::crossing::ServerInfo {
+        crate::process::crossing::ServerInfo {
+            address: self.server.address().clone(),
+            settings: crate::options::ManagerOptions::default()
+                .authkey(self.authkey())
+                .connect_settings(),
+        }
+    }
+
     /// Whether the call running on this thread is a dynamic one (see
     /// `dynamic`), without cloning its context.
     fn current_is_dynamic() -> bool {

@@ -87,7 +87,62 @@ impl Default for ManagerOptions {
     }
 }
 
+/// How a client connects, as another process is told it (see
+/// [`ManagerOptions::connect_settings`]).
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ConnectSettings {
+    authkey: Vec<u8>,
+    pickle: bool,
+    /// The trusted certificates (PEM) and the server's name, for TLS.
+    tls: Option<(Vec<u8>, String)>,
+}
+
 impl ManagerOptions {
+    /// How another process connects the way these options do (key,
+    /// protocol, TLS trust), as bytes only
+    /// [`from_connect_settings`](Self::from_connect_settings) reads: what
+    /// crosses with a proxy to a child, a pipe or a pool.
+    pub(crate) fn connect_settings(&self) -> Vec<u8> {
+        let settings = ConnectSettings {
+            authkey: self.authkey.clone(),
+            pickle: self.serializer == Serializer::Pickle,
+            #[cfg(feature = "tls")]
+            tls: self.tls_client.as_ref().map(|t| t.pem.clone()),
+            #[cfg(not(feature = "tls"))]
+            tls: None,
+        };
+        crate::wire::encode(&settings).expect("plain data encodes")
+    }
+
+    /// Options that connect as `settings` say, or with this process's
+    /// authkey when nothing was said (as Python rebuilds a proxy).
+    pub(crate) fn from_connect_settings(settings: Option<&[u8]>) -> Result<ManagerOptions> {
+        let Some(bytes) = settings else {
+            return Ok(ManagerOptions::default());
+        };
+        let settings: ConnectSettings = crate::wire::decode(bytes)?;
+        let mut options = ManagerOptions::default().authkey(settings.authkey);
+        if settings.pickle {
+            options = options.serializer(Serializer::Pickle);
+        }
+        match settings.tls {
+            #[cfg(feature = "tls")]
+            Some((ca_pem, server_name)) => {
+                options =
+                    options.tls_client(crate::tls::TlsClient::from_ca_pem(&ca_pem, &server_name)?);
+            }
+            #[cfg(not(feature = "tls"))]
+            Some(_) => {
+                return Err(Error::Spawn(
+                    "a proxy of a TLS manager arrived in a program built without the `tls` feature"
+                        .into(),
+                ))
+            }
+            None => {}
+        }
+        Ok(options)
+    }
+
     /// Default options: a fresh Unix socket, this process's authkey.
     pub fn new() -> Self {
         Self::default()

@@ -6,60 +6,23 @@
 //! drops, the session tells the server, in one message that is not waited
 //! for, to release the references it held.
 
+use std::collections::HashMap;
 use std::fmt;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::address::Address;
 use crate::client::Client;
 use crate::error::Result;
 use crate::object::CallContext;
+use crate::process::crossing::{self, ServerInfo};
 use crate::token::Token;
 use crate::wire::{self, MethodRef};
 
 thread_local! {
     /// The session whose reply is being decoded on this thread, if any.
     static DECODING_FOR: std::cell::RefCell<Option<Client>> = const { std::cell::RefCell::new(None) };
-    /// Proxies serialized as a child process's arguments on this thread:
-    /// kept alive until the child holds references of its own.
-    static SENDING: std::cell::RefCell<Option<Vec<ProxyBase>>> = const { std::cell::RefCell::new(None) };
-    /// How a child process decoding its arguments finds a session on a
-    /// token's server.
-    static RECEIVING: std::cell::RefCell<Option<Sessions>> = const { std::cell::RefCell::new(None) };
-}
-
-/// A child process's sessions, by server address.
-pub(crate) type Sessions = std::rc::Rc<dyn Fn(&crate::address::Address) -> Result<Client>>;
-
-/// Run `encode` (of a child process's arguments) and return, with its
-/// result, a clone of every proxy it serialized: they keep their objects
-/// alive until the child has taken its own references.
-pub(crate) fn sending_proxies<R>(encode: impl FnOnce() -> R) -> (R, Vec<ProxyBase>) {
-    struct Restore(Option<Vec<ProxyBase>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            SENDING.with(|s| *s.borrow_mut() = self.0.take());
-        }
-    }
-    let restore = Restore(SENDING.with(|s| s.borrow_mut().replace(Vec::new())));
-    let result = encode();
-    let sent = SENDING.with(|s| s.borrow_mut().take());
-    drop(restore);
-    (result, sent.unwrap_or_default())
-}
-
-/// Run `decode` (of this child process's arguments) with `sessions`
-/// reaching the servers of the proxies decoded meanwhile; each proxy takes
-/// a reference of its own.
-pub(crate) fn receiving_proxies<R>(sessions: Sessions, decode: impl FnOnce() -> R) -> R {
-    struct Restore(Option<Sessions>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            RECEIVING.with(|r| *r.borrow_mut() = self.0.take());
-        }
-    }
-    let _restore = Restore(RECEIVING.with(|r| r.borrow_mut().replace(sessions)));
-    decode()
 }
 
 /// Run `decode` with `client` as the session that adopts any proxy decoded
@@ -78,38 +41,67 @@ pub(crate) fn decoding_for<R>(client: &Client, decode: impl FnOnce() -> R) -> R 
 
 impl<'de> Deserialize<'de> for ProxyBase {
     /// A proxy inside a reply: the server granted this session a reference,
-    /// which the new proxy adopts.
+    /// which the new proxy adopts. Elsewhere, one of its own.
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         let token = crate::value::token_serde::deserialize(deserializer)?;
-        let Some(client) = DECODING_FOR.with(|c| c.borrow().clone()) else {
-            // An argument of a call this process serves: the receiving
-            // object's own reference.
-            if let Some(call) = CallContext::current() {
-                return adopt_argument(&call, token).map_err(serde::de::Error::custom);
-            }
-            // A child process's argument: its own reference, through its
-            // session on the token's server.
-            let sessions = RECEIVING.with(|r| r.borrow().clone()).ok_or_else(|| {
-                serde::de::Error::custom(
-                    "a proxy can only be decoded from a manager's reply, a call's arguments \
-                     or a process's arguments",
-                )
-            })?;
-            return sessions(&token.address)
-                .and_then(|session| ProxyBase::from_token(&session, token))
-                .map_err(serde::de::Error::custom);
-        };
-        if token.address == *client.address() {
-            return Ok(ProxyBase::adopt(client, token));
-        }
-        // A proxy to an object of another manager: the server that sent it
-        // holds a reference there, not us; take our own.
-        Client::for_address(&token.address, client.authkey())
-            .and_then(|other| ProxyBase::from_token(&other, token))
-            .map_err(serde::de::Error::custom)
+        let adopted = crossing::receiving(|receiving| adopt_crossed(receiving, token.clone()))
+            .unwrap_or_else(|| adopt_token(token));
+        adopted.map_err(crate::error::de_error)
     }
+}
+
+/// A token outside what another process sent: in a reply (the session
+/// decoding it was granted a reference) or in the arguments of a call this
+/// process serves.
+fn adopt_token(token: Token) -> Result<ProxyBase> {
+    let Some(client) = DECODING_FOR.with(|c| c.borrow().clone()) else {
+        // An argument of a call this process serves: the receiving
+        // object's own reference.
+        return match CallContext::current() {
+            Some(call) => adopt_argument(&call, token),
+            None => Err(crate::error::Error::Codec {
+                context: "a proxy can only be decoded from a manager's reply, a call's \
+                          arguments, or what another process sent"
+                    .into(),
+                source: None,
+            }),
+        };
+    };
+    if token.address == *client.address() {
+        return Ok(ProxyBase::adopt(client, token));
+    }
+    // A proxy to an object of another manager: the server that sent it
+    // holds a reference there, not us; take our own.
+    Client::for_address(&token.address, client.authkey())
+        .and_then(|other| ProxyBase::from_token(&other, token))
+}
+
+/// A proxy another process sent, adopted through the sessions the message
+/// keeps (a child's arguments: released when its target ends) or this
+/// process's own, opened with the settings that came with the message or
+/// that this process learnt (else its authkey, as Python does).
+fn adopt_crossed(receiving: crossing::Receiving<'_>, token: Token) -> Result<ProxyBase> {
+    let settings = receiving.settings(&token.address);
+    let session = match receiving.scope {
+        Some(scope) => {
+            let sessions = scope
+                .get_or_insert_with(|| Box::new(HashMap::<Address, Client>::new()))
+                .downcast_mut::<HashMap<Address, Client>>()
+                .expect("a message's sessions are ours");
+            match sessions.get(&token.address) {
+                Some(session) => session.clone(),
+                None => {
+                    let session = Client::connect_crossed(&token.address, settings.as_deref())?;
+                    sessions.insert(token.address.clone(), session.clone());
+                    session
+                }
+            }
+        }
+        None => Client::for_crossed(&token.address, settings.as_deref())?,
+    };
+    ProxyBase::from_token(&session, token)
 }
 
 /// A proxy that arrives as an argument of a call this process serves: the
@@ -147,11 +139,16 @@ impl Serialize for ProxyBase {
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        SENDING.with(|s| {
-            if let Some(sent) = s.borrow_mut().as_mut() {
-                sent.push(self.clone());
-            }
-        });
+        // Going to another process: its object stays alive until the
+        // receiver holds its own reference, which it takes through a
+        // session opened the way this one was.
+        if crossing::is_encoding() {
+            let server = ServerInfo {
+                address: self.client.address().clone(),
+                settings: self.client.crossing_settings(),
+            };
+            crossing::attach(server, Box::new(self.clone()));
+        }
         crate::value::token_serde::serialize(&self.token, serializer)
     }
 }

@@ -72,6 +72,9 @@ impl std::fmt::Debug for TlsServer {
 pub struct TlsClient {
     pub(crate) config: Arc<rustls::ClientConfig>,
     pub(crate) server_name: ServerName<'static>,
+    /// What it was made from, so that a child process can make it again
+    /// for proxies it receives.
+    pub(crate) pem: (Vec<u8>, String),
 }
 
 impl TlsClient {
@@ -79,6 +82,7 @@ impl TlsClient {
     /// self-signed certificate) for a server presenting `server_name`
     /// (a DNS name or an IP address in its certificate).
     pub fn from_ca_pem(ca_pem: &[u8], server_name: &str) -> Result<Self> {
+        let server_name_text = server_name;
         let mut roots = rustls::RootCertStore::empty();
         for cert in certificates(ca_pem)? {
             roots
@@ -95,6 +99,7 @@ impl TlsClient {
         Ok(TlsClient {
             config: Arc::new(config),
             server_name,
+            pem: (ca_pem.to_vec(), server_name_text.to_string()),
         })
     }
 

@@ -83,7 +83,19 @@ impl Spin {
     /// Wait up to the window for bytes on `fd`, reading them into `buf`.
     /// Returns an error only for a failed read (not for "nothing yet").
     pub(crate) fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> std::io::Result<Spun> {
-        if buf.is_empty() || !self.worth_it() {
+        if buf.is_empty() {
+            return Ok(Spun::Park);
+        }
+        self.read_with(|| try_read(fd, buf))
+    }
+
+    /// Wait up to the window for `attempt` (one non-blocking read: `Some(n)`
+    /// bytes, `None` if nothing is there yet) to find something.
+    pub(crate) fn read_with(
+        &mut self,
+        mut attempt: impl FnMut() -> std::io::Result<Option<usize>>,
+    ) -> std::io::Result<Spun> {
+        if !self.worth_it() {
             return Ok(Spun::Park);
         }
         let _turn = match self.gated {
@@ -96,7 +108,7 @@ impl Spin {
         self.since_spin = 0;
         let start = Instant::now();
         loop {
-            match try_read(fd, buf) {
+            match attempt() {
                 Ok(Some(n)) => {
                     self.credit = CREDIT;
                     return Ok(Spun::Read(n));

@@ -97,16 +97,55 @@ impl Client {
     /// with `authkey` (as Python rebuilds such proxies with the process's
     /// authkey) and kept for the life of the process.
     pub(crate) fn for_address(address: &Address, authkey: &[u8]) -> Result<Client> {
+        Client::shared(address, || {
+            Client::connect(address.clone(), &ManagerOptions::default().authkey(authkey))
+        })
+    }
+
+    /// This process's session on `address`, opened by `open` if there is
+    /// none yet, and kept for the life of the process.
+    fn shared(address: &Address, open: impl FnOnce() -> Result<Client>) -> Result<Client> {
         static OTHERS: Mutex<Option<HashMap<Address, Client>>> = Mutex::new(None);
-        let mut others = OTHERS.lock().unwrap();
+        let mut others = OTHERS.lock().unwrap_or_else(|e| e.into_inner());
         let others = others.get_or_insert_with(HashMap::new);
         if let Some(client) = others.get(address) {
             return Ok(client.clone());
         }
-        let options = ManagerOptions::default().authkey(authkey);
-        let client = Client::connect(address.clone(), &options)?;
+        let client = open()?;
         others.insert(address.clone(), client.clone());
         Ok(client)
+    }
+
+    /// How another process opens a session like this one (key, protocol,
+    /// TLS trust), for proxies of this session that cross to it
+    /// (`process/crossing.rs`).
+    pub(crate) fn crossing_settings(&self) -> Vec<u8> {
+        let mut options = ManagerOptions::default().authkey(self.authkey());
+        if self.pickle().is_some() {
+            options = options.serializer(crate::options::Serializer::Pickle);
+        }
+        #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
+        {
+            options.tls_client = self.inner.session.tls.clone();
+        }
+        options.connect_settings()
+    }
+
+    /// A new session on `address` opened with what
+    /// [`crossing_settings`](Self::crossing_settings) wrote (this
+    /// process's authkey when nothing was said).
+    pub(crate) fn connect_crossed(address: &Address, settings: Option<&[u8]>) -> Result<Client> {
+        Client::connect(
+            address.clone(),
+            &ManagerOptions::from_connect_settings(settings)?,
+        )
+    }
+
+    /// This process's session on `address` for proxies that crossed from
+    /// another process, opened as [`connect_crossed`](Self::connect_crossed)
+    /// does on first use and kept for the life of the process.
+    pub(crate) fn for_crossed(address: &Address, settings: Option<&[u8]>) -> Result<Client> {
+        Client::shared(address, || Client::connect_crossed(address, settings))
     }
 
     pub(crate) fn authkey(&self) -> &[u8] {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::args::Encoded;
+use super::crossing::{Attachments, Route, ServerInfo};
 use super::image::{FnRef, ImageId};
 use super::lifeline::{self, Lifeline};
 use super::target::{Exit, Function, ProcessEntry};
@@ -44,7 +44,7 @@ pub(crate) struct Start {
     pub(crate) authkey: Vec<u8>,
     pub(crate) parent: u32,
     /// Each server that proxies among the arguments live on.
-    pub(crate) sessions: Vec<super::args::Server>,
+    pub(crate) sessions: Vec<ServerInfo>,
     pub(crate) args: Vec<u8>,
 }
 
@@ -57,12 +57,12 @@ pub(crate) enum Notice {
 
 /// Encodable arguments, their type erased.
 trait Args: Send {
-    fn encode(&self) -> Result<Encoded>;
+    fn encode(&self) -> Result<Vec<u8>>;
 }
 
 impl<A: Serialize + Send> Args for A {
-    fn encode(&self) -> Result<Encoded> {
-        super::args::encode(self)
+    fn encode(&self) -> Result<Vec<u8>> {
+        crate::wire::encode(self)
     }
 }
 
@@ -282,7 +282,8 @@ impl Process {
             _ => return Err(ProcessError::StartedTwice.into()),
         };
         let entry = launch.entry.clone()?;
-        let encoded = launch.args.encode()?;
+        let (args, attachments) =
+            super::crossing::encoding(Route::Lifeline, || launch.args.encode())?;
         let (child, lifeline) = lifeline::reexec(PROCESS_MARKER)?;
         let start = Start {
             image: super::image::image_id(),
@@ -292,19 +293,19 @@ impl Process {
             daemon: self.daemon,
             authkey: crate::auth::process_authkey().to_vec(),
             parent: std::process::id(),
-            sessions: encoded.sessions(),
-            args: encoded.bytes.clone(),
+            sessions: attachments.servers.clone(),
+            args,
         };
         let mut launching = Launching {
             process: self,
             state,
             child: Some(child),
             lifeline,
-            encoded,
+            attachments,
         };
         launching
             .lifeline
-            .send(&start, &launching.encoded.borrowed_fds())
+            .send(&start, &launching.attachments.borrowed_fds())
             .map_err(|e| launching.failed(e))?;
         Ok(launching)
     }
@@ -447,8 +448,9 @@ pub(crate) struct Launching<'a> {
     /// `None` once handed over (or reaped on failure).
     child: Option<Child>,
     lifeline: Lifeline,
-    /// The arguments, alive until the child holds its own references.
-    encoded: Encoded,
+    /// What the arguments carry (their proxies' objects kept alive, their
+    /// descriptors), until the child holds its own.
+    attachments: Attachments,
 }
 
 impl Launching<'_> {

@@ -26,6 +26,8 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::crossing::{self, Received, Route, ServerInfo};
+use super::scm;
 use crate::error::{Error, Result};
 use crate::wait::{Spin, Spun};
 
@@ -35,6 +37,13 @@ pub const DEFAULT_MAX_MESSAGE: u32 = 64 * 1024 * 1024;
 const PREFIX: usize = 4;
 /// Messages up to this size go out as one copy and one `write`.
 const SMALL: usize = 64 * 1024;
+/// A length prefix no message has: what follows is the attachments of the
+/// next message (how many descriptors, the servers of its proxies), then
+/// the descriptors' marker bytes (`scm.rs`).
+const ATTACHED: u32 = u32::MAX;
+/// Descriptors received and not yet claimed beyond which the peer is
+/// sending ones no message announces.
+const MAX_UNCLAIMED: usize = 4096;
 
 /// Both directions (Python's `Pipe(duplex=True)`).
 #[derive(Debug)]
@@ -102,6 +111,11 @@ struct Incoming {
     skip: u64,
     /// Spin briefly before blocking while answers come fast (`wait.rs`).
     spin: Spin,
+    /// Descriptors that arrived with the bytes, not yet claimed by a
+    /// message's attachments (in the order they came).
+    fds: Vec<OwnedFd>,
+    /// The attachments announced for the next message.
+    attached: Option<(Vec<OwnedFd>, Vec<ServerInfo>)>,
 }
 
 impl Incoming {
@@ -118,7 +132,7 @@ impl Incoming {
     }
 
     /// Read more into the buffer; `false` at end of file.
-    fn fill(&mut self, mut fd: &std::fs::File) -> Result<bool> {
+    fn fill(&mut self, fd: &std::fs::File) -> Result<bool> {
         if self.buf.len() - self.end < SMALL {
             // Move what is left to the front; grow (zeroing once) only if
             // that does not make room.
@@ -129,16 +143,22 @@ impl Incoming {
                 self.buf.resize(self.end + SMALL, 0);
             }
         }
+        // Every read is a recvmsg: descriptors may come with the bytes.
         let room = &mut self.buf[self.end..];
-        let read = match self.spin.read(fd.as_raw_fd(), room) {
+        let fds = &mut self.fds;
+        let read = match self
+            .spin
+            .read_with(|| scm::recv(fd.as_fd(), room, true, fds))
+        {
             Ok(Spun::Read(n)) => Ok(n),
             Err(e) => Err(e),
             Ok(Spun::Park) => {
                 let parked = Instant::now();
                 let read = loop {
-                    match fd.read(room) {
-                        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                        other => break other,
+                    match scm::recv(fd.as_fd(), room, false, fds) {
+                        Ok(None) => continue,
+                        Ok(Some(n)) => break Ok(n),
+                        Err(e) => break Err(e),
                     }
                 };
                 self.spin.parked(parked.elapsed());
@@ -147,6 +167,13 @@ impl Incoming {
         };
         let n = read?;
         self.end += n;
+        if self.fds.len() > MAX_UNCLAIMED {
+            self.fds.clear();
+            return Err(Error::protocol(
+                "the peer sent file descriptors no message announced",
+                None,
+            ));
+        }
         Ok(n > 0)
     }
 }
@@ -188,6 +215,8 @@ impl<D> Connection<D> {
                 start: 0,
                 skip: 0,
                 spin: Spin::new(crate::wait::DEFAULT_SPIN),
+                fds: Vec::new(),
+                attached: None,
             }),
             outgoing: Mutex::new(Vec::new()),
             max: DEFAULT_MAX_MESSAGE,
@@ -222,13 +251,29 @@ impl<D: CanSend> Connection<D> {
     /// The bytes do not name their type: the receiver must ask for the
     /// type that was sent (send a [`Value`](crate::value::Value) for
     /// dynamically typed data, as Python's pickles are).
+    ///
+    /// The value may hold what another process needs more than bytes for
+    /// (`process/crossing.rs`): connections, queues, locks and shared
+    /// memory go with it as file descriptors, proxies as tokens the
+    /// receiver takes its own reference with (through a session opened the
+    /// way the sender's was). As with Python, the object a proxy names must
+    /// still be alive (some proxy holding it) when the receiver gets it.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
         let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
         out.clear();
         out.extend_from_slice(&[0; PREFIX]);
-        crate::wire::append(&mut out, value)?;
+        let ((), attachments) =
+            crossing::encoding(Route::Pipe, || crate::wire::append(&mut out, value))?;
         let len = self.checked_len(out.len() - PREFIX)?;
         out[..PREFIX].copy_from_slice(&len.to_le_bytes());
+        if !attachments.fds.is_empty() || !attachments.servers.is_empty() {
+            let info = crate::wire::encode(&(attachments.fds.len() as u32, &attachments.servers))?;
+            let mut head = ATTACHED.to_le_bytes().to_vec();
+            head.extend_from_slice(&self.checked_len(info.len())?.to_le_bytes());
+            head.extend_from_slice(&info);
+            (&self.file).write_all(&head).map_err(eof_on_broken)?;
+            scm::send_fds(self.file.as_fd(), &attachments.borrowed_fds())?;
+        }
         (&self.file).write_all(&out).map_err(eof_on_broken)?;
         if out.capacity() > 4 * SMALL {
             // Do not keep a large message's buffer around.
@@ -265,7 +310,7 @@ impl<D: CanSend> Connection<D> {
     fn checked_len(&self, len: usize) -> Result<u32> {
         u32::try_from(len)
             .ok()
-            .filter(|&n| n <= self.max)
+            .filter(|&n| n <= self.max && n != ATTACHED)
             .ok_or(Error::FrameTooLarge {
                 size: len as u64,
                 max: self.max,
@@ -276,8 +321,15 @@ impl<D: CanSend> Connection<D> {
 impl<D: CanRecv> Connection<D> {
     /// Receive one value sent with [`send`](Connection::send) (Python's
     /// `recv()`); [`Error::Eof`] once the other end is closed.
+    ///
+    /// What the value holds beyond bytes arrives with it (see
+    /// [`send`](Connection::send)): descriptors become this process's,
+    /// proxies take references of their own.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        self.with_message(|message| crate::wire::decode(message.bytes()))
+        self.with_attached(|message, (fds, servers)| {
+            let received = Received::new(fds, servers, false);
+            crossing::decoding(received, || crate::wire::decode(message.bytes())).0
+        })
     }
 
     /// Receive one message's bytes (Python's `recv_bytes()`).
@@ -333,17 +385,29 @@ impl<D: CanRecv> Connection<D> {
         }
     }
 
-    /// Read one whole message and hand it to `f`.
+    /// Read one whole message and hand it to `f` (what was attached to it
+    /// is closed).
     fn with_message<R>(&self, f: impl FnOnce(Message<'_>) -> Result<R>) -> Result<R> {
+        self.with_attached(|message, _| f(message))
+    }
+
+    /// Read one whole message and hand it to `f` with its attachments.
+    fn with_attached<R>(
+        &self,
+        f: impl FnOnce(Message<'_>, (Vec<OwnedFd>, Vec<ServerInfo>)) -> Result<R>,
+    ) -> Result<R> {
         let mut incoming = self.incoming();
         self.skip_refused(&mut incoming)?;
-        while incoming.buffered().len() < PREFIX {
-            if !incoming.fill(&self.file)? {
-                return Err(Error::Eof);
+        let len = loop {
+            self.buffer(&mut incoming, PREFIX)?;
+            let prefix: [u8; PREFIX] = incoming.buffered()[..PREFIX].try_into().unwrap();
+            match u32::from_le_bytes(prefix) {
+                ATTACHED => self.read_attachments(&mut incoming)?,
+                len => break len,
             }
-        }
-        let prefix: [u8; PREFIX] = incoming.buffered()[..PREFIX].try_into().unwrap();
-        let len = u32::from_le_bytes(prefix);
+        };
+        let attached = incoming.attached.take().unwrap_or_default();
+        let f = |message: Message<'_>| f(message, attached);
         if len > self.max {
             incoming.consume(PREFIX);
             incoming.skip = u64::from(len);
@@ -387,6 +451,50 @@ impl<D: CanRecv> Connection<D> {
         }
         drop(incoming);
         f(Message::Owned(message))
+    }
+
+    /// Read until `n` bytes are buffered.
+    fn buffer(&self, incoming: &mut Incoming, n: usize) -> Result<()> {
+        while incoming.buffered().len() < n {
+            if !incoming.fill(&self.file)? {
+                return Err(Error::Eof);
+            }
+        }
+        Ok(())
+    }
+
+    /// Read the attachments announced for the next message (after the
+    /// `ATTACHED` prefix): how many descriptors and the servers, then the
+    /// descriptors' marker bytes, with which the descriptors came.
+    fn read_attachments(&self, incoming: &mut Incoming) -> Result<()> {
+        self.buffer(incoming, 2 * PREFIX)?;
+        let len = u32::from_le_bytes(incoming.buffered()[PREFIX..2 * PREFIX].try_into().unwrap());
+        if len > self.max || len as usize > SMALL {
+            return Err(Error::protocol(
+                format!("a message's attachments announced as {len} bytes"),
+                None,
+            ));
+        }
+        let len = len as usize;
+        self.buffer(incoming, 2 * PREFIX + len)?;
+        let (count, servers): (u32, Vec<ServerInfo>) =
+            crate::wire::decode(&incoming.buffered()[2 * PREFIX..2 * PREFIX + len])?;
+        let count = count as usize;
+        incoming.consume(2 * PREFIX + len);
+        self.buffer(incoming, scm::markers(count))?;
+        incoming.consume(scm::markers(count));
+        if incoming.fds.len() < count {
+            return Err(Error::protocol(
+                format!(
+                    "{count} file descriptors announced with a message, {} arrived",
+                    incoming.fds.len()
+                ),
+                None,
+            ));
+        }
+        let fds: Vec<OwnedFd> = incoming.fds.drain(..count).collect();
+        incoming.attached = Some((fds, servers));
+        Ok(())
     }
 
     /// Drop what is left of a refused message.
@@ -493,12 +601,18 @@ impl<D> Serialize for Connection<D> {
             fd: &BorrowedFd<'_>,
             s: S,
         ) -> std::result::Result<S::Ok, S::Error> {
-            super::args::serialize_fd(*fd, s)
+            super::crossing::serialize_fd(*fd, "a Connection", s)
         }
         let incoming = self.incoming();
         if incoming.skip > 0 {
-            return Err(serde::ser::Error::custom(
+            return Err(crate::error::ser_error(
                 "this connection is skipping a refused message; receive once before passing it on",
+            ));
+        }
+        if !incoming.fds.is_empty() || incoming.attached.is_some() {
+            return Err(crate::error::ser_error(
+                "this connection holds file descriptors of a message not yet received; \
+                 receive it before passing the connection on",
             ));
         }
         Wire {
@@ -516,10 +630,15 @@ impl<'de, D> Deserialize<'de> for Connection<D> {
     ) -> std::result::Result<Self, De::Error> {
         #[derive(Deserialize)]
         struct Wire {
-            #[serde(deserialize_with = "super::args::deserialize_fd")]
+            #[serde(deserialize_with = "connection_fd")]
             fd: OwnedFd,
             buffered: Vec<u8>,
             max: u32,
+        }
+        fn connection_fd<'de, D: serde::Deserializer<'de>>(
+            d: D,
+        ) -> std::result::Result<OwnedFd, D::Error> {
+            super::crossing::deserialize_fd(d, "a Connection")
         }
         let wire = Wire::deserialize(deserializer)?;
         Ok(Connection::with_buffered(wire.fd, wire.buffered).with_max_message(wire.max))

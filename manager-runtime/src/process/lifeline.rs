@@ -11,7 +11,7 @@
 //! [`Process`]: super::Process
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::process::{Child, Command, Stdio};
 
@@ -23,9 +23,6 @@ use crate::error::{Error, Result};
 /// Set in a started child's environment, so a binary that forgot
 /// `bootstrap()` is caught instead of starting children recursively.
 pub(crate) const CHILD_ENV: &str = "MANAGERS_CHILD_PROCESS";
-
-/// File descriptors sent with one `sendmsg` (the kernel takes at most 253).
-const FDS_PER_MESSAGE: usize = 250;
 
 /// Largest frame a lifeline accepts from the other side.
 pub(crate) const MAX_LIFELINE_FRAME: u32 = 1 << 30;
@@ -125,10 +122,7 @@ impl Lifeline {
         header[..4].copy_from_slice(&len.to_le_bytes());
         header[4..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
         stream.write_all(&header)?;
-        for chunk in fds.chunks(FDS_PER_MESSAGE) {
-            let raw: Vec<RawFd> = chunk.iter().map(|fd| fd.as_raw_fd()).collect();
-            send_fds(&self.0, &raw)?;
-        }
+        super::scm::send_fds(self.0.as_fd(), fds)?;
         stream.write_all(body)?;
         Ok(())
     }
@@ -156,11 +150,7 @@ impl Lifeline {
                 max: MAX_LIFELINE_FRAME,
             });
         }
-        let mut fds = Vec::with_capacity(count.min(4096));
-        while fds.len() < count {
-            let wanted = (count - fds.len()).min(FDS_PER_MESSAGE);
-            recv_fds(&self.0, wanted, &mut fds)?;
-        }
+        let fds = super::scm::recv_fds(self.0.as_fd(), count)?;
         let mut body = vec![0; len as usize];
         stream.read_exact(&mut body).map_err(eof)?;
         Ok(Some((body, fds)))
@@ -185,103 +175,6 @@ fn eof(e: std::io::Error) -> Error {
     } else {
         e.into()
     }
-}
-
-/// The space a control message of `count` descriptors needs.
-fn cmsg_space(count: usize) -> usize {
-    // SAFETY: CMSG_SPACE only computes a size.
-    unsafe { libc::CMSG_SPACE((count * std::mem::size_of::<RawFd>()) as u32) as usize }
-}
-
-/// Send one marker byte with `fds` attached.
-fn send_fds(socket: &UnixStream, fds: &[RawFd]) -> Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    // u64 elements keep the control buffer aligned for `cmsghdr`.
-    let mut control = vec![0u64; cmsg_space(fds.len()).div_ceil(8)];
-    // SAFETY: msghdr points at the iovec and control buffer above, which
-    // outlive the call; CMSG_FIRSTHDR/CMSG_DATA stay inside the control
-    // buffer, sized by CMSG_SPACE for exactly `fds.len()` descriptors.
-    unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        message.msg_controllen = cmsg_space(fds.len()) as _;
-        let header = libc::CMSG_FIRSTHDR(&message);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(std::mem::size_of_val(fds) as u32) as _;
-        std::ptr::copy_nonoverlapping(
-            fds.as_ptr(),
-            libc::CMSG_DATA(header) as *mut RawFd,
-            fds.len(),
-        );
-        loop {
-            if libc::sendmsg(socket.as_raw_fd(), &message, libc::MSG_NOSIGNAL) == 1 {
-                return Ok(());
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e.into());
-            }
-        }
-    }
-}
-
-/// Receive one marker byte and the (at most `wanted`) descriptors attached
-/// to it, close-on-exec, into `out`.
-fn recv_fds(socket: &UnixStream, wanted: usize, out: &mut Vec<OwnedFd>) -> Result<()> {
-    let mut byte = [0u8; 1];
-    let mut iov = libc::iovec {
-        iov_base: byte.as_mut_ptr() as *mut libc::c_void,
-        iov_len: 1,
-    };
-    let mut control = vec![0u64; cmsg_space(wanted).div_ceil(8)];
-    // SAFETY: as in `send_fds`; the descriptors the kernel installed are
-    // ours to own, each taken exactly once.
-    unsafe {
-        let mut message: libc::msghdr = std::mem::zeroed();
-        message.msg_iov = &mut iov;
-        message.msg_iovlen = 1;
-        message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        message.msg_controllen = cmsg_space(wanted) as _;
-        let n = loop {
-            let n = libc::recvmsg(socket.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC);
-            if n >= 0 {
-                break n;
-            }
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e.into());
-            }
-        };
-        if n == 0 {
-            return Err(Error::Eof);
-        }
-        let before = out.len();
-        let mut header = libc::CMSG_FIRSTHDR(&message);
-        while !header.is_null() {
-            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
-                let data = libc::CMSG_DATA(header) as *const RawFd;
-                let bytes = (*header).cmsg_len as usize - (data as usize - header as usize);
-                for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                    out.push(OwnedFd::from_raw_fd(std::ptr::read_unaligned(data.add(i))));
-                }
-            }
-            header = libc::CMSG_NXTHDR(&message, header);
-        }
-        if message.msg_flags & libc::MSG_CTRUNC != 0 || out.len() == before {
-            return Err(Error::protocol(
-                "file descriptors announced on the lifeline did not arrive",
-                None,
-            ));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

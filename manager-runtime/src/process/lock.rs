@@ -42,7 +42,8 @@ struct SharedMutex {
 
 impl SharedMutex {
     fn new(recursive: bool) -> Result<Arc<SharedMutex>> {
-        let region = Region::new(std::mem::size_of::<Header>())?;
+        let what = if recursive { "an RLock" } else { "a Lock" };
+        let region = Region::new(std::mem::size_of::<Header>())?.named(what);
         let h = region.ptr() as *mut Header;
         // SAFETY: fresh zeroed memory, page aligned, that no one else maps.
         unsafe {
@@ -54,13 +55,14 @@ impl SharedMutex {
     }
 
     fn from_region(region: Region, recursive: bool) -> Result<Arc<SharedMutex>> {
+        let kind = if recursive { "an RLock" } else { "a Lock" };
+        let region = region.named(kind);
         let h = region.ptr() as *const Header;
         // SAFETY: magic and kind were written once before the region was
         // shared; the region is at least a page.
         let ok = region.len() >= std::mem::size_of::<Header>()
             && unsafe { (*h).magic == MAGIC && ((*h).recursive != 0) == recursive };
         if !ok {
-            let kind = if recursive { "an RLock" } else { "a Lock" };
             return Err(Error::ProcessStart(format!(
                 "the shared memory passed is not {kind}"
             )));
@@ -188,7 +190,7 @@ macro_rules! shared_lock {
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
                 let region = Region::deserialize(deserializer)?;
-                let mutex = SharedMutex::from_region(region, $recursive).map_err(serde::de::Error::custom)?;
+                let mutex = SharedMutex::from_region(region, $recursive).map_err(crate::error::de_error)?;
                 Ok($name { mutex })
             }
         }

@@ -62,6 +62,9 @@ unsafe impl<T: Pod, const N: usize> Pod for [T; N] {}
 /// What `#[derive(Pod)]` asserts of each field's type.
 pub fn assert_pod<T: Pod>() {}
 
+/// What errors call the memory of a shared value or array.
+const WHAT: &str = "a shared Value or Array";
+
 /// `len` elements of `T` in a region: the memory under every kind.
 struct Cells<T> {
     region: Region,
@@ -78,7 +81,7 @@ impl<T: Pod> Cells<T> {
 
     fn zeroed(len: usize) -> Result<Self> {
         Ok(Cells {
-            region: Region::new(Self::bytes(len)?)?,
+            region: Region::new(Self::bytes(len)?)?.named(WHAT),
             len,
             _type: PhantomData,
         })
@@ -91,6 +94,7 @@ impl<T: Pod> Cells<T> {
     }
 
     fn from_region(region: Region, len: usize) -> Result<Self> {
+        let region = region.named(WHAT);
         if region.len() < Self::bytes(len)? {
             return Err(Error::ProcessStart(
                 "the shared memory passed is smaller than its elements".into(),
@@ -548,11 +552,11 @@ macro_rules! shared_kind {
         impl<'de, T: Pod> Deserialize<'de> for $name<T> {
             fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Self, D::Error> {
                 let wire = Wire::deserialize(deserializer)?;
-                let cells = Cells::from_region(wire.region, wire.len).map_err(serde::de::Error::custom)?;
+                let cells = Cells::from_region(wire.region, wire.len).map_err(crate::error::de_error)?;
                 Ok($name {
                     cells: std::sync::Arc::new(cells),
                     $($lock: wire.lock.ok_or_else(|| {
-                        serde::de::Error::custom(concat!("a ", stringify!($name), " comes with its lock"))
+                        crate::error::de_error(concat!("a ", stringify!($name), " comes with its lock"))
                     })?,)?
                 })
             }

@@ -22,9 +22,9 @@
 //!   `memory.rs`: [`Value`] and [`Array`] of [`Pod`] data.
 //! - `pool/`: [`Pool`] and [`AsyncResult`].
 
-mod args;
 pub(crate) mod child;
 pub(crate) mod connection;
+pub(crate) mod crossing;
 pub(crate) mod image;
 pub(crate) mod lifeline;
 mod lock;
@@ -32,6 +32,7 @@ pub(crate) mod memory;
 mod pool;
 mod queue;
 mod run;
+mod scm;
 pub(crate) mod shm;
 pub(crate) mod target;
 

@@ -110,7 +110,7 @@ fn round4(n: u64) -> u64 {
 impl Ring {
     fn new(capacity: usize, maxsize: usize, joinable: bool) -> Result<Ring> {
         let capacity = (capacity.max(64) + 3) & !3;
-        let region = Region::new(DATA + capacity)?;
+        let region = Region::new(DATA + capacity)?.named("a Queue");
         let h = region.ptr() as *mut Header;
         // SAFETY: fresh zeroed memory of at least DATA bytes, page aligned,
         // that no one else maps yet.
@@ -125,6 +125,7 @@ impl Ring {
     }
 
     fn from_region(region: Region) -> Result<Ring> {
+        let region = region.named("a Queue");
         let h = region.ptr() as *const Header;
         // SAFETY: the region is at least a page; the header fields written
         // once before the queue was shared are read only.
@@ -592,7 +593,11 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// Python's `put(item, block, timeout)`.
     pub fn put_with(&self, item: T, block: bool, timeout: Option<Duration>) -> Result<()> {
         self.open()?;
-        let bytes = crate::wire::encode(&item)?;
+        // Proxies in the item cross as tokens (the receiver takes its own
+        // reference); descriptors cannot live in shared memory.
+        let (bytes, _proxies) = super::crossing::encoding(super::crossing::Route::Queue, || {
+            crate::wire::encode(&item)
+        })?;
         self.ring().push(&bytes, deadline_of(block, timeout))
     }
 
@@ -616,7 +621,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
         self.open()?;
         let bytes = self.ring().pop(deadline_of(block, timeout))?;
-        crate::wire::decode(&bytes)
+        let received = super::crossing::Received::bare();
+        super::crossing::decoding(received, || crate::wire::decode(&bytes)).0
     }
 }
 
@@ -646,7 +652,7 @@ impl<'de, T> Deserialize<'de> for Queue<T> {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         let region = Region::deserialize(deserializer)?;
-        let ring = Ring::from_region(region).map_err(serde::de::Error::custom)?;
+        let ring = Ring::from_region(region).map_err(crate::error::de_error)?;
         Ok(Queue::with_ring(ring))
     }
 }
@@ -725,7 +731,7 @@ impl<'de, T> Deserialize<'de> for JoinableQueue<T> {
     ) -> std::result::Result<Self, D::Error> {
         let queue = Queue::deserialize(deserializer)?;
         if !queue.ring().joinable() {
-            return Err(serde::de::Error::custom("the queue passed is not joinable"));
+            return Err(crate::error::de_error("the queue passed is not joinable"));
         }
         Ok(JoinableQueue { queue })
     }

@@ -8,8 +8,8 @@
 
 use std::panic::AssertUnwindSafe;
 
-use super::args::{self, ChildSessions};
 use super::child::{Notice, Start};
+use super::crossing::{self, Received, Scope};
 use super::image::SameImage;
 use super::lifeline::Lifeline;
 use super::Identity;
@@ -49,10 +49,7 @@ fn child_main() -> Result<i32> {
 
 type Target = Box<dyn FnOnce() -> i32>;
 
-fn prepare(
-    start: Start,
-    fds: Vec<std::os::fd::OwnedFd>,
-) -> Result<(Target, std::rc::Rc<ChildSessions>)> {
+fn prepare(start: Start, fds: Vec<std::os::fd::OwnedFd>) -> Result<(Target, Scope)> {
     let same = SameImage::check(&start.image)?;
     crate::auth::inherit_process_authkey(start.authkey);
     super::set_current(Identity {
@@ -62,9 +59,12 @@ fn prepare(
         parent: Some(start.parent),
     });
     let entry = start.entry.resolve(&same);
-    let sessions = ChildSessions::new(start.sessions);
-    let target = args::decoding(fds, &sessions, || entry(&start.args))?;
-    Ok((target, sessions))
+    // Proxies that later arrive through a queue or a pipe reach these
+    // servers the way the parent does.
+    crossing::learn(&start.sessions);
+    let received = Received::new(fds, start.sessions, true);
+    let (target, sessions) = crossing::decoding(received, || entry(&start.args));
+    Ok((target?, sessions))
 }
 
 /// Watch the lifeline on a thread: end of file means the parent is gone,

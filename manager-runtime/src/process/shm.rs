@@ -30,6 +30,8 @@ pub(crate) struct Region {
     fd: OwnedFd,
     ptr: NonNull<u8>,
     len: usize,
+    /// What the region holds, as errors name it ("a Lock").
+    what: &'static str,
 }
 
 // SAFETY: the mapping is plain memory shared on purpose; every access goes
@@ -84,7 +86,14 @@ impl Region {
             fd,
             ptr: NonNull::new(ptr as *mut u8).expect("mmap returned null"),
             len,
+            what: "shared memory",
         })
+    }
+
+    /// The region as errors name what it holds ("a Lock").
+    pub(crate) fn named(mut self, what: &'static str) -> Region {
+        self.what = what;
+        self
     }
 
     /// The first byte.
@@ -129,21 +138,24 @@ impl AsFd for Region {
 }
 
 impl Serialize for Region {
-    /// As a process's argument only: the descriptor crosses the lifeline.
+    /// Only to another process, by a route that passes descriptors
+    /// (`crossing.rs`).
     fn serialize<S: serde::Serializer>(
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        super::args::serialize_fd(self.fd.as_fd(), serializer)
+        super::crossing::serialize_fd(self.fd.as_fd(), self.what, serializer)
     }
 }
 
 impl<'de> Deserialize<'de> for Region {
+    /// Mapped again from the descriptor that came with the message; its
+    /// owner (a lock, a queue, a value) names it and checks its contents.
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        let fd = super::args::deserialize_fd(deserializer)?;
-        Region::from_fd(fd).map_err(serde::de::Error::custom)
+        let fd = super::crossing::deserialize_fd(deserializer, "shared memory")?;
+        Region::from_fd(fd).map_err(crate::error::de_error)
     }
 }
 

@@ -147,6 +147,12 @@ pub mod server {
             if let Some(tasks) = maxtasksperchild {
                 builder = builder.maxtasksperchild(tasks);
             }
+            // Proxies of this very server among the tasks' arguments: the
+            // workers (children of the server) open sessions here with the
+            // manager's key.
+            if let Some(call) = crate::CallContext::current() {
+                builder = builder.servers(vec![call.crossing_server()]);
+            }
             Ok(ManagedPool {
                 pool: Arc::new(builder.build()?),
             })
@@ -405,8 +411,14 @@ pub mod typed {
     use super::server::{
         ManagedPoolAsyncProxy, ManagedPoolProxy, PoolFailure, PoolJobAsyncProxy, PoolJobProxy,
     };
+    use crate::process::crossing::Keep;
     use crate::sync::typed::{dual_proxy, flavours, typed_proxy};
     use crate::{EncodedChunk, Function, Result, TaskRef};
+
+    /// The clones of the proxies among a job's arguments: the objects they
+    /// name stay alive while the job's result or iterator proxy does, so
+    /// that the server's workers can take them whenever they run.
+    type Kept = std::sync::Arc<Keep>;
 
     /// `Result<Result<T, PoolFailure>>` from a raw proxy as the crate's
     /// `Result<T>`.
@@ -571,7 +583,7 @@ pub mod typed {
                     f: F,
                     items: impl IntoIterator<Item = impl Serialize>,
                     chunksize: Option<usize>,
-                ) -> Result<$job>
+                ) -> Result<($job, Kept)>
                 where
                     F: Function<A, Output = R>,
                     A: DeserializeOwned,
@@ -582,8 +594,9 @@ pub mod typed {
                         Some(_) => 1,
                         None => self.processes()$(.$awaiting)??,
                     };
-                    let chunks = TaskRef::chunks(items, chunksize, workers)?;
-                    self.submit(task, chunks)$(.$awaiting)?
+                    let (chunks, keep) = TaskRef::chunks_keeping(items, chunksize, workers)?;
+                    let job = self.submit(task, chunks)$(.$awaiting)??;
+                    Ok((job, Kept::new(keep)))
                 }
 
                 $($asynchronous)? fn submit_imap<F, T, R>(
@@ -599,9 +612,9 @@ pub mod typed {
                     R: Serialize + DeserializeOwned,
                 {
                     let items = items.into_iter().map(|t| (t,));
-                    let raw = self
+                    let (raw, keep) = self
                         .submit_map::<F, (T,), R>(f, items, Some(chunksize.max(1)))$(.$awaiting)??;
-                    Ok($iter::new(raw, ordered))
+                    Ok($iter::new(raw, ordered, keep))
                 }
 
                 /// `f(args...)` in a worker; a proxy of its result
@@ -616,9 +629,9 @@ pub mod typed {
                     A: Serialize + DeserializeOwned,
                     R: Serialize + DeserializeOwned,
                 {
-                    let chunks = TaskRef::chunks([args], Some(1), 1)?;
+                    let (chunks, keep) = TaskRef::chunks_keeping([args], Some(1), 1)?;
                     let raw = self.submit(TaskRef::new(f)?, chunks)$(.$awaiting)??;
-                    Ok($result::new(raw, one))
+                    Ok($result::new(raw, one, Kept::new(keep)))
                 }
 
                 /// [`map`](Self::map) without waiting (Python's
@@ -635,9 +648,9 @@ pub mod typed {
                     R: Serialize + DeserializeOwned,
                 {
                     let items = items.into_iter().map(|t| (t,));
-                    let raw = self
+                    let (raw, keep) = self
                         .submit_map::<F, (T,), R>(f, items, chunksize)$(.$awaiting)??;
-                    Ok($result::new(raw, all))
+                    Ok($result::new(raw, all, keep))
                 }
 
                 /// [`starmap`](Self::starmap) without waiting (Python's
@@ -653,8 +666,8 @@ pub mod typed {
                     A: Serialize + DeserializeOwned,
                     R: Serialize + DeserializeOwned,
                 {
-                    let raw = self.submit_map::<F, A, R>(f, items, chunksize)$(.$awaiting)??;
-                    Ok($result::new(raw, all))
+                    let (raw, keep) = self.submit_map::<F, A, R>(f, items, chunksize)$(.$awaiting)??;
+                    Ok($result::new(raw, all, keep))
                 }
 
                 /// `f(item)` for every item, the results in order, read a
@@ -733,6 +746,7 @@ pub mod typed {
     pub struct AsyncResultProxy<T> {
         raw: PoolJobProxy,
         decode: Decode<T>,
+        keep: Kept,
     }
 
     /// The async form of [`AsyncResultProxy`]: `get` and the waits are
@@ -741,14 +755,15 @@ pub mod typed {
     pub struct AsyncResultAsyncProxy<T> {
         raw: PoolJobAsyncProxy,
         decode: Decode<T>,
+        keep: Kept,
     }
 
     /// What the two flavours of a result proxy share but their methods.
     macro_rules! result_proxy {
         ($proxy:ident, $raw:ident, $other:ident, $convert:ident, $doc:literal) => {
             impl<T> $proxy<T> {
-                fn new(raw: $raw, decode: Decode<T>) -> Self {
-                    $proxy { raw, decode }
+                fn new(raw: $raw, decode: Decode<T>, keep: Kept) -> Self {
+                    $proxy { raw, decode, keep }
                 }
 
                 /// The dynamically typed proxy this one wraps.
@@ -758,14 +773,14 @@ pub mod typed {
 
                 #[doc = $doc]
                 pub fn $convert(&self) -> $other<T> {
-                    $other::new(self.raw.$convert(), self.decode)
+                    $other::new(self.raw.$convert(), self.decode, Kept::clone(&self.keep))
                 }
             }
 
             impl<T> Clone for $proxy<T> {
                 /// Another reference to the same result.
                 fn clone(&self) -> Self {
-                    $proxy::new(self.raw.clone(), self.decode)
+                    $proxy::new(self.raw.clone(), self.decode, Kept::clone(&self.keep))
                 }
             }
 
@@ -885,13 +900,15 @@ pub mod typed {
     pub struct PoolIterProxy<R> {
         raw: PoolJobProxy,
         buffered: Buffered<R>,
+        keep: Kept,
     }
 
     impl<R: DeserializeOwned> PoolIterProxy<R> {
-        fn new(raw: PoolJobProxy, ordered: bool) -> Self {
+        fn new(raw: PoolJobProxy, ordered: bool, keep: Kept) -> Self {
             PoolIterProxy {
                 raw,
                 buffered: Buffered::new(ordered),
+                keep,
             }
         }
 
@@ -945,14 +962,16 @@ pub mod typed {
         buffered: Buffered<R>,
         /// The fetch in flight.
         pending: Option<Pin<Box<dyn Future<Output = NextChunk> + Send>>>,
+        keep: Kept,
     }
 
     impl<R: DeserializeOwned> PoolIterAsyncProxy<R> {
-        fn new(raw: PoolJobAsyncProxy, ordered: bool) -> Self {
+        fn new(raw: PoolJobAsyncProxy, ordered: bool, keep: Kept) -> Self {
             PoolIterAsyncProxy {
                 raw,
                 buffered: Buffered::new(ordered),
                 pending: None,
+                keep,
             }
         }
 
@@ -1019,7 +1038,11 @@ pub mod typed {
         /// The async iterator of the same job (another reference), from
         /// where this one is: results this one fetched stay with it.
         pub fn to_async(&self) -> PoolIterAsyncProxy<R> {
-            PoolIterAsyncProxy::new(self.raw.to_async(), self.buffered.ordered)
+            PoolIterAsyncProxy::new(
+                self.raw.to_async(),
+                self.buffered.ordered,
+                Kept::clone(&self.keep),
+            )
         }
     }
 
@@ -1027,7 +1050,11 @@ pub mod typed {
         /// The blocking iterator of the same job (another reference), from
         /// where this one is: results this one fetched stay with it.
         pub fn to_blocking(&self) -> PoolIterProxy<R> {
-            PoolIterProxy::new(self.raw.to_blocking(), self.buffered.ordered)
+            PoolIterProxy::new(
+                self.raw.to_blocking(),
+                self.buffered.ordered,
+                Kept::clone(&self.keep),
+            )
         }
     }
 }

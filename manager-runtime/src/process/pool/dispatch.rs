@@ -21,6 +21,7 @@ use std::time::Duration;
 use super::worker::{self, Done, Outcome, Ready, Run};
 use crate::error::{Error, ProcessError, Result};
 use crate::process::connection::{Connection, Pipe};
+use crate::process::crossing::{Carried, Keep, ServerInfo};
 use crate::process::image::{FnRef, ImageId};
 use crate::process::target::TaskEntry;
 use crate::process::Process;
@@ -34,13 +35,32 @@ const SPIN: Duration = Duration::from_micros(50);
 /// Replacement workers failing to start in a row before the pool gives up.
 const RESPAWN_LIMIT: u32 = 3;
 
+/// A chunk's calls, encoded, with what they carry (descriptors, the
+/// servers of their proxies) and the proxies' clones, kept until the
+/// chunk is answered so that its objects outlive the worker's adopting
+/// them.
+pub(super) struct Args {
+    pub(super) carried: Carried,
+    pub(super) keep: Keep,
+}
+
+impl Args {
+    /// Calls made elsewhere (a manager's client), carrying nothing.
+    pub(super) fn bare(bytes: Vec<u8>) -> Args {
+        Args {
+            carried: Carried::bare(bytes),
+            keep: Keep::new(),
+        }
+    }
+}
+
 /// A chunk of calls of one job, encoded, waiting for a worker.
 pub(super) struct Chunk {
     pub(super) job: u64,
     pub(super) index: usize,
     pub(super) count: u32,
     pub(super) entry: FnRef<TaskEntry>,
-    pub(super) args: Vec<u8>,
+    pub(super) args: Args,
 }
 
 /// A chunk's answer: its encoded results at `bytes[start..]`.
@@ -92,6 +112,14 @@ pub(super) struct Config {
     pub(super) processes: usize,
     pub(super) image: ImageId,
     pub(super) initializer: worker::Initializer,
+    /// The clones of the proxies among the initializer's arguments: their
+    /// objects stay alive while the pool may start workers. Held, never
+    /// read.
+    #[allow(dead_code)]
+    pub(super) keep: Keep,
+    /// Servers the workers reach the way this process does (a manager's
+    /// pool: its own server).
+    pub(super) servers: Vec<ServerInfo>,
     pub(super) maxtasks: u64,
 }
 
@@ -107,8 +135,9 @@ struct Slot {
     conn: Arc<Connection>,
     pid: u32,
     pidfd: Option<Arc<OwnedFd>>,
-    /// (task id, job, chunk index) of every chunk this worker holds.
-    in_flight: Vec<(u64, u64, usize)>,
+    /// Every chunk this worker holds: task id, job, chunk index, and the
+    /// proxies' clones its arguments need until it is answered.
+    in_flight: Vec<(u64, u64, usize, Keep)>,
     /// Chunks ever sent to it (for `maxtasksperchild`).
     assigned: u64,
 }
@@ -160,6 +189,7 @@ fn start_workers(config: &Config, count: usize) -> Result<Vec<Slot>> {
                 config.image.clone(),
                 config.initializer.clone(),
                 config.maxtasks,
+                config.servers.clone(),
             ),
         )
         .with_name(format!("PoolWorker-{number}"));
@@ -236,7 +266,7 @@ impl Shared {
     pub(super) fn submit(
         &self,
         job: Box<dyn Job>,
-        chunks: Vec<(usize, u32, FnRef<TaskEntry>, Vec<u8>)>,
+        chunks: Vec<(usize, u32, FnRef<TaskEntry>, Args)>,
         lazy: bool,
     ) -> Result<u64> {
         let mut state = self.state();
@@ -269,7 +299,7 @@ impl Shared {
         index: usize,
         count: u32,
         entry: FnRef<TaskEntry>,
-        args: Vec<u8>,
+        args: Args,
     ) -> bool {
         let mut state = self.state();
         if !enqueue(&mut state, id, index, count, entry, args) {
@@ -321,7 +351,7 @@ impl Shared {
                 if slot.in_flight.len() != depth || (maxtasks > 0 && slot.assigned >= maxtasks) {
                     continue;
                 }
-                let job = slot.in_flight.first().map(|&(_, job, _)| job);
+                let job = slot.in_flight.first().map(|&(_, job, _, _)| job);
                 let Some(chunk) = next_chunk(state, job) else {
                     if job.is_none() {
                         break;
@@ -331,18 +361,15 @@ impl Shared {
                 let task = state.next_task;
                 state.next_task += 1;
                 let slot = &mut state.workers[w];
-                let sent = worker::message(
-                    &Run {
-                        id: task,
-                        entry: chunk.entry,
-                        count: chunk.count,
-                    },
-                    &chunk.args,
-                )
-                .and_then(|message| slot.conn.send_bytes(&message));
-                match sent {
+                let run = Run {
+                    id: task,
+                    entry: chunk.entry,
+                    count: chunk.count,
+                };
+                match slot.conn.send(&(run, &chunk.args.carried)) {
                     Ok(()) => {
-                        slot.in_flight.push((task, chunk.job, chunk.index));
+                        slot.in_flight
+                            .push((task, chunk.job, chunk.index, chunk.args.keep));
                         slot.assigned += 1;
                     }
                     // The worker is gone (its thread will see it): the
@@ -506,20 +533,20 @@ impl Shared {
             let Some(at) = slot
                 .in_flight
                 .iter()
-                .position(|(task, _, _)| *task == done.id)
+                .position(|(task, _, _, _)| *task == done.id)
             else {
                 continue;
             };
-            let (_, job, index) = slot.in_flight.remove(at);
+            let (_, job, index, _keep) = slot.in_flight.remove(at);
             let result = match done.outcome {
                 Outcome::Ok => Ok(Results {
                     bytes: message,
                     start,
                 }),
                 Outcome::Panicked(message) => Err(Error::TaskPanicked(message)),
-                Outcome::Failed(message) => Err(Error::Codec {
-                    context: message,
-                    source: None,
+                Outcome::Failed { context, cause } => Err(Error::Codec {
+                    context,
+                    source: cause.map(Into::into),
                 }),
             };
             completions.extend(finish(&mut state, job, index, result));
@@ -538,7 +565,7 @@ impl Shared {
                     slot.process.exitcode().unwrap_or(-libc::SIGKILL)
                 }
             };
-            for (_, job, index) in slot.in_flight {
+            for (_, job, index, _keep) in slot.in_flight {
                 let error = Error::WorkerDied { pid, exitcode };
                 completions.extend(finish(&mut state, job, index, Err(error)));
             }
@@ -591,7 +618,7 @@ fn enqueue(
     index: usize,
     count: u32,
     entry: FnRef<TaskEntry>,
-    args: Vec<u8>,
+    args: Args,
 ) -> bool {
     let Some(job) = state.jobs.get_mut(&id) else {
         return false;

@@ -23,11 +23,12 @@ use serde::Serialize;
 pub use result::{AsyncResult, IMapIterator};
 
 use crate::error::{Error, ProcessError, Result};
+use crate::process::crossing::{Carried, Keep, Route, ServerInfo};
 use crate::process::image::FnRef;
 use crate::process::target::{
     process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,
 };
-use dispatch::{Chunk, Completion, Config, Job, Phase, Results, Shared};
+use dispatch::{Args, Chunk, Completion, Config, Job, Phase, Results, Shared};
 use result::{decode_all, Callback, MapList, Slot, Stream};
 
 /// A pool task's function as it travels to another process of the same
@@ -77,11 +78,26 @@ impl TaskRef {
     /// `items` (each the argument tuple of one call) encoded in chunks of
     /// `chunksize` calls, Python's default for a pool of `workers` if
     /// `None`, as [`Pool::map`] chunks them.
+    ///
+    /// Proxies among the items cross as tokens, and the object each names
+    /// must still be alive when a worker takes it (keep a proxy to it
+    /// until the results are in); a connection, queue, lock or shared
+    /// memory cannot go through a manager and is refused, naming its type.
     pub fn chunks<A: Serialize>(
         items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
         workers: usize,
     ) -> Result<Vec<EncodedChunk>> {
+        Ok(TaskRef::chunks_keeping(items, chunksize, workers)?.0)
+    }
+
+    /// [`chunks`](Self::chunks), with the clones of the proxies among the
+    /// items: the objects stay alive while they do.
+    pub(crate) fn chunks_keeping<A: Serialize>(
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        workers: usize,
+    ) -> Result<(Vec<EncodedChunk>, Keep)> {
         encode_chunks(items, chunksize, workers.max(1))
     }
 
@@ -104,8 +120,9 @@ pub type ChunkSink = Box<dyn FnMut(usize, Result<EncodedChunk>) + Send>;
 /// initargs, maxtasksperchild)`).
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(FnRef<ProcessEntry>, Vec<u8>)>>,
+    initializer: Option<Result<(FnRef<ProcessEntry>, Carried, Keep)>>,
     maxtasks: Option<u64>,
+    servers: Vec<ServerInfo>,
 }
 
 impl PoolBuilder {
@@ -116,19 +133,32 @@ impl PoolBuilder {
     }
 
     /// Run `initializer(initargs...)` once in each worker before its first
-    /// task (a `fn` item or a closure capturing nothing; an `Err` or a
-    /// panic fails the pool's start).
+    /// task (a `fn` item; an `Err` or a panic fails the pool's start).
+    ///
+    /// `initargs` may hold whatever a [`Process`](crate::Process)'s
+    /// arguments may, crossing the same way: proxies, connections, queues,
+    /// locks, shared values and arrays (Python's
+    /// `Pool(initializer=init, initargs=(q, lock, v))`). The pool keeps
+    /// them for workers it starts later.
     pub fn initializer<F, A>(mut self, initializer: F, initargs: A) -> Self
     where
         F: Function<A>,
         F::Output: Exit,
         A: Serialize + DeserializeOwned + 'static,
     {
-        self.initializer = Some(
-            process_entry_of(initializer)
-                .map_err(Error::from)
-                .and_then(|entry| Ok((entry, crate::wire::encode(&initargs)?))),
-        );
+        self.initializer = Some(process_entry_of(initializer).map_err(Error::from).and_then(
+            |entry| {
+                let (args, keep) = Carried::encode(Route::Lifeline, &initargs)?;
+                Ok((entry, args, keep))
+            },
+        ));
+        self
+    }
+
+    /// Workers reach proxies of these servers as this process does (a
+    /// manager's pool: its own server, whose key the workers need).
+    pub(crate) fn servers(mut self, servers: Vec<ServerInfo>) -> Self {
+        self.servers = servers;
         self
     }
 
@@ -151,11 +181,16 @@ impl PoolBuilder {
             Some(n) => n,
             None => 0,
         };
-        let initializer = self.initializer.transpose()?;
+        let (initializer, keep) = match self.initializer.transpose()? {
+            Some((entry, args, keep)) => (Some((entry, args)), keep),
+            None => (None, Keep::new()),
+        };
         let (shared, thread) = Shared::start(Config {
             processes,
             image: crate::process::image::image_id(),
             initializer,
+            keep,
+            servers: self.servers,
             maxtasks,
         })?;
         Ok(Pool {
@@ -327,7 +362,7 @@ fn copy_of(error: &Error) -> Error {
 
 /// What an `imap` pulls its chunks from: the next encoded chunk and its
 /// count, `None` when the items ran out.
-type Source = Box<dyn FnMut() -> Option<Result<(Vec<u8>, u32)>> + Send>;
+type Source = Box<dyn FnMut() -> Option<Result<(Args, u32)>> + Send>;
 
 /// An `imap`'s job: chunks pulled lazily, as long as fewer than `limit`
 /// are out and not yet taken by the iterator.
@@ -406,22 +441,26 @@ fn iterator_panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
     ))
 }
 
-/// The next chunk of up to `size` of `items`, encoded (count 0: the
-/// items ran out); `capacity` bytes reserved for it. A panicking iterator
-/// is an error, not a hang.
+/// The next chunk of up to `size` of `items`, encoded for `route` (count
+/// 0: the items ran out); `capacity` bytes reserved for it. A panicking
+/// iterator is an error, not a hang.
 fn encode_next<A: Serialize>(
     items: &mut impl Iterator<Item = A>,
     size: usize,
     capacity: usize,
-) -> Result<EncodedChunk> {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<EncodedChunk> {
-        let mut bytes = Vec::with_capacity(capacity);
+    route: Route,
+) -> Result<(Args, u32)> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(Args, u32)> {
         let mut count = 0;
-        for item in items.by_ref().take(size) {
-            crate::wire::append(&mut bytes, &item)?;
-            count += 1;
-        }
-        Ok((bytes, count))
+        let (carried, keep) = Carried::encode_with(route, || {
+            let mut bytes = Vec::with_capacity(capacity);
+            for item in items.by_ref().take(size) {
+                crate::wire::append(&mut bytes, &item)?;
+                count += 1;
+            }
+            Ok(bytes)
+        })?;
+        Ok((Args { carried, keep }, count))
     }))
     .map_err(iterator_panicked)?
 }
@@ -461,25 +500,28 @@ impl<I: Iterator> Iterator for Counted<I> {
 
 /// `items` encoded in chunks of `chunksize` (Python's default for
 /// `workers` when `None`), all of them before anything is sent (for a
-/// manager's client, which sends them in one call).
+/// manager's client, which sends them in one call), with the clones of
+/// the proxies among them.
 fn encode_chunks<A: Serialize>(
     items: impl IntoIterator<Item = A>,
     chunksize: Option<usize>,
     workers: usize,
-) -> Result<Vec<EncodedChunk>> {
+) -> Result<(Vec<EncodedChunk>, Keep)> {
     let (mut items, count) = counted(items.into_iter())?;
     let size = chunksize
         .unwrap_or_else(|| default_chunksize(count, workers))
         .max(1);
     let mut chunks = Vec::with_capacity(count.div_ceil(size));
+    let mut kept = Keep::new();
     let mut capacity = 0;
     loop {
-        let chunk = encode_next(&mut items, size, capacity)?;
-        if chunk.1 == 0 {
-            return Ok(chunks);
+        let (args, count) = encode_next(&mut items, size, capacity, Route::Manager)?;
+        if count == 0 {
+            return Ok((chunks, kept));
         }
-        capacity = chunk.0.len();
-        chunks.push(chunk);
+        capacity = args.carried.bytes().len();
+        kept.extend(args.keep);
+        chunks.push((args.carried.bytes().to_vec(), count));
     }
 }
 
@@ -487,11 +529,11 @@ fn encode_chunks<A: Serialize>(
 fn indexed(
     chunks: Vec<EncodedChunk>,
     entry: FnRef<TaskEntry>,
-) -> Vec<(usize, u32, FnRef<TaskEntry>, Vec<u8>)> {
+) -> Vec<(usize, u32, FnRef<TaskEntry>, Args)> {
     chunks
         .into_iter()
         .enumerate()
-        .map(|(index, (args, count))| (index, count, entry, args))
+        .map(|(index, (args, count))| (index, count, entry, Args::bare(args)))
         .collect()
 }
 
@@ -518,6 +560,7 @@ impl Pool {
             processes: None,
             initializer: None,
             maxtasks: None,
+            servers: Vec::new(),
         }
     }
 
@@ -538,7 +581,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = task_entry_of(f)?;
-        let args = crate::wire::encode(&args)?;
+        let (args, _) = encode_next(&mut std::iter::once(args), 1, 0, Route::Pipe)?;
         let slot = Slot::new(callback);
         let job = ApplyJob {
             slot: Arc::clone(&slot),
@@ -607,12 +650,12 @@ impl Pool {
         let slot = Slot::new(callback);
         // Chunk by chunk: the workers run the first ones while the rest
         // are encoded, and each chunk's results are decoded as they come.
-        let (args, first) = encode_next(&mut items, size, 0)?;
+        let (args, first) = encode_next(&mut items, size, 0, Route::Pipe)?;
         if first == 0 {
             slot.complete(Ok(Vec::new()));
             return Ok(AsyncResult::new(slot));
         }
-        let mut capacity = args.len();
+        let mut capacity = args.carried.bytes().len();
         let job = MapJob {
             list: MapList::new(Arc::clone(&slot), count),
             counts: Vec::with_capacity(count.div_ceil(size)),
@@ -624,7 +667,7 @@ impl Pool {
             .shared
             .submit(Box::new(job), vec![(0, first, entry, args)], false)?;
         for index in 1.. {
-            let (args, count) = match encode_next(&mut items, size, capacity) {
+            let (args, count) = match encode_next(&mut items, size, capacity, Route::Pipe) {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     // What was sent goes on; its answers are dropped.
@@ -636,7 +679,7 @@ impl Pool {
                 self.shared.seal(id);
                 break;
             }
-            capacity = args.len();
+            capacity = args.carried.bytes().len();
             if !self.shared.push(id, index, count, entry, args) {
                 // It failed already (or the pool gave up on it): the
                 // result says why.
@@ -750,10 +793,13 @@ impl Pool {
         let entry = task_entry_of(f)?;
         let chunksize = chunksize.max(1);
         let mut items = items.into_iter();
-        let source: Source = Box::new(move || match encode_next(&mut items, chunksize, 0) {
-            Ok((_, 0)) => None,
-            chunk => Some(chunk),
-        });
+        let source: Source =
+            Box::new(
+                move || match encode_next(&mut items, chunksize, 0, Route::Pipe) {
+                    Ok((_, 0)) => None,
+                    chunk => Some(chunk),
+                },
+            );
         let stream = Stream::new();
         let consumed = Arc::new(AtomicUsize::new(0));
         let job = ImapJob {

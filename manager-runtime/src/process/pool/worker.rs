@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
+use crate::process::crossing::{self, Carried, ServerInfo};
 use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::target::{ProcessEntry, TaskEntry};
 
@@ -32,8 +33,12 @@ pub(super) enum Outcome {
     Ok,
     /// A call panicked, with this message.
     Panicked(String),
-    /// Its arguments could not be decoded or a result encoded.
-    Failed(String),
+    /// Its arguments could not be decoded or a result encoded: what was
+    /// being done, and why it failed.
+    Failed {
+        context: String,
+        cause: Option<String>,
+    },
 }
 
 /// The header of an answer.
@@ -70,40 +75,58 @@ pub(super) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 
 /// `e` and its sources, as one line.
 fn chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
+    crate::error::chain(e)
+}
+
+/// A task's failure as it travels back: a codec error keeps its context
+/// and cause apart, so the caller's error reads as its own.
+fn failed(e: &Error) -> Outcome {
+    match e {
+        Error::Codec { context, source } => Outcome::Failed {
+            context: context.clone(),
+            cause: source.as_deref().map(|s| crate::error::chain(s)),
+        },
+        other => Outcome::Failed {
+            context: "running a pool task".into(),
+            cause: Some(chain(other)),
+        },
     }
-    text
 }
 
 /// The initializer and its encoded arguments, as they cross to a worker.
-pub(super) type Initializer = Option<(FnRef<ProcessEntry>, Vec<u8>)>;
+pub(super) type Initializer = Option<(FnRef<ProcessEntry>, Carried)>;
 
 /// A worker's life: initializer, `Ready`, then tasks until the connection
-/// closes or `maxtasks` (if not 0) are done.
+/// closes or `maxtasks` (if not 0) are done. Proxies to `servers` (its
+/// pool's manager) are reached the way the pool's process reaches them.
 pub(super) fn serve(
     conn: Connection,
     image: ImageId,
     initializer: Initializer,
     maxtasks: u64,
+    servers: Vec<ServerInfo>,
 ) -> Result<()> {
     // A task's panic is its caller's error, reported there: no message on
     // this worker's stderr for it.
     std::panic::set_hook(Box::new(|_| {}));
     let same = SameImage::check(&image)?;
+    crossing::learn(&servers);
+    // The sessions the initializer's arguments' proxies were adopted
+    // through live as long as the worker: what it stored may use them.
+    let mut _initialized = None;
     let ready: Ready = match initializer {
         None => Ok(()),
         Some((entry, args)) => {
-            match std::panic::catch_unwind(|| -> Result<i32> { Ok(entry.resolve(&same)(&args)?()) })
-            {
+            let run = AssertUnwindSafe(|| -> Result<i32> {
+                let (target, scope) = args.decode(true, |bytes| entry.resolve(&same)(bytes));
+                _initialized = Some(scope);
+                Ok(target?())
+            });
+            match std::panic::catch_unwind(run) {
                 Ok(Ok(0)) => Ok(()),
                 Ok(Ok(code)) => Err(format!(
-                "the initializer failed (exit code {code}; its error is on the worker's stderr)"
-            )),
+                    "the initializer failed (exit code {code}; its error is on the worker's stderr)"
+                )),
                 Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
                 Err(panic) => Err(format!(
                     "the initializer panicked: {}",
@@ -112,29 +135,30 @@ pub(super) fn serve(
             }
         }
     };
-    let failed = ready.is_err();
+    let refused = ready.is_err();
     conn.send(&ready)?;
-    if failed {
+    if refused {
         return Ok(());
     }
     let mut results = Vec::new();
     let mut done = 0u64;
     loop {
-        let message = match conn.recv_bytes() {
+        let (run, args): (Run, Carried) = match conn.recv() {
             Ok(message) => message,
             Err(Error::Eof) => return Ok(()),
             Err(e) => return Err(e),
         };
-        let (run, args): (Run, &[u8]) = split(&message)?;
         results.clear();
         let entry = run.entry.resolve(&same);
-        let outcome = match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            entry(args, run.count, &mut results)
-        })) {
-            Ok(Ok(())) => Outcome::Ok,
-            Ok(Err(e)) => Outcome::Failed(chain(&e)),
-            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-        };
+        let (outcome, _) = args.decode(false, |args| {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| {
+                entry(args, run.count, &mut results)
+            })) {
+                Ok(Ok(())) => Outcome::Ok,
+                Ok(Err(e)) => failed(&e),
+                Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+            }
+        });
         let body: &[u8] = if matches!(outcome, Outcome::Ok) {
             &results
         } else {
