@@ -20,9 +20,28 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 
-/// Set in a started child's environment, so a binary that forgot
-/// `bootstrap()` is caught instead of starting children recursively.
+/// Set in a started child's environment to its parent's pid, so a binary
+/// that forgot `bootstrap()` is caught instead of starting children
+/// recursively. Read, never changed: a program's environment must not be
+/// written once it may have threads (`set_var`/`remove_var` are undefined
+/// behaviour then), so whether this process went through `bootstrap()` is
+/// [`BOOTSTRAPPED`], and processes it starts by other means, which inherit
+/// the variable, are told apart by their parent's pid.
 pub(crate) const CHILD_ENV: &str = "MANAGERS_CHILD_PROCESS";
+
+/// Set once `bootstrap()` took this child's lifeline.
+static BOOTSTRAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this process was re-executed by a managers parent (which is
+/// still its parent) and never went through `bootstrap()`.
+fn forgot_bootstrap() -> bool {
+    if BOOTSTRAPPED.load(std::sync::atomic::Ordering::Acquire) {
+        return false;
+    }
+    // SAFETY: getppid(2) cannot fail and touches no memory.
+    let parent = unsafe { libc::getppid() };
+    std::env::var(CHILD_ENV).is_ok_and(|pid| pid.parse::<libc::pid_t>() == Ok(parent))
+}
 
 /// Largest frame a lifeline accepts from the other side.
 pub(crate) const MAX_LIFELINE_FRAME: u32 = 1 << 30;
@@ -30,7 +49,7 @@ pub(crate) const MAX_LIFELINE_FRAME: u32 = 1 << 30;
 /// Re-execute this program with `marker` as its first argument and a
 /// lifeline for standard input; returns the child and our end.
 pub(crate) fn reexec(marker: &str) -> Result<(Child, Lifeline)> {
-    if std::env::var_os(CHILD_ENV).is_some() {
+    if forgot_bootstrap() {
         return Err(Error::ProcessStart(
             "this process was started by managers but never called \
              managers::bootstrap(): make it the first line of main"
@@ -49,7 +68,7 @@ pub(crate) fn reexec(marker: &str) -> Result<(Child, Lifeline)> {
     }
     let child = command
         .arg(marker)
-        .env(CHILD_ENV, "1")
+        .env(CHILD_ENV, std::process::id().to_string())
         .stdin(Stdio::from(OwnedFd::from(theirs)))
         .spawn()
         .map_err(|e| Error::ProcessStart(format!("cannot re-execute this program: {e}")))?;
@@ -72,9 +91,7 @@ impl Lifeline {
     /// descriptor, with `/dev/null` put on descriptor 0 so that programs
     /// this child starts do not inherit it.
     pub(crate) fn take_stdin() -> Result<Lifeline> {
-        // Only this process is a child of managers; processes it starts
-        // are not, unless they are started through managers too.
-        std::env::remove_var(CHILD_ENV);
+        BOOTSTRAPPED.store(true, std::sync::atomic::Ordering::Release);
         // SAFETY: fd 0 is the socket our parent gave us as stdin; we own it
         // from here on (nothing else in this process uses stdin).
         unsafe {

@@ -7,10 +7,12 @@
 //! worker, and its replies leave without a hop to another thread. Pending
 //! calls run on that runtime too. At most [`MAX_DEDICATED`] connections
 //! get one; the rest stay on the shared runtime. When the server stops,
-//! every dedicated connection's socket is shut down, which ends its loop.
+//! every dedicated connection's socket is shut down, which ends its loop:
+//! through a duplicate of its descriptor that the seat owns, so a number
+//! never outlives the socket it named.
 
 use std::collections::HashMap;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -23,12 +25,22 @@ use crate::wire::Inbox;
 /// Most connections served on threads of their own at once.
 pub(super) const MAX_DEDICATED: usize = 256;
 
-/// The dedicated connections of one server, by key: their sockets, to shut
-/// down when the server stops.
+/// The dedicated connections of one server, by key: a duplicate of each
+/// socket's descriptor, to shut it down when the server stops.
 #[derive(Default)]
 pub(crate) struct Dedicated {
-    sockets: Mutex<HashMap<u64, Option<RawFd>>>,
+    sockets: Mutex<HashMap<u64, Option<OwnedFd>>>,
     next: AtomicU64,
+}
+
+/// shutdown(2) both ways: the connection on the socket `fd` refers to
+/// ends, whichever descriptor of it its loop reads.
+fn shut_down(fd: &OwnedFd) {
+    // SAFETY: `fd` is an open descriptor we own (borrowed for the call);
+    // shutdown(2) touches no memory.
+    unsafe {
+        libc::shutdown(fd.as_raw_fd(), libc::SHUT_RDWR);
+    }
 }
 
 /// A place among the dedicated connections, held by one connection.
@@ -72,20 +84,22 @@ impl Seat {
         Fut: std::future::Future<Output = ()>,
     {
         let fd = match &socket {
-            Movable::Tcp(s) => s.as_raw_fd(),
-            Movable::Unix(s) => s.as_raw_fd(),
+            Movable::Tcp(s) => s.as_fd().try_clone_to_owned(),
+            Movable::Unix(s) => s.as_fd().try_clone_to_owned(),
         };
         {
             let mut sockets = self.state.dedicated.sockets.lock().unwrap();
-            sockets.insert(self.key, Some(fd));
-            if self.state.stopping.load(Ordering::SeqCst) {
-                // The server began to stop after this seat was taken, maybe
-                // after it shut the others down: this one ends at once.
-                // SAFETY: `fd` is the open socket `socket` owns.
-                unsafe {
-                    libc::shutdown(fd, libc::SHUT_RDWR);
+            if let Ok(fd) = &fd {
+                if self.state.stopping.load(Ordering::SeqCst) {
+                    // The server began to stop after this seat was taken,
+                    // maybe after it shut the others down: this one ends at
+                    // once.
+                    shut_down(fd);
                 }
             }
+            // Without a duplicate (out of descriptors) the connection still
+            // ends when the server's runtime goes; it just is not hurried.
+            sockets.insert(self.key, fd.ok());
         }
         let spawned = std::thread::Builder::new()
             .name("manager-conn".into())
@@ -143,12 +157,7 @@ impl Dedicated {
         {
             let sockets = self.sockets.lock().unwrap();
             for fd in sockets.values().flatten() {
-                // SAFETY: the socket is open while its key is in the map
-                // (the key goes after the socket closes), and the map is
-                // locked. shutdown(2) touches no memory.
-                unsafe {
-                    libc::shutdown(*fd, libc::SHUT_RDWR);
-                }
+                shut_down(fd);
             }
         }
         let start = Instant::now();
