@@ -12,6 +12,7 @@
 //! generation). Generated code reaches the runtime only through absolute
 //! `::managers::__private` paths, so renamed imports and
 //! `#![no_implicit_prelude]` users compile.
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 

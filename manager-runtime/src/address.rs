@@ -1,4 +1,5 @@
 //! Where a manager listens: a TCP address or a Unix socket path.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::SocketAddr;

@@ -12,6 +12,7 @@
 //! with serde until both sides have proved they know the key. MACs are
 //! compared in constant time (`Mac::verify_slice`), and each side's MAC is
 //! bound to its role so a peer cannot reflect a challenge back.
+#![forbid(unsafe_code)]
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;

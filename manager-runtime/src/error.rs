@@ -1,4 +1,5 @@
 //! The one error type of the crate boundary.
+#![forbid(unsafe_code)]
 
 use serde::{Deserialize, Serialize};
 

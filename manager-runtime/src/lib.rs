@@ -4,6 +4,9 @@
 //!
 //! Users depend on `managers`, which re-exports this crate and the macros.
 #![warn(missing_docs)]
+// Every unsafe block says why it is sound; modules that need none forbid
+// unsafe code outright (`#![forbid(unsafe_code)]` at their top).
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 // Built-in types use `#[shared]`, whose expansion names `::managers`.
 extern crate self as managers;

@@ -1,5 +1,6 @@
 //! Manager lifecycle, after Python's `BaseManager`: start a server process,
 //! connect to a running one, or serve in this process.
+#![forbid(unsafe_code)]
 
 use std::process::ExitStatus;
 use std::sync::Mutex;

@@ -1,6 +1,7 @@
 //! Settings both sides of a connection need: address, authkey, limits,
 //! TLS. Servers, clients and the manager read them; nothing here knows
 //! about any of those.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

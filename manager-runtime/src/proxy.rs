@@ -5,6 +5,7 @@
 //! bumps a counter in the session; when the last local proxy of an object
 //! drops, the session tells the server, in one message that is not waited
 //! for, to release the references it held.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::fmt;

@@ -1,4 +1,5 @@
 //! The typeids a manager serves and how each is created.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::marker::PhantomData;

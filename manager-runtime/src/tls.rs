@@ -5,6 +5,7 @@
 //! in TLS as well. The server presents a certificate ([`TlsServer`]); clients
 //! verify it against a CA or the certificate itself ([`TlsClient`]). The
 //! authkey handshake then runs inside the encrypted channel, unchanged.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 

@@ -1,4 +1,5 @@
 //! Sockets: TCP or Unix, blocking (client) and async (server, async client).
+#![forbid(unsafe_code)]
 
 use std::io::{self, Read, Write};
 use std::os::unix::net::UnixStream as StdUnixStream;

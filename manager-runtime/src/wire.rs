@@ -5,6 +5,7 @@
 //! allocated. After the handshake, each frame holds a postcard-encoded
 //! message header, followed (for calls, creations and replies) by the
 //! postcard-encoded payload, so arguments are never copied into the header.
+#![forbid(unsafe_code)]
 
 use std::io::{self, Read, Write};
 

@@ -1,6 +1,7 @@
 //! The blocking driver of a session: a pool of connections, each doing one
 //! request and its reply at a time on the calling thread (no runtime, no
 //! thread hop), spinning briefly for the reply before it parks.
+#![forbid(unsafe_code)]
 
 use std::io::Read;
 use std::os::fd::RawFd;

@@ -26,6 +26,7 @@
 //! every request (the server answers a withdrawn call with `Cancelled`,
 //! and a `Cancel` of a call already answered with nothing), so a slot is
 //! freed when its reply is routed or taken, never earlier.
+#![forbid(unsafe_code)]
 
 use std::cell::{Cell, RefCell};
 use std::future::Future;

@@ -12,6 +12,7 @@
 //!
 //! As `auth.rs` does for the handshake, the drivers own the sockets and
 //! call into this.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -22,6 +22,7 @@
 //!
 //! Nothing here knows what a proxy or a session is: the proxy layer calls
 //! down into [`attach`] and [`receiving`], so this module stays below it.
+#![forbid(unsafe_code)]
 
 use std::any::Any;
 use std::cell::RefCell;

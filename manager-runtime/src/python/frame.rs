@@ -3,6 +3,7 @@
 //! over 2 GiB, then the message. Lengths are checked against the maximum
 //! before anything is allocated, and buffers grow with the bytes that
 //! arrive, not with the length announced.
+#![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
 

@@ -15,6 +15,7 @@
 //! a 20-byte challenge) the bare MD5 form. We challenge as 3.12 does: 3.11
 //! peers answer it with MD5 over the whole message, which we accept, so
 //! every pair of versions agrees. MACs are compared in constant time.
+#![forbid(unsafe_code)]
 
 use hmac::{Hmac, Mac};
 

@@ -8,6 +8,7 @@
 //! queue registered as `get_queue` has the queue's face. A type without a
 //! face (a user's `#[shared]` type) is called by its method names with
 //! positional arguments.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

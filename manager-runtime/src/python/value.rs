@@ -14,6 +14,7 @@
 //! proxy that the receiving client rebuilds. A tuple stored in a shared
 //! container therefore comes back as a list. Anything else (a slice, an
 //! exception, a class) cannot be stored and is refused with `TypeError`.
+#![forbid(unsafe_code)]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 

@@ -1,5 +1,6 @@
 //! One connection: authenticate, join a session, then read requests and
 //! write replies until either side ends it.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::io::IoSlice;

@@ -1,5 +1,6 @@
 //! What every connection of one server shares: the registry, the object
 //! table, limits, and the stop signal; and the dispatch of one call.
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::panic::AssertUnwindSafe;

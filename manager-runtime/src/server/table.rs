@@ -1,5 +1,6 @@
 //! The object table: every served object with its refcount, and the
 //! references each client session holds.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};

@@ -1,5 +1,6 @@
 //! `Array`: a fixed-length shared sequence clients index into (Python's
 //! `manager.Array`).
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 

@@ -1,4 +1,5 @@
 //! `Event`: a flag clients set, clear and wait for.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

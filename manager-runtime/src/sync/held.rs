@@ -1,4 +1,5 @@
 //! The references a built-in holds on the objects whose proxies it stores.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};

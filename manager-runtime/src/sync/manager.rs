@@ -1,4 +1,5 @@
 //! The SyncManager type.
+#![forbid(unsafe_code)]
 
 use std::ops::Deref;
 

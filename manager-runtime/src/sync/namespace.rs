@@ -1,5 +1,6 @@
 //! `Namespace`: a bag of named attributes shared between processes
 //! (Python's `manager.Namespace()`).
+#![forbid(unsafe_code)]
 
 use super::SyncManager;
 use crate::{Constructor, Registry};

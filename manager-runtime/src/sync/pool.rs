@@ -11,6 +11,7 @@
 //! and keeps each job's answers in a [`server::PoolJob`] (typeid
 //! `AsyncResult`), whose proxy the caller waits on: `get` and `wait` are
 //! futures in the server, never a blocked thread.
+#![forbid(unsafe_code)]
 
 use super::SyncManager;
 use crate::Result;

@@ -1,6 +1,7 @@
 //! How a typed proxy wraps the proxy `#[shared]` generated: arguments in
 //! as [`Value`], results out as the caller's types, Python's exceptions
 //! folded into the crate's error, and the impls every typed proxy shares.
+#![forbid(unsafe_code)]
 
 use serde::de::DeserializeOwned;
 

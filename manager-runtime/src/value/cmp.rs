@@ -9,6 +9,7 @@
 //! with it; here every NaN equals every other NaN and sorts after every other
 //! number. Python gives no useful answer there either: `sorted` with a NaN is
 //! in an unspecified order.
+#![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
 use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher, Hash, Hasher};

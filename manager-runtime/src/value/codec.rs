@@ -4,6 +4,7 @@
 //! The enum is named [`VALUE_MARKER`] so that the `Value` serializer and
 //! deserializer recognise a `Value` nested in a user's type and pass it
 //! through unchanged, instead of tagging it a second time.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -4,6 +4,7 @@
 //! Lenient where the mapping lost information: an `Int` reads as a float,
 //! `Bytes` or a `List` of integers as `Vec<u8>`, a `List` as a tuple or a
 //! struct, `None` as `()` or a unit struct, any other value as `Some`.
+#![forbid(unsafe_code)]
 
 use serde::de::value::{MapDeserializer, SeqDeserializer, U32Deserializer};
 use serde::de::{

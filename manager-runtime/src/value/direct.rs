@@ -15,6 +15,7 @@
 //! announced wrongly) makes the encoding fail, and the caller encodes
 //! `to_value(x)` instead ([`AsValue::refused`]). The unit tests check the
 //! bytes against `to_value`'s for every shape.
+#![forbid(unsafe_code)]
 
 use std::cell::Cell;
 

@@ -1,5 +1,6 @@
 //! Why a conversion between a user type and a [`Value`](super::Value)
 //! failed.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
 //! What Python's `type()`, `repr()` and `bool()` say about a value.
+#![forbid(unsafe_code)]
 
 use std::fmt::Write;
 

@@ -1,4 +1,5 @@
 //! User type → [`Value`]: a serde `Serializer` whose output is a `Value`.
+#![forbid(unsafe_code)]
 
 use serde::ser::{self, Serialize};
 

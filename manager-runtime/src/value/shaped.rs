@@ -3,6 +3,7 @@
 //! `None` alike, and a `Result` to a one-entry map, which is right for data
 //! but loses what a dynamically typed caller (a Python client) needs to
 //! know: whether the call failed, and whether "nothing" came back.
+#![forbid(unsafe_code)]
 
 use serde::ser::{self, Serialize};
 use serde::{Deserialize, Serialize as SerializeDerive};

@@ -1,5 +1,6 @@
 //! Round trips through `Value` and through postcard, errors, and Python's
 //! equality, hashing and ordering.
+#![forbid(unsafe_code)]
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};

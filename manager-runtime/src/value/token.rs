@@ -5,6 +5,7 @@
 //! that do not know the name (postcard) see the token's own fields, since a
 //! newtype struct is transparent there; the [`Value`](super::Value)
 //! serializer recognises the name and keeps the token whole.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 

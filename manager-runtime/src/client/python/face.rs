@@ -4,6 +4,7 @@
 //! block, timeout)`, ...) becomes a `_callmethod` of a Python method
 //! (`__getitem__`, `__setitem__`, `put`, ...) with Python's arguments, and
 //! its reply is shaped as our method's result would be.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

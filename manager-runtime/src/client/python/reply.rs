@@ -3,6 +3,7 @@
 //! other shape its `Ok` (so `usize` and `Result<usize, SyncError>` read
 //! the same reply), `Shaped::None`/`Some` an `Option`'s, and everything
 //! inside is read as [`Value`] is by [`from_value`](crate::value::from_value).
+#![forbid(unsafe_code)]
 
 use serde::de::{
     self, DeserializeOwned, DeserializeSeed, Deserializer, EnumAccess, IntoDeserializer,

@@ -170,6 +170,7 @@ fn eventfd() -> Result<OwnedFd> {
     if fd < 0 {
         return Err(std::io::Error::last_os_error().into());
     }
+    // SAFETY: a new descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 

@@ -1,5 +1,6 @@
 //! What a caller holds while a pool works: [`AsyncResult`] (one result, or
 //! one list for `map_async`) and [`IMapIterator`] (results as they come).
+#![forbid(unsafe_code)]
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;

@@ -7,6 +7,7 @@
 //! A task message is a [`Run`] header and the encoded arguments of `count`
 //! calls; the answer a [`Done`] header and, on success, the encoded results,
 //! each one message (`send_bytes`), so a task costs one `write` each way.
+#![forbid(unsafe_code)]
 
 use std::panic::AssertUnwindSafe;
 

@@ -9,6 +9,7 @@
 //! shared a thousand times counts a thousand times) and refusing past the
 //! limits, so neither a deep nor a self-referencing nor a "billion laughs"
 //! pickle gets further than an error.
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 

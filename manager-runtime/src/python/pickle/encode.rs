@@ -1,6 +1,7 @@
 //! The pickler: an [`Object`] as protocol 4, without a memo or frames
 //! (both optional for the reader), so every occurrence of a value is
 //! written out and read back as its own object.
+#![forbid(unsafe_code)]
 
 use super::{Global, Object, Token};
 

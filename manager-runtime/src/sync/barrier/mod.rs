@@ -21,6 +21,7 @@
 //!
 //! As in Python, a party whose process dies while it waits still counts as
 //! arrived.
+#![forbid(unsafe_code)]
 
 use std::time::Duration;
 

@@ -1,4 +1,5 @@
 //! The barrier as the server holds it.
+#![forbid(unsafe_code)]
 
 use std::sync::Mutex;
 use std::time::Duration;

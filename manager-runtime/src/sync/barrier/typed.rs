@@ -1,4 +1,5 @@
 //! The typed proxies of a barrier.
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::time::Duration;

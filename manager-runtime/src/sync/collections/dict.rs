@@ -1,4 +1,5 @@
 //! `dict`: Python's dict, served, in insertion order.
+#![forbid(unsafe_code)]
 
 /// The server-side dict.
 pub mod server {

@@ -1,4 +1,5 @@
 //! `Iterator`: an iterator living in the server, advanced one item per call.
+#![forbid(unsafe_code)]
 
 /// The server-side iterator.
 pub mod server {

@@ -1,4 +1,5 @@
 //! `list`: Python's list, served.
+#![forbid(unsafe_code)]
 
 use crate::value::Value;
 use crate::SyncError;

@@ -1,5 +1,6 @@
 //! "Another collection" as a method's argument: the elements themselves, or
 //! a proxy of a container served by the same manager, read in place.
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 

@@ -1,5 +1,6 @@
 //! `set`: Python's set (a typeid of `SyncManager` since CPython 3.14),
 //! served.
+#![forbid(unsafe_code)]
 
 /// The server-side set.
 pub mod server {

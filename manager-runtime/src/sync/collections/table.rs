@@ -3,6 +3,7 @@
 //! hashed by key, and holes left by removals, compacted once they outnumber
 //! the entries. The index stores positions only (the key lives once, in its
 //! slot), so an entry costs its key and value plus about ten bytes.
+#![forbid(unsafe_code)]
 
 use std::hash::{BuildHasher, RandomState};
 

@@ -1,5 +1,6 @@
 //! `Condition`: Python's `threading.Condition` served by the manager, on
 //! its own `RLock` or on a supplied `Lock`/`RLock`, with a typed proxy.
+#![forbid(unsafe_code)]
 
 pub mod server;
 pub mod typed;

@@ -1,4 +1,5 @@
 //! The typed proxy of `Condition`.
+#![forbid(unsafe_code)]
 
 use std::time::{Duration, Instant};
 

@@ -6,6 +6,7 @@
 //! clients cost a thousand small futures. An `RLock` (and a `Condition`)
 //! belongs to the calling client thread, as in Python: the proxy sends its
 //! [`caller_id`](crate::caller_id) with every call.
+#![forbid(unsafe_code)]
 
 pub mod server;
 pub(in crate::sync) mod state;

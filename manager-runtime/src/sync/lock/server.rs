@@ -1,5 +1,6 @@
 //! `Lock`, `RLock`, `Semaphore` and `BoundedSemaphore` as the server holds
 //! them.
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,6 +1,7 @@
 //! The state behind every lock-like built-in, shared by `Lock`, `RLock`
 //! and `Condition` (a condition built on a lock works on that lock's very
 //! state), and the one waiting loop every blocking built-in uses.
+#![forbid(unsafe_code)]
 
 use std::sync::Mutex;
 use std::time::Duration;

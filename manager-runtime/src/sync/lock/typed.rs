@@ -1,5 +1,6 @@
 //! Typed proxies of the lock family (Python's `AcquirerProxy`), blocking
 //! and async, and their scope guards.
+#![forbid(unsafe_code)]
 
 use std::future::Future;
 use std::marker::PhantomData;

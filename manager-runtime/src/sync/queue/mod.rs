@@ -3,6 +3,7 @@
 //!
 //! A getter waiting on an empty queue, a putter waiting on a full one and
 //! a joiner waiting for `task_done` are futures in the server, not threads.
+#![forbid(unsafe_code)]
 
 pub mod server;
 pub mod typed;

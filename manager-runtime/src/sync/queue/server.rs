@@ -1,4 +1,5 @@
 //! `Queue` (and `JoinableQueue`) as the server holds it.
+#![forbid(unsafe_code)]
 
 use std::collections::VecDeque;
 use std::sync::Mutex;

@@ -1,4 +1,5 @@
 //! Typed proxies of `Queue` and `JoinableQueue`.
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::marker::PhantomData;

@@ -1,5 +1,6 @@
 //! `Value`: one shared value clients get and set (Python's
 //! `manager.Value`).
+#![forbid(unsafe_code)]
 
 use serde::Serialize;
 
