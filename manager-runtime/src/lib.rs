@@ -24,6 +24,7 @@ pub mod auth;
 #[cfg(not(feature = "internals"))]
 #[allow(dead_code)] // parts only the fuzzers drive
 mod auth;
+mod crossing;
 mod options;
 pub mod python;
 #[cfg(feature = "tls")]

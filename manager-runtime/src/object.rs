@@ -182,8 +182,8 @@ impl CallContext {
 
     /// How a process of this server's (a worker of a pool it owns)
     /// reaches it: its address, with the manager's key.
-    pub(crate) fn crossing_server(&self) -> crate::process::crossing::ServerInfo {
-        crate::process::crossing::ServerInfo {
+    pub(crate) fn crossing_server(&self) -> crate::crossing::ServerInfo {
+        crate::crossing::ServerInfo {
             address: self.server.address().clone(),
             settings: crate::options::ManagerOptions::default()
                 .authkey(self.authkey())

@@ -15,9 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::client::Client;
+use crate::crossing::{self, ServerInfo};
 use crate::error::Result;
 use crate::object::CallContext;
-use crate::process::crossing::{self, ServerInfo};
 use crate::token::Token;
 use crate::wire::{self, MethodRef};
 

@@ -20,6 +20,7 @@ const LAYERS: &[(&str, u32)] = &[
     ("tls", 4),
     ("wait", 4),
     ("auth", 5),
+    ("crossing", 5),
     ("transport", 6),
     ("python", 6),
     ("options", 7),

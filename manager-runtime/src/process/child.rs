@@ -22,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::crossing::{Attachments, Route, ServerInfo};
 use super::image::{FnRef, ImageId};
 use super::lifeline::{self, Lifeline};
 use super::target::{Exit, Function, ProcessEntry};
+use crate::crossing::{Attachments, Route, ServerInfo};
 use crate::error::{Error, ProcessError, Result};
 
 /// The first argument of a re-executed child that runs a target.
@@ -283,7 +283,7 @@ impl Process {
         };
         let entry = launch.entry.clone()?;
         let (args, attachments) =
-            super::crossing::encoding(Route::Lifeline, || launch.args.encode())?;
+            crate::crossing::encoding(Route::Lifeline, || launch.args.encode())?;
         let (child, lifeline) = lifeline::reexec(PROCESS_MARKER)?;
         let start = Start {
             image: super::image::image_id(),

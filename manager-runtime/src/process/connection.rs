@@ -26,8 +26,8 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::crossing::{self, Received, Route, ServerInfo};
 use super::scm;
+use crate::crossing::{self, Received, Route, ServerInfo};
 use crate::error::{Error, Result};
 use crate::wait::{Spin, Spun};
 
@@ -601,7 +601,7 @@ impl<D> Serialize for Connection<D> {
             fd: &BorrowedFd<'_>,
             s: S,
         ) -> std::result::Result<S::Ok, S::Error> {
-            super::crossing::serialize_fd(*fd, "a Connection", s)
+            crate::crossing::serialize_fd(*fd, "a Connection", s)
         }
         let incoming = self.incoming();
         if incoming.skip > 0 {
@@ -638,7 +638,7 @@ impl<'de, D> Deserialize<'de> for Connection<D> {
         fn connection_fd<'de, D: serde::Deserializer<'de>>(
             d: D,
         ) -> std::result::Result<OwnedFd, D::Error> {
-            super::crossing::deserialize_fd(d, "a Connection")
+            crate::crossing::deserialize_fd(d, "a Connection")
         }
         let wire = Wire::deserialize(deserializer)?;
         Ok(Connection::with_buffered(wire.fd, wire.buffered).with_max_message(wire.max))

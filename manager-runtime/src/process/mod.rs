@@ -24,7 +24,6 @@
 
 pub(crate) mod child;
 pub(crate) mod connection;
-pub(crate) mod crossing;
 pub(crate) mod image;
 pub(crate) mod lifeline;
 mod lock;

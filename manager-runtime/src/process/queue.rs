@@ -595,7 +595,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.open()?;
         // Proxies in the item cross as tokens (the receiver takes its own
         // reference); descriptors cannot live in shared memory.
-        let (bytes, _proxies) = super::crossing::encoding(super::crossing::Route::Queue, || {
+        let (bytes, _proxies) = crate::crossing::encoding(crate::crossing::Route::Queue, || {
             crate::wire::encode(&item)
         })?;
         self.ring().push(&bytes, deadline_of(block, timeout))
@@ -621,8 +621,8 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     pub fn get_with(&self, block: bool, timeout: Option<Duration>) -> Result<T> {
         self.open()?;
         let bytes = self.ring().pop(deadline_of(block, timeout))?;
-        let received = super::crossing::Received::bare();
-        super::crossing::decoding(received, || crate::wire::decode(&bytes)).0
+        let received = crate::crossing::Received::bare();
+        crate::crossing::decoding(received, || crate::wire::decode(&bytes)).0
     }
 }
 

@@ -9,10 +9,10 @@
 use std::panic::AssertUnwindSafe;
 
 use super::child::{Notice, Start};
-use super::crossing::{self, Received, Scope};
 use super::image::SameImage;
 use super::lifeline::Lifeline;
 use super::Identity;
+use crate::crossing::{self, Received, Scope};
 use crate::error::Result;
 
 /// Run this child's target and exit with its code.

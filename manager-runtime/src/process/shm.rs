@@ -144,7 +144,7 @@ impl Serialize for Region {
         &self,
         serializer: S,
     ) -> std::result::Result<S::Ok, S::Error> {
-        super::crossing::serialize_fd(self.fd.as_fd(), self.what, serializer)
+        crate::crossing::serialize_fd(self.fd.as_fd(), self.what, serializer)
     }
 }
 
@@ -154,7 +154,7 @@ impl<'de> Deserialize<'de> for Region {
     fn deserialize<D: serde::Deserializer<'de>>(
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
-        let fd = super::crossing::deserialize_fd(deserializer, "shared memory")?;
+        let fd = crate::crossing::deserialize_fd(deserializer, "shared memory")?;
         Region::from_fd(fd).map_err(crate::error::de_error)
     }
 }

@@ -412,14 +412,13 @@ pub mod typed {
     use super::server::{
         ManagedPoolAsyncProxy, ManagedPoolProxy, PoolFailure, PoolJobAsyncProxy, PoolJobProxy,
     };
-    use crate::process::crossing::Keep;
     use crate::sync::typed::{dual_proxy, flavours, typed_proxy};
     use crate::{EncodedChunk, Function, Result, TaskRef};
 
     /// The clones of the proxies among a job's arguments: the objects they
     /// name stay alive while the job's result or iterator proxy does, so
     /// that the server's workers can take them whenever they run.
-    type Kept = std::sync::Arc<Keep>;
+    type Kept = std::sync::Arc<Vec<Box<dyn std::any::Any + Send + Sync>>>;
 
     /// `Result<Result<T, PoolFailure>>` from a raw proxy as the crate's
     /// `Result<T>`.

@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use super::worker::{self, Done, Outcome, Ready, Run};
+use crate::crossing::{Carried, Keep, ServerInfo};
 use crate::error::{Error, ProcessError, Result};
 use crate::process::connection::{Connection, Pipe};
-use crate::process::crossing::{Carried, Keep, ServerInfo};
 use crate::process::image::{FnRef, ImageId};
 use crate::process::target::TaskEntry;
 use crate::process::Process;

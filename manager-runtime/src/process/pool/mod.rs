@@ -22,8 +22,8 @@ use serde::Serialize;
 
 pub use result::{AsyncResult, IMapIterator};
 
+use crate::crossing::{Carried, Keep, Route, ServerInfo};
 use crate::error::{Error, ProcessError, Result};
-use crate::process::crossing::{Carried, Keep, Route, ServerInfo};
 use crate::process::image::FnRef;
 use crate::process::target::{
     process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,

@@ -13,9 +13,9 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 
+use crate::crossing::{self, Carried, ServerInfo};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
-use crate::process::crossing::{self, Carried, ServerInfo};
 use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::target::{ProcessEntry, TaskEntry};
 
