@@ -109,9 +109,8 @@ impl BaseManager {
 
     /// Like [`start`](Self::start), running `initializer(initargs...)`
     /// once in the server process before it serves (Python's
-    /// `start(initializer, initargs)`). The initializer is a `fn` item or a
-    /// closure that captures nothing, as a [`Process`](crate::Process)'s
-    /// target; `initargs` the tuple of its arguments, plain serde values.
+    /// `start(initializer, initargs)`). The initializer is a `fn` item, as
+    /// a [`Process`](crate::Process)'s target; `initargs` the tuple of its arguments, plain serde values.
     /// If it returns an `Err` (or panics), `start` fails.
     pub fn start_with_initializer<F, A>(&self, initializer: F, initargs: A) -> Result<()>
     where

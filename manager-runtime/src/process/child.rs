@@ -165,10 +165,10 @@ static COUNTER: AtomicU32 = AtomicU32::new(1);
 /// A function running in a child process: Python's
 /// `multiprocessing.Process(target, args)`.
 ///
-/// The target is a `fn` item or a closure that captures nothing, and
-/// `args` the tuple of its arguments (`()`, `(x,)`, `(x, y)`, ...): any
-/// serde values, proxies of any manager (the child gets live proxies that
-/// keep their objects alive until it drops them). The child is this program re-executed, so
+/// The target is a `fn` item, and `args` the tuple of its arguments
+/// (`()`, `(x,)`, `(x, y)`, ...): any serde values, proxies of any manager
+/// (the child gets live proxies that keep their objects alive until it
+/// drops them), connections, queues, locks, shared values and arrays. The child is this program re-executed, so
 /// [`bootstrap`](crate::bootstrap) must be the first line of `main`.
 ///
 /// ```no_run

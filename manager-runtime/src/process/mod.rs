@@ -8,7 +8,7 @@
 //! - `image.rs`: which executable image runs and where a function lies in
 //!   it; why an offset may cross to a child soundly.
 //! - `target.rs`: [`Function`], what may run in another process (a `fn`
-//!   item or a closure that captures nothing), and its trampolines.
+//!   item), and its trampolines.
 //! - `lifeline.rs`: re-executing this program, and the socket on the
 //!   child's stdin that carries frames and file descriptors.
 //! - `args.rs`: a child's arguments, with the proxies and descriptors in
