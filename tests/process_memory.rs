@@ -183,6 +183,9 @@ struct Particle {
     position: [f64; 3],
     id: u32,
     charge: i8,
+    // Pod refuses padding: the three bytes a #[repr(C)] struct would leave
+    // uninitialized are a field.
+    _pad: [u8; 3],
 }
 
 fn move_particles(particles: Array<Particle>) -> managers::Result<()> {
@@ -202,6 +205,7 @@ fn a_pod_struct_is_shared() {
             position: [id as f64, 0.5, -0.5],
             id,
             charge: 1,
+            _pad: [0; 3],
         })
         .collect();
     let particles = Array::from_slice(&start).unwrap();

@@ -107,7 +107,9 @@ pub fn manager(input: TokenStream) -> TokenStream {
 /// (`managers::process::Value<T>`, `Array<T>`): implements
 /// `managers::process::Pod`, after checking every field's type is `Pod`
 /// (numbers, arrays of them, other `Pod` structs; a pointer, a reference
-/// or a `String` is refused at its field). The struct must also be
+/// or a `String` is refused at its field) and that the struct has no
+/// padding (refused at its name: padding bytes are uninitialized; make
+/// them a field such as `_pad: [u8; 3]`). The struct must also be
 /// `Clone + Copy`. `#[pod(crate = "path")]` names a renamed `managers`.
 ///
 /// ```ignore

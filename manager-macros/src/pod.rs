@@ -3,10 +3,11 @@
 //!
 //! One small stage each: check the item (a struct, `#[repr(C)]` or
 //! `#[repr(transparent)]`, no generic parameters, an optional
-//! `#[pod(crate = "...")]`), then emit the `unsafe impl` and one
-//! assertion per field that its type is `Pod` itself, spanned at the
-//! field's type, so a pointer or a `String` is reported where it is
-//! written.
+//! `#[pod(crate = "...")]`), then emit the `unsafe impl`, one assertion
+//! per field that its type is `Pod` itself, spanned at the field's type,
+//! so a pointer or a `String` is reported where it is written, and a
+//! constant assertion, spanned at the struct's name, that its size is the
+//! sum of its fields' (no padding: padding bytes are uninitialized).
 
 use proc_macro2::TokenStream;
 use quote::{quote, quote_spanned};
@@ -51,9 +52,23 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         let private = runtime.private(ty.span());
         quote_spanned!(ty.span()=> #private::assert_pod::<#ty>();)
     });
+    let sizes = fields.iter().map(|ty| quote!(::core::mem::size_of::<#ty>()));
+    let padding = quote_spanned! {ident.span()=>
+        const _: () = ::core::assert!(
+            ::core::mem::size_of::<#ident>() == 0 #(+ #sizes)*,
+            ::core::concat!(
+                "#[derive(Pod)] struct `", ::core::stringify!(#ident),
+                "` has padding (its size is more than the sum of its fields' sizes): padding \
+                 bytes are uninitialized, and Pod promises every byte is a value; add explicit \
+                 fields for them (e.g. `_pad: [u8; N]`) or reorder the fields"
+            )
+        );
+    };
     quote! {
         // SAFETY: a #[repr(C)] struct whose every field is `Pod` (asserted
-        // below) has only valid bit patterns and no pointers.
+        // below) and that has no padding (asserted below: its size is the
+        // sum of its fields') has only initialized bytes, every bit pattern
+        // valid, and no pointers.
         unsafe impl #private::Pod for #ident {}
         const _: () = {
             #[allow(dead_code)]
@@ -61,6 +76,7 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
                 #(#checks)*
             }
         };
+        #padding
     }
 }
 

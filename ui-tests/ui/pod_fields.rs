@@ -6,7 +6,7 @@ use managers::Pod;
 #[derive(Clone, Copy, Pod)]
 #[repr(C)]
 struct WithPointer {
-    id: u32,
+    id: u64,
     name: *const u8,
 }
 

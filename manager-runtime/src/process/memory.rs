@@ -38,9 +38,11 @@ use crate::error::{Error, Result, SyncError};
 /// ```
 ///
 /// # Safety
-/// Every bit pattern of the type's size must be a valid value, and it must
-/// hold no pointer, reference or handle whose meaning is local to one
-/// process. The derive checks both (field by field) at compile time.
+/// Every bit pattern of the type's size must be a valid value, every byte
+/// of it must be part of a field (no padding, which is uninitialized), and
+/// it must hold no pointer, reference or handle whose meaning is local to
+/// one process. The derive checks all three at compile time (field by
+/// field, and the struct's size against its fields').
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot live in shared memory",
     label = "not plain data (`Pod`)",
