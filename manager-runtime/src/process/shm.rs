@@ -41,24 +41,48 @@ unsafe impl Send for Region {}
 unsafe impl Sync for Region {}
 
 impl Region {
-    /// A new region of `len` bytes, zeroed.
+    /// A new region of `len` bytes, zeroed, sealed at that size: no
+    /// process holding its descriptor can shrink it under another's
+    /// mapping (which would make that one's accesses fault, SIGBUS).
     pub(crate) fn new(len: usize) -> Result<Region> {
+        let len_off = libc::off_t::try_from(len)
+            .map_err(|_| Error::ProcessStart(format!("{len} bytes of shared memory")))?;
         // SAFETY: memfd_create(2) with a static name returns a new
-        // descriptor, which we own.
-        let fd = unsafe { libc::memfd_create(c"managers-shm".as_ptr(), libc::MFD_CLOEXEC) };
+        // descriptor or -1.
+        let fd = unsafe {
+            libc::memfd_create(
+                c"managers-shm".as_ptr(),
+                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
+            )
+        };
         if fd < 0 {
             return Err(os_error());
         }
+        // SAFETY: a new descriptor nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
         // SAFETY: ftruncate(2) on our descriptor.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), len as libc::off_t) } != 0 {
+        if unsafe { libc::ftruncate(fd.as_raw_fd(), len_off) } != 0 {
+            return Err(os_error());
+        }
+        let seals = libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_SEAL;
+        // SAFETY: fcntl(2) F_ADD_SEALS on our descriptor.
+        if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_ADD_SEALS, seals) } != 0 {
             return Err(os_error());
         }
         Self::map(fd, len)
     }
 
-    /// Map a region another process made (its size is the file's).
+    /// Map a region another process made (its size is the file's). Only a
+    /// region sealed against shrinking is taken: another holder could
+    /// otherwise truncate it under this mapping.
     pub(crate) fn from_fd(fd: OwnedFd) -> Result<Region> {
+        // SAFETY: fcntl(2) F_GET_SEALS on a descriptor we own.
+        let seals = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GET_SEALS) };
+        if seals < 0 || seals & libc::F_SEAL_SHRINK == 0 {
+            return Err(Error::ProcessStart(
+                "the shared memory passed is not sealed against shrinking: refused".into(),
+            ));
+        }
         let len = std::fs::File::from(fd.try_clone()?).metadata()?.len() as usize;
         Self::map(fd, len)
     }
@@ -367,11 +391,35 @@ mod tests {
         // SAFETY: as above; a second mapping of the same pages.
         assert_eq!(unsafe { *again.ptr().add(100) }, 42);
         region.discard(0, 4096);
+        // SAFETY: as above.
+        let after = unsafe { *again.ptr().add(100) };
+        assert_eq!(after, 0, "discarded pages read as zeros");
+    }
+
+    #[test]
+    fn a_region_cannot_shrink_and_an_unsealed_one_is_refused() {
+        let region = Region::new(8192).unwrap();
+        // SAFETY: ftruncate(2) on a descriptor the region owns.
+        let shrunk = unsafe { libc::ftruncate(region.fd.as_raw_fd(), 4096) };
+        assert_eq!(shrunk, -1, "sealed against shrinking");
         assert_eq!(
-            unsafe { *again.ptr().add(100) },
-            0,
-            "discarded pages read as zeros"
+            std::io::Error::last_os_error().raw_os_error(),
+            Some(libc::EPERM)
         );
+        assert!(Region::from_fd(region.fd.try_clone().unwrap()).is_ok());
+        // SAFETY: memfd_create(2) with a static name; the descriptor is
+        // ours.
+        let unsealed = unsafe {
+            let fd = libc::memfd_create(c"unsealed".as_ptr(), libc::MFD_CLOEXEC);
+            assert!(fd >= 0);
+            OwnedFd::from_raw_fd(fd)
+        };
+        // SAFETY: ftruncate(2) on our descriptor.
+        assert_eq!(unsafe { libc::ftruncate(unsealed.as_raw_fd(), 4096) }, 0);
+        let err = Region::from_fd(unsealed).err().expect("refused");
+        assert!(err.to_string().contains("not sealed"), "{err}");
+        let file: OwnedFd = std::fs::File::open("/dev/null").unwrap().into();
+        assert!(Region::from_fd(file).is_err(), "not a memfd");
     }
 
     #[test]
