@@ -52,7 +52,9 @@ pub(crate) fn expand(input: TokenStream) -> TokenStream {
         let private = runtime.private(ty.span());
         quote_spanned!(ty.span()=> #private::assert_pod::<#ty>();)
     });
-    let sizes = fields.iter().map(|ty| quote!(::core::mem::size_of::<#ty>()));
+    let sizes = fields
+        .iter()
+        .map(|ty| quote!(::core::mem::size_of::<#ty>()));
     let padding = quote_spanned! {ident.span()=>
         const _: () = ::core::assert!(
             ::core::mem::size_of::<#ident>() == 0 #(+ #sizes)*,

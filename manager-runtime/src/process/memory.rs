@@ -115,27 +115,47 @@ impl<T: Pod> Cells<T> {
 
     fn read(&self, i: usize) -> T {
         assert!(i < self.len);
-        // SAFETY: in bounds, aligned (the region is page aligned, elements
-        // are laid out as in an array), and any bits are a valid `T`.
-        unsafe { std::ptr::read_volatile(self.ptr().add(i)) }
+        let mut out = std::mem::MaybeUninit::<T>::uninit();
+        // SAFETY: element `i` is in bounds of the mapping, which lives as
+        // long as `self`; `out` is local memory of one `T`.
+        unsafe {
+            copy_elements::<T>(
+                self.ptr().add(i) as *const u8,
+                out.as_mut_ptr() as *mut u8,
+                1,
+                Way::In,
+            )
+        };
+        // SAFETY: every byte of `out` was written, and any bytes are a
+        // valid `T` (`Pod`).
+        unsafe { out.assume_init() }
     }
 
     fn write(&self, i: usize, value: T) {
         assert!(i < self.len);
-        // SAFETY: as in `read`.
-        unsafe { std::ptr::write_volatile(self.ptr().add(i), value) }
+        // SAFETY: as in `read`; `value` is local.
+        unsafe {
+            copy_elements::<T>(
+                &value as *const T as *const u8,
+                self.ptr().add(i) as *mut u8,
+                1,
+                Way::Out,
+            )
+        }
     }
 
     fn read_slice(&self, range: Range<usize>) -> Vec<T> {
         assert!(range.start <= range.end && range.end <= self.len);
         let mut out = Vec::with_capacity(range.len());
-        // SAFETY: the range is in bounds; the copy goes to `out`'s fresh
-        // capacity, whose length is set only after it is written.
+        // SAFETY: the range is in bounds of the mapping; the copy goes to
+        // `out`'s fresh capacity, whose length is set only once every byte
+        // of it is written (any bytes being valid `T`s, `Pod`).
         unsafe {
-            std::ptr::copy_nonoverlapping(
-                self.ptr().add(range.start),
-                out.as_mut_ptr(),
+            copy_elements::<T>(
+                self.ptr().add(range.start) as *const u8,
+                out.as_mut_ptr() as *mut u8,
                 range.len(),
+                Way::In,
             );
             out.set_len(range.len());
         }
@@ -144,8 +164,75 @@ impl<T: Pod> Cells<T> {
 
     fn write_slice(&self, start: usize, items: &[T]) {
         assert!(start + items.len() <= self.len);
-        // SAFETY: in bounds; `items` is local memory, not the region.
-        unsafe { std::ptr::copy_nonoverlapping(items.as_ptr(), self.ptr().add(start), items.len()) }
+        // SAFETY: in bounds of the mapping; `items` is local memory.
+        unsafe {
+            copy_elements::<T>(
+                items.as_ptr() as *const u8,
+                self.ptr().add(start) as *mut u8,
+                items.len(),
+                Way::Out,
+            )
+        }
+    }
+}
+
+/// Which side of a copy is the shared memory.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Way {
+    /// From shared memory into local memory.
+    In,
+    /// From local memory into shared memory.
+    Out,
+}
+
+/// Copy `count` elements of `T` between local memory and shared memory,
+/// every access to shared memory a relaxed atomic load or store: another
+/// thread of this process may read or write the same cells at the same
+/// time (the raw kinds have no lock), which would be a data race, and
+/// undefined behaviour, with plain or volatile accesses.
+///
+/// Each element is moved as words of `min(align_of::<T>(), 8)` bytes, the
+/// same for every access to it (one element or a slice), so atomic
+/// accesses to a byte never differ in size or alignment. A wider `T` may
+/// be seen half-written (torn), never undefined.
+///
+/// # Safety
+/// The shared side (`src` for [`Way::In`], `dst` for [`Way::Out`]) must
+/// be the start of `count` elements of `T` in a live mapping, aligned for
+/// `T`, only ever accessed through this function; the local side must be
+/// valid for `count * size_of::<T>()` bytes (read for `Out`, written for
+/// `In`) and need not be aligned.
+unsafe fn copy_elements<T>(src: *const u8, dst: *mut u8, count: usize, way: Way) {
+    use std::sync::atomic::{AtomicU16, AtomicU32, AtomicU64, AtomicU8, Ordering::Relaxed};
+    let word = std::mem::align_of::<T>().min(8);
+    let bytes = count * std::mem::size_of::<T>();
+    let mut at = 0;
+    while at < bytes {
+        let (from, to) = (src.wrapping_add(at), dst.wrapping_add(at));
+        // SAFETY: `at` is a multiple of `word`, which divides `T`'s
+        // alignment, so the shared side's address is aligned for a word;
+        // both sides hold `word` more bytes (`bytes` is a multiple of
+        // `word`, as `T`'s size is of its alignment). The shared memory is
+        // only ever accessed atomically with these very sizes (see above).
+        unsafe {
+            match (word, way) {
+                (8, Way::In) => (to as *mut u64)
+                    .write_unaligned(AtomicU64::from_ptr(from as *mut u64).load(Relaxed)),
+                (8, Way::Out) => AtomicU64::from_ptr(to as *mut u64)
+                    .store((from as *const u64).read_unaligned(), Relaxed),
+                (4, Way::In) => (to as *mut u32)
+                    .write_unaligned(AtomicU32::from_ptr(from as *mut u32).load(Relaxed)),
+                (4, Way::Out) => AtomicU32::from_ptr(to as *mut u32)
+                    .store((from as *const u32).read_unaligned(), Relaxed),
+                (2, Way::In) => (to as *mut u16)
+                    .write_unaligned(AtomicU16::from_ptr(from as *mut u16).load(Relaxed)),
+                (2, Way::Out) => AtomicU16::from_ptr(to as *mut u16)
+                    .store((from as *const u16).read_unaligned(), Relaxed),
+                (_, Way::In) => to.write(AtomicU8::from_ptr(from as *mut u8).load(Relaxed)),
+                (_, Way::Out) => AtomicU8::from_ptr(to).store(from.read(), Relaxed),
+            }
+        }
+        at += word;
     }
 }
 
@@ -280,9 +367,11 @@ impl<T: Pod> ValueGuard<'_, T> {
 }
 
 /// Python's `RawValue` (or `Value(..., lock=False)`): one `T` in shared
-/// memory without a lock. Each read and write copies the bytes once;
-/// concurrent read-modify-writes lose updates, and a type wider than the
-/// machine word may be read half-written.
+/// memory without a lock, not process-safe as Python says: concurrent
+/// read-modify-writes lose updates, and a type wider than its alignment
+/// (or 8 bytes) may be read half-written. Never undefined behaviour, even
+/// between threads of one process: each word is read and written with a
+/// relaxed atomic access.
 pub struct RawValue<T> {
     cells: std::sync::Arc<Cells<T>>,
 }
@@ -590,6 +679,58 @@ mod tests {
         let raw = RawValue::new([1u32, 2, 3]).unwrap();
         raw.set_value([4, 5, 6]);
         assert_eq!(raw.value(), [4, 5, 6]);
+    }
+
+    #[test]
+    fn raw_kinds_racing_between_threads_see_whole_words() {
+        // Issue 17: two threads of one process racing on a RawValue were a
+        // data race (volatile accesses through `&self`). Now every word is
+        // an atomic access: a read may mix words of different writes of a
+        // wide value (Python's "not process-safe"), never anything else.
+        let value = RawValue::new([0u64; 4]).unwrap();
+        let array = RawArray::<u32>::zeroed(64).unwrap();
+        std::thread::scope(|s| {
+            for writer in 1..=2u64 {
+                let (value, array) = (value.clone(), array.clone());
+                s.spawn(move || {
+                    for round in 0..20_000u64 {
+                        let word = writer << 32 | round;
+                        value.set_value([word; 4]);
+                        array.set((round % 64) as i64, writer as u32).unwrap();
+                    }
+                });
+            }
+            let (value, array) = (value.clone(), array.clone());
+            s.spawn(move || {
+                for _ in 0..20_000 {
+                    for word in value.value() {
+                        assert!(word == 0 || matches!(word >> 32, 1 | 2), "{word:#x}");
+                    }
+                    for cell in array.to_vec().unwrap() {
+                        assert!(cell <= 2, "{cell}");
+                    }
+                }
+            });
+        });
+        assert!(value.value().iter().all(|w| w >> 32 == 1 || w >> 32 == 2));
+    }
+
+    #[test]
+    fn elements_are_copied_whole_whatever_their_layout() {
+        #[derive(Clone, Copy, Debug, PartialEq)]
+        #[repr(C)]
+        struct Odd {
+            a: [u8; 3],
+        }
+        // SAFETY: three bytes, every pattern valid, no padding.
+        unsafe impl Pod for Odd {}
+        let odd = RawArray::from_slice(&[Odd { a: [1, 2, 3] }, Odd { a: [4, 5, 6] }]).unwrap();
+        assert_eq!(odd.get(1).unwrap(), Odd { a: [4, 5, 6] });
+        let wide = RawValue::new(u128::MAX - 7).unwrap();
+        assert_eq!(wide.value(), u128::MAX - 7);
+        let shorts = RawArray::from_slice(&[1u16, 2, 3]).unwrap();
+        shorts.set_slice(Some(1), None, &[20, 30]).unwrap();
+        assert_eq!(shorts.to_vec().unwrap(), [1, 20, 30]);
     }
 
     #[test]
