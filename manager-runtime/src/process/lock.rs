@@ -15,7 +15,9 @@
 //! acquire again. CPython's locks hang here (cpython#96062).
 
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::addr_of_mut;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,9 +37,36 @@ struct Header {
 
 /// A mutex in its own region, shared by every clone and every process
 /// given it.
+///
+/// A robust mutex a thread holds is linked into that thread's robust list
+/// (glibc), through the mutex's own memory: the next robust operation on
+/// the thread, and the kernel when the thread exits, write there. So the
+/// page must stay mapped while any thread of this process holds the
+/// mutex: dropping the last handle of a held lock releases what the
+/// dropping thread holds, and if another thread still holds it, leaves
+/// the page mapped for the life of the process.
 struct SharedMutex {
-    region: Region,
+    region: ManuallyDrop<Region>,
     recursive: bool,
+    /// Acquisitions by threads of this process not yet released.
+    held: AtomicUsize,
+}
+
+impl Drop for SharedMutex {
+    fn drop(&mut self) {
+        let mut held = *self.held.get_mut();
+        // Only the owning thread's unlock succeeds: this releases what the
+        // dropping thread holds, as many times as it holds it.
+        while held > 0 && self.raw().unlock() {
+            held -= 1;
+        }
+        if held == 0 {
+            // SAFETY: dropped once, here, and never used again.
+            unsafe { ManuallyDrop::drop(&mut self.region) };
+        }
+        // Otherwise another thread of this process holds the mutex, which
+        // its robust list points into: the mapping is leaked on purpose.
+    }
 }
 
 impl SharedMutex {
@@ -51,7 +80,15 @@ impl SharedMutex {
             (*h).recursive = recursive as u32;
             (*h).magic = MAGIC;
         }
-        Ok(Arc::new(SharedMutex { region, recursive }))
+        Ok(Arc::new(SharedMutex::holding(region, recursive)))
+    }
+
+    fn holding(region: Region, recursive: bool) -> SharedMutex {
+        SharedMutex {
+            region: ManuallyDrop::new(region),
+            recursive,
+            held: AtomicUsize::new(0),
+        }
     }
 
     fn from_region(region: Region, recursive: bool) -> Result<Arc<SharedMutex>> {
@@ -67,7 +104,7 @@ impl SharedMutex {
                 "the shared memory passed is not {kind}"
             )));
         }
-        Ok(Arc::new(SharedMutex { region, recursive }))
+        Ok(Arc::new(SharedMutex::holding(region, recursive)))
     }
 
     fn raw(&self) -> RawMutex {
@@ -78,10 +115,22 @@ impl SharedMutex {
         }
     }
 
+    /// Unlock once, if this thread holds it.
+    fn unlock(&self) -> bool {
+        let unlocked = self.raw().unlock();
+        if unlocked {
+            self.held.fetch_sub(1, Ordering::AcqRel);
+        }
+        unlocked
+    }
+
     fn acquire_with(&self, block: bool, timeout: Option<Duration>) -> Result<bool> {
         let timeout = if block { timeout } else { Some(Duration::ZERO) };
         match self.raw().lock(timeout)? {
-            Some(Locked::Yes) => Ok(true),
+            Some(Locked::Yes) => {
+                self.held.fetch_add(1, Ordering::AcqRel);
+                Ok(true)
+            }
             Some(Locked::OwnerDied) => {
                 self.raw().unlock();
                 Err(Error::OwnerDied)
@@ -91,7 +140,7 @@ impl SharedMutex {
     }
 
     fn release(&self) -> Result<()> {
-        if self.raw().unlock() {
+        if self.unlock() {
             return Ok(());
         }
         Err(if self.recursive {
@@ -112,7 +161,7 @@ pub struct LockGuard<'a> {
 
 impl Drop for LockGuard<'_> {
     fn drop(&mut self) {
-        self.mutex.raw().unlock();
+        self.mutex.unlock();
     }
 }
 
@@ -353,6 +402,77 @@ mod tests {
         .join()
         .unwrap();
         assert!(!taken.0 && taken.1 >= Duration::from_millis(90) && taken.2);
+    }
+
+    #[test]
+    fn a_lock_dropped_while_held_is_released() {
+        // Issue 17: a held Lock dropped unmapped a robust mutex still
+        // linked in this thread's robust list; the next robust operation
+        // wrote through freed memory.
+        for recursive in [false, true] {
+            let lock = if recursive {
+                SharedLock::RLock(RLock::new().unwrap())
+            } else {
+                SharedLock::Lock(Lock::new().unwrap())
+            };
+            assert!(lock.acquire().unwrap());
+            if recursive {
+                assert!(lock.acquire().unwrap());
+            }
+            drop(lock);
+            // Robust operations on this thread, through other mutexes.
+            let other = Lock::new().unwrap();
+            let again = RLock::new().unwrap();
+            for _ in 0..100 {
+                assert!(other.acquire().unwrap());
+                assert!(again.acquire().unwrap());
+                again.release().unwrap();
+                other.release().unwrap();
+            }
+            let queue = crate::process::Queue::new(0).unwrap();
+            queue.put(7u32).unwrap();
+            assert_eq!(queue.get().unwrap(), 7);
+        }
+        // The other end of a dropped held lock: released for its clones in
+        // other processes (here, a second mapping of the same page).
+        let lock = Lock::new().unwrap();
+        use std::os::fd::AsFd;
+        let page =
+            Region::from_fd(lock.mutex.region.as_fd().try_clone_to_owned().unwrap()).unwrap();
+        let elsewhere = Lock {
+            mutex: SharedMutex::from_region(page, false).unwrap(),
+        };
+        assert!(lock.acquire().unwrap());
+        drop(lock);
+        assert!(elsewhere.try_acquire().unwrap(), "released on drop");
+        elsewhere.release().unwrap();
+    }
+
+    #[test]
+    fn a_lock_another_thread_holds_keeps_its_page_when_dropped() {
+        let lock = Lock::new().unwrap();
+        let holder = lock.clone();
+        let (held, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                assert!(holder.acquire().unwrap());
+                held.wait();
+                release.wait();
+                // Robust operations after the last handle went elsewhere,
+                // then this thread exits still holding it: the kernel walks
+                // its robust list into the kept page.
+                let other = Lock::new().unwrap();
+                assert!(other.acquire().unwrap());
+                other.release().unwrap();
+                std::mem::forget(holder);
+            });
+            held.wait();
+            drop(lock);
+            release.wait();
+        });
+        let after = Lock::new().unwrap();
+        assert!(after.acquire().unwrap());
+        after.release().unwrap();
     }
 
     #[test]
