@@ -23,7 +23,7 @@
 //! memory is used only as far as items fill it).
 
 use std::marker::PhantomData;
-use std::ptr::addr_of_mut;
+use std::ptr::{addr_of, addr_of_mut};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -80,8 +80,21 @@ struct Header {
 const DATA: usize = (std::mem::size_of::<Header>() + 63) & !63;
 
 /// The untyped ring all queue kinds share.
+///
+/// Every process holding the region can write anything into it, so what
+/// is read from it is checked before it is used: the capacity, item limit
+/// and kind are read once, when the ring is mapped, and kept here; the
+/// positions and counts are read once per operation (volatile, so the
+/// compiler reads them exactly once) and checked against each other and
+/// the capacity ([`Ring::checked`]); a message's length is checked
+/// against the positions before a byte is copied. A queue found corrupted
+/// is an error, never an access outside the mapping, an absurd allocation
+/// or a loop without end.
 struct Ring {
     region: Region,
+    capacity: u64,
+    maxsize: u64,
+    joinable: bool,
 }
 
 /// The mutex held; unlocks on drop.
@@ -107,6 +120,30 @@ fn round4(n: u64) -> u64 {
     (n + 3) & !3
 }
 
+/// The header field `$name` (a futex word or waiter count, a `u32`), as a
+/// function from the header's address to the field's: address arithmetic
+/// only, no access.
+macro_rules! field {
+    ($name:ident) => {
+        |h: *mut Header| {
+            h.wrapping_byte_add(std::mem::offset_of!(Header, $name))
+                .cast::<u32>()
+        }
+    };
+}
+
+fn not_a_queue() -> Error {
+    Error::ProcessStart("the shared memory passed is not a queue".into())
+}
+
+/// What another process wrote into a queue's memory is not a queue's.
+fn corrupted(what: String) -> Error {
+    Error::protocol(
+        format!("the queue's shared memory is corrupted: {what}"),
+        None,
+    )
+}
+
 impl Ring {
     fn new(capacity: usize, maxsize: usize, joinable: bool) -> Result<Ring> {
         let capacity = (capacity.max(64) + 3) & !3;
@@ -121,22 +158,40 @@ impl Ring {
             (*h).joinable = joinable as u32;
             (*h).magic = MAGIC;
         }
-        Ok(Ring { region })
+        Ok(Ring {
+            region,
+            capacity: capacity as u64,
+            maxsize: maxsize as u64,
+            joinable,
+        })
     }
 
     fn from_region(region: Region) -> Result<Ring> {
         let region = region.named("a Queue");
-        let h = region.ptr() as *const Header;
-        // SAFETY: the region is at least a page; the header fields written
-        // once before the queue was shared are read only.
-        let ok = region.len() > DATA
-            && unsafe { (*h).magic == MAGIC && (*h).capacity as usize == region.len() - DATA };
-        if !ok {
-            return Err(Error::ProcessStart(
-                "the shared memory passed is not a queue".into(),
-            ));
+        if region.len() <= DATA {
+            return Err(not_a_queue());
         }
-        Ok(Ring { region })
+        let h = region.ptr() as *const Header;
+        // SAFETY: the region holds more than DATA bytes, a header's worth,
+        // page aligned; each field is read once (volatile) and checked.
+        let (magic, capacity, maxsize, joinable) = unsafe {
+            (
+                std::ptr::read_volatile(addr_of!((*h).magic)),
+                std::ptr::read_volatile(addr_of!((*h).capacity)),
+                std::ptr::read_volatile(addr_of!((*h).maxsize)),
+                std::ptr::read_volatile(addr_of!((*h).joinable)),
+            )
+        };
+        let fits = capacity as usize == region.len() - DATA && capacity >= 64 && capacity % 4 == 0;
+        if magic != MAGIC || !fits || joinable > 1 {
+            return Err(not_a_queue());
+        }
+        Ok(Ring {
+            region,
+            capacity,
+            maxsize,
+            joinable: joinable == 1,
+        })
     }
 
     fn header(&self) -> *mut Header {
@@ -169,23 +224,55 @@ impl Ring {
         Ok(Held { ring: self })
     }
 
-    /// The owner died holding the mutex: finish what its journal says.
+    /// The owner died holding the mutex: finish what its journal says, if
+    /// the journal is a state the ring can be in (else leave the state as
+    /// it was before the dead owner's operation).
     fn recover(&self) {
         let h = self.header();
-        // SAFETY: we hold the mutex; header fields are ours meanwhile.
+        // SAFETY: we hold the mutex; the header's fields are read and
+        // written whole (volatile), and a journal is applied only checked.
         unsafe {
-            if std::ptr::read_volatile(addr_of_mut!((*h).journal_valid)) != 0 {
-                (*h).state = (*h).journal;
+            if std::ptr::read_volatile(addr_of!((*h).journal_valid)) != 0 {
+                let journal = std::ptr::read_volatile(addr_of!((*h).journal));
+                if self.checked(journal).is_ok() {
+                    std::ptr::write_volatile(addr_of_mut!((*h).state), journal);
+                }
                 std::ptr::write_volatile(addr_of_mut!((*h).journal_valid), 0);
             }
-            self.count_hint().store((*h).state.count, Ordering::Release);
+            let state = std::ptr::read_volatile(addr_of!((*h).state));
+            self.count_hint().store(state.count, Ordering::Release);
         }
     }
 
-    /// The state, read under the mutex.
-    fn state(&self, _held: &Held<'_>) -> State {
-        // SAFETY: we hold the mutex.
-        unsafe { (*self.header()).state }
+    /// The state, read once under the mutex and checked.
+    fn state(&self, _held: &Held<'_>) -> Result<State> {
+        // SAFETY: we hold the mutex; the state is read whole, once.
+        let state = unsafe { std::ptr::read_volatile(addr_of!((*self.header()).state)) };
+        self.checked(state)
+    }
+
+    /// `state` if the ring can be in it: positions in order and at most a
+    /// capacity apart, 4-byte aligned, every message at least 4 bytes, the
+    /// count zero exactly when the ring is empty, the high mark within the
+    /// capacity.
+    fn checked(&self, state: State) -> Result<State> {
+        let used = state.tail.checked_sub(state.head);
+        let ok = used.is_some_and(|used| {
+            used <= self.capacity
+                && state.head % 4 == 0
+                && state.tail % 4 == 0
+                && state.count <= used / 4
+                && (state.count == 0) == (used == 0)
+                && state.high <= self.capacity
+        });
+        if ok {
+            Ok(state)
+        } else {
+            Err(corrupted(format!(
+                "positions {}..{}, {} items, high mark {} in {} bytes",
+                state.head, state.tail, state.count, state.high, self.capacity
+            )))
+        }
     }
 
     /// Publish `new`: journal first, so that dying half-way is undone or
@@ -205,18 +292,15 @@ impl Ring {
     }
 
     fn capacity(&self) -> u64 {
-        // SAFETY: written once before the ring was shared.
-        unsafe { (*self.header()).capacity }
+        self.capacity
     }
 
     fn maxsize(&self) -> u64 {
-        // SAFETY: as above.
-        unsafe { (*self.header()).maxsize }
+        self.maxsize
     }
 
     fn joinable(&self) -> bool {
-        // SAFETY: as above.
-        unsafe { (*self.header()).joinable != 0 }
+        self.joinable
     }
 
     fn data(&self) -> *mut u8 {
@@ -263,9 +347,9 @@ impl Ring {
         loop {
             let held = self.lock()?;
             if registered {
-                self.waiting(&held, |h| unsafe { addr_of_mut!((*h).writers) }, -1);
+                self.waiting(&held, field!(writers), -1);
             }
-            let state = self.state(&held);
+            let state = self.state(&held)?;
             let maxsize = self.maxsize();
             let room = if maxsize > 0 && state.count >= maxsize {
                 None
@@ -294,14 +378,13 @@ impl Ring {
                     ..state
                 };
                 self.commit(&held, new);
-                let wake = self.waiters(&held, |h| unsafe { addr_of_mut!((*h).readers) }) > 0;
+                let wake = self.waiters(&held, field!(readers)) > 0;
                 if wake {
-                    self.word(|h| unsafe { addr_of_mut!((*h).not_empty) })
-                        .fetch_add(1, Ordering::Release);
+                    self.word(field!(not_empty)).fetch_add(1, Ordering::Release);
                 }
                 drop(held);
                 if wake {
-                    futex_wake(self.word(|h| unsafe { addr_of_mut!((*h).not_empty) }), 1);
+                    futex_wake(self.word(field!(not_empty)), 1);
                 }
                 return Ok(());
             }
@@ -312,9 +395,9 @@ impl Ring {
             if left.is_some_and(|l| l.is_zero()) {
                 return Err(SyncError::Full.into());
             }
-            let word = self.word(|h| unsafe { addr_of_mut!((*h).not_full) });
+            let word = self.word(field!(not_full));
             let seen = word.load(Ordering::Acquire);
-            self.waiting(&held, |h| unsafe { addr_of_mut!((*h).writers) }, 1);
+            self.waiting(&held, field!(writers), 1);
             registered = true;
             drop(held);
             futex_wait(word, seen, left);
@@ -330,12 +413,11 @@ impl Ring {
             }
             let held = self.lock()?;
             if registered {
-                self.waiting(&held, |h| unsafe { addr_of_mut!((*h).readers) }, -1);
+                self.waiting(&held, field!(readers), -1);
             }
-            let state = self.state(&held);
+            let state = self.state(&held)?;
             if state.count > 0 {
-                let bytes = self.take(&held, state);
-                return Ok(bytes);
+                return self.take(&held, state);
             }
             let Some(deadline) = deadline else {
                 return Err(SyncError::Empty.into());
@@ -344,29 +426,48 @@ impl Ring {
             if left.is_some_and(|l| l.is_zero()) {
                 return Err(SyncError::Empty.into());
             }
-            let word = self.word(|h| unsafe { addr_of_mut!((*h).not_empty) });
+            let word = self.word(field!(not_empty));
             let seen = word.load(Ordering::Acquire);
-            self.waiting(&held, |h| unsafe { addr_of_mut!((*h).readers) }, 1);
+            self.waiting(&held, field!(readers), 1);
             registered = true;
             drop(held);
             futex_wait(word, seen, left);
         }
     }
 
-    /// Copy out the message at the head and publish its removal.
-    fn take(&self, held: &Held<'_>, state: State) -> Vec<u8> {
+    /// The length word at `pos` of the data area (4-byte aligned, at most
+    /// `capacity - 4`), read once.
+    fn length_at(&self, pos: u64) -> u32 {
+        debug_assert!(pos % 4 == 0 && pos + 4 <= self.capacity());
+        // SAFETY: `pos + 4 <= capacity`, so the word lies in the data area
+        // of the mapping; it is read once into a local.
+        unsafe { std::ptr::read_volatile(self.data().add(pos as usize) as *const u32) }
+    }
+
+    /// Copy out the message at the head of a non-empty `state` and publish
+    /// its removal. A length that does not fit the published messages is
+    /// the queue's corruption, reported before anything is copied.
+    fn take(&self, held: &Held<'_>, state: State) -> Result<Vec<u8>> {
         let cap = self.capacity();
+        let used = state.tail - state.head;
         let mut pos = state.head % cap;
         let mut skipped = 0;
-        // SAFETY: [head, tail) holds published messages, which nobody
-        // changes while we hold the mutex; every offset read is < cap.
+        let mut len = self.length_at(pos);
+        if len == SKIP {
+            skipped = cap - pos;
+            pos = 0;
+            len = self.length_at(0);
+        }
+        let record = 4 + round4(u64::from(len));
+        if len == SKIP || skipped + record > used || pos + record > cap {
+            return Err(corrupted(format!(
+                "a message of {len} bytes at {pos} of {cap}, {used} bytes published"
+            )));
+        }
+        // SAFETY: [pos + 4, pos + 4 + len) lies within the data area (just
+        // checked) and within the published messages, which only the
+        // holder of the mutex changes; it is copied into a fresh vector.
         let bytes = unsafe {
-            let mut len = std::ptr::read_unaligned(self.data().add(pos as usize) as *const u32);
-            if len == SKIP {
-                skipped = cap - pos;
-                pos = 0;
-                len = std::ptr::read_unaligned(self.data() as *const u32);
-            }
             let start = self.data().add(pos as usize + 4);
             std::slice::from_raw_parts(start, len as usize).to_vec()
         };
@@ -391,13 +492,13 @@ impl Ring {
             };
         }
         self.commit(held, new);
-        let wake = self.waiters(held, |h| unsafe { addr_of_mut!((*h).writers) }) > 0;
+        let wake = self.waiters(held, field!(writers)) > 0;
         if wake {
-            let word = self.word(|h| unsafe { addr_of_mut!((*h).not_full) });
+            let word = self.word(field!(not_full));
             word.fetch_add(1, Ordering::Release);
             futex_wake(word, i32::MAX);
         }
-        bytes
+        Ok(bytes)
     }
 
     /// Spin briefly while the ring is empty, if another CPU may fill it.
@@ -419,7 +520,7 @@ impl Ring {
 
     fn task_done(&self) -> Result<()> {
         let held = self.lock()?;
-        let state = self.state(&held);
+        let state = self.state(&held)?;
         if state.unfinished == 0 {
             return Err(SyncError::ValueError("task_done() called too many times".into()).into());
         }
@@ -431,8 +532,8 @@ impl Ring {
                 ..state
             },
         );
-        if unfinished == 0 && self.waiters(&held, |h| unsafe { addr_of_mut!((*h).joiners) }) > 0 {
-            let word = self.word(|h| unsafe { addr_of_mut!((*h).all_done) });
+        if unfinished == 0 && self.waiters(&held, field!(joiners)) > 0 {
+            let word = self.word(field!(all_done));
             word.fetch_add(1, Ordering::Release);
             drop(held);
             futex_wake(word, i32::MAX);
@@ -445,22 +546,25 @@ impl Ring {
         loop {
             let held = self.lock()?;
             if registered {
-                self.waiting(&held, |h| unsafe { addr_of_mut!((*h).joiners) }, -1);
+                self.waiting(&held, field!(joiners), -1);
             }
-            if self.state(&held).unfinished == 0 {
+            if self.state(&held)?.unfinished == 0 {
                 return Ok(());
             }
-            let word = self.word(|h| unsafe { addr_of_mut!((*h).all_done) });
+            let word = self.word(field!(all_done));
             let seen = word.load(Ordering::Acquire);
-            self.waiting(&held, |h| unsafe { addr_of_mut!((*h).joiners) }, 1);
+            self.waiting(&held, field!(joiners), 1);
             registered = true;
             drop(held);
             futex_wait(word, seen, None);
         }
     }
 
+    /// The count, as the last operation published it (at most what the
+    /// capacity can hold, whatever another process wrote there).
     fn qsize(&self) -> usize {
-        self.count_hint().load(Ordering::Acquire) as usize
+        let count = self.count_hint().load(Ordering::Acquire);
+        count.min(self.capacity() / 4) as usize
     }
 }
 
@@ -933,6 +1037,157 @@ mod tests {
         worker.join().unwrap();
     }
 
+    /// Another mapping of `queue`'s memory, as another process has it.
+    fn scribbler<T>(queue: &Queue<T>) -> Region {
+        use std::os::fd::AsFd;
+        let fd = queue.ring().region.as_fd().try_clone_to_owned().unwrap();
+        Region::from_fd(fd).unwrap()
+    }
+
+    /// Write `value` at byte `offset` of `region`.
+    fn scribble<V: Copy>(region: &Region, offset: usize, value: V) {
+        assert!(offset + std::mem::size_of::<V>() <= region.len());
+        // SAFETY: in bounds of the mapping (asserted); the queue's handles
+        // in this test are not in an operation meanwhile.
+        unsafe { std::ptr::write_unaligned(region.ptr().add(offset) as *mut V, value) }
+    }
+
+    fn offset_of_state() -> usize {
+        std::mem::offset_of!(Header, state)
+    }
+
+    /// Every operation on a corrupted queue returns (an error or a sane
+    /// answer): none reads or writes outside the mapping, allocates what a
+    /// length says, or waits.
+    fn survives(queue: &Queue<Vec<u8>>) -> usize {
+        let begun = Instant::now();
+        let mut errors = 0;
+        for _ in 0..4 {
+            errors += usize::from(queue.get_nowait().is_err());
+            errors += usize::from(queue.put_nowait(vec![9; 10]).is_err());
+        }
+        assert!(queue.qsize() <= (queue.ring().capacity() / 4) as usize);
+        let _ = queue.empty();
+        let _ = queue.full();
+        assert!(begun.elapsed() < Duration::from_secs(5));
+        errors
+    }
+
+    #[test]
+    fn a_scribbled_ring_is_an_error_not_a_crash() {
+        // Issue 17: the ring trusted the lengths and positions it read from
+        // shared memory that any holder of the queue can write.
+        let state_at = offset_of_state();
+        let word = 8;
+        type Scribbling = Box<dyn Fn(&Region, usize)>;
+        let cases: Vec<(&str, Scribbling)> = vec![
+            (
+                "a huge message length",
+                Box::new(|r: &Region, _| scribble(r, DATA, u32::MAX - 1)),
+            ),
+            (
+                "a length past the end",
+                Box::new(|r: &Region, _| scribble(r, DATA, 1000u32)),
+            ),
+            (
+                "a length past the published bytes",
+                Box::new(|r: &Region, _| scribble(r, DATA, 60u32)),
+            ),
+            (
+                "a skip marker at the start",
+                Box::new(|r: &Region, _| scribble(r, DATA, SKIP)),
+            ),
+            (
+                "head beyond tail",
+                Box::new(move |r: &Region, _| scribble(r, state_at, 1u64 << 40)),
+            ),
+            (
+                "tail beyond the capacity",
+                Box::new(move |r: &Region, _| scribble(r, state_at + word, 1u64 << 20)),
+            ),
+            (
+                "an odd tail",
+                Box::new(move |r: &Region, _| scribble(r, state_at + word, 13u64)),
+            ),
+            (
+                "a count the bytes cannot hold",
+                Box::new(move |r: &Region, _| scribble(r, state_at + 2 * word, 1000u64)),
+            ),
+            (
+                "a zero count with bytes",
+                Box::new(move |r: &Region, _| scribble(r, state_at + 2 * word, 0u64)),
+            ),
+            (
+                "a high mark past the end",
+                Box::new(move |r: &Region, _| scribble(r, state_at + 4 * word, u64::MAX)),
+            ),
+            (
+                "the capacity changed",
+                Box::new(|r: &Region, _| {
+                    scribble(r, std::mem::offset_of!(Header, capacity), 1u64 << 40)
+                }),
+            ),
+            (
+                "garbage everywhere",
+                Box::new(move |r: &Region, seed| {
+                    let mut x = seed as u64 | 1;
+                    for at in (DATA..DATA + 512).step_by(4) {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        scribble(r, at, x as u32);
+                    }
+                    scribble(r, state_at, x % 300 * 4);
+                    scribble(r, state_at + word, x % 700 * 4);
+                }),
+            ),
+        ];
+        for (seed, (name, scribbling)) in cases.iter().enumerate() {
+            let queue: Queue<Vec<u8>> = Queue::with_capacity(0, 512).unwrap();
+            for i in 0..3u8 {
+                queue.put(vec![i; 11]).unwrap();
+            }
+            let other = scribbler(&queue);
+            scribbling(&other, seed);
+            let errors = survives(&queue);
+            assert!(
+                errors > 0 || *name == "the capacity changed",
+                "{name}: nothing noticed"
+            );
+        }
+        // A fresh mapping of a queue whose capacity or magic is wrong is
+        // refused.
+        let queue: Queue<u8> = Queue::with_capacity(0, 512).unwrap();
+        let other = scribbler(&queue);
+        scribble(&other, std::mem::offset_of!(Header, capacity), 4096u64);
+        assert!(Ring::from_region(scribbler(&queue)).is_err());
+    }
+
+    #[test]
+    fn a_bogus_journal_is_not_replayed() {
+        let queue: Queue<Vec<u8>> = Queue::with_capacity(0, 512).unwrap();
+        queue.put(vec![1; 5]).unwrap();
+        let other = scribbler(&queue);
+        let journal_at = std::mem::offset_of!(Header, journal);
+        scribble(&other, journal_at, 0u64);
+        scribble(&other, journal_at + 8, 1u64 << 30);
+        scribble(&other, journal_at + 16, 7u64);
+        scribble(&other, std::mem::offset_of!(Header, journal_valid), 1u32);
+        // An owner dies holding the mutex: the next owner recovers.
+        let ring = queue.clone();
+        std::thread::spawn(move || std::mem::forget(ring.ring().lock().unwrap()))
+            .join()
+            .unwrap();
+        assert_eq!(
+            queue.get_nowait().unwrap(),
+            vec![1; 5],
+            "the state as it was"
+        );
+        assert!(queue.empty());
+        queue.put(vec![2; 3]).unwrap();
+        assert_eq!(queue.get().unwrap(), vec![2; 3]);
+    }
+
     #[test]
     fn a_dead_owner_leaves_the_queue_whole() {
         let queue: Queue<u32> = Queue::new(0).unwrap();
@@ -943,7 +1198,7 @@ mod tests {
         std::thread::spawn(move || {
             let ring = ring.ring();
             let held = ring.lock().unwrap();
-            let state = ring.state(&held);
+            let state = ring.state(&held).unwrap();
             let h = ring.header();
             // SAFETY: we hold the mutex.
             unsafe {
