@@ -33,11 +33,11 @@ impl Stream {
 impl Stream {
     /// The socket to poll for spinning reads; `None` in TLS, where bytes on
     /// the socket are not yet the reply.
-    pub(crate) fn raw_fd(&self) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
+    pub(crate) fn borrowed_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
         match self {
-            Stream::Tcp(s) => Some(s.as_raw_fd()),
-            Stream::Unix(s) => Some(s.as_raw_fd()),
+            Stream::Tcp(s) => Some(s.as_fd()),
+            Stream::Unix(s) => Some(s.as_fd()),
             #[cfg(feature = "tls")]
             Stream::Tls(_) => None,
         }
@@ -142,7 +142,7 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
     /// The socket under a read half, for spinning reads that bypass the
     /// reactor; `None` where bytes on the socket are not yet the stream's
     /// (TLS).
-    fn read_fd(_read: &Self::Read) -> Option<std::os::fd::RawFd> {
+    fn read_fd(_read: &Self::Read) -> Option<std::os::fd::BorrowedFd<'_>> {
         None
     }
 
@@ -171,9 +171,9 @@ impl Socket for tokio::net::TcpStream {
         self.into_split()
     }
 
-    fn read_fd(read: &Self::Read) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        Some(read.as_ref().as_raw_fd())
+    fn read_fd(read: &Self::Read) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(read.as_ref().as_fd())
     }
 
     const MOVABLE: bool = true;
@@ -190,9 +190,9 @@ impl Socket for tokio::net::UnixStream {
         self.into_split()
     }
 
-    fn read_fd(read: &Self::Read) -> Option<std::os::fd::RawFd> {
-        use std::os::fd::AsRawFd;
-        Some(read.as_ref().as_raw_fd())
+    fn read_fd(read: &Self::Read) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        Some(read.as_ref().as_fd())
     }
 
     const MOVABLE: bool = true;

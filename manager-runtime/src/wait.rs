@@ -19,7 +19,7 @@
 //! (the blocking client, the server's connection task) decide what to do
 //! with the bytes.
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -82,7 +82,7 @@ impl Spin {
 
     /// Wait up to the window for bytes on `fd`, reading them into `buf`.
     /// Returns an error only for a failed read (not for "nothing yet").
-    pub(crate) fn read(&mut self, fd: RawFd, buf: &mut [u8]) -> std::io::Result<Spun> {
+    pub(crate) fn read(&mut self, fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<Spun> {
         if buf.is_empty() {
             return Ok(Spun::Park);
         }
@@ -141,9 +141,17 @@ impl Spin {
 
 /// One non-blocking read: `Some(n)` bytes (0 at end of stream), `None` if
 /// nothing is there yet.
-pub(crate) fn try_read(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
-    // SAFETY: `buf` is valid for writes of `buf.len()` bytes for the call.
-    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+pub(crate) fn try_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    // SAFETY: `fd` is open for the call (borrowed); `buf` is valid for
+    // writes of `buf.len()` bytes.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+            libc::MSG_DONTWAIT,
+        )
+    };
     if n >= 0 {
         return Ok(Some(n as usize));
     }
@@ -193,7 +201,7 @@ impl Drop for Gate {
 mod tests {
     use super::*;
     use std::io::Write;
-    use std::os::fd::AsRawFd;
+    use std::os::fd::AsFd;
 
     fn ungated(window: Duration) -> Spin {
         Spin {
@@ -207,7 +215,7 @@ mod tests {
         let (a, _b) = std::os::unix::net::UnixStream::pair().unwrap();
         let mut spin = Spin::new(Duration::ZERO);
         let mut buf = [0; 8];
-        assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Park);
+        assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Park);
     }
 
     #[test]
@@ -216,24 +224,24 @@ mod tests {
         let mut spin = ungated(Duration::from_micros(200));
         let mut buf = [0; 8];
         b.write_all(b"hi").unwrap();
-        assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Read(2));
+        assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Read(2));
         assert_eq!(&buf[..2], b"hi");
         // Silence: each miss costs credit; after CREDIT misses it parks at
         // once, without polling, until a probe or a short wait.
         for _ in 0..CREDIT {
-            assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Park);
+            assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Park);
         }
         assert_eq!(spin.credit, 0);
         b.write_all(b"x").unwrap();
         assert_eq!(
-            spin.read(a.as_raw_fd(), &mut buf).unwrap(),
+            spin.read(a.as_fd(), &mut buf).unwrap(),
             Spun::Park,
             "out of credit: no poll, even with bytes waiting"
         );
         spin.parked(Duration::from_micros(10));
-        assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Read(1));
+        assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Read(1));
         drop(b);
-        assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Read(0));
+        assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Read(0));
     }
 
     #[test]
@@ -253,8 +261,8 @@ mod tests {
         let mut buf = [0; 8];
         for _ in 0..PROBE_EVERY - 1 {
             spin.parked(Duration::from_millis(5));
-            assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Park);
+            assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Park);
         }
-        assert_eq!(spin.read(a.as_raw_fd(), &mut buf).unwrap(), Spun::Read(1));
+        assert_eq!(spin.read(a.as_fd(), &mut buf).unwrap(), Spun::Read(1));
     }
 }

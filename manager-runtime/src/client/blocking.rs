@@ -4,7 +4,6 @@
 #![forbid(unsafe_code)]
 
 use std::io::Read;
-use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -208,7 +207,6 @@ impl Connection {
     /// Read one reply: spin for its first bytes (adaptively), then block.
     fn read_reply(&mut self, max: u32) -> Result<usize> {
         let mut reader = SpinRead {
-            fd: self.stream.raw_fd(),
             spin: &mut self.spin,
             stream: &mut self.stream,
             first: true,
@@ -226,7 +224,6 @@ fn timed_out(e: &std::io::Error) -> bool {
 
 /// A reader whose first read spins on the socket before blocking.
 struct SpinRead<'a> {
-    fd: Option<RawFd>,
     spin: &'a mut Spin,
     stream: &'a mut Stream,
     first: bool,
@@ -235,7 +232,7 @@ struct SpinRead<'a> {
 impl Read for SpinRead<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if std::mem::take(&mut self.first) {
-            if let Some(fd) = self.fd {
+            if let Some(fd) = self.stream.borrowed_fd() {
                 if let Spun::Read(n) = self.spin.read(fd, buf)? {
                     return Ok(n);
                 }

@@ -129,7 +129,6 @@ pub(super) async fn serve_session<S: Socket>(
     _slot: Slot,
 ) {
     let (mut reader, writer) = stream.split_owned();
-    let fd = S::read_fd(&reader);
     let writer: Writer<S> = Arc::new(tokio::sync::Mutex::new(writer));
     let max = state.max_frame;
     state.join(session);
@@ -160,7 +159,7 @@ pub(super) async fn serve_session<S: Socket>(
                     }
                     out.clear();
                 }
-                if !read_more(&mut inbox, &mut reader, fd, &mut spin).await {
+                if !read_more(&mut inbox, &mut reader, S::read_fd, &mut spin).await {
                     break;
                 }
                 continue;
@@ -293,11 +292,11 @@ async fn write_out<W: AsyncWrite + Unpin>(
 async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     inbox: &mut wire::Inbox,
     reader: &mut R,
-    fd: Option<std::os::fd::RawFd>,
+    fd_of: fn(&R) -> Option<std::os::fd::BorrowedFd<'_>>,
     spin: &mut Spin,
 ) -> bool {
     // Only between requests: inside one, the rest is already on its way.
-    if let (Some(fd), false) = (fd, inbox.partial()) {
+    if let (Some(fd), false) = (fd_of(reader), inbox.partial()) {
         match spin.read(fd, inbox.spare()) {
             Ok(Spun::Read(0)) | Err(_) => return false,
             Ok(Spun::Read(n)) => {

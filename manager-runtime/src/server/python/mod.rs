@@ -202,7 +202,6 @@ async fn calls<S: Socket>(
     spin: bool,
 ) {
     let (reader, mut writer) = stream.split_owned();
-    let fd = S::read_fd(&reader);
     let mut reader = tokio::io::BufReader::with_capacity(64 * 1024, reader);
     let mut spin = Spin::new(if spin { state.spin } else { Duration::ZERO });
     // Bytes a spinning wait read, ahead of the reader's.
@@ -212,6 +211,7 @@ async fn calls<S: Socket>(
     let mut buf = Vec::new();
     let connection = Connection::new(state, session);
     loop {
+        let fd = S::read_fd(reader.get_ref());
         if let (Some(fd), true, true) = (fd, early.is_empty(), reader.buffer().is_empty()) {
             match spin.read(fd, &mut spare) {
                 Ok(Spun::Read(0)) | Err(_) => return,
