@@ -107,7 +107,7 @@ impl SharedMutex {
         Ok(Arc::new(SharedMutex::holding(region, recursive)))
     }
 
-    fn raw(&self) -> RawMutex {
+    fn raw(&self) -> RawMutex<'_> {
         // SAFETY: the header's mutex, made by `new`, mapped while `self`
         // lives.
         unsafe {

@@ -198,7 +198,7 @@ impl Ring {
         self.region.ptr() as *mut Header
     }
 
-    fn mutex(&self) -> RawMutex {
+    fn mutex(&self) -> RawMutex<'_> {
         // SAFETY: the header's mutex, made by `new`, lives as long as the
         // mapping.
         unsafe { RawMutex::at(addr_of_mut!((*self.header()).mutex) as *mut u8) }

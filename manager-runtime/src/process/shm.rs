@@ -242,24 +242,29 @@ pub(crate) enum Locked {
     OwnerDied,
 }
 
-/// A robust, process-shared pthread mutex living in shared memory.
+/// A robust, process-shared pthread mutex living in shared memory, borrowed
+/// for `'a` from the mapping that holds it (so no handle outlives the
+/// mapping).
 #[derive(Clone, Copy)]
-pub(crate) struct RawMutex(*mut libc::pthread_mutex_t);
+pub(crate) struct RawMutex<'a>(
+    *mut libc::pthread_mutex_t,
+    std::marker::PhantomData<&'a Region>,
+);
 
 // SAFETY: a process-shared mutex is made to be used from any thread.
-unsafe impl Send for RawMutex {}
+unsafe impl Send for RawMutex<'_> {}
 // SAFETY: as above.
-unsafe impl Sync for RawMutex {}
+unsafe impl Sync for RawMutex<'_> {}
 
-impl RawMutex {
+impl<'a> RawMutex<'a> {
     /// The mutex at `ptr`.
     ///
     /// # Safety
-    /// `ptr` must point into shared memory that stays mapped while the
-    /// result is used, aligned for `pthread_mutex_t`, and hold a mutex
-    /// made by [`init`](Self::init) (in this or another process).
-    pub(crate) unsafe fn at(ptr: *mut u8) -> RawMutex {
-        RawMutex(ptr as *mut libc::pthread_mutex_t)
+    /// `ptr` must point into shared memory that stays mapped for `'a`,
+    /// aligned for `pthread_mutex_t`, and hold a mutex made by
+    /// [`init`](Self::init) (in this or another process).
+    pub(crate) unsafe fn at(ptr: *mut u8) -> RawMutex<'a> {
+        RawMutex(ptr as *mut libc::pthread_mutex_t, std::marker::PhantomData)
     }
 
     /// Make a new unlocked mutex at `ptr` (fresh, zeroed memory nobody else
@@ -268,7 +273,7 @@ impl RawMutex {
     /// # Safety
     /// As for [`at`](Self::at), and no other thread or process may use the
     /// memory until this returns.
-    pub(crate) unsafe fn init(ptr: *mut u8, recursive: bool) -> Result<RawMutex> {
+    pub(crate) unsafe fn init(ptr: *mut u8, recursive: bool) -> Result<RawMutex<'a>> {
         let mutex = ptr as *mut libc::pthread_mutex_t;
         // SAFETY: an attribute object on our stack, destroyed before
         // returning; the mutex memory is ours until we return.
@@ -297,7 +302,7 @@ impl RawMutex {
                 return Err(std::io::Error::from_raw_os_error(rc).into());
             }
         }
-        Ok(RawMutex(mutex))
+        Ok(RawMutex(mutex, std::marker::PhantomData))
     }
 
     /// Lock, waiting at most `timeout` (`None`: forever; zero: do not
@@ -425,7 +430,8 @@ mod tests {
     #[test]
     fn a_mutex_excludes_threads_and_times_out() {
         let region = Region::new(4096).unwrap();
-        // SAFETY: fresh zeroed shared memory, aligned (page start).
+        // SAFETY: fresh zeroed shared memory, aligned (page start), mapped
+        // until the end of the test, after the other thread is joined.
         let mutex = unsafe { RawMutex::init(region.ptr(), false).unwrap() };
         assert_eq!(mutex.lock(None).unwrap(), Some(Locked::Yes));
         assert!(
@@ -448,7 +454,8 @@ mod tests {
     #[test]
     fn a_thread_that_dies_holding_a_mutex_hands_it_over() {
         let region = Region::new(4096).unwrap();
-        // SAFETY: fresh zeroed shared memory.
+        // SAFETY: fresh zeroed shared memory, aligned, mapped until the end
+        // of the test, after the other thread is joined.
         let mutex = unsafe { RawMutex::init(region.ptr(), true).unwrap() };
         std::thread::spawn(move || {
             mutex.lock(None).unwrap();
