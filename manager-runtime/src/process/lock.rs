@@ -452,23 +452,25 @@ mod tests {
     fn a_lock_another_thread_holds_keeps_its_page_when_dropped() {
         let lock = Lock::new().unwrap();
         let holder = lock.clone();
-        let (held, release) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+        let (held, dropped) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
         std::thread::scope(|s| {
             s.spawn(|| {
                 assert!(holder.acquire().unwrap());
+                // This thread's handle goes first, still holding the lock...
+                drop(holder);
                 held.wait();
-                release.wait();
-                // Robust operations after the last handle went elsewhere,
-                // then this thread exits still holding it: the kernel walks
-                // its robust list into the kept page.
+                // ...then the last handle, on the other thread (below).
+                dropped.wait();
+                // Robust operations after the last handle went, then this
+                // thread exits still holding it: the kernel walks its
+                // robust list into the page that was kept.
                 let other = Lock::new().unwrap();
                 assert!(other.acquire().unwrap());
                 other.release().unwrap();
-                std::mem::forget(holder);
             });
             held.wait();
             drop(lock);
-            release.wait();
+            dropped.wait();
         });
         let after = Lock::new().unwrap();
         assert!(after.acquire().unwrap());
