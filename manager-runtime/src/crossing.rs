@@ -22,10 +22,8 @@
 //!
 //! Nothing here knows what a proxy or a session is: the proxy layer calls
 //! down into [`attach`] and [`receiving`], so this module stays below it.
-#![forbid(unsafe_code)]
-
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Mutex;
@@ -129,7 +127,11 @@ impl Received {
     /// uses the process's own sessions.
     pub(crate) fn new(fds: Vec<OwnedFd>, servers: Vec<ServerInfo>, scoped: bool) -> Received {
         Received {
-            fds: fds.into_iter().map(Some).collect(),
+            fds: if fds.is_empty() {
+                Vec::new()
+            } else {
+                fds.into_iter().map(Some).collect()
+            },
             servers,
             scope: None,
             scoped,
@@ -143,34 +145,68 @@ impl Received {
 }
 
 thread_local! {
-    static OUT: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
-    static IN: RefCell<Option<Received>> = const { RefCell::new(None) };
+    /// The value being encoded for another process on this thread: a
+    /// pointer to `encoding`'s local, null outside it.
+    static OUT: Cell<*mut Outgoing> = const { Cell::new(std::ptr::null_mut()) };
+    /// The message being decoded on this thread: a pointer to
+    /// `decoding`'s local, null outside it.
+    static IN: Cell<*mut Received> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Run `f` on the value being encoded on this thread, if any.
+#[inline]
+fn with_outgoing<R>(f: impl FnOnce(Option<&mut Outgoing>) -> R) -> R {
+    let outgoing = OUT.with(Cell::get);
+    // SAFETY: the pointer is non-null only while `encoding` runs on this
+    // thread, and then points at its local `Outgoing`, which outlives this
+    // call; `encoding` does not touch it while its `encode` runs, and no
+    // caller of this function calls back into it from `f` (they push or
+    // read plain data), so this is the only reference meanwhile.
+    f(unsafe { outgoing.as_mut() })
+}
+
+/// Run `f` on the message being decoded on this thread, if any.
+#[inline]
+fn with_received<R>(f: impl FnOnce(Option<&mut Received>) -> R) -> R {
+    let received = IN.with(Cell::get);
+    // SAFETY: as in `with_outgoing`, for `decoding`'s local `Received`.
+    f(unsafe { received.as_mut() })
+}
+
+/// Puts a thread-local pointer back as it was, however the scope ends.
+struct Restore<T: 'static> {
+    key: &'static std::thread::LocalKey<Cell<*mut T>>,
+    previous: *mut T,
+}
+
+impl<T> Drop for Restore<T> {
+    fn drop(&mut self) {
+        self.key.with(|cell| cell.set(self.previous));
+    }
 }
 
 /// Run `encode` (of a value going `route`) and return its result with what
 /// the value carries beside its bytes. A refusal of one of its parts is
 /// the error, whole.
+#[inline]
 pub(crate) fn encoding<R>(
     route: Route,
     encode: impl FnOnce() -> Result<R>,
 ) -> Result<(R, Attachments)> {
-    let previous = OUT.with(|o| {
-        o.borrow_mut().replace(Outgoing {
-            route,
-            attachments: Attachments::default(),
-            refused: None,
-        })
-    });
-    struct Restore(Option<Outgoing>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            OUT.with(|o| *o.borrow_mut() = self.0.take());
-        }
-    }
-    let restore = Restore(previous);
-    let result = encode();
-    let ours = OUT.with(|o| o.borrow_mut().take()).expect("set above");
-    drop(restore);
+    let mut ours = Outgoing {
+        route,
+        attachments: Attachments::default(),
+        refused: None,
+    };
+    let result = {
+        let restore = Restore {
+            key: &OUT,
+            previous: OUT.with(|o| o.replace(&mut ours)),
+        };
+        let result = encode();
+        drop(restore);
+        result
+    };
     match (result, ours.refused) {
         (Ok(value), _) => Ok((value, ours.attachments)),
         (Err(_), Some(refused)) => Err(refused),
@@ -180,14 +216,14 @@ pub(crate) fn encoding<R>(
 
 /// Whether a value is being encoded for another process on this thread.
 pub(crate) fn is_encoding() -> bool {
-    OUT.with(|o| o.borrow().is_some())
+    !OUT.with(Cell::get).is_null()
 }
 
 /// Record a refusal for [`encoding`] to report, and give serde its error.
 fn refuse<E: serde::ser::Error>(error: Error) -> E {
     let message = error.to_string();
-    OUT.with(|o| {
-        if let Some(out) = o.borrow_mut().as_mut() {
+    with_outgoing(|out| {
+        if let Some(out) = out {
             out.refused.get_or_insert(error);
         }
     });
@@ -201,7 +237,7 @@ pub(crate) fn serialize_fd<S: serde::Serializer>(
     what: &'static str,
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
-    let route = OUT.with(|o| o.borrow().as_ref().map(|out| out.route));
+    let route = with_outgoing(|out| out.map(|out| out.route));
     match route {
         Some(route) if route.carries_descriptors() => {}
         Some(route) => {
@@ -227,9 +263,8 @@ pub(crate) fn serialize_fd<S: serde::Serializer>(
         Ok(owned) => owned,
         Err(e) => return Err(refuse(e.into())),
     };
-    let index = OUT.with(|o| {
-        let mut out = o.borrow_mut();
-        let fds = &mut out.as_mut().expect("checked above").attachments.fds;
+    let index = with_outgoing(|out| {
+        let fds = &mut out.expect("checked above").attachments.fds;
         fds.push(owned);
         fds.len() - 1
     });
@@ -243,10 +278,8 @@ pub(crate) fn deserialize_fd<'de, D: serde::Deserializer<'de>>(
     what: &'static str,
 ) -> std::result::Result<OwnedFd, D::Error> {
     let index = u32::deserialize(deserializer)? as usize;
-    let taken = IN.with(|i| {
-        i.borrow_mut()
-            .as_mut()
-            .map(|received| received.fds.get_mut(index).and_then(Option::take))
+    let taken = with_received(|received| {
+        received.map(|received| received.fds.get_mut(index).and_then(Option::take))
     });
     match taken {
         Some(Some(fd)) => Ok(fd),
@@ -264,7 +297,7 @@ pub(crate) fn deserialize_fd<'de, D: serde::Deserializer<'de>>(
 /// keep `keep` alive with it and note how to reach `server`. `false` when
 /// no such value is being encoded on this thread.
 pub(crate) fn attach(server: ServerInfo, keep: Box<dyn Any + Send + Sync>) -> bool {
-    OUT.with(|o| match o.borrow_mut().as_mut() {
+    with_outgoing(|out| match out {
         Some(out) => {
             if !out.attachments.servers.contains(&server) {
                 out.attachments.servers.push(server);
@@ -276,38 +309,46 @@ pub(crate) fn attach(server: ServerInfo, keep: Box<dyn Any + Send + Sync>) -> bo
     })
 }
 
-/// What the proxy layer sees of a message being decoded: how to reach the
-/// servers its proxies live on, and where to keep the sessions it opens.
-pub(crate) struct Receiving<'a> {
-    /// The settings that came with the message for `address`, else those
+/// What the proxy layer gets of the message being decoded for a proxy of
+/// the server at an address: how to reach it, and the sessions this
+/// message keeps, if it keeps its own (see [`Received::new`]), taken out
+/// of the message until [`Receiving::give_back`].
+pub(crate) struct Receiving {
+    /// The settings that came with the message for the address, else those
     /// this process learnt ([`learn`]).
-    servers: &'a [ServerInfo],
-    /// The sessions opened for this message, if they belong to it (see
-    /// [`Received::new`]); `None`: use the process's own.
-    pub(crate) scope: Option<&'a mut Option<Box<dyn Any>>>,
+    pub(crate) settings: Option<Vec<u8>>,
+    /// The message's sessions (`Some` when it keeps its own; the inner
+    /// `None` until the proxy layer puts some there); `None`: use the
+    /// process's own.
+    pub(crate) scope: Option<Option<Box<dyn Any>>>,
 }
 
-impl Receiving<'_> {
-    /// How to reach the server at `address`, if anyone said.
-    pub(crate) fn settings(&self, address: &Address) -> Option<Vec<u8>> {
-        self.servers
-            .iter()
-            .find(|s| s.address == *address)
-            .map(|s| s.settings.clone())
-            .or_else(|| known(address))
+impl Receiving {
+    /// Put the message's sessions back, for its next proxy.
+    pub(crate) fn give_back(self) {
+        if let Some(scope) = self.scope {
+            with_received(|received| {
+                if let Some(received) = received {
+                    received.scope = scope;
+                }
+            });
+        }
     }
 }
 
-/// Run `f` on the message being decoded on this thread; `None` if none is.
-pub(crate) fn receiving<R>(f: impl FnOnce(Receiving<'_>) -> R) -> Option<R> {
-    IN.with(|i| {
-        let mut received = i.borrow_mut();
-        let received = received.as_mut()?;
-        let scoped = received.scoped;
-        Some(f(Receiving {
-            servers: &received.servers,
-            scope: scoped.then_some(&mut received.scope),
-        }))
+/// The message being decoded on this thread, as a proxy to a server at
+/// `address` sees it; `None` if no such message is being decoded.
+pub(crate) fn receiving(address: &Address) -> Option<Receiving> {
+    with_received(|received| {
+        let received = received?;
+        let settings = received
+            .servers
+            .iter()
+            .find(|s| s.address == *address)
+            .map(|s| s.settings.clone())
+            .or_else(|| known(address));
+        let scope = received.scoped.then(|| received.scope.take());
+        Some(Receiving { settings, scope })
     })
 }
 
@@ -317,23 +358,18 @@ pub(crate) struct Scope(#[allow(dead_code)] Option<Box<dyn Any>>);
 
 /// Run `decode` on a message that came with `received`. Descriptors
 /// nobody took are closed afterwards.
-pub(crate) fn decoding<R>(received: Received, decode: impl FnOnce() -> R) -> (R, Scope) {
-    let previous = IN.with(|i| i.borrow_mut().replace(received));
-    struct Restore(Option<Option<Received>>);
-    impl Drop for Restore {
-        fn drop(&mut self) {
-            if let Some(previous) = self.0.take() {
-                IN.with(|i| *i.borrow_mut() = previous);
-            }
-        }
-    }
-    let mut restore = Restore(Some(previous));
-    let result = decode();
-    let ours = IN.with(|i| {
-        let previous = restore.0.take().expect("set above");
-        std::mem::replace(&mut *i.borrow_mut(), previous)
-    });
-    (result, Scope(ours.and_then(|r| r.scope)))
+#[inline]
+pub(crate) fn decoding<R>(mut received: Received, decode: impl FnOnce() -> R) -> (R, Scope) {
+    let result = {
+        let restore = Restore {
+            key: &IN,
+            previous: IN.with(|i| i.replace(&mut received)),
+        };
+        let result = decode();
+        drop(restore);
+        result
+    };
+    (result, Scope(received.scope))
 }
 
 /// A value encoded for another process together with what it carries,
@@ -341,14 +377,48 @@ pub(crate) fn decoding<R>(received: Received, decode: impl FnOnce() -> R) -> (R,
 /// arguments inside each worker's start, a task's arguments inside its
 /// message): serialized, its descriptors cross by the outer route again.
 /// The proxies' clones are not in it: whoever encoded it keeps them.
-#[derive(Clone, Default)]
-pub(crate) struct Carried(std::sync::Arc<CarriedParts>);
-
 #[derive(Default)]
-struct CarriedParts {
+pub(crate) struct Carried {
     bytes: Vec<u8>,
     fds: Vec<OwnedFd>,
     servers: Vec<ServerInfo>,
+}
+
+/// A [`Carried`] value that several messages carry (a pool's initializer
+/// arguments, in the start of every worker it starts).
+#[derive(Clone, Debug)]
+pub(crate) struct SharedCarried(std::sync::Arc<Carried>);
+
+impl SharedCarried {
+    pub(crate) fn new(carried: Carried) -> SharedCarried {
+        SharedCarried(std::sync::Arc::new(carried))
+    }
+
+    /// The value, once it has crossed (where it is the only copy).
+    pub(crate) fn into_inner(self) -> Carried {
+        std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| Carried {
+            bytes: shared.bytes.clone(),
+            fds: Vec::new(),
+            servers: shared.servers.clone(),
+        })
+    }
+}
+
+impl Serialize for SharedCarried {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        self.0.serialize(serializer)
+    }
+}
+
+impl<'de> Deserialize<'de> for SharedCarried {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        Carried::deserialize(deserializer).map(SharedCarried::new)
+    }
 }
 
 /// Clones of proxies that must outlive a value's crossing.
@@ -369,38 +439,32 @@ impl Carried {
         encode: impl FnOnce() -> Result<Vec<u8>>,
     ) -> Result<(Carried, Keep)> {
         let (bytes, attachments) = encoding(route, encode)?;
-        let carried = CarriedParts {
+        let carried = Carried {
             bytes,
             fds: attachments.fds,
             servers: attachments.servers,
         };
-        Ok((Carried(std::sync::Arc::new(carried)), attachments.keep))
+        Ok((carried, attachments.keep))
     }
 
     /// Bytes that carry nothing beside them.
     pub(crate) fn bare(bytes: Vec<u8>) -> Carried {
-        Carried(std::sync::Arc::new(CarriedParts {
+        Carried {
             bytes,
-            ..CarriedParts::default()
-        }))
+            ..Carried::default()
+        }
     }
 
     /// The encoded value.
     pub(crate) fn bytes(&self) -> &[u8] {
-        &self.0.bytes
+        &self.bytes
     }
 
     /// Run `decode` on the bytes with what came with them (see
-    /// [`Received::new`] for `scoped`). Descriptors are taken once: a
-    /// second decoding of the same `Carried` finds none.
+    /// [`Received::new`] for `scoped`).
     pub(crate) fn decode<R>(self, scoped: bool, decode: impl FnOnce(&[u8]) -> R) -> (R, Scope) {
-        let parts = std::sync::Arc::try_unwrap(self.0).unwrap_or_else(|shared| CarriedParts {
-            bytes: shared.bytes.clone(),
-            fds: Vec::new(),
-            servers: shared.servers.clone(),
-        });
-        let received = Received::new(parts.fds, parts.servers, scoped);
-        decoding(received, || decode(&parts.bytes))
+        let received = Received::new(self.fds, self.servers, scoped);
+        decoding(received, || decode(&self.bytes))
     }
 }
 
@@ -439,9 +503,9 @@ impl Serialize for Carried {
             }
         }
         let mut tuple = serializer.serialize_tuple(3)?;
-        tuple.serialize_element(&Bytes(&self.0.bytes))?;
-        tuple.serialize_element(&Fds(&self.0.fds))?;
-        tuple.serialize_element(&self.0.servers)?;
+        tuple.serialize_element(&Bytes(&self.bytes))?;
+        tuple.serialize_element(&Fds(&self.fds))?;
+        tuple.serialize_element(&self.servers)?;
         tuple.end()
     }
 }
@@ -487,20 +551,20 @@ impl<'de> Deserialize<'de> for Carried {
         }
         let (bytes, fds, servers): (Bytes, Vec<Fd>, Vec<ServerInfo>) =
             Deserialize::deserialize(deserializer)?;
-        Ok(Carried(std::sync::Arc::new(CarriedParts {
+        Ok(Carried {
             bytes: bytes.0,
             fds: fds.into_iter().map(|fd| fd.0).collect(),
             servers,
-        })))
+        })
     }
 }
 
 impl std::fmt::Debug for Carried {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Carried")
-            .field("bytes", &self.0.bytes.len())
-            .field("fds", &self.0.fds.len())
-            .field("servers", &self.0.servers)
+            .field("bytes", &self.bytes.len())
+            .field("fds", &self.fds.len())
+            .field("servers", &self.servers)
             .finish()
     }
 }

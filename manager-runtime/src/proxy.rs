@@ -47,8 +47,14 @@ impl<'de> Deserialize<'de> for ProxyBase {
         deserializer: D,
     ) -> std::result::Result<Self, D::Error> {
         let token = crate::value::token_serde::deserialize(deserializer)?;
-        let adopted = crossing::receiving(|receiving| adopt_crossed(receiving, token.clone()))
-            .unwrap_or_else(|| adopt_token(token));
+        let adopted = match crossing::receiving(&token.address) {
+            Some(mut receiving) => {
+                let adopted = adopt_crossed(&mut receiving, token);
+                receiving.give_back();
+                adopted
+            }
+            None => adopt_token(token),
+        };
         adopted.map_err(crate::error::de_error)
     }
 }
@@ -83,9 +89,9 @@ fn adopt_token(token: Token) -> Result<ProxyBase> {
 /// keeps (a child's arguments: released when its target ends) or this
 /// process's own, opened with the settings that came with the message or
 /// that this process learnt (else its authkey, as Python does).
-fn adopt_crossed(receiving: crossing::Receiving<'_>, token: Token) -> Result<ProxyBase> {
-    let settings = receiving.settings(&token.address);
-    let session = match receiving.scope {
+fn adopt_crossed(receiving: &mut crossing::Receiving, token: Token) -> Result<ProxyBase> {
+    let settings = receiving.settings.as_deref();
+    let session = match &mut receiving.scope {
         Some(scope) => {
             let sessions = scope
                 .get_or_insert_with(|| Box::new(HashMap::<Address, Client>::new()))
@@ -94,13 +100,13 @@ fn adopt_crossed(receiving: crossing::Receiving<'_>, token: Token) -> Result<Pro
             match sessions.get(&token.address) {
                 Some(session) => session.clone(),
                 None => {
-                    let session = Client::connect_crossed(&token.address, settings.as_deref())?;
+                    let session = Client::connect_crossed(&token.address, settings)?;
                     sessions.insert(token.address.clone(), session.clone());
                     session
                 }
             }
         }
-        None => Client::for_crossed(&token.address, settings.as_deref())?,
+        None => Client::for_crossed(&token.address, settings)?,
     };
     ProxyBase::from_token(&session, token)
 }

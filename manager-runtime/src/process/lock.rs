@@ -132,6 +132,9 @@ impl SharedMutex {
                 Ok(true)
             }
             Some(Locked::OwnerDied) => {
+                // Whatever this process counted belonged to the owner that
+                // died (a mutex has one owner), whose robust list is gone.
+                self.held.store(0, Ordering::Release);
                 self.raw().unlock();
                 Err(Error::OwnerDied)
             }

@@ -215,6 +215,7 @@ impl Ring {
         unsafe { AtomicU64::from_ptr(addr_of_mut!((*self.header()).count)) }
     }
 
+    #[inline]
     fn lock(&self) -> Result<Held<'_>> {
         match self.mutex().lock(None)? {
             Some(Locked::Yes) => {}
@@ -245,6 +246,7 @@ impl Ring {
     }
 
     /// The state, read once under the mutex and checked.
+    #[inline]
     fn state(&self, _held: &Held<'_>) -> Result<State> {
         // SAFETY: we hold the mutex; the state is read whole, once.
         let state = unsafe { std::ptr::read_volatile(addr_of!((*self.header()).state)) };
@@ -255,6 +257,7 @@ impl Ring {
     /// capacity apart, 4-byte aligned, every message at least 4 bytes, the
     /// count zero exactly when the ring is empty, the high mark within the
     /// capacity.
+    #[inline]
     fn checked(&self, state: State) -> Result<State> {
         let used = state.tail.checked_sub(state.head);
         let ok = used.is_some_and(|used| {

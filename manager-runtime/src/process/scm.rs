@@ -21,6 +21,10 @@ fn cmsg_space(count: usize) -> usize {
     unsafe { libc::CMSG_SPACE((count * std::mem::size_of::<RawFd>()) as u32) as usize }
 }
 
+/// `u64` words of a control buffer with room for one batch of descriptors
+/// (and then some: the kernel may add a header of its own).
+const CONTROL_WORDS: usize = (FDS_PER_MESSAGE + 8) * std::mem::size_of::<RawFd>() / 8 + 8;
+
 /// The marker bytes that carry `count` descriptors.
 pub(crate) fn markers(count: usize) -> usize {
     count.div_ceil(FDS_PER_MESSAGE)
@@ -89,18 +93,20 @@ pub(crate) fn recv(
         iov_len: buf.len(),
     };
     // Room for one batch: the kernel stops a read after a segment that
-    // carried descriptors, and a batch is at most FDS_PER_MESSAGE.
-    let space = cmsg_space(FDS_PER_MESSAGE + 3);
-    let mut control = vec![0u64; space.div_ceil(8)];
+    // carried descriptors, and a batch is at most FDS_PER_MESSAGE. On the
+    // stack and not zeroed: every read of a pipe comes here, often while
+    // spinning, and the kernel writes what it reports.
+    let mut control = std::mem::MaybeUninit::<[u64; CONTROL_WORDS]>::uninit();
     let flags = libc::MSG_CMSG_CLOEXEC | if nonblocking { libc::MSG_DONTWAIT } else { 0 };
     // SAFETY: the msghdr points at `buf` (valid for writes of its length)
-    // and the control buffer above, both outliving the call.
+    // and the control buffer above (valid for writes of its size, aligned
+    // for `cmsghdr`), both outliving the call.
     let (n, message) = unsafe {
         let mut message: libc::msghdr = std::mem::zeroed();
         message.msg_iov = &mut iov;
         message.msg_iovlen = 1;
         message.msg_control = control.as_mut_ptr() as *mut libc::c_void;
-        message.msg_controllen = space as _;
+        message.msg_controllen = std::mem::size_of_val(&control) as _;
         let n = libc::recvmsg(socket.as_raw_fd(), &mut message, flags);
         (n, message)
     };
@@ -112,9 +118,11 @@ pub(crate) fn recv(
             _ => Err(e),
         };
     }
-    // SAFETY: the kernel filled the control buffer that `message` points
-    // at; CMSG_FIRSTHDR/CMSG_NXTHDR walk it within `msg_controllen`, and
-    // each descriptor it installed in this process is ours, taken once.
+    // SAFETY: the kernel wrote `msg_controllen` bytes of control messages
+    // into the buffer `message` points at (none when it is 0:
+    // CMSG_FIRSTHDR is then null); CMSG_FIRSTHDR/CMSG_NXTHDR walk only
+    // those, and each descriptor the kernel installed in this process is
+    // ours, taken once.
     unsafe {
         let mut header = libc::CMSG_FIRSTHDR(&message);
         while !header.is_null() {

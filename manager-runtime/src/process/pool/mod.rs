@@ -22,7 +22,7 @@ use serde::Serialize;
 
 pub use result::{AsyncResult, IMapIterator};
 
-use crate::crossing::{Carried, Keep, Route, ServerInfo};
+use crate::crossing::{Carried, Keep, Route, ServerInfo, SharedCarried};
 use crate::error::{Error, ProcessError, Result};
 use crate::process::image::FnRef;
 use crate::process::target::{
@@ -182,7 +182,7 @@ impl PoolBuilder {
             None => 0,
         };
         let (initializer, keep) = match self.initializer.transpose()? {
-            Some((entry, args, keep)) => (Some((entry, args)), keep),
+            Some((entry, args, keep)) => (Some((entry, SharedCarried::new(args))), keep),
             None => (None, Keep::new()),
         };
         let (shared, thread) = Shared::start(Config {
@@ -453,7 +453,7 @@ fn encode_next<A: Serialize>(
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| -> Result<(Args, u32)> {
         let mut count = 0;
         let (carried, keep) = Carried::encode_with(route, || {
-            let mut bytes = Vec::with_capacity(capacity);
+            let mut bytes = Vec::with_capacity(capacity.max(64));
             for item in items.by_ref().take(size) {
                 crate::wire::append(&mut bytes, &item)?;
                 count += 1;

@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crossing::{self, Carried, ServerInfo};
+use crate::crossing::{self, Carried, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
 use crate::process::image::{FnRef, ImageId, SameImage};
@@ -95,7 +95,7 @@ fn failed(e: &Error) -> Outcome {
 }
 
 /// The initializer and its encoded arguments, as they cross to a worker.
-pub(super) type Initializer = Option<(FnRef<ProcessEntry>, Carried)>;
+pub(super) type Initializer = Option<(FnRef<ProcessEntry>, SharedCarried)>;
 
 /// A worker's life: initializer, `Ready`, then tasks until the connection
 /// closes or `maxtasks` (if not 0) are done. Proxies to `servers` (its
@@ -119,6 +119,7 @@ pub(super) fn serve(
         None => Ok(()),
         Some((entry, args)) => {
             let run = AssertUnwindSafe(|| -> Result<i32> {
+                let args = args.into_inner();
                 let (target, scope) = args.decode(true, |bytes| entry.resolve(&same)(bytes));
                 _initialized = Some(scope);
                 Ok(target?())
