@@ -360,6 +360,12 @@ impl Ring {
                 self.place(&state, len)
             };
             if let Some((skip, at)) = room {
+                // Positions grow without bound between resets: one written
+                // near the top of the range is the ring's corruption.
+                let tail = state
+                    .tail
+                    .checked_add(skip + 4 + round4(len))
+                    .ok_or_else(|| corrupted(format!("a tail of {}", state.tail)))?;
                 // SAFETY: [at, at + 4 + len) and the skip marker lie in free
                 // space of the ring (place checked it), which we own while
                 // holding the mutex; nothing is published until `commit`.
@@ -372,11 +378,10 @@ impl Ring {
                     std::ptr::write_unaligned(record as *mut u32, len as u32);
                     std::ptr::copy_nonoverlapping(bytes.as_ptr(), record.add(4), bytes.len());
                 }
-                let tail = state.tail + skip + 4 + round4(len);
                 let new = State {
                     tail,
                     count: state.count + 1,
-                    unfinished: state.unfinished + self.joinable() as u64,
+                    unfinished: state.unfinished.saturating_add(self.joinable() as u64),
                     high: state.high.max(at + 4 + round4(len)),
                     ..state
                 };
@@ -1119,6 +1124,14 @@ mod tests {
             (
                 "a zero count with bytes",
                 Box::new(move |r: &Region, _| scribble(r, state_at + 2 * word, 0u64)),
+            ),
+            (
+                "positions at the top of their range",
+                Box::new(move |r: &Region, _| {
+                    scribble(r, state_at, u64::MAX - 3);
+                    scribble(r, state_at + word, u64::MAX - 3);
+                    scribble(r, state_at + 2 * word, 0u64);
+                }),
             ),
             (
                 "a high mark past the end",
