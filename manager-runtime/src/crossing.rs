@@ -430,7 +430,7 @@ impl Carried {
         route: Route,
         value: &T,
     ) -> Result<(Carried, Keep)> {
-        Carried::encode_with(route, || crate::wire::encode(value))
+        Carried::encode_with(route, || crate::codec::encode(value))
     }
 
     /// What `encode` (of one value, into bytes) gives, as `route` carries it.
@@ -623,17 +623,21 @@ mod tests {
         let ((bytes, temporary_dropped), attachments) = encoding(Route::Pipe, || {
             // A temporary: its descriptor closes right after it is
             // serialized, and the duplicate still crosses.
-            let bytes = crate::wire::encode(&(holder(), holder()))?;
+            let bytes = crate::codec::encode(&(holder(), holder()))?;
             Ok((bytes, true))
         })
         .unwrap();
         assert!(temporary_dropped);
         assert_eq!(attachments.fds.len(), 2);
         let received = Received::new(attachments.fds, Vec::new(), false);
-        let (decoded, _) = decoding(received, || crate::wire::decode::<(Holder, Holder)>(&bytes));
+        let (decoded, _) = decoding(received, || {
+            crate::codec::decode::<(Holder, Holder)>(&bytes)
+        });
         decoded.unwrap();
         let received = Received::new(Vec::new(), Vec::new(), false);
-        let (missing, _) = decoding(received, || crate::wire::decode::<(Holder, Holder)>(&bytes));
+        let (missing, _) = decoding(received, || {
+            crate::codec::decode::<(Holder, Holder)>(&bytes)
+        });
         let text = crate::error::chain(&missing.err().expect("no descriptors came"));
         assert!(text.contains("a Holder's file descriptor"), "{text}");
     }
@@ -642,7 +646,7 @@ mod tests {
     fn a_route_without_descriptors_refuses_naming_the_type() {
         for route in [Route::Queue, Route::Manager] {
             let err =
-                encoding(route, || crate::wire::encode(&vec![holder()])).expect_err("refused");
+                encoding(route, || crate::codec::encode(&vec![holder()])).expect_err("refused");
             assert!(
                 matches!(
                     err,
@@ -651,7 +655,7 @@ mod tests {
                 "{err}"
             );
         }
-        let text = crate::error::chain(&crate::wire::encode(&holder()).expect_err("refused"));
+        let text = crate::error::chain(&crate::codec::encode(&holder()).expect_err("refused"));
         assert!(text.contains("a Holder cannot cross"), "{text}");
     }
 }

@@ -14,6 +14,8 @@ extern crate self as managers;
 // The layers, bottom up (ARCHITECTURE.md; `tests/layers.rs` keeps it true).
 // Foundation: plain data.
 mod address;
+mod authkey;
+mod codec;
 mod error;
 mod token;
 pub mod value;
@@ -59,13 +61,12 @@ pub use manager_macros::{manager, shared};
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 pub use options::{default_authkey, ManagerOptions, Serializer};
 pub use process::{
-    active_children, current_process, AsyncResult, ChunkSink, Connection, EncodedChunk, Function,
-    JoinableQueue, Pipe, Pod, Pool, PoolBuilder, Process, Queue, SimpleQueue, TaskRef,
+    active_children, bootstrap, current_process, AsyncResult, ChunkSink, Connection, EncodedChunk,
+    Function, JoinableQueue, Pipe, Pod, Pool, PoolBuilder, Process, Queue, SimpleQueue, TaskRef,
 };
 pub use proxy::{Proxy, ProxyBase};
 pub use registry::{Constructor, Registry};
 pub use server::{Server, ServerStopper};
-pub use spawn::bootstrap;
 pub use token::Token;
 pub use wire::{DebugEntry, MethodRef};
 

@@ -11,11 +11,10 @@ use crate::address::Address;
 use crate::client::Client;
 use crate::error::{Error, ProcessError, Result};
 use crate::options::ManagerOptions;
-use crate::process::image::{FnRef, SameImage};
-use crate::process::target::{registry_entry_of, RegistryEntry};
 use crate::proxy::Proxy;
 use crate::registry::Registry;
 use crate::server::Server;
+use crate::spawn::RegistryFns;
 use crate::wire::DebugEntry;
 
 pub(crate) enum State {
@@ -60,9 +59,10 @@ pub(crate) enum State {
 /// # Ok(()) }
 /// ```
 pub struct BaseManager {
-    /// The registry function, as it crosses to a server process; a
-    /// closure given as one is kept as the error every start reports.
-    registry: std::result::Result<FnRef<RegistryEntry>, ProcessError>,
+    /// The registry function, monomorphised (built here, or in a server
+    /// process); a closure given as one is kept as the error every start
+    /// reports.
+    registry: std::result::Result<RegistryFns, ProcessError>,
     options: ManagerOptions,
     state: Mutex<State>,
     client: Mutex<Option<Client>>,
@@ -82,7 +82,7 @@ impl BaseManager {
         R: crate::process::Function<(), Output = Registry>,
     {
         BaseManager {
-            registry: registry_entry_of(registry),
+            registry: RegistryFns::of(registry),
             options,
             state: Mutex::new(State::Initial),
             client: Mutex::new(None),
@@ -91,8 +91,7 @@ impl BaseManager {
 
     /// Build the registry in this process.
     fn registry(&self) -> Result<Registry> {
-        let same = SameImage::check(&crate::process::image::image_id())?;
-        (self.registry.clone()?.resolve(&same))()
+        (self.registry.clone()?.build)()
     }
 
     /// The options this manager was built with.
@@ -125,8 +124,7 @@ impl BaseManager {
     fn start_inner(&self, initializer: Option<crate::spawn::Initializer>) -> Result<()> {
         let mut state = self.state.lock().unwrap();
         self.check_startable(&state)?;
-        let running =
-            crate::spawn::start_process(self.registry.clone()?, &self.options, initializer)?;
+        let running = (self.registry.clone()?.start)(&self.options, initializer)?;
         self.attach(running.address.clone())?;
         *state = State::Started(running);
         Ok(())

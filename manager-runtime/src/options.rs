@@ -299,5 +299,5 @@ impl std::fmt::Debug for ManagerOptions {
 /// This process's default authkey: random, made once, and handed to every
 /// server process it starts (Python's `current_process().authkey`).
 pub fn default_authkey() -> &'static [u8] {
-    crate::auth::process_authkey()
+    crate::authkey::process_authkey()
 }

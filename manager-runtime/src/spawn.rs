@@ -1,35 +1,32 @@
-//! Starting a server: in a child process (this binary, re-executed) or on a
-//! thread of this process; and [`bootstrap`], where every child begins.
+//! Starting a server: in a child process or on a thread of this process.
 //!
-//! `start()` re-executes the running binary with the server marker (see
-//! `process/lifeline.rs`). The parent sends the settings (authkey
-//! included) over the child's lifeline, the child answers with the address
-//! it listens on, and from then on end of file on the lifeline makes it
-//! shut down: a killed parent never leaves a server behind.
-//!
-//! The child needs to know which manager's registry to build and which
-//! initializer to run: both travel as offsets in the executable image,
-//! checked to be taken in this very image (`process/image.rs`), never as
-//! raw addresses.
+//! A server process is a [`Process`] like any other (this program
+//! re-executed, see `process/`): its target is [`serve_child`],
+//! monomorphised for the manager's registry function, its arguments the
+//! settings and one end of a [`Pipe`], the control channel. The child
+//! binds, answers with the address it listens on, and serves until the
+//! control channel closes (the manager shut it down: it stops, exit code
+//! 0); if the parent dies, the child's lifeline ends it as it ends every
+//! child. Nothing of a server is known to the process layer: the registry
+//! and the initializer cross as the entries of fn items every target is.
 
-use std::io::Read;
-use std::process::{Child, ExitStatus};
-use std::time::{Duration, Instant};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
 use crate::address::Address;
 use crate::client::OtherServers;
-use crate::error::{Error, Result};
+use crate::crossing::{Carried, Route};
+use crate::error::{Error, ProcessError, Result};
 use crate::options::ManagerOptions;
-use crate::process::image::{FnRef, ImageId, SameImage};
-use crate::process::lifeline::{self, Lifeline};
-use crate::process::target::{Exit, Function, ProcessEntry, RegistryEntry};
+use crate::process::image::{image_id, FnRef, SameImage};
+use crate::process::target::{self, Exit, Function, ProcessEntry};
+use crate::process::{Connection, Pipe, Process};
 use crate::registry::Registry;
 use crate::server::{Server, ServerStopper};
 
-/// The argument that makes [`bootstrap`] run a server.
-const SERVER_MARKER: &str = "--managers-server-process";
 /// How long `start()` waits for the child to listen.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -37,38 +34,66 @@ const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// `initializer(*initargs)`), ready to cross to the child.
 pub(crate) struct Initializer {
     entry: FnRef<ProcessEntry>,
-    args: Vec<u8>,
+    args: Carried,
+    /// The proxies among the arguments, alive until the server started.
+    _keep: crate::crossing::Keep,
 }
 
 impl Initializer {
-    /// `function(args...)`; `args` are plain serde values.
+    /// `function(args...)`; `args` cross as a process's arguments do.
     pub(crate) fn new<F, A>(function: F, args: &A) -> Result<Initializer>
     where
         F: Function<A>,
         F::Output: Exit,
         A: Serialize + serde::de::DeserializeOwned + 'static,
     {
+        let (args, keep) = Carried::encode(Route::Lifeline, args)?;
         Ok(Initializer {
-            entry: crate::process::target::process_entry_of(function)?,
-            args: crate::wire::encode(args)?,
+            entry: target::process_entry_of(function)?,
+            args,
+            _keep: keep,
         })
     }
 }
 
+/// What a server process is started with.
 #[derive(Serialize, Deserialize)]
 struct Settings {
-    image: ImageId,
-    registry: FnRef<RegistryEntry>,
-    initializer: Option<(FnRef<ProcessEntry>, Vec<u8>)>,
+    initializer: Option<(FnRef<ProcessEntry>, Carried)>,
     address: Option<Address>,
     authkey: Vec<u8>,
-    process_authkey: Vec<u8>,
     max_frame: u32,
     handshake_timeout: Duration,
     max_connections: usize,
     spin: Duration,
-    #[cfg(feature = "tls")]
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+/// A manager's registry function, monomorphised: builds the registry in
+/// this process, or starts a server process that builds it there.
+#[derive(Clone, Copy)]
+pub(crate) struct RegistryFns {
+    pub(crate) build: fn() -> Result<Registry>,
+    pub(crate) start: fn(&ManagerOptions, Option<Initializer>) -> Result<Running>,
+}
+
+impl RegistryFns {
+    /// The functions of registry `R`, a fn item (a closure is refused:
+    /// it would have to cross to the server process).
+    pub(crate) fn of<R>(_registry: R) -> std::result::Result<RegistryFns, ProcessError>
+    where
+        R: Function<(), Output = Registry>,
+    {
+        target::function_item::<R>()?;
+        Ok(RegistryFns {
+            build: build::<R>,
+            start: start_process::<R>,
+        })
+    }
+}
+
+fn build<R: Function<(), Output = Registry>>() -> Result<Registry> {
+    target::call::<R, ()>(())
 }
 
 /// A server this process started.
@@ -79,8 +104,9 @@ pub(crate) struct Running {
 
 enum RunningKind {
     Process {
-        child: Child,
-        lifeline: Lifeline,
+        process: Process,
+        /// Closed to stop the server.
+        control: Connection,
         private_socket: bool,
     },
     Thread {
@@ -90,7 +116,7 @@ enum RunningKind {
 }
 
 impl Running {
-    /// Stop the server: the child gets end of file on its lifeline and
+    /// Stop the server: the child's control channel closes and it gets
     /// `timeout` to exit, then SIGTERM, then SIGKILL. Returns the child's
     /// exit status (`None` for a thread server).
     pub(crate) fn stop(self, timeout: Duration) -> Result<Option<ExitStatus>> {
@@ -101,23 +127,18 @@ impl Running {
                 Ok(None)
             }
             RunningKind::Process {
-                mut child,
-                lifeline,
+                process,
+                control,
                 private_socket,
             } => {
-                drop(lifeline);
-                let mut status = wait_timeout(&mut child, timeout)?;
-                if status.is_none() {
-                    signal(&child, libc::SIGTERM);
-                    status = wait_timeout(&mut child, Duration::from_millis(200))?;
-                }
-                let status = match status {
-                    Some(status) => status,
-                    None => {
-                        child.kill()?;
-                        child.wait()?
+                drop(control);
+                if !process.join_timeout(timeout)? {
+                    process.terminate()?;
+                    if !process.join_timeout(Duration::from_millis(200))? {
+                        process.kill()?;
+                        process.join()?;
                     }
-                };
+                }
                 if private_socket {
                     // A child that was killed could not remove its socket.
                     if let Address::Unix(path) = &self.address {
@@ -126,7 +147,7 @@ impl Running {
                         }
                     }
                 }
-                Ok(Some(status))
+                Ok(process.exitcode().map(exit_status))
             }
         }
     }
@@ -134,84 +155,146 @@ impl Running {
     /// The server process id, if it runs in a child process.
     pub(crate) fn pid(&self) -> Option<u32> {
         match &self.kind {
-            RunningKind::Process { child, .. } => Some(child.id()),
+            RunningKind::Process { process, .. } => process.pid(),
             RunningKind::Thread { .. } => None,
         }
     }
 }
 
-fn signal(child: &Child, signal: libc::c_int) {
-    // SAFETY: kill(2) on the pid of a child we have not reaped yet.
-    unsafe {
-        libc::kill(child.id() as libc::pid_t, signal);
+/// A process's exit code (minus the signal that killed it) as the wait
+/// status `ExitStatus` reads.
+fn exit_status(code: i32) -> ExitStatus {
+    if code < 0 {
+        ExitStatus::from_raw(-code)
+    } else {
+        ExitStatus::from_raw((code & 0xff) << 8)
     }
 }
 
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Result<Option<std::process::ExitStatus>> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait()? {
-            return Ok(Some(status));
-        }
-        if Instant::now() >= deadline {
-            return Ok(None);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-/// Start a server process for `registry`.
-pub(crate) fn start_process(
-    registry: FnRef<RegistryEntry>,
-    options: &ManagerOptions,
-    initializer: Option<Initializer>,
-) -> Result<Running> {
+/// Start a server process for registry `R`.
+fn start_process<R>(options: &ManagerOptions, initializer: Option<Initializer>) -> Result<Running>
+where
+    R: Function<(), Output = Registry>,
+{
     let settings = Settings {
-        image: crate::process::image::image_id(),
-        registry,
         initializer: initializer.map(|init| (init.entry, init.args)),
         address: options.address.clone(),
         authkey: options.authkey.clone(),
-        process_authkey: crate::auth::process_authkey().to_vec(),
         max_frame: options.max_frame,
         handshake_timeout: options.handshake_timeout,
         max_connections: options.max_connections,
         spin: options.spin,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
+        #[cfg(not(feature = "tls"))]
+        tls_server_pem: None,
     };
-    let (mut child, lifeline) = lifeline::reexec(SERVER_MARKER)?;
-    let answer = lifeline
-        .send(&settings, &[])
-        .and_then(|()| {
-            lifeline.stream().set_read_timeout(Some(START_TIMEOUT))?;
-            lifeline.recv::<std::result::Result<Address, String>>()
-        })
-        .map_err(|e| {
-            let _ = child.kill();
-            let status = child.wait().map(|s| s.to_string()).unwrap_or_default();
-            Error::Spawn(format!(
-                "the server process ended ({status}) without listening ({e}); \
-                 is managers::bootstrap() the first line of main?"
-            ))
-        })?;
-    match answer.0 {
-        Ok(address) => {
-            lifeline.stream().set_read_timeout(None)?;
-            Ok(Running {
-                address,
-                kind: RunningKind::Process {
-                    child,
-                    lifeline,
-                    private_socket: options.address.is_none(),
-                },
-            })
-        }
-        Err(message) => {
-            let _ = child.wait();
+    let (control, theirs) = Pipe::duplex()?;
+    let process = Process::new(serve_child::<R>, (settings, theirs)).with_name("ManagerServer");
+    process.start().map_err(|e| match e {
+        Error::ProcessStart(message) => Error::Spawn(message),
+        other => other,
+    })?;
+    let listening = match control.poll_timeout(START_TIMEOUT) {
+        Ok(true) => control.recv::<std::result::Result<Address, String>>(),
+        Ok(false) => Err(Error::Spawn(format!(
+            "the server process did not listen within {START_TIMEOUT:?}"
+        ))),
+        Err(e) => Err(e),
+    };
+    match listening {
+        Ok(Ok(address)) => Ok(Running {
+            address,
+            kind: RunningKind::Process {
+                process,
+                control,
+                private_socket: options.address.is_none(),
+            },
+        }),
+        Ok(Err(message)) => {
+            let _ = process.join_timeout(Duration::from_secs(5));
             Err(Error::Spawn(message))
         }
+        Err(e) => {
+            let _ = process.kill();
+            let _ = process.join();
+            let status = process
+                .exitcode()
+                .map(|code| exit_status(code).to_string())
+                .unwrap_or_default();
+            Err(Error::Spawn(format!(
+                "the server process ended ({status}) without listening ({e})"
+            )))
+        }
     }
+}
+
+/// A server process: build registry `R`, run the initializer, bind, tell
+/// the parent where it listens, serve until the control channel closes.
+fn serve_child<R>(settings: Settings, control: Connection) -> Result<()>
+where
+    R: Function<(), Output = Registry>,
+{
+    let options = ManagerOptions {
+        address: settings.address.clone(),
+        authkey: settings.authkey.clone(),
+        max_frame: settings.max_frame,
+        handshake_timeout: settings.handshake_timeout,
+        max_connections: settings.max_connections,
+        spin: settings.spin,
+        ..ManagerOptions::default()
+    };
+    let bound = prepare::<R>(settings, options);
+    let server = match bound {
+        Ok(server) => server,
+        Err(e) => {
+            control.send(&Err::<Address, _>(e.to_string()))?;
+            return Err(e);
+        }
+    };
+    control.send(&Ok::<_, String>(server.address().clone()))?;
+    let stopper = server.stopper();
+    std::thread::Builder::new()
+        .name("manager-control".into())
+        .spawn(move || {
+            // Nothing is sent on the control channel after the address: a
+            // message or end of file both mean stop.
+            let _ = control.recv_bytes();
+            stopper.stop();
+        })?;
+    server.serve_forever()
+}
+
+/// The server of a server process, bound, its initializer run.
+fn prepare<R>(settings: Settings, options: ManagerOptions) -> Result<Server>
+where
+    R: Function<(), Output = Registry>,
+{
+    #[cfg(feature = "tls")]
+    let options = match &settings.tls_server_pem {
+        Some((cert, key)) => options.tls_server(crate::tls::TlsServer::from_pem(cert, key)?),
+        None => options,
+    };
+    #[cfg(not(feature = "tls"))]
+    if settings.tls_server_pem.is_some() {
+        return Err(Error::Spawn(
+            "a TLS server in a program built without the `tls` feature".into(),
+        ));
+    }
+    let registry = std::panic::catch_unwind(move || -> Result<Registry> {
+        if let Some((entry, args)) = settings.initializer {
+            // The entry came with this process's own start message, whose
+            // image was checked.
+            let same = SameImage::check(&image_id())?;
+            let (run, _sessions) = args.decode(true, |bytes| entry.resolve(&same)(bytes));
+            if run?() != 0 {
+                return Err(Error::Spawn("the initializer failed".into()));
+            }
+        }
+        build::<R>()
+    })
+    .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))??;
+    bind(registry, &options)
 }
 
 /// Bind a server for `registry`: objects it serves that hold proxies to
@@ -233,102 +316,4 @@ pub(crate) fn start_thread(registry: Registry, options: &ManagerOptions) -> Resu
         address,
         kind: RunningKind::Thread { stopper, thread },
     })
-}
-
-/// Run a started child if this process is one; return at once otherwise.
-///
-/// Call it first in `main` of every program that starts managers or
-/// processes: `start()` re-executes the program, and in that child this
-/// call serves the manager (or runs the process's target) and exits the
-/// process instead of returning.
-///
-/// ```
-/// fn main() {
-///     manager_runtime::bootstrap();
-///     // ... the program proper
-/// }
-/// ```
-#[allow(clippy::needless_doctest_main)] // the point is where the call goes
-pub fn bootstrap() {
-    if lifeline::started_as(crate::process::PROCESS_MARKER) {
-        crate::process::run_child();
-    }
-    if !lifeline::started_as(SERVER_MARKER) {
-        return;
-    }
-    let code = match serve_child() {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("managers: server process failed: {e}");
-            1
-        }
-    };
-    std::process::exit(code);
-}
-
-/// The registry, and the initializer with its encoded arguments.
-type Functions<'a> = (RegistryEntry, Option<(ProcessEntry, &'a [u8])>);
-
-/// The settings' functions, resolved in this image.
-fn functions(settings: &Settings) -> Result<Functions<'_>> {
-    let same = SameImage::check(&settings.image)?;
-    let registry = settings.registry.resolve(&same);
-    let initializer = settings
-        .initializer
-        .as_ref()
-        .map(|(entry, args)| (entry.resolve(&same), args.as_slice()));
-    Ok((registry, initializer))
-}
-
-fn serve_child() -> Result<()> {
-    let lifeline = Lifeline::take_stdin()?;
-    let (settings, _): (Settings, _) = lifeline.recv()?;
-    crate::auth::inherit_process_authkey(settings.process_authkey.clone());
-    let options = ManagerOptions {
-        address: settings.address.clone(),
-        authkey: settings.authkey.clone(),
-        max_frame: settings.max_frame,
-        handshake_timeout: settings.handshake_timeout,
-        max_connections: settings.max_connections,
-        spin: settings.spin,
-        ..ManagerOptions::default()
-    };
-    #[cfg(feature = "tls")]
-    let options = match &settings.tls_server_pem {
-        Some((cert, key)) => options.tls_server(crate::tls::TlsServer::from_pem(cert, key)?),
-        None => options,
-    };
-    let prepared = functions(&settings).and_then(|(registry, initializer)| {
-        std::panic::catch_unwind(move || {
-            if let Some((entry, args)) = initializer {
-                if entry(args)?() != 0 {
-                    return Err(Error::Spawn("the initializer failed".into()));
-                }
-            }
-            registry()
-        })
-        .map_err(|_| Error::Spawn("the initializer or registry panicked".into()))?
-    });
-    let server = match prepared.and_then(|registry| bind(registry, &options)) {
-        Ok(server) => server,
-        Err(e) => {
-            lifeline.send(&Err::<Address, _>(e.to_string()), &[])?;
-            return Err(e);
-        }
-    };
-    lifeline.send(&Ok::<_, String>(server.address().clone()), &[])?;
-    let stopper = server.stopper();
-    std::thread::Builder::new()
-        .name("manager-lifeline".into())
-        .spawn(move || {
-            let mut byte = [0u8; 64];
-            let mut stream = lifeline.stream();
-            while let Ok(n) = stream.read(&mut byte) {
-                if n == 0 {
-                    break;
-                }
-            }
-            stopper.stop();
-        })?;
-    server.serve_forever()
 }

@@ -215,7 +215,7 @@ pub(crate) struct PrivateDir(PathBuf);
 impl PrivateDir {
     fn create() -> io::Result<Self> {
         use std::os::unix::fs::DirBuilderExt;
-        let name: [u8; 8] = crate::auth::random_bytes();
+        let name: [u8; 8] = crate::authkey::random_bytes();
         let suffix: String = name.iter().map(|b| format!("{b:02x}")).collect();
         let dir = std::env::temp_dir().join(format!("managers-{suffix}"));
         std::fs::DirBuilder::new().mode(0o700).create(&dir)?;

@@ -12,6 +12,7 @@ use std::io::{self, Read, Write};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+pub use crate::codec::{append, decode, encode};
 use crate::error::{Error, RemoteError};
 
 /// Default maximum frame size: 64 MiB.
@@ -176,39 +177,6 @@ pub fn begin_frame<H: Serialize>(buf: &mut Vec<u8>, header: &H) -> Result<(), Er
     buf.clear();
     buf.extend_from_slice(&[0; PREFIX]);
     append(buf, header)
-}
-
-/// Append a postcard encoding of `value` to `buf`; on an error `buf` is
-/// left as it was.
-pub fn append<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) -> Result<(), Error> {
-    /// Encodes straight into the caller's buffer: a byte pushed, a slice
-    /// (a string's or a byte string's contents) copied whole.
-    struct Tail<'a>(&'a mut Vec<u8>);
-    impl postcard::ser_flavors::Flavor for Tail<'_> {
-        type Output = ();
-        #[inline(always)]
-        fn try_push(&mut self, byte: u8) -> postcard::Result<()> {
-            self.0.push(byte);
-            Ok(())
-        }
-        #[inline(always)]
-        fn try_extend(&mut self, bytes: &[u8]) -> postcard::Result<()> {
-            self.0.extend_from_slice(bytes);
-            Ok(())
-        }
-        #[inline(always)]
-        fn finalize(self) -> postcard::Result<()> {
-            Ok(())
-        }
-    }
-    let start = buf.len();
-    match postcard::serialize_with_flavor(value, Tail(buf)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            buf.truncate(start);
-            Err(Error::codec("encoding a message", e))
-        }
-    }
 }
 
 /// Append a whole request frame to `out` (which may hold frames already):
@@ -525,24 +493,6 @@ impl Inbox {
 pub fn decode_header<'a, T: Deserialize<'a>>(frame: &'a [u8]) -> Result<(T, &'a [u8]), Error> {
     postcard::take_from_bytes(frame)
         .map_err(|e| Error::protocol("a message header does not decode", Some(e.into())))
-}
-
-/// Encode a value on its own (payloads, tokens).
-pub fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
-    postcard::to_stdvec(value).map_err(|e| Error::codec("encoding a value", e))
-}
-
-/// Decode a whole payload; trailing bytes are an error.
-pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, Error> {
-    let (value, rest) =
-        postcard::take_from_bytes(bytes).map_err(|e| Error::codec("decoding a value", e))?;
-    if !rest.is_empty() {
-        return Err(Error::Codec {
-            context: format!("decoding a value: {} unexpected trailing bytes", rest.len()),
-            source: None,
-        });
-    }
-    Ok(value)
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ const LAYERS: &[(&str, u32)] = &[
     // Foundation: plain data.
     ("error", 0),
     ("address", 1),
+    ("authkey", 1),
+    ("codec", 1),
     ("token", 2),
     ("value", 3),
     // Protocol: bytes on a socket.

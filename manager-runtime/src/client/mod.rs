@@ -439,7 +439,7 @@ pub fn caller_id() -> u64 {
     thread_local! {
         static ID: u64 = NEXT.fetch_add(1, Ordering::Relaxed);
     }
-    let base = *BASE.get_or_init(|| u64::from_le_bytes(crate::auth::random_bytes()));
+    let base = *BASE.get_or_init(|| u64::from_le_bytes(crate::authkey::random_bytes()));
     // An odd multiplier keeps per-thread ids distinct within the process.
     ID.with(|id| base.wrapping_add(id.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
 }

@@ -63,7 +63,7 @@ impl Session {
             max_frame: options.max_frame,
             spin: options.spin,
             call_timeout: options.call_timeout,
-            id: u128::from_le_bytes(crate::auth::random_bytes()),
+            id: u128::from_le_bytes(crate::authkey::random_bytes()),
             next_id: AtomicU64::new(1),
             refs: Mutex::new(HashMap::new()),
             decrefs: Mutex::new(Vec::new()),

@@ -62,7 +62,7 @@ trait Args: Send {
 
 impl<A: Serialize + Send> Args for A {
     fn encode(&self) -> Result<Vec<u8>> {
-        crate::wire::encode(self)
+        crate::codec::encode(self)
     }
 }
 
@@ -291,7 +291,7 @@ impl Process {
             name: self.name.clone(),
             identity: self.identity.clone(),
             daemon: self.daemon,
-            authkey: crate::auth::process_authkey().to_vec(),
+            authkey: crate::authkey::process_authkey().to_vec(),
             parent: std::process::id(),
             sessions: attachments.servers.clone(),
             args,

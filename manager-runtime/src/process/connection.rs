@@ -263,11 +263,11 @@ impl<D: CanSend> Connection<D> {
         out.clear();
         out.extend_from_slice(&[0; PREFIX]);
         let ((), attachments) =
-            crossing::encoding(Route::Pipe, || crate::wire::append(&mut out, value))?;
+            crossing::encoding(Route::Pipe, || crate::codec::append(&mut out, value))?;
         let len = self.checked_len(out.len() - PREFIX)?;
         out[..PREFIX].copy_from_slice(&len.to_le_bytes());
         if !attachments.fds.is_empty() || !attachments.servers.is_empty() {
-            let info = crate::wire::encode(&(attachments.fds.len() as u32, &attachments.servers))?;
+            let info = crate::codec::encode(&(attachments.fds.len() as u32, &attachments.servers))?;
             let mut head = ATTACHED.to_le_bytes().to_vec();
             head.extend_from_slice(&self.checked_len(info.len())?.to_le_bytes());
             head.extend_from_slice(&info);
@@ -328,7 +328,7 @@ impl<D: CanRecv> Connection<D> {
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
         self.with_attached(|message, (fds, servers)| {
             let received = Received::new(fds, servers, false);
-            crossing::decoding(received, || crate::wire::decode(message.bytes())).0
+            crossing::decoding(received, || crate::codec::decode(message.bytes())).0
         })
     }
 
@@ -478,7 +478,7 @@ impl<D: CanRecv> Connection<D> {
         let len = len as usize;
         self.buffer(incoming, 2 * PREFIX + len)?;
         let (count, servers): (u32, Vec<ServerInfo>) =
-            crate::wire::decode(&incoming.buffered()[2 * PREFIX..2 * PREFIX + len])?;
+            crate::codec::decode(&incoming.buffered()[2 * PREFIX..2 * PREFIX + len])?;
         let count = count as usize;
         incoming.consume(2 * PREFIX + len);
         self.buffer(incoming, scm::markers(count))?;

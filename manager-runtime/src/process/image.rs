@@ -473,8 +473,8 @@ mod tests {
         let f = FnRef::new(seven_entry()).unwrap();
         let same = SameImage::check(&image_id()).unwrap();
         assert_eq!((f.resolve(&same))(), 7);
-        let bytes = crate::wire::encode(&f).unwrap();
-        let back: FnRef<Test> = crate::wire::decode(&bytes).unwrap();
+        let bytes = crate::codec::encode(&f).unwrap();
+        let back: FnRef<Test> = crate::codec::decode(&bytes).unwrap();
         assert_eq!((back.resolve(&same))(), 7);
     }
 
@@ -503,8 +503,8 @@ mod tests {
                 (eight as Test as usize - image().base) as u64,
             ]);
         for offset in forged {
-            let bytes = crate::wire::encode(&offset).unwrap();
-            let err = crate::wire::decode::<FnRef<Test>>(&bytes)
+            let bytes = crate::codec::encode(&offset).unwrap();
+            let err = crate::codec::decode::<FnRef<Test>>(&bytes)
                 .err()
                 .unwrap_or_else(|| panic!("offset {offset:#x} decoded"));
             let text = crate::error::chain(&err);
@@ -514,7 +514,7 @@ mod tests {
             );
         }
         for garbage in [&[][..], &[0xff][..], &[0xff; 11][..]] {
-            assert!(crate::wire::decode::<FnRef<Test>>(garbage).is_err());
+            assert!(crate::codec::decode::<FnRef<Test>>(garbage).is_err());
         }
     }
 

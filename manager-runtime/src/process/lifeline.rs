@@ -121,7 +121,7 @@ impl Lifeline {
         value: &T,
         fds: &[BorrowedFd<'_>],
     ) -> Result<()> {
-        let body = crate::wire::encode(value)?;
+        let body = crate::codec::encode(value)?;
         self.send_bytes(&body, fds)
     }
 
@@ -176,7 +176,7 @@ impl Lifeline {
     /// Receive one frame and decode it; end of file is [`Error::Eof`].
     pub(crate) fn recv<T: DeserializeOwned>(&self) -> Result<(T, Vec<OwnedFd>)> {
         let (body, fds) = self.recv_bytes()?.ok_or(Error::Eof)?;
-        Ok((crate::wire::decode(&body)?, fds))
+        Ok((crate::codec::decode(&body)?, fds))
     }
 }
 

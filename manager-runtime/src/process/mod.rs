@@ -37,7 +37,6 @@ pub(crate) mod target;
 
 use std::sync::OnceLock;
 
-pub(crate) use child::PROCESS_MARKER;
 pub use child::{active_children, ActiveChild, Process};
 pub use connection::{
     CanRecv, CanSend, Connection, Duplex, Pipe, RecvOnly, SendOnly, DEFAULT_MAX_MESSAGE,
@@ -47,8 +46,28 @@ pub use manager_macros::Pod;
 pub use memory::{Array, ArrayGuard, Pod, RawArray, RawValue, Value, ValueGuard};
 pub use pool::{AsyncResult, ChunkSink, EncodedChunk, IMapIterator, Pool, PoolBuilder, TaskRef};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
-pub(crate) use run::run_child;
 pub use target::{Exit, Function};
+
+/// Run a started child if this process is one; return at once otherwise.
+///
+/// Call it first in `main` of every program that starts processes or
+/// managers: a child is this program re-executed, and in that child this
+/// call runs the child's target (a [`Process`]'s, a pool worker's, a
+/// manager's server) and exits the process instead of returning.
+///
+/// ```
+/// # extern crate manager_runtime as managers;
+/// fn main() {
+///     managers::bootstrap();
+///     // ... the program proper
+/// }
+/// ```
+#[allow(clippy::needless_doctest_main)] // the point is where the call goes
+pub fn bootstrap() {
+    if lifeline::started_as(child::PROCESS_MARKER) {
+        run::run_child();
+    }
+}
 
 /// Who this process is, as its parent named it.
 struct Identity {
@@ -99,7 +118,7 @@ impl CurrentProcess {
     /// `current_process().authkey`): managers and child processes of this
     /// process use it unless told otherwise.
     pub fn authkey(&self) -> &'static [u8] {
-        crate::auth::process_authkey()
+        crate::authkey::process_authkey()
     }
 
     /// Whether the parent started this process as a daemon.

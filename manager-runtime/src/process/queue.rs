@@ -708,7 +708,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         // Proxies in the item cross as tokens (the receiver takes its own
         // reference); descriptors cannot live in shared memory.
         let (bytes, _proxies) = crate::crossing::encoding(crate::crossing::Route::Queue, || {
-            crate::wire::encode(&item)
+            crate::codec::encode(&item)
         })?;
         self.ring().push(&bytes, deadline_of(block, timeout))
     }
@@ -734,7 +734,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
         self.open()?;
         let bytes = self.ring().pop(deadline_of(block, timeout))?;
         let received = crate::crossing::Received::bare();
-        crate::crossing::decoding(received, || crate::wire::decode(&bytes)).0
+        crate::crossing::decoding(received, || crate::codec::decode(&bytes)).0
     }
 }
 
@@ -1219,7 +1219,7 @@ mod tests {
             // SAFETY: we hold the mutex.
             unsafe {
                 let record = ring.data().add(state.tail as usize);
-                let bytes = crate::wire::encode(&8u32).unwrap();
+                let bytes = crate::codec::encode(&8u32).unwrap();
                 std::ptr::write_unaligned(record as *mut u32, bytes.len() as u32);
                 std::ptr::copy_nonoverlapping(bytes.as_ptr(), record.add(4), bytes.len());
                 (*h).journal = State {

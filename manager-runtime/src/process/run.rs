@@ -51,7 +51,7 @@ type Target = Box<dyn FnOnce() -> i32>;
 
 fn prepare(start: Start, fds: Vec<std::os::fd::OwnedFd>) -> Result<(Target, Scope)> {
     let same = SameImage::check(&start.image)?;
-    crate::auth::inherit_process_authkey(start.authkey);
+    crate::authkey::inherit_process_authkey(start.authkey);
     super::set_current(Identity {
         name: start.name,
         identity: start.identity,

@@ -143,9 +143,6 @@ pub(crate) type ProcessEntry = fn(&[u8]) -> Result<Box<dyn FnOnce() -> i32>>;
 /// `Err` is a decoding or encoding failure; a panic unwinds to the caller.
 pub(crate) type TaskEntry = fn(&[u8], u32, &mut Vec<u8>) -> Result<()>;
 
-/// What a manager's server process builds its registry with.
-pub(crate) type RegistryEntry = fn() -> Result<crate::registry::Registry>;
-
 entry_kind!(
     ProcessEntry,
     "a process target",
@@ -160,13 +157,6 @@ entry_kind!(
     __start_managers_task_entries,
     __stop_managers_task_entries
 );
-entry_kind!(
-    RegistryEntry,
-    "a manager's registry",
-    "managers_registry_entries",
-    __start_managers_registry_entries,
-    __stop_managers_registry_entries
-);
 
 fn process_entry<F, A>(args: &[u8]) -> Result<Box<dyn FnOnce() -> i32>>
 where
@@ -175,7 +165,7 @@ where
     A: DeserializeOwned + 'static,
 {
     let f = conjure::<F>()?;
-    let args: A = crate::wire::decode(args)?;
+    let args: A = crate::codec::decode(args)?;
     Ok(Box::new(move || f.call(args).exit_code()))
 }
 
@@ -190,16 +180,16 @@ where
         let (call, rest): (A, &[u8]) = postcard::take_from_bytes(args)
             .map_err(|e| crate::error::Error::codec("decoding a task's arguments", e))?;
         args = rest;
-        crate::wire::append(out, &f.call(call))?;
+        crate::codec::append(out, &f.call(call))?;
     }
     Ok(())
 }
 
-fn registry_entry<F>() -> Result<crate::registry::Registry>
-where
-    F: Function<(), Output = crate::registry::Registry>,
-{
-    Ok(conjure::<F>()?.call(()))
+/// Call the function item `F` in this process (its trampoline's way: a
+/// closure is refused), for code that is generic over a function it was
+/// only given the type of.
+pub(crate) fn call<F: Function<A>, A>(args: A) -> Result<F::Output> {
+    Ok(conjure::<F>()?.call(args))
 }
 
 /// The entry of process target `F` called with `A`, as it crosses.
@@ -228,18 +218,6 @@ where
     entry!("managers_task_entries", task_entry::<F, A, R>);
     function_item::<F>()?;
     FnRef::new(task_entry::<F, A, R> as TaskEntry)
-}
-
-/// The entry of a manager's registry function `F`.
-pub(crate) fn registry_entry_of<F>(
-    _registry: F,
-) -> std::result::Result<FnRef<RegistryEntry>, ProcessError>
-where
-    F: Function<(), Output = crate::registry::Registry>,
-{
-    entry!("managers_registry_entries", registry_entry::<F>);
-    function_item::<F>()?;
-    FnRef::new(registry_entry::<F> as RegistryEntry)
 }
 
 #[cfg(test)]
@@ -273,12 +251,12 @@ mod tests {
         let task = entry.resolve(&same);
         let mut args = Vec::new();
         for pair in [(20i64, 22i64), (1, 2)] {
-            crate::wire::append(&mut args, &pair).unwrap();
+            crate::codec::append(&mut args, &pair).unwrap();
         }
         let mut out = Vec::new();
         task(&args, 2, &mut out).unwrap();
         let (first, rest): (i64, &[u8]) = postcard::take_from_bytes(&out).unwrap();
-        assert_eq!((first, crate::wire::decode::<i64>(rest).unwrap()), (42, 3));
+        assert_eq!((first, crate::codec::decode::<i64>(rest).unwrap()), (42, 3));
         assert!(
             task(&args, 3, &mut out).is_err(),
             "too few arguments are an error"
@@ -289,9 +267,9 @@ mod tests {
     fn a_target_gives_its_exit_code() {
         let same = SameImage::check(&image_id()).unwrap();
         let entry = process_entry_of(fails).unwrap().resolve(&same);
-        let run = entry(&crate::wire::encode(&(3,)).unwrap()).unwrap();
+        let run = entry(&crate::codec::encode(&(3,)).unwrap()).unwrap();
         assert_eq!(run(), 1);
-        let run = entry(&crate::wire::encode(&(0,)).unwrap()).unwrap();
+        let run = entry(&crate::codec::encode(&(0,)).unwrap()).unwrap();
         assert_eq!(run(), 0);
     }
 
@@ -315,21 +293,30 @@ mod tests {
         let capturing = move || token.check();
         assert_eq!(std::mem::size_of_val(&capturing), 0);
         assert!(task_entry_of(move |x: u8| (capturing(), x).1).is_err());
-        assert!(registry_entry_of(crate::registry::Registry::new).is_ok());
+        assert_eq!(call_of(three).unwrap(), 3);
+        assert!(call_of(|| 4u8).is_err(), "a closure is not called either");
         assert!(function_item::<fn() -> u32>().is_ok());
         assert!(function_item::<Witness>().is_ok());
         // Even reached through an offset, a closure's trampoline refuses.
-        let err = trampoline_of(capturing)(&crate::wire::encode(&()).unwrap())
+        let err = trampoline_of(capturing)(&crate::codec::encode(&()).unwrap())
             .err()
             .expect("refused");
         assert!(matches!(
             err,
             crate::Error::Process(ProcessError::Closure(_))
         ));
-        assert!(trampoline_of(unit)(&crate::wire::encode(&()).unwrap()).is_ok());
+        assert!(trampoline_of(unit)(&crate::codec::encode(&()).unwrap()).is_ok());
     }
 
     fn unit() {}
+
+    fn three() -> u8 {
+        3
+    }
+
+    fn call_of<F: Function<(), Output = u8>>(_f: F) -> crate::Result<u8> {
+        call::<F, ()>(())
+    }
 
     /// A zero-sized value whose existence would prove something.
     #[derive(Clone, Copy)]

@@ -101,7 +101,7 @@ impl Challenge {
     /// A fresh challenge and the body to send.
     pub fn new() -> (Challenge, Vec<u8>) {
         let mut message = b"{sha256}".to_vec();
-        message.extend_from_slice(&crate::auth::random_bytes::<MESSAGE_LENGTH>());
+        message.extend_from_slice(&crate::authkey::random_bytes::<MESSAGE_LENGTH>());
         let mut body = CHALLENGE.to_vec();
         body.extend_from_slice(&message);
         (Challenge { message }, body)

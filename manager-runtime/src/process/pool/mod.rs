@@ -455,7 +455,7 @@ fn encode_next<A: Serialize>(
         let (carried, keep) = Carried::encode_with(route, || {
             let mut bytes = Vec::with_capacity(capacity.max(64));
             for item in items.by_ref().take(size) {
-                crate::wire::append(&mut bytes, &item)?;
+                crate::codec::append(&mut bytes, &item)?;
                 count += 1;
             }
             Ok(bytes)

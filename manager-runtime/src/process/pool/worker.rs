@@ -54,7 +54,7 @@ pub(super) type Ready = std::result::Result<(), String>;
 
 /// `header` followed by `body`, as one message.
 pub(super) fn message<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>> {
-    let mut bytes = crate::wire::encode(header)?;
+    let mut bytes = crate::codec::encode(header)?;
     bytes.extend_from_slice(body);
     Ok(bytes)
 }

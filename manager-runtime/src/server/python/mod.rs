@@ -69,7 +69,7 @@ struct ClientsInner {
 }
 
 fn new_session() -> u128 {
-    u128::from_le_bytes(crate::auth::random_bytes())
+    u128::from_le_bytes(crate::authkey::random_bytes())
 }
 
 impl Clients {
@@ -349,7 +349,7 @@ impl<'a> Connection<'a> {
         Connection {
             state,
             session,
-            owner: u64::from_le_bytes(crate::auth::random_bytes()),
+            owner: u64::from_le_bytes(crate::authkey::random_bytes()),
         }
     }
 
