@@ -96,6 +96,14 @@ fn build<R: Function<(), Output = Registry>>() -> Result<Registry> {
     target::call::<R, ()>(())
 }
 
+/// A server in a child process.
+struct ChildServer {
+    process: Process,
+    /// Closed to stop the server.
+    control: Connection,
+    private_socket: bool,
+}
+
 /// A server this process started.
 pub(crate) struct Running {
     pub(crate) address: Address,
@@ -103,12 +111,7 @@ pub(crate) struct Running {
 }
 
 enum RunningKind {
-    Process {
-        process: Process,
-        /// Closed to stop the server.
-        control: Connection,
-        private_socket: bool,
-    },
+    Process(Box<ChildServer>),
     Thread {
         stopper: ServerStopper,
         thread: std::thread::JoinHandle<Result<()>>,
@@ -126,11 +129,12 @@ impl Running {
                 thread.join().map_err(|_| Error::ServerThreadPanicked)??;
                 Ok(None)
             }
-            RunningKind::Process {
-                process,
-                control,
-                private_socket,
-            } => {
+            RunningKind::Process(child) => {
+                let ChildServer {
+                    process,
+                    control,
+                    private_socket,
+                } = *child;
                 drop(control);
                 if !process.join_timeout(timeout)? {
                     process.terminate()?;
@@ -155,7 +159,7 @@ impl Running {
     /// The server process id, if it runs in a child process.
     pub(crate) fn pid(&self) -> Option<u32> {
         match &self.kind {
-            RunningKind::Process { process, .. } => process.pid(),
+            RunningKind::Process(child) => child.process.pid(),
             RunningKind::Thread { .. } => None,
         }
     }
@@ -205,11 +209,11 @@ where
     match listening {
         Ok(Ok(address)) => Ok(Running {
             address,
-            kind: RunningKind::Process {
+            kind: RunningKind::Process(Box::new(ChildServer {
                 process,
                 control,
                 private_socket: options.address.is_none(),
-            },
+            })),
         }),
         Ok(Err(message)) => {
             let _ = process.join_timeout(Duration::from_secs(5));
