@@ -22,6 +22,9 @@
 //!
 //! Nothing here knows what a proxy or a session is: the proxy layer calls
 //! down into [`attach`] and [`receiving`], so this module stays below it.
+// The proxy layer's half of this interface (attach, receiving, the
+// servers learnt) has no caller without the manager.
+#![cfg_attr(not(feature = "manager"), allow(dead_code))]
 use std::any::Any;
 use std::cell::Cell;
 use std::collections::HashMap;

@@ -340,6 +340,7 @@ pub(crate) fn ser_error<E: serde::ser::Error>(message: impl std::fmt::Display) -
 
 impl Error {
     /// The server went away (`reason`), seen through `source`.
+    #[cfg(feature = "manager")]
     pub(crate) fn gone(reason: impl Into<String>, source: Option<std::io::Error>) -> Self {
         Error::ServerGone {
             reason: reason.into(),

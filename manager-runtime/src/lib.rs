@@ -19,73 +19,101 @@ mod codec;
 mod error;
 mod token;
 pub mod value;
+// What crosses to another process, and the process primitives: no tokio,
+// no manager (the feature `process` of the facade is these alone).
+mod crossing;
+pub mod process;
+mod wait;
+// The manager (feature `manager`), from here on.
 // Protocol: bytes on a socket. `wire` and `auth` are public only with the
 // `internals` feature, for the fuzzers, the benchmarks and protocol tests.
 #[cfg(feature = "internals")]
 pub mod auth;
-#[cfg(not(feature = "internals"))]
+#[cfg(all(feature = "manager", not(feature = "internals")))]
 #[allow(dead_code)] // parts only the fuzzers drive
 mod auth;
-mod crossing;
+#[cfg(feature = "manager")]
 mod options;
+#[cfg(feature = "manager")]
 pub mod python;
 #[cfg(feature = "tls")]
 pub mod tls;
+#[cfg(feature = "manager")]
 mod transport;
-mod wait;
 #[cfg(feature = "internals")]
 pub mod wire;
-#[cfg(not(feature = "internals"))]
+#[cfg(all(feature = "manager", not(feature = "internals")))]
 #[allow(dead_code)]
 mod wire;
 // Object model: what a served object is.
+#[cfg(feature = "manager")]
 mod object;
+#[cfg(feature = "manager")]
 mod registry;
 // The two sides, which never use each other.
+#[cfg(feature = "manager")]
 mod client;
+#[cfg(feature = "manager")]
 mod proxy;
+#[cfg(feature = "manager")]
 mod server;
-// Processes: children of this program, what crosses to them.
-pub mod process;
 // Lifecycle: starting and connecting managers.
+#[cfg(feature = "manager")]
 mod manager;
+#[cfg(feature = "manager")]
 mod spawn;
 // Built on the public surface.
+#[cfg(feature = "manager")]
 pub mod sync;
 
 pub use address::{Address, ToAddress};
+#[cfg(feature = "manager")]
 pub use client::{caller_id, Client, Undoable};
 pub use error::{BoxError, Error, ProcessError, RemoteError, Result, SyncError};
+#[cfg(feature = "manager")]
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
+#[cfg(feature = "manager")]
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
+#[cfg(feature = "manager")]
 pub use options::{default_authkey, ManagerOptions, Serializer};
 pub use process::{
     active_children, bootstrap, current_process, AsyncResult, ChunkSink, Connection, EncodedChunk,
     Function, JoinableQueue, Pipe, Pod, Pool, PoolBuilder, Process, Queue, SimpleQueue, TaskRef,
 };
+#[cfg(feature = "manager")]
 pub use proxy::{Proxy, ProxyBase};
+#[cfg(feature = "manager")]
 pub use registry::{Constructor, Registry};
+#[cfg(feature = "manager")]
 pub use server::{Server, ServerStopper};
 pub use token::Token;
+#[cfg(feature = "manager")]
 pub use wire::{DebugEntry, MethodRef};
 
 /// What generated code uses. Not a public API: it may change at any time.
 #[doc(hidden)]
 pub mod __private {
     pub use crate::error::{Error, RemoteError, Result};
-    pub use crate::manager::BaseManager;
-    pub use crate::object::{
-        assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
-        run_mut_encoded, run_ref, run_ref_encoded, CallContext, Cell, MethodInfo, Outcome, Plain,
-        Reply, Returned, ReturnedOption, ReturnedResult, Shared,
-    };
-    pub use crate::options::ManagerOptions;
     pub use crate::process::memory::assert_pod;
     pub use crate::process::Pod;
-    pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
-    pub use crate::registry::{has_method, Constructor, Registry};
-    pub use crate::token::Token;
-    pub use crate::wire::MethodRef;
+    #[cfg(feature = "manager")]
+    pub use manager::*;
     pub use serde;
+
+    /// What the manager's generated code uses.
+    #[cfg(feature = "manager")]
+    mod manager {
+        pub use crate::manager::BaseManager;
+        pub use crate::object::{
+            assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
+            run_mut_encoded, run_ref, run_ref_encoded, CallContext, Cell, MethodInfo, Outcome,
+            Plain, Reply, Returned, ReturnedOption, ReturnedResult, Shared,
+        };
+        pub use crate::options::ManagerOptions;
+        pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
+        pub use crate::registry::{has_method, Constructor, Registry};
+        pub use crate::token::Token;
+        pub use crate::wire::MethodRef;
+    }
 }

@@ -61,6 +61,7 @@ thread_local! {
 
 /// Run `encode` with `grant` told of every token serialized meanwhile on
 /// this thread.
+#[cfg(feature = "manager")]
 pub(crate) fn granting<R>(grant: &dyn Grant, encode: impl FnOnce() -> R) -> R {
     struct Restore(Option<*const dyn Grant>);
     impl Drop for Restore {

@@ -16,25 +16,25 @@ const LAYERS: &[(&str, u32)] = &[
     ("authkey", 1),
     ("codec", 1),
     ("token", 2),
+    ("wait", 2),
+    ("crossing", 2),
     ("value", 3),
-    // Protocol: bytes on a socket.
-    ("wire", 4),
-    ("tls", 4),
-    ("wait", 4),
-    ("auth", 5),
-    ("crossing", 5),
-    ("transport", 6),
-    ("python", 6),
-    ("options", 7),
+    // Processes: children of this program (no tokio, no manager).
+    ("process", 4),
+    // The manager (feature `manager`). Protocol: bytes on a socket.
+    ("wire", 5),
+    ("tls", 5),
+    ("auth", 6),
+    ("transport", 7),
+    ("python", 7),
+    ("options", 8),
     // Object model.
-    ("object", 8),
-    ("registry", 9),
+    ("object", 9),
+    ("registry", 10),
     // The two sides.
-    ("server", 10),
-    ("client", 10),
-    ("proxy", 11),
-    // Processes: children of this program.
-    ("process", 12),
+    ("server", 11),
+    ("client", 11),
+    ("proxy", 12),
     // Lifecycle.
     ("spawn", 13),
     ("manager", 14),
@@ -141,7 +141,14 @@ fn first_segment(path: &str) -> String {
 fn root_exports(lib: &str) -> BTreeMap<String, String> {
     let mut exports = BTreeMap::new();
     for statement in code(lib).split(';') {
-        let statement = statement.trim();
+        // Attributes (`#[cfg(...)]`) before the statement.
+        let mut statement = statement.trim();
+        while statement.starts_with("#[") {
+            let Some(end) = statement.find(']') else {
+                break;
+            };
+            statement = statement[end + 1..].trim_start();
+        }
         let Some(path) = statement.strip_prefix("pub use ") else {
             continue;
         };

@@ -188,6 +188,7 @@ where
 /// Call the function item `F` in this process (its trampoline's way: a
 /// closure is refused), for code that is generic over a function it was
 /// only given the type of.
+#[cfg(any(feature = "manager", test))]
 pub(crate) fn call<F: Function<A>, A>(args: A) -> Result<F::Output> {
     Ok(conjure::<F>()?.call(args))
 }

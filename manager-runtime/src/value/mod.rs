@@ -52,6 +52,7 @@
 mod cmp;
 mod codec;
 mod de;
+#[cfg(feature = "manager")]
 mod direct;
 mod error;
 mod repr;
@@ -63,6 +64,7 @@ mod token;
 mod tests;
 
 pub use de::{from_value, from_value_ref};
+#[cfg(feature = "manager")]
 pub(crate) use direct::AsValue;
 pub use error::ValueError;
 pub use ser::{to_value, ValueSerializer};

@@ -157,6 +157,7 @@ impl PoolBuilder {
 
     /// Workers reach proxies of these servers as this process does (a
     /// manager's pool: its own server, whose key the workers need).
+    #[cfg(feature = "manager")]
     pub(crate) fn servers(mut self, servers: Vec<ServerInfo>) -> Self {
         self.servers = servers;
         self
