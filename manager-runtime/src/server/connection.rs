@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io::IoSlice;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -13,22 +12,13 @@ use serde::Serialize;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
-use super::dedicated;
-use super::state::ServerState;
+use super::dedicated::{Own, Seat};
+use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
 use crate::object::{Host, Outcome};
 use crate::transport::Socket;
 use crate::wait::{Spin, Spun};
 use crate::wire::{self, MethodRef, Request, Response};
-
-/// Counts a live connection for as long as it exists.
-pub(super) struct Slot(Arc<ServerState>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 type Writer<S> = Arc<tokio::sync::Mutex<<S as Socket>::Write>>;
 
@@ -40,14 +30,13 @@ struct Membership {
 
 impl Drop for Membership {
     fn drop(&mut self) {
-        self.state.leave(self.session);
+        self.state.core.leave(self.session);
     }
 }
 
 /// Serve one accepted connection until it ends.
 pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut stream: S) {
-    let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let slot = Slot(Arc::clone(&state));
+    let (slot, live) = Slot::take(&state);
     if live > state.max_connections {
         tracing::warn!(target: "managers::server",
             limit = state.max_connections,
@@ -109,9 +98,14 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     // instead of 10-12). Async clients' connections stay on the shared
     // runtime.
     if blocking && S::MOVABLE {
-        if let Some(seat) = dedicated::Seat::take(&state) {
+        if let Some(seat) = Seat::take(&state.dedicated) {
             if let Ok(socket) = stream.into_movable() {
-                seat.serve(socket, inbox, session, slot);
+                seat.run(socket, move |stream| async move {
+                    match stream {
+                        Own::Tcp(s) => serve_session(state, s, inbox, session, slot).await,
+                        Own::Unix(s) => serve_session(state, s, inbox, session, slot).await,
+                    }
+                });
             }
             return;
         }
@@ -121,7 +115,7 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
 
 /// Serve the requests of a connection that joined `session`, until it
 /// ends. `slot` counts the connection meanwhile.
-pub(super) async fn serve_session<S: Socket>(
+async fn serve_session<S: Socket>(
     state: Arc<ServerState>,
     stream: S,
     mut inbox: wire::Inbox,
@@ -131,7 +125,7 @@ pub(super) async fn serve_session<S: Socket>(
     let (mut reader, writer) = stream.split_owned();
     let writer: Writer<S> = Arc::new(tokio::sync::Mutex::new(writer));
     let max = state.max_frame;
-    state.join(session);
+    state.core.join(session);
     let _membership = Membership {
         state: Arc::clone(&state),
         session,
@@ -183,7 +177,7 @@ pub(super) async fn serve_session<S: Socket>(
                     fingerprint,
                     index,
                 };
-                match state.call(session, object, method, payload) {
+                match state.core.call(session, object, method, payload) {
                     Outcome::Ready(result) => (id, result),
                     Outcome::Pending(mut future) => {
                         // Most waits are already over (a free lock, a non-empty
@@ -218,12 +212,12 @@ pub(super) async fn serve_session<S: Socket>(
                     }
                 }
             }
-            Request::Create { id, typeid } => (id, state.create(session, typeid, payload)),
+            Request::Create { id, typeid } => (id, state.core.create(session, typeid, payload)),
             Request::Incref { id, object } => {
-                (id, state.incref(session, object).map(|()| Vec::new()))
+                (id, state.core.incref(session, object).map(|()| Vec::new()))
             }
             Request::Decref { object, count } => {
-                state.decref(session, object, count);
+                state.core.decref(session, object, count);
                 inbox.consume(frame);
                 continue;
             }
@@ -235,13 +229,13 @@ pub(super) async fn serve_session<S: Socket>(
                 continue;
             }
             Request::Release { id } => {
-                state.release_all(session);
+                state.core.release_all(session);
                 (id, Ok(Vec::new()))
             }
             Request::NumberOfObjects { id } => {
-                (id, encode_reply(&(state.number_of_objects() as u64)))
+                (id, encode_reply(&(state.core.number_of_objects() as u64)))
             }
-            Request::DebugInfo { id } => (id, encode_reply(&state.debug_info())),
+            Request::DebugInfo { id } => (id, encode_reply(&state.core.debug_info())),
             Request::Shutdown { id } => {
                 push_reply(&mut out, id, Ok(Vec::new()), max);
                 let _ = writer.lock().await.write_all(&out).await;

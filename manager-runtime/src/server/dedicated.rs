@@ -13,14 +13,11 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::connection::{serve_session, Slot};
-use super::state::ServerState;
 use crate::transport::Movable;
-use crate::wire::Inbox;
 
 /// Most connections served on threads of their own at once.
 pub(super) const MAX_DEDICATED: usize = 256;
@@ -31,6 +28,8 @@ pub(super) const MAX_DEDICATED: usize = 256;
 pub(crate) struct Dedicated {
     sockets: Mutex<HashMap<u64, Option<OwnedFd>>>,
     next: AtomicU64,
+    /// Set when the server stops: no more seats.
+    closing: AtomicBool,
 }
 
 /// shutdown(2) both ways: the connection on the socket `fd` refers to
@@ -45,42 +44,30 @@ fn shut_down(fd: &OwnedFd) {
 
 /// A place among the dedicated connections, held by one connection.
 pub(super) struct Seat {
-    state: Arc<ServerState>,
+    dedicated: Arc<Dedicated>,
     key: u64,
 }
 
 impl Seat {
     /// A seat, if the server is not stopping and has one free.
-    pub(super) fn take(state: &Arc<ServerState>) -> Option<Seat> {
-        let mut sockets = state.dedicated.sockets.lock().unwrap();
-        if sockets.len() >= MAX_DEDICATED || state.stopping.load(Ordering::SeqCst) {
+    pub(super) fn take(dedicated: &Arc<Dedicated>) -> Option<Seat> {
+        let mut sockets = dedicated.sockets.lock().unwrap();
+        if sockets.len() >= MAX_DEDICATED || dedicated.closing.load(Ordering::SeqCst) {
             return None;
         }
-        let key = state.dedicated.next.fetch_add(1, Ordering::Relaxed);
+        let key = dedicated.next.fetch_add(1, Ordering::Relaxed);
         sockets.insert(key, None);
         Some(Seat {
-            state: Arc::clone(state),
+            dedicated: Arc::clone(dedicated),
             key,
         })
     }
 
-    /// Serve `socket` (which joined `session`; `inbox` holds what was read
-    /// after its hello) on a thread of its own.
-    pub(super) fn serve(self, socket: Movable, inbox: Inbox, session: u128, slot: Slot) {
-        self.run(socket, move |state, stream| async move {
-            match stream {
-                Own::Tcp(s) => serve_session(state, s, inbox, session, slot).await,
-                Own::Unix(s) => serve_session(state, s, inbox, session, slot).await,
-            }
-        });
-    }
-
     /// Serve `socket` with `serve` on a thread of its own, given back as a
-    /// stream of that thread's runtime (pickle mode's connections use this
-    /// with their own request loop).
+    /// stream of that thread's runtime.
     pub(super) fn run<F, Fut>(self, socket: Movable, serve: F)
     where
-        F: FnOnce(Arc<ServerState>, Own) -> Fut + Send + 'static,
+        F: FnOnce(Own) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = ()>,
     {
         let fd = match &socket {
@@ -88,9 +75,9 @@ impl Seat {
             Movable::Unix(s) => s.as_fd().try_clone_to_owned(),
         };
         {
-            let mut sockets = self.state.dedicated.sockets.lock().unwrap();
+            let mut sockets = self.dedicated.sockets.lock().unwrap();
             if let Ok(fd) = &fd {
-                if self.state.stopping.load(Ordering::SeqCst) {
+                if self.dedicated.closing.load(Ordering::SeqCst) {
                     // The server began to stop after this seat was taken,
                     // maybe after it shut the others down: this one ends at
                     // once.
@@ -111,7 +98,6 @@ impl Seat {
                     Ok(runtime) => runtime,
                     Err(_) => return,
                 };
-                let state = Arc::clone(&self.state);
                 runtime.block_on(async move {
                     // Registered with this thread's reactor.
                     let stream = match socket {
@@ -119,7 +105,7 @@ impl Seat {
                         Movable::Unix(s) => tokio::net::UnixStream::from_std(s).map(Own::Unix),
                     };
                     if let Ok(stream) = stream {
-                        serve(state, stream).await;
+                        serve(stream).await;
                     }
                 });
                 // The socket is closed by now; the seat goes last (drop).
@@ -140,12 +126,7 @@ pub(super) enum Own {
 
 impl Drop for Seat {
     fn drop(&mut self) {
-        self.state
-            .dedicated
-            .sockets
-            .lock()
-            .unwrap()
-            .remove(&self.key);
+        self.dedicated.sockets.lock().unwrap().remove(&self.key);
     }
 }
 
@@ -156,6 +137,7 @@ impl Dedicated {
     pub(super) fn close_all(&self, patience: Duration) {
         {
             let sockets = self.sockets.lock().unwrap();
+            self.closing.store(true, Ordering::SeqCst);
             for fd in sockets.values().flatten() {
                 shut_down(fd);
             }

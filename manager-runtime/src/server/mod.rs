@@ -11,6 +11,7 @@
 //! reference it held is released, so a client that dies leaks nothing.
 
 mod connection;
+mod core;
 mod dedicated;
 mod python;
 mod state;
@@ -31,6 +32,7 @@ use crate::options::{ManagerOptions, Serializer};
 use crate::registry::Registry;
 use crate::transport::{self, Listener, PrivateDir, Socket};
 use connection::serve_connection;
+use core::Core;
 use state::ServerState;
 use table::Table;
 
@@ -77,11 +79,15 @@ impl Server {
             });
         }
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
-        let state = Arc::new(ServerState {
+        let core = Arc::new(Core {
             registry,
             table: Mutex::new(Table::default()),
             next_id: AtomicU64::new(1),
             address,
+            remote,
+        });
+        let state = Arc::new(ServerState {
+            core,
             authkey: options.authkey.clone(),
             max_frame: options.max_frame,
             handshake_timeout: options.handshake_timeout,
@@ -93,7 +99,6 @@ impl Server {
             stopping: AtomicBool::new(false),
             dedicated: Default::default(),
             stop: Notify::new(),
-            remote,
             serializer: options.serializer,
             python: Default::default(),
         });
@@ -106,7 +111,7 @@ impl Server {
 
     /// The address clients connect to (the actual port if 0 was asked).
     pub fn address(&self) -> &Address {
-        &self.state.address
+        &self.state.core.address
     }
 
     /// A handle to stop this server from another thread.
@@ -174,13 +179,13 @@ impl Server {
             listener,
             _dir,
         } = self;
-        tracing::info!(target: "managers::server", address = %state.address, "manager server started");
+        tracing::info!(target: "managers::server", address = %state.core.address, "manager server started");
         let result = accept_loop(Arc::clone(&state), listener).await;
         // Connections on threads of their own end as the others did when
         // the accept loop dropped them.
         state.request_stop();
         state.dedicated.close_all(Duration::from_millis(100));
-        tracing::info!(target: "managers::server", address = %state.address, "manager server stopped");
+        tracing::info!(target: "managers::server", address = %state.core.address, "manager server stopped");
         result
     }
 }
@@ -218,7 +223,7 @@ trait Acceptor {
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("address", &self.state.address)
+            .field("address", &self.state.core.address)
             .finish_non_exhaustive()
     }
 }
@@ -226,7 +231,7 @@ impl std::fmt::Debug for Server {
 impl std::fmt::Debug for ServerStopper {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServerStopper")
-            .field("address", &self.0.address)
+            .field("address", &self.0.core.address)
             .finish()
     }
 }

@@ -1,31 +1,21 @@
-//! What every connection of one server shares: the registry, the object
-//! table, limits, and the stop signal; and the dispatch of one call.
+//! What every connection of one server shares: its limits, its TLS
+//! acceptor, the stop signal, the connections served on threads of their
+//! own, the sessions of CPython clients, and the dispatch core.
 #![forbid(unsafe_code)]
 
-use std::future::Future;
-use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::table::{Entry, Table};
-use crate::address::Address;
-use crate::error::RemoteError;
-use crate::object::{CallContext, Host, Object, Outcome, RemoteRefs, ReplyFuture};
-use crate::registry::Registry;
-use crate::token::Token;
-use crate::wire::{self, DebugEntry, MethodRef};
+use super::core::Core;
+use super::dedicated::Dedicated;
+use super::python::clients::Clients;
 
 /// State shared by every connection of one server.
 pub(crate) struct ServerState {
-    pub(super) registry: Registry,
-    pub(super) table: Mutex<Table>,
-    pub(super) next_id: AtomicU64,
-    pub(super) address: Address,
+    pub(super) core: Arc<Core>,
     pub(super) authkey: Vec<u8>,
     pub(super) max_frame: u32,
     pub(super) handshake_timeout: Duration,
@@ -37,331 +27,35 @@ pub(crate) struct ServerState {
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
     pub(super) stopping: AtomicBool,
     /// Connections served on threads of their own.
-    pub(super) dedicated: super::dedicated::Dedicated,
+    pub(super) dedicated: Arc<Dedicated>,
     pub(super) stop: Notify,
-    /// This process's sessions on other servers, for objects held here
-    /// that live there.
-    pub(super) remote: Arc<dyn RemoteRefs>,
     /// Which protocol this server speaks (a pickle-mode server speaks
     /// only CPython's).
     pub(super) serializer: crate::options::Serializer,
     /// The sessions of CPython client processes (pickle mode).
-    pub(super) python: super::python::Clients,
+    pub(super) python: Clients,
 }
 
 impl ServerState {
-    fn insert(
-        &self,
-        session: u128,
-        object: Arc<dyn Object>,
-        typeid: &'static str,
-        exposed: Option<&'static [&'static str]>,
-    ) -> Token {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(target: "managers::server", id, typeid, "object created");
-        let mut table = self.table.lock().unwrap();
-        table.objects.insert(
-            id,
-            Entry {
-                object,
-                typeid,
-                exposed,
-                refcount: 1,
-            },
-        );
-        *table
-            .sessions
-            .entry(session)
-            .or_default()
-            .refs
-            .entry(id)
-            .or_default() += 1;
-        Token {
-            typeid: typeid.to_string(),
-            address: self.address.clone(),
-            id,
-        }
-    }
-
-    /// The object `id` and the index of `method` in its table, checked:
-    /// exposed, and the signature the caller was built with. The index
-    /// the caller gave is tried first; only when the method there is
-    /// another one is the table searched by name.
-    fn lookup(
-        &self,
-        id: u64,
-        method: MethodRef<'_>,
-    ) -> Result<(Arc<dyn Object>, usize), RemoteError> {
-        let table = self.table.lock().unwrap();
-        let entry = table
-            .objects
-            .get(&id)
-            .ok_or(RemoteError::NoSuchObject(id))?;
-        let not_exposed = || RemoteError::NotExposed {
-            typeid: entry.typeid.to_string(),
-            method: method.name.to_string(),
-        };
-        let methods = entry.object.methods();
-        let hinted = method
-            .index
-            .map(|index| index as usize)
-            .filter(|&index| methods.get(index).is_some_and(|m| m.name == method.name));
-        let index = match hinted {
-            Some(index) => index,
-            None => methods
-                .iter()
-                .position(|m| m.name == method.name)
-                .ok_or_else(not_exposed)?,
-        };
-        if let Some(exposed) = entry.exposed {
-            if !exposed.contains(&method.name) {
-                return Err(not_exposed());
-            }
-        }
-        if methods[index].fingerprint != method.fingerprint {
-            return Err(RemoteError::SignatureMismatch {
-                typeid: entry.typeid.to_string(),
-                method: method.name.to_string(),
-            });
-        }
-        Ok((Arc::clone(&entry.object), index))
-    }
-
-    pub(super) fn call(
-        self: &Arc<Self>,
-        session: u128,
-        id: u64,
-        method: MethodRef<'_>,
-        args: &[u8],
-    ) -> Outcome {
-        self.call_as(session, id, method, args, false)
-    }
-
-    /// [`call`](Self::call), `dynamic` saying whether the arguments and
-    /// the result are `Value`s (a Python client's call).
-    pub(super) fn call_as(
-        self: &Arc<Self>,
-        session: u128,
-        id: u64,
-        method: MethodRef<'_>,
-        args: &[u8],
-        dynamic: bool,
-    ) -> Outcome {
-        let (object, index) = match self.lookup(id, method) {
-            Ok(found) => found,
-            Err(e) => return Outcome::Ready(Err(e)),
-        };
-        let cx = CallContext {
-            server: Arc::clone(self) as Arc<dyn Host>,
-            session,
-            object: Some(id),
-            dynamic,
-        };
-        match std::panic::catch_unwind(AssertUnwindSafe(|| {
-            cx.enter(|| object.call(index, args, &cx))
-        })) {
-            Ok(Outcome::Pending(future)) => Outcome::Pending(Box::pin(CatchUnwind(future, cx))),
-            Ok(ready) => ready,
-            Err(panic) => Outcome::Ready(Err(panicked(id, method.name, &*panic))),
-        }
-    }
-
-    pub(super) fn create(
-        self: &Arc<Self>,
-        session: u128,
-        typeid: &str,
-        args: &[u8],
-    ) -> Result<Vec<u8>, RemoteError> {
-        let token = self.create_as(session, typeid, args, false)?;
-        wire::encode(&token).map_err(|e| RemoteError::Encode(e.to_string()))
-    }
-
-    /// Create an object of `typeid` with one reference for `session`;
-    /// `dynamic`: the arguments are a `Value` list (a Python client's).
-    pub(super) fn create_as(
-        self: &Arc<Self>,
-        session: u128,
-        typeid: &str,
-        args: &[u8],
-        dynamic: bool,
-    ) -> Result<Token, RemoteError> {
-        // Constructors run in a call context too, so a built object can take
-        // its server link or resolve a token it was given.
-        let cx = CallContext {
-            server: Arc::clone(self) as Arc<dyn Host>,
-            session,
-            object: None,
-            dynamic,
-        };
-        let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            cx.enter(|| self.registry.create(typeid, args))
-        }))
-        .map_err(|panic| panicked(0, typeid, &*panic))?;
-        let made = made?;
-        Ok(self.insert(session, made.object, made.typeid, made.exposed))
-    }
-
-    pub(super) fn decref(&self, session: u128, id: u64, count: u64) {
-        let dead = self.table.lock().unwrap().release(session, id, count);
-        drop(dead);
-    }
-
-    pub(super) fn join(&self, session: u128) {
-        self.table
-            .lock()
-            .unwrap()
-            .sessions
-            .entry(session)
-            .or_default()
-            .connections += 1;
-    }
-
-    pub(super) fn leave(&self, session: u128) {
-        let dead = {
-            let mut table = self.table.lock().unwrap();
-            let Some(state) = table.sessions.get_mut(&session) else {
-                return;
-            };
-            state.connections -= 1;
-            if state.connections > 0 {
-                return;
-            }
-            let refs = table.sessions.remove(&session).unwrap_or_default().refs;
-            table.unref_all(refs)
-        };
-        drop(dead);
-    }
-
-    /// Release every reference `session` holds; its connections stay.
-    pub(super) fn release_all(&self, session: u128) {
-        let dead = {
-            let mut table = self.table.lock().unwrap();
-            let Some(state) = table.sessions.get_mut(&session) else {
-                return;
-            };
-            let refs = std::mem::take(&mut state.refs);
-            table.unref_all(refs)
-        };
-        drop(dead);
-    }
-
-    pub(super) fn number_of_objects(&self) -> usize {
-        self.table.lock().unwrap().objects.len()
-    }
-
-    pub(super) fn debug_info(&self) -> Vec<DebugEntry> {
-        let table = self.table.lock().unwrap();
-        let mut entries: Vec<_> = table
-            .objects
-            .iter()
-            .map(|(&id, e)| DebugEntry {
-                id,
-                typeid: e.typeid.to_string(),
-                refcount: e.refcount,
-            })
-            .collect();
-        entries.sort_by_key(|e| e.id);
-        entries
-    }
-
     pub(super) fn request_stop(&self) {
         self.stopping.store(true, Ordering::SeqCst);
         self.stop.notify_one();
     }
 }
 
-impl Host for ServerState {
-    fn address(&self) -> &Address {
-        &self.address
-    }
+/// Counts a live connection for as long as it exists.
+pub(super) struct Slot(Arc<ServerState>);
 
-    fn object(&self, id: u64) -> Result<Arc<dyn Object>, RemoteError> {
-        let table = self.table.lock().unwrap();
-        let entry = table
-            .objects
-            .get(&id)
-            .ok_or(RemoteError::NoSuchObject(id))?;
-        Ok(Arc::clone(&entry.object))
-    }
-
-    fn retain_internal(&self, id: u64) -> Result<(), RemoteError> {
-        let mut table = self.table.lock().unwrap();
-        let entry = table
-            .objects
-            .get_mut(&id)
-            .ok_or(RemoteError::NoSuchObject(id))?;
-        entry.refcount += 1;
-        Ok(())
-    }
-
-    fn release_internal(&self, id: u64) {
-        let dead = self.table.lock().unwrap().unref(id, 1);
-        drop(dead);
-    }
-
-    fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
-        let mut table = self.table.lock().unwrap();
-        let entry = table
-            .objects
-            .get_mut(&id)
-            .ok_or(RemoteError::NoSuchObject(id))?;
-        entry.refcount += 1;
-        *table
-            .sessions
-            .entry(session)
-            .or_default()
-            .refs
-            .entry(id)
-            .or_default() += 1;
-        Ok(())
-    }
-
-    fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token {
-        let exposed = self.registry.get(typeid).and_then(|e| e.exposed);
-        self.insert(session, object, typeid, exposed)
-    }
-
-    fn remote(&self) -> &dyn RemoteRefs {
-        &*self.remote
+impl Slot {
+    /// Count one more connection; how many are live with it.
+    pub(super) fn take(state: &Arc<ServerState>) -> (Slot, usize) {
+        let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
+        (Slot(Arc::clone(state)), live)
     }
 }
 
-/// A method (or constructor, object 0) panicked: log it, and the error the
-/// caller gets.
-fn panicked(object: u64, method: &str, panic: &(dyn std::any::Any + Send)) -> RemoteError {
-    let message = panic_message(panic);
-    tracing::error!(target: "managers::server", object, method, panic = %message, "a served method panicked");
-    RemoteError::Panic(message)
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = panic.downcast_ref::<&str>() {
-        s.to_string()
-    } else if let Some(s) = panic.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-text payload".to_string()
-    }
-}
-
-/// Polls a method's future inside its call context, and turns a panic into
-/// that call's error.
-struct CatchUnwind(ReplyFuture, CallContext);
-
-impl Future for CatchUnwind {
-    type Output = Result<Vec<u8>, RemoteError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = &mut *self;
-        let (future, call) = (&mut this.0, &this.1);
-        match std::panic::catch_unwind(AssertUnwindSafe(|| call.enter(|| future.as_mut().poll(cx))))
-        {
-            Ok(poll) => poll,
-            Err(panic) => Poll::Ready(Err(panicked(
-                call.object.unwrap_or(0),
-                "an async method",
-                &*panic,
-            ))),
-        }
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.connections.fetch_sub(1, Ordering::Relaxed);
     }
 }

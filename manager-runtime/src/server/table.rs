@@ -1,11 +1,14 @@
 //! The object table: every served object with its refcount, and the
-//! references each client session holds.
+//! references each client session holds; all reference bookkeeping
+//! (objects made, references taken, given back, a session's connections
+//! coming and going) happens here, under the core's lock.
 #![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
+use crate::error::RemoteError;
 use crate::object::Object;
 
 pub(super) struct Entry {
@@ -53,6 +56,77 @@ impl Hasher for IdHasher {
 }
 
 impl Table {
+    /// Serve `entry` as `id`, with one reference held by `session`.
+    pub(super) fn insert(&mut self, id: u64, entry: Entry, session: u128) {
+        self.objects.insert(id, entry);
+        *self
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+    }
+
+    /// One more reference to `id`, held by `session`.
+    pub(super) fn incref(&mut self, session: u128, id: u64) -> Result<(), RemoteError> {
+        self.retain(id)?;
+        *self
+            .sessions
+            .entry(session)
+            .or_default()
+            .refs
+            .entry(id)
+            .or_default() += 1;
+        Ok(())
+    }
+
+    /// One more reference to `id`, held by no session (a container of the
+    /// server holding a proxy to it).
+    pub(super) fn retain(&mut self, id: u64) -> Result<(), RemoteError> {
+        let entry = self
+            .objects
+            .get_mut(&id)
+            .ok_or(RemoteError::NoSuchObject(id))?;
+        entry.refcount += 1;
+        Ok(())
+    }
+
+    /// A connection of `session` opened.
+    pub(super) fn join(&mut self, session: u128) {
+        self.sessions.entry(session).or_default().connections += 1;
+    }
+
+    /// A connection of `session` closed: with its last, every reference it
+    /// held goes. The objects freed, to be dropped outside the lock.
+    pub(super) fn leave(&mut self, session: u128) -> Vec<Arc<dyn Object>> {
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return Vec::new();
+        };
+        state.connections -= 1;
+        if state.connections > 0 {
+            return Vec::new();
+        }
+        let refs = self.sessions.remove(&session).unwrap_or_default().refs;
+        self.unref_all(refs)
+    }
+
+    /// Every reference `session` holds goes; its connections stay.
+    pub(super) fn release_all(&mut self, session: u128) -> Vec<Arc<dyn Object>> {
+        let Some(state) = self.sessions.get_mut(&session) else {
+            return Vec::new();
+        };
+        let refs = std::mem::take(&mut state.refs);
+        self.unref_all(refs)
+    }
+
+    /// Whether `session` holds a reference to `id`.
+    pub(super) fn holds(&self, session: u128, id: u64) -> bool {
+        self.sessions
+            .get(&session)
+            .is_some_and(|s| s.refs.contains_key(&id))
+    }
+
     /// Drop `count` references to `id`; returns the object if that was its
     /// last reference (to be dropped outside the lock).
     pub(super) fn unref(&mut self, id: u64, count: u64) -> Option<Arc<dyn Object>> {

@@ -11,21 +11,21 @@
 //! Python names become ours through `python::names`. References belong to
 //! the client process (`peer.rs`), so one that dies releases them.
 
+pub(in crate::server) mod clients;
 mod peer;
 
 pub(in crate::server) use peer::unix_peer;
 
-use std::collections::HashMap;
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
 
-use super::dedicated::Own;
-use super::state::ServerState;
+use super::core::Core;
+use super::dedicated::{Own, Seat};
+use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
 use crate::object::{Host, MethodInfo, Outcome};
 use crate::python::names::{self, Plan, Reply};
@@ -52,83 +52,13 @@ pub(in crate::server) enum Peer {
     Unknown,
 }
 
-/// The sessions of Python client processes.
-#[derive(Default)]
-pub(in crate::server) struct Clients {
-    inner: Mutex<ClientsInner>,
-}
-
-#[derive(Default)]
-struct ClientsInner {
-    by_pid: HashMap<u32, u128>,
-    /// The session of peers that cannot be named.
-    shared: Option<u128>,
-    /// References granted with a reply's nested proxies, which the client
-    /// takes over with its `incref` when it rebuilds them.
-    pending: HashMap<(u128, u64), u64>,
-}
-
-fn new_session() -> u128 {
-    u128::from_le_bytes(crate::authkey::random_bytes())
-}
-
-impl Clients {
-    fn known(&self) -> Vec<u32> {
-        self.inner.lock().unwrap().by_pid.keys().copied().collect()
-    }
-
-    /// The session of process `pid` (the shared one for `None`), joined
-    /// on first sight and left when the process exits.
-    fn session(&self, state: &Arc<ServerState>, pid: Option<u32>) -> u128 {
-        let mut inner = self.inner.lock().unwrap();
-        if let Some(pid) = pid {
-            if let Some(&session) = inner.by_pid.get(&pid) {
-                return session;
-            }
-            if let Some(fd) = peer::pidfd(pid) {
-                let session = new_session();
-                inner.by_pid.insert(pid, session);
-                state.join(session);
-                let state = Arc::clone(state);
-                tokio::spawn(async move {
-                    peer::exited(fd).await;
-                    {
-                        let mut inner = state.python.inner.lock().unwrap();
-                        inner.by_pid.remove(&pid);
-                        inner.pending.retain(|(s, _), _| *s != session);
-                    }
-                    state.leave(session);
-                });
-                return session;
-            }
-        }
-        if let Some(shared) = inner.shared {
-            return shared;
-        }
-        let shared = new_session();
-        state.join(shared);
-        inner.shared = Some(shared);
-        shared
-    }
-}
-
-/// Counts a live connection for as long as it exists.
-struct Slot(Arc<ServerState>);
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
 /// Serve one connection in pickle mode until it ends.
 pub(in crate::server) async fn serve<S: Socket>(
     state: Arc<ServerState>,
     mut stream: S,
     peer: Peer,
 ) {
-    let live = state.connections.fetch_add(1, Ordering::Relaxed) + 1;
-    let _slot = Slot(Arc::clone(&state));
+    let (_slot, live) = Slot::take(&state);
     if live > state.max_connections {
         return;
     }
@@ -150,7 +80,7 @@ pub(in crate::server) async fn serve<S: Socket>(
         return;
     }
     let pid = identify.await.unwrap_or(None);
-    let session = state.python.session(&state, pid);
+    let session = state.python.session(&state.core, pid);
     // The first request: one to the server itself, read unbuffered (the
     // stream may yet move to another runtime, below).
     let max = u64::from(state.max_frame);
@@ -174,9 +104,9 @@ pub(in crate::server) async fn serve<S: Socket>(
     // clients' connections (`dedicated.rs`). The session stays on the
     // shared runtime, which watches the client process.
     if S::MOVABLE {
-        if let Some(seat) = super::dedicated::Seat::take(&state) {
+        if let Some(seat) = Seat::take(&state.dedicated) {
             if let Ok(socket) = stream.into_movable() {
-                seat.run(socket, move |state, stream| async move {
+                seat.run(socket, move |stream| async move {
                     match stream {
                         Own::Tcp(s) => calls(&state, s, session, _slot, true).await,
                         Own::Unix(s) => calls(&state, s, session, _slot, true).await,
@@ -364,7 +294,7 @@ impl<'a> Connection<'a> {
         let reply = match name.as_str() {
             "accept_connection" => return (returned(Object::None), true),
             "dummy" => returned(Object::None),
-            "number_of_objects" => returned(Object::Int(state.number_of_objects() as i128)),
+            "number_of_objects" => returned(Object::Int(state.core.number_of_objects() as i128)),
             "debug_info" => returned(Object::Str(self.debug_info())),
             "shutdown" => {
                 state.request_stop();
@@ -409,6 +339,7 @@ impl<'a> Connection<'a> {
 
     fn debug_info(&self) -> String {
         self.state
+            .core
             .debug_info()
             .iter()
             .map(|e| {
@@ -422,30 +353,22 @@ impl<'a> Connection<'a> {
     }
 
     fn describe(&self, id: u64) -> Option<Described> {
-        let table = self.state.table.lock().unwrap();
-        let entry = table.objects.get(&id)?;
-        let methods = entry.object.methods();
-        let face = entry.object.type_typeid();
+        let (object, typeid, exposed) = self.state.core.served(id)?;
+        let methods = object.methods();
+        let face = object.type_typeid();
         Some(Described {
             face,
-            typeid: entry.typeid,
+            typeid,
             methods,
-            exposed: exposed_names(face, entry.exposed, methods),
+            exposed: exposed_names(face, exposed, methods),
         })
     }
 
     fn incref(&self, id: u64) -> Vec<u8> {
-        {
-            let mut inner = self.state.python.inner.lock().unwrap();
-            if let Some(pending) = inner.pending.get_mut(&(self.session, id)) {
-                *pending -= 1;
-                if *pending == 0 {
-                    inner.pending.remove(&(self.session, id));
-                }
-                return returned(Object::None);
-            }
+        if self.state.python.take_granted(self.session, id) {
+            return returned(Object::None);
         }
-        match self.state.incref(self.session, id) {
+        match self.state.core.incref(self.session, id) {
             Ok(()) => returned(Object::None),
             Err(e) => remote_error(e),
         }
@@ -454,27 +377,13 @@ impl<'a> Connection<'a> {
     /// Release one reference: this process's if it holds one, else one of
     /// the peers that could not be named.
     fn decref(&self, id: u64) {
-        let shared = self.state.python.inner.lock().unwrap().shared;
-        let dead = {
-            let mut table = self.state.table.lock().unwrap();
-            let holds = |table: &super::table::Table, session: u128| {
-                table
-                    .sessions
-                    .get(&session)
-                    .is_some_and(|s| s.refs.contains_key(&id))
-            };
-            let holder = if holds(&table, self.session) {
-                Some(self.session)
-            } else {
-                shared.filter(|&s| holds(&table, s))
-            };
-            holder.and_then(|session| table.release(session, id, 1))
-        };
-        drop(dead);
+        let mut holders = vec![self.session];
+        holders.extend(self.state.python.shared());
+        self.state.core.release_one(&holders, id);
     }
 
     fn create(&self, typeid: &str, args: Vec<Object>, kwds: Vec<(String, Object)>) -> Vec<u8> {
-        let Some(entry) = self.state.registry.get(typeid) else {
+        let Some(entry) = self.state.core.registry.get(typeid) else {
             return remote_error(RemoteError::UnknownTypeid(typeid.to_string()));
         };
         let face = entry.type_typeid;
@@ -494,7 +403,11 @@ impl<'a> Connection<'a> {
             Ok(bytes) => bytes,
             Err(e) => return remote_error(RemoteError::Encode(e.to_string())),
         };
-        let token = match self.state.create_as(self.session, typeid, &encoded, true) {
+        let token = match self
+            .state
+            .core
+            .create_as(self.session, typeid, &encoded, true)
+        {
             Ok(token) => token,
             Err(RemoteError::BadArguments { reason, .. }) => {
                 return error(Exception::new(
@@ -525,7 +438,10 @@ impl<'a> Connection<'a> {
             .ok_or_else(|| remote_error(RemoteError::NoSuchObject(id)))?;
         let args = crate::wire::encode(&Value::List(args))
             .map_err(|e| remote_error(RemoteError::Encode(e.to_string())))?;
-        let outcome = self.state.call_as(self.session, id, method, &args, true);
+        let outcome = self
+            .state
+            .core
+            .call_as(self.session, id, method, &args, true);
         let result = match outcome {
             Outcome::Ready(result) => result,
             Outcome::Pending(mut future) => {
@@ -582,7 +498,11 @@ impl<'a> Connection<'a> {
                 Ok(bytes) => bytes,
                 Err(e) => return remote_error(RemoteError::Encode(e.to_string())),
             };
-            let result = match self.state.call_as(self.session, id, method, &args, true) {
+            let result = match self
+                .state
+                .core
+                .call_as(self.session, id, method, &args, true)
+            {
                 Outcome::Ready(result) => result,
                 Outcome::Pending(future) => future.await,
             };
@@ -590,7 +510,7 @@ impl<'a> Connection<'a> {
                 Ok(Shaped::Err(e)) => {
                     return match &plan.reply {
                         Reply::OrDefault(default) if is_key_error(&e) => {
-                            returned(to_object(default, &Nested(self.state)))
+                            returned(to_object(default, &Nested(&self.state.core)))
                         }
                         _ => error(exception_of(&e, Some(&plan))),
                     }
@@ -679,7 +599,7 @@ impl<'a> Connection<'a> {
             (_, _) => Value::None,
         };
         self.note_grants(&value);
-        let proxies = Nested(self.state);
+        let proxies = Nested(&self.state.core);
         let obj = to_object(&value, &proxies);
         returned(match (&plan.reply, obj) {
             (Reply::Tuple, Object::List(items)) => Object::Tuple(items),
@@ -727,11 +647,12 @@ impl<'a> Connection<'a> {
     /// Every token of this server in a reply was granted to this session;
     /// the client's `incref` for each proxy it rebuilds takes it over.
     fn note_grants(&self, value: &Value) {
-        let address = self.state.address();
-        let mut inner = self.state.python.inner.lock().unwrap();
-        for token in value.tokens().filter(|t| t.address == *address) {
-            *inner.pending.entry((self.session, token.id)).or_default() += 1;
-        }
+        let address = self.state.core.address();
+        let ids = value
+            .tokens()
+            .filter(|t| t.address == *address)
+            .map(|t| t.id);
+        self.state.python.granted(self.session, ids);
     }
 }
 
@@ -837,17 +758,14 @@ fn exception_of(err: &Value, plan: Option<&Plan>) -> Exception {
 }
 
 /// Tokens nested in a reply, as the proxies CPython's server would send.
-struct Nested<'a>(&'a Arc<ServerState>);
+struct Nested<'a>(&'a Arc<Core>);
 
 impl ProxyOf for Nested<'_> {
     fn proxy(&self, token: &Token) -> Object {
         let face = if token.address == *self.0.address() {
-            let table = self.0.table.lock().unwrap();
-            table
-                .objects
-                .get(&token.id)
-                .map(|e| e.object.type_typeid())
-                .unwrap_or("")
+            self.0
+                .served(token.id)
+                .map_or("", |(object, _, _)| object.type_typeid())
         } else {
             ""
         };
