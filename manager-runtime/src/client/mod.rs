@@ -13,6 +13,7 @@
 //! a dropped call is withdrawn on the server.
 
 mod blocking;
+mod ledger;
 mod multiplexed;
 mod python;
 mod session;
@@ -45,12 +46,32 @@ pub struct Client {
 }
 
 struct Inner {
-    session: Session,
-    pool: Pool,
-    link: Link,
-    /// Set in pickle mode: the session is on a CPython server, and every
-    /// request goes through it instead (`python.rs`).
-    pickle: Option<PickleSession>,
+    address: Address,
+    authkey: Vec<u8>,
+    call_timeout: Option<Duration>,
+    backend: Backend,
+}
+
+/// The protocol a session speaks, and its connections.
+enum Backend {
+    /// Ours: blocking connections from a pool, one multiplexed async one.
+    Native {
+        session: Session,
+        pool: Pool,
+        link: Link,
+    },
+    /// CPython's manager protocol (`python/`).
+    Pickle(PickleSession),
+}
+
+impl Backend {
+    /// The references the session holds.
+    fn ledger(&self) -> &ledger::Ledger {
+        match self {
+            Backend::Native { session, .. } => &session.ledger,
+            Backend::Pickle(pickle) => &pickle.ledger,
+        }
+    }
 }
 
 impl Client {
@@ -58,38 +79,53 @@ impl Client {
     /// authenticates once, so a wrong key or a missing server is reported
     /// here.
     pub(crate) fn connect(address: Address, options: &ManagerOptions) -> Result<Client> {
-        if options.serializer == crate::options::Serializer::Pickle {
-            let pickle = PickleSession::connect(address.clone(), options)?;
-            return Ok(Client {
-                inner: Arc::new(Inner {
-                    session: Session::new(address, options),
-                    pool: Pool::default(),
-                    link: Link::default(),
-                    pickle: Some(pickle),
-                }),
-            });
+        let backend = if options.serializer == crate::options::Serializer::Pickle {
+            Backend::Pickle(PickleSession::connect(address.clone(), options)?)
+        } else {
+            let session = Session::new(address.clone(), options);
+            let first = Pool::open(&session, false)?;
+            let pool = Pool::default();
+            pool.put(first);
+            Backend::Native {
+                session,
+                pool,
+                link: Link::default(),
+            }
+        };
+        Ok(Client {
+            inner: Arc::new(Inner {
+                address,
+                authkey: options.authkey.clone(),
+                call_timeout: options.call_timeout,
+                backend,
+            }),
+        })
+    }
+
+    /// The native session and its connections, or the error of a call
+    /// CPython's protocol cannot make.
+    fn native(&self, what: &str) -> Result<(&Session, &Pool, &Link)> {
+        match &self.inner.backend {
+            Backend::Native {
+                session,
+                pool,
+                link,
+            } => Ok((session, pool, link)),
+            Backend::Pickle(_) => Err(Error::Remote(crate::error::RemoteError::BadRequest(
+                format!("{what} are not available in pickle mode (use the blocking proxies)"),
+            ))),
         }
-        let session = Session::new(address, options);
-        let first = Pool::open(&session, false)?;
-        let inner = Arc::new(Inner {
-            session,
-            pool: Pool::default(),
-            link: Link::default(),
-            pickle: None,
-        });
-        inner.pool.put(first);
-        Ok(Client { inner })
     }
 
     /// The server's address.
     pub fn address(&self) -> &Address {
-        &self.inner.session.address
+        &self.inner.address
     }
 
     /// The deadline calls of this session get unless their proxy sets one
     /// ([`ManagerOptions::call_timeout`]).
     pub fn call_timeout(&self) -> Option<Duration> {
-        self.inner.session.call_timeout
+        self.inner.call_timeout
     }
 
     /// This process's session on the server at `address`, for proxies that
@@ -124,9 +160,11 @@ impl Client {
         if self.pickle().is_some() {
             options = options.serializer(crate::options::Serializer::Pickle);
         }
-        #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
-        {
-            options.tls_client = self.inner.session.tls.clone();
+        if let Backend::Native { session, .. } = &self.inner.backend {
+            #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
+            {
+                options.tls_client = session.tls.clone();
+            }
         }
         options.connect_settings()
     }
@@ -149,80 +187,70 @@ impl Client {
     }
 
     pub(crate) fn authkey(&self) -> &[u8] {
-        &self.inner.session.authkey
+        &self.inner.authkey
     }
 
     /// The CPython session, in pickle mode.
     pub(crate) fn pickle(&self) -> Option<&PickleSession> {
-        self.inner.pickle.as_ref()
-    }
-
-    fn no_async_in_pickle_mode(&self) -> Result<()> {
-        match self.inner.pickle {
-            Some(_) => Err(Error::Remote(crate::error::RemoteError::BadRequest(
-                "async proxies are not available in pickle mode (use the blocking ones)".into(),
-            ))),
-            None => Ok(()),
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => Some(pickle),
+            Backend::Native { .. } => None,
         }
     }
 
     /// Count one more local proxy of `id`, `server_refs` of which the
     /// server just granted this session.
     pub(crate) fn retain(&self, id: u64, server_refs: u64) {
-        if let Some(pickle) = self.pickle() {
-            return pickle.retain(id, server_refs);
-        }
-        self.inner.session.retain(id, server_refs);
+        self.inner.backend.ledger().retain(id, server_refs);
     }
 
     /// One local proxy of `id` is gone; the last one releases the session's
     /// server references, in a message nobody waits for.
     pub(crate) fn release(&self, id: u64) {
-        if let Some(pickle) = self.pickle() {
-            return pickle.release(id);
+        let count = self.inner.backend.ledger().release(id);
+        if count == 0 {
+            return;
         }
-        if self.inner.session.release(id) {
-            self.inner.pool.flush_decrefs_idle(&self.inner.session);
+        match &self.inner.backend {
+            Backend::Native { session, pool, .. } => {
+                session.give_back(id, count);
+                pool.flush_decrefs_idle(session);
+            }
+            Backend::Pickle(pickle) => pickle.decref(id, count),
         }
     }
 
     /// Make sure this session holds a server reference to `token`'s object
     /// and count one more local proxy.
     pub(crate) fn incref(&self, token: &Token) -> Result<()> {
-        if let Some(pickle) = self.pickle() {
-            return pickle.incref(token);
-        }
-        if self.inner.session.retain_held(token.id) {
+        if self.inner.backend.ledger().retain_held(token.id) {
             return Ok(());
         }
-        self.incref_request(token)?;
+        self.take_reference(token)?;
         self.retain(token.id, 1);
         Ok(())
-    }
-
-    fn incref_request(&self, token: &Token) -> Result<()> {
-        let id = self.inner.session.next_request();
-        let request = Request::Incref {
-            id,
-            object: token.id,
-        };
-        self.inner
-            .roundtrip(id, &request, None::<&()>, None, |_| Ok(()))
     }
 
     /// Take one more server reference to `token`'s object for this
     /// session, without counting a local proxy (the caller adopts it).
     pub(crate) fn take_reference(&self, token: &Token) -> Result<()> {
-        if token.address != self.inner.session.address {
+        if token.address != self.inner.address {
             return Err(Error::ForeignToken {
                 token: token.to_string(),
-                server: self.inner.session.address.to_string(),
+                server: self.inner.address.to_string(),
             });
         }
-        if let Some(pickle) = self.pickle() {
-            return pickle.take_reference(token);
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => pickle.take_reference(token),
+            Backend::Native { session, pool, .. } => {
+                let id = session.next_request();
+                let request = Request::Incref {
+                    id,
+                    object: token.id,
+                };
+                pool.roundtrip(session, id, &request, None::<&()>, None, |_| Ok(()))
+            }
         }
-        self.incref_request(token)
     }
 
     /// Blocking call; `decode` reads the result payload in place. Past
@@ -236,11 +264,11 @@ impl Client {
         timeout: Option<Duration>,
         decode: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
-        let id = self.inner.session.next_request();
+        let (session, pool, _) = self.native("method calls of a typed proxy")?;
+        let id = session.next_request();
         let request = Request::call(id, object, method);
-        let timeout = timeout.or(self.inner.session.call_timeout);
-        self.inner
-            .roundtrip(id, &request, Some(args), timeout, decode)
+        let timeout = timeout.or(self.inner.call_timeout);
+        pool.roundtrip(session, id, &request, Some(args), timeout, decode)
     }
 
     /// Async call; `decode` reads the result payload. Dropping the future
@@ -256,14 +284,14 @@ impl Client {
         timeout: Option<Duration>,
         decode: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
-        self.no_async_in_pickle_mode()?;
-        let call = self.inner.link.request(
-            &self.inner.session,
+        let (session, _, link) = self.native("async proxies")?;
+        let call = link.request(
+            session,
             |id| Request::call(id, object, method),
             Some(args),
             decode,
         );
-        match timeout.or(self.inner.session.call_timeout) {
+        match timeout.or(self.inner.call_timeout) {
             None => call.await,
             Some(after) => {
                 // The undo goes to the call inside the timeout.
@@ -287,13 +315,14 @@ impl Client {
     /// Create an object of `typeid`; the session holds one reference to
     /// it, for the proxy that adopts the token.
     pub(crate) fn create_token<A: Serialize>(&self, typeid: &str, args: &A) -> Result<Token> {
-        if let Some(pickle) = self.pickle() {
-            return pickle.create(typeid, args);
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => pickle.create(typeid, args),
+            Backend::Native { session, pool, .. } => {
+                let id = session.next_request();
+                let request = Request::Create { id, typeid };
+                pool.roundtrip(session, id, &request, Some(args), None, |b| wire::decode(b))
+            }
         }
-        let id = self.inner.session.next_request();
-        let request = Request::Create { id, typeid };
-        self.inner
-            .roundtrip(id, &request, Some(args), None, |b| wire::decode(b))
     }
 
     /// Async form of [`create_token`](Self::create_token).
@@ -302,69 +331,56 @@ impl Client {
         typeid: &str,
         args: &A,
     ) -> Result<Token> {
-        self.no_async_in_pickle_mode()?;
-        self.inner
-            .link
-            .request(
-                &self.inner.session,
-                |id| Request::Create { id, typeid },
-                Some(args),
-                |b| wire::decode(b),
-            )
-            .await
+        let (session, _, link) = self.native("async proxies")?;
+        link.request(
+            session,
+            |id| Request::Create { id, typeid },
+            Some(args),
+            |b| wire::decode(b),
+        )
+        .await
     }
 
     /// How many objects the server holds. Releases this session's dropped
     /// proxies first, so the count reflects them.
     pub fn number_of_objects(&self) -> Result<usize> {
-        if let Some(pickle) = self.pickle() {
-            return pickle.number_of_objects();
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => pickle.number_of_objects(),
+            Backend::Native { .. } => {
+                let count: u64 =
+                    self.control(|id| Request::NumberOfObjects { id }, |b| wire::decode(b))?;
+                Ok(count as usize)
+            }
         }
-        let id = self.inner.session.next_request();
-        let count: u64 = self.inner.roundtrip(
-            id,
-            &Request::NumberOfObjects { id },
-            None::<&()>,
-            None,
-            |b| wire::decode(b),
-        )?;
-        Ok(count as usize)
     }
 
     /// Every object the server holds, with typeid and refcount.
     pub fn debug_info(&self) -> Result<Vec<DebugEntry>> {
-        if let Some(pickle) = self.pickle() {
-            return pickle.debug_info();
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => pickle.debug_info(),
+            Backend::Native { .. } => {
+                self.control(|id| Request::DebugInfo { id }, |b| wire::decode(b))
+            }
         }
-        let id = self.inner.session.next_request();
-        self.inner
-            .roundtrip(id, &Request::DebugInfo { id }, None::<&()>, None, |b| {
-                wire::decode(b)
-            })
     }
 
     /// Ask the server to stop serving.
     pub fn shutdown_server(&self) -> Result<()> {
-        if let Some(pickle) = self.pickle() {
-            return pickle.shutdown();
+        match &self.inner.backend {
+            Backend::Pickle(pickle) => pickle.shutdown(),
+            Backend::Native { .. } => self.control(|id| Request::Shutdown { id }, |_| Ok(())),
         }
-        let id = self.inner.session.next_request();
-        self.inner
-            .roundtrip(id, &Request::Shutdown { id }, None::<&()>, None, |_| Ok(()))
     }
-}
 
-impl Inner {
-    fn roundtrip<A: Serialize + ?Sized, R>(
+    /// A request to the server itself, on the native protocol.
+    fn control<R>(
         &self,
-        id: u64,
-        request: &Request<'_>,
-        args: Option<&A>,
-        timeout: Option<Duration>,
+        request: impl FnOnce(u64) -> Request<'static>,
         decode: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
-        self.pool
-            .roundtrip(&self.session, id, request, args, timeout, decode)
+        let (session, pool, _) = self.native("requests to the server")?;
+        let id = session.next_request();
+        pool.roundtrip(session, id, &request(id), None::<&()>, None, decode)
     }
 }
 
@@ -404,7 +420,7 @@ impl RemoteRefs for OtherServers {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("address", &self.inner.session.address)
+            .field("address", &self.inner.address)
             .finish_non_exhaustive()
     }
 }
@@ -415,18 +431,20 @@ impl Drop for Inner {
     /// next sees them gone. Closing the connections would release them too,
     /// but only whenever the server notices.
     fn drop(&mut self) {
-        if let Some(pickle) = &self.pickle {
-            return pickle.release_all();
-        }
+        let (session, pool) = match &self.backend {
+            Backend::Pickle(pickle) => return pickle.release_all(),
+            Backend::Native { session, pool, .. } => (session, pool),
+        };
         // Releases already sent may still be in flight: confirm them too.
-        if !self.session.held_any() {
+        if !session.ledger.held_any() {
             return;
         }
-        if !self.pool.with_read_timeout(Duration::from_secs(1)) {
+        if !pool.with_read_timeout(Duration::from_secs(1)) {
             return;
         }
-        let id = self.session.next_request();
-        let _ = self.roundtrip(id, &Request::Release { id }, None::<&()>, None, |_| Ok(()));
+        let id = session.next_request();
+        let request = Request::Release { id };
+        let _ = pool.roundtrip(session, id, &request, None::<&()>, None, |_| Ok(()));
     }
 }
 

@@ -14,25 +14,18 @@
 //! call into this.
 #![forbid(unsafe_code)]
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use super::ledger::Ledger;
 use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::options::ManagerOptions;
 use crate::transport;
 use crate::wire::{self, Request, Response};
-
-/// How many local proxies of an object exist and how many server
-/// references the session holds for them.
-struct Held {
-    proxies: u64,
-    server_refs: u64,
-}
 
 /// One client session on one server, without its connections.
 pub(super) struct Session {
@@ -42,15 +35,13 @@ pub(super) struct Session {
     pub(super) max_frame: u32,
     /// How long a blocking call spins for its reply before it parks.
     pub(super) spin: Duration,
-    /// Deadline of a call whose proxy sets none.
-    pub(super) call_timeout: Option<Duration>,
     /// The session id the server groups this process's connections by.
     id: u128,
     next_id: AtomicU64,
-    refs: Mutex<HashMap<u64, Held>>,
+    /// The references this session holds.
+    pub(super) ledger: Ledger,
     decrefs: Mutex<Vec<(u64, u64)>>,
     has_decrefs: AtomicBool,
-    held_any: AtomicBool,
 }
 
 impl Session {
@@ -62,13 +53,11 @@ impl Session {
             tls: options.tls_client.clone(),
             max_frame: options.max_frame,
             spin: options.spin,
-            call_timeout: options.call_timeout,
             id: u128::from_le_bytes(crate::authkey::random_bytes()),
             next_id: AtomicU64::new(1),
-            refs: Mutex::new(HashMap::new()),
+            ledger: Ledger::default(),
             decrefs: Mutex::new(Vec::new()),
             has_decrefs: AtomicBool::new(false),
-            held_any: AtomicBool::new(false),
         }
     }
 
@@ -174,57 +163,11 @@ impl Session {
         }
     }
 
-    /// Count one more local proxy of `id`, `server_refs` of which the
-    /// server just granted this session.
-    pub(super) fn retain(&self, id: u64, server_refs: u64) {
-        let mut refs = self.refs.lock().unwrap();
-        let held = refs.entry(id).or_insert(Held {
-            proxies: 0,
-            server_refs: 0,
-        });
-        held.proxies += 1;
-        held.server_refs += server_refs;
-        self.held_any.store(true, Ordering::Relaxed);
-    }
-
-    /// Count one more local proxy of `id` if the session already holds a
-    /// server reference to it (no round trip needed).
-    pub(super) fn retain_held(&self, id: u64) -> bool {
-        let mut refs = self.refs.lock().unwrap();
-        match refs.get_mut(&id) {
-            Some(held) if held.server_refs > 0 => {
-                held.proxies += 1;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// One local proxy of `id` is gone; the last one queues the release of
-    /// the session's server references. Whether a decref is now pending.
-    pub(super) fn release(&self, id: u64) -> bool {
-        let released = {
-            let mut refs = self.refs.lock().unwrap();
-            let Some(held) = refs.get_mut(&id) else {
-                return false;
-            };
-            held.proxies -= 1;
-            if held.proxies > 0 {
-                return false;
-            }
-            refs.remove(&id).map_or(0, |h| h.server_refs)
-        };
-        if released == 0 {
-            return false;
-        }
-        self.decrefs.lock().unwrap().push((id, released));
+    /// Queue giving `count` server references to `id` back: the decref
+    /// rides in front of the next request.
+    pub(super) fn give_back(&self, id: u64, count: u64) {
+        self.decrefs.lock().unwrap().push((id, count));
         self.has_decrefs.store(true, Ordering::Release);
-        true
-    }
-
-    /// Whether this session ever held a reference (its end must release).
-    pub(super) fn held_any(&self) -> bool {
-        self.held_any.load(Ordering::Relaxed)
     }
 }
 
@@ -239,10 +182,10 @@ mod tests {
     #[test]
     fn decrefs_ride_in_front_of_the_next_request() {
         let s = session();
-        s.retain(5, 1);
-        s.retain(5, 0);
-        assert!(!s.release(5), "one local proxy is left");
-        assert!(s.release(5));
+        s.ledger.retain(5, 1);
+        s.ledger.retain(5, 0);
+        assert_eq!(s.ledger.release(5), 0, "one local proxy is left");
+        s.give_back(5, s.ledger.release(5));
         let mut out = Vec::new();
         let id = s.next_request();
         s.encode(&mut out, &Request::NumberOfObjects { id }, None::<&()>)

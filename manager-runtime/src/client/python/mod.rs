@@ -43,17 +43,13 @@ use crate::wire::DebugEntry;
 use crate::SyncError;
 use face::{Back, Face};
 
+use super::ledger::Ledger;
+
 /// What the server answered.
 enum Answer {
     Return(Object),
     Raised(Exception),
     Proxy(Vec<String>, Token),
-}
-
-/// Local proxies of an object and the server references held for them.
-struct Held {
-    proxies: u64,
-    server_refs: u64,
 }
 
 /// A session on a CPython manager server.
@@ -64,7 +60,8 @@ pub(crate) struct PickleSession {
     call_timeout: Option<Duration>,
     /// The method-call connection of each calling thread, while idle.
     calls: Mutex<HashMap<ThreadId, Stream>>,
-    refs: Mutex<HashMap<u64, Held>>,
+    /// The references this session holds.
+    pub(super) ledger: Ledger,
     faces: Mutex<HashMap<u64, Face>>,
 }
 
@@ -78,7 +75,7 @@ impl PickleSession {
             max_frame: u64::from(options.max_frame),
             call_timeout: options.call_timeout,
             calls: Mutex::new(HashMap::new()),
-            refs: Mutex::new(HashMap::new()),
+            ledger: Ledger::default(),
             faces: Mutex::new(HashMap::new()),
         };
         session.control("dummy", vec![])?;
@@ -415,56 +412,13 @@ impl PickleSession {
             .or_insert_with(|| face::face_of(&token.typeid, &names(&exposed)));
     }
 
-    /// Count one more local proxy of `id`, `server_refs` of which the
-    /// server just granted this session.
-    pub(crate) fn retain(&self, id: u64, server_refs: u64) {
-        let mut refs = self.refs.lock().unwrap();
-        let held = refs.entry(id).or_insert(Held {
-            proxies: 0,
-            server_refs: 0,
-        });
-        held.proxies += 1;
-        held.server_refs += server_refs;
-    }
-
-    /// Make sure the session holds a server reference to `token`'s object
-    /// and count one more local proxy.
-    pub(crate) fn incref(&self, token: &Token) -> Result<()> {
-        {
-            let mut refs = self.refs.lock().unwrap();
-            if let Some(held) = refs.get_mut(&token.id).filter(|h| h.server_refs > 0) {
-                held.proxies += 1;
-                return Ok(());
-            }
-        }
-        self.incref_request(token)?;
-        self.retain(token.id, 1);
-        Ok(())
-    }
-
     /// One more server reference, adopted by the caller.
     pub(crate) fn take_reference(&self, token: &Token) -> Result<()> {
         self.incref_request(token)
     }
 
-    /// One local proxy of `id` is gone; the last one releases the
-    /// session's server references.
-    pub(crate) fn release(&self, id: u64) {
-        let released = {
-            let mut refs = self.refs.lock().unwrap();
-            let Some(held) = refs.get_mut(&id) else {
-                return;
-            };
-            held.proxies -= 1;
-            if held.proxies > 0 {
-                return;
-            }
-            refs.remove(&id).map_or(0, |h| h.server_refs)
-        };
-        self.decref(id, released);
-    }
-
-    fn decref(&self, id: u64, count: u64) {
+    /// Give `count` server references to `id` back.
+    pub(crate) fn decref(&self, id: u64, count: u64) {
         for _ in 0..count {
             // As CPython's finalizer: a server that is gone has nothing
             // left to release.
@@ -522,14 +476,7 @@ impl PickleSession {
     /// Release every reference the session holds (its last handle is
     /// gone).
     pub(crate) fn release_all(&self) {
-        let held: Vec<(u64, u64)> = self
-            .refs
-            .lock()
-            .unwrap()
-            .drain()
-            .map(|(id, h)| (id, h.server_refs))
-            .collect();
-        for (id, count) in held {
+        for (id, count) in self.ledger.drain() {
             self.decref(id, count);
         }
     }
