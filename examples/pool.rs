@@ -39,7 +39,7 @@ fn main() -> managers::Result<()> {
     println!("{:?}", pool.map(f, 0..10, None)?);
 
     // print the same numbers in arbitrary order
-    for square in pool.imap_unordered(f, 0..10, 1)? {
+    for square in pool.imap_unordered(f, 0..10, None)? {
         println!("{}", square?);
     }
 

@@ -193,7 +193,7 @@ fn a_failing_iterator_is_an_error_not_a_hang() {
             i
         }
     });
-    let results: Vec<managers::Result<i64>> = pool.imap(sqr, failing, 1).unwrap().collect();
+    let results: Vec<managers::Result<i64>> = pool.imap(sqr, failing, Some(1)).unwrap().collect();
     assert_eq!(
         results.len(),
         6,
@@ -210,13 +210,13 @@ fn imap_in_order_and_unordered() {
     let serial: Vec<i64> = (0..200).map(sqr).collect();
     for chunksize in [1, 7] {
         let ordered: Vec<i64> = pool
-            .imap(sqr, 0..200, chunksize)
+            .imap(sqr, 0..200, Some(chunksize))
             .unwrap()
             .map(Result::unwrap)
             .collect();
         assert_eq!(ordered, serial);
         let mut unordered: Vec<i64> = pool
-            .imap_unordered(sqr, 0..200, chunksize)
+            .imap_unordered(sqr, 0..200, Some(chunksize))
             .unwrap()
             .map(Result::unwrap)
             .collect();
@@ -228,7 +228,7 @@ fn imap_in_order_and_unordered() {
 // "next with a timeout raises TimeoutError while the task sleeps".
 fn imap_next_timeout_while_a_task_sleeps() {
     let pool = Pool::new(2).unwrap();
-    let mut it = pool.imap(sleep_ms, vec![500u64, 0], 1).unwrap();
+    let mut it = pool.imap(sleep_ms, vec![500u64, 0], None).unwrap();
     let begun = Instant::now();
     assert!(matches!(
         it.next_timeout(Duration::from_millis(50)),
@@ -252,7 +252,7 @@ fn imap_reads_its_items_lazily() {
     let items = (0..10_000_000i64).inspect(|_| {
         PRODUCED.fetch_add(1, Ordering::Relaxed);
     });
-    let mut it = pool.imap(sqr, items, 10).unwrap();
+    let mut it = pool.imap(sqr, items, Some(10)).unwrap();
     for i in 0..1000 {
         assert_eq!(it.next().unwrap().unwrap(), i * i);
     }
@@ -302,11 +302,17 @@ fn async_result_timeout_ready_successful() {
     assert!(result.ready());
     assert!(result.successful().unwrap());
     assert_eq!(result.get().unwrap(), 1000);
-    assert!(matches!(
-        result.get(),
-        Err(Error::Process(ProcessError::ResultTaken))
-    ));
-    assert!(result.successful().unwrap(), "still answers after the take");
+    // Issue 18: `get` again gives the same outcome, as Python's does.
+    assert_eq!(result.get().unwrap(), 1000);
+    assert!(result.successful().unwrap());
+    assert_eq!(result.into_result().unwrap(), 1000, "taken without a copy");
+    let failed = pool.apply_async(fail_on, (5,)).unwrap();
+    for _ in 0..2 {
+        match failed.get() {
+            Err(Error::TaskPanicked(message)) => assert!(message.contains("five"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
 }
 
 // Issue 9: "It also implements Future, so async code can .await it."
@@ -520,7 +526,8 @@ fn a_killed_worker_fails_only_its_tasks() {
     // the same imap (a worker gets up to 4 chunks of the job it is on,
     // dispatch.rs's DEPTH): exactly those fail, every other item comes
     // back.
-    let results: Vec<managers::Result<i64>> = pool.imap(kill_self_on, 0..10, 1).unwrap().collect();
+    let results: Vec<managers::Result<i64>> =
+        pool.imap(kill_self_on, 0..10, Some(1)).unwrap().collect();
     assert_eq!(results.len(), 10);
     let mut failed = Vec::new();
     for (i, result) in results.iter().enumerate() {
@@ -619,7 +626,7 @@ fn client_of_the_managers_pool(pool: PoolProxy, first: i64) -> Result<(), String
         return Err(format!("starmap gave {products:?}"));
     }
     let ordered: Vec<i64> = pool
-        .imap(sqr, items, 7)
+        .imap(sqr, items, Some(7))
         .map_err(|e| e.to_string())?
         .collect::<managers::Result<_>>()
         .map_err(|e| e.to_string())?;
@@ -661,7 +668,7 @@ fn the_managers_pool_serves_two_client_processes() {
         assert_eq!(client.exitcode(), Some(0), "a client's checks failed");
     }
     let mut unordered: Vec<i64> = pool
-        .imap_unordered(sqr, 0..50, 3)
+        .imap_unordered(sqr, 0..50, Some(3))
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -734,7 +741,7 @@ fn the_managers_pool_results_time_out_and_fail_as_errors() {
         (0..10).map(sqr).collect::<Vec<_>>(),
         "the pool goes on with a replacement"
     );
-    let mut waiting = pool.imap(sleep_ms, [3000u64], 1).unwrap();
+    let mut waiting = pool.imap(sleep_ms, [3000u64], Some(1)).unwrap();
     assert!(matches!(
         waiting.next_timeout(Duration::from_millis(50)),
         Some(Err(Error::Timeout { .. }))
@@ -815,13 +822,13 @@ fn the_managers_pool_has_async_proxies() {
             Err(Error::TaskPanicked(message)) => assert!(message.contains("five"), "{message}"),
             other => panic!("{other:?}"),
         }
-        let mut ordered = pool.imap(sqr, 0..30, 4).await.unwrap();
+        let mut ordered = pool.imap(sqr, 0..30, Some(4)).await.unwrap();
         let mut got = Vec::new();
         while let Some(item) = poll_fn(|cx| Pin::new(&mut ordered).poll_next(cx)).await {
             got.push(item.unwrap());
         }
         assert_eq!(got, serial[..30]);
-        let mut unordered = pool.imap_unordered(sqr, 0..30, 4).await.unwrap();
+        let mut unordered = pool.imap_unordered(sqr, 0..30, Some(4)).await.unwrap();
         let mut got = BTreeSet::new();
         while let Some(item) = unordered.next().await {
             got.insert(item.unwrap());
@@ -835,7 +842,7 @@ fn the_managers_pool_has_async_proxies() {
     let result = blocking.apply_async(sqr, (3,)).unwrap();
     assert_eq!(runtime.block_on(result.to_async().get()).unwrap(), 9);
     assert_eq!(result.get().unwrap(), 9);
-    let mut items = blocking.imap(sqr, 0..6, 2).unwrap();
+    let mut items = blocking.imap(sqr, 0..6, Some(2)).unwrap();
     assert_eq!(items.next().unwrap().unwrap(), 0);
     assert_eq!(items.next().unwrap().unwrap(), 1);
     let mut rest = items.to_async();
@@ -865,7 +872,7 @@ fn the_managers_pool_has_async_proxies() {
             slow.successful().await,
             Err(Error::Process(ProcessError::ResultNotReady))
         ));
-        let mut waiting = pool.imap(sleep_ms, [3000u64], 1).await.unwrap();
+        let mut waiting = pool.imap(sleep_ms, [3000u64], Some(1)).await.unwrap();
         assert!(matches!(
             waiting.next_timeout(Duration::from_millis(50)).await,
             Some(Err(Error::Timeout { .. }))

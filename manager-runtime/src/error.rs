@@ -348,6 +348,79 @@ impl Error {
         }
     }
 
+    /// An error like this one, for an outcome read more than once (a pool's
+    /// result, got again): the same variant and fields; an underlying
+    /// cause that cannot be copied travels as its text.
+    pub(crate) fn duplicate(&self) -> Error {
+        fn io(e: &std::io::Error) -> std::io::Error {
+            std::io::Error::new(e.kind(), e.to_string())
+        }
+        fn boxed(e: &BoxError) -> BoxError {
+            chain(&**e).into()
+        }
+        match self {
+            Error::ServerGone { reason, source } => Error::ServerGone {
+                reason: reason.clone(),
+                source: source.as_ref().map(io),
+            },
+            Error::Connect { address, source } => Error::Connect {
+                address: address.clone(),
+                source: io(source),
+            },
+            Error::Bind { address, source } => Error::Bind {
+                address: address.clone(),
+                source: io(source),
+            },
+            Error::Io(e) => Error::Io(io(e)),
+            Error::Authentication(s) => Error::Authentication(s.clone()),
+            Error::Protocol { reason, source } => Error::Protocol {
+                reason: reason.clone(),
+                source: source.as_ref().map(boxed),
+            },
+            Error::FrameTooLarge { size, max } => Error::FrameTooLarge {
+                size: *size,
+                max: *max,
+            },
+            Error::LimitReached(s) => Error::LimitReached(s.clone()),
+            Error::Codec { context, source } => Error::Codec {
+                context: context.clone(),
+                source: source.as_ref().map(boxed),
+            },
+            Error::Timeout { after, withdrawn } => Error::Timeout {
+                after: *after,
+                withdrawn: *withdrawn,
+            },
+            Error::Remote(e) => Error::Remote(e.clone()),
+            Error::AlreadyStarted => Error::AlreadyStarted,
+            Error::AlreadyConnected => Error::AlreadyConnected,
+            Error::ShutDown => Error::ShutDown,
+            Error::NotStarted => Error::NotStarted,
+            Error::NoAddress => Error::NoAddress,
+            Error::InvalidAddress { text, reason } => Error::InvalidAddress {
+                text: text.clone(),
+                reason: reason.clone(),
+            },
+            Error::ForeignToken { token, server } => Error::ForeignToken {
+                token: token.clone(),
+                server: server.clone(),
+            },
+            Error::Tls(s) => Error::Tls(s.clone()),
+            Error::Spawn(s) => Error::Spawn(s.clone()),
+            Error::ServerThreadPanicked => Error::ServerThreadPanicked,
+            Error::Sync(e) => Error::Sync(e.clone()),
+            Error::Eof => Error::Eof,
+            Error::OwnerDied => Error::OwnerDied,
+            Error::BufferTooShort(b) => Error::BufferTooShort(b.clone()),
+            Error::ProcessStart(s) => Error::ProcessStart(s.clone()),
+            Error::Process(e) => Error::Process(e.clone()),
+            Error::WorkerDied { pid, exitcode } => Error::WorkerDied {
+                pid: *pid,
+                exitcode: *exitcode,
+            },
+            Error::TaskPanicked(s) => Error::TaskPanicked(s.clone()),
+        }
+    }
+
     /// A codec failure while doing `context`. A postcard error that only
     /// says "a custom error" (postcard drops serde's custom messages) is
     /// replaced by the message one of our own `Serialize`/`Deserialize`

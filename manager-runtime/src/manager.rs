@@ -81,6 +81,7 @@ impl BaseManager {
     where
         R: crate::process::Function<(), Output = Registry>,
     {
+        crate::process::target::fn_item!(R, "BaseManager::new");
         BaseManager {
             registry: RegistryFns::of(registry),
             options,
@@ -117,6 +118,7 @@ impl BaseManager {
         F::Output: crate::process::Exit,
         A: Serialize + serde::de::DeserializeOwned + 'static,
     {
+        crate::process::target::fn_item!(F, "BaseManager::start_with_initializer");
         let initializer = crate::spawn::Initializer::new(initializer, &initargs)?;
         self.start_inner(Some(initializer))
     }

@@ -217,6 +217,7 @@ impl Process {
         F::Output: Exit,
         A: Serialize + serde::de::DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Process::new");
         let entry = super::target::process_entry_of(target);
         let mut identity = super::current_process().identity().to_vec();
         identity.push(COUNTER.fetch_add(1, Ordering::Relaxed));

@@ -78,18 +78,81 @@ function!(A1, A2, A3, A4, A5, A6);
 function!(A1, A2, A3, A4, A5, A6, A7);
 function!(A1, A2, A3, A4, A5, A6, A7, A8);
 
-/// How a process target's result becomes the process's exit code, as for
-/// `main`: `()` is 0; `Err(e)` prints `Error: {e:?}` and is 1.
+/// How a process target's result becomes the process's exit code: as
+/// Python, what a target returns is ignored (exit code 0), except that
+/// `Err(e)` prints `Error: {e:?}` and is 1, as for `main`.
+///
+/// Implemented for `()`, every number, `bool`, `char`, strings, the
+/// standard collections, `Option`, `Box` and tuples of up to four of
+/// these, and `Result<T: Exit, E: Debug>`. For a type of your own, return
+/// `()` or implement it (`fn exit_code(self) -> i32 { 0 }`).
+#[diagnostic::on_unimplemented(
+    message = "a process target returns `{Self}`, which does not say what exit code it means",
+    label = "the target's return type",
+    note = "what a target returns is ignored (exit code 0) and an `Err` exits with 1; \
+            implement `managers::process::Exit` for `{Self}` (`fn exit_code(self) -> i32 {{ 0 }}`) \
+            or return `()`"
+)]
 pub trait Exit {
     /// The exit code.
     fn exit_code(self) -> i32;
 }
 
-impl Exit for () {
-    fn exit_code(self) -> i32 {
-        0
-    }
+/// Types whose value a target's exit code ignores.
+macro_rules! ignored {
+    ($($t:ty),* $(,)?) => {$(
+        impl Exit for $t {
+            fn exit_code(self) -> i32 {
+                0
+            }
+        }
+    )*};
 }
+ignored!(
+    (),
+    bool,
+    char,
+    u8,
+    u16,
+    u32,
+    u64,
+    u128,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    i128,
+    isize,
+    f32,
+    f64,
+    String,
+    &'static str,
+);
+
+/// Generic types whose value a target's exit code ignores.
+macro_rules! ignored_generic {
+    ($([$($p:ident),*] $t:ty),* $(,)?) => {$(
+        impl<$($p),*> Exit for $t {
+            fn exit_code(self) -> i32 {
+                0
+            }
+        }
+    )*};
+}
+ignored_generic!(
+    [T] Vec<T>,
+    [T] Option<T>,
+    [T] Box<T>,
+    [T] std::collections::VecDeque<T>,
+    [T] std::collections::BTreeSet<T>,
+    [T, S] std::collections::HashSet<T, S>,
+    [K, V] std::collections::BTreeMap<K, V>,
+    [K, V, S] std::collections::HashMap<K, V, S>,
+    [A, B] (A, B),
+    [A, B, C] (A, B, C),
+    [A, B, C, D] (A, B, C, D),
+);
 
 impl<T: Exit, E: std::fmt::Debug> Exit for std::result::Result<T, E> {
     fn exit_code(self) -> i32 {
@@ -117,20 +180,39 @@ pub(crate) fn function_item<F>() -> std::result::Result<(), ProcessError> {
     Ok(())
 }
 
-/// The `F` a zero-sized function item type stands for.
-fn conjure<F: Copy + 'static>() -> Result<F> {
-    const {
-        assert!(
-            std::mem::size_of::<F>() == 0,
-            "a function that runs in another process must be a fn item (this one \
-             is a function pointer or a closure that captures variables)"
-        )
+/// At the caller's `$entry` (a public function taking a function `$f`): a
+/// compile error unless `$f` is zero-sized, that is a fn item (or a closure
+/// capturing nothing, refused at run time). In the public function itself,
+/// so the error's notes name the user's call, not a trampoline.
+macro_rules! fn_item {
+    ($f:ty, $entry:literal) => {
+        const {
+            assert!(
+                std::mem::size_of::<$f>() == 0,
+                concat!(
+                    "the function given to `",
+                    $entry,
+                    "` must be a fn item: a closure that captures variables, or a \
+                     function pointer chosen at run time, cannot run in another process"
+                )
+            )
+        }
     };
+}
+pub(crate) use fn_item;
+
+/// The `F` a zero-sized function item type stands for. The public entry
+/// points refuse any other `F` at compile time (`fn_item!`); this checks
+/// again, at run time, what the soundness of making one rests on.
+fn conjure<F: Copy + 'static>() -> Result<F> {
+    if std::mem::size_of::<F>() != 0 {
+        return Err(ProcessError::Closure(std::any::type_name::<F>().to_string()).into());
+    }
     function_item::<F>()?;
-    // SAFETY: `F` is zero-sized (asserted at compile time), so it has no
-    // bytes that could be invalid, and it is not a closure (checked just
-    // above): with `F: Fn + Copy` that leaves a function item, a type with
-    // no invariant beyond being that function.
+    // SAFETY: `F` is zero-sized (checked just above), so it has no bytes
+    // that could be invalid, and it is not a closure (checked too): with
+    // `F: Fn + Copy` that leaves a function item, a type with no invariant
+    // beyond being that function.
     Ok(unsafe { std::mem::zeroed::<F>() })
 }
 
@@ -272,6 +354,19 @@ mod tests {
         assert_eq!(run(), 1);
         let run = entry(&crate::codec::encode(&(0,)).unwrap()).unwrap();
         assert_eq!(run(), 0);
+        // Issue 18: what a target returns is ignored, as Python's.
+        let entry = process_entry_of(double).unwrap().resolve(&same);
+        assert_eq!(entry(&crate::codec::encode(&(21,)).unwrap()).unwrap()(), 0);
+        let entry = process_entry_of(listed).unwrap().resolve(&same);
+        assert_eq!(entry(&crate::codec::encode(&()).unwrap()).unwrap()(), 0);
+    }
+
+    fn double(x: i32) -> i32 {
+        2 * x
+    }
+
+    fn listed() -> Result<Vec<(String, Option<u8>)>, String> {
+        Ok(vec![("a".into(), None)])
     }
 
     /// The trampoline of `f`, reached as a forged offset would reach it.

@@ -603,7 +603,7 @@ pub mod typed {
                     &self,
                     f: F,
                     items: impl IntoIterator<Item = T>,
-                    chunksize: usize,
+                    chunksize: Option<usize>,
                     ordered: bool,
                 ) -> Result<$iter<R>>
                 where
@@ -613,7 +613,7 @@ pub mod typed {
                 {
                     let items = items.into_iter().map(|t| (t,));
                     let (raw, keep) = self
-                        .submit_map::<F, (T,), R>(f, items, Some(chunksize.max(1)))$(.$awaiting)??;
+                        .submit_map::<F, (T,), R>(f, items, Some(chunksize.unwrap_or(1).max(1)))$(.$awaiting)??;
                     Ok($iter::new(raw, ordered, keep))
                 }
 
@@ -677,7 +677,7 @@ pub mod typed {
                     &self,
                     f: F,
                     items: impl IntoIterator<Item = T>,
-                    chunksize: usize,
+                    chunksize: Option<usize>,
                 ) -> Result<$iter<R>>
                 where
                     F: Function<(T,), Output = R>,
@@ -693,7 +693,7 @@ pub mod typed {
                     &self,
                     f: F,
                     items: impl IntoIterator<Item = T>,
-                    chunksize: usize,
+                    chunksize: Option<usize>,
                 ) -> Result<$iter<R>>
                 where
                     F: Function<(T,), Output = R>,

@@ -54,6 +54,7 @@ impl TaskRef {
         A: DeserializeOwned,
         R: Serialize,
     {
+        crate::process::target::fn_item!(F, "TaskRef::new");
         Ok(TaskRef {
             image: crate::process::image::image_id(),
             entry: task_entry_of(f)?,
@@ -146,6 +147,7 @@ impl PoolBuilder {
         F::Output: Exit,
         A: Serialize + DeserializeOwned + 'static,
     {
+        crate::process::target::fn_item!(F, "PoolBuilder::initializer");
         self.initializer = Some(process_entry_of(initializer).map_err(Error::from).and_then(
             |entry| {
                 let (args, keep) = Carried::encode(Route::Lifeline, &initargs)?;
@@ -339,25 +341,11 @@ impl Job for EncodedJob {
         for index in 0..self.answered.len() {
             if !self.answered[index] {
                 self.answered[index] = true;
-                (self.sink)(index, Err(copy_of(&error)));
+                (self.sink)(index, Err(error.duplicate()));
             }
         }
         self.left = 0;
         Box::new(|| ())
-    }
-}
-
-/// Another error like `error`, for each chunk an abort fails (a pool is
-/// aborted with `PoolTerminated` or, broken, with `ProcessStart`).
-fn copy_of(error: &Error) -> Error {
-    match error {
-        Error::Process(e) => Error::Process(e.clone()),
-        Error::WorkerDied { pid, exitcode } => Error::WorkerDied {
-            pid: *pid,
-            exitcode: *exitcode,
-        },
-        Error::TaskPanicked(message) => Error::TaskPanicked(message.clone()),
-        other => Error::ProcessStart(other.to_string()),
     }
 }
 
@@ -599,7 +587,8 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.apply_async(f, args)?.get()
+        crate::process::target::fn_item!(F, "Pool::apply");
+        self.apply_async(f, args)?.into_result()
     }
 
     /// `f(args...)` in a worker; its result when ready (Python's
@@ -610,6 +599,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::apply_async");
         self.submit_apply(f, args, None)
     }
 
@@ -628,6 +618,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::apply_async_with");
         self.submit_apply(f, args, Some(callbacks(callback, error_callback)))
     }
 
@@ -704,7 +695,8 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.map_async(f, items, chunksize)?.get()
+        crate::process::target::fn_item!(F, "Pool::map");
+        self.map_async(f, items, chunksize)?.into_result()
     }
 
     /// [`map`](Self::map) without waiting (Python's `map_async`).
@@ -719,6 +711,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::map_async");
         self.submit_map::<F, (T,), R>(f, items, chunksize, None)
     }
 
@@ -737,6 +730,7 @@ impl Pool {
         T: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::map_async_with");
         self.submit_map::<F, (T,), R>(
             f,
             items,
@@ -758,7 +752,8 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
-        self.starmap_async(f, items, chunksize)?.get()
+        crate::process::target::fn_item!(F, "Pool::starmap");
+        self.starmap_async(f, items, chunksize)?.into_result()
     }
 
     /// [`starmap`](Self::starmap) without waiting (Python's
@@ -774,6 +769,7 @@ impl Pool {
         A: Serialize + DeserializeOwned,
         R: Serialize + DeserializeOwned + Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::starmap_async");
         self.submit_map::<F, A, R>(f, items, chunksize, None)
     }
 
@@ -781,7 +777,7 @@ impl Pool {
         &self,
         f: F,
         items: I,
-        chunksize: usize,
+        chunksize: Option<usize>,
         ordered: bool,
     ) -> Result<IMapIterator<R>>
     where
@@ -792,7 +788,8 @@ impl Pool {
         I::IntoIter: Send + 'static,
     {
         let entry = task_entry_of(f)?;
-        let chunksize = chunksize.max(1);
+        // Python's default for imap: one item at a time.
+        let chunksize = chunksize.unwrap_or(1).max(1);
         let mut items = items.into_iter();
         let source: Source =
             Box::new(
@@ -832,8 +829,15 @@ impl Pool {
 
     /// `f(item)` for every item, the results in order as they come
     /// (Python's `imap`): the items are read lazily, a few chunks ahead of
-    /// what the iterator has taken, so an endless iterator works.
-    pub fn imap<F, T, R, I>(&self, f: F, items: I, chunksize: usize) -> Result<IMapIterator<R>>
+    /// what the iterator has taken, so an endless iterator works;
+    /// `chunksize` items go to a worker at a time (`None`: Python's default
+    /// for `imap`, one).
+    pub fn imap<F, T, R, I>(
+        &self,
+        f: F,
+        items: I,
+        chunksize: Option<usize>,
+    ) -> Result<IMapIterator<R>>
     where
         F: Function<(T,), Output = R>,
         T: Serialize + DeserializeOwned,
@@ -841,6 +845,7 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::imap");
         self.submit_imap(f, items, chunksize, true)
     }
 
@@ -850,7 +855,7 @@ impl Pool {
         &self,
         f: F,
         items: I,
-        chunksize: usize,
+        chunksize: Option<usize>,
     ) -> Result<IMapIterator<R>>
     where
         F: Function<(T,), Output = R>,
@@ -859,6 +864,7 @@ impl Pool {
         I: IntoIterator<Item = T>,
         I::IntoIter: Send + 'static,
     {
+        crate::process::target::fn_item!(F, "Pool::imap_unordered");
         self.submit_imap(f, items, chunksize, false)
     }
 

@@ -113,25 +113,28 @@ impl<T> Slot<T> {
     }
 }
 
-fn take<T>(mut state: MutexGuard<'_, SlotState<T>>, waited: Option<Duration>) -> Result<T> {
+/// The outcome once known: a copy of it (`get` may be called again), or
+/// the timeout.
+fn copy<T: Clone>(state: MutexGuard<'_, SlotState<T>>, waited: Option<Duration>) -> Result<T> {
     if !state.done {
         return Err(Error::Timeout {
             after: waited.unwrap_or_default(),
             withdrawn: false,
         });
     }
-    state
-        .value
-        .take()
-        .unwrap_or(Err(ProcessError::ResultTaken.into()))
+    match &state.value {
+        Some(Ok(value)) => Ok(value.clone()),
+        Some(Err(e)) => Err(e.duplicate()),
+        None => Err(ProcessError::ResultTaken.into()),
+    }
 }
 
 /// Python's `AsyncResult`: the outcome of `apply_async`, `map_async` or
 /// `starmap_async`, ready once the pool has it. Also a `Future`.
 ///
-/// The result is moved out by the first `get` (or `.await`); a second one
-/// is [`ProcessError::ResultTaken`]. `ready()` and `successful()` go on
-/// answering.
+/// As in Python, `get` may be called again and gives the same outcome
+/// (a copy: `T: Clone`); [`into_result`](Self::into_result) and `.await`
+/// take it without a copy, consuming the handle.
 pub struct AsyncResult<T> {
     slot: Arc<Slot<T>>,
 }
@@ -141,18 +144,33 @@ impl<T> AsyncResult<T> {
         AsyncResult { slot }
     }
 
-    /// Wait for the outcome and take it.
-    pub fn get(&self) -> Result<T> {
-        take(self.slot.wait_until(None), None)
+    /// Wait for the outcome and give it (again on every call).
+    pub fn get(&self) -> Result<T>
+    where
+        T: Clone,
+    {
+        copy(self.slot.wait_until(None), None)
     }
 
     /// Wait at most `timeout`; then [`Error::Timeout`] (Python's
     /// `multiprocessing.TimeoutError`), the task going on.
-    pub fn get_timeout(&self, timeout: Duration) -> Result<T> {
-        take(
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T>
+    where
+        T: Clone,
+    {
+        copy(
             self.slot.wait_until(Instant::now().checked_add(timeout)),
             Some(timeout),
         )
+    }
+
+    /// Wait for the outcome and take it, without a copy.
+    pub fn into_result(self) -> Result<T> {
+        let mut state = self.slot.wait_until(None);
+        state
+            .value
+            .take()
+            .unwrap_or(Err(ProcessError::ResultTaken.into()))
     }
 
     /// Wait for the outcome (without taking it).
