@@ -25,7 +25,7 @@ fn main() {
     };
     let run = || -> managers::Result<Option<String>> {
         let manager = queue_server::connect(&address)?;
-        let queue: QueueProxy<String> = manager.get_queue()?.into();
+        let queue: QueueProxy<String> = manager.get_queue()?.retype();
         match args.as_slice() {
             [command, message] if command == "put" => {
                 queue.put(message.clone())?;

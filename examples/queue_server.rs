@@ -37,7 +37,7 @@ pub fn connect(address: &str) -> managers::Result<QueueManager> {
 
 fn local_worker(address: &str) -> managers::Result<()> {
     let manager = connect(address)?;
-    let queue: QueueProxy<String> = manager.get_queue()?.into();
+    let queue: QueueProxy<String> = manager.get_queue()?.retype();
     // Use the queue without disturbing what clients put in it: put a
     // marker and take it back at once.
     let marker = format!("local worker {}", std::process::id());

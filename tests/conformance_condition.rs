@@ -13,7 +13,6 @@ use common::sync::{
     assert_no_objects, spawn_with_tokens, started_sync_manager, worker_objects, WORKER_LIMIT,
 };
 use common::worker::expect_success;
-use managers::sync::server::SharedValueProxy;
 use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager, ValueProxy};
 use managers::{Proxy, ProxyBase, SyncError};
 
@@ -200,7 +199,7 @@ fn wait_for_a_predicate_over_a_shared_value() {
     let child = spawn_with_tokens(
         &manager,
         "worker_waits_for_four",
-        &[condition.token(), state.raw().token()],
+        &[condition.token(), state.token()],
     );
     {
         let _held = condition.guard().unwrap();
@@ -226,7 +225,7 @@ fn condition_and_values(objects: Vec<ProxyBase>) -> (ConditionProxy, Vec<ValuePr
     let mut objects = objects.into_iter();
     let condition = ConditionProxy::from_base(objects.next().expect("a condition"));
     let values = objects
-        .map(|base| SharedValueProxy::from_base(base).into())
+        .map(ValueProxy::from_base)
         .collect();
     (condition, values)
 }
@@ -264,8 +263,8 @@ fn wait_for_with_a_timeout_is_false_when_the_predicate_never_holds() {
         "worker_waits_for_four_in_vain",
         &[
             condition.token(),
-            state.raw().token(),
-            success.raw().token(),
+            state.token(),
+            success.token(),
             started.token(),
         ],
     );
@@ -430,8 +429,8 @@ fn condition_on_a_supplied_rlock() {
         SyncError::RuntimeError("cannot release un-acquired lock".into()),
     );
 
-    // A raw proxy works too.
-    let again = manager.condition_with(rlock.raw()).unwrap();
+    // An async proxy works too.
+    let again = manager.condition_with(&rlock.to_async()).unwrap();
     {
         let _held = again.guard().unwrap();
         assert!(rlock.is_owned().unwrap());

@@ -346,7 +346,7 @@ fn a_list_can_contain_itself() {
     assert_eq!(b.get(0).unwrap(), Value::from(b.token().clone()));
 
     // Read back as a proxy, it is the same list.
-    let same: ListProxy<ListProxy<Value>> = b.raw().clone().into();
+    let same: ListProxy<ListProxy<Value>> = b.retype();
     let inner = same.get(0).unwrap();
     assert_eq!(inner.token(), b.token());
     assert_eq!(inner.len().unwrap(), 1);

@@ -106,8 +106,11 @@ fn underscore_names_belong_to_the_proxy() {
     // Nothing reached the shared object, and a client that sends such a
     // name anyway is refused by the server too.
     assert_eq!(ns.attributes().unwrap(), ["name"]);
-    let raw = ns.raw().setattr("_hidden", Value::from(1)).unwrap();
-    assert!(matches!(raw, Err(SyncError::ValueError(_))), "{raw:?}");
+    let raw = ns.setattr("_hidden", Value::from(1));
+    assert!(
+        matches!(raw, Err(managers::Error::Sync(SyncError::ValueError(_)))),
+        "{raw:?}"
+    );
     assert_eq!(ns.attributes().unwrap(), ["name"]);
     assert_eq!(ns.to_string(), "Namespace(name='Bob')");
     drop(ns);

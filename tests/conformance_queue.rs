@@ -125,7 +125,7 @@ fn twenty_items_put_by_a_child_process_arrive_in_order() {
     let child = spawn_with_tokens(
         &manager,
         "worker_puts_twenty_items",
-        &[queue.raw().base().token()],
+        &[managers::Proxy::token(&queue)],
     );
     let received: Vec<i64> = (0..20)
         .map(|_| queue.get_timeout(Duration::from_secs(30)))
@@ -174,7 +174,10 @@ fn join_returns_once_four_worker_processes_called_task_done() {
     let manager = started_sync_manager();
     let queue = manager.joinable_queue::<Option<i64>>(0).unwrap();
     let done = manager.queue::<i64>(0).unwrap();
-    let tokens = [queue.raw().base().token(), done.raw().base().token()];
+    let tokens = [
+        managers::Proxy::token(&queue),
+        managers::Proxy::token(&done),
+    ];
     let workers: Vec<_> = (0..4)
         .map(|_| spawn_with_tokens(&manager, "worker_marks_tasks_done", &tokens))
         .collect();
@@ -293,9 +296,9 @@ fn proxies_travel_through_a_queue() {
 fn a_queue_can_hold_itself() {
     let manager = started_sync_manager();
     let queue = manager.queue::<RawQueueProxy>(0).unwrap();
-    queue.put(queue.raw().clone()).unwrap();
+    queue.put(queue.retype()).unwrap();
     let same = queue.get().unwrap();
-    assert_eq!(same.base().token(), queue.raw().base().token());
+    assert_eq!(same.base().token(), managers::Proxy::token(&queue));
     queue.put(same).unwrap();
     drop(queue);
     assert_no_objects(&manager);

@@ -46,11 +46,11 @@ fn a_tuple_put_by_one_client_is_got_equal_by_another() {
     );
     {
         let putter = client(&address, b"abracadabra").unwrap();
-        let queue: QueueProxy<Mixed> = putter.get_queue().unwrap().into();
+        let queue: QueueProxy<Mixed> = putter.get_queue().unwrap().retype();
         queue.put(sent.clone()).unwrap();
     }
     let getter = client(&address, b"abracadabra").unwrap();
-    let queue: QueueProxy<Mixed> = getter.get_queue().unwrap().into();
+    let queue: QueueProxy<Mixed> = getter.get_queue().unwrap().retype();
     assert_eq!(queue.get().unwrap(), sent);
     drop(queue);
     drop(getter);
@@ -63,7 +63,7 @@ fn a_tuple_put_by_one_client_is_got_equal_by_another() {
 fn a_wrong_authkey_is_refused_and_others_are_served() {
     let (server, address) = serving(b"abracadabra");
     let honest = client(&address, b"abracadabra").unwrap();
-    let queue: QueueProxy<i64> = honest.get_queue().unwrap().into();
+    let queue: QueueProxy<i64> = honest.get_queue().unwrap().retype();
     for attempt in 0..10 {
         let err = client(&address, b"open sesame").expect_err("refused");
         assert!(matches!(err, Error::Authentication(_)), "{err}");
@@ -80,7 +80,7 @@ fn a_wrong_authkey_is_refused_and_others_are_served() {
 fn an_empty_authkey_works() {
     let (server, address) = serving(b"");
     let manager = client(&address, b"").unwrap();
-    let queue: QueueProxy<String> = manager.get_queue().unwrap().into();
+    let queue: QueueProxy<String> = manager.get_queue().unwrap().retype();
     queue.put("empty key".into()).unwrap();
     assert_eq!(queue.get().unwrap(), "empty key");
     assert!(matches!(

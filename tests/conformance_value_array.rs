@@ -227,11 +227,9 @@ fn values_and_arrays_keep_nested_proxies_alive() {
     drop(array);
     assert_eq!(manager.number_of_objects().unwrap(), 2, "value and event c");
     // Read as a plain value rather than a proxy, the token holds nothing.
-    let untyped: ValueProxy<Value> = holder.raw().clone().into();
+    let untyped: ValueProxy<Value> = holder.retype();
     assert!(matches!(untyped.get().unwrap(), Value::Token(_)));
-    assert!(ValueProxy::<String>::from(holder.raw().clone())
-        .get()
-        .is_err());
+    assert!(holder.retype::<String>().get().is_err());
     drop((holder, untyped));
     assert_no_objects(&manager);
 }
@@ -247,14 +245,19 @@ fn a_proxy_to_a_gone_object_cannot_be_stored() {
     let array = manager.array(std::slice::from_ref(&event)).unwrap();
     gone.id += 1000;
     let err = value
-        .raw()
-        .set(Value::from(gone.clone()))
-        .unwrap()
+        .retype::<Value>()
+        .set_value(&Value::from(gone.clone()))
         .unwrap_err();
-    assert!(matches!(err, SyncError::ValueError(_)), "{err}");
+    assert!(
+        matches!(err, Error::Sync(SyncError::ValueError(_))),
+        "{err}"
+    );
     let pair = Value::List(vec![Value::from(event.token().clone()), Value::from(gone)]);
-    let err = array.raw().set(0, pair).unwrap().unwrap_err();
-    assert!(matches!(err, SyncError::ValueError(_)), "{err}");
+    let err = array.retype::<Value>().set(0, &pair).unwrap_err();
+    assert!(
+        matches!(err, Error::Sync(SyncError::ValueError(_))),
+        "{err}"
+    );
     drop(event);
     assert_eq!(value.get().unwrap().token(), array.get(0).unwrap().token());
     assert_eq!(manager.number_of_objects().unwrap(), 3);
@@ -268,20 +271,18 @@ fn a_value_holding_itself_is_freed() {
     let manager = started_sync_manager();
     let value = manager.value(&0_i64).unwrap();
     value
-        .raw()
-        .set(Value::from(value.token().clone()))
-        .unwrap()
+        .retype::<Value>()
+        .set_value(&Value::from(value.token().clone()))
         .unwrap();
     let itself: SharedValueProxy = value
         .base()
-        .decode_value(value.raw().get().unwrap())
+        .decode_value(value.retype::<Value>().get().unwrap())
         .unwrap();
     assert_eq!(itself.token(), value.token());
     let array = manager.array(&[0_u8; 3]).unwrap();
     array
-        .raw()
-        .set(1, Value::from(array.token().clone()))
-        .unwrap()
+        .retype::<Value>()
+        .set(1, &Value::from(array.token().clone()))
         .unwrap();
     drop((value, itself, array));
     assert_no_objects(&manager);
@@ -307,7 +308,7 @@ fn async_proxies_of_values_and_arrays() {
         assert_eq!(value.get().await.unwrap(), 3);
 
         assert_eq!(array.len().await.unwrap(), 3);
-        array.set(-1, &"z".into()).await.unwrap();
+        array.set(-1, "z").await.unwrap();
         assert_eq!(array.get(2).await.unwrap(), "z");
         assert!(matches!(
             array.get(3).await,

@@ -99,14 +99,17 @@ fn the_manager_default_deadline_applies_to_every_proxy() {
 fn a_dropped_async_get_takes_no_item() {
     let manager = started_sync_manager();
     let queue = manager.queue::<i64>(0).unwrap();
-    let async_queue = queue.raw().to_async();
+    let async_queue = queue.to_async();
     let runtime = runtime();
     runtime.block_on(async {
         // The future is dropped when the deadline passes: withdrawn.
-        let dropped = tokio::time::timeout(DEADLINE, async_queue.get(true, None)).await;
+        let dropped = tokio::time::timeout(DEADLINE, async_queue.get_with(true, None)).await;
         assert!(dropped.is_err(), "nothing to get yet");
         // The proxy's own deadline: Error::Timeout.
-        let timed = async_queue.with_timeout(DEADLINE).get(true, None).await;
+        let timed = async_queue
+            .with_timeout(DEADLINE)
+            .get_with(true, None)
+            .await;
         assert!(matches!(timed, Err(Error::Timeout { .. })), "got {timed:?}");
     });
     // The withdrawal reaches the server before the put (one connection,
@@ -125,10 +128,10 @@ fn a_dropped_async_acquire_does_not_hold_the_lock() {
     assert!(lock.acquire().unwrap());
     let other = connect_session(&manager);
     let theirs: managers::sync::LockProxy = other.proxy_from_token(lock.token()).unwrap();
-    let async_lock = theirs.raw().to_async();
+    let async_lock = theirs.to_async();
     let runtime = runtime();
     runtime.block_on(async {
-        let dropped = tokio::time::timeout(DEADLINE, async_lock.acquire(true, None)).await;
+        let dropped = tokio::time::timeout(DEADLINE, async_lock.acquire_with(true, None)).await;
         assert!(dropped.is_err(), "the lock is held");
         async_lock.locked().await.unwrap();
     });
@@ -146,7 +149,7 @@ fn the_async_connection_comes_back_after_it_fails() {
     // instead of failing every call after it.
     let manager = started_sync_manager();
     let dict = manager.dict::<i64, i64>().unwrap();
-    let async_dict = dict.raw().to_async();
+    let async_dict = dict.to_async();
     let runtime = runtime();
     runtime.block_on(async {
         assert_eq!(async_dict.len().await.unwrap(), 0);
@@ -366,7 +369,7 @@ fn dropped_acquires_of_an_rlock_and_a_semaphore_give_back_what_they_took() {
                 let mut acquire = Box::pin(rl.acquire());
                 assert!(poll_once(&mut acquire).await.is_pending());
                 if round % 2 == 0 {
-                    assert!(rl.raw().is_owned(0).await.is_ok());
+                    assert!(rl.is_owned_as(0).await.is_ok());
                 }
             })
             .await
@@ -377,7 +380,7 @@ fn dropped_acquires_of_an_rlock_and_a_semaphore_give_back_what_they_took() {
             assert!(poll_once(&mut second).await.is_pending());
             if round % 2 == 0 {
                 // Answered after both acquires: their replies are in.
-                semaphore.raw().release().await.ok();
+                semaphore.release().await.ok();
                 let again = tokio::time::timeout(PATIENCE, semaphore.acquire()).await;
                 assert!(again.is_ok(), "round {round}: no unit came back");
             }

@@ -64,12 +64,12 @@ fn a_large_value_round_trips_through_typed_and_untyped_proxies() {
     assert_eq!(typed.get().unwrap(), first);
 
     // What the typed proxy stored is the dynamic value any proxy reads.
-    let raw = typed.raw();
+    let raw = typed.retype::<Value>();
     assert_eq!(raw.get().unwrap(), Value::Bytes(first.0.clone()));
 
     // And what an untyped proxy stores, the typed one reads.
     let second = pattern(3 * MIB, 2);
-    raw.set(Value::Bytes(second.clone())).unwrap().unwrap();
+    raw.set(&Value::Bytes(second.clone())).unwrap();
     assert_eq!(typed.get().unwrap(), Blob(second.clone()));
 
     let third = Blob(pattern(4 * MIB + 1, 3));
@@ -84,7 +84,7 @@ fn a_large_value_round_trips_through_typed_and_untyped_proxies() {
     let list = manager.value(&numbers).unwrap();
     assert_eq!(list.get().unwrap(), numbers);
 
-    drop((typed, words, list));
+    drop((typed, raw, words, list));
     assert_no_objects(&manager);
 }
 
@@ -100,7 +100,7 @@ fn a_large_value_round_trips_through_async_proxies() {
         value.set(&second).await.unwrap();
         assert_eq!(value.get().await.unwrap(), second);
         assert_eq!(
-            value.raw().get().await.unwrap(),
+            value.retype::<Value>().get().await.unwrap(),
             Value::Bytes(second.0.clone())
         );
         // The blocking proxy of the same value reads the same bytes.
@@ -247,7 +247,7 @@ fn a_typed_set_stores_the_value_to_value_gives() {
         let x = drawing(note);
         value.set(&x).unwrap();
         assert_eq!(
-            value.raw().get().unwrap(),
+            value.retype::<Value>().get().unwrap(),
             managers::value::to_value(&x).unwrap()
         );
         assert_eq!(value.get().unwrap(), x);

@@ -24,7 +24,7 @@ fn a_dict_on_one_manager_holds_a_list_on_another() {
 
     // The proxy that comes back out of A's dict talks to B.
     let again = dict.get("remote").unwrap();
-    assert_eq!(again.raw().base().token().address, b.address().unwrap());
+    assert_eq!(managers::Proxy::token(&again).address, b.address().unwrap());
     again.append(3).unwrap();
     assert_eq!(list.to_vec().unwrap(), vec![1, 2, 3]);
 
@@ -55,7 +55,7 @@ fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
     let owner = started_sync_manager();
     let list: ListProxy<String> = owner.list().unwrap();
     list.append("from the owner".into()).unwrap();
-    let text = list.raw().token().to_text();
+    let text = list.token().to_text();
 
     // Another session (another process would do the same) rebuilds it.
     let other = connect_session(&owner);

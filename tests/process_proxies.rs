@@ -170,7 +170,7 @@ fn a_passed_proxy_keeps_its_object_alive_until_the_child_ends() {
     manager.start().unwrap();
     let dict: DictProxy<String, i64> = manager.dict().unwrap();
     let done: QueueProxy<i64> = manager.queue(0).unwrap();
-    let id = managers::Proxy::token(dict.raw()).id;
+    let id = managers::Proxy::token(&dict).id;
     let p = Process::new(hold_then_write, (dict, done.clone()));
     p.start().unwrap();
     // `dict` (moved) and the Process's copy of the arguments are gone here.

@@ -116,7 +116,7 @@ fn settles_at(manager: &BaseManager, count: usize) {
 }
 
 fn queue_of(manager: &HolderManager) -> QueueProxy<String> {
-    manager.queue(0).unwrap().into()
+    manager.queue(0).unwrap().retype()
 }
 
 #[test]

@@ -397,7 +397,7 @@ fn killed_client_pending_acquire_does_not_take_the_lock() {
         "worker_blocks_on_lock",
         &manager.address().unwrap(),
         managers::default_authkey(),
-        &tokens_text(&[lock.raw().base().token()]),
+        &tokens_text(&[managers::Proxy::token(&lock)]),
     ));
     await_ready(&mut child.0);
     // No way to see a Lock's waiters: give the call time to arrive.
@@ -442,7 +442,7 @@ fn killed_client_pending_get_does_not_swallow_an_item() {
         "worker_blocks_on_get",
         &manager.address().unwrap(),
         managers::default_authkey(),
-        &tokens_text(&[queue.raw().base().token()]),
+        &tokens_text(&[managers::Proxy::token(&queue)]),
     ));
     await_ready(&mut child.0);
     std::thread::sleep(Duration::from_millis(300));
@@ -828,8 +828,8 @@ fn shutdown_with_100_calls_in_flight() {
         });
     }
     {
-        let queue = queue.raw().to_async();
-        let lock = lock.raw().to_async();
+        let queue = queue.to_async();
+        let lock = lock.to_async();
         let event = event.to_async();
         let (tx, started) = (tx.clone(), Arc::clone(&started));
         std::thread::spawn(move || {
@@ -841,10 +841,10 @@ fn shutdown_with_100_calls_in_flight() {
                     calls.spawn(async move {
                         started.fetch_add(1, Ordering::SeqCst);
                         let (kind, ok) = match i % 3 {
-                            0 => ("async Queue::get", queue.get(true, None).await.is_ok()),
+                            0 => ("async Queue::get", queue.get_with(true, None).await.is_ok()),
                             1 => (
                                 "async Lock::acquire",
-                                lock.acquire(true, None).await.is_ok(),
+                                lock.acquire_with(true, None).await.is_ok(),
                             ),
                             _ => (
                                 "async Event::wait",

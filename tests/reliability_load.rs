@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use managers::sync::server::DictAsyncProxy;
 use managers::sync::{DictProxy, SyncManager};
 use managers::value::to_value;
-use managers::{Address, ManagerOptions, Proxy};
+use managers::{Address, ManagerOptions};
 use worker::{spawn_worker, worker_context};
 
 const SESSIONS: usize = 1_000;
@@ -130,7 +130,7 @@ fn thousand_connections_hundred_calls_each_on_one_dict() {
     let pid = server.0.id();
     let owner = connect(&address);
     let dict = owner.dict::<String, i64>().unwrap();
-    let token = dict.raw().base().token().clone();
+    let token = managers::Proxy::token(&dict).clone();
     let (idle_peak, idle_rss) = memory_kib(pid);
 
     let ready = Barrier::new(THREADS + 1);
@@ -229,7 +229,7 @@ fn thousand_async_sessions_hundred_calls_each_on_one_dict() {
     let pid = server.0.id();
     let owner = connect(&address);
     let dict = owner.dict::<String, i64>().unwrap();
-    let token = dict.raw().base().token().clone();
+    let token = managers::Proxy::token(&dict).clone();
     let begun = Instant::now();
     // Sessions are opened (blocking) from a few threads, then driven from
     // one runtime.
@@ -243,7 +243,7 @@ fn thousand_async_sessions_hundred_calls_each_on_one_dict() {
                             let manager = connect(address);
                             let dict: DictProxy<String, i64> =
                                 manager.proxy_from_token(token).expect("the shared dict");
-                            let dict = dict.raw().to_async();
+                            let dict = dict.to_async().retype();
                             (manager, dict)
                         })
                         .collect::<Vec<_>>()
@@ -279,10 +279,7 @@ fn thousand_async_sessions_hundred_calls_each_on_one_dict() {
                         });
                     }
                     while let Some(result) = wave_calls.join_next().await {
-                        result
-                            .unwrap()
-                            .expect("every call succeeds")
-                            .expect("a plain set");
+                        result.unwrap().expect("every call succeeds");
                         done += 1;
                     }
                 }

@@ -121,8 +121,8 @@ fn a_thousand_getters_on_one_queue_cost_no_threads() {
                 rebuild(&sessions[i % SESSIONS], queue.token());
             let proxy = proxy.to_async();
             runtime.spawn(async move {
-                let item = proxy.get(true, Some(WAIT)).await.unwrap().unwrap();
-                managers::value::from_value::<u32>(item.into_value()).unwrap()
+                let item = proxy.get_with(true, Some(WAIT)).await.unwrap();
+                managers::value::from_value::<u32>(item).unwrap()
             })
         })
         .collect();

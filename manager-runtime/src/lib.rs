@@ -74,6 +74,8 @@ pub use error::{BoxError, Error, ProcessError, RemoteError, Result, SyncError};
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 #[cfg(feature = "manager")]
+pub use object::MethodRef;
+#[cfg(feature = "manager")]
 pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
 #[cfg(feature = "manager")]
 pub use options::{default_authkey, ManagerOptions, Serializer};
@@ -89,7 +91,7 @@ pub use registry::{Constructor, Registry};
 pub use server::{Server, ServerStopper};
 pub use token::Token;
 #[cfg(feature = "manager")]
-pub use wire::{DebugEntry, MethodRef};
+pub use wire::DebugEntry;
 
 /// What generated code uses. Not a public API: it may change at any time.
 #[doc(hidden)]
@@ -104,7 +106,9 @@ pub mod __private {
     /// What the manager's generated code uses.
     #[cfg(feature = "manager")]
     mod manager {
+        pub use crate::client::caller_id;
         pub use crate::manager::BaseManager;
+        pub use crate::object::MethodRef;
         pub use crate::object::{
             assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
             run_mut_encoded, run_ref, run_ref_encoded, CallContext, Cell, MethodInfo, Outcome,
@@ -112,8 +116,16 @@ pub mod __private {
         };
         pub use crate::options::ManagerOptions;
         pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};
+        pub use crate::python::names::{
+            close_plan, release_n_plan, sort_plan, unsupported_plan, update_plan,
+        };
+        pub use crate::python::table::{
+            PyArg, PyBack, PyDefault, PyException, PyKind, PyMethod, PyOptions, PyParam, PyReply,
+            PyTimeout,
+        };
         pub use crate::registry::{has_method, Constructor, Registry};
+        pub use crate::sync::typed::{task_owner, FromReply};
         pub use crate::token::Token;
-        pub use crate::wire::MethodRef;
+        pub use crate::value::{to_value, Value};
     }
 }

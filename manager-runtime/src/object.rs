@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use crate::address::Address;
 use crate::error::RemoteError;
+use crate::python::table::PyMethod;
 use crate::token::{self, Token};
 use crate::value::{from_value, to_shaped, to_value, Shaped, Value, ValueError};
 
@@ -63,6 +64,10 @@ pub trait Shared: Sized + Send + Sync + 'static {
     type Proxy;
     /// The async proxy type.
     type AsyncProxy;
+    /// How CPython's proxies call its methods (`#[py(..)]` on them), and
+    /// how ours call a CPython server's object of this kind. Empty: by
+    /// their own names, positional arguments.
+    const PYTHON: &'static [crate::python::table::PyMethod] = &[];
     /// Run method number `method` (an index into [`Shared::METHODS`]) with
     /// postcard-encoded arguments.
     fn dispatch(this: Arc<Cell<Self>>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
@@ -74,6 +79,8 @@ pub(crate) trait Object: Send + Sync + 'static {
     /// The served type's own typeid ([`Shared::TYPEID`]), whatever typeid
     /// it was registered as.
     fn type_typeid(&self) -> &'static str;
+    /// The served type's [`Shared::PYTHON`].
+    fn python(&self) -> &'static [crate::python::table::PyMethod];
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
@@ -85,6 +92,10 @@ impl<T: Shared> Object for Cell<T> {
 
     fn type_typeid(&self) -> &'static str {
         T::TYPEID
+    }
+
+    fn python(&self) -> &'static [crate::python::table::PyMethod] {
+        T::PYTHON
     }
 
     fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
@@ -481,4 +492,63 @@ where
         let mut guard = this.write().await;
         f(&mut guard, &cx)
     })
+}
+
+/// A method as a call names it: the wire name and signature fingerprint
+/// (what the server checks), and, from a typed proxy, the method's index
+/// in its type's [`Shared::METHODS`](crate::Shared::METHODS), resolved when the proxy was
+/// compiled. The server tries that index first and looks the name up only
+/// when the entry there is another method (a server built from another
+/// version of the type), so a call costs no search of the table.
+#[derive(Debug, Clone, Copy)]
+pub struct MethodRef<'a> {
+    /// The method's name, as sent on the wire.
+    pub name: &'a str,
+    /// Hash of the method's signature; client and server must agree.
+    pub fingerprint: u64,
+    /// Where the method is in the served type's table, if the caller knows.
+    pub index: Option<u32>,
+    /// The served type's Python table, for a call in pickle mode (empty:
+    /// the method by its own name, positional arguments).
+    pub python: &'static [PyMethod],
+}
+
+impl<'a> MethodRef<'a> {
+    /// A method known by name only: the server looks it up.
+    pub const fn named(name: &'a str, fingerprint: u64) -> Self {
+        MethodRef {
+            name,
+            fingerprint,
+            index: None,
+            python: &[],
+        }
+    }
+
+    /// Method number `index` of a type's [`Shared::METHODS`](crate::Shared::METHODS) table.
+    pub const fn at(index: u32, name: &'a str, fingerprint: u64) -> Self {
+        MethodRef {
+            name,
+            fingerprint,
+            index: Some(index),
+            python: &[],
+        }
+    }
+
+    /// The same method, of a type whose Python table is `python`.
+    pub const fn with_python(self, python: &'static [PyMethod]) -> Self {
+        MethodRef { python, ..self }
+    }
+}
+
+impl<'a> MethodRef<'a> {
+    /// The request calling this method on object `object`.
+    pub(crate) fn request(self, id: u64, object: u64) -> crate::wire::Request<'a> {
+        crate::wire::Request::Call {
+            id,
+            object,
+            method: self.name,
+            index: self.index,
+            fingerprint: self.fingerprint,
+        }
+    }
 }

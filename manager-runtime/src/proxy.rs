@@ -18,8 +18,9 @@ use crate::client::Client;
 use crate::crossing::{self, ServerInfo};
 use crate::error::Result;
 use crate::object::CallContext;
+use crate::object::MethodRef;
 use crate::token::Token;
-use crate::wire::{self, MethodRef};
+use crate::wire;
 
 thread_local! {
     /// The session whose reply is being decoded on this thread, if any.
@@ -278,8 +279,9 @@ impl ProxyBase {
         args: &A,
     ) -> Result<R> {
         if let Some(pickle) = self.client.pickle() {
-            let reply =
-                off_the_runtime(|| pickle.call(&self.token, method.name, args, self.timeout))?;
+            let reply = off_the_runtime(|| {
+                pickle.call(&self.token, method.name, method.python, args, self.timeout)
+            })?;
             return decoding_for(&self.client, || crate::client::read_reply(reply));
         }
         off_the_runtime(|| {
@@ -297,8 +299,9 @@ impl ProxyBase {
         args: &A,
     ) -> Result<W::Output> {
         if let Some(pickle) = self.client.pickle() {
-            let reply =
-                off_the_runtime(|| pickle.call(&self.token, method.name, args, self.timeout))?;
+            let reply = off_the_runtime(|| {
+                pickle.call(&self.token, method.name, method.python, args, self.timeout)
+            })?;
             let wire: W::Wire = crate::client::read_reply(reply)?;
             return Ok(W::adopt(wire, &self.client));
         }
@@ -360,25 +363,21 @@ impl ProxyBase {
     /// ```
     /// # extern crate manager_runtime as managers;
     /// # fn main() -> managers::Result<()> {
-    /// use managers::{Proxy, SyncError};
+    /// use managers::Proxy;
     /// # let manager = managers::sync::SyncManager::new();
     /// # manager.start_in_thread()?;
     /// # let runtime = tokio::runtime::Runtime::new()?;
     /// runtime.block_on(async {
-    ///     let lock = manager.lock_async().await?;
-    ///     let raw = lock.raw().clone();
-    ///     let base = lock.base().clone();
-    ///     // A dropped acquire that took the lock releases it.
-    ///     let acquired = base.undo_if_dropped(
-    ///         lock.raw().acquire(true, None),
-    ///         move |taken: Result<bool, SyncError>| async move {
-    ///             if taken == Ok(true) {
-    ///                 let _ = raw.release().await;
-    ///             }
-    ///         },
-    ///     );
-    ///     assert_eq!(acquired.await?, Ok(true));
-    ///     lock.release().await?;
+    ///     let queue = manager.queue_async::<u32>(0).await?;
+    ///     queue.put(7).await?;
+    ///     // `R` is what the served method returns (`qsize`'s `usize`): the
+    ///     // undo gets it if this future is dropped after the server did
+    ///     // the call. (`#[undo(..)]` on a `#[shared(typed)]` method wires
+    ///     // this up, as the built-ins' `get` and `acquire` do.)
+    ///     let got = queue.base().undo_if_dropped(queue.qsize(), |seen: usize| async move {
+    ///         eprintln!("dropped after the server counted {seen} items");
+    ///     });
+    ///     assert_eq!(got.await?, 1);
     ///     Ok(())
     /// })
     /// # }

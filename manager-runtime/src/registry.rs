@@ -84,6 +84,8 @@ pub(crate) struct TypeEntry {
     /// The served type's own typeid (`Shared::TYPEID`) and methods.
     pub(crate) type_typeid: &'static str,
     pub(crate) methods: &'static [MethodInfo],
+    /// The served type's Python table ([`Shared::PYTHON`]).
+    pub(crate) python: &'static [crate::python::table::PyMethod],
     make: Option<Maker>,
 }
 
@@ -167,6 +169,7 @@ impl Registry {
             exposed,
             type_typeid: T::TYPEID,
             methods: T::METHODS,
+            python: T::PYTHON,
             make,
         };
         let previous = self.entries.insert(typeid, entry);

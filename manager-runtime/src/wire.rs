@@ -21,42 +21,6 @@ pub const DEFAULT_MAX_FRAME: u32 = 64 * 1024 * 1024;
 /// Bytes of the length prefix.
 pub const PREFIX: usize = 4;
 
-/// A method as a call names it: the wire name and signature fingerprint
-/// (what the server checks), and, from a typed proxy, the method's index
-/// in its type's [`Shared::METHODS`](crate::Shared::METHODS), resolved when the proxy was
-/// compiled. The server tries that index first and looks the name up only
-/// when the entry there is another method (a server built from another
-/// version of the type), so a call costs no search of the table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MethodRef<'a> {
-    /// The method's name, as sent on the wire.
-    pub name: &'a str,
-    /// Hash of the method's signature; client and server must agree.
-    pub fingerprint: u64,
-    /// Where the method is in the served type's table, if the caller knows.
-    pub index: Option<u32>,
-}
-
-impl<'a> MethodRef<'a> {
-    /// A method known by name only: the server looks it up.
-    pub const fn named(name: &'a str, fingerprint: u64) -> Self {
-        MethodRef {
-            name,
-            fingerprint,
-            index: None,
-        }
-    }
-
-    /// Method number `index` of a type's [`Shared::METHODS`](crate::Shared::METHODS) table.
-    pub const fn at(index: u32, name: &'a str, fingerprint: u64) -> Self {
-        MethodRef {
-            name,
-            fingerprint,
-            index: Some(index),
-        }
-    }
-}
-
 /// What a client asks of the server. Followed in the frame by the payload
 /// for `Call` and `Create`.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -136,19 +100,6 @@ pub enum Request<'a> {
         /// The request to withdraw.
         id: u64,
     },
-}
-
-impl<'a> Request<'a> {
-    /// The request calling `method` on object `object`.
-    pub fn call(id: u64, object: u64, method: MethodRef<'a>) -> Self {
-        Request::Call {
-            id,
-            object,
-            method: method.name,
-            index: method.index,
-            fingerprint: method.fingerprint,
-        }
-    }
 }
 
 /// The server's answer to a request. Followed in the frame by the result

@@ -11,7 +11,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::Type;
 
-use super::model::{Method, Output, Shape, Shared};
+use super::model::{Form, Method, Output, Shape, Shared};
 use crate::codec::Codec;
 use crate::names;
 
@@ -80,6 +80,51 @@ impl<'a> Generator<'a> {
         }
     }
 
+    /// The typed parameters (`typed(K, V)`), empty for a plain type.
+    fn params(&self) -> &[Ident] {
+        self.model.typed.as_deref().unwrap_or_default()
+    }
+
+    /// `<K, V>` (or nothing) after a proxy's name, in an impl.
+    fn generics(&self) -> TokenStream {
+        let params = self.params();
+        if params.is_empty() {
+            TokenStream::new()
+        } else {
+            quote!(<#(#params),*>)
+        }
+    }
+
+    /// `<Value, Value>` (or nothing): the dynamic proxy, the server's own.
+    fn dynamic(&self) -> TokenStream {
+        let private = &self.private;
+        let values = self.params().iter().map(|_| quote!(#private::Value));
+        if self.params().is_empty() {
+            TokenStream::new()
+        } else {
+            quote!(<#(#values),*>)
+        }
+    }
+
+    /// The bounds every typed parameter meets in the methods' impl.
+    fn bounds(&self) -> TokenStream {
+        let private = &self.private;
+        let params = self.params();
+        quote!(where #(#params: #private::serde::Serialize + #private::serde::de::DeserializeOwned,)*)
+    }
+
+    /// The struct's field besides `base`, and its initial value.
+    fn phantom(&self) -> (TokenStream, TokenStream) {
+        let params = self.params();
+        if params.is_empty() {
+            return (TokenStream::new(), TokenStream::new());
+        }
+        (
+            quote!(_type: ::core::marker::PhantomData<fn() -> (#(#params,)*)>,),
+            quote!(_type: ::core::marker::PhantomData,),
+        )
+    }
+
     fn proxy_name(&self, flavor: Flavor) -> &Ident {
         match flavor {
             Flavor::Blocking => &self.blocking,
@@ -102,10 +147,29 @@ impl<'a> Generator<'a> {
                  the server and resolves to the result. Clones share the reference."
             ),
         };
+        let (field, _) = self.phantom();
+        let decl = if self.params().is_empty() {
+            TokenStream::new()
+        } else {
+            let params = self.params().iter().map(|p| quote!(#p = #private::Value));
+            quote!(<#(#params),*>)
+        };
+        let typed_doc = if self.params().is_empty() {
+            String::new()
+        } else {
+            let params: Vec<String> = self.params().iter().map(ToString::to_string).collect();
+            format!(
+                " Elements are sent and read back as `{}` (each a dynamic `Value` unless named); \
+                 `retype` views the same object with other types.",
+                params.join("`, `")
+            )
+        };
+        let doc = format!("{doc}{typed_doc}");
         quote! {
             #[doc = #doc]
-            pub struct #name {
+            pub struct #name #decl {
                 base: #private::ProxyBase,
+                #field
             }
         }
     }
@@ -141,6 +205,8 @@ impl<'a> Generator<'a> {
         let self_ty = &self.model.self_ty;
         let typeid = &self.model.typeid;
         let (blocking, asynchronous) = (&self.blocking, &self.asynchronous);
+        let dynamic = self.dynamic();
+        let python = self.python_table();
         let infos = self.model.methods.iter().map(|method| {
             let name = &method.wire_name;
             let fingerprint = method.fingerprint;
@@ -156,8 +222,9 @@ impl<'a> Generator<'a> {
             impl #private::Shared for #self_ty {
                 const TYPEID: &'static str = #typeid;
                 const METHODS: &'static [#private::MethodInfo] = &[#(#infos),*];
-                type Proxy = #blocking;
-                type AsyncProxy = #asynchronous;
+                type Proxy = #blocking #dynamic;
+                type AsyncProxy = #asynchronous #dynamic;
+                #python
 
                 fn dispatch(
                     this: ::std::sync::Arc<#private::Cell<Self>>,
@@ -178,6 +245,52 @@ impl<'a> Generator<'a> {
                 }
             }
         }
+    }
+
+    /// `const PYTHON`, the type's Python table, if a method has `#[py]`.
+    fn python_table(&self) -> TokenStream {
+        let private = &self.private;
+        let entries: Vec<TokenStream> = self
+            .model
+            .methods
+            .iter()
+            .enumerate()
+            .flat_map(|(index, method)| {
+                let described = super::py::Method {
+                    wire_name: &method.wire_name,
+                    index,
+                    params: method
+                        .args
+                        .iter()
+                        .map(|arg| {
+                            let owned = &arg.wire.owned;
+                            (
+                                arg.name.to_string(),
+                                quote!(#owned),
+                                matches!(arg.form, Form::Owner),
+                                &arg.py,
+                            )
+                        })
+                        .collect(),
+                    unit: match &method.output {
+                        Output::Value(wire) => {
+                            let text = wire.owned.to_token_stream().to_string();
+                            text == "()" || (text.starts_with("Result < ()") && text.ends_with('>'))
+                        }
+                        Output::Object { .. } => false,
+                    },
+                };
+                method
+                    .py
+                    .iter()
+                    .map(|entry| super::py::expand(entry, &described, private))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        if entries.is_empty() {
+            return TokenStream::new();
+        }
+        quote!(const PYTHON: &'static [#private::PyMethod] = &[#(#entries),*];)
     }
 
     /// One arm of `dispatch`: decode the arguments, run the method.
@@ -300,36 +413,46 @@ impl<'a> Generator<'a> {
         let private = &self.private;
         let name = self.proxy_name(flavor);
         let label = name.to_string();
+        let g = self.generics();
+        let (_, init) = self.phantom();
+        let de_params = self.params();
+        let display = if self.model.own_display && flavor == Flavor::Blocking {
+            TokenStream::new()
+        } else {
+            quote! {
+                impl #g ::core::fmt::Display for #name #g {
+                    fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                        self.base.describe(#label, f)
+                    }
+                }
+            }
+        };
         quote! {
-            impl #private::Proxy for #name {
+            impl #g #private::Proxy for #name #g {
                 fn from_base(base: #private::ProxyBase) -> Self {
-                    #name { base }
+                    #name { base, #init }
                 }
                 fn base(&self) -> &#private::ProxyBase {
                     &self.base
                 }
             }
 
-            impl ::core::clone::Clone for #name {
+            impl #g ::core::clone::Clone for #name #g {
                 /// Another reference to the same object.
                 fn clone(&self) -> Self {
-                    #name { base: ::core::clone::Clone::clone(&self.base) }
+                    #name { base: ::core::clone::Clone::clone(&self.base), #init }
                 }
             }
 
-            impl ::core::fmt::Debug for #name {
+            impl #g ::core::fmt::Debug for #name #g {
                 fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                     self.base.describe(#label, f)
                 }
             }
 
-            impl ::core::fmt::Display for #name {
-                fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                    self.base.describe(#label, f)
-                }
-            }
+            #display
 
-            impl #private::serde::Serialize for #name {
+            impl #g #private::serde::Serialize for #name #g {
                 fn serialize<__S: #private::serde::Serializer>(
                     &self,
                     serializer: __S,
@@ -338,13 +461,13 @@ impl<'a> Generator<'a> {
                 }
             }
 
-            impl<'de> #private::serde::Deserialize<'de> for #name {
+            impl<'de, #(#de_params),*> #private::serde::Deserialize<'de> for #name #g {
                 fn deserialize<__D: #private::serde::Deserializer<'de>>(
                     deserializer: __D,
                 ) -> ::core::result::Result<Self, __D::Error> {
                     ::core::result::Result::map(
                         <#private::ProxyBase as #private::serde::Deserialize<'de>>::deserialize(deserializer),
-                        |base| #name { base },
+                        |base| #name { base, #init },
                     )
                 }
             }
@@ -355,13 +478,15 @@ impl<'a> Generator<'a> {
     /// one method per exposed method.
     fn proxy_methods(&self, flavor: Flavor) -> TokenStream {
         let name = self.proxy_name(flavor);
+        let g = self.generics();
+        let (_, init) = self.phantom();
         let conversion = match flavor {
             Flavor::Blocking => {
                 let other = &self.asynchronous;
                 quote! {
                     /// The async proxy of the same object (another reference).
-                    pub fn to_async(&self) -> #other {
-                        #other { base: ::core::clone::Clone::clone(&self.base) }
+                    pub fn to_async(&self) -> #other #g {
+                        #other { base: ::core::clone::Clone::clone(&self.base), #init }
                     }
                 }
             }
@@ -369,12 +494,29 @@ impl<'a> Generator<'a> {
                 let other = &self.blocking;
                 quote! {
                     /// The blocking proxy of the same object (another reference).
-                    pub fn to_blocking(&self) -> #other {
-                        #other { base: ::core::clone::Clone::clone(&self.base) }
+                    pub fn to_blocking(&self) -> #other #g {
+                        #other { base: ::core::clone::Clone::clone(&self.base), #init }
                     }
                 }
             }
         };
+        let retype = if self.params().is_empty() {
+            TokenStream::new()
+        } else {
+            let others: Vec<Ident> = self
+                .params()
+                .iter()
+                .map(|p| format_ident!("{}2", p))
+                .collect();
+            quote! {
+                /// The same object seen with other element types (another
+                /// reference); `retype::<Value, ..>()` is the dynamic view.
+                pub fn retype<#(#others),*>(&self) -> #name<#(#others),*> {
+                    #name { base: ::core::clone::Clone::clone(&self.base), #init }
+                }
+            }
+        };
+        let bounds = self.bounds();
         let methods = self
             .model
             .methods
@@ -382,31 +524,64 @@ impl<'a> Generator<'a> {
             .enumerate()
             .map(|(m, method)| self.proxy_method(flavor, m, method));
         quote! {
-            impl #name {
+            impl #g #name #g {
                 #conversion
+                #retype
+            }
+
+            impl #g #name #g #bounds {
                 #(#methods)*
             }
         }
     }
 
-    /// One proxy method: same name and arguments, `Result` of the output.
+    /// One proxy method: same name and arguments (or their typed forms),
+    /// `Result` of the output (typed, and a served `Result` folded in, for
+    /// a `typed` type).
     fn proxy_method(&self, flavor: Flavor, m: usize, method: &Method) -> TokenStream {
+        let plain = self.proxy_method_as(flavor, m, method, false);
+        if !method.args.iter().any(|a| matches!(a.form, Form::Owner)) {
+            return plain;
+        }
+        // The same call for an owner the caller names: a guard releasing as
+        // the thread or task that acquired, an undo on another task.
+        let explicit = self.proxy_method_as(flavor, m, method, true);
+        quote!(#plain #explicit)
+    }
+
+    fn proxy_method_as(
+        &self,
+        flavor: Flavor,
+        m: usize,
+        method: &Method,
+        explicit: bool,
+    ) -> TokenStream {
         let private = &self.private;
-        let ident = &method.ident;
+        let ident = &if explicit {
+            format_ident!("{}_as", method.ident)
+        } else {
+            method.ident.clone()
+        };
         let wire_name = &method.wire_name;
         let fingerprint = method.fingerprint;
         let index = u32::try_from(m).expect("a method table of more than u32::MAX entries");
-        let method_ref = quote!(#private::MethodRef::at(#index, #wire_name, #fingerprint));
-        let params = method.args.iter().map(|arg| {
-            let (name, ty) = (&arg.name, &arg.wire.declared);
-            quote!(#name: #ty)
-        });
-        let args = method.args.iter().enumerate().map(|(i, arg)| {
-            let name = &arg.name;
-            self.args.wrap(&[m, i], quote!(&#name))
-        });
+        let self_ty = &self.model.self_ty;
+        let method_ref = quote!(#private::MethodRef::at(#index, #wire_name, #fingerprint)
+            .with_python(<#self_ty as #private::Shared>::PYTHON));
+        let parts = self.arguments(flavor, m, method, explicit);
+        let (params, generics, where_clause, prepare, keep, args) = (
+            &parts.params,
+            &parts.generics,
+            &parts.bounds,
+            &parts.prepare,
+            &parts.keep,
+            &parts.args,
+        );
         let args = quote!(&(#(#args,)*));
-        let docs = if method.docs.is_empty() {
+        let docs = if explicit {
+            let doc = format!("[`{}`](Self::{}) for `owner`.", method.ident, method.ident);
+            quote!(#[doc = #doc] #[doc(hidden)])
+        } else if method.docs.is_empty() {
             let doc = format!("Calls `{wire_name}` on the served object.");
             quote!(#[doc = #doc])
         } else {
@@ -422,18 +597,39 @@ impl<'a> Generator<'a> {
                 Some(quote!(.await)),
             ),
         };
+        let typed = self.model.typed.is_some();
         let (output, body) = match &method.output {
             Output::Value(wire) => {
                 let result = self.result.ty(&[m], &wire.owned);
                 let owned = &wire.owned;
-                let output = quote!(#private::Result<#owned>);
-                let body = quote! {
-                    ::core::result::Result::map(
-                        self.base.#call::<_, #result>(#method_ref, #args)#await_,
-                        |result| result.0,
-                    )
+                let raw_call = quote!(self.base.#call::<_, #result>(#method_ref, #args));
+                let raw_call = match (&method.undo, flavor) {
+                    (Some(undo), Flavor::Async) => {
+                        let owners = &parts.owners;
+                        quote! {{
+                            let __undo = #undo(::core::clone::Clone::clone(&self.base) #(, #owners)*);
+                            self.base.undo_if_dropped(#raw_call, move |__r: #result| __undo(__r.0))
+                        }}
+                    }
+                    _ => raw_call,
                 };
-                (output, body)
+                if typed {
+                    let typed_output = match &method.returns {
+                        Some(ty) => ty.to_token_stream(),
+                        None => folded(owned),
+                    };
+                    let body = quote! {
+                        let __raw = #raw_call #await_?.0;
+                        #keep
+                        <#typed_output as #private::FromReply<#owned>>::from_reply(&self.base, __raw)
+                    };
+                    (quote!(#private::Result<#typed_output>), body)
+                } else {
+                    let body = quote! {
+                        ::core::result::Result::map(#raw_call #await_, |result| result.0)
+                    };
+                    (quote!(#private::Result<#owned>), body)
+                }
             }
             Output::Object {
                 shape,
@@ -444,7 +640,10 @@ impl<'a> Generator<'a> {
                 // declared result, where a missing `#[shared]` is reported.
                 let span = declared.span();
                 let private = self.model.runtime.private(span);
-                let proxy = self.object_proxy(flavor, target);
+                let proxy = match &method.returns {
+                    Some(ty) if typed => flavored(ty, flavor),
+                    _ => self.object_proxy(flavor, target),
+                };
                 let (output, adopt) = match shape {
                     Shape::Bare => (
                         proxy.clone(),
@@ -461,19 +660,94 @@ impl<'a> Generator<'a> {
                 };
                 let output = quote_spanned!(span=> #private::Result<#output>);
                 let body = quote_spanned! {span=>
-                    self.base.#call_adopt::<_, #adopt>(#method_ref, #args)#await_
+                    let __result = self.base.#call_adopt::<_, #adopt>(#method_ref, #args)#await_;
+                    #keep
+                    __result
                 };
                 (output, body)
             }
         };
         quote! {
             #docs
-            pub #asyncness fn #ident(&self, #(#params),*) -> #output {
+            pub #asyncness fn #ident #generics (&self, #(#params),*) -> #output #where_clause {
+                #(#prepare)*
                 #body
             }
         }
     }
 
+    /// How a proxy method takes and sends each argument.
+    fn arguments(&self, flavor: Flavor, m: usize, method: &Method, explicit: bool) -> Arguments {
+        let private = &self.private;
+        let mut parts = Arguments::default();
+        let borrowed = method
+            .args
+            .iter()
+            .filter(|a| matches!(a.form, Form::Borrowed(_)))
+            .count();
+        let mut generics = Vec::new();
+        let mut bounds = Vec::new();
+        for (i, arg) in method.args.iter().enumerate() {
+            let (name, declared) = (&arg.name, &arg.wire.declared);
+            let sent = match &arg.form {
+                Form::Plain => {
+                    parts.params.push(quote!(#name: #declared));
+                    quote!(&#name)
+                }
+                Form::Owner if explicit => {
+                    parts.params.push(quote!(#name: u64));
+                    parts.owners.push(quote!(#name));
+                    quote!(&#name)
+                }
+                Form::Owner => {
+                    let owner = match flavor {
+                        Flavor::Blocking => quote!(#private::caller_id()),
+                        Flavor::Async => quote!(#private::task_owner()),
+                    };
+                    parts.prepare.push(quote!(let #name: u64 = #owner;));
+                    parts.owners.push(quote!(#name));
+                    quote!(&#name)
+                }
+                Form::Value(ty) => {
+                    parts.params.push(quote!(#name: #ty));
+                    parts
+                        .prepare
+                        .push(quote!(let #name = #private::to_value(&#name)?;));
+                    quote!(&#name)
+                }
+                Form::Borrowed(ty) => {
+                    let q = if borrowed == 1 {
+                        format_ident!("Q")
+                    } else {
+                        format_ident!("Q{}", generics.len() + 1)
+                    };
+                    parts.params.push(quote!(#name: &#q));
+                    bounds.push(quote!(#ty: ::core::borrow::Borrow<#q>));
+                    bounds.push(quote!(#q: #private::serde::Serialize + ?::core::marker::Sized));
+                    generics.push(q);
+                    parts
+                        .prepare
+                        .push(quote!(let #name = #private::to_value(#name)?;));
+                    quote!(&#name)
+                }
+                Form::Operand(ty) => {
+                    parts.params.push(quote!(#name: #ty));
+                    let keep = format_ident!("__keep_{}", name);
+                    parts
+                        .prepare
+                        .push(quote!(let (#name, #keep) = #name.into_operand()?.into_parts();));
+                    parts.keep.extend(quote!(::core::mem::drop(#keep);));
+                    quote!(&#name)
+                }
+            };
+            parts.args.push(self.args.wrap(&[m, i], sent));
+        }
+        if !generics.is_empty() {
+            parts.generics = quote!(<#(#generics),*>);
+            parts.bounds = quote!(where #(#bounds),*);
+        }
+        parts
+    }
     /// The proxy type of a shared object a `#[proxy]` method returns.
     fn object_proxy(&self, flavor: Flavor, target: &Type) -> TokenStream {
         if target.to_token_stream().to_string() == self.model.self_ty.to_token_stream().to_string()
@@ -488,6 +762,61 @@ impl<'a> Generator<'a> {
             Flavor::Async => quote_spanned!(span=> <#target as #private::Shared>::AsyncProxy),
         }
     }
+}
+
+/// The pieces of a proxy method that come from its arguments.
+#[derive(Default)]
+struct Arguments {
+    /// The parameters it declares.
+    params: Vec<TokenStream>,
+    /// Its own generic parameters (`<Q>` for a borrowed key).
+    generics: TokenStream,
+    /// Their bounds.
+    bounds: TokenStream,
+    /// Statements turning parameters into what is sent.
+    prepare: Vec<TokenStream>,
+    /// Statements after the call: dropping what had to live until then.
+    keep: TokenStream,
+    /// The wrapped values sent, in order.
+    args: Vec<TokenStream>,
+    /// The owner values, for an undo.
+    owners: Vec<TokenStream>,
+}
+
+/// A served `Result<T, E>` as the typed proxies return it: `T` (their
+/// `Result` holds the error); any other type unchanged.
+fn folded(ty: &Type) -> TokenStream {
+    if let Type::Path(path) = ty {
+        if let Some(last) = path.path.segments.last() {
+            if last.ident == "Result" {
+                if let syn::PathArguments::AngleBracketed(args) = &last.arguments {
+                    if let (2, Some(syn::GenericArgument::Type(ok))) =
+                        (args.args.len(), args.args.first())
+                    {
+                        return ok.to_token_stream();
+                    }
+                }
+            }
+        }
+    }
+    ty.to_token_stream()
+}
+
+/// A typed proxy type written for the blocking flavour, in `flavor`:
+/// `IterProxy<T>` is `IterAsyncProxy<T>` in the async one.
+fn flavored(ty: &Type, flavor: Flavor) -> TokenStream {
+    let mut ty = ty.clone();
+    if flavor == Flavor::Async {
+        if let Type::Path(path) = &mut ty {
+            if let Some(last) = path.path.segments.last_mut() {
+                let name = last.ident.to_string();
+                if let Some(stem) = name.strip_suffix("Proxy") {
+                    last.ident = Ident::new(&format!("{stem}AsyncProxy"), last.ident.span());
+                }
+            }
+        }
+    }
+    ty.to_token_stream()
 }
 
 /// What a refused block still gets: its type's two proxies (no methods)

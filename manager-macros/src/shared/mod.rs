@@ -4,6 +4,7 @@
 mod expand;
 mod model;
 mod parse;
+mod py;
 
 use proc_macro2::TokenStream;
 use quote::quote;

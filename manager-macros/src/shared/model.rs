@@ -9,7 +9,7 @@ use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{Attribute, FnArg, ImplItem, ImplItemFn, ItemImpl, Pat, ReturnType, Type};
 
-use super::parse::{Input, Options};
+use super::parse::{Input, Marks, Options, ParamMarks};
 use crate::errors::Errors;
 use crate::fingerprint::Signature;
 use crate::types::{self, Position, WireType};
@@ -29,6 +29,13 @@ pub(crate) struct Shared {
     pub(crate) methods: Vec<Method>,
     /// Where the runtime is (`crate = "..."`).
     pub(crate) runtime: crate::paths::Runtime,
+    /// `typed(K, V)`: the proxies are generic over these (each defaulting
+    /// to the dynamic `Value`), convert arguments with `#[of(..)]` and
+    /// results with `FromReply`, and fold a served `Result<T, E>` into
+    /// theirs. `None` for a plain `#[shared]` type.
+    pub(crate) typed: Option<Vec<Ident>>,
+    /// `own_display`: no generated `Display`.
+    pub(crate) own_display: bool,
 }
 
 /// One exposed method.
@@ -49,6 +56,13 @@ pub(crate) struct Method {
     pub(crate) docs: Vec<Attribute>,
     /// Hash of the signature, checked by the server on every call.
     pub(crate) fingerprint: u64,
+    /// `#[returns(T)]`: the typed proxies' result (typed mode).
+    pub(crate) returns: Option<Type>,
+    /// `#[undo(path)]`: `path(base, owner...)` gives what an async proxy
+    /// does with a result whose future was dropped (typed mode).
+    pub(crate) undo: Option<syn::Path>,
+    /// The Python names of the method (`#[py(..)]`).
+    pub(crate) py: Vec<crate::shared::py::Entry>,
 }
 
 /// An argument of an exposed method.
@@ -57,6 +71,25 @@ pub(crate) struct Arg {
     pub(crate) name: Ident,
     /// Its type and how it travels.
     pub(crate) wire: WireType,
+    /// What the proxies take for it.
+    pub(crate) form: Form,
+    /// How Python passes it (`#[py(..)]` on the parameter).
+    pub(crate) py: crate::shared::py::Param,
+}
+
+/// What a proxy method takes for a parameter of the served method.
+pub(crate) enum Form {
+    /// The declared type itself.
+    Plain,
+    /// Nothing: the calling thread (blocking) or task (async), `#[owner]`.
+    Owner,
+    /// `#[of(T)]`: a `T`, sent as a dynamic value.
+    Value(Type),
+    /// `#[of(&T)]`: a borrowed form of `T` (as `HashMap::get` takes keys).
+    Borrowed(Type),
+    /// `#[of(impl Trait)]`: an argument whose `into_operand()` gives the
+    /// value and what to keep alive until the call is done.
+    Operand(Type),
 }
 
 /// What an exposed method returns.
@@ -110,14 +143,20 @@ pub(crate) fn build(options: Options, input: &Input, errors: &mut Errors) -> Opt
         let ImplItem::Fn(method) = entry else {
             continue;
         };
-        let mark = input.proxy_marks[index].as_ref();
+        let marks = &input.marks[index];
         if !exposed.contains(&index) {
-            if let Some(mark) = mark {
+            if let Some(mark) = &marks.proxy {
                 errors.error(mark, "`#[proxy]` on a method that is not exposed: make it `pub` or list it in `exposed(...)`");
             }
             continue;
         }
-        if let Some(method) = exposed_method(method, mark.is_some(), &item.self_ty, errors) {
+        if let Some(method) = exposed_method(
+            method,
+            marks,
+            options.typed.is_some(),
+            &item.self_ty,
+            errors,
+        ) {
             methods.push(method);
         }
     }
@@ -130,6 +169,8 @@ pub(crate) fn build(options: Options, input: &Input, errors: &mut Errors) -> Opt
             .krate
             .map(crate::paths::Runtime::renamed)
             .unwrap_or_default(),
+        typed: options.typed,
+        own_display: options.own_display,
     })
 }
 
@@ -187,14 +228,17 @@ fn exposed_methods(item: &ItemImpl, listed: Option<&[Ident]>, errors: &mut Error
 
 fn exposed_method(
     method: &ImplItemFn,
-    is_proxy: bool,
+    marks: &Marks,
+    typed: bool,
     self_ty: &Type,
     errors: &mut Errors,
 ) -> Option<Method> {
+    let is_proxy = marks.proxy.is_some();
     let sig = &method.sig;
     let before = errors.count();
     check_signature(method, errors);
     let is_mut = receiver_is_mut(sig, errors);
+    let typed_mode = typed;
     let mut args = Vec::new();
     let mut arg_texts = Vec::new();
     for (position, input) in sig.inputs.iter().skip(1).enumerate() {
@@ -204,9 +248,12 @@ fn exposed_method(
             continue;
         }
         arg_texts.push(typed.ty.to_token_stream().to_string());
+        let param = marks.params.get(position).cloned().unwrap_or_default();
         args.push(Arg {
             name: arg_name(&typed.pat, position),
             wire: WireType::new(types::replace_self(&typed.ty, self_ty)),
+            form: form(&param, typed_mode, &typed.ty, errors),
+            py: crate::shared::py::param(param.py.as_ref(), errors),
         });
     }
     dedupe_names(&mut args);
@@ -230,6 +277,25 @@ fn exposed_method(
     if errors.count() > before {
         return None;
     }
+    let returns = marks
+        .returns
+        .as_ref()
+        .and_then(|attr| typed_only(attr, typed, errors))
+        .and_then(|attr| attr.parse_args::<Type>().map_err(|e| errors.push(e)).ok());
+    let undo = marks
+        .undo
+        .as_ref()
+        .and_then(|attr| typed_only(attr, typed, errors))
+        .and_then(|attr| {
+            attr.parse_args::<syn::Path>()
+                .map_err(|e| errors.push(e))
+                .ok()
+        });
+    let py = marks
+        .py
+        .iter()
+        .filter_map(|attr| crate::shared::py::entry(attr, errors))
+        .collect();
     let wire_name = sig.ident.unraw().to_string();
     let fingerprint = Signature {
         is_async: sig.asyncness.is_some(),
@@ -254,7 +320,58 @@ fn exposed_method(
             .cloned()
             .collect(),
         fingerprint,
+        returns,
+        undo,
+        py,
     })
+}
+
+/// `attr`, if the block is `typed`; an error otherwise.
+fn typed_only<'a>(
+    attr: &'a syn::Attribute,
+    typed: bool,
+    errors: &mut Errors,
+) -> Option<&'a syn::Attribute> {
+    if typed {
+        return Some(attr);
+    }
+    let name = attr.path().to_token_stream().to_string();
+    errors.error(
+        attr,
+        format!("`#[{name}]` is for typed proxies: add `typed` to the `#[shared(..)]` options"),
+    );
+    None
+}
+
+/// What the proxies take for a parameter with these markers.
+fn form(marks: &ParamMarks, typed: bool, declared: &Type, errors: &mut Errors) -> Form {
+    if let Some(owner) = &marks.owner {
+        if typed_only(owner, typed, errors).is_none() {
+            return Form::Plain;
+        }
+        if !matches!(owner.meta, syn::Meta::Path(_)) {
+            errors.error(owner, "`#[owner]` takes no arguments");
+        }
+        if declared.to_token_stream().to_string() != "u64" {
+            errors.error(declared, "an `#[owner]` parameter is a `u64`");
+        }
+        return Form::Owner;
+    }
+    let Some(of) = &marks.of else {
+        return Form::Plain;
+    };
+    if typed_only(of, typed, errors).is_none() {
+        return Form::Plain;
+    }
+    match of.parse_args::<Type>() {
+        Ok(Type::Reference(reference)) => Form::Borrowed((*reference.elem).clone()),
+        Ok(ty @ Type::ImplTrait(_)) => Form::Operand(ty),
+        Ok(ty) => Form::Value(ty),
+        Err(error) => {
+            errors.push(error);
+            Form::Plain
+        }
+    }
 }
 
 /// Limits on the method as a whole: no generics, nothing unsafe or foreign.

@@ -10,7 +10,7 @@ use crate::errors::Errors;
 use crate::names;
 
 /// The option names `#[shared(...)]` accepts.
-const OPTIONS: &[&str] = &["typeid", "exposed", "crate"];
+const OPTIONS: &[&str] = &["typeid", "exposed", "crate", "typed", "own_display"];
 
 /// The options of `#[shared(...)]`.
 #[derive(Default)]
@@ -21,6 +21,11 @@ pub(crate) struct Options {
     pub(crate) exposed: Option<Vec<Ident>>,
     /// `crate = "path"`: the `managers` crate under another name.
     pub(crate) krate: Option<syn::Path>,
+    /// `typed` or `typed(K, V)`: typed proxies over a server whose elements
+    /// are dynamic values (the built-ins), generic over these parameters.
+    pub(crate) typed: Option<Vec<Ident>>,
+    /// `own_display`: the proxies' `Display` is written by hand.
+    pub(crate) own_display: bool,
 }
 
 /// Parse the options, recording every mistake (unknown or duplicate
@@ -51,6 +56,26 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                         Ok(path) => options.krate = Some(path),
                         Err(error) => errors.push(error),
                     }
+                }
+            }
+            Some("own_display") => options.own_display = true,
+            Some("typed") => {
+                let mut params = Vec::new();
+                if meta.input.peek(syn::token::Paren) {
+                    meta.parse_nested_meta(|inner| {
+                        match inner.path.get_ident() {
+                            Some(ident) if !params.contains(ident) => params.push(ident.clone()),
+                            _ => {
+                                errors.error(&inner.path, "expected distinct type parameter names")
+                            }
+                        }
+                        Ok(())
+                    })?;
+                }
+                if options.typed.is_some() {
+                    errors.error(&meta.path, "duplicate option `typed`");
+                } else {
+                    options.typed = Some(params);
                 }
             }
             Some("exposed") => {
@@ -90,7 +115,7 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                     &meta.path,
                     format!(
                         "unknown option `{written}`{hint}; valid options: `typeid = \"Name\"`, \
-                         `exposed(method, ...)`, `crate = \"path\"`"
+                         `exposed(method, ...)`, `crate = \"path\"`, `typed(T, ...)`"
                     ),
                 );
                 skip_value(&meta)?;
@@ -130,12 +155,42 @@ fn skip_value(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
     Ok(())
 }
 
-/// The annotated impl block, with our `#[proxy]` markers taken off.
+/// The annotated impl block, with our markers taken off.
 pub(crate) struct Input {
-    /// The block as the compiler must see it (no `#[proxy]`).
+    /// The block as the compiler must see it (no `#[proxy]`, `#[returns]`,
+    /// `#[undo]`, `#[py]`, and no `#[owner]`, `#[of]` or `#[py]` on
+    /// parameters).
     pub(crate) item: ItemImpl,
-    /// For each item of the block, its `#[proxy]` attribute if it had one.
-    pub(crate) proxy_marks: Vec<Option<syn::Attribute>>,
+    /// For each item of the block, the markers it had.
+    pub(crate) marks: Vec<Marks>,
+}
+
+/// Our markers on one method of the block.
+#[derive(Default)]
+pub(crate) struct Marks {
+    /// `#[proxy]`: the method returns a served object.
+    pub(crate) proxy: Option<syn::Attribute>,
+    /// `#[returns(T)]`: the typed proxies' result type.
+    pub(crate) returns: Option<syn::Attribute>,
+    /// `#[undo(path)]`: what the async proxy does with a result nobody
+    /// awaits any more.
+    pub(crate) undo: Option<syn::Attribute>,
+    /// `#[py(...)]`: the method's Python names.
+    pub(crate) py: Vec<syn::Attribute>,
+    /// For each parameter after the receiver, its markers.
+    pub(crate) params: Vec<ParamMarks>,
+}
+
+/// Our markers on one parameter.
+#[derive(Default, Clone)]
+pub(crate) struct ParamMarks {
+    /// `#[owner]`: the calling thread or task, filled in by the proxy.
+    pub(crate) owner: Option<syn::Attribute>,
+    /// `#[of(T)]`, `#[of(&T)]`, `#[of(impl Trait)]`: the proxy's type for a
+    /// dynamic value.
+    pub(crate) of: Option<syn::Attribute>,
+    /// `#[py(...)]`: how Python passes it.
+    pub(crate) py: Option<syn::Attribute>,
 }
 
 /// An item `#[shared]` refuses whole.
@@ -175,10 +230,10 @@ pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, Re
             return Err(refused(tokens));
         }
     };
-    let proxy_marks = item
+    let marks = item
         .items
         .iter_mut()
-        .map(|i| take_proxy_mark(i, errors))
+        .map(|i| take_marks(i, errors))
         .collect();
     if let Some((_, path, _)) = &item.trait_ {
         errors.error(
@@ -190,7 +245,7 @@ pub(crate) fn item(tokens: TokenStream, errors: &mut Errors) -> Result<Input, Re
             block: Some(Box::new(item)),
         });
     }
-    Ok(Input { item, proxy_marks })
+    Ok(Input { item, marks })
 }
 
 fn describe(item: &Item) -> (proc_macro2::Span, &'static str) {
@@ -205,20 +260,52 @@ fn describe(item: &Item) -> (proc_macro2::Span, &'static str) {
     }
 }
 
-fn take_proxy_mark(item: &mut ImplItem, errors: &mut Errors) -> Option<syn::Attribute> {
-    let ImplItem::Fn(method) = item else {
-        return None;
-    };
-    let position = method
-        .attrs
-        .iter()
-        .position(|a| a.path().is_ident("proxy"))?;
-    let attr = method.attrs.remove(position);
-    if !matches!(attr.meta, syn::Meta::Path(_)) {
-        errors.error(&attr, "`#[proxy]` takes no arguments");
-    }
-    if let Some(second) = method.attrs.iter().position(|a| a.path().is_ident("proxy")) {
-        errors.error(method.attrs.remove(second), "duplicate `#[proxy]`");
+/// Take one marker attribute `name` off `attrs`; a second is an error.
+fn take(
+    attrs: &mut Vec<syn::Attribute>,
+    name: &str,
+    errors: &mut Errors,
+) -> Option<syn::Attribute> {
+    let position = attrs.iter().position(|a| a.path().is_ident(name))?;
+    let attr = attrs.remove(position);
+    while let Some(second) = attrs.iter().position(|a| a.path().is_ident(name)) {
+        errors.error(attrs.remove(second), format!("duplicate `#[{name}]`"));
     }
     Some(attr)
+}
+
+fn take_marks(item: &mut ImplItem, errors: &mut Errors) -> Marks {
+    let ImplItem::Fn(method) = item else {
+        return Marks::default();
+    };
+    let proxy = take(&mut method.attrs, "proxy", errors);
+    if let Some(attr) = &proxy {
+        if !matches!(attr.meta, syn::Meta::Path(_)) {
+            errors.error(attr, "`#[proxy]` takes no arguments");
+        }
+    }
+    let mut py = Vec::new();
+    while let Some(position) = method.attrs.iter().position(|a| a.path().is_ident("py")) {
+        py.push(method.attrs.remove(position));
+    }
+    let params = method
+        .sig
+        .inputs
+        .iter_mut()
+        .filter_map(|input| match input {
+            syn::FnArg::Typed(typed) => Some(ParamMarks {
+                owner: take(&mut typed.attrs, "owner", errors),
+                of: take(&mut typed.attrs, "of", errors),
+                py: take(&mut typed.attrs, "py", errors),
+            }),
+            syn::FnArg::Receiver(_) => None,
+        })
+        .collect();
+    Marks {
+        proxy,
+        returns: take(&mut method.attrs, "returns", errors),
+        undo: take(&mut method.attrs, "undo", errors),
+        py,
+        params,
+    }
 }

@@ -27,10 +27,11 @@ use serde::Serialize;
 
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::object::MethodRef;
 use crate::object::RemoteRefs;
 use crate::options::ManagerOptions;
 use crate::token::Token;
-use crate::wire::{self, DebugEntry, MethodRef, Request};
+use crate::wire::{self, DebugEntry, Request};
 use blocking::Pool;
 pub(crate) use multiplexed::start_undo;
 use multiplexed::Link;
@@ -266,7 +267,7 @@ impl Client {
     ) -> Result<R> {
         let (session, pool, _) = self.native("method calls of a typed proxy")?;
         let id = session.next_request();
-        let request = Request::call(id, object, method);
+        let request = method.request(id, object);
         let timeout = timeout.or(self.inner.call_timeout);
         pool.roundtrip(session, id, &request, Some(args), timeout, decode)
     }
@@ -285,12 +286,7 @@ impl Client {
         decode: impl FnOnce(&[u8]) -> Result<R>,
     ) -> Result<R> {
         let (session, _, link) = self.native("async proxies")?;
-        let call = link.request(
-            session,
-            |id| Request::call(id, object, method),
-            Some(args),
-            decode,
-        );
+        let call = link.request(session, |id| method.request(id, object), Some(args), decode);
         match timeout.or(self.inner.call_timeout) {
             None => call.await,
             Some(after) => {

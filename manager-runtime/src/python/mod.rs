@@ -13,4 +13,5 @@ pub mod frame;
 pub mod handshake;
 pub mod names;
 pub mod pickle;
+pub mod table;
 pub mod value;

@@ -15,10 +15,11 @@ use tokio::sync::oneshot;
 use super::dedicated::{Own, Seat};
 use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
+use crate::object::MethodRef;
 use crate::object::{Host, Outcome};
 use crate::transport::Socket;
 use crate::wait::{Spin, Spun};
-use crate::wire::{self, MethodRef, Request, Response};
+use crate::wire::{self, Request, Response};
 
 type Writer<S> = Arc<tokio::sync::Mutex<<S as Socket>::Write>>;
 
@@ -176,6 +177,7 @@ async fn serve_session<S: Socket>(
                     name: method,
                     fingerprint,
                     index,
+                    python: &[],
                 };
                 match state.core.call(session, object, method, payload) {
                     Outcome::Ready(result) => (id, result),

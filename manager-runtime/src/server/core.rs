@@ -14,10 +14,11 @@ use std::task::{Context, Poll};
 use super::table::{Entry, Table};
 use crate::address::Address;
 use crate::error::RemoteError;
+use crate::object::MethodRef;
 use crate::object::{CallContext, Host, Object, Outcome, RemoteRefs, ReplyFuture};
 use crate::registry::Registry;
 use crate::token::Token;
-use crate::wire::{self, DebugEntry, MethodRef};
+use crate::wire::{self, DebugEntry};
 
 /// An object as it is served: itself, its typeid, its exposed set.
 pub(super) type Served = (

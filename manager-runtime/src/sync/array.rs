@@ -57,19 +57,24 @@ pub mod server {
         (start, stop.max(start))
     }
 
-    #[crate::shared(typeid = "Array")]
+    #[crate::shared(typeid = "Array", typed(T))]
     impl Array {
         /// Python's `len(array)`.
+        #[py("__len__")]
         pub fn len(&self) -> usize {
             lock(&self.items).len()
         }
 
         /// Whether the array has no elements.
+        #[py("__len__", outgoing, back = is_zero)]
         pub fn is_empty(&self) -> bool {
             lock(&self.items).is_empty()
         }
 
-        /// Python's `array[index]`; negative indexes count from the end.
+        /// Python's `array[index]`; negative indexes count from the end, and
+        /// an index out of range is [`SyncError::IndexError`].
+        #[py("__getitem__")]
+        #[returns(T)]
         pub fn get(&self, index: i64) -> Result<Value, SyncError> {
             let items = lock(&self.items);
             position(index, items.len())
@@ -78,7 +83,8 @@ pub mod server {
         }
 
         /// Python's `array[index] = value`.
-        pub fn set(&self, index: i64, value: Value) -> Result<(), SyncError> {
+        #[py("__setitem__")]
+        pub fn set(&self, index: i64, #[of(&T)] value: Value) -> Result<(), SyncError> {
             let out_of_range =
                 || SyncError::IndexError("array assignment index out of range".into());
             // The length never changes, so the index stays right.
@@ -89,8 +95,11 @@ pub mod server {
             Ok(())
         }
 
-        /// Python's `array[start:stop]`; `None` is an omitted bound.
-        pub fn get_slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
+        /// Python's `array[start:stop]`; `None` is an omitted bound, and
+        /// bounds are clamped as Python clamps them.
+        #[py("__getitem__", slice)]
+        #[returns(Vec<T>)]
+        pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Vec<Value> {
             let items = lock(&self.items);
             let (start, stop) = bounds(start, stop, items.len());
             items[start..stop].to_vec()
@@ -98,12 +107,19 @@ pub mod server {
 
         /// Python's `array[start:stop] = values`. The length of an array is
         /// fixed: `values` must be as long as the slice (ValueError).
+        #[py("__setitem__", slice, incoming)]
         pub fn set_slice(
             &self,
             start: Option<i64>,
             stop: Option<i64>,
-            values: Vec<Value>,
+            #[of(&[T])] values: Value,
         ) -> Result<(), SyncError> {
+            let Value::List(values) = values else {
+                return Err(SyncError::TypeError(format!(
+                    "can only assign a sequence to an array slice, not '{}'",
+                    values.type_name()
+                )));
+            };
             // The length never changes, so the bounds stay right.
             let (start, stop) = bounds(start, stop, self.len());
             if values.len() != stop - start {
@@ -122,165 +138,18 @@ pub mod server {
         }
 
         /// Every element, in order (Python's `array[:]`).
+        #[py("#GETVALUE", incoming)]
+        #[py("__getitem__", slice, outgoing)]
+        #[returns(Vec<T>)]
         pub fn to_vec(&self) -> Vec<Value> {
             lock(&self.items).clone()
         }
     }
 }
 
-/// Typed proxies of this family.
+/// Typed proxies of this family, generated with the server.
 pub mod typed {
-    use std::future::Future;
-    use std::marker::PhantomData;
-
-    use serde::de::DeserializeOwned;
-    use serde::Serialize;
-
-    use super::server::{ArrayAsyncProxy as RawArrayAsyncProxy, ArrayProxy as RawArrayProxy};
-    use crate::sync::typed::{decode, flatten, typed_proxy};
-    use crate::value::{to_value, Value};
-    use crate::Proxy;
-    use crate::Result;
-
-    /// A typed proxy of a shared [`Array`](super::server::Array) of `T`
-    /// (Python's `ArrayProxy`): `len`, indexing with negative indexes, item
-    /// and slice assignment. Out-of-range indexes fail with
-    /// [`SyncError::IndexError`](crate::SyncError::IndexError).
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let array = manager.array(&[1.5, 2.5, 3.5])?;
-    /// array.set(-1, &0.0)?;
-    /// assert_eq!(array.len()?, 3);
-    /// assert_eq!(array.to_vec()?, [1.5, 2.5, 0.0]);
-    /// # Ok(()) }
-    /// ```
-    pub struct ArrayProxy<T> {
-        raw: RawArrayProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(ArrayProxy<T>, RawArrayProxy);
-
-    impl<T> ArrayProxy<T> {
-        /// The async proxy of the same array (another reference).
-        pub fn to_async(&self) -> ArrayAsyncProxy<T> {
-            self.raw.to_async().into()
-        }
-
-        /// Python's `len(array)`.
-        pub fn len(&self) -> Result<usize> {
-            self.raw.len()
-        }
-
-        /// Whether the array has no elements.
-        pub fn is_empty(&self) -> Result<bool> {
-            self.raw.is_empty()
-        }
-    }
-
-    impl<T: DeserializeOwned> ArrayProxy<T> {
-        /// Python's `array[index]`; negative indexes count from the end.
-        pub fn get(&self, index: i64) -> Result<T> {
-            decode(self.raw.base(), flatten(self.raw.get(index))?)
-        }
-
-        /// Python's `array[start:stop]`; `None` is an omitted bound, and
-        /// bounds are clamped as Python clamps them.
-        pub fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>> {
-            decode(
-                self.raw.base(),
-                Value::List(self.raw.get_slice(start, stop)?),
-            )
-        }
-
-        /// Every element, in order (Python's `array[:]`).
-        pub fn to_vec(&self) -> Result<Vec<T>> {
-            decode(self.raw.base(), Value::List(self.raw.to_vec()?))
-        }
-    }
-
-    impl<T: Serialize> ArrayProxy<T> {
-        /// Python's `array[index] = value`.
-        pub fn set(&self, index: i64, value: &T) -> Result<()> {
-            flatten(self.raw.set(index, to_value(value)?))
-        }
-
-        /// Python's `array[start:stop] = values`; `values` must be as long
-        /// as the slice, since an array's length is fixed (ValueError).
-        pub fn set_slice(&self, start: Option<i64>, stop: Option<i64>, values: &[T]) -> Result<()> {
-            flatten(self.raw.set_slice(start, stop, to_values(values)?))
-        }
-    }
-
-    /// The async form of [`ArrayProxy`].
-    pub struct ArrayAsyncProxy<T> {
-        raw: RawArrayAsyncProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(ArrayAsyncProxy<T>, RawArrayAsyncProxy);
-
-    impl<T> ArrayAsyncProxy<T> {
-        /// The blocking proxy of the same array (another reference).
-        pub fn to_blocking(&self) -> ArrayProxy<T> {
-            self.raw.to_blocking().into()
-        }
-
-        /// Python's `len(array)`.
-        pub async fn len(&self) -> Result<usize> {
-            self.raw.len().await
-        }
-
-        /// Whether the array has no elements.
-        pub async fn is_empty(&self) -> Result<bool> {
-            self.raw.is_empty().await
-        }
-    }
-
-    impl<T: DeserializeOwned> ArrayAsyncProxy<T> {
-        /// Python's `array[index]`; see [`ArrayProxy::get`].
-        pub async fn get(&self, index: i64) -> Result<T> {
-            decode(self.raw.base(), flatten(self.raw.get(index).await)?)
-        }
-
-        /// Python's `array[start:stop]`; see [`ArrayProxy::slice`].
-        pub async fn slice(&self, start: Option<i64>, stop: Option<i64>) -> Result<Vec<T>> {
-            let items = self.raw.get_slice(start, stop).await?;
-            decode(self.raw.base(), Value::List(items))
-        }
-
-        /// Every element, in order.
-        pub async fn to_vec(&self) -> Result<Vec<T>> {
-            decode(self.raw.base(), Value::List(self.raw.to_vec().await?))
-        }
-    }
-
-    impl<T: Serialize> ArrayAsyncProxy<T> {
-        /// Python's `array[index] = value`.
-        pub fn set(&self, index: i64, value: &T) -> impl Future<Output = Result<()>> + Send + '_ {
-            let value = to_value(value);
-            async move { flatten(self.raw.set(index, value?).await) }
-        }
-
-        /// Python's `array[start:stop] = values`; see
-        /// [`ArrayProxy::set_slice`].
-        pub fn set_slice(
-            &self,
-            start: Option<i64>,
-            stop: Option<i64>,
-            values: &[T],
-        ) -> impl Future<Output = Result<()>> + Send + '_ {
-            let values = to_values(values);
-            async move { flatten(self.raw.set_slice(start, stop, values?).await) }
-        }
-    }
-
-    fn to_values<T: Serialize>(values: &[T]) -> Result<Vec<Value>> {
-        Ok(values.iter().map(to_value).collect::<Result<_, _>>()?)
-    }
+    pub use super::server::{ArrayAsyncProxy, ArrayProxy};
 }
 
 use typed::ArrayProxy;
@@ -298,14 +167,26 @@ pub(crate) fn register(registry: &mut Registry) {
 impl SyncManager {
     /// A new shared `Array` holding `items` (Python's
     /// `manager.Array(typecode, sequence)`; the type parameter plays the
-    /// typecode's part). Its length never changes.
+    /// typecode's part). Its length never changes: `len`, indexing with
+    /// negative indexes, item and slice assignment. Out-of-range indexes
+    /// fail with [`SyncError::IndexError`](crate::SyncError::IndexError).
+    ///
+    /// ```
+    /// # fn main() -> manager_runtime::Result<()> {
+    /// let manager = manager_runtime::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let array = manager.array(&[1.5, 2.5, 3.5])?;
+    /// array.set(-1, &0.0)?;
+    /// assert_eq!(array.len()?, 3);
+    /// assert_eq!(array.to_vec()?, [1.5, 2.5, 0.0]);
+    /// # Ok(()) }
+    /// ```
     pub fn array<T: Serialize>(&self, items: &[T]) -> Result<ArrayProxy<T>> {
         let items = items
             .iter()
             .map(to_value)
             .collect::<std::result::Result<Vec<_>, _>>()?;
-        let raw: server::ArrayProxy = self.create("Array", &(items,))?;
-        Ok(raw.into())
+        self.create("Array", &(items,))
     }
 
     /// Async form of [`array`](Self::array).

@@ -22,26 +22,30 @@ impl Default for Event {
     }
 }
 
-#[crate::shared(typeid = "Event")]
+#[crate::shared(typeid = "Event", typed)]
 impl Event {
     /// Whether the flag is set.
+    #[py("is_set")]
     pub fn is_set(&self) -> bool {
         *self.flag.borrow()
     }
 
     /// Set the flag, waking every waiter.
+    #[py("set")]
     pub fn set(&self) {
         self.flag.send_replace(true);
     }
 
     /// Clear the flag.
+    #[py("clear")]
     pub fn clear(&self) {
         self.flag.send_replace(false);
     }
 
     /// Wait until the flag is set, at most `timeout` (`None`: forever).
     /// Returns the flag: `false` means the wait timed out.
-    pub async fn wait(&self, timeout: Option<Duration>) -> bool {
+    #[py("wait", timeout = zero)]
+    pub async fn wait(&self, #[py(default = None)] timeout: Option<Duration>) -> bool {
         let mut flag = self.flag.subscribe();
         let set = async move { flag.wait_for(|set| *set).await.is_ok() };
         match timeout {

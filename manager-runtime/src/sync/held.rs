@@ -219,6 +219,12 @@ impl Removed {
         }
     }
 
+    /// A value that holds no references of a container (a default sent
+    /// back in place of one).
+    pub(crate) fn plain(value: Value) -> Removed {
+        Removed::holding(value, Vec::new(), None)
+    }
+
     /// The value.
     pub fn into_value(mut self) -> Value {
         std::mem::take(&mut self.value)

@@ -67,7 +67,7 @@ mod namespace;
 mod pool;
 mod queue;
 mod shared_value;
-mod typed;
+pub(crate) mod typed;
 
 pub use manager::SyncManager;
 

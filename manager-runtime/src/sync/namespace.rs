@@ -55,10 +55,11 @@ pub mod server {
         }
     }
 
-    #[crate::shared(typeid = "Namespace")]
+    #[crate::shared(typeid = "Namespace", typed, own_display)]
     impl Namespace {
         /// Python's `getattr(namespace, name)`; a missing attribute fails
         /// with `KeyError` (Python's `AttributeError`).
+        #[py("__getattribute__", key_error = AttributeError)]
         pub fn getattr(&self, name: &str) -> Result<Value, SyncError> {
             lock(&self.attributes)
                 .iter()
@@ -68,6 +69,7 @@ pub mod server {
         }
 
         /// Python's `setattr(namespace, name, value)`.
+        #[py("__setattr__")]
         pub fn setattr(&self, name: &str, value: Value) -> Result<(), SyncError> {
             check_name(name)?;
             self.held.retain(&value)?;
@@ -89,6 +91,7 @@ pub mod server {
 
         /// Python's `delattr(namespace, name)`; a missing attribute fails
         /// with `KeyError` (Python's `AttributeError`).
+        #[py("__delattr__", key_error = AttributeError)]
         pub fn delattr(&self, name: &str) -> Result<(), SyncError> {
             let old = {
                 let mut attributes = lock(&self.attributes);
@@ -103,11 +106,13 @@ pub mod server {
         }
 
         /// Python's `hasattr(namespace, name)`.
+        #[py("__getattribute__", outgoing, back = false_on_attribute_error)]
         pub fn hasattr(&self, name: &str) -> bool {
             lock(&self.attributes).iter().any(|(n, _)| n == name)
         }
 
         /// The attribute names, in the order they were first set.
+        #[py("#GETVALUE", outgoing, back = attribute_names)]
         pub fn attributes(&self) -> Vec<String> {
             lock(&self.attributes)
                 .iter()
@@ -117,7 +122,8 @@ pub mod server {
 
         /// Every attribute, as a map from name to value (Python's
         /// `vars(namespace)`).
-        pub fn to_map(&self) -> Value {
+        #[py("#GETVALUE", reply = namespace, back = namespace_map)]
+        pub fn vars(&self) -> Value {
             Value::Map(
                 lock(&self.attributes)
                     .iter()
@@ -128,6 +134,7 @@ pub mod server {
 
         /// Python's `repr(namespace)`: `Namespace(name='Bob', x=10)`, the
         /// `name=value` items sorted as Python sorts them.
+        #[py("__repr__", "__str__")]
         pub fn repr(&self) -> String {
             let mut items: Vec<String> = lock(&self.attributes)
                 .iter()
@@ -139,170 +146,77 @@ pub mod server {
     }
 }
 
-/// Typed proxies of this family.
+/// Typed proxies of this family: generated with the server (the
+/// attributes as dynamic values, `getattr`, `setattr`, ...), and each
+/// attribute read and written with its own type.
 pub mod typed {
     use std::fmt;
-    use std::future::Future;
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
     use super::check_name;
-    use super::server::{
-        NamespaceAsyncProxy as RawNamespaceAsyncProxy, NamespaceProxy as RawNamespaceProxy,
-    };
-    use crate::sync::typed::{decode, flatten, typed_proxy};
+    pub use super::server::{NamespaceAsyncProxy, NamespaceProxy};
+    use crate::sync::typed::{decode, dual_proxy};
     use crate::value::to_value;
     use crate::Proxy;
-    use crate::{Error, Result};
+    use crate::Result;
 
-    /// A typed proxy of a shared [`Namespace`](super::server::Namespace)
-    /// (Python's `NamespaceProxy`): each attribute is read and written with
-    /// its own type. Names starting with `_` belong to the proxy in
-    /// Python, never to the shared object; here they are refused with
-    /// [`SyncError::ValueError`](crate::SyncError::ValueError) before
-    /// anything is sent. Its printed form is the namespace's,
-    /// `Namespace(name='Bob')`.
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let ns = manager.namespace()?;
-    /// ns.set("name", "Bob")?;
-    /// ns.set("age", &42)?;
-    /// assert_eq!(ns.get::<String>("name")?, "Bob");
-    /// assert_eq!(ns.to_string(), "Namespace(age=42, name='Bob')");
-    /// # Ok(()) }
-    /// ```
-    pub struct NamespaceProxy {
-        raw: RawNamespaceProxy,
-    }
+    dual_proxy! {
+        impl NamespaceProxy, NamespaceAsyncProxy {
+            /// The attribute `name` as a `T` (Python's `namespace.name`); a
+            /// missing attribute fails with
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError). Names
+            /// starting with `_` belong to the proxy in Python, never to the
+            /// shared object; here they are refused with
+            /// [`SyncError::ValueError`](crate::SyncError::ValueError) before
+            /// anything is sent.
+            pub fn get<T>(&self, name: &str) -> Result<T> where [T: DeserializeOwned] {
+                check_name(name)?;
+                decode(self.base(), wait!(self.getattr(name))?)
+            }
 
-    typed_proxy!(NamespaceProxy, RawNamespaceProxy, own Display);
+            /// Set the attribute `name` (Python's `namespace.name = value`).
+            pub fn set<T>(&self, name: &str, value: &T) -> Result<()>
+            where [T: Serialize + ?Sized]
+            {
+                check_name(name)?;
+                let value = to_value(value)?;
+                wait!(self.setattr(name, value))
+            }
 
-    impl NamespaceProxy {
-        /// The async proxy of the same namespace (another reference).
-        pub fn to_async(&self) -> NamespaceAsyncProxy {
-            self.raw.to_async().into()
-        }
+            /// Delete the attribute `name` (Python's `del namespace.name`); a
+            /// missing attribute fails with
+            /// [`SyncError::KeyError`](crate::SyncError::KeyError).
+            pub fn delete(&self, name: &str) -> Result<()> {
+                check_name(name)?;
+                wait!(self.delattr(name))
+            }
 
-        /// The attribute `name` as a `T` (Python's `namespace.name`); a
-        /// missing attribute fails with
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError).
-        pub fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-            check_name(name)?;
-            decode(self.raw.base(), flatten(self.raw.getattr(name))?)
-        }
+            /// Whether the attribute `name` is set (Python's `hasattr`).
+            pub fn contains(&self, name: &str) -> Result<bool> {
+                check_name(name)?;
+                wait!(self.hasattr(name))
+            }
 
-        /// Set the attribute `name` (Python's `namespace.name = value`).
-        pub fn set<T: Serialize + ?Sized>(&self, name: &str, value: &T) -> Result<()> {
-            check_name(name)?;
-            flatten(self.raw.setattr(name, to_value(value)?))
-        }
-
-        /// Delete the attribute `name` (Python's `del namespace.name`); a
-        /// missing attribute fails with
-        /// [`SyncError::KeyError`](crate::SyncError::KeyError).
-        pub fn delete(&self, name: &str) -> Result<()> {
-            check_name(name)?;
-            flatten(self.raw.delattr(name))
-        }
-
-        /// Whether the attribute `name` is set (Python's `hasattr`).
-        pub fn contains(&self, name: &str) -> Result<bool> {
-            check_name(name)?;
-            self.raw.hasattr(name)
-        }
-
-        /// The attribute names, in the order they were first set.
-        pub fn attributes(&self) -> Result<Vec<String>> {
-            self.raw.attributes()
-        }
-
-        /// Every attribute at once, as a map from name to value or as a
-        /// struct whose fields are the attributes (Python's `vars()`).
-        pub fn to_map<M: DeserializeOwned>(&self) -> Result<M> {
-            decode(self.raw.base(), self.raw.to_map()?)
-        }
-
-        /// The namespace's printed form, `Namespace(name='Bob')`.
-        pub fn repr(&self) -> Result<String> {
-            self.raw.repr()
+            /// Every attribute at once, as a map from name to value or as a
+            /// struct whose fields are the attributes (Python's `vars()`).
+            pub fn to_map<M>(&self) -> Result<M> where [M: DeserializeOwned] {
+                decode(self.base(), wait!(self.vars())?)
+            }
         }
     }
 
     impl fmt::Display for NamespaceProxy {
         /// The namespace's printed form, fetched from the server (Python's
         /// `str(namespace)`); the proxy's own form if the server cannot be
-        /// reached.
+        /// reached. (The async proxy prints its own form, since printing
+        /// cannot wait: use its [`repr`](NamespaceAsyncProxy::repr).)
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             match self.repr() {
                 Ok(repr) => f.write_str(&repr),
-                Err(_) => fmt::Display::fmt(&self.raw, f),
+                Err(_) => self.base().describe("NamespaceProxy", f),
             }
-        }
-    }
-
-    /// The async form of [`NamespaceProxy`]. Its `Display` is the proxy's
-    /// own form, since printing cannot wait for the server: use
-    /// [`repr`](Self::repr) for the namespace's.
-    pub struct NamespaceAsyncProxy {
-        raw: RawNamespaceAsyncProxy,
-    }
-
-    typed_proxy!(NamespaceAsyncProxy, RawNamespaceAsyncProxy);
-
-    impl NamespaceAsyncProxy {
-        /// The blocking proxy of the same namespace (another reference).
-        pub fn to_blocking(&self) -> NamespaceProxy {
-            self.raw.to_blocking().into()
-        }
-
-        /// The attribute `name`; see [`NamespaceProxy::get`].
-        pub async fn get<T: DeserializeOwned>(&self, name: &str) -> Result<T> {
-            check_name(name)?;
-            decode(self.raw.base(), flatten(self.raw.getattr(name).await)?)
-        }
-
-        /// Set the attribute `name`; see [`NamespaceProxy::set`].
-        pub fn set<'a, T: Serialize + ?Sized>(
-            &'a self,
-            name: &'a str,
-            value: &T,
-        ) -> impl Future<Output = Result<()>> + Send + 'a {
-            let value = match check_name(name) {
-                Ok(()) => to_value(value).map_err(Error::from),
-                Err(e) => Err(Error::Sync(e)),
-            };
-            async move { flatten(self.raw.setattr(name, value?).await) }
-        }
-
-        /// Delete the attribute `name`; see [`NamespaceProxy::delete`].
-        pub async fn delete(&self, name: &str) -> Result<()> {
-            check_name(name)?;
-            flatten(self.raw.delattr(name).await)
-        }
-
-        /// Whether the attribute `name` is set.
-        pub async fn contains(&self, name: &str) -> Result<bool> {
-            check_name(name)?;
-            self.raw.hasattr(name).await
-        }
-
-        /// The attribute names, in the order they were first set.
-        pub async fn attributes(&self) -> Result<Vec<String>> {
-            self.raw.attributes().await
-        }
-
-        /// Every attribute at once; see [`NamespaceProxy::to_map`].
-        pub async fn to_map<M: DeserializeOwned>(&self) -> Result<M> {
-            decode(self.raw.base(), self.raw.to_map().await?)
-        }
-
-        /// The namespace's printed form, `Namespace(name='Bob')`.
-        pub async fn repr(&self) -> Result<String> {
-            self.raw.repr().await
         }
     }
 }
@@ -318,10 +232,23 @@ pub(crate) fn register(registry: &mut Registry) {
 }
 
 impl SyncManager {
-    /// A new shared `Namespace`, empty (Python's `manager.Namespace()`).
+    /// A new shared `Namespace`, empty (Python's `manager.Namespace()`):
+    /// each attribute is read and written with its own type. Its printed
+    /// form is the namespace's, `Namespace(name='Bob')`.
+    ///
+    /// ```
+    /// # fn main() -> manager_runtime::Result<()> {
+    /// let manager = manager_runtime::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let ns = manager.namespace()?;
+    /// ns.set("name", "Bob")?;
+    /// ns.set("age", &42)?;
+    /// assert_eq!(ns.get::<String>("name")?, "Bob");
+    /// assert_eq!(ns.to_string(), "Namespace(age=42, name='Bob')");
+    /// # Ok(()) }
+    /// ```
     pub fn namespace(&self) -> Result<NamespaceProxy> {
-        let raw: server::NamespaceProxy = self.create("Namespace", &())?;
-        Ok(raw.into())
+        self.create("Namespace", &())
     }
 
     /// Async form of [`namespace`](Self::namespace).

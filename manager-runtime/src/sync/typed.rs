@@ -38,14 +38,6 @@ pub(crate) fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Res
     decoded
 }
 
-/// [`decode`] of a list of values as a `Vec<T>`.
-pub(crate) fn decode_all<T: DeserializeOwned>(
-    base: &ProxyBase,
-    values: Vec<Value>,
-) -> Result<Vec<T>> {
-    decode(base, Value::List(values))
-}
-
 /// The impls every typed proxy shares, for a struct whose `raw` field is
 /// the generated proxy it wraps: `raw()`, `From` that proxy,
 /// [`Proxy`](crate::Proxy), `Clone` (another reference), `Debug`,
@@ -278,3 +270,80 @@ pub fn task_owner() -> u64 {
         None => crate::caller_id(),
     }
 }
+
+/// A typed proxy's result from what the server sent (`R`, the served
+/// method's result): values decoded as the caller's types (proxies in them
+/// adopted by the caller's session), Python's exception folded into
+/// [`Error::Sync`]. `#[shared(typed)]` proxies return through it.
+pub trait FromReply<R>: Sized {
+    /// `raw`, from a reply of `base`'s object, as `Self`.
+    fn from_reply(base: &ProxyBase, raw: R) -> Result<Self>;
+}
+
+impl<T: DeserializeOwned> FromReply<Value> for T {
+    fn from_reply(base: &ProxyBase, raw: Value) -> Result<T> {
+        decode(base, raw)
+    }
+}
+
+impl<T: DeserializeOwned> FromReply<super::held::Removed> for T {
+    fn from_reply(base: &ProxyBase, raw: super::held::Removed) -> Result<T> {
+        decode(base, raw.into_value())
+    }
+}
+
+impl<T: FromReply<R>, R, E: Into<Error>> FromReply<std::result::Result<R, E>> for T {
+    fn from_reply(base: &ProxyBase, raw: std::result::Result<R, E>) -> Result<T> {
+        T::from_reply(base, raw.map_err(Into::into)?)
+    }
+}
+
+impl<T: FromReply<R>, R> FromReply<Option<R>> for Option<T> {
+    fn from_reply(base: &ProxyBase, raw: Option<R>) -> Result<Option<T>> {
+        raw.map(|raw| T::from_reply(base, raw)).transpose()
+    }
+}
+
+impl<T: FromReply<R>, R> FromReply<Vec<R>> for Vec<T> {
+    fn from_reply(base: &ProxyBase, raw: Vec<R>) -> Result<Vec<T>> {
+        raw.into_iter()
+            .map(|raw| T::from_reply(base, raw))
+            .collect()
+    }
+}
+
+impl<A: FromReply<RA>, B: FromReply<RB>, RA, RB> FromReply<(RA, RB)> for (A, B) {
+    fn from_reply(base: &ProxyBase, (a, b): (RA, RB)) -> Result<(A, B)> {
+        Ok((A::from_reply(base, a)?, B::from_reply(base, b)?))
+    }
+}
+
+/// Plain results, as they came.
+macro_rules! from_itself {
+    ($($ty:ty),* $(,)?) => {$(
+        impl FromReply<$ty> for $ty {
+            fn from_reply(_: &ProxyBase, raw: $ty) -> Result<$ty> {
+                Ok(raw)
+            }
+        }
+    )*};
+}
+
+from_itself!(
+    (),
+    bool,
+    u8,
+    u16,
+    u32,
+    u64,
+    usize,
+    i8,
+    i16,
+    i32,
+    i64,
+    isize,
+    f32,
+    f64,
+    String,
+    std::time::Duration,
+);

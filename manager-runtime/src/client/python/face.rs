@@ -1,15 +1,18 @@
-//! Our typed proxies' calls as a CPython server's objects take them: the
-//! inverse of `python::names` (which serves CPython's calls on our
-//! built-ins). A call of one of our methods (`get`, `set`, `put(item,
+//! Our proxies' calls as a CPython server's objects take them: the inverse
+//! of `python::names` (which serves CPython's calls on our objects), read
+//! from the same table (the proxy's type's [`PyMethod`]s, which each call
+//! carries). A call of one of our methods (`get`, `set`, `put_with(item,
 //! block, timeout)`, ...) becomes a `_callmethod` of a Python method
 //! (`__getitem__`, `__setitem__`, `put`, ...) with Python's arguments, and
-//! its reply is shaped as our method's result would be.
+//! its reply is shaped as our method's result would be. The face of a
+//! typeid ([`Face`]) says only which CPython proxy class its objects are.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::python::pickle::{Global, Object};
+use crate::python::table::{PyBack, PyKind, PyMethod, PyTimeout};
 use crate::value::Value;
 
 /// How the objects of a CPython typeid are driven.
@@ -77,57 +80,18 @@ pub(super) fn face_of_class(class: Global, typeid: &str, exposed: &[String]) -> 
     }
 }
 
-/// How the Python result becomes ours.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Back {
-    /// The value as it is.
-    Plain,
-    /// Nothing (`()`), whatever came back.
-    Nothing,
-    /// `__len__() == 0`.
-    IsZero,
-    /// `Some(value)`, or `None` on `KeyError`.
-    OptionOnKeyError,
-    /// `true`, or `false` on `AttributeError`.
-    FalseOnAttributeError,
-    /// A `Namespace`'s attributes as a map.
-    NamespaceMap,
-    /// A `Namespace`'s attribute names.
-    AttributeNames,
-    /// A list, reversed.
-    Reversed,
-    /// `Some(item)`, or `None` on `StopIteration`.
-    Next,
-}
-
 /// One `_callmethod` to send.
 #[derive(Debug, Clone, PartialEq)]
 pub(super) struct Outgoing {
     pub method: String,
     pub args: Vec<Object>,
     pub kwds: Vec<(String, Object)>,
-    pub back: Back,
+    pub back: PyBack,
 }
 
-fn call(method: &str, args: Vec<Object>) -> Outgoing {
-    Outgoing {
-        method: method.into(),
-        args,
-        kwds: Vec::new(),
-        back: Back::Plain,
-    }
-}
-
-impl Outgoing {
-    fn back(mut self, back: Back) -> Outgoing {
-        self.back = back;
-        self
-    }
-}
-
-fn unsupported(face: Face, method: &str) -> Error {
+fn unsupported(method: &str) -> Error {
     Error::Remote(crate::error::RemoteError::BadRequest(format!(
-        "`{method}` has no equivalent on a CPython server's {face:?} object (pickle mode)"
+        "`{method}` has no equivalent on a CPython server's object (pickle mode)"
     )))
 }
 
@@ -140,170 +104,123 @@ fn seconds(value: &Value) -> Result<Option<f64>> {
     Ok(Some(duration.as_secs_f64()))
 }
 
-fn timeout_object(value: &Value) -> Result<Object> {
-    Ok(seconds(value)?.map_or(Object::None, Object::Float))
-}
-
-fn slice(start: &Value, stop: &Value, step: &Value, to: &dyn Fn(&Value) -> Object) -> Object {
-    Object::Slice(Box::new([to(start), to(stop), to(step)]))
-}
-
-/// Our call of `method` with `args` on an object of face `face`, as the
-/// Python call that does it; `to` turns a value into a Python object.
+/// Our call of `method` with `args` on an object whose type's Python table
+/// is `table` (empty: the method by its own name, positional arguments),
+/// as the Python call that does it; `to` turns a value into a Python
+/// object.
 pub(super) fn outgoing(
-    face: Face,
+    table: &[PyMethod],
     method: &str,
     args: &[Value],
     to: &dyn Fn(&Value) -> Object,
 ) -> Result<Outgoing> {
-    let arg = |at: usize| -> Result<&Value> {
-        args.get(at).ok_or_else(|| {
-            Error::codec(
-                format!("the arguments of `{method}`"),
-                format!("argument {at} is missing"),
-            )
-        })
+    if table.is_empty() {
+        return Ok(Outgoing {
+            method: method.into(),
+            args: args.iter().map(to).collect(),
+            kwds: Vec::new(),
+            back: PyBack::Plain,
+        });
+    }
+    let mut ours = table
+        .iter()
+        .filter(|e| e.method == method && !e.options.incoming);
+    let entry = {
+        let all: Vec<&PyMethod> = ours.by_ref().collect();
+        all.iter()
+            .find(|e| e.options.outgoing)
+            .or(all.first())
+            .copied()
+            .ok_or_else(|| unsupported(method))?
     };
-    let obj = |at: usize| -> Result<Object> { arg(at).map(to) };
-    let all = || args.iter().map(to).collect::<Vec<_>>();
-    Ok(match (face, method) {
-        (Face::Plain, _) => call(method, all()),
-        (Face::Dict | Face::List, "len") => call("__len__", vec![]),
-        (Face::Dict | Face::List, "is_empty") => call("__len__", vec![]).back(Back::IsZero),
-        (Face::Dict | Face::List, "contains") => call("__contains__", vec![obj(0)?]),
-        (Face::Dict | Face::List, "repr") => call("__repr__", vec![]),
-        (Face::Dict, "get") => call("__getitem__", vec![obj(0)?]),
-        (Face::Dict, "get_opt") => call("__getitem__", vec![obj(0)?]).back(Back::OptionOnKeyError),
-        (Face::Dict, "set") => call("__setitem__", vec![obj(0)?, obj(1)?]).back(Back::Nothing),
-        (Face::Dict, "del") => call("__delitem__", vec![obj(0)?]).back(Back::Nothing),
-        (Face::Dict, "clear" | "items" | "keys" | "values" | "popitem") => call(method, vec![]),
-        (Face::Dict, "pop") => call("pop", vec![obj(0)?]),
-        (Face::Dict, "pop_opt") => call("pop", vec![obj(0)?]).back(Back::OptionOnKeyError),
-        (Face::Dict, "setdefault") => call("setdefault", vec![obj(0)?, obj(1)?]),
-        (Face::Dict, "update") => call("update", vec![obj(0)?]).back(Back::Nothing),
-        (Face::Dict, "iter") => call("__iter__", vec![]),
-        (Face::List, "get") => call("__getitem__", vec![obj(0)?]),
-        (Face::List, "set") => call("__setitem__", vec![obj(0)?, obj(1)?]).back(Back::Nothing),
-        (Face::List, "del") => call("__delitem__", vec![obj(0)?]).back(Back::Nothing),
-        (Face::List, "get_slice") => {
-            call("__getitem__", vec![slice(arg(0)?, arg(1)?, arg(2)?, to)])
+    if args.len() != entry.params.len() {
+        return Err(Error::codec(
+            format!("the arguments of `{method}`"),
+            format!(
+                "{} arguments for {} parameters",
+                args.len(),
+                entry.params.len()
+            ),
+        ));
+    }
+    let options = &entry.options;
+    if options.attr {
+        return Ok(Outgoing {
+            method: "__getattribute__".into(),
+            args: vec![Object::str(method)],
+            kwds: Vec::new(),
+            back: options.back,
+        });
+    }
+    let mut python = Vec::new();
+    let mut kwds = Vec::new();
+    let mut params = entry.params.iter().zip(args).peekable();
+    if options.slice {
+        let mut parts = [Object::None, Object::None, Object::None];
+        for part in &mut parts {
+            match params.next_if(|(p, _)| p.kind == PyKind::OptionalIndex) {
+                Some((_, value)) => *part = to(value),
+                None => break,
+            }
         }
-        (Face::List, "set_slice") => call(
-            "__setitem__",
-            vec![slice(arg(0)?, arg(1)?, arg(2)?, to), obj(3)?],
-        )
-        .back(Back::Nothing),
-        (Face::List, "del_slice") => {
-            call("__delitem__", vec![slice(arg(0)?, arg(1)?, arg(2)?, to)]).back(Back::Nothing)
-        }
-        (Face::List, "clear") => call(
-            "__delitem__",
-            vec![slice(&Value::None, &Value::None, &Value::None, to)],
-        )
-        .back(Back::Nothing),
-        (Face::List, "concat") => call("__add__", vec![obj(0)?]),
-        (Face::List, "repeat") => call("__mul__", vec![obj(0)?]),
-        (Face::List, "imul") => call("__imul__", vec![obj(0)?]).back(Back::Nothing),
-        (Face::List, "extend" | "append" | "remove") => {
-            call(method, vec![obj(0)?]).back(Back::Nothing)
-        }
-        (Face::List, "count") => call("count", vec![obj(0)?]),
-        (Face::List, "insert") => call("insert", vec![obj(0)?, obj(1)?]).back(Back::Nothing),
-        (Face::List, "index") => {
-            // list.index takes no None bounds: leave them out.
-            let mut python = vec![obj(0)?];
-            match (arg(1)?, arg(2)?) {
-                (Value::None, Value::None) => {}
-                (start, Value::None) => python.push(to(start)),
-                (start, stop) => {
-                    python.push(match start {
-                        Value::None => Object::Int(0),
-                        start => to(start),
-                    });
-                    python.push(to(stop));
+        python.push(Object::Slice(Box::new(parts)));
+    }
+    // Optional indices left out at the end (`pop()`, `index(x)`), and one
+    // left out before a given one as 0 (`index(x, 0, stop)`).
+    let mut indices: Vec<Object> = Vec::new();
+    let mut blocking = true;
+    for (param, value) in params {
+        let obj = match param.kind {
+            PyKind::Owner => continue,
+            PyKind::OptionalIndex => {
+                indices.push(to(value));
+                continue;
+            }
+            PyKind::Truth => {
+                blocking = *value != Value::Bool(false);
+                to(value)
+            }
+            PyKind::Timeout => {
+                let locked = matches!(options.timeout, PyTimeout::Lock | PyTimeout::Semaphore);
+                if locked && !blocking {
+                    // Python's acquire takes no timeout when not blocking.
+                    continue;
+                }
+                match (seconds(value)?, options.timeout) {
+                    (None, PyTimeout::Lock) => Object::Int(-1),
+                    (None, _) => Object::None,
+                    (Some(s), _) => Object::Float(s),
                 }
             }
-            call("index", python)
+            _ => to(value),
+        };
+        if param.keyword {
+            kwds.push((param.name.to_string(), obj));
+        } else {
+            python.push(obj);
         }
-        (Face::List, "pop") => match arg(0)? {
-            Value::None => call("pop", vec![]),
-            at => call("pop", vec![to(at)]),
-        },
-        (Face::List, "reverse") => call("reverse", vec![]).back(Back::Nothing),
-        (Face::List, "reversed") => call("#GETVALUE", vec![]).back(Back::Reversed),
-        (Face::List, "to_vec") => call("#GETVALUE", vec![]),
-        (Face::List, "sort") => Outgoing {
-            kwds: vec![("reverse".into(), obj(0)?)],
-            ..call("sort", vec![]).back(Back::Nothing)
-        },
-        (Face::Queue, "put") => {
-            call("put", vec![obj(0)?, obj(1)?, timeout_object(arg(2)?)?]).back(Back::Nothing)
-        }
-        (Face::Queue, "put_nowait") => call("put_nowait", vec![obj(0)?]).back(Back::Nothing),
-        (Face::Queue, "get") => call("get", vec![obj(0)?, timeout_object(arg(1)?)?]),
-        (Face::Queue, "get_nowait" | "qsize" | "empty" | "full") => call(method, vec![]),
-        (Face::Queue, "task_done" | "join") => call(method, vec![]).back(Back::Nothing),
-        // Python's lock.acquire(blocking, timeout): -1 waits for ever, and
-        // a non-blocking call takes no timeout.
-        (Face::Lock | Face::Semaphore | Face::Owned, "acquire") => {
-            let skip = usize::from(face == Face::Owned);
-            let blocking = obj(skip)?;
-            let mut python = vec![blocking.clone()];
-            if blocking != Object::Bool(false) {
-                let wait = seconds(arg(skip + 1)?)?;
-                python.push(match (face, wait) {
-                    (Face::Semaphore, None) => Object::None,
-                    (_, None) => Object::Int(-1),
-                    (_, Some(s)) => Object::Float(s),
-                });
-            }
-            call("acquire", python)
-        }
-        (Face::Lock | Face::Semaphore | Face::Owned, "release") => {
-            call("release", vec![]).back(Back::Nothing)
-        }
-        (Face::Owned, "wait") => call("wait", vec![timeout_object(arg(1)?)?]),
-        (Face::Owned, "notify") => call("notify", vec![obj(1)?]).back(Back::Nothing),
-        (Face::Owned, "notify_all") => call("notify_all", vec![]).back(Back::Nothing),
-        (Face::Event, "is_set") => call("is_set", vec![]),
-        (Face::Event, "set" | "clear") => call(method, vec![]).back(Back::Nothing),
-        (Face::Event, "wait") => call("wait", vec![timeout_object(arg(0)?)?]),
-        (Face::Barrier, "wait") => call("wait", vec![timeout_object(arg(0)?)?]),
-        (Face::Barrier, "abort" | "reset") => call(method, vec![]).back(Back::Nothing),
-        (Face::Barrier, "parties" | "n_waiting" | "broken") => {
-            call("__getattribute__", vec![Object::str(method)])
-        }
-        (Face::Namespace, "getattr") => call("__getattribute__", vec![obj(0)?]),
-        (Face::Namespace, "hasattr") => {
-            call("__getattribute__", vec![obj(0)?]).back(Back::FalseOnAttributeError)
-        }
-        (Face::Namespace, "setattr") => {
-            call("__setattr__", vec![obj(0)?, obj(1)?]).back(Back::Nothing)
-        }
-        (Face::Namespace, "delattr") => call("__delattr__", vec![obj(0)?]).back(Back::Nothing),
-        (Face::Namespace, "attributes") => call("#GETVALUE", vec![]).back(Back::AttributeNames),
-        (Face::Namespace, "to_map") => call("#GETVALUE", vec![]).back(Back::NamespaceMap),
-        (Face::Namespace, "repr") => call("__repr__", vec![]),
-        (Face::SharedValue, "get") => call("get", vec![]),
-        (Face::SharedValue, "set") => call("set", vec![obj(0)?]).back(Back::Nothing),
-        // ArrayProxy exposes only __len__, __getitem__ and __setitem__;
-        // an array.array's slice is assigned only from another array, so
-        // set_slice has no equivalent.
-        (Face::Array, "len") => call("__len__", vec![]),
-        (Face::Array, "is_empty") => call("__len__", vec![]).back(Back::IsZero),
-        (Face::Array, "get") => call("__getitem__", vec![obj(0)?]),
-        (Face::Array, "set") => call("__setitem__", vec![obj(0)?, obj(1)?]).back(Back::Nothing),
-        (Face::Array, "get_slice") => call(
-            "__getitem__",
-            vec![slice(arg(0)?, arg(1)?, &Value::None, to)],
-        ),
-        (Face::Array, "to_vec") => call(
-            "__getitem__",
-            vec![slice(&Value::None, &Value::None, &Value::None, to)],
-        ),
-        (Face::Iterator, "next") => call("__next__", vec![]).back(Back::Next),
-        _ => return Err(unsupported(face, method)),
+    }
+    while indices.last() == Some(&Object::None) {
+        indices.pop();
+    }
+    python.extend(indices.into_iter().map(|i| match i {
+        Object::None => Object::Int(0),
+        other => other,
+    }));
+    let back = match options.back {
+        PyBack::Plain if options.unit => PyBack::Nothing,
+        back => back,
+    };
+    Ok(Outgoing {
+        method: entry.names.first().copied().unwrap_or(method).into(),
+        args: python,
+        kwds,
+        back,
     })
+}
+
+fn timeout_object(value: &Value) -> Result<Object> {
+    Ok(seconds(value)?.map_or(Object::None, Object::Float))
 }
 
 /// A typecode for `multiprocessing.managers.Value(typecode, value)` (the
@@ -363,6 +280,7 @@ pub(super) fn construct(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::python::table::{PyDefault, PyOptions, PyParam};
 
     fn to(value: &Value) -> Object {
         crate::python::value::to_object(value, &NoTokens)
@@ -375,37 +293,133 @@ mod tests {
         }
     }
 
+    const fn param(name: &'static str, kind: PyKind) -> PyParam {
+        PyParam {
+            name,
+            kind,
+            default: PyDefault::Required,
+            keyword: false,
+        }
+    }
+
+    static TABLE: &[PyMethod] = &[
+        PyMethod {
+            names: &["__getitem__"],
+            method: "get_opt",
+            index: 0,
+            params: &[param("key", PyKind::Value)],
+            options: PyOptions {
+                outgoing: true,
+                back: PyBack::NoneOnKeyError,
+                ..PyOptions::DEFAULT
+            },
+            plan: None,
+        },
+        PyMethod {
+            names: &["index"],
+            method: "index",
+            index: 1,
+            params: &[
+                param("value", PyKind::Value),
+                param("start", PyKind::OptionalIndex),
+                param("stop", PyKind::OptionalIndex),
+            ],
+            options: PyOptions::DEFAULT,
+            plan: None,
+        },
+        PyMethod {
+            names: &["acquire"],
+            method: "acquire_with",
+            index: 2,
+            params: &[
+                param("owner", PyKind::Owner),
+                param("blocking", PyKind::Truth),
+                param("timeout", PyKind::Timeout),
+            ],
+            options: PyOptions {
+                timeout: PyTimeout::Lock,
+                ..PyOptions::DEFAULT
+            },
+            plan: None,
+        },
+        PyMethod {
+            names: &["__getitem__"],
+            method: "to_vec",
+            index: 3,
+            params: &[],
+            options: PyOptions {
+                slice: true,
+                outgoing: true,
+                ..PyOptions::DEFAULT
+            },
+            plan: None,
+        },
+    ];
+
     #[test]
     fn our_calls_become_pythons() {
-        let out = outgoing(Face::Dict, "get_opt", &[Value::from("k")], &to).unwrap();
+        let out = outgoing(TABLE, "get_opt", &[Value::from("k")], &to).unwrap();
         assert_eq!(out.method, "__getitem__");
-        assert_eq!(out.back, Back::OptionOnKeyError);
+        assert_eq!(out.back, PyBack::NoneOnKeyError);
         let out = outgoing(
-            Face::List,
+            TABLE,
             "index",
             &[Value::Int(3), Value::None, Value::Int(5)],
             &to,
         )
         .unwrap();
         assert_eq!(out.args, [Object::Int(3), Object::Int(0), Object::Int(5)]);
+        let out = outgoing(
+            TABLE,
+            "index",
+            &[Value::Int(3), Value::None, Value::None],
+            &to,
+        )
+        .unwrap();
+        assert_eq!(out.args, [Object::Int(3)]);
         let half = crate::value::to_value(&Some(Duration::from_millis(500))).unwrap();
         let out = outgoing(
-            Face::Owned,
-            "acquire",
+            TABLE,
+            "acquire_with",
             &[Value::Int(9), Value::Bool(true), half],
             &to,
         )
         .unwrap();
         assert_eq!(out.args, [Object::Bool(true), Object::Float(0.5)]);
         let out = outgoing(
-            Face::Lock,
-            "acquire",
-            &[Value::Bool(true), Value::None],
+            TABLE,
+            "acquire_with",
+            &[Value::Int(9), Value::Bool(true), Value::None],
             &to,
         )
         .unwrap();
         assert_eq!(out.args, [Object::Bool(true), Object::Int(-1)]);
-        assert!(outgoing(Face::Lock, "locked", &[], &to).is_err());
+        let out = outgoing(
+            TABLE,
+            "acquire_with",
+            &[Value::Int(9), Value::Bool(false), Value::None],
+            &to,
+        )
+        .unwrap();
+        assert_eq!(out.args, [Object::Bool(false)]);
+        let out = outgoing(TABLE, "to_vec", &[], &to).unwrap();
+        assert_eq!(
+            (out.method.as_str(), out.args),
+            (
+                "__getitem__",
+                vec![Object::Slice(Box::new([
+                    Object::None,
+                    Object::None,
+                    Object::None
+                ]))]
+            )
+        );
+        assert!(outgoing(TABLE, "locked", &[], &to).is_err());
+        let plain = outgoing(&[], "add", &[Value::Int(1)], &to).unwrap();
+        assert_eq!(
+            (plain.method.as_str(), plain.args),
+            ("add", vec![Object::Int(1)])
+        );
         assert_eq!(
             face_of("get_queue", &["get_nowait".into(), "put_nowait".into()]),
             Face::Queue
@@ -431,8 +445,5 @@ mod tests {
         );
         let mixed = Value::List(vec![Value::Int(1), Value::from("two")]);
         assert!(construct("Array", &[mixed], &to).is_err());
-        let out = outgoing(Face::Array, "to_vec", &[], &to).unwrap();
-        assert_eq!(out.method, "__getitem__");
-        assert!(outgoing(Face::Array, "set_slice", &[], &to).is_err());
     }
 }

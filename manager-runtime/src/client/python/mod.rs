@@ -34,6 +34,7 @@ use crate::address::Address;
 use crate::error::{Error, RemoteError, Result};
 use crate::options::ManagerOptions;
 use crate::python::pickle::{self, Exception, Global, Object, Proxy as PyProxy};
+use crate::python::table::{PyBack as Back, PyMethod};
 use crate::python::value::{from_py_id, from_py_token, py_token, to_object, ProxyOf};
 use crate::python::{frame, handshake};
 use crate::token::Token;
@@ -41,7 +42,7 @@ use crate::transport::Stream;
 use crate::value::{Shaped, Value};
 use crate::wire::DebugEntry;
 use crate::SyncError;
-use face::{Back, Face};
+use face::Face;
 
 use super::ledger::Ledger;
 
@@ -194,6 +195,7 @@ impl PickleSession {
         &self,
         token: &Token,
         method: &str,
+        table: &[PyMethod],
         args: &A,
         timeout: Option<Duration>,
     ) -> Result<Shaped> {
@@ -202,8 +204,7 @@ impl PickleSession {
             Value::None => Vec::new(),
             one => vec![one],
         };
-        let face = self.face(token);
-        let out = face::outgoing(face, method, &args, &|v| self.object(v))?;
+        let out = face::outgoing(table, method, &args, &|v| self.object(v))?;
         let request = Object::Tuple(vec![
             Object::str(format!("{:x}", token.id)),
             Object::str(out.method.as_str()),
@@ -263,7 +264,7 @@ impl PickleSession {
         Ok(match (back, result) {
             (Back::Nothing, Ok(_)) => Shaped::Value(Value::None),
             (Back::IsZero, Ok(obj)) => Shaped::Value(Value::Bool(matches!(obj, Object::Int(0)))),
-            (Back::OptionOnKeyError | Back::Next, Ok(obj)) => {
+            (Back::NoneOnKeyError | Back::Next, Ok(obj)) => {
                 Shaped::Some(Box::new(Shaped::Value(value(obj)?)))
             }
             (Back::FalseOnAttributeError, Ok(_)) => Shaped::Value(Value::Bool(true)),
@@ -300,7 +301,7 @@ impl PickleSession {
                 }
                 other => Shaped::Value(other),
             },
-            (Back::OptionOnKeyError, Err(e)) if e.class == Global::KeyError => Shaped::None,
+            (Back::NoneOnKeyError, Err(e)) if e.class == Global::KeyError => Shaped::None,
             (Back::Next, Err(e)) if e.class == Global::StopIteration => Shaped::None,
             (Back::FalseOnAttributeError, Err(e)) if e.class == Global::AttributeError => {
                 Shaped::Value(Value::Bool(false))

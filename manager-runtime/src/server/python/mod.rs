@@ -27,16 +27,17 @@ use super::core::Core;
 use super::dedicated::{Own, Seat};
 use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
+use crate::object::MethodRef;
 use crate::object::{Host, MethodInfo, Outcome};
-use crate::python::names::{self, Plan, Reply};
+use crate::python::names;
 use crate::python::pickle::{self, Exception, Global, Object, Proxy};
+use crate::python::table::{Call, Plan, PyMethod, PyReply as Reply};
 use crate::python::value::{from_py_id, py_token, to_object, to_value, ProxyOf};
 use crate::python::{frame, handshake};
 use crate::token::Token;
 use crate::transport::Socket;
 use crate::value::{Shaped, Value};
 use crate::wait::{Spin, Spun};
-use crate::wire::MethodRef;
 
 /// Who is at the other end of a connection, as far as the socket says.
 #[derive(Debug)]
@@ -271,6 +272,7 @@ struct Described {
     face: &'static str,
     typeid: &'static str,
     methods: &'static [crate::object::MethodInfo],
+    python: &'static [PyMethod],
     exposed: Vec<String>,
 }
 
@@ -360,6 +362,7 @@ impl<'a> Connection<'a> {
             face,
             typeid,
             methods,
+            python: object.python(),
             exposed: exposed_names(face, exposed, methods),
         })
     }
@@ -395,10 +398,11 @@ impl<'a> Connection<'a> {
                 (face, typeid),
                 ("Semaphore", "BoundedSemaphore") | ("Queue", "JoinableQueue")
             );
-        let (ctor, fill) = match names::construct(if builtin { face } else { "" }, args, kwds) {
-            Ok(planned) => planned,
-            Err(e) => return error(e),
-        };
+        let (ctor, fill) =
+            match names::construct(if builtin { face } else { "" }, entry.python, args, kwds) {
+                Ok(planned) => planned,
+                Err(e) => return error(e),
+            };
         let encoded = match crate::wire::encode(&Value::List(ctor)) {
             Ok(bytes) => bytes,
             Err(e) => return remote_error(RemoteError::Encode(e.to_string())),
@@ -473,6 +477,7 @@ impl<'a> Connection<'a> {
             return remote_error(RemoteError::NoSuchObject(id));
         };
         let plan = match names::plan(
+            described.python,
             described.face,
             &name,
             args.clone(),
@@ -507,14 +512,7 @@ impl<'a> Connection<'a> {
                 Outcome::Pending(future) => future.await,
             };
             last = match decode_result(result) {
-                Ok(Shaped::Err(e)) => {
-                    return match &plan.reply {
-                        Reply::OrDefault(default) if is_key_error(&e) => {
-                            returned(to_object(default, &Nested(&self.state.core)))
-                        }
-                        _ => error(exception_of(&e, Some(&plan))),
-                    }
-                }
+                Ok(Shaped::Err(e)) => return error(exception_of(&e, Some(&plan))),
                 Ok(shaped) => shaped,
                 Err(e) => return remote_error(e),
             };
@@ -560,7 +558,7 @@ impl<'a> Connection<'a> {
             .collect::<Result<Vec<_>, _>>()
             .map_err(error)?;
         Ok(Plan {
-            calls: vec![names::Call {
+            calls: vec![Call {
                 method: method.name,
                 args,
             }],
@@ -708,10 +706,6 @@ fn variant(err: &Value) -> (Option<&str>, Option<&Value>) {
         Value::Map(entries) if entries.len() == 1 => (entries[0].0.as_str(), Some(&entries[0].1)),
         _ => (None, None),
     }
-}
-
-fn is_key_error(err: &Value) -> bool {
-    variant(err).0 == Some("KeyError")
 }
 
 /// A method's error as the exception CPython raises: our built-ins'

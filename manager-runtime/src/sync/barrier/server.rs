@@ -101,6 +101,12 @@ pub struct Arrival {
     pub action: Option<u64>,
 }
 
+impl crate::sync::typed::FromReply<Arrival> for Arrival {
+    fn from_reply(_: &crate::ProxyBase, raw: Arrival) -> crate::Result<Arrival> {
+        Ok(raw)
+    }
+}
+
 /// What a party does once it has arrived.
 enum Next {
     Done(Arrival),
@@ -275,7 +281,7 @@ impl Drop for Leaving<'_> {
     }
 }
 
-#[crate::shared(typeid = "Barrier")]
+#[crate::shared(typeid = "Barrier", typed)]
 impl Barrier {
     /// Python's `barrier.wait(timeout)`: block until `parties` parties
     /// have called it, and return this party's index (`0` for the first
@@ -283,7 +289,11 @@ impl Barrier {
     /// else the barrier's default) breaks the barrier; every party
     /// then fails with `BrokenBarrier`, as they do while it is broken
     /// and when it is aborted or reset under them.
-    pub async fn wait(&self, timeout: Option<Duration>) -> Result<usize, SyncError> {
+    #[py("wait", timeout = zero)]
+    pub async fn wait(
+        &self,
+        #[py(default = None)] timeout: Option<Duration>,
+    ) -> Result<usize, SyncError> {
         self.pass(timeout, false).await.map(|arrival| arrival.index)
     }
 
@@ -318,6 +328,7 @@ impl Barrier {
     /// Python's `barrier.abort()`: break the barrier; waiting parties
     /// fail with `BrokenBarrier`, as every `wait` does until
     /// [`reset`](Self::reset).
+    #[py("abort")]
     pub fn abort(&self) {
         lock(&self.state).break_barrier();
     }
@@ -325,6 +336,7 @@ impl Barrier {
     /// Python's `barrier.reset()`: waiting parties fail with
     /// `BrokenBarrier`, and the barrier is usable again (also after an
     /// abort).
+    #[py("reset")]
     pub fn reset(&self) {
         let mut state = lock(&self.state);
         state.fail_waiters();
@@ -332,12 +344,14 @@ impl Barrier {
     }
 
     /// Python's `barrier.parties`.
+    #[py(attr)]
     pub fn parties(&self) -> usize {
         self.parties
     }
 
     /// Python's `barrier.n_waiting`: parties waiting in the current
     /// generation.
+    #[py(attr)]
     pub fn n_waiting(&self) -> usize {
         let state = lock(&self.state);
         if state.broken {
@@ -348,6 +362,7 @@ impl Barrier {
     }
 
     /// Python's `barrier.broken`.
+    #[py(attr)]
     pub fn broken(&self) -> bool {
         lock(&self.state).broken
     }

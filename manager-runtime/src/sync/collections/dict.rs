@@ -6,7 +6,8 @@ pub mod server {
     use std::sync::{Arc, Mutex};
 
     use super::super::iter::server::RemoteIter;
-    use super::super::operand::pairs;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
+    use super::super::operand::{pairs, Elements};
     use super::super::table::Table;
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
@@ -64,25 +65,30 @@ pub mod server {
         }
     }
 
-    #[crate::shared(typeid = "dict")]
+    #[crate::shared(typeid = "dict", typed(K, V))]
     impl Dict {
         /// `len(d)`.
+        #[py("__len__")]
         pub fn len(&self) -> usize {
             lock(&self.state).table.len()
         }
 
         /// `not d`: whether it is empty.
+        #[py("__len__", outgoing, back = is_zero)]
         pub fn is_empty(&self) -> bool {
             self.len() == 0
         }
 
         /// `key in d`.
-        pub fn contains(&self, key: Value) -> bool {
+        #[py("__contains__")]
+        pub fn contains(&self, #[of(&K)] key: Value) -> bool {
             lock(&self.state).table.contains(&key)
         }
 
-        /// `d[key]`; `KeyError` if absent.
-        pub fn get(&self, key: Value) -> Result<Value, SyncError> {
+        /// `d[key]`; [`SyncError::KeyError`] if absent.
+        #[py("__getitem__", key)]
+        #[returns(V)]
+        pub fn get(&self, #[of(&K)] key: Value) -> Result<Value, SyncError> {
             let state = lock(&self.state);
             state
                 .table
@@ -92,22 +98,44 @@ pub mod server {
         }
 
         /// `d.get(key)`: the value, if present.
-        pub fn get_opt(&self, key: Value) -> Option<Value> {
+        #[py("__getitem__", outgoing, back = none_on_key_error)]
+        #[returns(Option<V>)]
+        pub fn get_opt(&self, #[of(&K)] key: Value) -> Option<Value> {
             lock(&self.state).table.get(&key).cloned()
         }
 
+        /// `d.get(key, default)`.
+        #[py("get")]
+        #[returns(V)]
+        pub fn get_or(
+            &self,
+            #[of(&K)] key: Value,
+            #[of(V)]
+            #[py(default = None)]
+            default: Value,
+        ) -> Value {
+            lock(&self.state)
+                .table
+                .get(&key)
+                .cloned()
+                .unwrap_or(default)
+        }
+
         /// `d[key] = value`.
-        pub fn set(&self, key: Value, value: Value) -> Result<(), SyncError> {
+        #[py("__setitem__")]
+        pub fn set(&self, #[of(K)] key: Value, #[of(V)] value: Value) -> Result<(), SyncError> {
             lock(&self.state).insert(key, value)
         }
 
-        /// `del d[key]`; `KeyError` if absent.
-        pub fn del(&self, key: Value) -> Result<(), SyncError> {
+        /// `del d[key]`; [`SyncError::KeyError`] if absent.
+        #[py("__delitem__", key)]
+        pub fn del(&self, #[of(&K)] key: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             state.remove(&key).map(drop).ok_or_else(|| key_error(&key))
         }
 
         /// `d.clear()`.
+        #[py("clear")]
         pub fn clear(&self) {
             let mut state = lock(&self.state);
             let entries = state.table.drain();
@@ -120,37 +148,59 @@ pub mod server {
             }
         }
 
-        /// `d.items()`: every entry, in order.
+        /// `list(d.items())`: every entry, in order.
+        #[py("items", reply = pairs)]
+        #[py("copy", "#GETVALUE", reply = dict, incoming)]
+        #[returns(Vec<(K, V)>)]
         pub fn items(&self) -> Vec<(Value, Value)> {
             self.entries()
         }
 
-        /// `d.keys()`.
+        /// `list(d.keys())`.
+        #[py("keys")]
+        #[returns(Vec<K>)]
         pub fn keys(&self) -> Vec<Value> {
             lock(&self.state).table.keys().cloned().collect()
         }
 
-        /// `d.values()`.
+        /// `list(d.values())`.
+        #[py("values")]
+        #[returns(Vec<V>)]
         pub fn values(&self) -> Vec<Value> {
             let state = lock(&self.state);
             state.table.iter().map(|(_, value)| value.clone()).collect()
         }
 
-        /// `d.pop(key)`: remove it and return its value; `KeyError` if
-        /// absent.
-        pub fn pop(&self, key: Value) -> Result<Removed, SyncError> {
+        /// `d.pop(key)`: remove it and return its value;
+        /// [`SyncError::KeyError`] if absent.
+        #[py("pop", key)]
+        #[returns(V)]
+        pub fn pop(&self, #[of(&K)] key: Value) -> Result<Removed, SyncError> {
             lock(&self.state)
                 .remove(&key)
                 .ok_or_else(|| key_error(&key))
         }
 
         /// `d.pop(key, None)`: remove it and return its value, if present.
-        pub fn pop_opt(&self, key: Value) -> Option<Removed> {
+        #[py("pop", outgoing, back = none_on_key_error)]
+        #[returns(Option<V>)]
+        pub fn pop_opt(&self, #[of(&K)] key: Value) -> Option<Removed> {
             lock(&self.state).remove(&key)
         }
 
+        /// `d.pop(key, default)`.
+        #[py("pop")]
+        #[returns(V)]
+        pub fn pop_or(&self, #[of(&K)] key: Value, #[of(V)] default: Value) -> Removed {
+            lock(&self.state)
+                .remove(&key)
+                .unwrap_or_else(|| Removed::plain(default))
+        }
+
         /// `d.popitem()`: remove and return the last inserted entry;
-        /// `KeyError` if the dict is empty.
+        /// [`SyncError::KeyError`] if the dict is empty.
+        #[py("popitem", reply = tuple)]
+        #[returns((K, V))]
         pub fn popitem(&self) -> Result<(Removed, Removed), SyncError> {
             let mut state = lock(&self.state);
             let (key, value) = state
@@ -166,7 +216,15 @@ pub mod server {
 
         /// `d.setdefault(key, default)`: the value of `key`, inserting
         /// `default` first if it is absent.
-        pub fn setdefault(&self, key: Value, default: Value) -> Result<Value, SyncError> {
+        #[py("setdefault")]
+        #[returns(V)]
+        pub fn setdefault(
+            &self,
+            #[of(K)] key: Value,
+            #[of(V)]
+            #[py(default = None)]
+            default: Value,
+        ) -> Result<Value, SyncError> {
             let mut state = lock(&self.state);
             if let Some(value) = state.table.get(&key) {
                 return Ok(value.clone());
@@ -175,9 +233,11 @@ pub mod server {
             Ok(default)
         }
 
-        /// `d.update(other)`: `other` is a list of key-value pairs, a map,
-        /// or a dict of this server.
-        pub fn update(&self, other: Value) -> Result<(), SyncError> {
+        /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
+        /// `Vec<(K, V)>`, ...), or another dict proxy of this manager (read
+        /// in the server).
+        #[py("update", plan = crate::__private::update_plan)]
+        pub fn update(&self, #[of(impl Elements<(K, V)>)] other: Value) -> Result<(), SyncError> {
             let entries = pairs(other)?;
             let mut state = lock(&self.state);
             entries
@@ -186,9 +246,11 @@ pub mod server {
         }
 
         /// `iter(d)`: an iterator over the keys, in the server. It fails
-        /// with `RuntimeError` if a key comes or goes before it is done,
-        /// rather than return wrong data.
+        /// with [`SyncError::RuntimeError`] if a key comes or goes before it
+        /// is done, rather than return wrong data.
         #[proxy]
+        #[py("__iter__")]
+        #[returns(IterProxy<K>)]
         pub fn iter(&self) -> RemoteIter {
             let state = Arc::clone(&self.state);
             let (version, len) = {
@@ -215,176 +277,30 @@ pub mod server {
         }
 
         /// `repr(d)`: Python's form, `{'a': 1}`.
+        #[py("__repr__", "__str__")]
         pub fn repr(&self) -> String {
             Value::Map(self.entries()).repr()
         }
     }
 }
 
-/// The typed dict proxy.
+/// The typed dict proxy: generated with the server, see
+/// [`Dict`](server::Dict) and [`SyncManager::dict`].
 pub mod typed {
-    use std::borrow::Borrow;
-    use std::marker::PhantomData;
-
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
-    use super::super::operand::{send_operand, Elements};
-    use super::server::{DictAsyncProxy as RawDictAsyncProxy, DictProxy as RawDictProxy};
-    use crate::sync::typed::{decode, dual_proxy, flatten, flavours, typed_proxy};
+    use super::super::operand::Elements;
+    pub use super::server::{DictAsyncProxy, DictProxy};
+    use crate::sync::typed::dual_proxy;
     use crate::sync::SyncManager;
-    use crate::value::{to_value, Value};
-    use crate::Proxy;
+    use crate::value::Value;
     use crate::Result;
-
-    /// A typed proxy of a shared `dict` (Python's `DictProxy`): every method
-    /// is one call to the server. Entries keep their insertion order. A
-    /// missing key fails with
-    /// [`SyncError::KeyError`](crate::SyncError::KeyError), holding the
-    /// key's repr.
-    ///
-    /// Lookups borrow the key as `HashMap::get` does (`d.get("a")` for a
-    /// `DictProxy<String, _>`); insertions take it by value.
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let d = manager.dict::<String, i64>()?;
-    /// d.set("a".into(), 1)?;
-    /// assert_eq!(d.get("a")?, 1);
-    /// assert_eq!(d.get_or("b", 0)?, 0);
-    /// assert_eq!(d.setdefault("b".into(), 2)?, 2);
-    /// assert_eq!(d.keys()?, ["a", "b"]);
-    /// # Ok(()) }
-    /// ```
-    pub struct DictProxy<K, V> {
-        raw: RawDictProxy,
-        _type: PhantomData<fn() -> (K, V)>,
-    }
-
-    typed_proxy!(DictProxy<K, V>, RawDictProxy);
-
-    /// The async form of [`DictProxy`]: the same methods, as futures.
-    ///
-    /// ```
-    /// # extern crate manager_runtime as managers;
-    /// # fn main() -> managers::Result<()> {
-    /// # let manager = managers::sync::SyncManager::new();
-    /// # manager.start_in_thread()?;
-    /// # let runtime = tokio::runtime::Runtime::new()?;
-    /// runtime.block_on(async {
-    ///     let d = manager.dict_async::<String, i64>().await?;
-    ///     d.set("a".into(), 1).await?;
-    ///     assert_eq!(d.get("a").await?, 1);
-    ///     assert_eq!(d.keys().await?, ["a"]);
-    ///     Ok(())
-    /// })
-    /// # }
-    /// ```
-    pub struct DictAsyncProxy<K, V> {
-        raw: RawDictAsyncProxy,
-        _type: PhantomData<fn() -> (K, V)>,
-    }
-
-    typed_proxy!(DictAsyncProxy<K, V>, RawDictAsyncProxy);
-
-    /// Entries from the server as `(K, V)`s, proxies adopted by `base`.
-    fn decode_entries<K: DeserializeOwned, V: DeserializeOwned>(
-        base: &crate::ProxyBase,
-        entries: Vec<(Value, Value)>,
-    ) -> Result<Vec<(K, V)>> {
-        let entries = entries
-            .into_iter()
-            .map(|(key, value)| Value::List(vec![key, value]))
-            .collect();
-        decode(base, Value::List(entries))
-    }
-
-    flavours!(DictProxy<K, V>, DictAsyncProxy);
-
-    impl<K, V> DictProxy<K, V> {
-        /// `iter(d)`: an iterator over the keys in the server. It fails with
-        /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) if
-        /// the dict changes size meanwhile.
-        pub fn iter(&self) -> Result<IterProxy<K>> {
-            Ok(self.raw.iter()?.into())
-        }
-    }
-
-    impl<K, V> DictAsyncProxy<K, V> {
-        /// `iter(d)`: a [`Stream`](futures_core::Stream) of the keys, read
-        /// in the server; see [`DictProxy::iter`].
-        pub async fn iter(&self) -> Result<IterAsyncProxy<K>> {
-            Ok(self.raw.iter().await?.into())
-        }
-    }
 
     dual_proxy! {
         impl<K, V> DictProxy, DictAsyncProxy
         where [K: Serialize + DeserializeOwned, V: Serialize + DeserializeOwned]
         {
-            /// `len(d)`.
-            pub fn len(&self) -> Result<usize> {
-                wait!(self.raw.len())
-            }
-
-            /// `not d`: whether it is empty.
-            pub fn is_empty(&self) -> Result<bool> {
-                wait!(self.raw.is_empty())
-            }
-
-            /// `key in d`.
-            pub fn contains<Q>(&self, key: &Q) -> Result<bool>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw.contains(to_value(key)?))
-            }
-
-            /// `d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError) if
-            /// absent.
-            pub fn get<Q>(&self, key: &Q) -> Result<V>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                decode(self.raw.base(), flatten(wait!(self.raw.get(to_value(key)?)))?)
-            }
-
-            /// `d.get(key)`: the value, if present.
-            pub fn get_opt<Q>(&self, key: &Q) -> Result<Option<V>>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw
-                    .get_opt(to_value(key)?))?
-                    .map(|value| decode(self.raw.base(), value))
-                    .transpose()
-            }
-
-            /// `d.get(key, default)`.
-            pub fn get_or<Q>(&self, key: &Q, default: V) -> Result<V>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                Ok(wait!(self.get_opt(key))?.unwrap_or(default))
-            }
-
-            /// `d[key] = value`.
-            pub fn set(&self, key: K, value: V) -> Result<()> {
-                flatten(wait!(self.raw.set(to_value(&key)?, to_value(&value)?)))
-            }
-
-            /// `del d[key]`; [`SyncError::KeyError`](crate::SyncError::KeyError)
-            /// if absent.
-            pub fn del<Q>(&self, key: &Q) -> Result<()>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                flatten(wait!(self.raw.del(to_value(key)?)))
-            }
-
-            /// `d.clear()`.
-            pub fn clear(&self) -> Result<()> {
-                wait!(self.raw.clear())
-            }
-
             /// `d.copy()`: every entry, in order. See [`to_map`](Self::to_map)
             /// for a map.
             pub fn copy(&self) -> Result<Vec<(K, V)>> {
@@ -396,73 +312,30 @@ pub mod typed {
             pub fn to_map<M>(&self) -> Result<M> where [M: FromIterator<(K, V)>] {
                 Ok(wait!(self.items())?.into_iter().collect())
             }
-
-            /// `list(d.items())`.
-            pub fn items(&self) -> Result<Vec<(K, V)>> {
-                decode_entries(self.raw.base(), wait!(self.raw.items())?)
-            }
-
-            /// `list(d.keys())`.
-            pub fn keys(&self) -> Result<Vec<K>> {
-                decode(self.raw.base(), Value::List(wait!(self.raw.keys())?))
-            }
-
-            /// `list(d.values())`.
-            pub fn values(&self) -> Result<Vec<V>> {
-                decode(self.raw.base(), Value::List(wait!(self.raw.values())?))
-            }
-
-            /// `d.pop(key)`: remove it and return its value;
-            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
-            pub fn pop<Q>(&self, key: &Q) -> Result<V>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                decode(self.raw.base(), flatten(wait!(self.raw.pop(to_value(key)?)))?.into_value())
-            }
-
-            /// `d.pop(key, default)`.
-            pub fn pop_or<Q>(&self, key: &Q, default: V) -> Result<V>
-            where [K: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                match wait!(self.raw.pop_opt(to_value(key)?))? {
-                    Some(value) => decode(self.raw.base(), value.into_value()),
-                    None => Ok(default),
-                }
-            }
-
-            /// `d.popitem()`: remove and return the last inserted entry;
-            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
-            pub fn popitem(&self) -> Result<(K, V)> {
-                let (key, value) = flatten(wait!(self.raw.popitem()))?;
-                Ok((
-                    decode(self.raw.base(), key.into_value())?,
-                    decode(self.raw.base(), value.into_value())?,
-                ))
-            }
-
-            /// `d.setdefault(key, default)`: the value of `key`, inserting
-            /// `default` first if it is absent.
-            pub fn setdefault(&self, key: K, default: V) -> Result<V> {
-                decode(self.raw.base(), flatten(
-                    wait!(self.raw.setdefault(to_value(&key)?, to_value(&default)?)),
-                )?)
-            }
-
-            /// `d.update(other)`: from any collection of pairs (a `HashMap`, a
-            /// `Vec<(K, V)>`, ...) or another dict proxy of this manager.
-            pub fn update(&self, other: impl Elements<(K, V)>) -> Result<()> {
-                send_operand!(other, |operand| wait!(self.raw.update(operand)))
-            }
-
-            /// `repr(d)`: the dict in Python's notation.
-            pub fn repr(&self) -> Result<String> {
-                wait!(self.raw.repr())
-            }
         }
     }
 
     impl SyncManager {
-        /// A new shared `dict`, empty.
+        /// A new shared `dict`, empty (Python's `manager.dict()`): every
+        /// method of its [`DictProxy`] is one call to the server, entries
+        /// keep their insertion order, and a missing key fails with
+        /// [`SyncError::KeyError`](crate::SyncError::KeyError) holding the
+        /// key's repr. Lookups borrow the key as `HashMap::get` does
+        /// (`d.get("a")` for a `DictProxy<String, _>`); insertions take it
+        /// by value.
+        ///
+        /// ```
+        /// # fn main() -> manager_runtime::Result<()> {
+        /// let manager = manager_runtime::sync::SyncManager::new();
+        /// manager.start_in_thread()?;
+        /// let d = manager.dict::<String, i64>()?;
+        /// d.set("a".into(), 1)?;
+        /// assert_eq!(d.get("a")?, 1);
+        /// assert_eq!(d.get_or("b", 0)?, 0);
+        /// assert_eq!(d.setdefault("b".into(), 2)?, 2);
+        /// assert_eq!(d.keys()?, ["a", "b"]);
+        /// # Ok(()) }
+        /// ```
         pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>> {
             self.create("dict", &(None::<Value>,))
         }
@@ -481,6 +354,22 @@ pub mod typed {
         }
 
         /// Async form of [`dict`](Self::dict).
+        ///
+        /// ```
+        /// # extern crate manager_runtime as managers;
+        /// # fn main() -> managers::Result<()> {
+        /// # let manager = managers::sync::SyncManager::new();
+        /// # manager.start_in_thread()?;
+        /// # let runtime = tokio::runtime::Runtime::new()?;
+        /// runtime.block_on(async {
+        ///     let d = manager.dict_async::<String, i64>().await?;
+        ///     d.set("a".into(), 1).await?;
+        ///     assert_eq!(d.get("a").await?, 1);
+        ///     assert_eq!(d.keys().await?, ["a"]);
+        ///     Ok(())
+        /// })
+        /// # }
+        /// ```
         pub async fn dict_async<K, V>(&self) -> Result<DictAsyncProxy<K, V>> {
             self.create_async("dict", &(None::<Value>,)).await
         }

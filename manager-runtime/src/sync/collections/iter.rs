@@ -87,6 +87,9 @@ pub mod server {
     #[crate::shared(typeid = "Iterator")]
     impl RemoteIter {
         /// The next item, `None` once exhausted (Python's `StopIteration`).
+        #[py("__next__", reply = next, back = next)]
+        #[py("close", incoming, plan = crate::__private::close_plan)]
+        #[py("send", "throw", incoming, plan = crate::__private::unsupported_plan)]
         pub fn next(&self) -> Result<Option<Value>, SyncError> {
             lock(&self.items).next().transpose()
         }

@@ -140,7 +140,8 @@ pub mod server {
     use std::sync::{Arc, Mutex};
 
     use super::super::iter::server::RemoteIter;
-    use super::super::operand::elements;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
+    use super::super::operand::{elements, Elements};
     use super::{insertion_point, py_sort, repeated, Slice};
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
@@ -184,26 +185,32 @@ pub mod server {
         state: Arc<Mutex<ListState>>,
     }
 
-    #[crate::shared(typeid = "list")]
+    #[crate::shared(typeid = "list", typed(T))]
     impl List {
         /// `len(a)`.
+        #[py("__len__")]
         pub fn len(&self) -> usize {
             lock(&self.state).items.len()
         }
 
         /// `not a`: whether it is empty.
+        #[py("__len__", outgoing, back = is_zero)]
         pub fn is_empty(&self) -> bool {
             self.len() == 0
         }
 
-        /// `a[index]`; negative indices count from the end.
+        /// `a[index]`; negative indices count from the end, and an index
+        /// out of range is [`SyncError::IndexError`].
+        #[py("__getitem__")]
+        #[returns(T)]
         pub fn get(&self, index: isize) -> Result<Value, SyncError> {
             let state = lock(&self.state);
             Ok(state.items[state.position(index)?].clone())
         }
 
         /// `a[index] = value`.
-        pub fn set(&self, index: isize, value: Value) -> Result<(), SyncError> {
+        #[py("__setitem__")]
+        pub fn set(&self, index: isize, #[of(T)] value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             let at = state
                 .position(index)
@@ -215,6 +222,7 @@ pub mod server {
         }
 
         /// `del a[index]`.
+        #[py("__delitem__")]
         pub fn del(&self, index: isize) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             let at = state
@@ -225,7 +233,10 @@ pub mod server {
             Ok(())
         }
 
-        /// `a[start:stop:step]`, bounds as Python adjusts them.
+        /// `a[start:stop:step]`, bounds as Python adjusts them (see
+        /// [`slice`](ListProxy::slice) for a range).
+        #[py("__getitem__", slice)]
+        #[returns(Vec<T>)]
         pub fn get_slice(
             &self,
             start: Option<isize>,
@@ -242,13 +253,15 @@ pub mod server {
 
         /// `a[start:stop:step] = items`: a simple slice is replaced by any
         /// number of items, an extended one (step other than 1) by as many
-        /// as it selects.
-        pub fn set_slice(
+        /// as it selects (see [`set_slice`](ListProxy::set_slice) for a
+        /// range).
+        #[py("__setitem__", slice, incoming)]
+        pub fn set_slice_step(
             &self,
             start: Option<isize>,
             stop: Option<isize>,
             step: Option<isize>,
-            items: Value,
+            #[of(impl Elements<T>)] items: Value,
         ) -> Result<(), SyncError> {
             let items = elements(items)?;
             let mut state = lock(&self.state);
@@ -275,8 +288,10 @@ pub mod server {
             Ok(())
         }
 
-        /// `del a[start:stop:step]`.
-        pub fn del_slice(
+        /// `del a[start:stop:step]` (see [`del_slice`](ListProxy::del_slice)
+        /// for a range).
+        #[py("__delitem__", slice)]
+        pub fn del_slice_step(
             &self,
             start: Option<isize>,
             stop: Option<isize>,
@@ -297,8 +312,14 @@ pub mod server {
             Ok(())
         }
 
-        /// `a + other`: a new plain list, `a` unchanged.
-        pub fn concat(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+        /// `a + other`: a new plain list, `a` unchanged; `other` may be
+        /// another list proxy.
+        #[py("__add__")]
+        #[returns(Vec<T>)]
+        pub fn concat(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<Vec<Value>, SyncError> {
             let other = elements(other)?;
             let mut items = lock(&self.state).items.clone();
             items.extend(other);
@@ -306,12 +327,16 @@ pub mod server {
         }
 
         /// `a * n`: a new plain list.
+        #[py("__mul__", "__rmul__")]
+        #[returns(Vec<T>)]
         pub fn repeat(&self, n: usize) -> Result<Vec<Value>, SyncError> {
             repeated(&lock(&self.state).items, n)
         }
 
-        /// `a += other`: append every element of `other`.
-        pub fn extend(&self, other: Value) -> Result<(), SyncError> {
+        /// `a += other` / `a.extend(other)`: append every element of
+        /// `other`.
+        #[py("extend")]
+        pub fn extend(&self, #[of(impl Elements<T>)] other: Value) -> Result<(), SyncError> {
             let other = elements(other)?;
             let mut state = lock(&self.state);
             state.held.retain_all(&other)?;
@@ -321,6 +346,7 @@ pub mod server {
 
         /// `a *= n`: the items repeated `n` times in place (`n == 0`
         /// empties the list).
+        #[py("__imul__", reply = nothing)]
         pub fn imul(&self, n: usize) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             if n == 0 {
@@ -334,23 +360,27 @@ pub mod server {
         }
 
         /// `value in a`.
-        pub fn contains(&self, value: Value) -> bool {
+        #[py("__contains__")]
+        pub fn contains(&self, #[of(&T)] value: Value) -> bool {
             lock(&self.state).items.contains(&value)
         }
 
         /// `a.count(value)`.
-        pub fn count(&self, value: Value) -> usize {
+        #[py("count")]
+        pub fn count(&self, #[of(&T)] value: Value) -> usize {
             let state = lock(&self.state);
             state.items.iter().filter(|item| **item == value).count()
         }
 
         /// `a.index(value, start, stop)`: the first position of `value`
-        /// within the slice `[start:stop]`; `ValueError` if absent.
-        pub fn index(
+        /// within the slice `[start:stop]`; [`SyncError::ValueError`] if
+        /// absent (see [`index`](ListProxy::index)).
+        #[py("index")]
+        pub fn index_within(
             &self,
-            value: Value,
-            start: Option<isize>,
-            stop: Option<isize>,
+            #[of(&T)] value: Value,
+            #[py(default = None)] start: Option<isize>,
+            #[py(default = None)] stop: Option<isize>,
         ) -> Result<usize, SyncError> {
             let state = lock(&self.state);
             let slice = state.slice(start, stop, None)?;
@@ -362,7 +392,8 @@ pub mod server {
 
         /// `a.insert(index, value)`: before `index`; out-of-range indices
         /// insert at either end.
-        pub fn insert(&self, index: isize, value: Value) -> Result<(), SyncError> {
+        #[py("insert")]
+        pub fn insert(&self, index: isize, #[of(T)] value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             state.held.retain(&value)?;
             let at = insertion_point(index, state.items.len());
@@ -371,7 +402,8 @@ pub mod server {
         }
 
         /// `a.append(value)`.
-        pub fn append(&self, value: Value) -> Result<(), SyncError> {
+        #[py("append")]
+        pub fn append(&self, #[of(T)] value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             state.held.retain(&value)?;
             state.items.push(value);
@@ -379,8 +411,13 @@ pub mod server {
         }
 
         /// `a.pop(index)`: remove and return the item at `index` (the last
-        /// by default).
-        pub fn pop(&self, index: Option<isize>) -> Result<Removed, SyncError> {
+        /// by default; see [`pop`](ListProxy::pop)).
+        #[py("pop")]
+        #[returns(T)]
+        pub fn pop_index(
+            &self,
+            #[py(default = None)] index: Option<isize>,
+        ) -> Result<Removed, SyncError> {
             let mut state = lock(&self.state);
             if state.items.is_empty() {
                 return Err(SyncError::IndexError("pop from empty list".into()));
@@ -394,7 +431,8 @@ pub mod server {
 
         /// `a.remove(value)`: remove its first occurrence; `ValueError` if
         /// absent.
-        pub fn remove(&self, value: Value) -> Result<(), SyncError> {
+        #[py("remove")]
+        pub fn remove(&self, #[of(&T)] value: Value) -> Result<(), SyncError> {
             let mut state = lock(&self.state);
             let at = state
                 .items
@@ -407,27 +445,36 @@ pub mod server {
         }
 
         /// `a.reverse()`, in place.
+        #[py("reverse")]
         pub fn reverse(&self) {
             lock(&self.state).items.reverse();
         }
 
         /// `list(reversed(a))`: a new plain list.
+        #[py("__reversed__", incoming)]
+        #[py("#GETVALUE", outgoing, back = reversed)]
+        #[returns(Vec<T>)]
         pub fn reversed(&self) -> Vec<Value> {
             lock(&self.state).items.iter().rev().cloned().collect()
         }
 
         /// `a.sort(reverse=reverse)`: stable, in place; `TypeError` for
-        /// items without an order between them.
-        pub fn sort(&self, reverse: bool) -> Result<(), SyncError> {
+        /// items without an order between them, as Python's order is
+        /// used.
+        #[py("sort", plan = crate::__private::sort_plan)]
+        pub fn sort(&self, #[py(default = false, keyword)] reverse: bool) -> Result<(), SyncError> {
             py_sort(&mut lock(&self.state).items, reverse)
         }
 
         /// `a.clear()`.
+        #[py("__delitem__", slice, outgoing)]
         pub fn clear(&self) {
             lock(&self.state).remove_all();
         }
 
         /// `a[:]`: every item, as a plain list.
+        #[py("#GETVALUE")]
+        #[returns(Vec<T>)]
         pub fn to_vec(&self) -> Vec<Value> {
             lock(&self.state).items.clone()
         }
@@ -435,6 +482,7 @@ pub mod server {
         /// `iter(a)`: an iterator that reads the live list, one item per
         /// call, so it sees writes made after it was created.
         #[proxy]
+        #[returns(IterProxy<T>)]
         pub fn iter(&self) -> RemoteIter {
             let state = Arc::clone(&self.state);
             let mut next = 0;
@@ -447,28 +495,27 @@ pub mod server {
 
         /// `repr(a)`: Python's form, `[1, 'a']`; a nested proxy prints as
         /// its token, so a list that contains itself prints finitely.
+        #[py("__repr__", "__str__")]
         pub fn repr(&self) -> String {
             Value::List(lock(&self.state).items.clone()).repr()
         }
     }
 }
 
-/// The typed list proxy.
+/// The typed list proxy: generated with the server (see
+/// [`List`](server::List)), and the methods that take Rust ranges.
 pub mod typed {
     use std::borrow::Borrow;
-    use std::marker::PhantomData;
     use std::ops::{Bound, RangeBounds};
 
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
-    use super::super::operand::{send_operand, Elements};
-    use super::server::{ListAsyncProxy as RawListAsyncProxy, ListProxy as RawListProxy};
-    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, flavours, typed_proxy};
+    use super::super::operand::Elements;
+    pub use super::server::{ListAsyncProxy, ListProxy};
+    use crate::sync::typed::dual_proxy;
     use crate::sync::SyncManager;
-    use crate::value::{to_value, Value};
-    use crate::Proxy;
+    use crate::value::Value;
     use crate::Result;
 
     /// Python's `[start:stop]` bounds of a Rust range of indices; negative
@@ -488,96 +535,23 @@ pub mod typed {
         (start, stop)
     }
 
-    /// A typed proxy of a shared `list` (Python's `ListProxy`): every method
-    /// is one call to the server. Indices are `isize` and count from the end
-    /// when negative; an index out of range fails with
-    /// [`SyncError::IndexError`](crate::SyncError::IndexError).
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let a = manager.list_from([3, 1, 2])?;
-    /// a.append(0)?;
-    /// a.sort(false)?;
-    /// assert_eq!(a.get(-1)?, 3);
-    /// assert_eq!(a.slice(1..3)?, [1, 2]);
-    /// # Ok(()) }
-    /// ```
-    pub struct ListProxy<T> {
-        raw: RawListProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(ListProxy<T>, RawListProxy);
-
-    /// The async form of [`ListProxy`]: the same methods, as futures.
-    pub struct ListAsyncProxy<T> {
-        raw: RawListAsyncProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(ListAsyncProxy<T>, RawListAsyncProxy);
-
-    flavours!(ListProxy<T>, ListAsyncProxy);
-
-    impl<T> ListProxy<T> {
-        /// `iter(a)`: an iterator in the server over the live list.
-        pub fn iter(&self) -> Result<IterProxy<T>> {
-            Ok(self.raw.iter()?.into())
-        }
-    }
-
-    impl<T> ListAsyncProxy<T> {
-        /// `iter()` as a [`Stream`](futures_core::Stream); see
-        /// [`ListProxy::iter`].
-        pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {
-            Ok(self.raw.iter().await?.into())
-        }
-    }
-
     dual_proxy! {
         impl<T> ListProxy, ListAsyncProxy
         where [T: Serialize + DeserializeOwned]
         {
-            /// `len(a)`.
-            pub fn len(&self) -> Result<usize> {
-                wait!(self.raw.len())
-            }
-
-            /// `not a`: whether it is empty.
-            pub fn is_empty(&self) -> Result<bool> {
-                wait!(self.raw.is_empty())
-            }
-
-            /// `a[index]`.
-            pub fn get(&self, index: isize) -> Result<T> {
-                decode(self.raw.base(), flatten(wait!(self.raw.get(index)))?)
-            }
-
-            /// `a[index] = value`.
-            pub fn set(&self, index: isize, value: T) -> Result<()> {
-                flatten(wait!(self.raw.set(index, to_value(&value)?)))
-            }
-
-            /// `del a[index]`.
-            pub fn del(&self, index: isize) -> Result<()> {
-                flatten(wait!(self.raw.del(index)))
-            }
-
             /// `a[start:stop]` for the range `start..stop`, as Python bounds a
             /// slice: out-of-range bounds clamp, negative ones count from the
             /// end (`a.slice(2..5)`, `a.slice(-2..)`, `a.slice(..)`).
             pub fn slice(&self, range: impl RangeBounds<isize>) -> Result<Vec<T>> {
                 let (start, stop) = bounds(range);
-                decode_all(self.raw.base(), flatten(wait!(self.raw.get_slice(start, stop, None)))?)
+                wait!(self.get_slice(start, stop, None))
             }
 
             /// `a[start:stop:step]`; a negative step walks backwards
             /// (`a.slice_step(.., -1)` is the list reversed).
             pub fn slice_step(&self, range: impl RangeBounds<isize>, step: isize) -> Result<Vec<T>> {
                 let (start, stop) = bounds(range);
-                decode_all(self.raw.base(), flatten(wait!(self.raw.get_slice(start, stop, Some(step))))?)
+                wait!(self.get_slice(start, stop, Some(step)))
             }
 
             /// `a[start:stop] = items`: the slice is replaced by any number of
@@ -588,50 +562,13 @@ pub mod typed {
                 items: impl Elements<T>,
             ) -> Result<()> {
                 let (start, stop) = bounds(range);
-                send_operand!(items, |operand| {
-                    wait!(self.raw.set_slice(start, stop, None, operand))
-                })
+                wait!(self.set_slice_step(start, stop, None, items))
             }
 
             /// `del a[start:stop]`.
             pub fn del_slice(&self, range: impl RangeBounds<isize>) -> Result<()> {
                 let (start, stop) = bounds(range);
-                flatten(wait!(self.raw.del_slice(start, stop, None)))
-            }
-
-            /// `a + other`: a new plain list; `other` may be another list proxy.
-            pub fn concat(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-                let values = send_operand!(other, |operand| wait!(self.raw.concat(operand)))?;
-                decode_all(self.raw.base(), values)
-            }
-
-            /// `a * n`: a new plain list.
-            pub fn repeat(&self, n: usize) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), flatten(wait!(self.raw.repeat(n)))?)
-            }
-
-            /// `a += other` / `a.extend(other)`.
-            pub fn extend(&self, other: impl Elements<T>) -> Result<()> {
-                send_operand!(other, |operand| wait!(self.raw.extend(operand)))
-            }
-
-            /// `a *= n`, in place (`0` empties the list).
-            pub fn imul(&self, n: usize) -> Result<()> {
-                flatten(wait!(self.raw.imul(n)))
-            }
-
-            /// `value in a`.
-            pub fn contains<Q>(&self, value: &Q) -> Result<bool>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw.contains(to_value(value)?))
-            }
-
-            /// `a.count(value)`.
-            pub fn count<Q>(&self, value: &Q) -> Result<usize>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw.count(to_value(value)?))
+                wait!(self.del_slice_step(start, stop, None))
             }
 
             /// `a.index(value)`: its first position;
@@ -639,7 +576,7 @@ pub mod typed {
             pub fn index<Q>(&self, value: &Q) -> Result<usize>
             where [T: Borrow<Q>, Q: Serialize + ?Sized]
             {
-                flatten(wait!(self.raw.index(to_value(value)?, None, None)))
+                wait!(self.index_within(value, None, None))
             }
 
             /// `a.index(value, start, stop)`: its first position in the range.
@@ -647,73 +584,39 @@ pub mod typed {
             where [T: Borrow<Q>, Q: Serialize + ?Sized]
             {
                 let (start, stop) = bounds(range);
-                flatten(wait!(self.raw.index(to_value(value)?, start, stop)))
-            }
-
-            /// `a.insert(index, value)`.
-            pub fn insert(&self, index: isize, value: T) -> Result<()> {
-                flatten(wait!(self.raw.insert(index, to_value(&value)?)))
-            }
-
-            /// `a.append(value)`.
-            pub fn append(&self, value: T) -> Result<()> {
-                flatten(wait!(self.raw.append(to_value(&value)?)))
+                wait!(self.index_within(value, start, stop))
             }
 
             /// `a.pop()`: remove and return the last item.
             pub fn pop(&self) -> Result<T> {
-                decode(self.raw.base(), flatten(wait!(self.raw.pop(None)))?.into_value())
+                wait!(self.pop_index(None))
             }
 
             /// `a.pop(index)`.
             pub fn pop_at(&self, index: isize) -> Result<T> {
-                decode(self.raw.base(), flatten(wait!(self.raw.pop(Some(index))))?.into_value())
-            }
-
-            /// `a.remove(value)`: its first occurrence;
-            /// [`SyncError::ValueError`](crate::SyncError::ValueError) if absent.
-            pub fn remove<Q>(&self, value: &Q) -> Result<()>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                flatten(wait!(self.raw.remove(to_value(value)?)))
-            }
-
-            /// `a.reverse()`, in place.
-            pub fn reverse(&self) -> Result<()> {
-                wait!(self.raw.reverse())
-            }
-
-            /// `list(reversed(a))`.
-            pub fn reversed(&self) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), wait!(self.raw.reversed())?)
-            }
-
-            /// `a.sort(reverse=reverse)`: stable, in the server, with Python's
-            /// order; items without an order between them fail with
-            /// [`SyncError::TypeError`](crate::SyncError::TypeError).
-            pub fn sort(&self, reverse: bool) -> Result<()> {
-                flatten(wait!(self.raw.sort(reverse)))
-            }
-
-            /// `a.clear()`.
-            pub fn clear(&self) -> Result<()> {
-                wait!(self.raw.clear())
-            }
-
-            /// `a[:]`: every item.
-            pub fn to_vec(&self) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), wait!(self.raw.to_vec())?)
-            }
-
-            /// `repr(a)`: the list in Python's notation.
-            pub fn repr(&self) -> Result<String> {
-                wait!(self.raw.repr())
+                wait!(self.pop_index(Some(index)))
             }
         }
     }
 
     impl SyncManager {
-        /// A new shared `list`, empty.
+        /// A new shared `list`, empty (Python's `manager.list()`): every
+        /// method of its [`ListProxy`] is one call to the server. Indices
+        /// are `isize` and count from the end when negative; an index out
+        /// of range fails with
+        /// [`SyncError::IndexError`](crate::SyncError::IndexError).
+        ///
+        /// ```
+        /// # fn main() -> manager_runtime::Result<()> {
+        /// let manager = manager_runtime::sync::SyncManager::new();
+        /// manager.start_in_thread()?;
+        /// let a = manager.list_from([3, 1, 2])?;
+        /// a.append(0)?;
+        /// a.sort(false)?;
+        /// assert_eq!(a.get(-1)?, 3);
+        /// assert_eq!(a.slice(1..3)?, [1, 2]);
+        /// # Ok(()) }
+        /// ```
         pub fn list<T>(&self) -> Result<ListProxy<T>> {
             self.create("list", &(None::<Value>,))
         }

@@ -48,25 +48,11 @@ impl<T> Operand<T> {
     }
 
     /// The value to send, and the elements to keep until the call is done.
-    pub(super) fn into_parts(self) -> (Value, Vec<T>) {
+    #[doc(hidden)]
+    pub fn into_parts(self) -> (Value, Vec<T>) {
         (self.value, self.elements)
     }
 }
-
-/// `send_operand!(other, |value| call)`: make the call that sends `other`
-/// (any [`Elements`]) as the operand `value`, keeping its elements until
-/// the call is done (in an async proxy the call is awaited, see
-/// `dual_proxy!`); Python's exception is folded into the error.
-macro_rules! send_operand {
-    ($other:expr, |$value:ident| $call:expr) => {{
-        let ($value, elements) =
-            $crate::sync::collections::typed::Elements::into_operand($other)?.into_parts();
-        let result = $call;
-        drop(elements);
-        $crate::sync::typed::flatten(result)
-    }};
-}
-pub(super) use send_operand;
 
 impl<T: Serialize, I: IntoIterator<Item = T>> Elements<T> for I {
     fn into_operand(self) -> Result<Operand<T>> {

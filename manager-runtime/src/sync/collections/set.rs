@@ -8,7 +8,8 @@ pub mod server {
     use std::sync::{Arc, Mutex};
 
     use super::super::iter::server::RemoteIter;
-    use super::super::operand::elements;
+    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
+    use super::super::operand::{elements, Elements};
     use super::super::table::Table;
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
@@ -100,7 +101,7 @@ pub mod server {
         }
     }
 
-    #[crate::shared(typeid = "set")]
+    #[crate::shared(typeid = "set", typed(T))]
     impl Set {
         /// `len(s)`.
         pub fn len(&self) -> usize {
@@ -113,22 +114,22 @@ pub mod server {
         }
 
         /// `item in s`.
-        pub fn contains(&self, item: Value) -> bool {
+        pub fn contains(&self, #[of(&T)] item: Value) -> bool {
             lock(&self.state).contains(&item)
         }
 
         /// `s.add(item)`.
-        pub fn add(&self, item: Value) -> Result<(), SyncError> {
+        pub fn add(&self, #[of(T)] item: Value) -> Result<(), SyncError> {
             lock(&self.state).add(item)
         }
 
         /// `s.discard(item)`: remove it if present.
-        pub fn discard(&self, item: Value) {
+        pub fn discard(&self, #[of(&T)] item: Value) {
             lock(&self.state).discard(&item);
         }
 
         /// `s.remove(item)`; `KeyError` if absent.
-        pub fn remove(&self, item: Value) -> Result<(), SyncError> {
+        pub fn remove(&self, #[of(&T)] item: Value) -> Result<(), SyncError> {
             if lock(&self.state).discard(&item) {
                 Ok(())
             } else {
@@ -136,7 +137,9 @@ pub mod server {
             }
         }
 
-        /// `s.pop()`: remove and return an element; `KeyError` if empty.
+        /// `s.pop()`: remove and return an element; [`SyncError::KeyError`]
+        /// if empty.
+        #[returns(T)]
         pub fn pop(&self) -> Result<Removed, SyncError> {
             let mut state = lock(&self.state);
             let (item, _) = state
@@ -160,12 +163,14 @@ pub mod server {
         }
 
         /// `list(s)` (and `s.copy()`): every element.
+        #[returns(Vec<T>)]
         pub fn to_vec(&self) -> Vec<Value> {
             lock(&self.state).elements()
         }
 
         /// `s | other`, `s.union(other)`: a new plain set.
-        pub fn union(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+        #[returns(Vec<T>)]
+        pub fn union(&self, #[of(impl Elements<T>)] other: Value) -> Result<Vec<Value>, SyncError> {
             let other = elements(other)?;
             let state = lock(&self.state);
             let mut union = state.elements();
@@ -175,18 +180,30 @@ pub mod server {
         }
 
         /// `s & other`, `s.intersection(other)`.
-        pub fn intersection(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+        #[returns(Vec<T>)]
+        pub fn intersection(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<Vec<Value>, SyncError> {
             self.filtered(other, true)
         }
 
         /// `s - other`, `s.difference(other)`.
-        pub fn difference(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+        #[returns(Vec<T>)]
+        pub fn difference(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<Vec<Value>, SyncError> {
             self.filtered(other, false)
         }
 
         /// `s ^ other`, `s.symmetric_difference(other)`: what is in exactly
         /// one of the two.
-        pub fn symmetric_difference(&self, other: Value) -> Result<Vec<Value>, SyncError> {
+        #[returns(Vec<T>)]
+        pub fn symmetric_difference(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<Vec<Value>, SyncError> {
             let other = elements(other)?;
             let state = lock(&self.state);
             let theirs = distinct(&other);
@@ -207,14 +224,17 @@ pub mod server {
         }
 
         /// `s |= other`, `s.update(other)`.
-        pub fn update(&self, other: Value) -> Result<(), SyncError> {
+        pub fn update(&self, #[of(impl Elements<T>)] other: Value) -> Result<(), SyncError> {
             let other = elements(other)?;
             let mut state = lock(&self.state);
             other.into_iter().try_for_each(|item| state.add(item))
         }
 
         /// `s &= other`, `s.intersection_update(other)`.
-        pub fn intersection_update(&self, other: Value) -> Result<(), SyncError> {
+        pub fn intersection_update(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<(), SyncError> {
             let other = elements(other)?;
             let other = distinct(&other);
             let mut state = lock(&self.state);
@@ -227,7 +247,10 @@ pub mod server {
         }
 
         /// `s -= other`, `s.difference_update(other)`.
-        pub fn difference_update(&self, other: Value) -> Result<(), SyncError> {
+        pub fn difference_update(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<(), SyncError> {
             let other = elements(other)?;
             let mut state = lock(&self.state);
             other.iter().for_each(|item| {
@@ -237,7 +260,10 @@ pub mod server {
         }
 
         /// `s ^= other`, `s.symmetric_difference_update(other)`.
-        pub fn symmetric_difference_update(&self, other: Value) -> Result<(), SyncError> {
+        pub fn symmetric_difference_update(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<(), SyncError> {
             let other = elements(other)?;
             let mut seen = HashSet::new();
             let other: Vec<Value> = other
@@ -254,29 +280,35 @@ pub mod server {
         }
 
         /// `s.isdisjoint(other)`: no element in common.
-        pub fn isdisjoint(&self, other: Value) -> Result<bool, SyncError> {
+        pub fn isdisjoint(&self, #[of(impl Elements<T>)] other: Value) -> Result<bool, SyncError> {
             let other = elements(other)?;
             let state = lock(&self.state);
             Ok(!other.iter().any(|item| state.contains(item)))
         }
 
         /// `s <= other`, `s.issubset(other)`.
-        pub fn issubset(&self, other: Value) -> Result<bool, SyncError> {
+        pub fn issubset(&self, #[of(impl Elements<T>)] other: Value) -> Result<bool, SyncError> {
             self.is_subset(other, false)
         }
 
         /// `s >= other`, `s.issuperset(other)`.
-        pub fn issuperset(&self, other: Value) -> Result<bool, SyncError> {
+        pub fn issuperset(&self, #[of(impl Elements<T>)] other: Value) -> Result<bool, SyncError> {
             self.is_superset(other, false)
         }
 
         /// `s < other`: a subset, and smaller.
-        pub fn is_proper_subset(&self, other: Value) -> Result<bool, SyncError> {
+        pub fn is_proper_subset(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<bool, SyncError> {
             self.is_subset(other, true)
         }
 
         /// `s > other`: a superset, and larger.
-        pub fn is_proper_superset(&self, other: Value) -> Result<bool, SyncError> {
+        pub fn is_proper_superset(
+            &self,
+            #[of(impl Elements<T>)] other: Value,
+        ) -> Result<bool, SyncError> {
             self.is_superset(other, true)
         }
 
@@ -284,6 +316,7 @@ pub mod server {
         /// with `RuntimeError` if an element comes or goes before it is
         /// done.
         #[proxy]
+        #[returns(IterProxy<T>)]
         pub fn iter(&self) -> RemoteIter {
             let state = Arc::clone(&self.state);
             let version = lock(&state).version;
@@ -313,223 +346,53 @@ pub mod server {
     }
 }
 
-/// The typed set proxy.
+/// The typed set proxy: generated with the server, see
+/// [`Set`](server::Set) and [`SyncManager::set`].
 pub mod typed {
-    use std::borrow::Borrow;
-    use std::marker::PhantomData;
-
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::super::iter::typed::{IterAsyncProxy, IterProxy};
-    use super::super::operand::{send_operand, Elements};
-    use super::server::{SetAsyncProxy as RawSetAsyncProxy, SetProxy as RawSetProxy};
-    use crate::sync::typed::{decode, decode_all, dual_proxy, flatten, flavours, typed_proxy};
+    use super::super::operand::Elements;
+    pub use super::server::{SetAsyncProxy, SetProxy};
+    use crate::sync::typed::dual_proxy;
     use crate::sync::SyncManager;
-    use crate::value::{to_value, Value};
-    use crate::Proxy;
+    use crate::value::Value;
     use crate::Result;
-
-    /// A typed proxy of a shared `set` (Python's `SetProxy`, CPython 3.14):
-    /// every method is one call to the server. Operations that take another
-    /// collection accept any `IntoIterator` of elements or a proxy of a
-    /// list, set or dict of the same manager ([`Elements`]); those that
-    /// build a new set return its elements as a `Vec` (see
-    /// [`to_set`](Self::to_set) for a set type).
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let s = manager.set_from([1, 2, 3])?;
-    /// assert_eq!(s.intersection([2, 3, 4])?, [2, 3]);
-    /// s.difference_update([1])?;
-    /// assert!(s.issubset([2, 3, 4])?);
-    /// # Ok(()) }
-    /// ```
-    pub struct SetProxy<T> {
-        raw: RawSetProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(SetProxy<T>, RawSetProxy);
-
-    /// The async form of [`SetProxy`]: the same methods, as futures.
-    pub struct SetAsyncProxy<T> {
-        raw: RawSetAsyncProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(SetAsyncProxy<T>, RawSetAsyncProxy);
-
-    flavours!(SetProxy<T>, SetAsyncProxy);
-
-    impl<T> SetProxy<T> {
-        /// `iter(s)`: an iterator in the server. It fails with
-        /// [`SyncError::RuntimeError`](crate::SyncError::RuntimeError) if
-        /// the set changes size meanwhile.
-        pub fn iter(&self) -> Result<IterProxy<T>> {
-            Ok(self.raw.iter()?.into())
-        }
-    }
-
-    impl<T> SetAsyncProxy<T> {
-        /// `iter()` as a [`Stream`](futures_core::Stream); see
-        /// [`SetProxy::iter`].
-        pub async fn iter(&self) -> Result<IterAsyncProxy<T>> {
-            Ok(self.raw.iter().await?.into())
-        }
-    }
 
     dual_proxy! {
         impl<T> SetProxy, SetAsyncProxy
         where [T: Serialize + DeserializeOwned]
         {
-            /// `len(s)`.
-            pub fn len(&self) -> Result<usize> {
-                wait!(self.raw.len())
-            }
-
-            /// `not s`: whether it is empty.
-            pub fn is_empty(&self) -> Result<bool> {
-                wait!(self.raw.is_empty())
-            }
-
-            /// `item in s`.
-            pub fn contains<Q>(&self, item: &Q) -> Result<bool>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw.contains(to_value(item)?))
-            }
-
-            /// `s.add(item)`.
-            pub fn add(&self, item: T) -> Result<()> {
-                flatten(wait!(self.raw.add(to_value(&item)?)))
-            }
-
-            /// `s.discard(item)`: remove it if present.
-            pub fn discard<Q>(&self, item: &Q) -> Result<()>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                wait!(self.raw.discard(to_value(item)?))
-            }
-
-            /// `s.remove(item)`;
-            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if absent.
-            pub fn remove<Q>(&self, item: &Q) -> Result<()>
-            where [T: Borrow<Q>, Q: Serialize + ?Sized]
-            {
-                flatten(wait!(self.raw.remove(to_value(item)?)))
-            }
-
-            /// `s.pop()`: remove and return an element;
-            /// [`SyncError::KeyError`](crate::SyncError::KeyError) if empty.
-            pub fn pop(&self) -> Result<T> {
-                decode(self.raw.base(), flatten(wait!(self.raw.pop()))?.into_value())
-            }
-
-            /// `s.clear()`.
-            pub fn clear(&self) -> Result<()> {
-                wait!(self.raw.clear())
-            }
-
             /// `s.copy()`: every element.
             pub fn copy(&self) -> Result<Vec<T>> {
                 wait!(self.to_vec())
-            }
-
-            /// `list(s)`.
-            pub fn to_vec(&self) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), wait!(self.raw.to_vec())?)
             }
 
             /// `set(s)` as any collection: `s.to_set::<HashSet<_>>()`.
             pub fn to_set<S>(&self) -> Result<S> where [S: FromIterator<T>] {
                 Ok(wait!(self.to_vec())?.into_iter().collect())
             }
-
-            /// `s | other`.
-            pub fn union(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-                let values = send_operand!(other, |operand| wait!(self.raw.union(operand)))?;
-                decode_all(self.raw.base(), values)
-            }
-
-            /// `s & other`.
-            pub fn intersection(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), send_operand!(other, |operand| {
-                    wait!(self.raw.intersection(operand))
-                })?)
-            }
-
-            /// `s - other`.
-            pub fn difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-                let values = send_operand!(other, |operand| wait!(self.raw.difference(operand)))?;
-                decode_all(self.raw.base(), values)
-            }
-
-            /// `s ^ other`.
-            pub fn symmetric_difference(&self, other: impl Elements<T>) -> Result<Vec<T>> {
-                decode_all(self.raw.base(), send_operand!(other, |operand| {
-                    wait!(self.raw.symmetric_difference(operand))
-                })?)
-            }
-
-            /// `s |= other`.
-            pub fn update(&self, other: impl Elements<T>) -> Result<()> {
-                send_operand!(other, |operand| wait!(self.raw.update(operand)))
-            }
-
-            /// `s &= other`.
-            pub fn intersection_update(&self, other: impl Elements<T>) -> Result<()> {
-                send_operand!(other, |operand| wait!(self.raw.intersection_update(operand)))
-            }
-
-            /// `s -= other`.
-            pub fn difference_update(&self, other: impl Elements<T>) -> Result<()> {
-                send_operand!(other, |operand| wait!(self.raw.difference_update(operand)))
-            }
-
-            /// `s ^= other`.
-            pub fn symmetric_difference_update(&self, other: impl Elements<T>) -> Result<()> {
-                send_operand!(other, |operand| {
-                    wait!(self.raw.symmetric_difference_update(operand))
-                })
-            }
-
-            /// `s.isdisjoint(other)`.
-            pub fn isdisjoint(&self, other: impl Elements<T>) -> Result<bool> {
-                send_operand!(other, |operand| wait!(self.raw.isdisjoint(operand)))
-            }
-
-            /// `s <= other`, `s.issubset(other)`.
-            pub fn issubset(&self, other: impl Elements<T>) -> Result<bool> {
-                send_operand!(other, |operand| wait!(self.raw.issubset(operand)))
-            }
-
-            /// `s >= other`, `s.issuperset(other)`.
-            pub fn issuperset(&self, other: impl Elements<T>) -> Result<bool> {
-                send_operand!(other, |operand| wait!(self.raw.issuperset(operand)))
-            }
-
-            /// `s < other`.
-            pub fn is_proper_subset(&self, other: impl Elements<T>) -> Result<bool> {
-                send_operand!(other, |operand| wait!(self.raw.is_proper_subset(operand)))
-            }
-
-            /// `s > other`.
-            pub fn is_proper_superset(&self, other: impl Elements<T>) -> Result<bool> {
-                send_operand!(other, |operand| wait!(self.raw.is_proper_superset(operand)))
-            }
-
-            /// `repr(s)`: the set in Python's notation.
-            pub fn repr(&self) -> Result<String> {
-                wait!(self.raw.repr())
-            }
         }
     }
 
     impl SyncManager {
-        /// A new shared `set`, empty.
+        /// A new shared `set`, empty (Python's `SetProxy`, CPython 3.14):
+        /// every method of its [`SetProxy`] is one call to the server.
+        /// Operations that take another collection accept any `IntoIterator`
+        /// of elements or a proxy of a list, set or dict of the same manager
+        /// ([`Elements`]); those that build a new set return its elements as
+        /// a `Vec` (see [`to_set`](SetProxy::to_set) for a set type).
+        ///
+        /// ```
+        /// # fn main() -> manager_runtime::Result<()> {
+        /// let manager = manager_runtime::sync::SyncManager::new();
+        /// manager.start_in_thread()?;
+        /// let s = manager.set_from([1, 2, 3])?;
+        /// assert_eq!(s.intersection([2, 3, 4])?, [2, 3]);
+        /// s.difference_update([1])?;
+        /// assert!(s.issubset([2, 3, 4])?);
+        /// # Ok(()) }
+        /// ```
         pub fn set<T>(&self) -> Result<SetProxy<T>> {
             self.create("set", &(None::<Value>,))
         }

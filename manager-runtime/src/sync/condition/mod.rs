@@ -24,7 +24,22 @@ pub(crate) fn register(registry: &mut Registry) {
 }
 
 impl SyncManager {
-    /// A new shared `Condition` on its own `RLock`.
+    /// A new shared `Condition` on its own `RLock`: Python's
+    /// `threading.Condition` through a manager. The lock and every wait
+    /// belong to the calling thread ([`caller_id`](crate::caller_id)), or
+    /// task for the async proxy.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// # use std::time::Duration;
+    /// let manager = managers::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let condition = manager.condition()?;
+    /// let _held = condition.guard()?;
+    /// assert!(!condition.wait_timeout(Duration::from_millis(10))?);
+    /// # Ok(()) }
+    /// ```
     pub fn condition(&self) -> Result<typed::ConditionProxy> {
         self.create("Condition", &(None::<Token>,))
     }

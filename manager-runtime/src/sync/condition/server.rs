@@ -161,27 +161,30 @@ impl Drop for Waiting<'_> {
     }
 }
 
-#[crate::shared(typeid = "Condition")]
+#[crate::shared(typeid = "Condition", typed)]
 impl Condition {
-    /// Acquire the underlying lock for `owner` (Python's
-    /// `acquire(blocking, timeout)`).
-    pub async fn acquire(
+    /// Acquire the underlying lock for the calling thread (or task, for an
+    /// async proxy): Python's `acquire(blocking, timeout)`.
+    #[py("acquire", timeout = lock)]
+    #[undo(crate::sync::lock::typed::release_owned_if_taken::<super::typed::ConditionAsyncProxy>)]
+    pub async fn acquire_with(
         &self,
-        owner: u64,
-        blocking: bool,
-        timeout: Option<Duration>,
+        #[owner] owner: u64,
+        #[py(default = true)] blocking: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<bool, SyncError> {
         self.lock()?.acquire(owner, 1, blocking, timeout).await
     }
 
-    /// Release the underlying lock once.
-    pub fn release(&self, owner: u64) -> Result<(), SyncError> {
+    /// Release the underlying lock once (Python's `release()`).
+    #[py("release")]
+    pub fn release(&self, #[owner] owner: u64) -> Result<(), SyncError> {
         self.lock()?.release(owner)
     }
 
-    /// Whether `owner` holds the underlying lock (Python's `_is_owned`; a
-    /// plain `Lock` counts as owned while anyone holds it).
-    pub fn is_owned(&self, owner: u64) -> Result<bool, SyncError> {
+    /// Whether the caller holds the underlying lock (Python's `_is_owned`;
+    /// a plain `Lock` counts as owned while anyone holds it).
+    pub fn is_owned(&self, #[owner] owner: u64) -> Result<bool, SyncError> {
         Ok(self.lock()?.is_owned(owner))
     }
 
@@ -189,7 +192,12 @@ impl Condition {
     /// notification at most `timeout` (`None`: forever), take the lock
     /// back at its former level. `false` if the time ran out. Waiting
     /// without holding the lock is a `RuntimeError`.
-    pub async fn wait(&self, owner: u64, timeout: Option<Duration>) -> Result<bool, SyncError> {
+    #[py("wait", timeout = zero)]
+    pub async fn wait_with(
+        &self,
+        #[owner] owner: u64,
+        #[py(default = None)] timeout: Option<Duration>,
+    ) -> Result<bool, SyncError> {
         let lock = self.owned_lock(owner, "wait")?;
         let (tx, mut rx) = oneshot::channel();
         let waiting = {
@@ -217,14 +225,20 @@ impl Condition {
 
     /// Wake the first `n` waiters (Python's `notify(n)`). Notifying
     /// without holding the lock is a `RuntimeError`.
-    pub fn notify(&self, owner: u64, n: usize) -> Result<(), SyncError> {
+    #[py("notify")]
+    pub fn notify_n(
+        &self,
+        #[owner] owner: u64,
+        #[py(default = 1)] n: usize,
+    ) -> Result<(), SyncError> {
         self.owned_lock(owner, "notify")?;
         self.wake(Some(n));
         Ok(())
     }
 
     /// Wake every waiter (Python's `notify_all()`).
-    pub fn notify_all(&self, owner: u64) -> Result<(), SyncError> {
+    #[py("notify_all")]
+    pub fn notify_all(&self, #[owner] owner: u64) -> Result<(), SyncError> {
         self.owned_lock(owner, "notify")?;
         self.wake(None);
         Ok(())

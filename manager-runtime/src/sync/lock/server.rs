@@ -22,25 +22,34 @@ impl Default for Lock {
     }
 }
 
-#[crate::shared(typeid = "Lock")]
+#[crate::shared(typeid = "Lock", typed)]
 impl Lock {
-    /// Python's `acquire(blocking, timeout)`: `true` once the lock is
-    /// taken, `false` if it is busy (`blocking == false`) or the timeout
-    /// passed. A timeout with `blocking == false` is a `ValueError`.
-    pub async fn acquire(
+    /// Python's `acquire(blocking, timeout)` (`None`: no limit): `true` once
+    /// the lock is taken, `false` if it is busy (`blocking == false`) or
+    /// the timeout passed. A timeout with `blocking == false` is a
+    /// `ValueError`.
+    ///
+    /// Dropping the async proxy's future never leaves the lock held for
+    /// nobody: still waiting, the acquire is withdrawn on the server;
+    /// already done, it is released again (as the caller that acquired it).
+    #[py("acquire", timeout = lock)]
+    #[undo(super::typed::release_if_taken::<super::typed::LockAsyncProxy>)]
+    pub async fn acquire_with(
         &self,
-        blocking: bool,
-        timeout: Option<Duration>,
+        #[py(default = true)] blocking: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<bool, SyncError> {
         self.core.acquire(0, 1, blocking, timeout).await
     }
 
-    /// Release the lock; releasing an unlocked lock is a `RuntimeError`.
+    /// Release the lock (Python's `release()`); releasing an unlocked lock
+    /// is a `RuntimeError`.
+    #[py("release")]
     pub fn release(&self) -> Result<(), SyncError> {
         self.core.release(0)
     }
 
-    /// Whether the lock is held.
+    /// Whether the lock is held (Python's `locked()`).
     pub fn locked(&self) -> bool {
         self.core.locked()
     }
@@ -61,27 +70,33 @@ impl Default for RLock {
     }
 }
 
-#[crate::shared(typeid = "RLock")]
+#[crate::shared(typeid = "RLock", typed)]
 impl RLock {
-    /// Python's `acquire(blocking, timeout)` for `owner`: taking it again
-    /// while holding it succeeds at once and counts one more level.
-    pub async fn acquire(
+    /// Python's `acquire(blocking, timeout)` for the calling thread (or
+    /// task, for an async proxy): taking it again while holding it
+    /// succeeds at once and counts one more level. Dropping the async
+    /// proxy's future never leaves it held for nobody.
+    #[py("acquire", timeout = lock)]
+    #[undo(super::typed::release_owned_if_taken::<super::typed::RLockAsyncProxy>)]
+    pub async fn acquire_with(
         &self,
-        owner: u64,
-        blocking: bool,
-        timeout: Option<Duration>,
+        #[owner] owner: u64,
+        #[py(default = true)] blocking: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<bool, SyncError> {
         self.core.acquire(owner, 1, blocking, timeout).await
     }
 
     /// Release one level; a release by anyone but the owner, or of an
     /// unlocked lock, is a `RuntimeError`.
-    pub fn release(&self, owner: u64) -> Result<(), SyncError> {
+    #[py("release")]
+    pub fn release(&self, #[owner] owner: u64) -> Result<(), SyncError> {
         self.core.release(owner)
     }
 
-    /// Whether `owner` holds the lock (Python's `_is_owned`).
-    pub fn is_owned(&self, owner: u64) -> bool {
+    /// Whether the caller (thread, or task for an async proxy) holds the
+    /// lock (Python's `_is_owned`).
+    pub fn is_owned(&self, #[owner] owner: u64) -> bool {
         self.core.is_owned(owner)
     }
 }
@@ -109,20 +124,23 @@ impl Semaphore {
     }
 }
 
-#[crate::shared(typeid = "Semaphore")]
+#[crate::shared(typeid = "Semaphore", typed)]
 impl Semaphore {
     /// Python's `acquire(blocking, timeout)`: `true` once a unit is taken,
     /// `false` if none is free (`blocking == false`) or the timeout passed.
-    pub async fn acquire(
+    #[py("acquire", timeout = semaphore)]
+    #[undo(super::typed::release_if_taken::<super::typed::SemaphoreAsyncProxy>)]
+    pub async fn acquire_with(
         &self,
-        blocking: bool,
-        timeout: Option<Duration>,
+        #[py(default = true)] blocking: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<bool, SyncError> {
         self.counter.acquire(blocking, timeout).await
     }
 
     /// Give a unit back, waking one waiter. Above the initial value of a
     /// bounded semaphore it is a `ValueError`.
+    #[py("release", plan = crate::__private::release_n_plan)]
     pub fn release(&self) -> Result<(), SyncError> {
         self.counter.release()
     }

@@ -6,9 +6,8 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
-use super::server;
-use crate::sync::typed::typed_proxy;
 use crate::Result;
+use crate::{Proxy, ProxyBase, SyncError};
 
 /// What a [`LockGuard`] needs of a proxy: Python's `release` with errors
 /// flattened, for the calling thread.
@@ -17,31 +16,24 @@ pub(in crate::sync) trait Acquirer {
     fn release_for_caller(&self) -> Result<()>;
 }
 
+/// What an async guard, or the undo of an acquire nobody awaits, needs of
+/// an async proxy: `release()` as `owner` (which a lock that is not owned
+/// ignores).
+pub(in crate::sync) trait AsyncRelease:
+    Proxy + Clone + Send + Sync + 'static
+{
+    /// `release()` as `owner`.
+    fn release_for(&self, owner: u64) -> impl Future<Output = Result<()>> + Send + '_;
+}
+
 /// The release an [`AsyncLockGuard`] makes when it is done.
 pub(in crate::sync) type Release = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
-/// Python's `AcquirerProxy` methods on a blocking typed proxy and its async
-/// form, from one list: `acquirer_methods!(LockProxy, LockAsyncProxy)`;
-/// `acquirer_methods!(RLockProxy, RLockAsyncProxy, owned)` when the raw
-/// calls take the owner first (the calling thread, or task, see
-/// `dual_proxy!`'s `owner!()`). Also [`Acquirer`], and `guard()` on each.
+/// Python's `AcquirerProxy` conveniences on a blocking typed proxy and its
+/// async form (`acquire_with` and `release` are generated with the
+/// server): `acquire`, `try_acquire`, `acquire_timeout`, and `guard()`.
 macro_rules! acquirer_methods {
     ($blocking:ident, $asynchronous:ident) => {
-        $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
-            [] [] [] [] [] []);
-    };
-    ($blocking:ident, $asynchronous:ident, owned) => {
-        // The owner goes first in the raw calls; a guard keeps the one that
-        // acquired, to release as it.
-        $crate::sync::lock::typed::acquirer_methods!(@impl $blocking, $asynchronous
-            [owner!(),] [owner!()]
-            [let owner = $crate::sync::typed::task_owner();] [owner]
-            [let owner = owner!();] [owner]);
-    };
-    (@impl $blocking:ident, $asynchronous:ident
-        [$($acquire_owner:tt)*] [$($release_owner:tt)*]
-        [$($take_owner:tt)*] [$($guard_owner:tt)*]
-        [$($bind_owner:tt)*] [$($bound_owner:tt)*]) => {
         $crate::sync::typed::dual_proxy! {
             impl $blocking, $asynchronous {
                 /// Wait until acquired (Python's `acquire()`); returns `true`.
@@ -59,34 +51,6 @@ macro_rules! acquirer_methods {
                 /// `acquire(timeout=t)`); `false` if the time ran out.
                 pub fn acquire_timeout(&self, timeout: ::std::time::Duration) -> $crate::Result<bool> {
                     wait!(self.acquire_with(true, Some(timeout)))
-                }
-
-                /// Python's `acquire(blocking, timeout)` (`None`: no limit). A
-                /// timeout on a non-blocking call is a `ValueError`.
-                ///
-                /// Dropping the async form's future never leaves the lock
-                /// held for nobody: still waiting, the acquire is withdrawn
-                /// on the server; already done, it is released again (as
-                /// the caller that acquired it).
-                pub fn acquire_with(
-                    &self,
-                    blocking: bool,
-                    timeout: ::core::option::Option<::std::time::Duration>,
-                ) -> $crate::Result<bool> {
-                    $($bind_owner)*
-                    $crate::sync::typed::flatten(undoable!(
-                        self.raw.acquire($($bound_owner,)* blocking, timeout),
-                        self.raw,
-                        $crate::sync::lock::typed::release_if_taken(
-                            ::core::clone::Clone::clone(&self.raw),
-                            move |raw| async move { raw.release($($bound_owner)*).await },
-                        )
-                    ))
-                }
-
-                /// Release once (Python's `release()`).
-                pub fn release(&self) -> $crate::Result<()> {
-                    $crate::sync::typed::flatten(wait!(self.raw.release($($release_owner)*)))
                 }
             }
         }
@@ -111,11 +75,11 @@ macro_rules! acquirer_methods {
             /// with [`AsyncLockGuard::release`](crate::sync::AsyncLockGuard::release)):
             /// Python's `async with`.
             pub async fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::AsyncLockGuard> {
-                $($take_owner)*
+                let owner = $crate::sync::typed::task_owner();
                 self.acquire().await?;
-                let raw = ::core::clone::Clone::clone(&self.raw);
+                let proxy = ::core::clone::Clone::clone(self);
                 let release = async move {
-                    $crate::sync::typed::flatten(raw.release($($guard_owner)*).await)
+                    $crate::sync::lock::typed::AsyncRelease::release_for(&proxy, owner).await
                 };
                 Ok($crate::sync::lock::typed::AsyncLockGuard::new(::std::boxed::Box::pin(release)))
             }
@@ -124,24 +88,48 @@ macro_rules! acquirer_methods {
 }
 pub(in crate::sync) use acquirer_methods;
 
-/// The undo of an async acquire that nobody awaits any more: if it took
-/// the lock, `release` (on a clone of the proxy) gives it back.
-pub(in crate::sync) fn release_if_taken<P, F>(
-    proxy: P,
-    release: impl FnOnce(P) -> F + Send + 'static,
-) -> impl FnOnce(
-    std::result::Result<bool, crate::SyncError>,
-) -> Pin<Box<dyn Future<Output = ()> + Send>>
+/// [`AsyncRelease`] for async proxies whose `release` takes an owner
+/// (`owned`) or not.
+macro_rules! async_release {
+    ($($proxy:ty),* ; owned $($owned:ty),*) => {
+        $(impl AsyncRelease for $proxy {
+            fn release_for(&self, _: u64) -> impl Future<Output = Result<()>> + Send + '_ {
+                self.release()
+            }
+        })*
+        $(impl AsyncRelease for $owned {
+            fn release_for(&self, owner: u64) -> impl Future<Output = Result<()>> + Send + '_ {
+                self.release_as(owner)
+            }
+        })*
+    };
+}
+
+async_release!(LockAsyncProxy, SemaphoreAsyncProxy; owned RLockAsyncProxy, crate::sync::ConditionAsyncProxy);
+
+/// The undo of an async acquire that nobody awaits any more (`#[undo]`):
+/// if it took the lock, it is released again.
+pub(in crate::sync) fn release_if_taken<P: AsyncRelease>(
+    base: ProxyBase,
+) -> impl FnOnce(std::result::Result<bool, SyncError>) -> Pin<Box<dyn Future<Output = ()> + Send>>
        + Send
-       + 'static
-where
-    P: Send + 'static,
-    F: Future<Output = Result<std::result::Result<(), crate::SyncError>>> + Send + 'static,
-{
+       + 'static {
+    release_owned_if_taken::<P>(base, 0)
+}
+
+/// [`release_if_taken`] for a lock owned by `owner`, the caller whose
+/// acquire was dropped.
+pub(in crate::sync) fn release_owned_if_taken<P: AsyncRelease>(
+    base: ProxyBase,
+    owner: u64,
+) -> impl FnOnce(std::result::Result<bool, SyncError>) -> Pin<Box<dyn Future<Output = ()> + Send>>
+       + Send
+       + 'static {
+    let proxy = P::from_base(base);
     move |taken| {
         Box::pin(async move {
             if taken == Ok(true) {
-                if let Err(e) = crate::sync::typed::flatten(release(proxy).await) {
+                if let Err(e) = proxy.release_for(owner).await {
                     eprintln!("managers: releasing a lock whose acquire was dropped failed: {e}");
                 }
             }
@@ -281,88 +269,18 @@ impl std::fmt::Debug for AsyncLockGuard {
     }
 }
 
-/// Both flavours of one lock type's typed proxy: the struct, the common
-/// impls, and the conversions between them.
-macro_rules! lock_proxies {
-    ($(#[$doc:meta])* $blocking:ident, $(#[$adoc:meta])* $asynchronous:ident, $raw:ident, $raw_async:ident) => {
-        $(#[$doc])*
-        pub struct $blocking {
-            raw: server::$raw,
-        }
+pub use super::server::{
+    LockAsyncProxy, LockProxy, RLockAsyncProxy, RLockProxy, SemaphoreAsyncProxy, SemaphoreProxy,
+};
 
-        $(#[$adoc])*
-        pub struct $asynchronous {
-            raw: server::$raw_async,
-        }
+/// A shared bounded [`Semaphore`](super::server::Semaphore) (Python's
+/// `BoundedSemaphore`): releasing above the initial value is a
+/// `ValueError`.
+pub type BoundedSemaphoreProxy = SemaphoreProxy;
 
-        typed_proxy!($blocking, server::$raw);
-        typed_proxy!($asynchronous, server::$raw_async);
-        $crate::sync::typed::flavours!($blocking, $asynchronous);
-    };
-}
+/// The async form of [`BoundedSemaphoreProxy`].
+pub type BoundedSemaphoreAsyncProxy = SemaphoreAsyncProxy;
 
-lock_proxies!(
-    /// Typed proxy of a shared [`Lock`](server::Lock) (Python's
-    /// `AcquirerProxy` for `Lock`): not re-entrant, releasable by anyone.
-    LockProxy,
-    /// The async form of [`LockProxy`].
-    LockAsyncProxy,
-    LockProxy,
-    LockAsyncProxy
-);
 acquirer_methods!(LockProxy, LockAsyncProxy);
-
-crate::sync::typed::dual_proxy! {
-    impl LockProxy, LockAsyncProxy {
-        /// Whether the lock is held (Python's `locked()`).
-        pub fn locked(&self) -> Result<bool> {
-            wait!(self.raw.locked())
-        }
-    }
-}
-
-lock_proxies!(
-    /// Typed proxy of a shared [`RLock`](server::RLock): re-entrant, owned
-    /// by the calling thread ([`caller_id`](crate::caller_id)), so two
-    /// threads sharing one connection do not share ownership.
-    RLockProxy,
-    /// The async form of [`RLockProxy`]: owned by the calling tokio task
-    /// (two tasks on one thread do not share it; one task that moves
-    /// between threads keeps it).
-    RLockAsyncProxy,
-    RLockProxy,
-    RLockAsyncProxy
-);
-acquirer_methods!(RLockProxy, RLockAsyncProxy, owned);
-
-crate::sync::typed::dual_proxy! {
-    impl RLockProxy, RLockAsyncProxy {
-        /// Whether the caller (thread, or task for the async proxy) holds
-        /// the lock.
-        pub fn is_owned(&self) -> Result<bool> {
-            wait!(self.raw.is_owned(owner!()))
-        }
-    }
-}
-
-lock_proxies!(
-    /// Typed proxy of a shared [`Semaphore`](server::Semaphore).
-    SemaphoreProxy,
-    /// The async form of [`SemaphoreProxy`].
-    SemaphoreAsyncProxy,
-    SemaphoreProxy,
-    SemaphoreAsyncProxy
-);
+acquirer_methods!(RLockProxy, RLockAsyncProxy);
 acquirer_methods!(SemaphoreProxy, SemaphoreAsyncProxy);
-
-lock_proxies!(
-    /// Typed proxy of a shared bounded [`Semaphore`](server::Semaphore)
-    /// (Python's `BoundedSemaphore`): releasing above the initial value is
-    /// a `ValueError`.
-    BoundedSemaphoreProxy,
-    /// The async form of [`BoundedSemaphoreProxy`].
-    BoundedSemaphoreAsyncProxy,
-    SemaphoreProxy,
-    SemaphoreAsyncProxy
-);
-acquirer_methods!(BoundedSemaphoreProxy, BoundedSemaphoreAsyncProxy);

@@ -29,7 +29,21 @@ pub(crate) fn register(registry: &mut Registry) {
 
 impl SyncManager {
     /// A new shared `Queue` of `T` holding at most `maxsize` items (`0`:
-    /// unbounded).
+    /// unbounded): Python's `queue.Queue` through a manager. Every element
+    /// crosses as a [`Value`](crate::value::Value); a proxy put in the
+    /// queue stays a proxy.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// let manager = managers::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let queue = manager.queue::<String>(0)?;
+    /// queue.put("hello".to_string())?;
+    /// assert_eq!(queue.get()?, "hello");
+    /// assert!(queue.get_nowait().is_err()); // Empty
+    /// # Ok(()) }
+    /// ```
     pub fn queue<T: Serialize + DeserializeOwned>(
         &self,
         maxsize: usize,
@@ -46,7 +60,23 @@ impl SyncManager {
         self.create("JoinableQueue", &(maxsize,))
     }
 
-    /// Async form of [`queue`](Self::queue).
+    /// Async form of [`queue`](Self::queue): a waiting `get` or `put` is
+    /// a future on the client too.
+    ///
+    /// ```
+    /// # extern crate manager_runtime as managers;
+    /// # fn main() -> managers::Result<()> {
+    /// # let manager = managers::sync::SyncManager::new();
+    /// # manager.start_in_thread()?;
+    /// # let runtime = tokio::runtime::Runtime::new()?;
+    /// runtime.block_on(async {
+    ///     let queue = manager.queue_async::<u32>(0).await?;
+    ///     queue.put(7).await?;
+    ///     assert_eq!(queue.get().await?, 7);
+    ///     Ok(())
+    /// })
+    /// # }
+    /// ```
     pub async fn queue_async<T: Serialize + DeserializeOwned>(
         &self,
         maxsize: usize,

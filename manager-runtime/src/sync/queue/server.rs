@@ -12,6 +12,7 @@ use crate::sync::held::{HeldTokens, Removed};
 use crate::sync::lock::state::wait_until;
 use crate::value::Value;
 use crate::SyncError;
+use crate::{Proxy, ProxyBase};
 
 struct State {
     items: VecDeque<QueueItem>,
@@ -75,15 +76,16 @@ impl Queue {
     }
 }
 
-#[crate::shared(typeid = "Queue")]
+#[crate::shared(typeid = "Queue", typed(T))]
 impl Queue {
     /// Python's `put(item, block, timeout)`: waits for room unless `block`
-    /// is false, at most `timeout`; no room is `Full`.
-    pub async fn put(
+    /// is false, at most `timeout`; no room is [`SyncError::Full`].
+    #[py("put")]
+    pub async fn put_with(
         &self,
-        item: Value,
-        block: bool,
-        timeout: Option<Duration>,
+        #[of(T)] item: Value,
+        #[py(default = true)] block: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<(), SyncError> {
         let mut item = Some(self.held.hold(item)?);
         let stored = if block {
@@ -97,18 +99,27 @@ impl Queue {
         stored.ok_or(SyncError::Full)
     }
 
-    /// Python's `put_nowait(item)`: `Full` if there is no room.
-    pub fn put_nowait(&self, item: Value) -> Result<(), SyncError> {
+    /// Python's `put_nowait(item)`: [`SyncError::Full`] if there is no
+    /// room.
+    #[py("put_nowait")]
+    pub fn put_nowait(&self, #[of(T)] item: Value) -> Result<(), SyncError> {
         let mut item = Some(self.held.hold(item)?);
         self.try_put(&mut item).ok_or(SyncError::Full)
     }
 
     /// Python's `get(block, timeout)`: waits for an item unless `block` is
-    /// false, at most `timeout`; nothing to get is `Empty`.
-    pub async fn get(
+    /// false, at most `timeout`; nothing to get is [`SyncError::Empty`].
+    ///
+    /// Dropping the async proxy's future loses no item: still waiting, the
+    /// get is withdrawn on the server; already done, its item is put back
+    /// at the head of the queue.
+    #[py("get")]
+    #[returns(T)]
+    #[undo(put_back)]
+    pub async fn get_with(
         &self,
-        block: bool,
-        timeout: Option<Duration>,
+        #[py(default = true)] block: bool,
+        #[py(default = None)] timeout: Option<Duration>,
     ) -> Result<QueueItem, SyncError> {
         let item = if block {
             wait_until(&self.not_empty, deadline(timeout), || self.try_get()).await
@@ -118,7 +129,11 @@ impl Queue {
         item.ok_or(SyncError::Empty)
     }
 
-    /// Python's `get_nowait()`: `Empty` if there is nothing to get.
+    /// Python's `get_nowait()`: [`SyncError::Empty`] if there is nothing
+    /// to get.
+    #[py("get_nowait", runtime_error = ValueError)]
+    #[returns(T)]
+    #[undo(put_back)]
     pub fn get_nowait(&self) -> Result<QueueItem, SyncError> {
         self.try_get().ok_or(SyncError::Empty)
     }
@@ -128,30 +143,34 @@ impl Queue {
     /// did it), so the next `get` takes it and the order is kept. It goes
     /// back whatever the queue's `maxsize` (it had its place), and counts
     /// as no new task for `join`.
-    pub fn unget(&self, item: Value) -> Result<(), SyncError> {
+    pub fn unget(&self, #[of(T)] item: Value) -> Result<(), SyncError> {
         let item = self.held.hold(item)?;
         self.state.lock().unwrap().items.push_front(item);
         self.not_empty.notify_one();
         Ok(())
     }
 
-    /// How many items are queued.
+    /// How many items are queued (Python's `qsize()`).
+    #[py("qsize", runtime_error = ValueError)]
     pub fn qsize(&self) -> usize {
         self.state.lock().unwrap().items.len()
     }
 
-    /// Whether no item is queued.
+    /// Whether no item is queued (Python's `empty()`).
+    #[py("empty", runtime_error = ValueError)]
     pub fn empty(&self) -> bool {
         self.state.lock().unwrap().items.is_empty()
     }
 
     /// Whether the queue is at its `maxsize` (never, when unbounded).
+    #[py("full", runtime_error = ValueError)]
     pub fn full(&self) -> bool {
         self.is_full(&self.state.lock().unwrap())
     }
 
     /// Python's `task_done()`: one item put earlier is processed. More
-    /// calls than items put is a `RuntimeError`.
+    /// calls than items put is a `RuntimeError` (Python's `ValueError`).
+    #[py("task_done", runtime_error = ValueError)]
     pub fn task_done(&self) -> Result<(), SyncError> {
         let mut state = self.state.lock().unwrap();
         if state.unfinished == 0 {
@@ -168,6 +187,7 @@ impl Queue {
     }
 
     /// Python's `join()`: wait until every item put has been marked done.
+    #[py("join", runtime_error = ValueError)]
     pub async fn join(&self) {
         let done = || (self.state.lock().unwrap().unfinished == 0).then_some(());
         wait_until(&self.all_done, None, done).await;
@@ -179,3 +199,33 @@ impl Queue {
 /// `get` replies with the item itself, so they go only after the reply is
 /// encoded. A client sees just the value.
 pub type QueueItem = Removed;
+
+/// The undo of an async `get` that nobody awaits any more: its item goes
+/// back at the head of the queue. The references the reply granted for the
+/// proxies in it are given back once the queue holds its own again.
+fn put_back(
+    base: ProxyBase,
+) -> impl FnOnce(std::result::Result<QueueItem, crate::SyncError>) -> PutBack + Send + 'static {
+    let raw = QueueAsyncProxy::<Value>::from_base(base);
+    move |item| {
+        Box::pin(async move {
+            let Ok(item) = item else {
+                return;
+            };
+            let item = item.into_value();
+            let client = raw.base().client().clone();
+            let granted: Vec<ProxyBase> = item
+                .tokens()
+                .filter(|token| token.address == *client.address())
+                .map(|token| ProxyBase::adopt(client.clone(), token.clone()))
+                .collect();
+            if let Err(e) = raw.unget(item).await {
+                eprintln!("managers: putting back an item whose get was dropped failed: {e}");
+            }
+            drop(granted);
+        })
+    }
+}
+
+/// What [`put_back`] does, on its way.
+type PutBack = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;

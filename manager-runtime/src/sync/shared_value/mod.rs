@@ -34,18 +34,24 @@ pub mod server {
         }
     }
 
-    #[crate::shared(typeid = "Value")]
+    #[crate::shared(typeid = "Value", typed(T))]
     impl SharedValue {
-        /// The value. Returned by reference: it is encoded into the reply
-        /// straight from here, under the object's lock, not cloned first
-        /// (a large value is copied once on its way out, not three times).
+        /// The value (Python's `value.get()` / `value.value`); proxies
+        /// inside it are adopted by this proxy's session. Returned by
+        /// reference: it is encoded into the reply straight from here,
+        /// under the object's lock, not cloned first (a large value is
+        /// copied once on its way out, not three times).
+        #[py("get", "#GETVALUE")]
+        #[returns(T)]
         pub fn get(&self) -> &Value {
             &self.value
         }
 
-        /// Replace the value. A proxy whose object is gone cannot be
-        /// stored (ValueError).
-        pub fn set(&mut self, value: Value) -> Result<(), SyncError> {
+        /// Replace the value (see [`set`](SharedValueProxy::set), which
+        /// writes it without building the dynamic value first). A proxy
+        /// whose object is gone cannot be stored (ValueError).
+        #[py("set")]
+        pub fn set_value(&mut self, #[of(&T)] value: Value) -> Result<(), SyncError> {
             self.held.retain(&value)?;
             let old = std::mem::replace(&mut self.value, value);
             self.held.release(&old);
@@ -54,52 +60,24 @@ pub mod server {
     }
 }
 
-/// Typed proxies of this family.
+/// Typed proxies of this family: generated with the server, and `set`,
+/// which writes the value straight from the caller's type.
 pub mod typed {
     use std::future::Future;
-    use std::marker::PhantomData;
 
-    use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::server::{SharedValue, SharedValueAsyncProxy, SharedValueProxy};
-    use crate::sync::typed::{decode, flatten, typed_proxy};
-    use crate::value::{to_value, AsValue};
+    use super::server::SharedValue;
+    pub use super::server::{SharedValueAsyncProxy, SharedValueProxy};
+    use crate::value::AsValue;
     use crate::{MethodRef, Proxy, Result, Shared, SyncError};
 
-    /// A typed proxy of a shared [`SharedValue`](super::server::SharedValue)
-    /// holding a `T` (Python's `ValueProxy`): `get()` and `set(&x)`.
-    ///
-    /// ```
-    /// # fn main() -> manager_runtime::Result<()> {
-    /// let manager = manager_runtime::sync::SyncManager::new();
-    /// manager.start_in_thread()?;
-    /// let counter = manager.value(&10_i64)?;
-    /// counter.set(&(counter.get()? + 1))?;
-    /// assert_eq!(counter.get()?, 11);
-    /// # Ok(()) }
-    /// ```
-    pub struct ValueProxy<T> {
-        raw: SharedValueProxy,
-        _type: PhantomData<fn() -> T>,
-    }
+    /// A shared `Value` holding a `T` (Python's `ValueProxy`): `get()` and
+    /// `set(&x)`.
+    pub type ValueProxy<T> = SharedValueProxy<T>;
 
-    typed_proxy!(ValueProxy<T>, SharedValueProxy);
-
-    impl<T> ValueProxy<T> {
-        /// The async proxy of the same value (another reference).
-        pub fn to_async(&self) -> ValueAsyncProxy<T> {
-            self.raw.to_async().into()
-        }
-    }
-
-    impl<T: DeserializeOwned> ValueProxy<T> {
-        /// The value (Python's `value.get()` / `value.value`). Proxies
-        /// inside it are adopted by this proxy's session.
-        pub fn get(&self) -> Result<T> {
-            decode(self.raw.base(), self.raw.get()?)
-        }
-    }
+    /// The async form of [`ValueProxy`].
+    pub type ValueAsyncProxy<T> = SharedValueAsyncProxy<T>;
 
     impl<T: Serialize> ValueProxy<T> {
         /// Replace the value (Python's `value.set(x)` / `value.value = x`).
@@ -111,61 +89,44 @@ pub mod typed {
         pub fn set(&self, value: &T) -> Result<()> {
             let direct = AsValue::new(value);
             let sent = self
-                .raw
                 .base()
                 .call::<_, std::result::Result<(), SyncError>>(set_method(), &(&direct,));
             // Refused: nothing was sent; the value goes the long way.
             if !direct.refused() {
-                return flatten(sent);
+                return sent?.map_err(Into::into);
             }
-            flatten(self.raw.set(to_value(value)?))
-        }
-    }
-
-    /// `SharedValue::set` in its type's method table, which the typed
-    /// proxy calls without the generated proxy.
-    fn set_method() -> MethodRef<'static> {
-        let methods = <SharedValue as Shared>::METHODS;
-        let index = methods
-            .iter()
-            .position(|m| m.name == "set")
-            .expect("SharedValue has a set method");
-        let index = u32::try_from(index).expect("a short method table");
-        MethodRef::at(
-            index,
-            methods[index as usize].name,
-            methods[index as usize].fingerprint,
-        )
-    }
-
-    /// The async form of [`ValueProxy`].
-    pub struct ValueAsyncProxy<T> {
-        raw: SharedValueAsyncProxy,
-        _type: PhantomData<fn() -> T>,
-    }
-
-    typed_proxy!(ValueAsyncProxy<T>, SharedValueAsyncProxy);
-
-    impl<T> ValueAsyncProxy<T> {
-        /// The blocking proxy of the same value (another reference).
-        pub fn to_blocking(&self) -> ValueProxy<T> {
-            self.raw.to_blocking().into()
-        }
-    }
-
-    impl<T: DeserializeOwned> ValueAsyncProxy<T> {
-        /// The value; see [`ValueProxy::get`].
-        pub async fn get(&self) -> Result<T> {
-            decode(self.raw.base(), self.raw.get().await?)
+            self.retype::<crate::value::Value>()
+                .set_value(&crate::value::to_value(value)?)
         }
     }
 
     impl<T: Serialize> ValueAsyncProxy<T> {
         /// Replace the value; see [`ValueProxy::set`].
         pub fn set(&self, value: &T) -> impl Future<Output = Result<()>> + Send + '_ {
-            let value = to_value(value);
-            async move { flatten(self.raw.set(value?).await) }
+            let value = crate::value::to_value(value);
+            async move {
+                self.retype::<crate::value::Value>()
+                    .set_value(&value?)
+                    .await
+            }
         }
+    }
+
+    /// `SharedValue::set_value` in its type's method table, which `set`
+    /// calls with its own encoding of the argument.
+    fn set_method() -> MethodRef<'static> {
+        let methods = <SharedValue as Shared>::METHODS;
+        let index = methods
+            .iter()
+            .position(|m| m.name == "set_value")
+            .expect("SharedValue has a set_value method");
+        let index = u32::try_from(index).expect("a short method table");
+        MethodRef::at(
+            index,
+            methods[index as usize].name,
+            methods[index as usize].fingerprint,
+        )
+        .with_python(<SharedValue as Shared>::PYTHON)
     }
 }
 
@@ -185,9 +146,18 @@ impl SyncManager {
     /// A new shared `Value` holding `initial` (Python's
     /// `manager.Value(typecode, value)`; the type parameter plays the
     /// typecode's part).
+    ///
+    /// ```
+    /// # fn main() -> manager_runtime::Result<()> {
+    /// let manager = manager_runtime::sync::SyncManager::new();
+    /// manager.start_in_thread()?;
+    /// let counter = manager.value(&10_i64)?;
+    /// counter.set(&(counter.get()? + 1))?;
+    /// assert_eq!(counter.get()?, 11);
+    /// # Ok(()) }
+    /// ```
     pub fn value<T: Serialize>(&self, initial: &T) -> Result<ValueProxy<T>> {
-        let raw: server::SharedValueProxy = self.create("Value", &(to_value(initial)?,))?;
-        Ok(raw.into())
+        self.create("Value", &(to_value(initial)?,))
     }
 
     /// Async form of [`value`](Self::value).
