@@ -9,7 +9,7 @@
 use std::time::Duration;
 
 use managers::sync::SyncManager;
-use managers::{Error, Proxy};
+use managers::Error;
 
 #[tokio::main]
 async fn main() -> managers::Result<()> {

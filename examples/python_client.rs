@@ -18,9 +18,10 @@
 //!
 //! then `cargo run --example python_client -- 127.0.0.1:50000 KEY`.
 
+use managers::server::Registry;
 use managers::sync::{DictProxy, QueueProxy};
 use managers::value::Value;
-use managers::{BaseManager, ManagerOptions, Registry, Serializer};
+use managers::{BaseManager, ManagerOptions, Serializer};
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -15,17 +15,18 @@
 //! m.get_queue().put('hello')
 //! ```
 
-use managers::sync::server::Queue;
+use managers::server::{Constructor, Registry};
+use managers::sync::server::ManagedQueue;
 use managers::sync::SyncManager;
-use managers::{BaseManager, Constructor, ManagerOptions, Registry, Serializer};
+use managers::{BaseManager, ManagerOptions, Serializer};
 
 /// Every built-in, and `get_queue`.
 fn registry() -> Registry {
     let mut registry = SyncManager::registry();
-    registry.register::<Queue>(
+    registry.register::<ManagedQueue>(
         "get_queue",
         None,
-        Some(Constructor::singleton(|| Queue::new(0))),
+        Some(Constructor::singleton(|| ManagedQueue::new(0))),
     );
     registry
 }

@@ -9,7 +9,7 @@
 //!
 //! It also starts a local worker process that uses the same queue.
 
-use managers::sync::server::Queue;
+use managers::sync::server::ManagedQueue;
 use managers::sync::QueueProxy;
 use managers::{manager, ManagerOptions};
 
@@ -23,7 +23,7 @@ manager! {
     /// seed's `register('get_queue', callable=lambda: queue)`.
     pub struct QueueManager {
         #[singleton]
-        get_queue: Queue = || Queue::new(0),
+        get_queue: ManagedQueue = || ManagedQueue::new(0),
     }
 }
 

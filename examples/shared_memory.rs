@@ -10,12 +10,12 @@
 //! 40000
 //! ```
 
-use managers::process::{Array, Value};
+use managers::process::{SharedArray, SharedValue};
 use managers::Process;
 
 // The docs' number, not an approximation of pi.
 #[allow(clippy::approx_constant)]
-fn f(n: Value<f64>, a: Array<i32>) -> managers::Result<()> {
+fn f(n: SharedValue<f64>, a: SharedArray<i32>) -> managers::Result<()> {
     n.set_value(3.1415927)?;
     for i in 0..a.len() as i64 {
         a.set(i, -a.get(i)?)?;
@@ -23,7 +23,7 @@ fn f(n: Value<f64>, a: Array<i32>) -> managers::Result<()> {
     Ok(())
 }
 
-fn count(counter: Value<i64>, times: u32) -> managers::Result<()> {
+fn count(counter: SharedValue<i64>, times: u32) -> managers::Result<()> {
     for _ in 0..times {
         // `with counter.get_lock(): counter.value += 1`
         let held = counter.lock()?;
@@ -35,15 +35,15 @@ fn count(counter: Value<i64>, times: u32) -> managers::Result<()> {
 fn main() -> managers::Result<()> {
     managers::bootstrap();
 
-    let num = Value::new(0.0f64)?;
-    let arr = Array::from_slice(&(0..10).collect::<Vec<i32>>())?;
+    let num = SharedValue::new(0.0f64)?;
+    let arr = SharedArray::from_slice(&(0..10).collect::<Vec<i32>>())?;
     let p = Process::new(f, (num.clone(), arr.clone()));
     p.start()?;
     p.join()?;
     println!("{}", num.value()?);
     println!("{:?}", arr.to_vec()?);
 
-    let counter = Value::new(0i64)?;
+    let counter = SharedValue::new(0i64)?;
     let workers: Vec<Process> = (0..4)
         .map(|_| Process::new(count, (counter.clone(), 10_000)))
         .collect();

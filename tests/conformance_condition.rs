@@ -13,8 +13,9 @@ use common::sync::{
     assert_no_objects, spawn_with_tokens, started_sync_manager, worker_objects, WORKER_LIMIT,
 };
 use common::worker::expect_success;
+use managers::proxy::ProxyBase;
 use managers::sync::{ConditionProxy, QueueProxy, SemaphoreProxy, SyncManager, ValueProxy};
-use managers::{Proxy, ProxyBase, SyncError};
+use managers::{Proxy, SyncError};
 
 /// How long any single wait of these tests may block before it is a bug.
 const LONG: Duration = Duration::from_secs(30);
@@ -224,9 +225,7 @@ fn wait_for_a_predicate_over_a_shared_value() {
 fn condition_and_values(objects: Vec<ProxyBase>) -> (ConditionProxy, Vec<ValueProxy<i64>>) {
     let mut objects = objects.into_iter();
     let condition = ConditionProxy::from_base(objects.next().expect("a condition"));
-    let values = objects
-        .map(ValueProxy::from_base)
-        .collect();
+    let values = objects.map(ValueProxy::from_base).collect();
     (condition, values)
 }
 

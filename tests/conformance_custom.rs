@@ -7,7 +7,8 @@ mod common;
 
 use common::sync::assert_no_objects;
 use common::{started_test_manager, ValueError};
-use managers::{Error, MethodRef, Proxy, RemoteError};
+use managers::proxy::MethodRef;
+use managers::{Error, Proxy, RemoteError};
 
 // "MathsClass: `add(4, 3) == 7`, `mul(7, 8) == 56`."
 #[test]

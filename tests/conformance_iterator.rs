@@ -12,7 +12,7 @@ use common::sync::{
     started_in_thread, started_sync_manager, WORKER_LIMIT,
 };
 use common::worker::{expect_success, worker_context};
-use managers::sync::server::RemoteIterProxy;
+use managers::sync::RemoteIterProxy;
 use managers::sync::{IterProxy, RemoteIter};
 use managers::{manager, shared, Proxy};
 

@@ -11,7 +11,7 @@ use common::sync::{
     assert_no_objects, spawn_with_tokens, started_sync_manager, worker_objects, WORKER_LIMIT,
 };
 use common::worker::expect_success;
-use managers::sync::server::QueueProxy as RawQueueProxy;
+use managers::sync::QueueProxy as RawQueueProxy;
 use managers::sync::{JoinableQueueProxy, QueueProxy};
 use managers::{Proxy, SyncError};
 

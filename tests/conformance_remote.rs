@@ -2,7 +2,7 @@
 //! seed's queue example): a TCP server with an authkey, reached by clients
 //! that know only its address and key.
 
-use managers::sync::server::Queue;
+use managers::sync::server::ManagedQueue;
 use managers::sync::QueueProxy;
 use managers::{manager, Error, ManagerOptions};
 
@@ -10,7 +10,7 @@ manager! {
     /// The seed's queue manager: `get_queue` hands out the one queue.
     pub struct QueueManager {
         #[singleton]
-        get_queue: Queue = || Queue::new(0),
+        get_queue: ManagedQueue = || ManagedQueue::new(0),
     }
 }
 

@@ -8,7 +8,6 @@ use common::sync::{
     worker_session, WORKER_LIMIT,
 };
 use common::worker::expect_success;
-use managers::sync::server::SharedValueProxy;
 use managers::sync::{ArrayProxy, ValueProxy};
 use managers::value::Value;
 use managers::{Error, Proxy, SyncError};
@@ -274,7 +273,7 @@ fn a_value_holding_itself_is_freed() {
         .retype::<Value>()
         .set_value(&Value::from(value.token().clone()))
         .unwrap();
-    let itself: SharedValueProxy = value
+    let itself: ValueProxy = value
         .base()
         .decode_value(value.retype::<Value>().get().unwrap())
         .unwrap();

@@ -9,7 +9,9 @@ use std::time::{Duration, Instant};
 
 use common::sync::client_options;
 use common::{started_test_manager, MathsClass, TestManager, ValueError};
-use managers::{Error, ManagerOptions, MethodRef, Proxy, RemoteError, Shared};
+use managers::proxy::MethodRef;
+use managers::server::Shared;
+use managers::{Error, ManagerOptions, Proxy, RemoteError};
 
 #[test]
 fn all_proxies_dropped_means_no_objects() {

@@ -59,7 +59,7 @@ fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
 
     // Another session (another process would do the same) rebuilds it.
     let other = connect_session(&owner);
-    let token = managers::Token::from_text(&text).unwrap();
+    let token = managers::proxy::Token::from_text(&text).unwrap();
     let rebuilt: ListProxy<String> = other.proxy_from_token(&token).unwrap();
     rebuilt.append("from the other".into()).unwrap();
     assert_eq!(list.len().unwrap(), 2);
@@ -69,5 +69,5 @@ fn a_proxy_handed_over_as_text_is_rebuilt_typed() {
     assert_eq!(rebuilt.len().unwrap(), 2);
     drop(rebuilt);
     assert_eq!(settled_object_count(&owner, 0, SETTLE), 0);
-    assert!(managers::Token::from_text("not hex").is_err());
+    assert!(managers::proxy::Token::from_text("not hex").is_err());
 }

@@ -15,8 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use managers::process::TaskRef;
 use managers::sync::{PoolProxy, SyncManager};
-use managers::{Error, Pool, Process, ProcessError, TaskRef};
+use managers::{Error, Pool, Process, ProcessError};
 
 fn main() {
     managers::bootstrap();

@@ -10,7 +10,9 @@ mod common;
 
 use std::time::Duration;
 
-use managers::process::{Array, Lock, Queue, RLock, RawArray, RawValue, SharedLock, Value};
+use managers::process::{
+    Lock, Queue, RLock, RawArray, RawValue, SharedArray, SharedLock, SharedValue,
+};
 use managers::{Error, Pod, Process};
 
 fn main() {
@@ -37,7 +39,12 @@ fn join_ok(p: &Process) {
     assert_eq!(p.exitcode(), Some(0), "{p:?}");
 }
 
-fn write_values(i: Value<i32>, d: Value<f64>, h: Value<i16>, c: Value<u8>) -> managers::Result<()> {
+fn write_values(
+    i: SharedValue<i32>,
+    d: SharedValue<f64>,
+    h: SharedValue<i16>,
+    c: SharedValue<u8>,
+) -> managers::Result<()> {
     assert_eq!(
         (i.value()?, d.value()?, h.value()?, c.value()?),
         (5, 1.25, -1, b'x')
@@ -52,10 +59,10 @@ fn write_values(i: Value<i32>, d: Value<f64>, h: Value<i16>, c: Value<u8>) -> ma
 // back what was set, from the parent after a child wrote them."
 fn values_written_by_a_child_are_read_by_the_parent() {
     let (i, d, h, c) = (
-        Value::new(5i32).unwrap(),
-        Value::new(1.25f64).unwrap(),
-        Value::new(-1i16).unwrap(),
-        Value::new(b'x').unwrap(),
+        SharedValue::new(5i32).unwrap(),
+        SharedValue::new(1.25f64).unwrap(),
+        SharedValue::new(-1i16).unwrap(),
+        SharedValue::new(b'x').unwrap(),
     );
     let p = Process::new(write_values, (i.clone(), d.clone(), h.clone(), c.clone()));
     p.start().unwrap();
@@ -71,7 +78,7 @@ fn values_written_by_a_child_are_read_by_the_parent() {
     );
     // "get_lock() returns the lock given": the supplied one, shared.
     let lock = Lock::new().unwrap();
-    let v = Value::with_lock(0u8, lock.clone()).unwrap();
+    let v = SharedValue::with_lock(0u8, lock.clone()).unwrap();
     assert!(matches!(v.get_lock(), SharedLock::Lock(_)));
     let _held = lock.guard().unwrap();
     assert!(
@@ -82,7 +89,7 @@ fn values_written_by_a_child_are_read_by_the_parent() {
 
 const TIMES: u64 = 10_000;
 
-fn locked_increments(counter: Value<u64>) -> managers::Result<()> {
+fn locked_increments(counter: SharedValue<u64>) -> managers::Result<()> {
     for _ in 0..TIMES {
         let held = counter.lock()?;
         held.set(held.get() + 1);
@@ -93,7 +100,7 @@ fn locked_increments(counter: Value<u64>) -> managers::Result<()> {
 // "with the default lock, N processes x M locked increments give exactly
 // N x M".
 fn locked_increments_from_four_processes_are_exact() {
-    let counter = Value::new(0u64).unwrap();
+    let counter = SharedValue::new(0u64).unwrap();
     let workers: Vec<Process> = (0..4)
         .map(|_| Process::new(locked_increments, (counter.clone(),)))
         .collect();
@@ -130,9 +137,9 @@ fn raw_increments_from_four_processes_may_lose_but_never_invent() {
 }
 
 fn negate(
-    arr: Array<i32>,
-    zeros: Array<f64>,
-    chars: Array<u8>,
+    arr: SharedArray<i32>,
+    zeros: SharedArray<f64>,
+    chars: SharedArray<u8>,
     raw: RawArray<i64>,
 ) -> managers::Result<()> {
     {
@@ -153,9 +160,9 @@ fn negate(
 // (arr[2:5] = ...), a child negating every element is seen by the parent;
 // Array('c', ...) has value and raw."
 fn arrays_written_by_a_child_are_read_by_the_parent() {
-    let arr = Array::from_slice(&(0..10).collect::<Vec<i32>>()).unwrap();
-    let zeros = Array::<f64>::zeroed(4).unwrap();
-    let chars = Array::from_slice(b"hello\0\0\0").unwrap();
+    let arr = SharedArray::from_slice(&(0..10).collect::<Vec<i32>>()).unwrap();
+    let zeros = SharedArray::<f64>::zeroed(4).unwrap();
+    let chars = SharedArray::from_slice(b"hello\0\0\0").unwrap();
     let raw = RawArray::from_slice(&[1i64, 2, 3]).unwrap();
     let p = Process::new(
         negate,
@@ -188,7 +195,7 @@ struct Particle {
     _pad: [u8; 3],
 }
 
-fn move_particles(particles: Array<Particle>) -> managers::Result<()> {
+fn move_particles(particles: SharedArray<Particle>) -> managers::Result<()> {
     for i in 0..particles.len() as i64 {
         let mut p = particles.get(i)?;
         p.position[0] += 1.0;
@@ -208,7 +215,7 @@ fn a_pod_struct_is_shared() {
             _pad: [0; 3],
         })
         .collect();
-    let particles = Array::from_slice(&start).unwrap();
+    let particles = SharedArray::from_slice(&start).unwrap();
     let p = Process::new(move_particles, (particles.clone(),));
     p.start().unwrap();
     join_ok(&p);
@@ -247,7 +254,7 @@ fn a_lock_excludes_another_process() {
     join_ok(&p);
 }
 
-fn die_holding(lock: Lock, counter: Value<u64>, told: Queue<u8>) -> managers::Result<()> {
+fn die_holding(lock: Lock, counter: SharedValue<u64>, told: Queue<u8>) -> managers::Result<()> {
     lock.acquire()?;
     counter.set_value(1)?;
     told.put(1)?;
@@ -260,7 +267,7 @@ fn die_holding(lock: Lock, counter: Value<u64>, told: Queue<u8>) -> managers::Re
 // here."
 fn a_lock_whose_owner_process_died_is_owner_died_once() {
     let lock = Lock::new().unwrap();
-    let counter = Value::new(0u64).unwrap();
+    let counter = SharedValue::new(0u64).unwrap();
     let told = Queue::new(0).unwrap();
     let p = Process::new(die_holding, (lock.clone(), counter.clone(), told.clone()));
     p.start().unwrap();

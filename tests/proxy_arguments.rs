@@ -8,7 +8,7 @@ mod common;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use managers::sync::server::Queue;
+use managers::sync::server::ManagedQueue;
 use managers::sync::{ListProxy, QueueAsyncProxy, QueueProxy};
 use managers::{manager, shared, BaseManager};
 
@@ -93,7 +93,7 @@ manager! {
     pub struct HolderManager {
         Holder: Holder,
         Counter: Counter,
-        Queue: Queue = |maxsize: usize| Queue::new(maxsize),
+        Queue: ManagedQueue = |maxsize: usize| ManagedQueue::new(maxsize),
     }
 }
 

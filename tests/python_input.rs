@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use managers::proxy::Token;
 use managers::python::pickle::{decode_with, encode, Limits, Object};
 use managers::python::value::{py_token, to_object, to_value, ProxyOf};
 use managers::python::{frame, handshake};
-use managers::Token;
 
 const FIXTURES: &str = include_str!("fixtures/cpython/pickles.txt");
 

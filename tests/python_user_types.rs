@@ -8,7 +8,8 @@ mod python_common;
 
 use std::time::Duration;
 
-use managers::{shared, Constructor, Registry};
+use managers::server::{Constructor, Registry};
+use managers::shared;
 use python_common::{pythons, run, script, PickleServer};
 use serde::{Deserialize, Serialize};
 

@@ -24,8 +24,9 @@ use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
 use common::{MathsClass, Tool};
+use managers::proxy::Token;
 use managers::sync::{LockProxy, QueueProxy, SyncManager};
-use managers::{manager, shared, Error, ManagerOptions, Proxy, RemoteError, Token};
+use managers::{manager, shared, Error, ManagerOptions, Proxy, RemoteError};
 use worker::{spawn_worker, worker_context};
 
 const MODE: &str = "FAULT_TEST_MODE";

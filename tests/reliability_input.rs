@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 
 use common::{MathsClass, TestManager, Tool};
 use managers::auth::{self, ClientHandshake, ServerHandshake};
+use managers::proxy::{MethodRef, ProxyBase, Token};
+use managers::server::Shared;
 use managers::value::Value;
 use managers::wire::{self, Request, Response};
-use managers::{
-    Address, Error, ManagerOptions, MethodRef, Proxy, ProxyBase, RemoteError, Shared, Token,
-};
+use managers::{Address, Error, ManagerOptions, Proxy, RemoteError};
 
 const KEY: &[u8] = b"reliability key";
 /// The maximum frame of the servers of this file (small, so that garbage

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Barrier};
 use std::time::{Duration, Instant};
 
-use managers::sync::server::DictAsyncProxy;
+use managers::sync::DictAsyncProxy;
 use managers::sync::{DictProxy, SyncManager};
 use managers::value::to_value;
 use managers::{Address, ManagerOptions};

@@ -12,11 +12,12 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use managers::process::{Array, Connection, Lock, Pipe, Queue, Value};
+use managers::process::TaskRef;
+use managers::process::{Connection, Lock, Pipe, Queue, SharedArray, SharedValue};
+use managers::proxy::MethodRef;
+use managers::server::Shared;
 use managers::sync::{DictProxy, ListProxy, SyncManager};
-use managers::{
-    Error, ManagerOptions, MethodRef, Pool, Process, ProcessError, Proxy, Shared, TaskRef,
-};
+use managers::{Error, ManagerOptions, Pool, Process, ProcessError, Proxy};
 
 fn main() {
     managers::bootstrap();
@@ -247,8 +248,8 @@ impl Serialize for RawBytes<'_> {
 struct Initialized {
     queue: Queue<u32>,
     lock: Lock,
-    value: Value<i64>,
-    array: Array<i32>,
+    value: SharedValue<i64>,
+    array: SharedArray<i32>,
     dict: DictProxy<String, u32>,
     conn: Connection,
 }
@@ -258,8 +259,8 @@ static INITIALIZED: std::sync::OnceLock<Initialized> = std::sync::OnceLock::new(
 fn initialize(
     queue: Queue<u32>,
     lock: Lock,
-    value: Value<i64>,
-    array: Array<i32>,
+    value: SharedValue<i64>,
+    array: SharedArray<i32>,
     dict: DictProxy<String, u32>,
     conn: Connection,
 ) {
@@ -296,8 +297,8 @@ fn pool_initargs_cross_as_process_arguments_do() {
     manager.start().unwrap();
     let queue = Queue::new(0).unwrap();
     let lock = Lock::new().unwrap();
-    let value = Value::new(0i64).unwrap();
-    let array = Array::<i32>::zeroed(8).unwrap();
+    let value = SharedValue::new(0i64).unwrap();
+    let array = SharedArray::<i32>::zeroed(8).unwrap();
     let dict = manager.dict::<String, u32>().unwrap();
     let (ours, theirs) = Pipe::duplex().unwrap();
     let pool = Pool::builder()
@@ -432,7 +433,7 @@ fn proxies_cross_pipes_and_queues() {
 
 /// A child's side of `descriptors_cross_pipes`.
 fn receive_descriptors(conn: Connection) -> managers::Result<()> {
-    let (lock, counter): (Lock, Value<i64>) = conn.recv()?;
+    let (lock, counter): (Lock, SharedValue<i64>) = conn.recv()?;
     let back: Connection = conn.recv()?;
     for _ in 0..100 {
         let _held = lock.guard()?;
@@ -448,7 +449,7 @@ fn descriptors_cross_pipes() {
     let child = Process::new(receive_descriptors, (theirs,));
     child.start().unwrap();
     let lock = Lock::new().unwrap();
-    let counter = Value::new(0i64).unwrap();
+    let counter = SharedValue::new(0i64).unwrap();
     ours.send(&(lock.clone(), counter.clone())).unwrap();
     let (reply, back) = Pipe::duplex().unwrap();
     ours.send(&back).unwrap();
@@ -490,7 +491,7 @@ fn what_cannot_cross_is_refused_naming_its_type() {
         text.contains("a Lock cannot cross a plain serde encoding"),
         "{text}"
     );
-    let value = Value::new(1u8).unwrap();
+    let value = SharedValue::new(1u8).unwrap();
     let text = chain(&managers::wire::encode(&value).unwrap_err());
     assert!(text.contains("cannot cross"), "{text}");
     assert!(!text.contains("Serde Serialization Error"), "{text}");

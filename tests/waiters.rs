@@ -117,8 +117,7 @@ fn a_thousand_getters_on_one_queue_cost_no_threads() {
 
     let handles: Vec<_> = (0..WAITERS)
         .map(|i| {
-            let proxy: managers::sync::server::QueueProxy =
-                rebuild(&sessions[i % SESSIONS], queue.token());
+            let proxy: managers::sync::QueueProxy = rebuild(&sessions[i % SESSIONS], queue.token());
             let proxy = proxy.to_async();
             runtime.spawn(async move {
                 let item = proxy.get_with(true, Some(WAIT)).await.unwrap();

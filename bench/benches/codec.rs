@@ -16,7 +16,8 @@ use std::sync::{Arc, Mutex};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use managers::value::{from_value, to_value, Value};
 use managers::wire::{self, Request, Response};
-use managers::{manager, shared, CallContext, Cell, Shared};
+use managers::{manager, shared};
+use managers::server::{CallContext, ObjectLock, Shared};
 use managers_bench::{add_method, call_add_frame, reply_add_frame, MathsClass};
 
 static CAPTURED: Mutex<Option<CallContext>> = Mutex::new(None);

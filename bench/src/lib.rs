@@ -4,7 +4,8 @@
 use std::time::{Duration, Instant};
 
 use managers::wire::{self, Request, Response};
-use managers::{manager, shared, Shared};
+use managers::{manager, shared};
+use managers::server::Shared;
 
 /// The seed's MathsClass, as in `examples/maths.rs`.
 #[derive(Default)]

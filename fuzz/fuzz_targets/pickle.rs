@@ -8,7 +8,7 @@ use libfuzzer_sys::fuzz_target;
 use managers::python::pickle::{decode_with, encode, Limits, Object};
 use managers::python::value::{py_token, to_object, to_value, ProxyOf};
 use managers::python::{frame, handshake};
-use managers::Token;
+use managers::proxy::Token;
 
 struct Tokens;
 

@@ -28,7 +28,7 @@ mod types;
 
 /// Serve the methods of an inherent `impl` block through a manager.
 ///
-/// Generates `impl managers::Shared for T` (dispatch of every exposed
+/// Generates `impl managers::server::Shared for T` (dispatch of every exposed
 /// method), a blocking proxy `TProxy` and an async proxy `TAsyncProxy` with
 /// one method per exposed method, taking the same arguments and returning
 /// `managers::Result<R>`.
@@ -104,7 +104,7 @@ pub fn manager(input: TokenStream) -> TokenStream {
 }
 
 /// Let a `#[repr(C)]` struct of plain data live in shared memory
-/// (`managers::process::Value<T>`, `Array<T>`): implements
+/// (`managers::process::SharedValue<T>`, `SharedArray<T>`): implements
 /// `managers::process::Pod`, after checking every field's type is `Pod`
 /// (numbers, arrays of them, other `Pod` structs; a pointer, a reference
 /// or a `String` is refused at its field) and that the struct has no
@@ -116,7 +116,7 @@ pub fn manager(input: TokenStream) -> TokenStream {
 /// #[derive(Clone, Copy, managers::Pod)]
 /// #[repr(C)]
 /// struct Point { x: f64, y: f64 }
-/// let p = managers::process::Value::new(Point { x: 1.0, y: 2.0 })?;
+/// let p = managers::process::SharedValue::new(Point { x: 1.0, y: 2.0 })?;
 /// ```
 #[proc_macro_derive(Pod, attributes(pod))]
 pub fn derive_pod(input: TokenStream) -> TokenStream {

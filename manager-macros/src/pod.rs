@@ -1,5 +1,5 @@
 //! `#[derive(Pod)]`: a `#[repr(C)]` struct of plain data may live in
-//! shared memory (`managers::process::Value`, `Array`).
+//! shared memory (`managers::process::SharedValue`, `Array`).
 //!
 //! One small stage each: check the item (a struct, `#[repr(C)]` or
 //! `#[repr(transparent)]`, no generic parameters, an optional

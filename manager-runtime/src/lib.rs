@@ -16,7 +16,7 @@ extern crate self as managers;
 mod address;
 mod authkey;
 mod codec;
-mod error;
+pub mod error;
 mod token;
 pub mod value;
 // What crosses to another process, and the process primitives: no tokio,
@@ -34,8 +34,11 @@ pub mod auth;
 mod auth;
 #[cfg(feature = "manager")]
 mod options;
-#[cfg(feature = "manager")]
+#[cfg(feature = "internals")]
 pub mod python;
+#[cfg(all(feature = "manager", not(feature = "internals")))]
+#[allow(dead_code, unused_imports)] // parts only the fuzzers and protocol tests use
+mod python;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "manager")]
@@ -54,9 +57,9 @@ mod registry;
 #[cfg(feature = "manager")]
 mod client;
 #[cfg(feature = "manager")]
-mod proxy;
+pub mod proxy;
 #[cfg(feature = "manager")]
-mod server;
+pub mod server;
 // Lifecycle: starting and connecting managers.
 #[cfg(feature = "manager")]
 mod manager;
@@ -66,32 +69,35 @@ mod spawn;
 #[cfg(feature = "manager")]
 pub mod sync;
 
+// The root: what a user writes in the first hour. Everything else lives
+// in a module named for what it holds.
 pub use address::{Address, ToAddress};
-#[cfg(feature = "manager")]
-pub use client::{caller_id, Client, Undoable};
-pub use error::{BoxError, Error, ProcessError, RemoteError, Result, SyncError};
+pub use error::{Error, ProcessError, RemoteError, Result, SyncError};
 #[cfg(feature = "manager")]
 pub use manager::BaseManager;
 pub use manager_macros::{manager, shared};
 #[cfg(feature = "manager")]
-pub use object::MethodRef;
-#[cfg(feature = "manager")]
-pub use object::{CallContext, Cell, MethodInfo, ServerLink, Shared};
-#[cfg(feature = "manager")]
 pub use options::{default_authkey, ManagerOptions, Serializer};
 pub use process::{
-    active_children, bootstrap, current_process, AsyncResult, ChunkSink, Connection, EncodedChunk,
-    Function, JoinableQueue, Pipe, Pod, Pool, PoolBuilder, Process, Queue, SimpleQueue, TaskRef,
+    active_children, bootstrap, current_process, AsyncResult, Connection, JoinableQueue, Pipe, Pod,
+    Pool, Process, Queue, SimpleQueue,
 };
 #[cfg(feature = "manager")]
-pub use proxy::{Proxy, ProxyBase};
+pub use proxy::Proxy;
 #[cfg(feature = "manager")]
-pub use registry::{Constructor, Registry};
-#[cfg(feature = "manager")]
-pub use server::{Server, ServerStopper};
-pub use token::Token;
-#[cfg(feature = "manager")]
-pub use wire::DebugEntry;
+pub use sync::SyncManager;
+
+/// What most programs import: `use managers::prelude::*;`.
+///
+/// The traits whose methods a proxy or a value is used through
+/// ([`Proxy`]'s `token`, `base` and `with_timeout` on any proxy, including
+/// one held as a generic `P: Proxy`), and the names of the first hour.
+pub mod prelude {
+    pub use crate::process::{Pipe, Pod, Pool, Process, Queue};
+    pub use crate::{bootstrap, Error, Result};
+    #[cfg(feature = "manager")]
+    pub use crate::{proxy::Proxy, sync::SyncManager, BaseManager, ManagerOptions};
+}
 
 /// What generated code uses. Not a public API: it may change at any time.
 #[doc(hidden)]
@@ -111,8 +117,8 @@ pub mod __private {
         pub use crate::object::MethodRef;
         pub use crate::object::{
             assert_deserialize, assert_serialize, assert_shared, decode_args, fingerprint, run_mut,
-            run_mut_encoded, run_ref, run_ref_encoded, CallContext, Cell, MethodInfo, Outcome,
-            Plain, Reply, Returned, ReturnedOption, ReturnedResult, Shared,
+            run_mut_encoded, run_ref, run_ref_encoded, CallContext, MethodInfo, ObjectLock,
+            Outcome, Plain, Reply, Returned, ReturnedOption, ReturnedResult, Shared,
         };
         pub use crate::options::ManagerOptions;
         pub use crate::proxy::{Adopt, AdoptOption, AdoptProxy, AdoptResult, Proxy, ProxyBase};

@@ -245,11 +245,11 @@ impl BaseManager {
     }
 
     /// A proxy of type `P` to the object `token` names, for a process that
-    /// was handed the token (see [`Token::to_text`](crate::Token::to_text))
+    /// was handed the token (see [`Token::to_text`](crate::proxy::Token::to_text))
     /// rather than the proxy: Python's pickled proxy, rebuilt.
     pub fn proxy_from_token<P: serde::de::DeserializeOwned>(
         &self,
-        token: &crate::Token,
+        token: &crate::proxy::Token,
     ) -> Result<P> {
         self.client()?.proxy_from_token(token)
     }

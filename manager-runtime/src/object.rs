@@ -17,7 +17,7 @@ use crate::value::{from_value, to_shaped, to_value, Shaped, Value, ValueError};
 
 /// The lock every served object lives in: `&self` methods take it shared,
 /// `&mut self` methods exclusively, so the runtime serializes mutation.
-pub type Cell<T> = tokio::sync::RwLock<T>;
+pub type ObjectLock<T> = tokio::sync::RwLock<T>;
 
 /// One entry of a type's exposed-method table.
 #[derive(Debug, Clone, Copy)]
@@ -70,7 +70,12 @@ pub trait Shared: Sized + Send + Sync + 'static {
     const PYTHON: &'static [crate::python::table::PyMethod] = &[];
     /// Run method number `method` (an index into [`Shared::METHODS`]) with
     /// postcard-encoded arguments.
-    fn dispatch(this: Arc<Cell<Self>>, method: usize, args: &[u8], cx: &CallContext) -> Outcome;
+    fn dispatch(
+        this: Arc<ObjectLock<Self>>,
+        method: usize,
+        args: &[u8],
+        cx: &CallContext,
+    ) -> Outcome;
 }
 
 /// Type-erased served object.
@@ -85,7 +90,7 @@ pub(crate) trait Object: Send + Sync + 'static {
     fn into_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
 }
 
-impl<T: Shared> Object for Cell<T> {
+impl<T: Shared> Object for ObjectLock<T> {
     fn methods(&self) -> &'static [MethodInfo] {
         T::METHODS
     }
@@ -220,7 +225,7 @@ impl CallContext {
 
     /// The object a token names, if it is served here and is a `T` (for
     /// example the lock a condition is built on).
-    pub fn resolve<T: Shared>(&self, token: &Token) -> Result<Arc<Cell<T>>, RemoteError> {
+    pub fn resolve<T: Shared>(&self, token: &Token) -> Result<Arc<ObjectLock<T>>, RemoteError> {
         if token.address != *self.server.address() {
             return Err(RemoteError::BadRequest(format!(
                 "{token} lives on another manager"
@@ -229,7 +234,7 @@ impl CallContext {
         self.server
             .object(token.id)?
             .into_any()
-            .downcast::<Cell<T>>()
+            .downcast::<ObjectLock<T>>()
             .map_err(|_| RemoteError::BadRequest(format!("{token} is not a `{}`", T::TYPEID)))
     }
 
@@ -411,7 +416,7 @@ impl<T: Shared> Reply for ReturnedOption<T> {
 }
 
 fn register<T: Shared>(object: T, cx: &CallContext) -> Token {
-    let cell: Arc<dyn Object> = Arc::new(Cell::new(object));
+    let cell: Arc<dyn Object> = Arc::new(ObjectLock::new(object));
     cx.server.insert_for(cx.session, cell, T::TYPEID)
 }
 
@@ -440,7 +445,7 @@ pub const fn fingerprint(text: &str) -> u64 {
 
 /// Run a synchronous `&self` method: on the connection's task when the
 /// object's lock is free (the fast path), otherwise once it is.
-pub fn run_ref<T, R, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+pub fn run_ref<T, R, F>(this: Arc<ObjectLock<T>>, cx: &CallContext, f: F) -> Outcome
 where
     T: Shared,
     R: Reply,
@@ -451,7 +456,7 @@ where
 
 /// [`run_ref`] for a method whose result borrows from the object: `f`
 /// encodes it while the object's lock is held, so it is never cloned.
-pub fn run_ref_encoded<T, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+pub fn run_ref_encoded<T, F>(this: Arc<ObjectLock<T>>, cx: &CallContext, f: F) -> Outcome
 where
     T: Shared,
     F: FnOnce(&T, &CallContext) -> Result<Vec<u8>, RemoteError> + Send + 'static,
@@ -468,7 +473,7 @@ where
 
 /// Run a synchronous `&mut self` method, serialized with every other
 /// method of the object.
-pub fn run_mut<T, R, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+pub fn run_mut<T, R, F>(this: Arc<ObjectLock<T>>, cx: &CallContext, f: F) -> Outcome
 where
     T: Shared,
     R: Reply,
@@ -479,7 +484,7 @@ where
 
 /// [`run_mut`] for a method whose result borrows from the object; see
 /// [`run_ref_encoded`].
-pub fn run_mut_encoded<T, F>(this: Arc<Cell<T>>, cx: &CallContext, f: F) -> Outcome
+pub fn run_mut_encoded<T, F>(this: Arc<ObjectLock<T>>, cx: &CallContext, f: F) -> Outcome
 where
     T: Shared,
     F: FnOnce(&mut T, &CallContext) -> Result<Vec<u8>, RemoteError> + Send + 'static,
@@ -496,7 +501,7 @@ where
 
 /// A method as a call names it: the wire name and signature fingerprint
 /// (what the server checks), and, from a typed proxy, the method's index
-/// in its type's [`Shared::METHODS`](crate::Shared::METHODS), resolved when the proxy was
+/// in its type's [`Shared::METHODS`](crate::server::Shared::METHODS), resolved when the proxy was
 /// compiled. The server tries that index first and looks the name up only
 /// when the entry there is another method (a server built from another
 /// version of the type), so a call costs no search of the table.
@@ -524,7 +529,7 @@ impl<'a> MethodRef<'a> {
         }
     }
 
-    /// Method number `index` of a type's [`Shared::METHODS`](crate::Shared::METHODS) table.
+    /// Method number `index` of a type's [`Shared::METHODS`](crate::server::Shared::METHODS) table.
     pub const fn at(index: u32, name: &'a str, fingerprint: u64) -> Self {
         MethodRef {
             name,

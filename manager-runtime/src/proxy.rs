@@ -1,4 +1,7 @@
-//! Tokens and the base every generated proxy wraps.
+//! Proxies: the [`Proxy`] trait every proxy implements, the base every
+//! generated proxy wraps, the [`Token`] naming an object, the client
+//! session that holds references ([`Client`]), and what a proxy's calls are
+//! made of ([`MethodRef`], [`Undoable`], [`caller_id`]).
 //!
 //! A proxy holds one [`Token`] and a handle on the client session that owns
 //! its reference. Reference counting is local first: cloning a proxy only
@@ -13,13 +16,15 @@ use std::fmt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub use crate::client::{caller_id, Client, Undoable};
+pub use crate::object::MethodRef;
+pub use crate::token::Token;
+pub use crate::wire::DebugEntry;
+
 use crate::address::Address;
-use crate::client::Client;
 use crate::crossing::{self, ServerInfo};
 use crate::error::Result;
 use crate::object::CallContext;
-use crate::object::MethodRef;
-use crate::token::Token;
 use crate::wire;
 
 thread_local! {

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use serde::de::DeserializeOwned;
 
 use crate::error::RemoteError;
-use crate::object::{decode_args, Cell, MethodInfo, Object, Shared};
+use crate::object::{decode_args, MethodInfo, Object, ObjectLock, Shared};
 
 type Maker = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Object>, RemoteError> + Send + Sync>;
 
@@ -29,7 +29,7 @@ impl<T: Shared> Constructor<T> {
         Constructor {
             make: Box::new(move |args| {
                 let args = decode_args("<constructor>", args)?;
-                Ok(Arc::new(Cell::new(f(args))) as Arc<dyn Object>)
+                Ok(Arc::new(ObjectLock::new(f(args))) as Arc<dyn Object>)
             }),
             _type: PhantomData,
         }
@@ -49,7 +49,7 @@ impl<T: Shared> Constructor<T> {
             make: Box::new(move |args| {
                 let args = decode_args("<constructor>", args)?;
                 let object = f(args).map_err(Into::into)?;
-                Ok(Arc::new(Cell::new(object)) as Arc<dyn Object>)
+                Ok(Arc::new(ObjectLock::new(object)) as Arc<dyn Object>)
             }),
             _type: PhantomData,
         }
@@ -61,11 +61,14 @@ impl<T: Shared> Constructor<T> {
     where
         F: Fn() -> T + Send + Sync + 'static,
     {
-        let slot: OnceLock<Arc<Cell<T>>> = OnceLock::new();
+        let slot: OnceLock<Arc<ObjectLock<T>>> = OnceLock::new();
         Constructor {
             make: Box::new(move |args| {
                 decode_args::<()>("<constructor>", args)?;
-                Ok(Arc::clone(slot.get_or_init(|| Arc::new(Cell::new(f())))) as Arc<dyn Object>)
+                Ok(
+                    Arc::clone(slot.get_or_init(|| Arc::new(ObjectLock::new(f()))))
+                        as Arc<dyn Object>,
+                )
             }),
             _type: PhantomData,
         }
@@ -94,7 +97,8 @@ pub(crate) struct TypeEntry {
 ///
 /// ```
 /// # extern crate manager_runtime as managers;
-/// use managers::{BaseManager, Constructor, ManagerOptions, Registry};
+/// use managers::server::{Constructor, Registry};
+/// use managers::{BaseManager, ManagerOptions};
 ///
 /// #[derive(Default)]
 /// pub struct Tally(std::sync::atomic::AtomicU64);

@@ -26,7 +26,7 @@ use crate::error::Result;
 /// ```
 /// # extern crate manager_runtime as managers;
 /// # fn main() -> managers::Result<()> {
-/// use managers::{Proxy, Token};
+/// use managers::proxy::{Proxy, Token};
 /// let manager = managers::sync::SyncManager::new();
 /// manager.start_in_thread()?;
 /// let queue = manager.queue::<u32>(0)?;

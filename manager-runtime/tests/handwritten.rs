@@ -40,7 +40,12 @@ impl Shared for Counter {
     type Proxy = CounterProxy;
     type AsyncProxy = CounterProxy;
 
-    fn dispatch(this: Arc<Cell<Self>>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
+    fn dispatch(
+        this: Arc<ObjectLock<Self>>,
+        method: usize,
+        args: &[u8],
+        cx: &CallContext,
+    ) -> Outcome {
         match method {
             0 => match decode_args::<(i64,)>("add", args) {
                 Ok((n,)) => run_mut(this, cx, move |c: &mut Counter| {

@@ -58,7 +58,8 @@ const LAYERS: &[(&str, u32)] = &[
 ];
 
 /// Groups whose code may name only what a user of the crate can: the
-/// root's re-exports, the public `value` module and `__private`.
+/// root's re-exports, the public modules (`pub mod` in `lib.rs`) and
+/// `__private`.
 const PUBLIC_SURFACE_ONLY: &[&str] = &["sync/"];
 
 fn src() -> PathBuf {
@@ -405,6 +406,7 @@ fn uses(
     code: &str,
     root: &BTreeMap<String, Vec<String>>,
     private: &BTreeMap<String, Vec<String>>,
+    public: &BTreeSet<String>,
 ) -> Uses {
     let mut out = Uses {
         files: BTreeSet::new(),
@@ -449,7 +451,7 @@ fn uses(
         } else {
             match file_of(&absolute) {
                 Some(found) => {
-                    if path.from == "crate" && first != "value" {
+                    if path.from == "crate" && !public.contains(first) {
                         out.private.insert(text.clone());
                     }
                     Some(found)
@@ -483,6 +485,8 @@ struct Sources {
     files: BTreeMap<String, (String, Vec<(usize, String)>)>,
     root: BTreeMap<String, Vec<String>>,
     private: BTreeMap<String, Vec<String>>,
+    /// The modules `lib.rs` declares `pub` (whatever the features).
+    public: BTreeSet<String>,
 }
 
 fn sources() -> Sources {
@@ -506,10 +510,20 @@ fn sources() -> Sources {
         .map(|at| &lib[at..])
         .unwrap_or("");
     let private = reexports(private_block);
+    let public = lib
+        .split("pub mod ")
+        .skip(1)
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect()
+        })
+        .collect();
     Sources {
         files,
         root,
         private,
+        public,
     }
 }
 
@@ -541,7 +555,7 @@ fn files_only_use_lower_layers_and_form_no_circle() {
             broken.insert(format!("{file}: in no group of LAYERS (give it its place)"));
             continue;
         };
-        let used = uses(file, code, &sources.root, &sources.private);
+        let used = uses(file, code, &sources.root, &sources.private, &sources.public);
         for path in &used.unresolved {
             broken.insert(format!(
                 "{file}: `crate::{path}` names no file and nothing the root re-exports"

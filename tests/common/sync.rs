@@ -7,8 +7,9 @@ use std::ops::Deref;
 use std::process::Child;
 use std::time::{Duration, Instant};
 
+use managers::proxy::{ProxyBase, Token};
 use managers::sync::SyncManager;
-use managers::{BaseManager, ManagerOptions, Proxy, ProxyBase, Token};
+use managers::{BaseManager, ManagerOptions, Proxy};
 
 use super::worker::{spawn_worker, tokens_arg, tokens_from_arg, worker_context, WorkerContext};
 

@@ -139,7 +139,7 @@ pub fn worker_context() -> WorkerContext {
 }
 
 /// Tokens as a worker argument: `typeid:id` pairs separated by `,`.
-pub fn tokens_arg(tokens: &[&managers::Token]) -> String {
+pub fn tokens_arg(tokens: &[&managers::proxy::Token]) -> String {
     tokens
         .iter()
         .map(|t| format!("{}:{}", t.typeid, t.id))
@@ -149,12 +149,12 @@ pub fn tokens_arg(tokens: &[&managers::Token]) -> String {
 
 /// The tokens a parent passed with [`tokens_arg`], on the server at
 /// `address`.
-pub fn tokens_from_arg(address: &Address, arg: &str) -> Vec<managers::Token> {
+pub fn tokens_from_arg(address: &Address, arg: &str) -> Vec<managers::proxy::Token> {
     arg.split(',')
         .filter(|part| !part.is_empty())
         .map(|part| {
             let (typeid, id) = part.rsplit_once(':').expect("typeid:id");
-            managers::Token {
+            managers::proxy::Token {
                 typeid: typeid.to_string(),
                 address: address.clone(),
                 id: id.parse().expect("object id"),

@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use managers::sync::server::Queue;
+use managers::server::{Constructor, Registry};
+use managers::sync::server::ManagedQueue;
 use managers::sync::SyncManager;
-use managers::{Address, BaseManager, Constructor, ManagerOptions, Registry, Serializer};
+use managers::{Address, BaseManager, ManagerOptions, Serializer};
 
 /// One interpreter.
 #[derive(Debug, Clone)]
@@ -186,10 +187,10 @@ pub const KEY: &str = "python interop key";
 /// Every built-in, and the seed's `get_queue`.
 pub fn registry() -> Registry {
     let mut registry = SyncManager::registry();
-    registry.register::<Queue>(
+    registry.register::<ManagedQueue>(
         "get_queue",
         None,
-        Some(Constructor::singleton(|| Queue::new(0))),
+        Some(Constructor::singleton(|| ManagedQueue::new(0))),
     );
     registry
 }
@@ -197,7 +198,7 @@ pub fn registry() -> Registry {
 /// A pickle-mode server on loopback TCP, on a thread; stopped on drop.
 pub struct PickleServer {
     address: std::net::SocketAddr,
-    stopper: managers::ServerStopper,
+    stopper: managers::server::ServerStopper,
     thread: Option<std::thread::JoinHandle<managers::Result<()>>>,
 }
 

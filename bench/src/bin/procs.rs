@@ -36,7 +36,7 @@ use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::time::Instant;
 
-use managers::process::{Connection, Lock, Pipe, Queue, RecvOnly, SendOnly, Value};
+use managers::process::{Connection, Lock, Pipe, Queue, RecvOnly, SendOnly, SharedValue};
 use managers::{Pool, Process, Result};
 use managers_bench::{median_of, quick_and_reps, wants};
 
@@ -164,7 +164,7 @@ fn raw_produce(go: Connection<RecvOnly>, writer: Connection<SendOnly>, n: u64) -
     Ok(())
 }
 
-fn increment(go: Queue<u8>, counter: Value<u64>, n: u64) -> Result<()> {
+fn increment(go: Queue<u8>, counter: SharedValue<u64>, n: u64) -> Result<()> {
     go.get()?;
     for _ in 0..n {
         let held = counter.lock()?;
@@ -336,7 +336,7 @@ fn locked_increments(counts: &Counts, raw: bool) -> Result<f64> {
     }
     Ok(median_of(counts.reps, || {
         let go = Queue::new(0).unwrap();
-        let counter = Value::new(0u64).unwrap();
+        let counter = SharedValue::new(0u64).unwrap();
         let workers: Vec<Process> = (0..2)
             .map(|_| Process::new(increment, (go.clone(), counter.clone(), per)))
             .collect();

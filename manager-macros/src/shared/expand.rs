@@ -35,8 +35,8 @@ pub(crate) struct Generator<'a> {
 impl<'a> Generator<'a> {
     /// A generator for `model`.
     pub(crate) fn new(model: &'a Shared) -> Generator<'a> {
-        let stem = model.name.unraw();
-        let span = model.name.span();
+        let stem = model.stem.unraw();
+        let span = model.stem.span();
         Generator {
             model,
             private: model.runtime.private(Span::call_site()),
@@ -227,7 +227,7 @@ impl<'a> Generator<'a> {
                 #python
 
                 fn dispatch(
-                    this: ::std::sync::Arc<#private::Cell<Self>>,
+                    this: ::std::sync::Arc<#private::ObjectLock<Self>>,
                     method: usize,
                     args: &[u8],
                     cx: &#private::CallContext,
@@ -500,6 +500,14 @@ impl<'a> Generator<'a> {
                 }
             }
         };
+        let private = &self.private;
+        let timeout = quote! {
+            /// Another proxy of the same object whose calls have this
+            /// deadline: `Proxy::with_timeout`, without importing the trait.
+            pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
+                <Self as #private::Proxy>::with_timeout(self, timeout)
+            }
+        };
         let retype = if self.params().is_empty() {
             TokenStream::new()
         } else {
@@ -526,6 +534,7 @@ impl<'a> Generator<'a> {
         quote! {
             impl #g #name #g {
                 #conversion
+                #timeout
                 #retype
             }
 
@@ -871,7 +880,7 @@ pub(crate) fn stub(block: &syn::ItemImpl, runtime: &crate::paths::Runtime) -> To
             type AsyncProxy = #asynchronous;
 
             fn dispatch(
-                _: ::std::sync::Arc<#private::Cell<Self>>,
+                _: ::std::sync::Arc<#private::ObjectLock<Self>>,
                 _: usize,
                 _: &[u8],
                 _: &#private::CallContext,

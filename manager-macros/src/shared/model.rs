@@ -15,14 +15,12 @@ use crate::fingerprint::Signature;
 use crate::types::{self, Position, WireType};
 
 /// Names the generated proxies already use for their own methods.
-const RESERVED: &[&str] = &["to_async", "to_blocking"];
+const RESERVED: &[&str] = &["to_async", "to_blocking", "with_timeout", "retype"];
 
 /// A served type and its exposed methods.
 pub(crate) struct Shared {
     /// The concrete self type (`impl ThisType`).
     pub(crate) self_ty: Type,
-    /// Its last path segment, the stem of the proxies' names.
-    pub(crate) name: Ident,
     /// The default typeid.
     pub(crate) typeid: String,
     /// The exposed methods, in the order of the block.
@@ -36,6 +34,8 @@ pub(crate) struct Shared {
     pub(crate) typed: Option<Vec<Ident>>,
     /// `own_display`: no generated `Display`.
     pub(crate) own_display: bool,
+    /// The stem of the proxies' names (`proxy = ".."`, or the type's).
+    pub(crate) stem: Ident,
 }
 
 /// One exposed method.
@@ -162,7 +162,6 @@ pub(crate) fn build(options: Options, input: &Input, errors: &mut Errors) -> Opt
     }
     Some(Shared {
         self_ty: (*item.self_ty).clone(),
-        name,
         typeid,
         methods,
         runtime: options
@@ -171,6 +170,7 @@ pub(crate) fn build(options: Options, input: &Input, errors: &mut Errors) -> Opt
             .unwrap_or_default(),
         typed: options.typed,
         own_display: options.own_display,
+        stem: options.proxy.unwrap_or(name),
     })
 }
 

@@ -10,7 +10,14 @@ use crate::errors::Errors;
 use crate::names;
 
 /// The option names `#[shared(...)]` accepts.
-const OPTIONS: &[&str] = &["typeid", "exposed", "crate", "typed", "own_display"];
+const OPTIONS: &[&str] = &[
+    "typeid",
+    "exposed",
+    "crate",
+    "typed",
+    "own_display",
+    "proxy",
+];
 
 /// The options of `#[shared(...)]`.
 #[derive(Default)]
@@ -26,6 +33,9 @@ pub(crate) struct Options {
     pub(crate) typed: Option<Vec<Ident>>,
     /// `own_display`: the proxies' `Display` is written by hand.
     pub(crate) own_display: bool,
+    /// `proxy = "Name"`: the proxies are `NameProxy` and
+    /// `NameAsyncProxy` (the type's name otherwise).
+    pub(crate) proxy: Option<Ident>,
 }
 
 /// Parse the options, recording every mistake (unknown or duplicate
@@ -59,6 +69,13 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                 }
             }
             Some("own_display") => options.own_display = true,
+            Some("proxy") => {
+                let value: LitStr = meta.value()?.parse()?;
+                match value.parse::<Ident>() {
+                    Ok(ident) => options.proxy = Some(ident),
+                    Err(_) => errors.error(&value, "expected a name: `proxy = \"Queue\"`"),
+                }
+            }
             Some("typed") => {
                 let mut params = Vec::new();
                 if meta.input.peek(syn::token::Paren) {
@@ -115,7 +132,8 @@ pub(crate) fn options(args: TokenStream, errors: &mut Errors) -> Options {
                     &meta.path,
                     format!(
                         "unknown option `{written}`{hint}; valid options: `typeid = \"Name\"`, \
-                         `exposed(method, ...)`, `crate = \"path\"`, `typed(T, ...)`"
+                         `exposed(method, ...)`, `crate = \"path\"`, `typed(T, ...)`, \
+                         `proxy = \"Name\"`, `own_display`"
                     ),
                 );
                 skip_value(&meta)?;

@@ -81,7 +81,7 @@ pub(crate) fn start_undo<F: Future<Output = ()> + Send + 'static>(work: F) {
 
 /// A future making one async call whose result, if it is abandoned after
 /// the server did the call, goes to an undo instead (see the module docs).
-/// Built by [`ProxyBase::undo_if_dropped`](crate::ProxyBase::undo_if_dropped).
+/// Built by [`ProxyBase::undo_if_dropped`](crate::proxy::ProxyBase::undo_if_dropped).
 #[must_use = "futures do nothing unless polled"]
 pub struct Undoable<F> {
     undo: Option<Undo>,

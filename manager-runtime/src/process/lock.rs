@@ -279,8 +279,8 @@ shared_lock!(
     "recursive lock"
 );
 
-/// The lock of a shared [`Value`](super::Value) or
-/// [`Array`](super::Array): a [`Lock`] or an [`RLock`] (Python's
+/// The lock of a shared [`SharedValue`](super::SharedValue) or
+/// [`SharedArray`](super::SharedArray): a [`Lock`] or an [`RLock`] (Python's
 /// `get_lock()` returns either).
 #[derive(Clone, Debug)]
 pub enum SharedLock {

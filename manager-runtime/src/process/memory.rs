@@ -283,9 +283,9 @@ struct Wire {
 ///
 /// ```
 /// # extern crate manager_runtime as managers;
-/// use managers::process::Value;
+/// use managers::process::SharedValue;
 ///
-/// let counter = Value::new(0i64)?;
+/// let counter = SharedValue::new(0i64)?;
 /// {
 ///     let held = counter.lock()?; // `with counter.get_lock():`
 ///     held.set(held.get() + 1);   // `counter.value += 1`
@@ -293,12 +293,12 @@ struct Wire {
 /// assert_eq!(counter.value()?, 1);
 /// # Ok::<(), managers::Error>(())
 /// ```
-pub struct Value<T> {
+pub struct SharedValue<T> {
     cells: std::sync::Arc<Cells<T>>,
     lock: SharedLock,
 }
 
-impl<T: Pod> Value<T> {
+impl<T: Pod> SharedValue<T> {
     /// `value` in shared memory with a new recursive lock (`lock=True`).
     pub fn new(value: T) -> Result<Self> {
         Self::with_lock(value, RLock::new()?)
@@ -307,7 +307,7 @@ impl<T: Pod> Value<T> {
     /// `value` in shared memory guarded by `lock` (Python's
     /// `Value(typecode, value, lock=lock)`).
     pub fn with_lock(value: T, lock: impl Into<SharedLock>) -> Result<Self> {
-        Ok(Value {
+        Ok(SharedValue {
             cells: std::sync::Arc::new(Cells::from_slice(&[value])?),
             lock: lock.into(),
         })
@@ -348,7 +348,7 @@ impl<T: Pod> Value<T> {
     }
 }
 
-/// A [`Value`] with its lock held: `get` and `set` without taking it again.
+/// A [`SharedValue`] with its lock held: `get` and `set` without taking it again.
 pub struct ValueGuard<'a, T> {
     cells: &'a Cells<T>,
     _held: LockGuard<'a>,
@@ -395,7 +395,7 @@ impl<T: Pod> RawValue<T> {
     }
 }
 
-/// The element access of [`Array`], its guard and [`RawArray`].
+/// The element access of [`SharedArray`], its guard and [`RawArray`].
 macro_rules! elements {
     () => {
         /// How many elements.
@@ -507,25 +507,25 @@ macro_rules! bytes {
 ///
 /// ```
 /// # extern crate manager_runtime as managers;
-/// use managers::process::Array;
+/// use managers::process::SharedArray;
 ///
-/// let arr = Array::from_slice(&[1i32, 2, 3, 4, 5])?;
+/// let arr = SharedArray::from_slice(&[1i32, 2, 3, 4, 5])?;
 /// arr.set(-1, 50)?;
 /// arr.set_slice(Some(1), Some(3), &[20, 30])?;
 /// assert_eq!(arr.to_vec()?, [1, 20, 30, 4, 50]);
 /// assert_eq!(arr.get_slice(Some(-2), None)?, [4, 50]);
 /// # Ok::<(), managers::Error>(())
 /// ```
-pub struct Array<T> {
+pub struct SharedArray<T> {
     cells: std::sync::Arc<Cells<T>>,
     lock: SharedLock,
 }
 
-impl<T: Pod> Array<T> {
+impl<T: Pod> SharedArray<T> {
     /// `len` zeroed elements with a new recursive lock (Python's
     /// `Array(typecode, size)`).
     pub fn zeroed(len: usize) -> Result<Self> {
-        Ok(Array {
+        Ok(SharedArray {
             cells: std::sync::Arc::new(Cells::zeroed(len)?),
             lock: RLock::new()?.into(),
         })
@@ -539,7 +539,7 @@ impl<T: Pod> Array<T> {
 
     /// A copy of `items` guarded by `lock`.
     pub fn with_lock(items: &[T], lock: impl Into<SharedLock>) -> Result<Self> {
-        Ok(Array {
+        Ok(SharedArray {
             cells: std::sync::Arc::new(Cells::from_slice(items)?),
             lock: lock.into(),
         })
@@ -562,11 +562,11 @@ impl<T: Pod> Array<T> {
     elements!(checked lock);
 }
 
-impl Array<u8> {
+impl SharedArray<u8> {
     bytes!(lock);
 }
 
-/// An [`Array`] with its lock held.
+/// An [`SharedArray`] with its lock held.
 pub struct ArrayGuard<'a, T> {
     cells: &'a Cells<T>,
     _held: LockGuard<'a>,
@@ -661,8 +661,8 @@ macro_rules! shared_kind {
     };
 }
 
-shared_kind!(Value, lock);
-shared_kind!(Array, lock);
+shared_kind!(SharedValue, lock);
+shared_kind!(SharedArray, lock);
 shared_kind!(RawValue);
 shared_kind!(RawArray);
 
@@ -672,10 +672,10 @@ mod tests {
 
     #[test]
     fn values_of_each_kind_read_back() {
-        assert_eq!(Value::new(5i32).unwrap().value().unwrap(), 5);
-        assert_eq!(Value::new(1.25f64).unwrap().value().unwrap(), 1.25);
-        assert_eq!(Value::new(-1i16).unwrap().value().unwrap(), -1);
-        assert_eq!(Value::new(b'x').unwrap().value().unwrap(), b'x');
+        assert_eq!(SharedValue::new(5i32).unwrap().value().unwrap(), 5);
+        assert_eq!(SharedValue::new(1.25f64).unwrap().value().unwrap(), 1.25);
+        assert_eq!(SharedValue::new(-1i16).unwrap().value().unwrap(), -1);
+        assert_eq!(SharedValue::new(b'x').unwrap().value().unwrap(), b'x');
         let raw = RawValue::new([1u32, 2, 3]).unwrap();
         raw.set_value([4, 5, 6]);
         assert_eq!(raw.value(), [4, 5, 6]);
@@ -735,7 +735,7 @@ mod tests {
 
     #[test]
     fn locked_increments_from_threads_are_exact() {
-        let counter = Value::new(0u64).unwrap();
+        let counter = SharedValue::new(0u64).unwrap();
         std::thread::scope(|s| {
             for _ in 0..4 {
                 s.spawn(|| {
@@ -754,9 +754,9 @@ mod tests {
 
     #[test]
     fn arrays_index_and_slice_as_python() {
-        let arr = Array::<i32>::zeroed(10).unwrap();
+        let arr = SharedArray::<i32>::zeroed(10).unwrap();
         assert_eq!(arr.to_vec().unwrap(), [0; 10]);
-        let arr = Array::from_slice(&(0..10).collect::<Vec<i32>>()).unwrap();
+        let arr = SharedArray::from_slice(&(0..10).collect::<Vec<i32>>()).unwrap();
         assert_eq!(arr.len(), 10);
         assert_eq!(arr.get(-1).unwrap(), 9);
         assert!(matches!(
@@ -783,7 +783,7 @@ mod tests {
 
     #[test]
     fn char_arrays_have_value_and_raw() {
-        let arr = Array::from_slice(b"hello\0world").unwrap();
+        let arr = SharedArray::from_slice(b"hello\0world").unwrap();
         assert_eq!(arr.value().unwrap(), b"hello");
         assert_eq!(arr.raw().unwrap(), b"hello\0world");
         arr.set_value(b"hi").unwrap();
@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn a_supplied_lock_is_the_one_get_lock_returns() {
         let lock = super::super::Lock::new().unwrap();
-        let value = Value::with_lock(3u8, lock.clone()).unwrap();
+        let value = SharedValue::with_lock(3u8, lock.clone()).unwrap();
         match value.get_lock() {
             SharedLock::Lock(_) => {}
             other => panic!("{other:?}"),

@@ -2,7 +2,7 @@
 //! files) pipes, queues, shared memory and pools, between processes of
 //! this program.
 //!
-//! Every child is this program re-executed; [`bootstrap`](crate::bootstrap)
+//! Every child is this program re-executed; [`bootstrap`]
 //! recognises it. Open, in this order:
 //!
 //! - `image.rs`: which executable image runs and where a function lies in
@@ -19,7 +19,7 @@
 //! - `shm.rs`: shared memory regions, robust process-shared mutexes,
 //!   futexes; `queue.rs`: [`Queue`], [`JoinableQueue`], [`SimpleQueue`] as
 //!   a ring in shared memory; `lock.rs`: [`Lock`] and [`RLock`];
-//!   `memory.rs`: [`Value`] and [`Array`] of [`Pod`] data.
+//!   `memory.rs`: [`SharedValue`] and [`SharedArray`] of [`Pod`] data.
 //! - `pool/`: [`Pool`] and [`AsyncResult`].
 
 pub(crate) mod child;
@@ -43,7 +43,7 @@ pub use connection::{
 };
 pub use lock::{Lock, LockGuard, RLock, SharedLock};
 pub use manager_macros::Pod;
-pub use memory::{Array, ArrayGuard, Pod, RawArray, RawValue, Value, ValueGuard};
+pub use memory::{ArrayGuard, Pod, RawArray, RawValue, SharedArray, SharedValue, ValueGuard};
 pub use pool::{AsyncResult, ChunkSink, EncodedChunk, IMapIterator, Pool, PoolBuilder, TaskRef};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub use target::{Exit, Function};

@@ -1,4 +1,7 @@
-//! The server: object table, sessions, connection tasks and dispatch.
+//! The server: object table, sessions, connection tasks and dispatch; and
+//! what serving an object of your own by hand takes ([`Shared`],
+//! [`Registry`], [`CallContext`], ...), which `#[shared]` and `manager!`
+//! otherwise write.
 //!
 //! Each connection is one task. A call whose object lock is free runs right
 //! there and its reply is written from the same task: no thread hop. Calls
@@ -9,6 +12,9 @@
 //! References belong to *sessions* (one per client process handle), not to
 //! connections: when the last connection of a session closes, every
 //! reference it held is released, so a client that dies leaks nothing.
+
+pub use crate::object::{CallContext, MethodInfo, ObjectLock, Outcome, ServerLink, Shared};
+pub use crate::registry::{Constructor, Registry};
 
 mod connection;
 mod core;
@@ -29,7 +35,6 @@ use crate::address::Address;
 use crate::error::Result;
 use crate::object::RemoteRefs;
 use crate::options::{ManagerOptions, Serializer};
-use crate::registry::Registry;
 use crate::transport::{self, Listener, PrivateDir, Socket};
 use connection::serve_connection;
 use core::Core;

@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::value::{to_value, Value};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 /// Server-side objects of this family.
 pub mod server {
@@ -20,19 +20,19 @@ pub mod server {
 
     /// Python's `manager.Array`, served: a sequence of dynamic values whose
     /// length is fixed when it is made.
-    pub struct Array {
+    pub struct ManagedArray {
         items: Mutex<Vec<Value>>,
         held: HeldTokens,
     }
 
-    impl Array {
+    impl ManagedArray {
         /// An array holding `items`.
         pub fn new(items: Vec<Value>) -> Self {
             let held = HeldTokens::new();
             // A constructor cannot fail: a proxy whose object is already
             // gone is kept without keeping anything alive.
             let _ = held.retain_all(&items);
-            Array {
+            ManagedArray {
                 items: Mutex::new(items),
                 held,
             }
@@ -57,8 +57,8 @@ pub mod server {
         (start, stop.max(start))
     }
 
-    #[crate::shared(typeid = "Array", typed(T))]
-    impl Array {
+    #[crate::shared(typeid = "Array", typed(T), proxy = "Array")]
+    impl ManagedArray {
         /// Python's `len(array)`.
         #[py("__len__")]
         pub fn len(&self) -> usize {
@@ -155,11 +155,11 @@ pub mod typed {
 use typed::ArrayProxy;
 
 pub(crate) fn register(registry: &mut Registry) {
-    registry.register::<server::Array>(
+    registry.register::<server::ManagedArray>(
         "Array",
         None,
         Some(Constructor::new(|(items,): (Vec<Value>,)| {
-            server::Array::new(items)
+            server::ManagedArray::new(items)
         })),
     );
 }

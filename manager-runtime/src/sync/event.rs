@@ -6,8 +6,8 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 /// Python's `threading.Event`, served. Waiting is a future in the server.
 pub struct Event {

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 
 use super::lock;
+use crate::proxy::Token;
+use crate::server::{CallContext, ServerLink};
 use crate::value::Value;
 use crate::SyncError;
-use crate::Token;
-use crate::{CallContext, ServerLink};
 
 /// The references a built-in holds on the objects whose proxies it stores:
 /// while a value holding a token is stored, that token's object stays

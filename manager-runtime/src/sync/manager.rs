@@ -3,7 +3,7 @@
 
 use std::ops::Deref;
 
-use crate::Registry;
+use crate::server::Registry;
 use crate::{BaseManager, ManagerOptions};
 
 /// Python's `multiprocessing.Manager()`: a manager serving every built-in

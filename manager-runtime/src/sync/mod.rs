@@ -14,39 +14,46 @@
 //! [`SyncError`](crate::SyncError) inside [`Error::Sync`](crate::Error::Sync).
 //!
 //! The server-side objects are in [`server`]; register them in your own
-//! `manager!` (as the seed registers a queue as `get_queue`) and turn their
-//! proxies into typed ones with `.into()`.
+//! `manager!` (as the seed registers a queue as `get_queue`, with
+//! `server::ManagedQueue`) and view their proxies with your types with
+//! `retype()` (`manager.get_queue()?.retype::<String>()`).
 //!
 //! # Writing a built-in
 //!
-//! `event.rs` is the pattern. Each family file keeps `pub mod server` (the
-//! `#[crate::shared(typeid = "...")]` types, Python's typeid names; their
-//! generated proxies land there too), `pub mod typed` (typed proxies), a
-//! `register` function, and `impl SyncManager` create methods.
+//! A built-in is its server `impl` and attributes; `#[shared]` writes the
+//! rest. `event.rs` is the smallest, `collections/dict.rs` the fullest.
 //!
+//! - `#[crate::shared(typeid = "dict", typed(K, V))]`: the proxies are
+//!   `DictProxy<K = Value, V = Value>` and `DictAsyncProxy`, generic over
+//!   the caller's types (`Value` by default: the dynamic proxy); `typed`
+//!   alone for one that is not generic; `proxy = "Queue"` names them when
+//!   the server type's name would clash (`ManagedQueue`).
+//! - On a `Value` parameter, `#[of(K)]` (the proxy takes a `K`), `#[of(&K)]`
+//!   (a borrowed form of `K`, as `HashMap::get` takes keys) or
+//!   `#[of(impl Elements<T>)]` (any collection, or another container of the
+//!   server); `#[owner]` on a `u64` is the calling thread (blocking proxy)
+//!   or task (async), with an `_as` form of the method to name another.
+//! - `#[returns(V)]` is the proxies' result for a method that returns
+//!   values (`Vec<(K, V)>` for `Vec<(Value, Value)>`); a served
+//!   `Result<T, SyncError>` is the proxy's `Result<T>`, Python's exception
+//!   [`Error::Sync`](crate::Error::Sync). `#[undo(f)]` makes the async call
+//!   safe to drop (`f` gets what the server did: a lock to release, an item
+//!   to put back).
+//! - `#[py("__getitem__", key)]` (and `#[py(default = true)]` on a
+//!   parameter) is how CPython's proxies call the method and how ours call
+//!   a CPython server's object: one table, both directions (the server's
+//!   `python::names` reads it one way, the pickle client the other; a
+//!   renamed method renames its entry).
 //! - Every server method takes `&self`: state lives behind a
 //!   `std::sync::Mutex` (never held across `.await`), waiting uses tokio's
 //!   `Notify`/`watch`/`Semaphore`. A waiting `&mut self` method would hold
-//!   the object's write lock and stall every other caller.
-//! - Blocking operations are `async fn` with Python's `block` and
-//!   `timeout: Option<Duration>` parameters: waiters are futures, not
-//!   threads, and timeouts are honoured to the millisecond.
-//! - Elements cross as [`Value`](crate::value::Value); Python's exceptions
-//!   are `Result<_, SyncError>`. Typed proxies (`typed.rs`) convert
-//!   arguments with `to_value` and results with `typed::decode` (which
-//!   adopts nested proxies into the caller's session), fold
-//!   `Result<Result<T, SyncError>>` into `crate::Result<T>` with
-//!   `typed::flatten`, and get `raw()`, `Clone`, `Debug`, `Display`, serde
-//!   (as the token), `Proxy` and `From` the raw proxy from
-//!   `typed_proxy!`.
-//! - Every typed proxy comes in two flavours, `XProxy` and `XAsyncProxy`,
-//!   wrapping the two raw proxies `#[shared]` generated. Their methods are
-//!   written once, in `typed::dual_proxy!`, whose bodies say `wait!(call)`
-//!   for each call (awaited in the async flavour) and `owner!()` for the
-//!   thread or task that owns a lock; only methods whose types differ
-//!   (`iter()`, `guard()`) are written per flavour. Each family also has
-//!   `to_async()`/`to_blocking()` and an async create method
-//!   (`dict_async()`, ...).
+//!   the object's write lock and stall every other caller. Blocking
+//!   operations are `async fn` with Python's `block` and
+//!   `timeout: Option<Duration>` parameters.
+//! - What is written by hand: guards (`guard()`), iterators and streams
+//!   (`IterProxy`), the pool's chunking, and one-line conveniences over
+//!   generated methods (`acquire()`, `get()`, `slice(range)`), written once
+//!   for both flavours in `typed::dual_proxy!`.
 //! - A built-in storing a value that holds tokens keeps those objects
 //!   alive through a `HeldTokens` (`held.rs`): it `retain`s each token it
 //!   stores (except a token of itself, to avoid a cycle) and `release`s it
@@ -71,20 +78,20 @@ pub(crate) mod typed;
 
 pub use manager::SyncManager;
 
-/// The built-in objects as the server holds them, each with its generated
-/// (dynamically typed) proxies. Typed proxies wrap these.
+/// The built-in objects as the server holds them. Their proxies are in
+/// [`sync`](self) (`sync::DictProxy`, ...).
 pub mod server {
-    pub use super::array::server::*;
-    pub use super::barrier::server::*;
-    pub use super::collections::server::*;
-    pub use super::condition::server::*;
-    pub use super::event::{Event, EventAsyncProxy, EventProxy};
+    pub use super::array::server::ManagedArray;
+    pub use super::barrier::server::{Arrival, Barrier};
+    pub use super::collections::server::{Dict, List, RemoteIter, Set};
+    pub use super::condition::server::Condition;
+    pub use super::event::Event;
     pub use super::held::Removed;
-    pub use super::lock::server::*;
-    pub use super::namespace::server::*;
-    pub use super::pool::server::*;
-    pub use super::queue::server::*;
-    pub use super::shared_value::server::*;
+    pub use super::lock::server::{ManagedLock, ManagedRLock, Semaphore};
+    pub use super::namespace::server::Namespace;
+    pub use super::pool::server::{ManagedPool, PoolFailure, PoolJob, PoolRule};
+    pub use super::queue::server::{ManagedQueue, QueueItem};
+    pub use super::shared_value::server::ManagedValue;
 }
 
 pub use array::typed::*;

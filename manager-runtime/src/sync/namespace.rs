@@ -3,7 +3,7 @@
 #![forbid(unsafe_code)]
 
 use super::SyncManager;
-use crate::{Constructor, Registry};
+use crate::server::{Constructor, Registry};
 use crate::{Result, SyncError};
 
 /// Names starting with `_` belong to the proxy in Python, never to the

@@ -2,7 +2,7 @@
 //! owned by the manager's server and driven through proxies, so several
 //! client processes share one pool.
 //!
-//! A task's function is a [`TaskRef`](crate::TaskRef): an offset in the
+//! A task's function is a [`TaskRef`](crate::process::TaskRef): an offset in the
 //! client's executable image, accepted only by a server running the very
 //! same image (another program's client gets
 //! [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage)). The
@@ -14,8 +14,8 @@
 #![forbid(unsafe_code)]
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 /// The server side: the pool and its jobs.
 pub mod server {
@@ -25,8 +25,9 @@ pub mod server {
     use serde::{Deserialize, Serialize};
     use tokio::sync::watch;
 
+    use crate::process::{EncodedChunk, TaskRef};
     use crate::sync::lock;
-    use crate::{EncodedChunk, Error, Pool, ProcessError, TaskRef};
+    use crate::{Error, Pool, ProcessError};
 
     /// Why a call on a manager's pool or one of its jobs failed, as it
     /// travels to the client (which turns it back into the crate's
@@ -151,7 +152,7 @@ pub mod server {
             // Proxies of this very server among the tasks' arguments: the
             // workers (children of the server) open sessions here with the
             // manager's key.
-            if let Some(call) = crate::CallContext::current() {
+            if let Some(call) = crate::server::CallContext::current() {
                 builder = builder.servers(vec![call.crossing_server()]);
             }
             Ok(ManagedPool {
@@ -412,8 +413,9 @@ pub mod typed {
     use super::server::{
         ManagedPoolAsyncProxy, ManagedPoolProxy, PoolFailure, PoolJobAsyncProxy, PoolJobProxy,
     };
+    use crate::process::{EncodedChunk, Function, TaskRef};
     use crate::sync::typed::{dual_proxy, flavours, typed_proxy};
-    use crate::{EncodedChunk, Function, Result, TaskRef};
+    use crate::Result;
 
     /// The clones of the proxies among a job's arguments: the objects they
     /// name stay alive while the job's result or iterator proxy does, so

@@ -5,8 +5,8 @@
 
 use serde::de::DeserializeOwned;
 
+use crate::proxy::ProxyBase;
 use crate::value::Value;
-use crate::ProxyBase;
 use crate::{Error, Result, SyncError};
 
 /// `Result<Result<T, SyncError>>` from a raw proxy as the typed proxies'
@@ -94,11 +94,11 @@ macro_rules! typed_proxy {
         }
 
         impl<$($t),*> $crate::Proxy for $typed {
-            fn from_base(base: $crate::ProxyBase) -> Self {
+            fn from_base(base: $crate::proxy::ProxyBase) -> Self {
                 <$raw as $crate::Proxy>::from_base(base).into()
             }
 
-            fn base(&self) -> &$crate::ProxyBase {
+            fn base(&self) -> &$crate::proxy::ProxyBase {
                 $crate::Proxy::base(&self.raw)
             }
         }
@@ -182,11 +182,11 @@ pub(crate) use flavours;
 /// method of the list, goes through it); `undoable!(call, proxy, undo)` is
 /// `call` in the blocking proxy and, in the async one, the call awaited
 /// with `undo` taking its result if its future is dropped after the server
-/// did it ([`ProxyBase::undo_if_dropped`](crate::ProxyBase::undo_if_dropped);
+/// did it ([`ProxyBase::undo_if_dropped`](crate::proxy::ProxyBase::undo_if_dropped);
 /// `undo` is not even evaluated in the blocking proxy, where a call cannot
 /// be dropped half way); and `owner!()` is who holds an
 /// `RLock` or a condition: the calling thread in a blocking proxy
-/// ([`caller_id`](crate::caller_id)), the calling task in an async one
+/// ([`caller_id`](crate::proxy::caller_id)), the calling task in an async one
 /// ([`task_owner`]). A method's own generics are plain names, bounded in its
 /// `where [...]` (brackets, so the macro can tell where the body starts).
 /// A method whose types differ by flavour (an iterator, a guard) is
@@ -226,7 +226,7 @@ macro_rules! dual_proxy {
             #[allow(unused_macros)]
             macro_rules! wait { ($d call:expr) => { $d call } }
             #[allow(unused_macros)]
-            macro_rules! owner { () => { $crate::caller_id() } }
+            macro_rules! owner { () => { $crate::proxy::caller_id() } }
             #[allow(unused_macros)]
             macro_rules! undoable { ($d call:expr, $d proxy:expr, $d undo:expr) => { $d call } }
             $body
@@ -256,7 +256,7 @@ pub(crate) use dual_proxy;
 /// Who holds an `RLock` or a condition's lock for an async proxy: the
 /// calling tokio task, as a thread does for a blocking proxy. A task moves
 /// between threads, and threads run many tasks, so the thread's
-/// [`caller_id`](crate::caller_id) would be wrong in both directions.
+/// [`caller_id`](crate::proxy::caller_id) would be wrong in both directions.
 /// Outside a task (a `block_on` future) it is the calling thread.
 pub fn task_owner() -> u64 {
     use std::hash::BuildHasher;
@@ -267,7 +267,7 @@ pub fn task_owner() -> u64 {
         std::sync::OnceLock::new();
     match tokio::task::try_id() {
         Some(task) => KEYS.get_or_init(Default::default).hash_one(("task", task)),
-        None => crate::caller_id(),
+        None => crate::proxy::caller_id(),
     }
 }
 

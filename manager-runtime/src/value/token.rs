@@ -17,7 +17,7 @@ use super::{to_value, Value, ValueError};
 use crate::token::Token;
 
 /// The newtype-struct name that marks a proxy token in the serde data model.
-pub const TOKEN_MARKER: &str = "$managers::Token";
+pub const TOKEN_MARKER: &str = "$managers::proxy::Token";
 
 /// A token that serializes as a proxy: [`Value::Token`](super::Value::Token)
 /// through [`to_value`](super::to_value), the token's fields in postcard.

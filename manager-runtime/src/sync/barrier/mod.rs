@@ -26,7 +26,7 @@
 use std::time::Duration;
 
 use super::SyncManager;
-use crate::{Constructor, Registry};
+use crate::server::{Constructor, Registry};
 use crate::{Error, Result, SyncError};
 
 /// Server-side objects of this family.

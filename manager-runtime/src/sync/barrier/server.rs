@@ -102,7 +102,7 @@ pub struct Arrival {
 }
 
 impl crate::sync::typed::FromReply<Arrival> for Arrival {
-    fn from_reply(_: &crate::ProxyBase, raw: Arrival) -> crate::Result<Arrival> {
+    fn from_reply(_: &crate::proxy::ProxyBase, raw: Arrival) -> crate::Result<Arrival> {
         Ok(raw)
     }
 }

@@ -19,9 +19,10 @@ mod operand;
 mod set;
 mod table;
 
+use crate::server::{Constructor, Registry};
 use crate::sync::SyncManager;
 use crate::value::Value;
-use crate::{Constructor, Proxy, Registry, Result};
+use crate::{Proxy, Result};
 
 /// Server-side objects of this family and their dynamically typed proxies.
 pub mod server {
@@ -34,8 +35,9 @@ pub mod server {
 /// Typed proxies of this family.
 pub mod typed {
     pub use super::dict::typed::*;
-    /// What a user's `#[proxy]` method returns to serve an iterator.
-    pub use super::iter::server::RemoteIter;
+    /// What a user's `#[proxy]` method returns to serve an iterator, and
+    /// its proxies (`typed::<T>()` gives an [`IterProxy`]).
+    pub use super::iter::server::{RemoteIter, RemoteIterAsyncProxy, RemoteIterProxy};
     pub use super::iter::typed::*;
     pub use super::list::typed::*;
     pub use super::operand::{Elements, Operand};

@@ -6,9 +6,9 @@ use serde::Serialize;
 
 use super::server::{Dict, List, Set};
 use super::typed::{DictAsyncProxy, DictProxy, ListAsyncProxy, ListProxy, SetAsyncProxy, SetProxy};
+use crate::server::{CallContext, ObjectLock, Shared};
 use crate::value::{to_value, Value};
 use crate::Proxy;
-use crate::{CallContext, Cell, Shared};
 use crate::{Result, SyncError};
 
 /// What a collection method accepts where Python takes "an iterable": any
@@ -96,12 +96,12 @@ impl<K, V> Elements<(K, V)> for &DictAsyncProxy<K, V> {
 
 /// A container of this server named by a token.
 enum Container {
-    Dict(std::sync::Arc<Cell<Dict>>),
-    List(std::sync::Arc<Cell<List>>),
-    Set(std::sync::Arc<Cell<Set>>),
+    Dict(std::sync::Arc<ObjectLock<Dict>>),
+    List(std::sync::Arc<ObjectLock<List>>),
+    Set(std::sync::Arc<ObjectLock<Set>>),
 }
 
-fn resolve(token: &crate::Token) -> std::result::Result<Container, SyncError> {
+fn resolve(token: &crate::proxy::Token) -> std::result::Result<Container, SyncError> {
     let not_iterable = || SyncError::TypeError(format!("{token} is not iterable here"));
     let cx = CallContext::current().ok_or_else(not_iterable)?;
     if let Ok(dict) = cx.resolve::<Dict>(token) {
@@ -117,7 +117,7 @@ fn resolve(token: &crate::Token) -> std::result::Result<Container, SyncError> {
 
 /// Read a served container; its methods only ever take its lock shared.
 fn read<T: Shared, R>(
-    cell: &Cell<T>,
+    cell: &ObjectLock<T>,
     f: impl FnOnce(&T) -> R,
 ) -> std::result::Result<R, SyncError> {
     let guard = cell

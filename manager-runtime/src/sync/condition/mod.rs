@@ -6,9 +6,9 @@ pub mod server;
 pub mod typed;
 
 use super::SyncManager;
+use crate::proxy::Token;
+use crate::server::{Constructor, Registry};
 use crate::Result;
-use crate::Token;
-use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     registry.register::<server::Condition>(
@@ -26,7 +26,7 @@ pub(crate) fn register(registry: &mut Registry) {
 impl SyncManager {
     /// A new shared `Condition` on its own `RLock`: Python's
     /// `threading.Condition` through a manager. The lock and every wait
-    /// belong to the calling thread ([`caller_id`](crate::caller_id)), or
+    /// belong to the calling thread ([`caller_id`](crate::proxy::caller_id)), or
     /// task for the async proxy.
     ///
     /// ```

@@ -7,11 +7,11 @@ use std::time::Duration;
 
 use tokio::sync::oneshot;
 
-use crate::sync::lock::server::{Lock, RLock};
+use crate::proxy::Token;
+use crate::server::{CallContext, ServerLink};
+use crate::sync::lock::server::{ManagedLock, ManagedRLock};
 use crate::sync::lock::state::LockCore;
 use crate::SyncError;
-use crate::Token;
-use crate::{CallContext, ServerLink};
 
 /// Which lock a condition works on.
 enum Binding {
@@ -39,7 +39,7 @@ struct Waiters {
 /// Python's `threading.Condition`, served: on its own `RLock`, or on a
 /// supplied `Lock` or `RLock` whose state it shares with that lock's
 /// proxies. Ownership belongs to the calling client thread (the `owner`
-/// argument, a [`caller_id`](crate::caller_id)).
+/// argument, a [`caller_id`](crate::proxy::caller_id)).
 ///
 /// Waiting is a future in the server; `notify(n)` wakes exactly the first
 /// `n` waiters still waiting.
@@ -139,10 +139,10 @@ fn find_lock(cx: &CallContext, token: &Token) -> Result<Arc<LockCore>, SyncError
     // Served objects have `&self` methods only, so their cell is never
     // write-locked and `try_read` always succeeds.
     let busy = || SyncError::RuntimeError(format!("{token} is busy"));
-    if let Ok(lock) = cx.resolve::<Lock>(token) {
+    if let Ok(lock) = cx.resolve::<ManagedLock>(token) {
         return Ok(Arc::clone(&lock.try_read().map_err(|_| busy())?.core));
     }
-    let lock = cx.resolve::<RLock>(token).map_err(not_a_lock)?;
+    let lock = cx.resolve::<ManagedRLock>(token).map_err(not_a_lock)?;
     let core = Arc::clone(&lock.try_read().map_err(|_| busy())?.core);
     Ok(core)
 }

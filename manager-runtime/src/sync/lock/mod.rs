@@ -5,7 +5,7 @@
 //! Waiting to acquire is a future in the server, so a thousand blocked
 //! clients cost a thousand small futures. An `RLock` (and a `Condition`)
 //! belongs to the calling client thread, as in Python: the proxy sends its
-//! [`caller_id`](crate::caller_id) with every call.
+//! [`caller_id`](crate::proxy::caller_id) with every call.
 #![forbid(unsafe_code)]
 
 pub mod server;
@@ -13,19 +13,19 @@ pub(in crate::sync) mod state;
 pub mod typed;
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
-    registry.register::<server::Lock>(
+    registry.register::<server::ManagedLock>(
         "Lock",
         None,
-        Some(Constructor::new(|(): ()| server::Lock::default())),
+        Some(Constructor::new(|(): ()| server::ManagedLock::default())),
     );
-    registry.register::<server::RLock>(
+    registry.register::<server::ManagedRLock>(
         "RLock",
         None,
-        Some(Constructor::new(|(): ()| server::RLock::default())),
+        Some(Constructor::new(|(): ()| server::ManagedRLock::default())),
     );
     registry.register::<server::Semaphore>(
         "Semaphore",

@@ -10,20 +10,20 @@ use crate::SyncError;
 
 /// Python's `threading.Lock`, served: not re-entrant, releasable by anyone.
 /// Waiting to acquire is a future in the server.
-pub struct Lock {
+pub struct ManagedLock {
     pub(in crate::sync) core: Arc<LockCore>,
 }
 
-impl Default for Lock {
+impl Default for ManagedLock {
     fn default() -> Self {
-        Lock {
+        ManagedLock {
             core: Arc::new(LockCore::new(false)),
         }
     }
 }
 
-#[crate::shared(typeid = "Lock", typed)]
-impl Lock {
+#[crate::shared(typeid = "Lock", typed, proxy = "Lock")]
+impl ManagedLock {
     /// Python's `acquire(blocking, timeout)` (`None`: no limit): `true` once
     /// the lock is taken, `false` if it is busy (`blocking == false`) or
     /// the timeout passed. A timeout with `blocking == false` is a
@@ -56,22 +56,22 @@ impl Lock {
 }
 
 /// Python's `threading.RLock`, served: re-entrant, owned by the calling
-/// client thread (the `owner` argument, a [`caller_id`](crate::caller_id)),
+/// client thread (the `owner` argument, a [`caller_id`](crate::proxy::caller_id)),
 /// even when threads share a connection.
-pub struct RLock {
+pub struct ManagedRLock {
     pub(in crate::sync) core: Arc<LockCore>,
 }
 
-impl Default for RLock {
+impl Default for ManagedRLock {
     fn default() -> Self {
-        RLock {
+        ManagedRLock {
             core: Arc::new(LockCore::new(true)),
         }
     }
 }
 
-#[crate::shared(typeid = "RLock", typed)]
-impl RLock {
+#[crate::shared(typeid = "RLock", typed, proxy = "RLock")]
+impl ManagedRLock {
     /// Python's `acquire(blocking, timeout)` for the calling thread (or
     /// task, for an async proxy): taking it again while holding it
     /// succeeds at once and counts one more level. Dropping the async

@@ -65,7 +65,7 @@ struct Holder {
 
 /// A lock, plain or re-entrant, whose waiters are futures.
 ///
-/// Owners are caller ids ([`caller_id`](crate::caller_id)): a client
+/// Owners are caller ids ([`caller_id`](crate::proxy::caller_id)): a client
 /// thread, wherever its process is. A plain lock records its owner too but,
 /// as in Python, anyone may release it.
 pub(in crate::sync) struct LockCore {

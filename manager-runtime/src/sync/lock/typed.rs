@@ -6,10 +6,11 @@ use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 
+use crate::proxy::ProxyBase;
 use crate::Result;
-use crate::{Proxy, ProxyBase, SyncError};
+use crate::{Proxy, SyncError};
 
-/// What a [`LockGuard`] needs of a proxy: Python's `release` with errors
+/// What a [`ProxyGuard`] needs of a proxy: Python's `release` with errors
 /// flattened, for the calling thread.
 pub(in crate::sync) trait Acquirer {
     /// `release()`.
@@ -26,7 +27,7 @@ pub(in crate::sync) trait AsyncRelease:
     fn release_for(&self, owner: u64) -> impl Future<Output = Result<()>> + Send + '_;
 }
 
-/// The release an [`AsyncLockGuard`] makes when it is done.
+/// The release an [`AsyncProxyGuard`] makes when it is done.
 pub(in crate::sync) type Release = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 
 /// Python's `AcquirerProxy` conveniences on a blocking typed proxy and its
@@ -64,24 +65,24 @@ macro_rules! acquirer_methods {
         impl $blocking {
             /// Acquire, and release when the returned guard drops: Python's
             /// `with lock:`.
-            pub fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::LockGuard<'_>> {
+            pub fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::ProxyGuard<'_>> {
                 self.acquire()?;
-                Ok($crate::sync::lock::typed::LockGuard::new(self))
+                Ok($crate::sync::lock::typed::ProxyGuard::new(self))
             }
         }
 
         impl $asynchronous {
             /// Acquire, and release when the returned guard drops (or
-            /// with [`AsyncLockGuard::release`](crate::sync::AsyncLockGuard::release)):
+            /// with [`AsyncProxyGuard::release`](crate::sync::AsyncProxyGuard::release)):
             /// Python's `async with`.
-            pub async fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::AsyncLockGuard> {
+            pub async fn guard(&self) -> $crate::Result<$crate::sync::lock::typed::AsyncProxyGuard> {
                 let owner = $crate::sync::typed::task_owner();
                 self.acquire().await?;
                 let proxy = ::core::clone::Clone::clone(self);
                 let release = async move {
                     $crate::sync::lock::typed::AsyncRelease::release_for(&proxy, owner).await
                 };
-                Ok($crate::sync::lock::typed::AsyncLockGuard::new(::std::boxed::Box::pin(release)))
+                Ok($crate::sync::lock::typed::AsyncProxyGuard::new(::std::boxed::Box::pin(release)))
             }
         }
     };
@@ -158,22 +159,22 @@ pub(in crate::sync) fn release_owned_if_taken<P: AsyncRelease>(
 /// # Ok(()) }
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct LockGuard<'a> {
+pub struct ProxyGuard<'a> {
     lock: &'a dyn Acquirer,
     _thread: PhantomData<*const ()>,
 }
 
-impl<'a> LockGuard<'a> {
+impl<'a> ProxyGuard<'a> {
     /// A guard releasing `lock`, which the caller has just acquired.
     pub(in crate::sync) fn new(lock: &'a dyn Acquirer) -> Self {
-        LockGuard {
+        ProxyGuard {
             lock,
             _thread: PhantomData,
         }
     }
 }
 
-impl Drop for LockGuard<'_> {
+impl Drop for ProxyGuard<'_> {
     fn drop(&mut self) {
         if let Err(e) = self.lock.release_for_caller() {
             eprintln!("managers: releasing a lock at the end of its guard failed: {e}");
@@ -181,9 +182,9 @@ impl Drop for LockGuard<'_> {
     }
 }
 
-impl std::fmt::Debug for LockGuard<'_> {
+impl std::fmt::Debug for ProxyGuard<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LockGuard").finish_non_exhaustive()
+        f.debug_struct("ProxyGuard").finish_non_exhaustive()
     }
 }
 
@@ -215,14 +216,14 @@ impl std::fmt::Debug for LockGuard<'_> {
 /// # }
 /// ```
 #[must_use = "the lock is released as soon as the guard is dropped"]
-pub struct AsyncLockGuard {
+pub struct AsyncProxyGuard {
     release: Option<Release>,
 }
 
-impl AsyncLockGuard {
+impl AsyncProxyGuard {
     /// A guard that makes `release` when done; the caller holds the lock.
     pub(in crate::sync) fn new(release: Release) -> Self {
-        AsyncLockGuard {
+        AsyncProxyGuard {
             release: Some(release),
         }
     }
@@ -236,7 +237,7 @@ impl AsyncLockGuard {
     }
 }
 
-impl Drop for AsyncLockGuard {
+impl Drop for AsyncProxyGuard {
     fn drop(&mut self) {
         let Some(release) = self.release.take() else {
             return;
@@ -263,9 +264,9 @@ impl Drop for AsyncLockGuard {
     }
 }
 
-impl std::fmt::Debug for AsyncLockGuard {
+impl std::fmt::Debug for AsyncProxyGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AsyncLockGuard").finish_non_exhaustive()
+        f.debug_struct("AsyncProxyGuard").finish_non_exhaustive()
     }
 }
 

@@ -12,16 +12,16 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 pub(crate) fn register(registry: &mut Registry) {
     for typeid in ["Queue", "JoinableQueue"] {
-        registry.register::<server::Queue>(
+        registry.register::<server::ManagedQueue>(
             typeid,
             None,
             Some(Constructor::new(|(maxsize,): (usize,)| {
-                server::Queue::new(maxsize)
+                server::ManagedQueue::new(maxsize)
             })),
         );
     }

@@ -7,12 +7,13 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use crate::proxy::ProxyBase;
 use crate::sync::deadline;
 use crate::sync::held::{HeldTokens, Removed};
 use crate::sync::lock::state::wait_until;
 use crate::value::Value;
+use crate::Proxy;
 use crate::SyncError;
-use crate::{Proxy, ProxyBase};
 
 struct State {
     items: VecDeque<QueueItem>,
@@ -26,7 +27,7 @@ struct State {
 /// Getting from an empty queue and putting into a full one are futures in
 /// the server. Elements are [`Value`]s: a proxy put in the queue keeps its
 /// object alive until it is taken out.
-pub struct Queue {
+pub struct ManagedQueue {
     maxsize: usize,
     state: Mutex<State>,
     not_empty: Notify,
@@ -36,10 +37,10 @@ pub struct Queue {
     held: HeldTokens,
 }
 
-impl Queue {
+impl ManagedQueue {
     /// An empty queue holding at most `maxsize` items (`0`: unbounded).
     pub fn new(maxsize: usize) -> Self {
-        Queue {
+        ManagedQueue {
             maxsize,
             state: Mutex::new(State {
                 items: VecDeque::new(),
@@ -76,8 +77,8 @@ impl Queue {
     }
 }
 
-#[crate::shared(typeid = "Queue", typed(T))]
-impl Queue {
+#[crate::shared(typeid = "Queue", typed(T), proxy = "Queue")]
+impl ManagedQueue {
     /// Python's `put(item, block, timeout)`: waits for room unless `block`
     /// is false, at most `timeout`; no room is [`SyncError::Full`].
     #[py("put")]

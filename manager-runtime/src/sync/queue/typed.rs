@@ -1,5 +1,5 @@
 //! Typed proxies of `Queue` and `JoinableQueue`: generated with the
-//! server ([`Queue`](server::Queue)), and the calls that wait (`put`,
+//! server ([`Queue`](server::ManagedQueue)), and the calls that wait (`put`,
 //! `get` with and without a timeout).
 #![forbid(unsafe_code)]
 

@@ -5,9 +5,9 @@
 use serde::Serialize;
 
 use super::SyncManager;
+use crate::server::{Constructor, Registry};
 use crate::value::{to_value, Value};
 use crate::Result;
-use crate::{Constructor, Registry};
 
 /// Server-side objects of this family.
 pub mod server {
@@ -16,26 +16,26 @@ pub mod server {
     use crate::SyncError;
 
     /// Python's `manager.Value`, served: one dynamic value. Named
-    /// `SharedValue` so as not to clash with [`Value`], the dynamic value it
+    /// `ManagedValue` so as not to clash with [`Value`], the dynamic value it
     /// stores; its typeid is Python's, `"Value"`.
-    pub struct SharedValue {
+    pub struct ManagedValue {
         value: Value,
         held: HeldTokens,
     }
 
-    impl SharedValue {
+    impl ManagedValue {
         /// A shared value holding `value`.
         pub fn new(value: Value) -> Self {
             let held = HeldTokens::new();
             // A constructor cannot fail: a proxy whose object is already
             // gone is kept without keeping anything alive.
             let _ = held.retain(&value);
-            SharedValue { value, held }
+            ManagedValue { value, held }
         }
     }
 
-    #[crate::shared(typeid = "Value", typed(T))]
-    impl SharedValue {
+    #[crate::shared(typeid = "Value", typed(T), proxy = "Value")]
+    impl ManagedValue {
         /// The value (Python's `value.get()` / `value.value`); proxies
         /// inside it are adopted by this proxy's session. Returned by
         /// reference: it is encoded into the reply straight from here,
@@ -47,7 +47,7 @@ pub mod server {
             &self.value
         }
 
-        /// Replace the value (see [`set`](SharedValueProxy::set), which
+        /// Replace the value (see [`set`](ValueProxy::set), which
         /// writes it without building the dynamic value first). A proxy
         /// whose object is gone cannot be stored (ValueError).
         #[py("set")]
@@ -67,17 +67,12 @@ pub mod typed {
 
     use serde::Serialize;
 
-    use super::server::SharedValue;
-    pub use super::server::{SharedValueAsyncProxy, SharedValueProxy};
+    use super::server::ManagedValue;
+    pub use super::server::{ValueAsyncProxy, ValueProxy};
+    use crate::proxy::MethodRef;
+    use crate::server::Shared;
     use crate::value::AsValue;
-    use crate::{MethodRef, Proxy, Result, Shared, SyncError};
-
-    /// A shared `Value` holding a `T` (Python's `ValueProxy`): `get()` and
-    /// `set(&x)`.
-    pub type ValueProxy<T> = SharedValueProxy<T>;
-
-    /// The async form of [`ValueProxy`].
-    pub type ValueAsyncProxy<T> = SharedValueAsyncProxy<T>;
+    use crate::{Proxy, Result, SyncError};
 
     impl<T: Serialize> ValueProxy<T> {
         /// Replace the value (Python's `value.set(x)` / `value.value = x`).
@@ -112,32 +107,32 @@ pub mod typed {
         }
     }
 
-    /// `SharedValue::set_value` in its type's method table, which `set`
+    /// `ManagedValue::set_value` in its type's method table, which `set`
     /// calls with its own encoding of the argument.
     fn set_method() -> MethodRef<'static> {
-        let methods = <SharedValue as Shared>::METHODS;
+        let methods = <ManagedValue as Shared>::METHODS;
         let index = methods
             .iter()
             .position(|m| m.name == "set_value")
-            .expect("SharedValue has a set_value method");
+            .expect("ManagedValue has a set_value method");
         let index = u32::try_from(index).expect("a short method table");
         MethodRef::at(
             index,
             methods[index as usize].name,
             methods[index as usize].fingerprint,
         )
-        .with_python(<SharedValue as Shared>::PYTHON)
+        .with_python(<ManagedValue as Shared>::PYTHON)
     }
 }
 
 use typed::ValueProxy;
 
 pub(crate) fn register(registry: &mut Registry) {
-    registry.register::<server::SharedValue>(
+    registry.register::<server::ManagedValue>(
         "Value",
         None,
         Some(Constructor::new(|(value,): (Value,)| {
-            server::SharedValue::new(value)
+            server::ManagedValue::new(value)
         })),
     );
 }
