@@ -753,7 +753,7 @@ fn the_managers_pool_results_time_out_and_fail_as_errors() {
         .unwrap()
         .from_another_image();
     let chunks = TaskRef::chunks([(3i64,)], Some(1), 1).unwrap();
-    match pool.raw().submit(foreign, chunks).unwrap() {
+    match pool.submit(foreign, chunks).unwrap() {
         Err(refused) => assert!(matches!(
             refused.into_error(None),
             Error::Process(ProcessError::ForeignImage)

@@ -17,7 +17,7 @@ use managers::process::{Connection, Lock, Pipe, Queue, SharedArray, SharedValue}
 use managers::proxy::MethodRef;
 use managers::server::Shared;
 use managers::sync::{DictProxy, ListProxy, SyncManager};
-use managers::{Error, ManagerOptions, Pool, Process, ProcessError, Proxy};
+use managers::{Error, ManagerOptions, Pool, Process, ProcessError};
 
 fn main() {
     managers::bootstrap();
@@ -202,7 +202,7 @@ fn the_managers_pool_refuses_forged_tasks_at_submit() {
         let mut forged = real.clone();
         forged.entry = forged.entry.wrapping_add_signed(shift);
         let sent: managers::Result<managers::value::Value> =
-            pool.raw().base().call(method, &(&forged, &chunks));
+            managers::Proxy::base(&pool).call(method, &(&forged, &chunks));
         match sent {
             Err(e @ Error::Remote(_)) => {
                 let text = chain(&e);
@@ -212,7 +212,7 @@ fn the_managers_pool_refuses_forged_tasks_at_submit() {
         }
     }
     let truncated = managers::wire::encode(&real).unwrap();
-    let sent: managers::Result<managers::value::Value> = pool.raw().base().call(
+    let sent: managers::Result<managers::value::Value> = managers::Proxy::base(&pool).call(
         method,
         &(
             serde_bytes_as_tuple(&truncated[..truncated.len() - 1]),

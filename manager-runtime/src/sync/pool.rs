@@ -105,6 +105,13 @@ pub mod server {
         }
     }
 
+    impl From<PoolFailure> for Error {
+        /// As the crate's error (a timeout of unknown length).
+        fn from(failure: PoolFailure) -> Error {
+            failure.into_error(None)
+        }
+    }
+
     impl PoolFailure {
         /// As the crate's error; `timeout` is the wait that ran out.
         pub fn into_error(self, timeout: Option<Duration>) -> Error {
@@ -172,7 +179,7 @@ pub mod server {
         }
     }
 
-    #[crate::shared(typeid = "Pool")]
+    #[crate::shared(typeid = "Pool", typed, proxy = "Pool")]
     impl ManagedPool {
         /// How many workers the pool keeps.
         pub fn processes(&self) -> usize {
@@ -198,13 +205,15 @@ pub mod server {
             Ok(job)
         }
 
-        /// No more work (Python's `close()`); what was submitted still runs.
+        /// No more work (Python's `close()`): what was submitted still
+        /// runs, then the workers exit.
         pub fn close(&self) {
             self.pool.close();
         }
 
         /// Stop the workers now (Python's `terminate()`): every pending
-        /// job fails with `PoolTerminated`.
+        /// result fails with
+        /// [`ProcessError::PoolTerminated`](crate::ProcessError::PoolTerminated).
         pub async fn terminate(&self) -> std::result::Result<(), PoolFailure> {
             self.blocking(|pool| pool.terminate()).await
         }
@@ -410,11 +419,9 @@ pub mod typed {
     use serde::de::DeserializeOwned;
     use serde::Serialize;
 
-    use super::server::{
-        ManagedPoolAsyncProxy, ManagedPoolProxy, PoolFailure, PoolJobAsyncProxy, PoolJobProxy,
-    };
+    use super::server::{PoolFailure, PoolJobAsyncProxy, PoolJobProxy};
     use crate::process::{EncodedChunk, Function, TaskRef};
-    use crate::sync::typed::{dual_proxy, flavours, typed_proxy};
+    use crate::sync::typed::dual_proxy;
     use crate::Result;
 
     /// The clones of the proxies among a job's arguments: the objects they
@@ -431,77 +438,10 @@ pub mod typed {
         result?.map_err(|e| e.into_error(timeout))
     }
 
-    /// A typed proxy of a pool owned by a manager's server (Python's
-    /// `PoolProxy`): the same methods as [`Pool`](crate::Pool), each task
-    /// a `fn` item of this program, the results as the caller's types.
-    ///
-    /// ```no_run
-    /// # extern crate manager_runtime as managers;
-    /// fn square(x: i64) -> i64 {
-    ///     x * x
-    /// }
-    ///
-    /// fn main() -> managers::Result<()> {
-    ///     managers::bootstrap();
-    ///     let manager = managers::sync::SyncManager::new();
-    ///     manager.start()?;
-    ///     let pool = manager.pool(Some(2))?;
-    ///     assert_eq!(pool.map(square, 0..4, None)?, [0, 1, 4, 9]);
-    ///     assert_eq!(pool.apply_async(square, (7,))?.get()?, 49);
-    ///     Ok(())
-    /// }
-    /// ```
-    ///
-    /// Only a client running the same executable image as the server may
-    /// send it functions; another program's gets
-    /// [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage).
-    /// The items of `map` and `imap` are encoded before the call (as
-    /// Python pickles them); `imap`'s results are read chunk by chunk.
-    /// [`PoolAsyncProxy`] is its async form.
-    pub struct PoolProxy {
-        raw: ManagedPoolProxy,
-    }
-
-    typed_proxy!(PoolProxy, ManagedPoolProxy);
-
-    /// The async form of [`PoolProxy`]: the same methods as `async fn`s,
-    /// its results as [`AsyncResultAsyncProxy`] (whose `get` is awaited)
-    /// and [`PoolIterAsyncProxy`] (a [`Stream`](futures_core::Stream)).
-    ///
-    /// ```no_run
-    /// # extern crate manager_runtime as managers;
-    /// fn square(x: i64) -> i64 {
-    ///     x * x
-    /// }
-    ///
-    /// fn main() -> managers::Result<()> {
-    ///     managers::bootstrap();
-    ///     let manager = managers::sync::SyncManager::new();
-    ///     manager.start()?;
-    ///     tokio::runtime::Runtime::new()?.block_on(async {
-    ///         let pool = manager.pool_async(Some(2)).await?;
-    ///         assert_eq!(pool.map(square, 0..4, None).await?, [0, 1, 4, 9]);
-    ///         let pending = pool.apply_async(square, (7,)).await?;
-    ///         assert_eq!(pending.get().await?, 49);
-    ///         Ok(())
-    ///     })
-    /// }
-    /// ```
-    pub struct PoolAsyncProxy {
-        raw: ManagedPoolAsyncProxy,
-    }
-
-    typed_proxy!(PoolAsyncProxy, ManagedPoolAsyncProxy);
-
-    flavours!(PoolProxy, PoolAsyncProxy);
+    pub use super::server::{PoolAsyncProxy, PoolProxy};
 
     dual_proxy! {
         impl PoolProxy, PoolAsyncProxy {
-            /// How many workers the pool keeps.
-            pub fn processes(&self) -> Result<usize> {
-                wait!(self.raw.processes())
-            }
-
             /// `f(args...)` in a worker of the pool, waiting for it
             /// (Python's `apply`).
             pub fn apply<F, A, R>(&self, f: F, args: A) -> Result<R>
@@ -544,25 +484,6 @@ pub mod typed {
             ] {
                 wait!(wait!(self.starmap_async(f, items, chunksize))?.get())
             }
-
-            /// No more work (Python's `close()`): what was submitted still
-            /// runs, then the workers exit.
-            pub fn close(&self) -> Result<()> {
-                wait!(self.raw.close())
-            }
-
-            /// Stop the workers now (Python's `terminate()`): every pending
-            /// result fails with
-            /// [`ProcessError::PoolTerminated`](crate::ProcessError::PoolTerminated).
-            pub fn terminate(&self) -> Result<()> {
-                folded(wait!(self.raw.terminate()), None)
-            }
-
-            /// Wait for the workers to exit (Python's `join()`): an error
-            /// unless the pool was closed or terminated first.
-            pub fn join(&self) -> Result<()> {
-                folded(wait!(self.raw.join()), None)
-            }
         }
     }
 
@@ -572,14 +493,6 @@ pub mod typed {
     macro_rules! submitting {
         ($proxy:ident, $job:ident, $result:ident, $iter:ident $(, $asynchronous:tt $awaiting:tt)?) => {
             impl $proxy {
-                $($asynchronous)? fn submit(
-                    &self,
-                    task: TaskRef,
-                    chunks: Vec<EncodedChunk>,
-                ) -> Result<$job> {
-                    folded(self.raw.submit(task, chunks)$(.$awaiting)?, None)
-                }
-
                 $($asynchronous)? fn submit_map<F, A, R>(
                     &self,
                     f: F,
@@ -597,7 +510,7 @@ pub mod typed {
                         None => self.processes()$(.$awaiting)??,
                     };
                     let (chunks, keep) = TaskRef::chunks_keeping(items, chunksize, workers)?;
-                    let job = self.submit(task, chunks)$(.$awaiting)??;
+                    let job = folded(self.submit(task, chunks)$(.$awaiting)?, None)?;
                     Ok((job, Kept::new(keep)))
                 }
 
@@ -632,7 +545,7 @@ pub mod typed {
                     R: Serialize + DeserializeOwned,
                 {
                     let (chunks, keep) = TaskRef::chunks_keeping([args], Some(1), 1)?;
-                    let raw = self.submit(TaskRef::new(f)?, chunks)$(.$awaiting)??;
+                    let raw = folded(self.submit(TaskRef::new(f)?, chunks)$(.$awaiting)?, None)?;
                     Ok($result::new(raw, one, Kept::new(keep)))
                 }
 
@@ -1082,6 +995,31 @@ impl SyncManager {
     /// are children of the server. The server must run this program
     /// (`start()`, or `start_in_thread()`), whose `main` calls
     /// [`bootstrap`](crate::bootstrap).
+    /// Each task is a `fn` item of this program, the results the caller's
+    /// types:
+    ///
+    /// ```no_run
+    /// # extern crate manager_runtime as managers;
+    /// fn square(x: i64) -> i64 {
+    ///     x * x
+    /// }
+    ///
+    /// fn main() -> managers::Result<()> {
+    ///     managers::bootstrap();
+    ///     let manager = managers::sync::SyncManager::new();
+    ///     manager.start()?;
+    ///     let pool = manager.pool(Some(2))?;
+    ///     assert_eq!(pool.map(square, 0..4, None)?, [0, 1, 4, 9]);
+    ///     assert_eq!(pool.apply_async(square, (7,))?.get()?, 49);
+    ///     Ok(())
+    /// }
+    /// ```
+    ///
+    /// Only a client running the same executable image as the server may
+    /// send it functions; another program's gets
+    /// [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage).
+    /// The items of `map` and `imap` are encoded before the call (as
+    /// Python pickles them); `imap`'s results are read chunk by chunk.
     pub fn pool(&self, processes: Option<usize>) -> Result<typed::PoolProxy> {
         self.create("Pool", &(processes, None::<u64>))
     }

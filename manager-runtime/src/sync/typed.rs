@@ -38,20 +38,14 @@ pub(crate) fn decode<T: DeserializeOwned>(base: &ProxyBase, value: Value) -> Res
     decoded
 }
 
-/// The impls every typed proxy shares, for a struct whose `raw` field is
-/// the generated proxy it wraps: `raw()`, `From` that proxy,
+/// The impls a hand-written typed proxy (an iterator's) shares with the
+/// generated ones, for a struct whose `raw` field is the generated proxy
+/// it wraps, with a `_type: PhantomData<fn() -> ...>` field and further
+/// fields with their initial values (`typed_proxy!(IterProxy<T>,
+/// RawIterProxy, failed: false)`): `raw()`, `From` that proxy,
 /// [`Proxy`](crate::Proxy), `Clone` (another reference), `Debug`,
 /// `Display`, and serde as the token (so a container stores it as a
 /// proxy, and a proxy in a reply is adopted by its session).
-///
-/// - `typed_proxy!(LockProxy, RawLockProxy)` for a proxy that is not
-///   generic;
-/// - `typed_proxy!(DictProxy<K, V>, RawDictProxy)` for one generic over
-///   its element types, with a `_type: PhantomData<fn() -> ...>` field;
-///   further fields and their initial values follow the raw proxy
-///   (`typed_proxy!(IterProxy<T>, RawIterProxy, failed: false)`);
-/// - `typed_proxy!(NamespaceProxy, RawNamespaceProxy, own Display)` for
-///   one that prints itself.
 macro_rules! typed_proxy {
     ($typed:ident<$($t:ident),+>, $raw:ty $(, $field:ident: $value:expr)*) => {
         impl<$($t),+> ::core::convert::From<$raw> for $typed<$($t),+> {
@@ -63,37 +57,15 @@ macro_rules! typed_proxy {
                 }
             }
         }
-        typed_proxy!(@common [$($t),+] $typed<$($t),+>, $raw);
-        typed_proxy!(@display [$($t),+] $typed<$($t),+>);
-    };
-    ($typed:ident, $raw:ty, own Display) => {
-        impl ::core::convert::From<$raw> for $typed {
-            fn from(raw: $raw) -> Self {
-                $typed { raw }
-            }
-        }
-        typed_proxy!(@common [] $typed, $raw);
-    };
-    ($typed:ident, $raw:ty) => {
-        typed_proxy!($typed, $raw, own Display);
-        typed_proxy!(@display [] $typed);
-    };
-    (@display [$($t:ident),*] $typed:ty) => {
-        impl<$($t),*> ::core::fmt::Display for $typed {
-            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
-                ::core::fmt::Display::fmt(&self.raw, f)
-            }
-        }
-    };
-    (@common [$($t:ident),*] $typed:ty, $raw:ty) => {
-        impl<$($t),*> $typed {
+
+        impl<$($t),+> $typed<$($t),+> {
             /// The dynamically typed proxy this one wraps.
             pub fn raw(&self) -> &$raw {
                 &self.raw
             }
         }
 
-        impl<$($t),*> $crate::Proxy for $typed {
+        impl<$($t),+> $crate::Proxy for $typed<$($t),+> {
             fn from_base(base: $crate::proxy::ProxyBase) -> Self {
                 <$raw as $crate::Proxy>::from_base(base).into()
             }
@@ -103,20 +75,26 @@ macro_rules! typed_proxy {
             }
         }
 
-        impl<$($t),*> ::core::clone::Clone for $typed {
+        impl<$($t),+> ::core::clone::Clone for $typed<$($t),+> {
             /// Another reference to the same object.
             fn clone(&self) -> Self {
                 ::core::clone::Clone::clone(&self.raw).into()
             }
         }
 
-        impl<$($t),*> ::core::fmt::Debug for $typed {
+        impl<$($t),+> ::core::fmt::Debug for $typed<$($t),+> {
             fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
                 ::core::fmt::Debug::fmt(&self.raw, f)
             }
         }
 
-        impl<$($t),*> ::serde::Serialize for $typed {
+        impl<$($t),+> ::core::fmt::Display for $typed<$($t),+> {
+            fn fmt(&self, f: &mut ::core::fmt::Formatter<'_>) -> ::core::fmt::Result {
+                ::core::fmt::Display::fmt(&self.raw, f)
+            }
+        }
+
+        impl<$($t),+> ::serde::Serialize for $typed<$($t),+> {
             /// As its token, so a container stores it as a proxy.
             fn serialize<S: ::serde::Serializer>(
                 &self,
@@ -126,7 +104,7 @@ macro_rules! typed_proxy {
             }
         }
 
-        impl<'de, $($t),*> ::serde::Deserialize<'de> for $typed {
+        impl<'de, $($t),+> ::serde::Deserialize<'de> for $typed<$($t),+> {
             /// A proxy inside a manager's reply, adopted by its session.
             fn deserialize<D: ::serde::Deserializer<'de>>(
                 deserializer: D,
@@ -165,32 +143,24 @@ pub(crate) use flavours;
 
 /// One list of methods, both flavours: emits the methods on the blocking
 /// typed proxy and, as `async fn`s, on the async one, from the same bodies.
+/// The conveniences over generated methods are written with it.
 ///
 /// ```text
 /// dual_proxy! {
 ///     impl<T> QueueProxy, QueueAsyncProxy where [T: Serialize + DeserializeOwned] {
 ///         /// Docs, on both.
-///         pub fn qsize(&self) -> Result<usize> {
-///             wait!(self.raw.qsize())
+///         pub fn get(&self) -> Result<T> {
+///             wait!(self.get_with(true, None))
 ///         }
 ///     }
 /// }
 /// ```
 ///
 /// In a body, `wait!(call)` is the call itself in the blocking proxy and
-/// `call.await` in the async one (every call of a raw proxy, and of another
-/// method of the list, goes through it); `undoable!(call, proxy, undo)` is
-/// `call` in the blocking proxy and, in the async one, the call awaited
-/// with `undo` taking its result if its future is dropped after the server
-/// did it ([`ProxyBase::undo_if_dropped`](crate::proxy::ProxyBase::undo_if_dropped);
-/// `undo` is not even evaluated in the blocking proxy, where a call cannot
-/// be dropped half way); and `owner!()` is who holds an
-/// `RLock` or a condition: the calling thread in a blocking proxy
-/// ([`caller_id`](crate::proxy::caller_id)), the calling task in an async one
-/// ([`task_owner`]). A method's own generics are plain names, bounded in its
-/// `where [...]` (brackets, so the macro can tell where the body starts).
-/// A method whose types differ by flavour (an iterator, a guard) is
-/// written out on each proxy instead.
+/// `call.await` in the async one. A method's own generics are plain names,
+/// bounded in its `where [...]` (brackets, so the macro can tell where the
+/// body starts). A method whose types differ by flavour (an iterator, a
+/// guard) is written out on each proxy instead.
 macro_rules! dual_proxy {
     (
         impl $(<$($g:ident),*>)? $blocking:ident, $asynchronous:ident
@@ -238,14 +208,6 @@ macro_rules! dual_proxy {
         pub async fn $name<$($mg),*>(&$this, $($arg: $ty),*) -> $ret where $($mbounds)* {
             #[allow(unused_macros)]
             macro_rules! wait { ($d call:expr) => { $d call.await } }
-            #[allow(unused_macros)]
-            macro_rules! owner { () => { $crate::sync::typed::task_owner() } }
-            #[allow(unused_macros)]
-            macro_rules! undoable {
-                ($d call:expr, $d proxy:expr, $d undo:expr) => {
-                    $crate::Proxy::base(&$d proxy).undo_if_dropped($d call, $d undo).await
-                };
-            }
             $body
         }
     };
