@@ -14,10 +14,10 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use managers::server::{CallContext, ObjectLock, Shared};
 use managers::value::{from_value, to_value, Value};
 use managers::wire::{self, Request, Response};
 use managers::{manager, shared};
-use managers::server::{CallContext, ObjectLock, Shared};
 use managers_bench::{add_method, call_add_frame, reply_add_frame, MathsClass};
 
 static CAPTURED: Mutex<Option<CallContext>> = Mutex::new(None);
@@ -173,7 +173,7 @@ fn dispatch(c: &mut Criterion) {
     let cx = CAPTURED.lock().unwrap().take().expect("a call context");
 
     let (index, _) = add_method();
-    let maths = Arc::new(Cell::new(MathsClass));
+    let maths = Arc::new(ObjectLock::new(MathsClass));
     let args = wire::encode(&(12_345i64, 1i64)).unwrap();
     let mut g = c.benchmark_group("dispatch");
     // What the server does for a call once the object is found: decode the

@@ -3,9 +3,9 @@
 
 use std::time::{Duration, Instant};
 
+use managers::server::Shared;
 use managers::wire::{self, Request, Response};
 use managers::{manager, shared};
-use managers::server::Shared;
 
 /// The seed's MathsClass, as in `examples/maths.rs`.
 #[derive(Default)]

@@ -5,10 +5,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use managers::proxy::Token;
 use managers::python::pickle::{decode_with, encode, Limits, Object};
 use managers::python::value::{py_token, to_object, to_value, ProxyOf};
 use managers::python::{frame, handshake};
-use managers::proxy::Token;
 
 struct Tokens;
 

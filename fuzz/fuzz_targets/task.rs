@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use managers::{Error, Pool};
 use managers::process::TaskRef;
+use managers::{Error, Pool};
 
 fn square(x: i64) -> i64 {
     x.wrapping_mul(x)
