@@ -145,8 +145,8 @@ fn code(text: &str) -> (String, Vec<(usize, String)>) {
         } else if c == b'\'' {
             // A char literal ('x', '\n', '{'), not a lifetime ('a).
             let rest = &text[i + 1..];
-            let len = if rest.starts_with('\\') {
-                rest[1..].find('\'').map(|n| n + 2)
+            let len = if let Some(escaped) = rest.strip_prefix('\\') {
+                escaped.find('\'').map(|n| n + 2)
             } else {
                 rest.char_indices()
                     .nth(1)
