@@ -198,12 +198,17 @@ pub enum Error {
         /// The worker's process id.
         pid: u32,
         /// Its exit code, or minus the signal that killed it (Python's
-        /// `exitcode`).
+        /// `exitcode`); [`EXIT_UNKNOWN`] for a distributed pool's worker,
+        /// seen only to stop answering.
         exitcode: i32,
     },
     /// A pool task panicked; the message is the panic's.
     #[error("the task panicked: {0}")]
     TaskPanicked(String),
+    /// A Redis (a distributed pool's engine) could not be reached, refused
+    /// a command, or answered something unexpected.
+    #[error("redis: {0}")]
+    Redis(String),
 }
 
 /// Uses of processes, pipes, queues and pools that break their rules
@@ -294,8 +299,15 @@ pub enum ProcessError {
 }
 
 /// "exit code 3", "killed by signal 9".
+/// [`Error::WorkerDied`]'s exit code when it is not known: a distributed
+/// pool's worker on another machine is seen to die only by its tasks going
+/// unanswered.
+pub const EXIT_UNKNOWN: i32 = i32::MIN;
+
 fn exit_description(exitcode: i32) -> String {
-    if exitcode < 0 {
+    if exitcode == EXIT_UNKNOWN {
+        "its exit unknown: it stopped answering".into()
+    } else if exitcode < 0 {
         format!("killed by signal {}", -exitcode)
     } else {
         format!("exit code {exitcode}")
@@ -418,6 +430,7 @@ impl Error {
                 exitcode: *exitcode,
             },
             Error::TaskPanicked(s) => Error::TaskPanicked(s.clone()),
+            Error::Redis(s) => Error::Redis(s.clone()),
         }
     }
 

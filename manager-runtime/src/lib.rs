@@ -19,6 +19,9 @@ mod codec;
 pub mod error;
 mod token;
 pub mod value;
+// A small Redis client, for the distributed pool.
+#[cfg(feature = "redis")]
+mod redis;
 // What crosses to another process, and the process primitives: no tokio,
 // no manager (the feature `process` of the facade is these alone).
 mod crossing;

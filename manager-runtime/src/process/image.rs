@@ -397,6 +397,12 @@ impl<F: Entry> FnRef<F> {
         }
     }
 
+    /// Its offset from the image's load address (what crosses).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn offset(self) -> u64 {
+        self.offset
+    }
+
     /// The function, in this process, once the message it came in is known
     /// to come from this very image (so that it is the *same* function).
     pub(crate) fn resolve(self, same: &SameImage) -> F {

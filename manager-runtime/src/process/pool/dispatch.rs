@@ -107,6 +107,109 @@ pub(super) trait Job: Send {
     }
 }
 
+/// What runs a pool's jobs: its own worker processes ([`Shared`]) or, for a
+/// distributed pool, workers anywhere pulling from Redis
+/// (`distributed.rs`). [`Pool`](super::Pool) and its jobs are the same
+/// over either.
+pub(super) trait Engine: Send + Sync {
+    /// Register `job` with its first `chunks` (and, if `lazy`, pull the
+    /// rest as there is room); its id.
+    fn submit(
+        &self,
+        job: Box<dyn Job>,
+        chunks: Vec<(usize, u32, FnRef<TaskEntry>, Args)>,
+        lazy: bool,
+    ) -> Result<u64>;
+    /// Queue chunk `index` of job `id`; false if the job is gone.
+    fn push(&self, id: u64, index: usize, count: u32, entry: FnRef<TaskEntry>, args: Args)
+        -> bool;
+    /// The caller of job `id` pushed its last chunk.
+    fn seal(&self, id: u64);
+    /// Forget job `id`: nothing more pulled, later answers dropped.
+    fn cancel(&self, id: u64);
+    /// Pull again (an `imap` consumer made room).
+    fn refill(&self);
+    /// No more submissions.
+    fn close(&self);
+    /// Fail every pending job, stop what can be stopped.
+    fn terminate(&self);
+    /// Where the pool is in its life.
+    fn phase(&self) -> Phase;
+    /// How many workers to size chunks for.
+    fn processes(&self) -> usize;
+    /// How a task's arguments are encoded for this engine.
+    fn route(&self) -> crate::crossing::Route;
+    /// The calls each worker answered.
+    fn calls_by_worker(&self) -> Vec<super::WorkerCalls>;
+}
+
+impl Engine for Shared {
+    fn submit(
+        &self,
+        job: Box<dyn Job>,
+        chunks: Vec<(usize, u32, FnRef<TaskEntry>, Args)>,
+        lazy: bool,
+    ) -> Result<u64> {
+        Shared::submit(self, job, chunks, lazy)
+    }
+
+    fn push(
+        &self,
+        id: u64,
+        index: usize,
+        count: u32,
+        entry: FnRef<TaskEntry>,
+        args: Args,
+    ) -> bool {
+        Shared::push(self, id, index, count, entry, args)
+    }
+
+    fn seal(&self, id: u64) {
+        Shared::seal(self, id)
+    }
+
+    fn cancel(&self, id: u64) {
+        Shared::cancel(self, id)
+    }
+
+    fn refill(&self) {
+        Shared::refill(self)
+    }
+
+    fn close(&self) {
+        Shared::close(self)
+    }
+
+    fn terminate(&self) {
+        Shared::terminate(self)
+    }
+
+    fn phase(&self) -> Phase {
+        self.state().phase
+    }
+
+    fn processes(&self) -> usize {
+        self.config.processes
+    }
+
+    fn route(&self) -> crate::crossing::Route {
+        crate::crossing::Route::Pipe
+    }
+
+    fn calls_by_worker(&self) -> Vec<super::WorkerCalls> {
+        let state = self.state();
+        state
+            .calls
+            .iter()
+            .map(|(&pid, &calls)| super::WorkerCalls {
+                pid,
+                host: None,
+                calls,
+            })
+            .collect()
+    }
+}
+
 /// What a pool is started with, kept to start replacement workers.
 pub(super) struct Config {
     pub(super) processes: usize,
@@ -135,9 +238,9 @@ struct Slot {
     conn: Arc<Connection>,
     pid: u32,
     pidfd: Option<Arc<OwnedFd>>,
-    /// Every chunk this worker holds: task id, job, chunk index, and the
-    /// proxies' clones its arguments need until it is answered.
-    in_flight: Vec<(u64, u64, usize, Keep)>,
+    /// Every chunk this worker holds: task id, job, chunk index, calls,
+    /// and the proxies' clones its arguments need until it is answered.
+    in_flight: Vec<(u64, u64, usize, u32, Keep)>,
     /// Chunks ever sent to it (for `maxtasksperchild`).
     assigned: u64,
 }
@@ -154,6 +257,8 @@ pub(super) struct State {
     failed_starts: u32,
     /// Why the pool can no longer run anything, once it cannot.
     broken: Option<String>,
+    /// Calls answered, by worker pid.
+    calls: std::collections::BTreeMap<u32, u64>,
 }
 
 /// What the pool's handle and its thread share.
@@ -230,6 +335,7 @@ impl Shared {
                 next_job: 1,
                 failed_starts: 0,
                 broken: None,
+                calls: Default::default(),
             }),
             wake: eventfd()?,
             config,
@@ -245,11 +351,6 @@ impl Shared {
 
     pub(super) fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// How many workers it keeps.
-    pub(super) fn processes(&self) -> usize {
-        self.config.processes
     }
 
     fn wake(&self) {
@@ -352,7 +453,7 @@ impl Shared {
                 if slot.in_flight.len() != depth || (maxtasks > 0 && slot.assigned >= maxtasks) {
                     continue;
                 }
-                let job = slot.in_flight.first().map(|&(_, job, _, _)| job);
+                let job = slot.in_flight.first().map(|&(_, job, ..)| job);
                 let Some(chunk) = next_chunk(state, job) else {
                     if job.is_none() {
                         break;
@@ -369,8 +470,13 @@ impl Shared {
                 };
                 match slot.conn.send(&(run, &chunk.args.carried)) {
                     Ok(()) => {
-                        slot.in_flight
-                            .push((task, chunk.job, chunk.index, chunk.args.keep));
+                        slot.in_flight.push((
+                            task,
+                            chunk.job,
+                            chunk.index,
+                            chunk.count,
+                            chunk.args.keep,
+                        ));
                         slot.assigned += 1;
                     }
                     // The worker is gone (its thread will see it): the
@@ -534,22 +640,18 @@ impl Shared {
             let Some(at) = slot
                 .in_flight
                 .iter()
-                .position(|(task, _, _, _)| *task == done.id)
+                .position(|(task, ..)| *task == done.id)
             else {
                 continue;
             };
-            let (_, job, index, _keep) = slot.in_flight.remove(at);
-            let result = match done.outcome {
-                Outcome::Ok => Ok(Results {
-                    bytes: message,
-                    start,
-                }),
-                Outcome::Panicked(message) => Err(Error::TaskPanicked(message)),
-                Outcome::Failed { context, cause } => Err(Error::Codec {
-                    context,
-                    source: cause.map(Into::into),
-                }),
-            };
+            let (_, job, index, count, _keep) = slot.in_flight.remove(at);
+            if matches!(done.outcome, Outcome::Ok) {
+                *state.calls.entry(pid).or_default() += u64::from(count);
+            }
+            let result = done.outcome.into_result(Results {
+                bytes: message,
+                start,
+            });
             completions.extend(finish(&mut state, job, index, result));
         }
         for pid in dead {
@@ -566,7 +668,7 @@ impl Shared {
                     slot.process.exitcode().unwrap_or(-libc::SIGKILL)
                 }
             };
-            for (_, job, index, _keep) in slot.in_flight {
+            for (_, job, index, _, _keep) in slot.in_flight {
                 let error = Error::WorkerDied { pid, exitcode };
                 completions.extend(finish(&mut state, job, index, Err(error)));
             }

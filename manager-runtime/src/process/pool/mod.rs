@@ -10,6 +10,10 @@
 //! - `result.rs`: [`AsyncResult`], [`IMapIterator`].
 
 mod dispatch;
+#[cfg(feature = "redis")]
+mod distributed;
+#[cfg(feature = "redis")]
+mod remote_worker;
 mod result;
 mod worker;
 
@@ -20,6 +24,8 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+#[cfg(feature = "redis")]
+pub use remote_worker::{worker, WorkerOptions};
 pub use result::{AsyncResult, IMapIterator};
 
 use crate::crossing::{Carried, Keep, Route, ServerInfo, SharedCarried};
@@ -28,7 +34,7 @@ use crate::process::image::FnRef;
 use crate::process::target::{
     process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,
 };
-use dispatch::{Args, Chunk, Completion, Config, Job, Phase, Results, Shared};
+use dispatch::{Args, Chunk, Completion, Config, Engine, Job, Phase, Results, Shared};
 use result::{decode_all, Callback, MapList, Slot, Stream};
 
 /// A pool task's function as it travels to another process of the same
@@ -117,6 +123,20 @@ pub type EncodedChunk = (Vec<u8>, u32);
 /// index and its results (or its failure), on the pool's thread.
 pub type ChunkSink = Box<dyn FnMut(usize, Result<EncodedChunk>) + Send>;
 
+/// The calls one worker of a pool answered ([`Pool::calls_by_worker`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerCalls {
+    /// The worker's process id.
+    pub pid: u32,
+    /// The machine it runs on, for a distributed pool's worker (its host
+    /// name); `None` for a local pool's.
+    pub host: Option<String>,
+    /// How many calls (items of a `map`, `apply`s) it answered; a call a
+    /// distributed pool ran twice (its worker died, it ran elsewhere)
+    /// counts once, for the worker whose answer was taken.
+    pub calls: u64,
+}
+
 /// How to build a [`Pool`] (Python's `Pool(processes, initializer,
 /// initargs, maxtasksperchild)`).
 pub struct PoolBuilder {
@@ -124,6 +144,16 @@ pub struct PoolBuilder {
     initializer: Option<Result<(FnRef<ProcessEntry>, Carried, Keep)>>,
     maxtasks: Option<u64>,
     servers: Vec<ServerInfo>,
+    #[cfg(feature = "redis")]
+    redis: Option<Distribution>,
+}
+
+/// Where a distributed pool's tasks go.
+#[cfg(feature = "redis")]
+struct Distribution {
+    url: String,
+    pool: String,
+    lease: std::time::Duration,
 }
 
 impl PoolBuilder {
@@ -172,8 +202,79 @@ impl PoolBuilder {
         self
     }
 
-    /// Start the workers (side by side) and return once each is ready.
-    pub fn build(self) -> Result<Pool> {
+    /// Send the tasks to workers anywhere, through the Redis at
+    /// `redis_url` (`redis://[[user]:password@]host[:port][/db]`), instead
+    /// of starting workers: a distributed pool (see
+    /// [`Pool::distributed`]).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, redis_url: impl Into<String>) -> Self {
+        self.redis = Some(Distribution {
+            url: redis_url.into(),
+            pool: "default".into(),
+            lease: std::time::Duration::from_secs(10),
+        });
+        self
+    }
+
+    /// A distributed pool's name, shared with its workers
+    /// ([`WorkerOptions::pool`]); default `"default"`. Only with
+    /// [`redis`](Self::redis).
+    #[cfg(feature = "redis")]
+    pub fn pool_name(mut self, name: impl Into<String>) -> Self {
+        if let Some(redis) = &mut self.redis {
+            redis.pool = name.into();
+        }
+        self
+    }
+
+    /// How long workers wait for a distributed pool's answers to be read
+    /// before they take its caller for dead and skip its tasks (its lease,
+    /// renewed every third of it while the pool lives); default 10 s.
+    /// Only with [`redis`](Self::redis).
+    #[cfg(feature = "redis")]
+    pub fn lease(mut self, lease: std::time::Duration) -> Self {
+        if let Some(redis) = &mut self.redis {
+            redis.lease = lease.max(std::time::Duration::from_millis(100));
+        }
+        self
+    }
+
+    /// A distributed pool: its workers are [`worker`]s, anywhere.
+    #[cfg(feature = "redis")]
+    fn build_distributed(self, redis: Distribution) -> Result<Pool> {
+        if self.initializer.is_some() || self.maxtasks.is_some() {
+            return Err(Error::Redis(
+                "a distributed pool's workers are started by process::worker: give                  maxtasksperchild to its WorkerOptions (an initializer has no place here)"
+                    .into(),
+            ));
+        }
+        if self.processes == Some(0) {
+            return Err(ProcessError::NoProcesses.into());
+        }
+        let (engine, thread) = distributed::Distributed::start(distributed::Settings {
+            url: redis.url.parse()?,
+            pool: redis.pool,
+            processes: self.processes,
+            lease: redis.lease,
+        })?;
+        Ok(Pool {
+            shared: engine as Arc<dyn Engine>,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Start the workers (side by side) and return once each is ready; a
+    /// distributed pool connects to its Redis instead.
+    #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+    pub fn build(mut self) -> Result<Pool> {
+        #[cfg(feature = "redis")]
+        if let Some(redis) = self.redis.take() {
+            return self.build_distributed(redis);
+        }
+        self.build_local()
+    }
+
+    fn build_local(self) -> Result<Pool> {
         let processes = match self.processes {
             Some(0) => return Err(ProcessError::NoProcesses.into()),
             Some(n) => n,
@@ -197,7 +298,7 @@ impl PoolBuilder {
             maxtasks,
         })?;
         Ok(Pool {
-            shared,
+            shared: shared as Arc<dyn Engine>,
             thread: Mutex::new(Some(thread)),
         })
     }
@@ -229,7 +330,7 @@ impl PoolBuilder {
 /// [`Error::WorkerDied`] and is replaced. Callbacks run on the pool's
 /// thread, as in Python.
 pub struct Pool {
-    shared: Arc<Shared>,
+    shared: Arc<dyn Engine>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -550,7 +651,40 @@ impl Pool {
             initializer: None,
             maxtasks: None,
             servers: Vec::new(),
+            #[cfg(feature = "redis")]
+            redis: None,
         }
+    }
+
+    /// A pool whose workers are anywhere: its tasks go into the Redis at
+    /// `redis_url`, and every [`worker`] process connected to it (on this
+    /// machine or others, running this same program) pulls them, chunk by
+    /// chunk. The API is the local pool's; what differs:
+    ///
+    /// - A chunk runs **at least once**: if its worker dies (or its machine
+    ///   goes), another worker runs it again after
+    ///   [`WorkerOptions::reclaim_after`]; its caller takes exactly one
+    ///   answer for it. A chunk that killed
+    ///   [`WorkerOptions::max_deliveries`] workers is
+    ///   [`Error::WorkerDied`] (with an unknown exit code).
+    /// - A task's arguments may hold proxies (as tokens), never descriptors
+    ///   (connections, queues, locks, shared memory).
+    /// - Workers running another executable image refuse the tasks
+    ///   ([`ProcessError::ForeignImage`]).
+    /// - With no worker connected, tasks wait in Redis for one: use
+    ///   `get_timeout` where that must not wait forever.
+    /// - [`terminate`](Self::terminate) fails what is pending at once and
+    ///   workers skip this pool's queued tasks; chunks already running
+    ///   finish where they are.
+    /// - If this process dies, workers skip its tasks once its lease
+    ///   ([`PoolBuilder::lease`]) runs out, and its keys expire.
+    ///
+    /// [`processes`](Self::processes) is the number of live workers (what
+    /// the default chunk size is computed from) unless
+    /// [`PoolBuilder::processes`] fixed it.
+    #[cfg(feature = "redis")]
+    pub fn distributed(redis_url: &str) -> Result<Pool> {
+        Pool::builder().redis(redis_url).build()
     }
 
     /// How many workers it keeps.
@@ -570,7 +704,7 @@ impl Pool {
         R: Serialize + DeserializeOwned + Send + 'static,
     {
         let entry = task_entry_of(f)?;
-        let (args, _) = encode_next(&mut std::iter::once(args), 1, 0, Route::Pipe)?;
+        let (args, _) = encode_next(&mut std::iter::once(args), 1, 0, self.shared.route())?;
         let slot = Slot::new(callback);
         let job = ApplyJob {
             slot: Arc::clone(&slot),
@@ -640,9 +774,10 @@ impl Pool {
             .unwrap_or_else(|| default_chunksize(count, self.processes()))
             .max(1);
         let slot = Slot::new(callback);
+        let route = self.shared.route();
         // Chunk by chunk: the workers run the first ones while the rest
         // are encoded, and each chunk's results are decoded as they come.
-        let (args, first) = encode_next(&mut items, size, 0, Route::Pipe)?;
+        let (args, first) = encode_next(&mut items, size, 0, route)?;
         if first == 0 {
             slot.complete(Ok(Vec::new()));
             return Ok(AsyncResult::new(slot));
@@ -659,7 +794,7 @@ impl Pool {
             .shared
             .submit(Box::new(job), vec![(0, first, entry, args)], false)?;
         for index in 1.. {
-            let (args, count) = match encode_next(&mut items, size, capacity, Route::Pipe) {
+            let (args, count) = match encode_next(&mut items, size, capacity, route) {
                 Ok(chunk) => chunk,
                 Err(e) => {
                     // What was sent goes on; its answers are dropped.
@@ -791,9 +926,10 @@ impl Pool {
         // Python's default for imap: one item at a time.
         let chunksize = chunksize.unwrap_or(1).max(1);
         let mut items = items.into_iter();
+        let route = self.shared.route();
         let source: Source =
             Box::new(
-                move || match encode_next(&mut items, chunksize, 0, Route::Pipe) {
+                move || match encode_next(&mut items, chunksize, 0, route) {
                     Ok((_, 0)) => None,
                     chunk => Some(chunk),
                 },
@@ -896,6 +1032,12 @@ impl Pool {
         Ok(())
     }
 
+    /// The calls each worker answered so far, by worker (workers that
+    /// answered none are not listed).
+    pub fn calls_by_worker(&self) -> Vec<WorkerCalls> {
+        self.shared.calls_by_worker()
+    }
+
     /// No more work (Python's `close()`): what was submitted still runs,
     /// then the workers exit.
     pub fn close(&self) {
@@ -913,7 +1055,7 @@ impl Pool {
     /// Wait for the workers to exit (Python's `join()`): an error unless
     /// the pool was closed or terminated first.
     pub fn join(&self) -> Result<()> {
-        if self.shared.state().phase == Phase::Running {
+        if self.shared.phase() == Phase::Running {
             return Err(ProcessError::PoolStillRunning.into());
         }
         self.join_thread();
@@ -937,12 +1079,11 @@ impl Drop for Pool {
 
 impl std::fmt::Debug for Pool {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let state = self.shared.state();
         write!(
             f,
             "<Pool processes={} state={:?}>",
             self.processes(),
-            state.phase
+            self.shared.phase()
         )
     }
 }

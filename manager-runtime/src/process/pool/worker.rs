@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use crate::crossing::{self, Carried, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
+use super::dispatch::Results;
 use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::target::{ProcessEntry, TaskEntry};
 
@@ -150,17 +151,7 @@ pub(super) fn serve(
             Err(Error::Eof) => return Ok(()),
             Err(e) => return Err(e),
         };
-        results.clear();
-        let entry = run.entry.resolve(&same);
-        let (outcome, _) = args.decode(false, |args| {
-            match std::panic::catch_unwind(AssertUnwindSafe(|| {
-                entry(args, run.count, &mut results)
-            })) {
-                Ok(Ok(())) => Outcome::Ok,
-                Ok(Err(e)) => failed(&e),
-                Err(panic) => Outcome::Panicked(panic_message(&*panic)),
-            }
-        });
+        let outcome = run_chunk(run.entry.resolve(&same), args, run.count, &mut results);
         let body: &[u8] = if matches!(outcome, Outcome::Ok) {
             &results
         } else {
@@ -170,6 +161,39 @@ pub(super) fn serve(
         done += 1;
         if maxtasks > 0 && done >= maxtasks {
             return Ok(());
+        }
+    }
+}
+
+/// Run the `count` calls of `entry` encoded in `args`, their results onto
+/// `results` (cleared first): how it ended. A panic is caught.
+pub(super) fn run_chunk(
+    entry: TaskEntry,
+    args: Carried,
+    count: u32,
+    results: &mut Vec<u8>,
+) -> Outcome {
+    results.clear();
+    args.decode(false, |args| {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| entry(args, count, results))) {
+            Ok(Ok(())) => Outcome::Ok,
+            Ok(Err(e)) => failed(&e),
+            Err(panic) => Outcome::Panicked(panic_message(&*panic)),
+        }
+    })
+    .0
+}
+
+impl Outcome {
+    /// The chunk's answer as its job takes it: `results` if it ran.
+    pub(super) fn into_result(self, results: Results) -> Result<Results> {
+        match self {
+            Outcome::Ok => Ok(results),
+            Outcome::Panicked(message) => Err(Error::TaskPanicked(message)),
+            Outcome::Failed { context, cause } => Err(Error::Codec {
+                context,
+                source: cause.map(Into::into),
+            }),
         }
     }
 }

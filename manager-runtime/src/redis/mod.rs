@@ -1,0 +1,398 @@
+//! A small blocking Redis (or Valkey) client: what the distributed pool
+//! needs, no more. One TCP connection per [`Redis`], commands and
+//! pipelines of commands, RESP2 replies read with bounds
+//! ([`resp`]), and a connection that broke is made again on the next
+//! command (never a command repeated behind its caller's back: a
+//! command whose reply was lost is the caller's error).
+//!
+//! Why not the `redis` crate: with no default features it still brings
+//! 48 crates (url, idna and its Unicode tables among them) to a build that
+//! runs on 2 cores, and the pool needs a dozen stream commands on a
+//! blocking socket. This client is about 300 lines, fuzzable, and has no
+//! dependency.
+#![forbid(unsafe_code)]
+
+pub(crate) mod resp;
+
+use std::io::{BufReader, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+pub(crate) use resp::Reply;
+
+/// How long a connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a non-blocking command's reply may take.
+const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Where a Redis is: `redis://[[user]:password@]host[:port][/db]`.
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct RedisUrl {
+    host: String,
+    port: u16,
+    db: u32,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+impl std::fmt::Debug for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the password.
+        write!(f, "redis://{}:{}/{}", self.host, self.port, self.db)
+    }
+}
+
+impl std::fmt::Display for RedisUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+fn bad_url(url: &str, why: &str) -> Error {
+    Error::Redis(format!(
+        "{why} in the URL {url:?} (expected redis://[[user]:password@]host[:port][/db])"
+    ))
+}
+
+impl std::str::FromStr for RedisUrl {
+    type Err = Error;
+
+    fn from_str(url: &str) -> Result<RedisUrl> {
+        let rest = url
+            .strip_prefix("redis://")
+            .ok_or_else(|| bad_url(url, "no redis:// scheme"))?;
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let (credentials, hostport) = match authority.rsplit_once('@') {
+            Some((c, h)) => (Some(c), h),
+            None => (None, authority),
+        };
+        let (user, password) = match credentials {
+            None => (None, None),
+            Some(c) => match c.split_once(':') {
+                Some((u, p)) => ((!u.is_empty()).then(|| u.to_string()), Some(p.to_string())),
+                None => (Some(c.to_string()), None),
+            },
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| bad_url(url, "an unclosed [ in the host"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match hostport.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad_url(url, "no host"));
+        }
+        let port = match port {
+            None => 6379,
+            Some(p) => p.parse().map_err(|_| bad_url(url, "a bad port"))?,
+        };
+        let db = match path.split(['?', '#']).next().unwrap_or("") {
+            "" => 0,
+            db => db.parse().map_err(|_| bad_url(url, "a bad database number"))?,
+        };
+        Ok(RedisUrl {
+            host: host.to_string(),
+            port,
+            db,
+            user,
+            password,
+        })
+    }
+}
+
+/// A command's arguments, as bytes.
+pub(crate) trait Arg {
+    /// The argument's bytes.
+    fn arg(self) -> Vec<u8>;
+}
+
+impl Arg for &str {
+    fn arg(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl Arg for &String {
+    fn arg(self) -> Vec<u8> {
+        self.as_bytes().to_vec()
+    }
+}
+
+impl Arg for String {
+    fn arg(self) -> Vec<u8> {
+        self.into_bytes()
+    }
+}
+
+impl Arg for &[u8] {
+    fn arg(self) -> Vec<u8> {
+        self.to_vec()
+    }
+}
+
+impl Arg for Vec<u8> {
+    fn arg(self) -> Vec<u8> {
+        self
+    }
+}
+
+impl Arg for u64 {
+    fn arg(self) -> Vec<u8> {
+        self.to_string().into_bytes()
+    }
+}
+
+/// A command: `cmd!["XADD", key, "*", "h", bytes]`.
+macro_rules! cmd {
+    ($($arg:expr),+ $(,)?) => {
+        vec![$($crate::redis::Arg::arg($arg)),+]
+    };
+}
+pub(crate) use cmd;
+
+/// A command's arguments.
+pub(crate) type Command = Vec<Vec<u8>>;
+
+/// One connection to a Redis, made again after it broke.
+pub(crate) struct Redis {
+    url: RedisUrl,
+    stream: Option<BufReader<TcpStream>>,
+    out: Vec<u8>,
+}
+
+impl Redis {
+    /// A client of the Redis at `url`, connected now (so that a wrong URL
+    /// or a Redis that is not there is an error at once).
+    pub(crate) fn connect(url: &RedisUrl) -> Result<Redis> {
+        let mut redis = Redis {
+            url: url.clone(),
+            stream: None,
+            out: Vec::new(),
+        };
+        redis.stream()?;
+        Ok(redis)
+    }
+
+    fn failed(&self, what: &str, e: impl std::fmt::Display) -> Error {
+        Error::Redis(format!("{what} {}: {e}", self.url))
+    }
+
+    fn open(&self) -> Result<BufReader<TcpStream>> {
+        let addrs = (self.url.host.as_str(), self.url.port)
+            .to_socket_addrs()
+            .map_err(|e| self.failed("cannot resolve", e))?;
+        let mut last = None;
+        for addr in addrs {
+            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    stream.set_nodelay(true)?;
+                    return Ok(BufReader::with_capacity(64 << 10, stream));
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(self.failed(
+            "cannot connect to",
+            last.map_or("no address".to_string(), |e| e.to_string()),
+        ))
+    }
+
+    /// The connection, made (and authenticated, its database selected) if
+    /// there is none.
+    fn stream(&mut self) -> Result<&mut BufReader<TcpStream>> {
+        if self.stream.is_none() {
+            let stream = self.open()?;
+            self.stream = Some(stream);
+            let mut hello: Vec<Command> = Vec::new();
+            match (&self.url.user, &self.url.password) {
+                (Some(user), Some(password)) => hello.push(cmd!["AUTH", user, password]),
+                (None, Some(password)) => hello.push(cmd!["AUTH", password]),
+                _ => {}
+            }
+            if self.url.db != 0 {
+                hello.push(cmd!["SELECT", u64::from(self.url.db)]);
+            }
+            if !hello.is_empty() {
+                let replies = self.exchange(&hello, REPLY_TIMEOUT)?;
+                if let Some(Reply::Error(e)) =
+                    replies.iter().find(|r| matches!(r, Reply::Error(_)))
+                {
+                    self.stream = None;
+                    return Err(self.failed("refused by", e));
+                }
+            }
+        }
+        Ok(self.stream.as_mut().expect("connected above"))
+    }
+
+    /// Send `commands` in one write and read their replies; the connection
+    /// is dropped (made again next time) if anything fails on it.
+    fn exchange(&mut self, commands: &[Command], timeout: Duration) -> Result<Vec<Reply>> {
+        self.out.clear();
+        for command in commands {
+            resp::encode_command(&mut self.out, command);
+        }
+        let out = std::mem::take(&mut self.out);
+        let result = (|| {
+            let stream = self.stream.as_mut().expect("connected by the caller");
+            stream.get_ref().set_read_timeout(Some(timeout))?;
+            stream.get_mut().write_all(&out)?;
+            let mut replies = Vec::with_capacity(commands.len());
+            for _ in commands {
+                replies.push(resp::read_reply(stream).map_err(|e| match e {
+                    resp::ReplyError::Io(e) => e.to_string(),
+                    other => other.to_string(),
+                }));
+            }
+            Ok::<_, std::io::Error>(replies)
+        })();
+        self.out = out;
+        let replies = match result {
+            Ok(replies) => replies,
+            Err(e) => {
+                self.stream = None;
+                return Err(self.failed("lost the connection to", e));
+            }
+        };
+        let mut ok = Vec::with_capacity(replies.len());
+        for reply in replies {
+            match reply {
+                Ok(reply) => ok.push(reply),
+                Err(e) => {
+                    self.stream = None;
+                    return Err(self.failed("a broken reply from", e));
+                }
+            }
+        }
+        Ok(ok)
+    }
+
+    /// Run `commands` as one pipeline (one write, one wait), each reply
+    /// as it came (a Redis error reply is a [`Reply::Error`] here).
+    pub(crate) fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Reply>> {
+        self.pipeline_waiting(commands, Duration::ZERO)
+    }
+
+    /// A pipeline whose last command may block for `block` (an `XREAD
+    /// BLOCK`).
+    pub(crate) fn pipeline_waiting(
+        &mut self,
+        commands: &[Command],
+        block: Duration,
+    ) -> Result<Vec<Reply>> {
+        self.stream()?;
+        self.exchange(commands, REPLY_TIMEOUT + block)
+    }
+
+    /// Run one command; a Redis error reply is an [`Error::Redis`].
+    pub(crate) fn call(&mut self, command: Command) -> Result<Reply> {
+        self.call_waiting(command, Duration::ZERO)
+    }
+
+    /// One command that may block for `block`.
+    pub(crate) fn call_waiting(&mut self, command: Command, block: Duration) -> Result<Reply> {
+        let name = String::from_utf8_lossy(&command[0]).into_owned();
+        let reply = self
+            .pipeline_waiting(std::slice::from_ref(&command), block)?
+            .pop()
+            .expect("one reply per command");
+        match reply {
+            Reply::Error(e) => Err(Error::Redis(format!("{name}: {e}"))),
+            reply => Ok(reply),
+        }
+    }
+}
+
+/// The entries of an `XREAD`/`XREADGROUP` reply for one stream (or of an
+/// `XRANGE`/`XCLAIM` reply, `entries_of`): id and fields, in order.
+pub(crate) fn stream_entries(reply: &Reply) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let Some(streams) = reply.items() else {
+        return Vec::new();
+    };
+    streams
+        .iter()
+        .filter_map(|stream| stream.items()?.get(1).map(entries_of))
+        .flatten()
+        .collect()
+}
+
+/// The entries of a list of stream entries.
+pub(crate) fn entries_of(reply: &Reply) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let Some(entries) = reply.items() else {
+        return Vec::new();
+    };
+    entries
+        .iter()
+        .filter_map(|entry| {
+            let items = entry.items()?;
+            let id = String::from_utf8_lossy(items.first()?.bytes()?).into_owned();
+            // A deleted entry still pending comes as (id, nil).
+            let fields = items.get(1)?.items()?;
+            let pairs = fields
+                .chunks_exact(2)
+                .filter_map(|kv| Some((kv[0].bytes()?.to_vec(), kv[1].bytes()?.to_vec())))
+                .collect();
+            Some((id, pairs))
+        })
+        .collect()
+}
+
+/// The value of `field` among an entry's fields.
+pub(crate) fn field<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], field: &str) -> Option<&'a [u8]> {
+    fields
+        .iter()
+        .find(|(k, _)| k == field.as_bytes())
+        .map(|(_, v)| v.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_and_hide_their_password() {
+        let url: RedisUrl = "redis://:secret@127.0.0.1:7001/2".parse().unwrap();
+        assert_eq!(
+            (url.host.as_str(), url.port, url.db, url.user.as_deref(), url.password.as_deref()),
+            ("127.0.0.1", 7001, 2, None, Some("secret"))
+        );
+        assert!(!format!("{url:?} {url}").contains("secret"));
+        let url: RedisUrl = "redis://alice:pw@[::1]".parse().unwrap();
+        assert_eq!((url.host.as_str(), url.port, url.user.as_deref()), ("::1", 6379, Some("alice")));
+        let url: RedisUrl = "redis://localhost".parse().unwrap();
+        assert_eq!((url.port, url.db), (6379, 0));
+        for bad in ["localhost:6379", "redis://", "redis://h:port", "redis://h/x", "redis://[::1"] {
+            let err = bad.parse::<RedisUrl>().unwrap_err().to_string();
+            assert!(err.contains("redis://"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn stream_replies_are_read_as_entries() {
+        let entry = |id: &str, k: &str, v: &str| {
+            Reply::Array(vec![
+                Reply::Bulk(id.into()),
+                Reply::Array(vec![Reply::Bulk(k.into()), Reply::Bulk(v.into())]),
+            ])
+        };
+        let reply = Reply::Array(vec![Reply::Array(vec![
+            Reply::Bulk(b"s".to_vec()),
+            Reply::Array(vec![
+                entry("1-0", "h", "x"),
+                Reply::Array(vec![Reply::Bulk(b"2-0".to_vec()), Reply::Nil]),
+            ]),
+        ])]);
+        let entries = stream_entries(&reply);
+        assert_eq!(entries.len(), 2);
+        assert_eq!(entries[0].0, "1-0");
+        assert_eq!(field(&entries[0].1, "h"), Some(&b"x"[..]));
+        assert!(entries[1].1.is_empty(), "a deleted entry has no fields");
+        assert!(stream_entries(&Reply::Nil).is_empty());
+    }
+}
