@@ -7,10 +7,12 @@
 //! - [`worker`]: child worker processes (also included on its own, with
 //!   `#[path]`, by tests that need nothing else from here).
 //! - [`harness`]: the runner of test binaries with their own `main`.
+//! - [`redis`]: a `redis-server` of a test's own, on loopback.
 #![allow(dead_code)]
 
 pub mod check;
 pub mod harness;
+pub mod redis;
 pub mod sync;
 // Some tests also include worker.rs on its own (`#[path]`) beside `mod
 // common;`: one declaration allowed is enough for clippy.

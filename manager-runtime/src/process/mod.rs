@@ -44,11 +44,11 @@ pub use connection::{
 pub use lock::{Lock, LockGuard, RLock, SharedLock};
 pub use manager_macros::Pod;
 pub use memory::{ArrayGuard, Pod, RawArray, RawValue, SharedArray, SharedValue, ValueGuard};
+#[cfg(feature = "redis")]
+pub use pool::{worker, WorkerOptions};
 pub use pool::{
     AsyncResult, ChunkSink, EncodedChunk, IMapIterator, Pool, PoolBuilder, TaskRef, WorkerCalls,
 };
-#[cfg(feature = "redis")]
-pub use pool::{worker, WorkerOptions};
 pub use queue::{JoinableQueue, Queue, SimpleQueue, DEFAULT_QUEUE_BYTES};
 pub use target::{Exit, Function};
 

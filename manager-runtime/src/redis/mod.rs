@@ -94,7 +94,9 @@ impl std::str::FromStr for RedisUrl {
         };
         let db = match path.split(['?', '#']).next().unwrap_or("") {
             "" => 0,
-            db => db.parse().map_err(|_| bad_url(url, "a bad database number"))?,
+            db => db
+                .parse()
+                .map_err(|_| bad_url(url, "a bad database number"))?,
         };
         Ok(RedisUrl {
             host: host.to_string(),
@@ -220,8 +222,7 @@ impl Redis {
             }
             if !hello.is_empty() {
                 let replies = self.exchange(&hello, REPLY_TIMEOUT)?;
-                if let Some(Reply::Error(e)) =
-                    replies.iter().find(|r| matches!(r, Reply::Error(_)))
+                if let Some(Reply::Error(e)) = replies.iter().find(|r| matches!(r, Reply::Error(_)))
                 {
                     self.stream = None;
                     return Err(self.failed("refused by", e));
@@ -359,15 +360,30 @@ mod tests {
     fn urls_parse_and_hide_their_password() {
         let url: RedisUrl = "redis://:secret@127.0.0.1:7001/2".parse().unwrap();
         assert_eq!(
-            (url.host.as_str(), url.port, url.db, url.user.as_deref(), url.password.as_deref()),
+            (
+                url.host.as_str(),
+                url.port,
+                url.db,
+                url.user.as_deref(),
+                url.password.as_deref()
+            ),
             ("127.0.0.1", 7001, 2, None, Some("secret"))
         );
         assert!(!format!("{url:?} {url}").contains("secret"));
         let url: RedisUrl = "redis://alice:pw@[::1]".parse().unwrap();
-        assert_eq!((url.host.as_str(), url.port, url.user.as_deref()), ("::1", 6379, Some("alice")));
+        assert_eq!(
+            (url.host.as_str(), url.port, url.user.as_deref()),
+            ("::1", 6379, Some("alice"))
+        );
         let url: RedisUrl = "redis://localhost".parse().unwrap();
         assert_eq!((url.port, url.db), (6379, 0));
-        for bad in ["localhost:6379", "redis://", "redis://h:port", "redis://h/x", "redis://[::1"] {
+        for bad in [
+            "localhost:6379",
+            "redis://",
+            "redis://h:port",
+            "redis://h/x",
+            "redis://[::1",
+        ] {
             let err = bad.parse::<RedisUrl>().unwrap_err().to_string();
             assert!(err.contains("redis://"), "{bad}: {err}");
         }

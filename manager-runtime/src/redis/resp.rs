@@ -86,7 +86,12 @@ fn number(bytes: &[u8]) -> Result<i64, ReplyError> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|s| s.parse().ok())
-        .ok_or_else(|| malformed(format!("not a number: {:?}", String::from_utf8_lossy(bytes))))
+        .ok_or_else(|| {
+            malformed(format!(
+                "not a number: {:?}",
+                String::from_utf8_lossy(bytes)
+            ))
+        })
 }
 
 /// A length of `kind` (`-1`: nil), at most `max`.
@@ -192,7 +197,10 @@ mod tests {
             Reply::Error("ERR wrong".into())
         );
         assert_eq!(parse(b":-42\r\n").unwrap(), Reply::Int(-42));
-        assert_eq!(parse(b"$3\r\na\r\n\r\n").unwrap(), Reply::Bulk(b"a\r\n".to_vec()));
+        assert_eq!(
+            parse(b"$3\r\na\r\n\r\n").unwrap(),
+            Reply::Bulk(b"a\r\n".to_vec())
+        );
         assert_eq!(parse(b"$-1\r\n").unwrap(), Reply::Nil);
         assert_eq!(parse(b"*-1\r\n").unwrap(), Reply::Nil);
         assert_eq!(
@@ -211,7 +219,10 @@ mod tests {
         assert_eq!(out, b"*2\r\n$3\r\nGET\r\n$3\r\nk\r\n\r\n");
         assert_eq!(
             parse(&out).unwrap(),
-            Reply::Array(vec![Reply::Bulk(b"GET".to_vec()), Reply::Bulk(b"k\r\n".to_vec())])
+            Reply::Array(vec![
+                Reply::Bulk(b"GET".to_vec()),
+                Reply::Bulk(b"k\r\n".to_vec())
+            ])
         );
     }
 
@@ -229,7 +240,11 @@ mod tests {
             b"+OK",
             b"",
         ] {
-            assert!(parse(bad).is_err(), "{:?} parsed", String::from_utf8_lossy(bad));
+            assert!(
+                parse(bad).is_err(),
+                "{:?} parsed",
+                String::from_utf8_lossy(bad)
+            );
         }
         let deep = b"*1\r\n".repeat(MAX_DEPTH + 1);
         assert!(matches!(parse(&deep), Err(ReplyError::Malformed(_))));

@@ -121,8 +121,7 @@ pub(super) trait Engine: Send + Sync {
         lazy: bool,
     ) -> Result<u64>;
     /// Queue chunk `index` of job `id`; false if the job is gone.
-    fn push(&self, id: u64, index: usize, count: u32, entry: FnRef<TaskEntry>, args: Args)
-        -> bool;
+    fn push(&self, id: u64, index: usize, count: u32, entry: FnRef<TaskEntry>, args: Args) -> bool;
     /// The caller of job `id` pushed its last chunk.
     fn seal(&self, id: u64);
     /// Forget job `id`: nothing more pulled, later answers dropped.
@@ -153,14 +152,7 @@ impl Engine for Shared {
         Shared::submit(self, job, chunks, lazy)
     }
 
-    fn push(
-        &self,
-        id: u64,
-        index: usize,
-        count: u32,
-        entry: FnRef<TaskEntry>,
-        args: Args,
-    ) -> bool {
+    fn push(&self, id: u64, index: usize, count: u32, entry: FnRef<TaskEntry>, args: Args) -> bool {
         Shared::push(self, id, index, count, entry, args)
     }
 

@@ -199,6 +199,8 @@ pub(super) struct Distributed {
     /// blocking reads).
     send: Mutex<Redis>,
     state: Mutex<State>,
+    /// Set when the thread ended (and removed this caller's keys).
+    ended: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -222,7 +224,13 @@ impl Distributed {
         let mut receive = Redis::connect(&settings.url)?;
         let replies = send.pipeline(&[
             keys.create_group(),
-            cmd!["SET", keys.alive(&caller), "1", "PX", millis(settings.lease)],
+            cmd![
+                "SET",
+                keys.alive(&caller),
+                "1",
+                "PX",
+                millis(settings.lease)
+            ],
         ])?;
         if !group_ready(&replies[0]) {
             return Err(Error::Redis(format!(
@@ -252,6 +260,7 @@ impl Distributed {
                 calls: BTreeMap::new(),
                 counted: None,
             }),
+            ended: std::sync::atomic::AtomicBool::new(false),
             settings,
         });
         let thread = {
@@ -369,9 +378,18 @@ impl Distributed {
         run(completions);
     }
 
-    /// Wake the thread (a `w` entry on the answer stream).
+    /// Wake the thread (a `w` entry on the answer stream), if it still
+    /// runs (else the entry would make the stream again; if it ends
+    /// meanwhile, the stream expires).
     fn wake(&self) {
-        let _ = lock(&self.send).call(cmd!["XADD", self.keys.results(&self.caller), "*", "w", "1"]);
+        if self.ended.load(std::sync::atomic::Ordering::Acquire) {
+            return;
+        }
+        let results = self.keys.results(&self.caller);
+        let _ = lock(&self.send).pipeline(&[
+            cmd!["XADD", &results, "*", "w", "1"],
+            cmd!["PEXPIRE", &results, millis(RESULTS_TTL)],
+        ]);
     }
 
     /// The pool's thread: read answers, hand them to their jobs, keep the
@@ -464,6 +482,7 @@ impl Distributed {
             run(completions);
         }
         // Over: this caller's keys go (workers skip its tasks still queued).
+        self.ended.store(true, std::sync::atomic::Ordering::Release);
         let _ = redis.pipeline(&[cmd!["DEL", &alive, &results]]);
     }
 
@@ -492,7 +511,12 @@ fn run(completions: Vec<Completion>) {
 
 /// Chunk `index` of `job` came back: what to run for it; a job that is
 /// over is forgotten.
-fn finish(state: &mut State, job: u64, index: usize, result: Result<Results>) -> Option<Completion> {
+fn finish(
+    state: &mut State,
+    job: u64,
+    index: usize,
+    result: Result<Results>,
+) -> Option<Completion> {
     let entry = state.jobs.get_mut(&job)?;
     let completion = entry.done(index, result);
     if entry.over() {
@@ -530,14 +554,7 @@ impl Engine for Distributed {
         Ok(id)
     }
 
-    fn push(
-        &self,
-        id: u64,
-        index: usize,
-        count: u32,
-        entry: FnRef<TaskEntry>,
-        args: Args,
-    ) -> bool {
+    fn push(&self, id: u64, index: usize, count: u32, entry: FnRef<TaskEntry>, args: Args) -> bool {
         let mut state = self.state();
         if !self.enqueue(&mut state, id, index, count, entry, args) {
             return false;
@@ -633,7 +650,7 @@ impl Engine for Distributed {
             .call(cmd!["ZCOUNT", self.keys.workers(), now_millis(), "+inf"])
             .ok()
             .and_then(|r| r.int())
-            .map_or(1, |n| usize::try_from(n).unwrap_or(1).max(1));
+            .map_or(0, |n| usize::try_from(n).unwrap_or(0));
         self.state().counted = Some((counted, Instant::now()));
         counted
     }

@@ -519,6 +519,7 @@ impl Job for ImapJob {
 
 /// Python's default chunk size for `count` items over `workers`.
 fn default_chunksize(count: usize, workers: usize) -> usize {
+    let workers = workers.max(1);
     let (size, extra) = (count / (workers * 4), count % (workers * 4));
     (size + usize::from(extra > 0)).max(1)
 }
@@ -687,7 +688,10 @@ impl Pool {
         Pool::builder().redis(redis_url).build()
     }
 
-    /// How many workers it keeps.
+    /// How many workers it keeps; for a distributed pool, how many are
+    /// alive now (0 before any has connected), unless
+    /// [`PoolBuilder::processes`] fixed the number its chunks are sized
+    /// for.
     pub fn processes(&self) -> usize {
         self.shared.processes()
     }
@@ -927,13 +931,10 @@ impl Pool {
         let chunksize = chunksize.unwrap_or(1).max(1);
         let mut items = items.into_iter();
         let route = self.shared.route();
-        let source: Source =
-            Box::new(
-                move || match encode_next(&mut items, chunksize, 0, route) {
-                    Ok((_, 0)) => None,
-                    chunk => Some(chunk),
-                },
-            );
+        let source: Source = Box::new(move || match encode_next(&mut items, chunksize, 0, route) {
+            Ok((_, 0)) => None,
+            chunk => Some(chunk),
+        });
         let stream = Stream::new();
         let consumed = Arc::new(AtomicUsize::new(0));
         let job = ImapJob {
@@ -944,7 +945,7 @@ impl Pool {
             pulled: 0,
             returned: 0,
             consumed: Arc::clone(&consumed),
-            limit: 2 * dispatch::DEPTH * self.processes(),
+            limit: 2 * dispatch::DEPTH * self.processes().max(1),
         };
         let id = self.shared.submit(Box::new(job), Vec::new(), true)?;
         let pool = Arc::downgrade(&self.shared);

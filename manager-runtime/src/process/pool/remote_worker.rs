@@ -228,9 +228,14 @@ fn serve(url: String, options: WorkerOptions) -> Result<()> {
     let consumer = format!("{host}:{pid}");
     let current = Arc::new(Mutex::new(None));
     {
-        let (url, keys, consumer, current) =
-            (url.clone(), keys.clone(), consumer.clone(), Arc::clone(&current));
-        let beat = (options.reclaim_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(2));
+        let (url, keys, consumer, current) = (
+            url.clone(),
+            keys.clone(),
+            consumer.clone(),
+            Arc::clone(&current),
+        );
+        let beat =
+            (options.reclaim_after / 4).clamp(Duration::from_millis(20), Duration::from_secs(2));
         std::thread::Builder::new()
             .name("managers-dpool-heartbeat".into())
             .spawn(move || heartbeat(url, keys, consumer, current, beat))?;
@@ -278,7 +283,15 @@ fn heartbeat(
             ];
             let running = current.lock().unwrap_or_else(|e| e.into_inner()).clone();
             if let Some(id) = running {
-                commands.push(cmd!["XCLAIM", keys.tasks(), GROUP, &consumer, "0", id, "JUSTID"]);
+                commands.push(cmd![
+                    "XCLAIM",
+                    keys.tasks(),
+                    GROUP,
+                    &consumer,
+                    "0",
+                    id,
+                    "JUSTID"
+                ]);
             }
             if r.pipeline(&commands).is_err() {
                 redis = None;
@@ -350,7 +363,8 @@ impl Puller {
         if self.alive.len() > 1024 {
             self.alive.clear();
         }
-        self.alive.insert(caller.to_string(), (alive, Instant::now()));
+        self.alive
+            .insert(caller.to_string(), (alive, Instant::now()));
         alive
     }
 
@@ -474,7 +488,8 @@ impl Puller {
                 self.handle(&id, &fields);
                 continue;
             }
-            let header = field(&fields, "h").and_then(|h| postcard::from_bytes::<TaskHeader>(h).ok());
+            let header =
+                field(&fields, "h").and_then(|h| postcard::from_bytes::<TaskHeader>(h).ok());
             let Some(header) = header else {
                 self.finish(&id, None);
                 continue;

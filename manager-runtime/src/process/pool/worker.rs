@@ -13,10 +13,10 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 
+use super::dispatch::Results;
 use crate::crossing::{self, Carried, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
-use super::dispatch::Results;
 use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::target::{ProcessEntry, TaskEntry};
 
