@@ -30,6 +30,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("address.rs", 1),
     ("authkey.rs", 1),
     ("codec.rs", 1),
+    // A Redis client (feature `redis`), for the distributed pool.
+    ("redis/", 1),
     ("token.rs", 2),
     ("wait.rs", 2),
     ("crossing.rs", 2),

@@ -310,9 +310,12 @@ impl Redis {
     }
 }
 
+/// A stream entry's fields, as name and value.
+pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (or of an
 /// `XRANGE`/`XCLAIM` reply, `entries_of`): id and fields, in order.
-pub(crate) fn stream_entries(reply: &Reply) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub(crate) fn stream_entries(reply: &Reply) -> Vec<(String, Fields)> {
     let Some(streams) = reply.items() else {
         return Vec::new();
     };
@@ -324,7 +327,7 @@ pub(crate) fn stream_entries(reply: &Reply) -> Vec<(String, Vec<(Vec<u8>, Vec<u8
 }
 
 /// The entries of a list of stream entries.
-pub(crate) fn entries_of(reply: &Reply) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+pub(crate) fn entries_of(reply: &Reply) -> Vec<(String, Fields)> {
     let Some(entries) = reply.items() else {
         return Vec::new();
     };

@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+pub(super) use super::worker::Results;
 use super::worker::{self, Done, Outcome, Ready, Run};
 use crate::crossing::{Carried, Keep, ServerInfo};
 use crate::error::{Error, ProcessError, Result};
@@ -61,18 +62,6 @@ pub(super) struct Chunk {
     pub(super) count: u32,
     pub(super) entry: FnRef<TaskEntry>,
     pub(super) args: Args,
-}
-
-/// A chunk's answer: its encoded results at `bytes[start..]`.
-pub(super) struct Results {
-    pub(super) bytes: Vec<u8>,
-    pub(super) start: usize,
-}
-
-impl Results {
-    pub(super) fn bytes(&self) -> &[u8] {
-        &self.bytes[self.start..]
-    }
 }
 
 /// What runs once the lock is released: a job's completion.

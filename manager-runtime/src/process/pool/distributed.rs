@@ -137,7 +137,7 @@ pub(super) fn millis(d: Duration) -> u64 {
 pub(super) fn now_millis() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| millis(d))
+        .map_or(0, millis)
 }
 
 /// An answer as the job takes it.
@@ -322,10 +322,7 @@ impl Distributed {
     /// Pull lazy jobs' next chunks while they give them.
     fn pull(&self, state: &mut State) {
         for id in state.lazy.clone() {
-            loop {
-                let Some(job) = state.jobs.get_mut(&id) else {
-                    break;
-                };
+            while let Some(job) = state.jobs.get_mut(&id) {
                 match job.next_chunk() {
                     Some(chunk) => {
                         self.enqueue(state, id, chunk.index, chunk.count, chunk.entry, chunk.args);

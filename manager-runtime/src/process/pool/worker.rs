@@ -13,7 +13,6 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 
-use super::dispatch::Results;
 use crate::crossing::{self, Carried, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
@@ -48,6 +47,18 @@ pub(super) enum Outcome {
 pub(super) struct Done {
     pub(super) id: u64,
     pub(super) outcome: Outcome,
+}
+
+/// A chunk's answer as its job takes it: its encoded results at `bytes[start..]`.
+pub(super) struct Results {
+    pub(super) bytes: Vec<u8>,
+    pub(super) start: usize,
+}
+
+impl Results {
+    pub(super) fn bytes(&self) -> &[u8] {
+        &self.bytes[self.start..]
+    }
 }
 
 /// A worker's first message: ready, or why its initializer failed.
