@@ -57,13 +57,13 @@ def square(x):
 
 def pool_rows(ctx, cfg, results):
     with ctx.Pool(2) as pool:
-        if cfg.wants("pool.map.small"):
+        if cfg.wants("pool.map.small") or cfg.wants("dpool.map.small"):
             def small():
                 begun = time.perf_counter()
                 pool.map(square, range(cfg.map_items))
                 return cfg.map_items / (time.perf_counter() - begun)
             results["pool.map.small"] = median_of(cfg.reps, small)
-        if cfg.wants("pool.map.chunk1"):
+        if cfg.wants("pool.map.chunk1") or cfg.wants("dpool.map.chunk1"):
             def chunk1():
                 begun = time.perf_counter()
                 pool.map(square, range(cfg.chunk1_items), chunksize=1)
@@ -76,6 +76,17 @@ def pool_rows(ctx, cfg, results):
                     pool.apply_async(square, (i,)).get()
                 return (time.perf_counter() - begun) * 1e6 / cfg.applies
             results["pool.apply_async.roundtrip"] = median_of(cfg.reps, roundtrip)
+        if cfg.wants("pool.tiny.1000") or cfg.wants("dpool.tiny.1000"):
+            def tiny():
+                begun = time.perf_counter()
+                pool.map(square, range(1000))
+                return (time.perf_counter() - begun) * 1e3
+            results["pool.tiny.1000"] = median_of(cfg.reps, tiny)
+    # The distributed pool's rows stand beside CPython's local Pool (CPython
+    # has no distributed one): the same figures.
+    for op in ("map.small", "map.chunk1", "tiny.1000"):
+        if cfg.wants("dpool." + op) and "pool." + op in results:
+            results["dpool." + op] = results["pool." + op]
     if cfg.wants("pool.start"):
         def start():
             begun = time.perf_counter()
@@ -218,7 +229,8 @@ def main():
         results["mpqueue.transfer"] = transfer(fork, cfg)
     if cfg.wants("shm.value.locked_increment"):
         results["shm.value.locked_increment"] = locked_increments(fork, cfg)
-    if any(cfg.wants(op) for op in ("pool.map.small", "pool.map.chunk1", "pool.apply_async.roundtrip", "pool.start")):
+    if any(cfg.wants(op) for op in ("pool.map.small", "pool.map.chunk1", "pool.apply_async.roundtrip", "pool.start",
+                                     "pool.tiny.1000", "dpool.map.small", "dpool.map.chunk1", "dpool.tiny.1000")):
         pool_rows(fork, cfg, results)
     json.dump(results, sys.stdout)
     sys.stdout.write("\n")

@@ -57,6 +57,12 @@ const OPS: &[(&str, &str, bool)] = &[
     ("pool.map.chunk1", "calls/s", true),
     ("pool.apply_async.roundtrip", "us/op", false),
     ("pool.start", "ms", false),
+    ("pool.tiny.1000", "ms", false),
+    // The distributed pool (issue 21): through Redis, 2 workers; CPython's
+    // column is its local Pool's figure (it has no distributed one).
+    ("dpool.map.small", "calls/s", true),
+    ("dpool.map.chunk1", "calls/s", true),
+    ("dpool.tiny.1000", "ms", false),
     // Python interop (issue 10): one CPython client against our pickle-mode
     // server ("ours") and CPython's own ("cpython"): bench/cpython_interop.py.
     ("py.call.dict.set", "us/op", false),
@@ -81,6 +87,24 @@ const PROGRAMS: &[(&str, &str)] = &[
 fn max_over_raw(op: &str) -> Option<f64> {
     match op {
         "pipe.roundtrip" => Some(1.3),
+        _ => None,
+    }
+}
+
+/// Issue 21's targets for the distributed pool against our local pool in
+/// the same run: (the local op, the least ratio of throughputs).
+fn min_over_local(op: &str) -> Option<(&'static str, f64)> {
+    match op {
+        "dpool.map.small" => Some(("pool.map.small", 0.5)),
+        _ => None,
+    }
+}
+
+/// Absolute targets: the most an op may take, in its unit.
+fn at_most(op: &str) -> Option<f64> {
+    match op {
+        // Ray's user measured 810 ms; CPython's local Pool 35 ms there.
+        "dpool.tiny.1000" => Some(50.0),
         _ => None,
     }
 }
@@ -409,6 +433,32 @@ fn main() {
                         misses.push(format!("{op} {mode}: {s:.2}x raw.spin, target <= {max}x"));
                     }
                     None => verdict.push(format!("n/a <={max}x spin")),
+                }
+            }
+            if let Some((local_op, min)) = min_over_local(op) {
+                match (ours, get(mode, "ours", local_op)) {
+                    (Some(o), Some(l)) if l > 0.0 => {
+                        let ratio = o / l;
+                        if ratio >= min {
+                            verdict.push(format!("ok >={min}x local ({ratio:.2}x)"));
+                        } else {
+                            verdict.push(format!("MISS >={min}x local ({ratio:.2}x)"));
+                            misses.push(format!(
+                                "{op} {mode}: {ratio:.2}x the local pool, target >= {min}x"
+                            ));
+                        }
+                    }
+                    _ => verdict.push(format!("n/a >={min}x local")),
+                }
+            }
+            if let Some(max) = at_most(op) {
+                match ours {
+                    Some(o) if o <= max => verdict.push(format!("ok <={max} {unit}")),
+                    Some(o) => {
+                        verdict.push(format!("MISS <={max} {unit}"));
+                        misses.push(format!("{op} {mode}: {o:.1} {unit}, target <= {max}"));
+                    }
+                    None => verdict.push(format!("n/a <={max} {unit}")),
                 }
             }
             let wall = ours.and_then(|o| wall_us_per_op(unit, o));

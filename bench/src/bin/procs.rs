@@ -29,7 +29,15 @@
 //! `pool.map.chunk1` (calls/s: 10,000 calls, chunksize 1),
 //! `pool.apply_async.roundtrip` (us: one `apply_async(...).get()` at a
 //! time) and `pool.start` (ms: a pool of 2 built and its first result
-//! received, then terminated).
+//! received, then terminated), and `pool.tiny.1000` (ms: `map` of 1,000
+//! tiny tasks, default chunksize, the pool started already).
+//!
+//! Issue 21's distributed pool rows (ours only): the same workloads
+//! through a `redis-server` started here on a loopback port and a group of
+//! 2 workers (`process::worker`) in a child: `dpool.map.small`,
+//! `dpool.map.chunk1`, `dpool.tiny.1000` (ms: Ray's complaint, 1,000 tiny
+//! tasks end to end). Without `redis-server` they are null (a note on
+//! stderr).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -398,6 +406,9 @@ fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results)
         });
         results.insert("pool.apply_async.roundtrip", Some(us));
     }
+    if wants(only, "pool.tiny.1000") {
+        results.insert("pool.tiny.1000", Some(tiny_1000(counts, &pool)));
+    }
     drop(pool);
     if wants(only, "pool.start") {
         let ms = median_of(counts.reps, || {
@@ -411,6 +422,92 @@ fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results)
         });
         results.insert("pool.start", Some(ms));
     }
+    Ok(())
+}
+
+/// Milliseconds for a `map` of 1,000 tiny tasks on `pool`.
+fn tiny_1000(counts: &Counts, pool: &Pool) -> f64 {
+    median_of(counts.reps, || {
+        let begun = Instant::now();
+        let squares = pool.map(square, 0..1000i64, None).expect("map");
+        assert_eq!(squares[999], 999 * 999);
+        begun.elapsed().as_secs_f64() * 1e3
+    })
+}
+
+/// A group of distributed pool workers (a "machine") for the dpool rows.
+fn dpool_workers(url: String) -> Result<()> {
+    managers::process::worker(&url, managers::process::WorkerOptions::new().processes(2))
+}
+
+/// A `redis-server` of this run's own on a loopback port, killed on drop.
+struct RedisServer(std::process::Child);
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Issue 21's rows: the pool workloads through Redis and 2 workers.
+fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server = std::process::Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(std::process::Stdio::null())
+        .spawn();
+    let Ok(server) = server else {
+        eprintln!("procs: redis-server is not installed: the dpool rows are null");
+        return Ok(());
+    };
+    let _server = RedisServer(server);
+    let url = format!("redis://127.0.0.1:{port}");
+    let begun = Instant::now();
+    let pool = loop {
+        match Pool::distributed(&url) {
+            Ok(pool) => break pool,
+            Err(_) if begun.elapsed().as_secs() < 10 => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    let workers = Process::new(dpool_workers, (url.clone(),));
+    workers.start()?;
+    while pool.processes() < 2 {
+        assert!(begun.elapsed().as_secs() < 20, "the workers never came");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    if wants(only, "dpool.map.small") {
+        let n = counts.map_items as i64;
+        let rate = median_of(counts.reps, || {
+            let begun = Instant::now();
+            let squares = pool.map(square, 0..n, None).expect("map");
+            assert_eq!(squares[n as usize - 1], (n - 1) * (n - 1));
+            n as f64 / begun.elapsed().as_secs_f64()
+        });
+        results.insert("dpool.map.small", Some(rate));
+    }
+    if wants(only, "dpool.map.chunk1") {
+        let n = counts.chunk1_items as i64;
+        let rate = median_of(counts.reps, || {
+            let begun = Instant::now();
+            let squares = pool.map(square, 0..n, Some(1)).expect("map");
+            assert_eq!(squares.len(), n as usize);
+            n as f64 / begun.elapsed().as_secs_f64()
+        });
+        results.insert("dpool.map.chunk1", Some(rate));
+    }
+    if wants(only, "dpool.tiny.1000") {
+        results.insert("dpool.tiny.1000", Some(tiny_1000(counts, &pool)));
+    }
+    drop(pool);
+    let _ = workers.kill();
+    let _ = workers.join();
     Ok(())
 }
 
@@ -453,9 +550,14 @@ fn main() {
             "pool.map.chunk1",
             "pool.apply_async.roundtrip",
             "pool.start",
+            "pool.tiny.1000",
         ];
         if !raw && pool_ops.iter().any(|op| wants(&only, op)) {
             pool_rows(&counts, &only, &mut results)?;
+        }
+        let dpool_ops = ["dpool.map.small", "dpool.map.chunk1", "dpool.tiny.1000"];
+        if !raw && dpool_ops.iter().any(|op| wants(&only, op)) {
+            dpool_rows(&counts, &only, &mut results)?;
         }
         Ok(results)
     };

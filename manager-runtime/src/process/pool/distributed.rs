@@ -39,8 +39,11 @@ use crate::redis::{cmd, field, stream_entries, Command, Redis, RedisUrl, Reply};
 
 /// The consumer group every worker of a pool reads its tasks as.
 pub(super) const GROUP: &str = "workers";
-/// Chunks buffered by a `map` before they are sent in one pipeline.
+/// Chunks buffered by a `map` before they are sent in one pipeline...
 const BATCH: usize = 64;
+/// ... or bytes: a big chunk goes at once, so that workers start on it
+/// while the caller encodes the next.
+const BATCH_BYTES: usize = 64 << 10;
 /// How long an answer stream lives after its last answer when its caller
 /// stopped reading it (the caller died).
 pub(super) const RESULTS_TTL: Duration = Duration::from_secs(300);
@@ -556,7 +559,12 @@ impl Engine for Distributed {
         if !self.enqueue(&mut state, id, index, count, entry, args) {
             return false;
         }
-        if state.buffer.len() >= BATCH {
+        let bytes: usize = state
+            .buffer
+            .iter()
+            .map(|o| o.command.iter().map(Vec::len).sum::<usize>())
+            .sum();
+        if state.buffer.len() >= BATCH || bytes >= BATCH_BYTES {
             let buffer = std::mem::take(&mut state.buffer);
             drop(state);
             self.flush(buffer);

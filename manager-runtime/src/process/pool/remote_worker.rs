@@ -31,7 +31,7 @@ use crate::error::{Error, ProcessError, Result};
 use crate::process::image::{FnRef, SameImage};
 use crate::process::target::TaskEntry;
 use crate::process::Process;
-use crate::redis::{cmd, entries_of, field, stream_entries, Redis, RedisUrl};
+use crate::redis::{cmd, entries_of, field, stream_entries, Command, Redis, RedisUrl, Reply};
 
 /// How long a worker waits in one `XREADGROUP` before it looks for idle
 /// chunks again.
@@ -214,6 +214,8 @@ struct Puller {
     /// Callers' leases as last read.
     alive: HashMap<String, (bool, Instant)>,
     results: Vec<u8>,
+    /// Answers and acknowledgements to send with the next command.
+    queued: Vec<Command>,
 }
 
 /// A worker process's life: take chunks, run them, answer, until
@@ -256,6 +258,7 @@ fn serve(url: String, options: WorkerOptions) -> Result<()> {
         current,
         alive: HashMap::new(),
         results: Vec::new(),
+        queued: Vec::new(),
     };
     puller.run()
 }
@@ -312,38 +315,48 @@ impl Puller {
                 done += self.reclaim();
                 reclaimed = Instant::now();
             }
-            let read = self.redis.call_waiting(
-                cmd![
-                    "XREADGROUP",
-                    "GROUP",
-                    GROUP,
-                    &self.consumer,
-                    "COUNT",
-                    "1",
-                    "BLOCK",
-                    millis(block),
-                    "STREAMS",
-                    self.keys.tasks(),
-                    ">"
-                ],
-                block,
-            );
+            if self.options.maxtasks.is_some_and(|max| done >= max) {
+                // Its last answers go before it exits.
+                let queued = std::mem::take(&mut self.queued);
+                let _ = self.redis.pipeline(&queued);
+                return Ok(());
+            }
+            // The last chunk's answer and acknowledgement, then the next
+            // chunk: one round trip.
+            let mut commands = std::mem::take(&mut self.queued);
+            commands.push(cmd![
+                "XREADGROUP",
+                "GROUP",
+                GROUP,
+                &self.consumer,
+                "COUNT",
+                "1",
+                "BLOCK",
+                millis(block),
+                "STREAMS",
+                self.keys.tasks(),
+                ">"
+            ]);
+            let read = self
+                .redis
+                .pipeline_waiting(&commands, block)
+                .map(|mut replies| replies.pop().expect("one reply per command"));
             match read {
-                Ok(reply) => {
-                    for (id, fields) in stream_entries(&reply) {
-                        self.handle(&id, &fields);
-                        done += 1;
-                    }
-                }
-                Err(Error::Redis(e)) if e.contains("NOGROUP") => {
+                Ok(Reply::Error(e)) if e.contains("NOGROUP") => {
                     // The stream was deleted (a FLUSHALL): make it again.
                     let _ = self.redis.pipeline(&[self.keys.create_group()]);
                 }
-                // Redis away: the connection is made again next time.
+                Ok(Reply::Error(_)) => std::thread::sleep(Duration::from_millis(200)),
+                Ok(reply) => {
+                    for (id, fields) in stream_entries(&reply) {
+                        if self.handle(&id, &fields) {
+                            done += 1;
+                        }
+                    }
+                }
+                // Redis away: the connection is made again next time (an
+                // answer lost with it is run again once reclaimed).
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
-            }
-            if self.options.maxtasks.is_some_and(|max| done >= max) {
-                return Ok(());
             }
         }
     }
@@ -369,9 +382,9 @@ impl Puller {
     }
 
     /// Acknowledge and delete task `id` (and answer its caller first, if
-    /// `answer` is given).
+    /// `answer` is given), with the next command sent.
     fn finish(&mut self, id: &str, answer: Option<(&str, Answer, &[u8])>) {
-        let mut commands = Vec::new();
+        let commands = &mut self.queued;
         if let Some((caller, answer, body)) = answer {
             let results = self.keys.results(caller);
             let header = crate::codec::encode(&answer).unwrap_or_default();
@@ -380,9 +393,8 @@ impl Puller {
         }
         commands.push(cmd!["XACK", self.keys.tasks(), GROUP, id]);
         commands.push(cmd!["XDEL", self.keys.tasks(), id]);
-        // If this fails the chunk stays pending, and is reclaimed and run
+        // If these fail the chunk stays pending, and is reclaimed and run
         // again: at least once.
-        let _ = self.redis.pipeline(&commands);
     }
 
     fn answer(&self, header: &TaskHeader, outcome: Outcome) -> Answer {
@@ -395,17 +407,17 @@ impl Puller {
         }
     }
 
-    /// Run task `id` and answer it.
-    fn handle(&mut self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) {
+    /// Run task `id` and answer it; whether it ran (not skipped).
+    fn handle(&mut self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
         let header = field(fields, "h").and_then(|h| postcard::from_bytes::<TaskHeader>(h).ok());
         let Some(header) = header else {
             // Not a task of ours: nobody to answer.
             self.finish(id, None);
-            return;
+            return false;
         };
         if !self.caller_alive(&header.caller) {
             self.finish(id, None);
-            return;
+            return false;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
         let args = field(fields, "a").unwrap_or_default().to_vec();
@@ -434,6 +446,7 @@ impl Puller {
         self.finish(id, Some((&header.caller, answer, body)));
         self.results = results;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        true
     }
 
     /// Claim chunks idle for `reclaim_after` (their workers died): run
@@ -483,9 +496,8 @@ impl Puller {
             else {
                 continue;
             };
-            handled += 1;
             if deliveries < self.options.max_deliveries {
-                self.handle(&id, &fields);
+                handled += u64::from(self.handle(&id, &fields));
                 continue;
             }
             let header =
