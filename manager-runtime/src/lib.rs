@@ -19,8 +19,11 @@ mod codec;
 pub mod error;
 mod token;
 pub mod value;
-// A small Redis client, for the distributed pool.
-#[cfg(feature = "redis")]
+// A small Redis client, for the distributed pool; public only with
+// `internals` (the fuzzers read its replies).
+#[cfg(all(feature = "redis", feature = "internals"))]
+pub mod redis;
+#[cfg(all(feature = "redis", not(feature = "internals")))]
 mod redis;
 // What crosses to another process, and the process primitives: no tokio,
 // no manager (the feature `process` of the facade is these alone).

@@ -1,5 +1,5 @@
 //! A small blocking Redis (or Valkey) client: what the distributed pool
-//! needs, no more. One TCP connection per [`Redis`], commands and
+//! needs, no more. One TCP connection per `Redis`, commands and
 //! pipelines of commands, RESP2 replies read with bounds
 //! ([`resp`]), and a connection that broke is made again on the next
 //! command (never a command repeated behind its caller's back: a
@@ -12,7 +12,7 @@
 //! dependency.
 #![forbid(unsafe_code)]
 
-pub(crate) mod resp;
+pub mod resp;
 
 use std::io::{BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};

@@ -7,7 +7,7 @@
 use std::io::{BufRead, Read};
 
 /// The longest bulk string accepted (Redis' own `proto-max-bulk-len`).
-pub(crate) const MAX_BULK: usize = 512 << 20;
+pub const MAX_BULK: usize = 512 << 20;
 /// The most elements an array reply may announce.
 const MAX_ELEMENTS: usize = 1 << 24;
 /// How deep arrays may nest (stream replies nest four deep).
@@ -17,7 +17,7 @@ const MAX_LINE: usize = 64 << 10;
 
 /// A reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reply {
+pub enum Reply {
     /// `+OK` and other status lines.
     Status(String),
     /// `-ERR ...`: the command failed; the connection is fine.
@@ -34,7 +34,7 @@ pub(crate) enum Reply {
 
 /// Why a reply could not be read.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ReplyError {
+pub enum ReplyError {
     /// The connection failed or closed.
     #[error(transparent)]
     Io(#[from] std::io::Error),
@@ -48,7 +48,7 @@ fn malformed(what: impl Into<String>) -> ReplyError {
 }
 
 /// Append one command (an array of bulk strings) to `out`.
-pub(crate) fn encode_command(out: &mut Vec<u8>, args: &[Vec<u8>]) {
+pub fn encode_command(out: &mut Vec<u8>, args: &[Vec<u8>]) {
     out.push(b'*');
     out.extend_from_slice(args.len().to_string().as_bytes());
     out.extend_from_slice(b"\r\n");
@@ -104,7 +104,7 @@ fn length(bytes: &[u8], max: usize, kind: &str) -> Result<Option<usize>, ReplyEr
 }
 
 /// Read one whole reply.
-pub(crate) fn read_reply(input: &mut impl BufRead) -> Result<Reply, ReplyError> {
+pub fn read_reply(input: &mut impl BufRead) -> Result<Reply, ReplyError> {
     read_at(input, 0)
 }
 
@@ -154,7 +154,7 @@ fn read_at(input: &mut impl BufRead, depth: usize) -> Result<Reply, ReplyError> 
 
 impl Reply {
     /// The bytes of a bulk or status reply.
-    pub(crate) fn bytes(&self) -> Option<&[u8]> {
+    pub fn bytes(&self) -> Option<&[u8]> {
         match self {
             Reply::Bulk(b) => Some(b),
             Reply::Status(s) => Some(s.as_bytes()),
@@ -163,7 +163,7 @@ impl Reply {
     }
 
     /// The elements of an array reply (none for nil).
-    pub(crate) fn items(&self) -> Option<&[Reply]> {
+    pub fn items(&self) -> Option<&[Reply]> {
         match self {
             Reply::Array(items) => Some(items),
             Reply::Nil => Some(&[]),
@@ -172,7 +172,7 @@ impl Reply {
     }
 
     /// An integer reply, or a bulk string holding one.
-    pub(crate) fn int(&self) -> Option<i64> {
+    pub fn int(&self) -> Option<i64> {
         match self {
             Reply::Int(n) => Some(*n),
             Reply::Bulk(b) => std::str::from_utf8(b).ok()?.parse().ok(),
