@@ -36,6 +36,8 @@ fn main() {
         a_worker_of_another_image_is_refused,
         a_dead_callers_tasks_are_skipped_and_its_keys_go,
         bad_urls_and_options_are_errors,
+        maxtasksperchild_replaces_workers,
+        the_example_cli_prints_the_sum_and_the_workers,
     ]);
 }
 
@@ -491,6 +493,99 @@ fn a_dead_callers_tasks_are_skipped_and_its_keys_go() {
     for key in redis.keys("managers:pool:orphans:results:*") {
         assert!(redis.number(&["PTTL", &key]) > 0, "{key} never expires");
     }
+}
+
+/// A machine of one worker that exits after 2 chunks.
+fn short_lived(url: String) -> managers::Result<()> {
+    worker(
+        &url,
+        WorkerOptions::new()
+            .processes(1)
+            .pool("short")
+            .maxtasksperchild(2),
+    )
+}
+
+fn maxtasksperchild_replaces_workers() {
+    let Some(redis) = RedisServer::start("maxtasksperchild_replaces_workers") else {
+        return;
+    };
+    let process = Process::new(short_lived, (redis.url(),));
+    process.start().unwrap();
+    let _machine = Machine(process);
+    wait_for_workers(&redis, "short", 1);
+    let pool = pool(&redis, "short");
+    let pids: Vec<u32> = (0..10)
+        .map(|_| {
+            pool.apply_async(pid, ())
+                .unwrap()
+                .get_timeout(Duration::from_secs(20))
+                .unwrap()
+        })
+        .collect();
+    let distinct: BTreeSet<u32> = pids.iter().copied().collect();
+    assert_eq!(distinct.len(), 5, "each worker ran 2 tasks: {pids:?}");
+}
+
+/// The example's binary (cargo test builds the examples).
+fn example() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples/distributed_pool")
+}
+
+fn the_example_cli_prints_the_sum_and_the_workers() {
+    let Some(redis) = RedisServer::start("the_example_cli_prints_the_sum_and_the_workers") else {
+        return;
+    };
+    let mut group = std::process::Command::new(example())
+        .args(["worker", &redis.url()])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    struct Kill<'a>(&'a mut std::process::Child);
+    impl Drop for Kill<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _group = Kill(&mut group);
+    wait_for_workers(&redis, "default", 1);
+    let map = std::process::Command::new(example())
+        .args(["map", &redis.url(), "1000"])
+        .output()
+        .unwrap();
+    assert!(
+        map.status.success(),
+        "{}",
+        String::from_utf8_lossy(&map.stderr)
+    );
+    let stdout = String::from_utf8(map.stdout).unwrap();
+    let mut lines = stdout.lines();
+    assert_eq!(lines.next(), Some("sum of squares: 332833500"));
+    let mut total = 0;
+    for line in lines {
+        // worker PID: K tasks
+        let (pid, tasks) = line
+            .strip_prefix("worker ")
+            .and_then(|l| l.strip_suffix(" tasks"))
+            .and_then(|l| l.split_once(": "))
+            .unwrap_or_else(|| panic!("{line:?}"));
+        assert!(pid.parse::<u32>().is_ok(), "{line:?}");
+        total += tasks.parse::<u64>().unwrap();
+    }
+    assert_eq!(total, 1000, "{stdout}");
+    // A usage error is said, with a non-zero exit.
+    let bad = std::process::Command::new(example())
+        .args(["map", "x"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
 }
 
 fn bad_urls_and_options_are_errors() {
