@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::redis::RedisServer;
+use common::redis::{RedisFailover, RedisServer};
 use managers::error::EXIT_UNKNOWN;
 use managers::process::{worker, WorkerOptions};
 use managers::{Error, Pool, Process, ProcessError};
@@ -38,6 +38,7 @@ fn main() {
         bad_urls_and_options_are_errors,
         maxtasksperchild_replaces_workers,
         the_example_cli_prints_the_sum_and_the_workers,
+        a_map_survives_a_redis_failover,
     ]);
 }
 
@@ -75,9 +76,13 @@ impl Drop for Machine {
 }
 
 fn start_machine(redis: &RedisServer, pool: &str, workers: usize, max_deliveries: u64) -> Machine {
+    start_machine_at(&redis.url(), pool, workers, max_deliveries)
+}
+
+fn start_machine_at(url: &str, pool: &str, workers: usize, max_deliveries: u64) -> Machine {
     let process = Process::new(
         machine,
-        (redis.url(), pool.to_string(), workers, max_deliveries),
+        (url.to_string(), pool.to_string(), workers, max_deliveries),
     );
     process.start().expect("a machine starts");
     Machine(process)
@@ -586,6 +591,47 @@ fn the_example_cli_prints_the_sum_and_the_workers() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("usage"));
+}
+
+fn ms_square(x: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(1));
+    x * x
+}
+
+fn a_map_survives_a_redis_failover() {
+    let Some(mut redis) = RedisFailover::start("a_map_survives_a_redis_failover") else {
+        return;
+    };
+    let url = redis.url();
+    let _machine = start_machine_at(&url, "failover", 2, 3);
+    wait_for_workers(&redis.primary, "failover", 2);
+    let pool = Pool::builder()
+        .redis(&url)
+        .pool_name("failover")
+        .build()
+        .unwrap();
+    // 300 chunks of 10 ms: about 1.5 s of work for 2 workers.
+    let pending = pool.map_async(ms_square, 0..3000u64, Some(10)).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(!pending.ready());
+    redis.primary.kill();
+    let killed = Instant::now();
+    let squares = pending.get_timeout(Duration::from_secs(60)).unwrap();
+    assert_eq!(squares, (0..3000u64).map(|x| x * x).collect::<Vec<_>>());
+    assert!(
+        redis.replica_is_primary(),
+        "the Sentinels promoted the replica"
+    );
+    assert_eq!(
+        pool.calls_by_worker().iter().map(|w| w.calls).sum::<u64>(),
+        3000
+    );
+    println!(
+        "  (the map ended {:?} after the primary was killed)",
+        killed.elapsed()
+    );
+    // And the pool goes on with the new primary.
+    assert_eq!(pool.apply(square, (12,)).unwrap(), 144);
 }
 
 fn bad_urls_and_options_are_errors() {

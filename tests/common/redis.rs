@@ -19,6 +19,24 @@ pub struct RedisServer {
     port: u16,
 }
 
+/// A primary, one replica and three Sentinels watching them (service
+/// `mm`, down after 1 s), all of this test's own.
+pub struct RedisFailover {
+    pub primary: RedisServer,
+    pub replica: RedisServer,
+    sentinels: Vec<RedisServer>,
+    _dir: TempDir,
+}
+
+/// A directory removed when dropped.
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Whether `redis-server` can be run here.
 fn installed() -> bool {
     Command::new("redis-server")
@@ -39,6 +57,11 @@ impl RedisServer {
     /// Start one, ready for commands; `None` (after a SKIPPED line) if
     /// Redis is not installed and not required.
     pub fn start(test: &str) -> Option<RedisServer> {
+        RedisServer::start_with(test, &[])
+    }
+
+    /// [`start`](Self::start) with more arguments for `redis-server`.
+    pub fn start_with(test: &str, extra: &[&str]) -> Option<RedisServer> {
         if !installed() {
             if std::env::var_os("MANAGERS_REQUIRE_REDIS").is_some() {
                 panic!(
@@ -57,6 +80,7 @@ impl RedisServer {
             let child = Command::new("redis-server")
                 .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
                 .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
+                .args(extra)
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
@@ -75,6 +99,17 @@ impl RedisServer {
             drop(server);
         }
         panic!("{test}: redis-server did not start");
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// SIGKILL it (as a machine's loss would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Its URL.
@@ -139,6 +174,134 @@ impl RedisServer {
             .and_then(|r| r.parse().ok())
             .unwrap_or_else(|| panic!("{args:?} gave no number"))
     }
+}
+
+impl RedisFailover {
+    /// Start them, the replica in sync and every Sentinel knowing the
+    /// others; `None` as [`RedisServer::start`].
+    pub fn start(test: &str) -> Option<RedisFailover> {
+        let primary = RedisServer::start(test)?;
+        let primary_port = primary.port.to_string();
+        let replica = RedisServer::start_with(test, &["--replicaof", "127.0.0.1", &primary_port])?;
+        let dir = std::env::temp_dir().join(format!(
+            "managers-sentinels-{}-{}",
+            std::process::id(),
+            primary.port
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir(dir);
+        let mut sentinels = Vec::new();
+        for n in 0..3 {
+            let port = free_port();
+            let conf = dir.0.join(format!("sentinel{n}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {}\n\
+                     sentinel monitor mm 127.0.0.1 {primary_port} 2\n\
+                     sentinel down-after-milliseconds mm 1000\n\
+                     sentinel failover-timeout mm 5000\n",
+                    dir.0.display()
+                ),
+            )
+            .unwrap();
+            let child = Command::new("redis-server")
+                .arg(&conf)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel starts");
+            sentinels.push(RedisServer { child, port });
+        }
+        let cluster = RedisFailover {
+            primary,
+            replica,
+            sentinels,
+            _dir: dir,
+        };
+        // Ready: the replica in sync, each Sentinel seeing the replica and
+        // two other Sentinels.
+        let begun = Instant::now();
+        loop {
+            let synced = cluster.replica_synced();
+            let known = cluster.sentinels.iter().all(|s| {
+                s.command(&["SENTINEL", "master", "mm"]).is_ok()
+                    && s.sentinel_field("num-other-sentinels") == Some(2)
+                    && s.sentinel_field("num-slaves") == Some(1)
+            });
+            if synced && known {
+                return Some(cluster);
+            }
+            assert!(
+                begun.elapsed() < Duration::from_secs(30),
+                "{test}: the Sentinels never agreed"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn replica_synced(&self) -> bool {
+        raw_lines(self.replica.port, &["INFO", "replication"])
+            .iter()
+            .any(|l| l.trim() == "master_link_status:up")
+    }
+
+    /// The URL through the Sentinels.
+    pub fn url(&self) -> String {
+        let hosts: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/mm", hosts.join(","))
+    }
+
+    /// Whether the replica has been promoted.
+    pub fn replica_is_primary(&self) -> bool {
+        raw_lines(self.replica.port, &["ROLE"])
+            .iter()
+            .any(|l| l.trim() == "master")
+    }
+}
+
+impl RedisServer {
+    /// A number in the reply of `SENTINEL master mm` (field, value, ...).
+    fn sentinel_field(&self, field: &str) -> Option<i64> {
+        let lines = raw_lines(self.port, &["SENTINEL", "master", "mm"]);
+        let at = lines.iter().position(|l| l.trim() == field)?;
+        // field, then the value's $len line, then the value
+        lines.get(at + 2)?.trim().parse().ok()
+    }
+}
+
+/// A command's whole reply, line by line (for looking into it).
+fn raw_lines(port: u16, args: &[&str]) -> Vec<String> {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return Vec::new();
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    let mut out = format!("*{}\r\n", args.len());
+    for arg in args {
+        out.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    if stream.write_all(out.as_bytes()).is_err() {
+        return Vec::new();
+    }
+    let mut bytes = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = std::io::Read::read(&mut stream, &mut buf) {
+        if n == 0 {
+            break;
+        }
+        bytes.extend_from_slice(&buf[..n]);
+        // The rest of a reply follows at once.
+        let _ = stream.set_read_timeout(Some(Duration::from_millis(20)));
+    }
+    String::from_utf8_lossy(&bytes)
+        .split("\r\n")
+        .map(str::to_string)
+        .collect()
 }
 
 impl Drop for RedisServer {

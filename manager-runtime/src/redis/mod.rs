@@ -26,20 +26,43 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a non-blocking command's reply may take.
 const REPLY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Where a Redis is: `redis://[[user]:password@]host[:port][/db]`.
+/// Where a Redis is: `redis://[[user]:password@]host[:port][/db]`, or the
+/// primary that Sentinels name:
+/// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]`
+/// (the credentials are the primary's; Sentinels are asked without).
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct RedisUrl {
-    host: String,
-    port: u16,
+    target: Target,
     db: u32,
     user: Option<String>,
     password: Option<String>,
 }
 
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Target {
+    Direct(String, u16),
+    Sentinel {
+        sentinels: Vec<(String, u16)>,
+        service: String,
+    },
+}
+
 impl std::fmt::Debug for RedisUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the password.
-        write!(f, "redis://{}:{}/{}", self.host, self.port, self.db)
+        match &self.target {
+            Target::Direct(host, port) => write!(f, "redis://{host}:{port}/{}", self.db),
+            Target::Sentinel { sentinels, service } => {
+                let hosts: Vec<String> =
+                    sentinels.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+                write!(
+                    f,
+                    "redis+sentinel://{}/{service}/{}",
+                    hosts.join(","),
+                    self.db
+                )
+            }
+        }
     }
 }
 
@@ -51,19 +74,48 @@ impl std::fmt::Display for RedisUrl {
 
 fn bad_url(url: &str, why: &str) -> Error {
     Error::Redis(format!(
-        "{why} in the URL {url:?} (expected redis://[[user]:password@]host[:port][/db])"
+        "{why} in the URL {url:?} (expected redis://[[user]:password@]host[:port][/db] or \
+         redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db])"
     ))
+}
+
+/// `host[:port]` or `[v6]:port`, the port 6379 (26379 for a Sentinel) if
+/// not given.
+fn host_port(url: &str, text: &str, default: u16) -> Result<(String, u16)> {
+    let (host, port) = if let Some(v6) = text.strip_prefix('[') {
+        let (host, after) = v6
+            .split_once(']')
+            .ok_or_else(|| bad_url(url, "an unclosed [ in the host"))?;
+        (host, after.strip_prefix(':'))
+    } else {
+        match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        }
+    };
+    if host.is_empty() {
+        return Err(bad_url(url, "no host"));
+    }
+    let port = match port {
+        None => default,
+        Some(p) => p.parse().map_err(|_| bad_url(url, "a bad port"))?,
+    };
+    Ok((host.to_string(), port))
 }
 
 impl std::str::FromStr for RedisUrl {
     type Err = Error;
 
     fn from_str(url: &str) -> Result<RedisUrl> {
-        let rest = url
-            .strip_prefix("redis://")
-            .ok_or_else(|| bad_url(url, "no redis:// scheme"))?;
+        let (sentinel, rest) = if let Some(rest) = url.strip_prefix("redis+sentinel://") {
+            (true, rest)
+        } else if let Some(rest) = url.strip_prefix("redis://") {
+            (false, rest)
+        } else {
+            return Err(bad_url(url, "no redis:// or redis+sentinel:// scheme"));
+        };
         let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
-        let (credentials, hostport) = match authority.rsplit_once('@') {
+        let (credentials, hosts) = match authority.rsplit_once('@') {
             Some((c, h)) => (Some(c), h),
             None => (None, authority),
         };
@@ -74,33 +126,35 @@ impl std::str::FromStr for RedisUrl {
                 None => (Some(c.to_string()), None),
             },
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| bad_url(url, "an unclosed [ in the host"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match hostport.split_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
+        let mut path = path.split(['?', '#']).next().unwrap_or("").split('/');
+        let target = if sentinel {
+            let sentinels = hosts
+                .split(',')
+                .map(|h| host_port(url, h, 26379))
+                .collect::<Result<Vec<_>>>()?;
+            let service = path.next().unwrap_or("");
+            if service.is_empty() {
+                return Err(bad_url(url, "no service (the Sentinels' master name)"));
             }
+            Target::Sentinel {
+                sentinels,
+                service: service.to_string(),
+            }
+        } else {
+            let (host, port) = host_port(url, hosts, 6379)?;
+            Target::Direct(host, port)
         };
-        if host.is_empty() {
-            return Err(bad_url(url, "no host"));
-        }
-        let port = match port {
-            None => 6379,
-            Some(p) => p.parse().map_err(|_| bad_url(url, "a bad port"))?,
-        };
-        let db = match path.split(['?', '#']).next().unwrap_or("") {
+        let db = match path.next().unwrap_or("") {
             "" => 0,
             db => db
                 .parse()
                 .map_err(|_| bad_url(url, "a bad database number"))?,
         };
+        if path.next().is_some_and(|p| !p.is_empty()) {
+            return Err(bad_url(url, "a path too long"));
+        }
         Ok(RedisUrl {
-            host: host.to_string(),
-            port,
+            target,
             db,
             user,
             password,
@@ -165,7 +219,9 @@ pub(crate) type Command = Vec<Vec<u8>>;
 pub(crate) struct Redis {
     url: RedisUrl,
     stream: Option<BufReader<TcpStream>>,
-    out: Vec<u8>,
+    /// Connections made so far (a new one may reach another primary,
+    /// or a restarted Redis that lost what it held).
+    connections: u64,
 }
 
 impl Redis {
@@ -175,7 +231,7 @@ impl Redis {
         let mut redis = Redis {
             url: url.clone(),
             stream: None,
-            out: Vec::new(),
+            connections: 0,
         };
         redis.stream()?;
         Ok(redis)
@@ -185,13 +241,73 @@ impl Redis {
         Error::Redis(format!("{what} {}: {e}", self.url))
     }
 
+    /// A connection to the primary: the URL's host, or where the
+    /// Sentinels say the primary is (asked again until one answers with a
+    /// primary that takes the connection, for as long as a connection may
+    /// take: a failover in progress is waited out that long).
     fn open(&self) -> Result<BufReader<TcpStream>> {
-        let addrs = (self.url.host.as_str(), self.url.port)
+        match &self.url.target {
+            Target::Direct(host, port) => self.dial(host, *port, CONNECT_TIMEOUT),
+            Target::Sentinel { sentinels, service } => {
+                let begun = std::time::Instant::now();
+                let mut last = String::from("no Sentinel answered");
+                while begun.elapsed() < CONNECT_TIMEOUT {
+                    for (host, port) in sentinels {
+                        match self.primary_from(host, *port, service) {
+                            Ok(stream) => return Ok(stream),
+                            Err(e) => last = e.to_string(),
+                        }
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(Error::Redis(format!("no primary for {}: {last}", self.url)))
+            }
+        }
+    }
+
+    /// Ask the Sentinel at `host:port` where the primary of `service` is,
+    /// and connect there if it says it is a primary.
+    fn primary_from(&self, host: &str, port: u16, service: &str) -> Result<BufReader<TcpStream>> {
+        let timeout = Duration::from_millis(500);
+        let mut sentinel = self.dial(host, port, timeout)?;
+        let reply = exchange_on(
+            &mut sentinel,
+            &[cmd!["SENTINEL", "get-master-addr-by-name", service]],
+            timeout,
+        )?;
+        let addr = reply[0].items().unwrap_or_default();
+        let (Some(ip), Some(p)) = (
+            addr.first().and_then(Reply::bytes),
+            addr.get(1).and_then(Reply::int),
+        ) else {
+            return Err(Error::Redis(format!(
+                "the Sentinel {host}:{port} knows no {service}"
+            )));
+        };
+        let ip = String::from_utf8_lossy(ip).into_owned();
+        let port = u16::try_from(p).map_err(|_| Error::Redis(format!("a bad port {p}")))?;
+        let mut primary = self.dial(&ip, port, timeout)?;
+        // Before the failover ends, the old primary may still be named,
+        // or a replica: only a primary will do.
+        let role = exchange_on(&mut primary, &[cmd!["ROLE"]], timeout)?;
+        let is_primary = role[0]
+            .items()
+            .and_then(|r| r.first())
+            .and_then(Reply::bytes)
+            .is_some_and(|r| r == b"master");
+        if !is_primary {
+            return Err(Error::Redis(format!("{ip}:{port} is not a primary (yet)")));
+        }
+        Ok(primary)
+    }
+
+    fn dial(&self, host: &str, port: u16, timeout: Duration) -> Result<BufReader<TcpStream>> {
+        let addrs = (host, port)
             .to_socket_addrs()
             .map_err(|e| self.failed("cannot resolve", e))?;
         let mut last = None;
         for addr in addrs {
-            match TcpStream::connect_timeout(&addr, CONNECT_TIMEOUT) {
+            match TcpStream::connect_timeout(&addr, timeout) {
                 Ok(stream) => {
                     stream.set_nodelay(true)?;
                     return Ok(BufReader::with_capacity(64 << 10, stream));
@@ -199,10 +315,10 @@ impl Redis {
                 Err(e) => last = Some(e),
             }
         }
-        Err(self.failed(
-            "cannot connect to",
-            last.map_or("no address".to_string(), |e| e.to_string()),
-        ))
+        Err(Error::Redis(format!(
+            "cannot connect to {host}:{port}: {}",
+            last.map_or("no address".to_string(), |e| e.to_string())
+        )))
     }
 
     /// The connection, made (and authenticated, its database selected) if
@@ -211,6 +327,7 @@ impl Redis {
         if self.stream.is_none() {
             let stream = self.open()?;
             self.stream = Some(stream);
+            self.connections += 1;
             let mut hello: Vec<Command> = Vec::new();
             match (&self.url.user, &self.url.password) {
                 (Some(user), Some(password)) => hello.push(cmd!["AUTH", user, password]),
@@ -235,43 +352,12 @@ impl Redis {
     /// Send `commands` in one write and read their replies; the connection
     /// is dropped (made again next time) if anything fails on it.
     fn exchange(&mut self, commands: &[Command], timeout: Duration) -> Result<Vec<Reply>> {
-        self.out.clear();
-        for command in commands {
-            resp::encode_command(&mut self.out, command);
+        let stream = self.stream.as_mut().expect("connected by the caller");
+        let result = exchange_on(stream, commands, timeout);
+        if result.is_err() {
+            self.stream = None;
         }
-        let out = std::mem::take(&mut self.out);
-        let result = (|| {
-            let stream = self.stream.as_mut().expect("connected by the caller");
-            stream.get_ref().set_read_timeout(Some(timeout))?;
-            stream.get_mut().write_all(&out)?;
-            let mut replies = Vec::with_capacity(commands.len());
-            for _ in commands {
-                replies.push(resp::read_reply(stream).map_err(|e| match e {
-                    resp::ReplyError::Io(e) => e.to_string(),
-                    other => other.to_string(),
-                }));
-            }
-            Ok::<_, std::io::Error>(replies)
-        })();
-        self.out = out;
-        let replies = match result {
-            Ok(replies) => replies,
-            Err(e) => {
-                self.stream = None;
-                return Err(self.failed("lost the connection to", e));
-            }
-        };
-        let mut ok = Vec::with_capacity(replies.len());
-        for reply in replies {
-            match reply {
-                Ok(reply) => ok.push(reply),
-                Err(e) => {
-                    self.stream = None;
-                    return Err(self.failed("a broken reply from", e));
-                }
-            }
-        }
-        Ok(ok)
+        result.map_err(|e| self.failed("lost the connection to", e))
     }
 
     /// Run `commands` as one pipeline (one write, one wait), each reply
@@ -296,6 +382,12 @@ impl Redis {
         self.call_waiting(command, Duration::ZERO)
     }
 
+    /// How many connections it made so far: a change means it connected
+    /// again (perhaps to a new primary that lost recent writes).
+    pub(crate) fn connections(&self) -> u64 {
+        self.connections
+    }
+
     /// One command that may block for `block`.
     pub(crate) fn call_waiting(&mut self, command: Command, block: Duration) -> Result<Reply> {
         let name = String::from_utf8_lossy(&command[0]).into_owned();
@@ -312,6 +404,28 @@ impl Redis {
 
 /// A stream entry's fields, as name and value.
 pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Send `commands` on `stream` in one write and read their replies.
+fn exchange_on(
+    stream: &mut BufReader<TcpStream>,
+    commands: &[Command],
+    timeout: Duration,
+) -> Result<Vec<Reply>> {
+    let mut out = Vec::new();
+    for command in commands {
+        resp::encode_command(&mut out, command);
+    }
+    stream.get_ref().set_read_timeout(Some(timeout))?;
+    stream.get_mut().write_all(&out)?;
+    let mut replies = Vec::with_capacity(commands.len());
+    for _ in commands {
+        replies.push(resp::read_reply(stream).map_err(|e| match e {
+            resp::ReplyError::Io(e) => Error::Io(e),
+            other => Error::Redis(other.to_string()),
+        })?);
+    }
+    Ok(replies)
+}
 
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (or of an
 /// `XRANGE`/`XCLAIM` reply, `entries_of`): id and fields, in order.
@@ -361,31 +475,44 @@ mod tests {
 
     #[test]
     fn urls_parse_and_hide_their_password() {
+        let direct = |host: &str, port| Target::Direct(host.into(), port);
         let url: RedisUrl = "redis://:secret@127.0.0.1:7001/2".parse().unwrap();
         assert_eq!(
             (
-                url.host.as_str(),
-                url.port,
+                &url.target,
                 url.db,
                 url.user.as_deref(),
                 url.password.as_deref()
             ),
-            ("127.0.0.1", 7001, 2, None, Some("secret"))
+            (&direct("127.0.0.1", 7001), 2, None, Some("secret"))
         );
         assert!(!format!("{url:?} {url}").contains("secret"));
         let url: RedisUrl = "redis://alice:pw@[::1]".parse().unwrap();
         assert_eq!(
-            (url.host.as_str(), url.port, url.user.as_deref()),
-            ("::1", 6379, Some("alice"))
+            (&url.target, url.user.as_deref()),
+            (&direct("::1", 6379), Some("alice"))
         );
         let url: RedisUrl = "redis://localhost".parse().unwrap();
-        assert_eq!((url.port, url.db), (6379, 0));
+        assert_eq!((&url.target, url.db), (&direct("localhost", 6379), 0));
+        let url: RedisUrl = "redis+sentinel://:pw@a:1,b,[::1]:3/mm/4".parse().unwrap();
+        assert_eq!(
+            url.target,
+            Target::Sentinel {
+                sentinels: vec![("a".into(), 1), ("b".into(), 26379), ("::1".into(), 3)],
+                service: "mm".into()
+            }
+        );
+        assert_eq!((url.db, url.password.as_deref()), (4, Some("pw")));
+        assert!(!url.to_string().contains("pw"));
         for bad in [
             "localhost:6379",
             "redis://",
             "redis://h:port",
             "redis://h/x",
             "redis://[::1",
+            "redis+sentinel://a:1",
+            "redis+sentinel://a:1,/mm",
+            "redis://h/1/2",
         ] {
             let err = bad.parse::<RedisUrl>().unwrap_err().to_string();
             assert!(err.contains("redis://"), "{bad}: {err}");

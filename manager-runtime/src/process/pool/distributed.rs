@@ -167,6 +167,15 @@ pub(super) struct Settings {
     pub(super) lease: Duration,
 }
 
+/// A chunk sent and not answered: its calls, the clones of the proxies
+/// among them, and its `XADD` (sent again if Redis lost it: a failover, a
+/// restart).
+struct Sent {
+    count: u32,
+    _keep: Keep,
+    command: Command,
+}
+
 /// A chunk sent or to send: whose, and its `XADD`.
 struct Outgoing {
     job: u64,
@@ -184,7 +193,7 @@ struct State {
     /// the proxies among their arguments (their objects live until the
     /// chunk is answered). An answer for a chunk not here is a duplicate
     /// (the chunk ran twice) and dropped.
-    out: HashMap<(u64, usize), (u32, Keep)>,
+    out: HashMap<(u64, usize), Sent>,
     /// Chunks queued and not sent yet.
     buffer: Vec<Outgoing>,
     calls: BTreeMap<(String, u32), u64>,
@@ -313,7 +322,14 @@ impl Distributed {
             "a",
             args.carried.bytes()
         ];
-        state.out.insert((id, index), (count, args.keep));
+        state.out.insert(
+            (id, index),
+            Sent {
+                count,
+                _keep: args.keep,
+                command: command.clone(),
+            },
+        );
         state.buffer.push(Outgoing {
             job: id,
             index,
@@ -343,13 +359,26 @@ impl Distributed {
     }
 
     /// Send what is queued, in one pipeline; a chunk that could not be
-    /// sent fails its job.
+    /// sent while Redis stayed out of reach for [`UNREACHABLE_LIMIT`]
+    /// fails its job. (A pipeline sent again after a broken connection
+    /// may queue a chunk twice: its first answer is taken.)
     fn flush(&self, buffer: Vec<Outgoing>) {
         if buffer.is_empty() {
             return;
         }
         let commands: Vec<Command> = buffer.iter().map(|o| o.command.clone()).collect();
-        let sent = lock(&self.send).pipeline(&commands);
+        let begun = Instant::now();
+        let sent = loop {
+            match lock(&self.send).pipeline(&commands) {
+                Err(_)
+                    if begun.elapsed() < UNREACHABLE_LIMIT
+                        && self.state().phase != Phase::Terminated =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                sent => break sent,
+            }
+        };
         let failed: Vec<(u64, usize, Error)> = match sent {
             Ok(replies) => buffer
                 .iter()
@@ -403,6 +432,7 @@ impl Distributed {
         let mut read: Vec<String> = Vec::new();
         let mut renewed = Instant::now();
         let mut unreachable: Option<Instant> = None;
+        let mut connections = redis.connections();
         loop {
             {
                 let state = self.state();
@@ -452,6 +482,14 @@ impl Distributed {
             if renew {
                 renewed = Instant::now();
             }
+            if redis.connections() != connections {
+                // Connected again: perhaps to a new primary (a failover)
+                // or a restarted Redis, which may have lost recent chunks,
+                // answers and the lease. Renew the lease, send every
+                // unanswered chunk again (answers twice are taken once).
+                connections = redis.connections();
+                self.resend(&mut redis);
+            }
             let entries = stream_entries(replies.last().expect("one reply per command"));
             let mut state = self.state();
             let mut completions = Vec::new();
@@ -465,7 +503,7 @@ impl Distributed {
                     continue;
                 };
                 let index = answer.index as usize;
-                let Some((count, _keep)) = state.out.remove(&(answer.job, index)) else {
+                let Some(Sent { count, .. }) = state.out.remove(&(answer.job, index)) else {
                     continue; // a second answer for one chunk
                 };
                 if matches!(answer.outcome, Outcome::Ran(worker::Outcome::Ok)) {
@@ -484,6 +522,32 @@ impl Distributed {
         // Over: this caller's keys go (workers skip its tasks still queued).
         self.ended.store(true, std::sync::atomic::Ordering::Release);
         let _ = redis.pipeline(&[cmd!["DEL", &alive, &results]]);
+    }
+
+    /// After a new connection: the lease and the group again, and every
+    /// chunk not answered.
+    fn resend(&self, redis: &mut Redis) {
+        let _ = redis.pipeline(&[
+            self.keys.create_group(),
+            cmd![
+                "SET",
+                self.keys.alive(&self.caller),
+                "1",
+                "PX",
+                millis(self.settings.lease)
+            ],
+        ]);
+        let again: Vec<Outgoing> = self
+            .state()
+            .out
+            .iter()
+            .map(|(&(job, index), sent)| Outgoing {
+                job,
+                index,
+                command: sent.command.clone(),
+            })
+            .collect();
+        self.flush(again);
     }
 
     /// Redis stayed out of reach: fail every pending job.

@@ -203,7 +203,7 @@ impl PoolBuilder {
     }
 
     /// Send the tasks to workers anywhere, through the Redis at
-    /// `redis_url` (`redis://[[user]:password@]host[:port][/db]`), instead
+    /// `redis_url` (`redis://...` or `redis+sentinel://...`), instead
     /// of starting workers: a distributed pool (see
     /// [`Pool::distributed`]).
     #[cfg(feature = "redis")]
@@ -658,7 +658,10 @@ impl Pool {
     }
 
     /// A pool whose workers are anywhere: its tasks go into the Redis at
-    /// `redis_url`, and every [`worker`] process connected to it (on this
+    /// `redis_url` (`redis://[[user]:password@]host[:port][/db]`, or
+    /// `redis+sentinel://[[user]:password@]host[:port][,host[:port]...]/service[/db]`
+    /// for the primary that Sentinels name, followed through a failover),
+    /// and every [`worker`] process connected to it (on this
     /// machine or others, running this same program) pulls them, chunk by
     /// chunk. The API is the local pool's; what differs:
     ///
@@ -677,6 +680,9 @@ impl Pool {
     /// - [`terminate`](Self::terminate) fails what is pending at once and
     ///   workers skip this pool's queued tasks; chunks already running
     ///   finish where they are.
+    /// - After a failover (or a restart of Redis), the caller sends every
+    ///   chunk not yet answered again: Redis replicates asynchronously, so
+    ///   the last chunks and answers may be lost with the old primary.
     /// - If this process dies, workers skip its tasks once its lease
     ///   ([`PoolBuilder::lease`]) runs out, and its keys expire.
     ///
