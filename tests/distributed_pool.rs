@@ -406,32 +406,7 @@ fn a_worker_of_another_image_is_refused() {
         return;
     };
     // The example is another program: its workers serve the pool "default".
-    let exe = std::env::current_exe().unwrap();
-    let example = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples/distributed_pool");
-    assert!(
-        example.exists(),
-        "cargo test builds the examples: {}",
-        example.display()
-    );
-    let mut foreign = std::process::Command::new(example)
-        .args(["worker", &redis.url()])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            // Its workers see their lifeline close and exit.
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _foreign = Kill(&mut foreign);
+    let _foreign = ExampleWorkers::start(&redis);
     wait_for_workers(&redis, "default", 1);
     let pool = Pool::distributed(&redis.url()).unwrap();
     match pool
@@ -542,23 +517,39 @@ fn example() -> std::path::PathBuf {
         .join("examples/distributed_pool")
 }
 
+/// `distributed_pool worker URL` (another program: the example), killed
+/// when dropped (its workers see their lifeline close and exit).
+struct ExampleWorkers(std::process::Child);
+
+impl ExampleWorkers {
+    fn start(redis: &RedisServer) -> ExampleWorkers {
+        let example = example();
+        assert!(
+            example.exists(),
+            "cargo test builds the examples: {}",
+            example.display()
+        );
+        let child = std::process::Command::new(example)
+            .args(["worker", &redis.url()])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        ExampleWorkers(child)
+    }
+}
+
+impl Drop for ExampleWorkers {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn the_example_cli_prints_the_sum_and_the_workers() {
     let Some(redis) = RedisServer::start("the_example_cli_prints_the_sum_and_the_workers") else {
         return;
     };
-    let mut group = std::process::Command::new(example())
-        .args(["worker", &redis.url()])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Kill<'a>(&'a mut std::process::Child);
-    impl Drop for Kill<'_> {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let _group = Kill(&mut group);
+    let _group = ExampleWorkers::start(&redis);
     wait_for_workers(&redis, "default", 1);
     let map = std::process::Command::new(example())
         .args(["map", &redis.url(), "1000"])

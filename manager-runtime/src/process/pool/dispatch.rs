@@ -96,6 +96,113 @@ pub(super) trait Job: Send {
     }
 }
 
+/// The jobs an engine runs, by id, and which of them pull their chunks
+/// lazily: what both engines keep the same way.
+pub(super) struct Jobs {
+    map: HashMap<u64, Box<dyn Job>>,
+    /// Jobs with chunks still to pull (imap).
+    lazy: Vec<u64>,
+    next: u64,
+}
+
+impl Jobs {
+    pub(super) fn new() -> Jobs {
+        Jobs {
+            map: HashMap::new(),
+            lazy: Vec::new(),
+            next: 1,
+        }
+    }
+
+    /// Register `job`: its id.
+    pub(super) fn add(&mut self, job: Box<dyn Job>, lazy: bool) -> u64 {
+        let id = self.next;
+        self.next += 1;
+        self.map.insert(id, job);
+        if lazy {
+            self.lazy.push(id);
+        }
+        id
+    }
+
+    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Box<dyn Job>> {
+        self.map.get_mut(&id)
+    }
+
+    pub(super) fn contains(&self, id: u64) -> bool {
+        self.map.contains_key(&id)
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Forget job `id`: answers for it are dropped from now on.
+    pub(super) fn remove(&mut self, id: u64) {
+        self.map.remove(&id);
+        self.lazy.retain(|&j| j != id);
+    }
+
+    /// Chunk `index` of `job` came back with `result`: what to run for it.
+    /// A job that is over is forgotten.
+    pub(super) fn finish(
+        &mut self,
+        job: u64,
+        index: usize,
+        result: Result<Results>,
+    ) -> Option<Completion> {
+        let entry = self.map.get_mut(&job)?;
+        let completion = entry.done(index, result);
+        if entry.over() {
+            self.remove(job);
+        }
+        completion
+    }
+
+    /// The caller of job `id` added its last chunk: what to run.
+    pub(super) fn seal(&mut self, id: u64) -> Option<Completion> {
+        let job = self.map.get_mut(&id)?;
+        let completion = job.sealed();
+        if job.over() {
+            self.remove(id);
+        }
+        completion
+    }
+
+    /// Give up on every job, each with its own copy of `error`.
+    pub(super) fn abort_all(&mut self, error: &Error) -> Vec<Completion> {
+        self.lazy.clear();
+        self.map
+            .drain()
+            .map(|(_, mut job)| job.abort(error.duplicate()))
+            .collect()
+    }
+
+    /// The next chunk of a lazy job (of `only`, if given), with its job's
+    /// id; lazy jobs found over on the way are forgotten.
+    pub(super) fn next_lazy(&mut self, only: Option<u64>) -> Option<Chunk> {
+        let lazy: Vec<u64> = self
+            .lazy
+            .iter()
+            .copied()
+            .filter(|&id| only.is_none_or(|job| job == id))
+            .collect();
+        for id in lazy {
+            let Some(job) = self.map.get_mut(&id) else {
+                continue;
+            };
+            if let Some(mut chunk) = job.next_chunk() {
+                chunk.job = id;
+                return Some(chunk);
+            }
+            if job.over() {
+                self.remove(id);
+            }
+        }
+        None
+    }
+}
+
 /// What runs a pool's jobs: its own worker processes ([`Shared`]) or, for a
 /// distributed pool, workers anywhere pulling from Redis
 /// (`distributed.rs`). [`Pool`](super::Pool) and its jobs are the same
@@ -230,11 +337,8 @@ pub(super) struct State {
     pub(super) phase: Phase,
     workers: Vec<Slot>,
     queue: VecDeque<Chunk>,
-    jobs: HashMap<u64, Box<dyn Job>>,
-    /// Jobs with chunks still to pull (imap).
-    lazy: Vec<u64>,
+    jobs: Jobs,
     next_task: u64,
-    next_job: u64,
     failed_starts: u32,
     /// Why the pool can no longer run anything, once it cannot.
     broken: Option<String>,
@@ -310,10 +414,8 @@ impl Shared {
                 phase: Phase::Running,
                 workers,
                 queue: VecDeque::new(),
-                jobs: HashMap::new(),
-                lazy: Vec::new(),
+                jobs: Jobs::new(),
                 next_task: 1,
-                next_job: 1,
                 failed_starts: 0,
                 broken: None,
                 calls: Default::default(),
@@ -359,12 +461,7 @@ impl Shared {
         if let Some(reason) = &state.broken {
             return Err(Error::ProcessStart(reason.clone()));
         }
-        let id = state.next_job;
-        state.next_job += 1;
-        state.jobs.insert(id, job);
-        if lazy {
-            state.lazy.push(id);
-        }
+        let id = state.jobs.add(job, lazy);
         for (index, count, entry, args) in chunks {
             enqueue(&mut state, id, index, count, entry, args);
         }
@@ -394,15 +491,7 @@ impl Shared {
 
     /// The caller of job `id` pushed its last chunk.
     pub(super) fn seal(&self, id: u64) {
-        let mut state = self.state();
-        let Some(job) = state.jobs.get_mut(&id) else {
-            return;
-        };
-        let completion = job.sealed();
-        if job.over() {
-            state.jobs.remove(&id);
-        }
-        drop(state);
+        let completion = self.state().jobs.seal(id);
         if let Some(completion) = completion {
             completion();
         }
@@ -414,8 +503,7 @@ impl Shared {
     /// pulled for it, answers still out are dropped when they come.
     pub(super) fn cancel(&self, job: u64) {
         let mut state = self.state();
-        state.jobs.remove(&job);
-        state.lazy.retain(|&j| j != job);
+        state.jobs.remove(job);
         state.queue.retain(|c| c.job != job);
         drop(state);
         // A closed pool may be idle now.
@@ -495,12 +583,7 @@ impl Shared {
             let _ = slot.process.terminate();
         }
         state.queue.clear();
-        state.lazy.clear();
-        let aborted: Vec<Completion> = state
-            .jobs
-            .drain()
-            .map(|(_, mut job)| job.abort(ProcessError::PoolTerminated.into()))
-            .collect();
+        let aborted = state.jobs.abort_all(&ProcessError::PoolTerminated.into());
         drop(state);
         self.wake();
         for completion in aborted {
@@ -633,7 +716,7 @@ impl Shared {
                 bytes: message,
                 start,
             });
-            completions.extend(finish(&mut state, job, index, result));
+            completions.extend(state.jobs.finish(job, index, result));
         }
         for pid in dead {
             let Some(at) = state.workers.iter().position(|s| s.pid == pid) else {
@@ -651,7 +734,7 @@ impl Shared {
             };
             for (_, job, index, _, _keep) in slot.in_flight {
                 let error = Error::WorkerDied { pid, exitcode };
-                completions.extend(finish(&mut state, job, index, Err(error)));
+                completions.extend(state.jobs.finish(job, index, Err(error)));
             }
         }
         if state.phase != Phase::Terminated {
@@ -681,13 +764,7 @@ impl Shared {
                     let reason = format!("the pool cannot start workers: {e}");
                     state.broken = Some(reason.clone());
                     state.queue.clear();
-                    state.lazy.clear();
-                    completions.extend(
-                        state
-                            .jobs
-                            .drain()
-                            .map(|(_, mut job)| job.abort(Error::ProcessStart(reason.clone()))),
-                    );
+                    completions.extend(state.jobs.abort_all(&Error::ProcessStart(reason)));
                 }
             }
         }
@@ -704,7 +781,7 @@ fn enqueue(
     entry: FnRef<TaskEntry>,
     args: Args,
 ) -> bool {
-    let Some(job) = state.jobs.get_mut(&id) else {
+    let Some(job) = state.jobs.get_mut(id) else {
         return false;
     };
     job.added(index, count);
@@ -737,23 +814,6 @@ fn wait(fds: &mut [libc::pollfd], busy: bool) {
     poll(fds, -1);
 }
 
-/// Chunk `index` of `job` came back with `result`: what to run for it.
-/// A job that is over is removed (later answers for it are dropped).
-fn finish(
-    state: &mut State,
-    job: u64,
-    index: usize,
-    result: Result<Results>,
-) -> Option<Completion> {
-    let entry = state.jobs.get_mut(&job)?;
-    let completion = entry.done(index, result);
-    if entry.over() {
-        state.jobs.remove(&job);
-        state.lazy.retain(|&j| j != job);
-    }
-    completion
-}
-
 /// The next chunk to send: of job `only` if given, else of any job;
 /// queued chunks before lazy jobs' (lazy jobs that turn out over are
 /// removed on the way).
@@ -765,24 +825,5 @@ fn next_chunk(state: &mut State, only: Option<u64>) -> Option<Chunk> {
     if let Some(at) = queued {
         return state.queue.remove(at);
     }
-    let lazy: Vec<u64> = state
-        .lazy
-        .iter()
-        .copied()
-        .filter(|&id| only.is_none_or(|job| job == id))
-        .collect();
-    for id in lazy {
-        let Some(job) = state.jobs.get_mut(&id) else {
-            continue;
-        };
-        if let Some(mut chunk) = job.next_chunk() {
-            chunk.job = id;
-            return Some(chunk);
-        }
-        if job.over() {
-            state.jobs.remove(&id);
-            state.lazy.retain(|&j| j != id);
-        }
-    }
-    None
+    state.jobs.next_lazy(only)
 }

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::dispatch::{Args, Completion, Engine, Job, Phase, Results};
+use super::dispatch::{Args, Completion, Engine, Job, Jobs, Phase, Results};
 use super::{worker, WorkerCalls};
 use crate::crossing::{Keep, Route};
 use crate::error::{Error, ProcessError, Result, EXIT_UNKNOWN};
@@ -185,10 +185,7 @@ struct Outgoing {
 
 struct State {
     phase: Phase,
-    jobs: HashMap<u64, Box<dyn Job>>,
-    /// Jobs with chunks still to pull (imap).
-    lazy: Vec<u64>,
-    next_job: u64,
+    jobs: Jobs,
     /// Chunks sent and not answered: their call counts, and the clones of
     /// the proxies among their arguments (their objects live until the
     /// chunk is answered). An answer for a chunk not here is a duplicate
@@ -264,9 +261,7 @@ impl Distributed {
             send: Mutex::new(send),
             state: Mutex::new(State {
                 phase: Phase::Running,
-                jobs: HashMap::new(),
-                lazy: Vec::new(),
-                next_job: 1,
+                jobs: Jobs::new(),
                 out: HashMap::new(),
                 buffer: Vec::new(),
                 calls: BTreeMap::new(),
@@ -299,7 +294,7 @@ impl Distributed {
         entry: FnRef<TaskEntry>,
         args: Args,
     ) -> bool {
-        let Some(job) = state.jobs.get_mut(&id) else {
+        let Some(job) = state.jobs.get_mut(id) else {
             return false;
         };
         job.added(index, count);
@@ -340,21 +335,15 @@ impl Distributed {
 
     /// Pull lazy jobs' next chunks while they give them.
     fn pull(&self, state: &mut State) {
-        for id in state.lazy.clone() {
-            while let Some(job) = state.jobs.get_mut(&id) {
-                match job.next_chunk() {
-                    Some(chunk) => {
-                        self.enqueue(state, id, chunk.index, chunk.count, chunk.entry, chunk.args);
-                    }
-                    None => {
-                        if job.over() {
-                            state.jobs.remove(&id);
-                            state.lazy.retain(|&j| j != id);
-                        }
-                        break;
-                    }
-                }
-            }
+        while let Some(chunk) = state.jobs.next_lazy(None) {
+            self.enqueue(
+                state,
+                chunk.job,
+                chunk.index,
+                chunk.count,
+                chunk.entry,
+                chunk.args,
+            );
         }
     }
 
@@ -555,12 +544,7 @@ impl Distributed {
         let mut state = self.state();
         state.out.clear();
         state.buffer.clear();
-        state.lazy.clear();
-        let aborted: Vec<Completion> = state
-            .jobs
-            .drain()
-            .map(|(_, mut job)| job.abort(error.duplicate()))
-            .collect();
+        let aborted = state.jobs.abort_all(&error);
         drop(state);
         run(aborted);
     }
@@ -581,11 +565,8 @@ fn finish(
     index: usize,
     result: Result<Results>,
 ) -> Option<Completion> {
-    let entry = state.jobs.get_mut(&job)?;
-    let completion = entry.done(index, result);
-    if entry.over() {
-        state.jobs.remove(&job);
-        state.lazy.retain(|&j| j != job);
+    let completion = state.jobs.finish(job, index, result);
+    if !state.jobs.contains(job) {
         state.out.retain(|&(j, _), _| j != job);
     }
     completion
@@ -602,12 +583,7 @@ impl Engine for Distributed {
         if state.phase != Phase::Running {
             return Err(ProcessError::PoolNotRunning.into());
         }
-        let id = state.next_job;
-        state.next_job += 1;
-        state.jobs.insert(id, job);
-        if lazy {
-            state.lazy.push(id);
-        }
+        let id = state.jobs.add(job, lazy);
         for (index, count, entry, args) in chunks {
             self.enqueue(&mut state, id, index, count, entry, args);
         }
@@ -641,22 +617,13 @@ impl Engine for Distributed {
         let buffer = std::mem::take(&mut state.buffer);
         drop(state);
         self.flush(buffer);
-        let mut state = self.state();
-        let Some(job) = state.jobs.get_mut(&id) else {
-            return;
-        };
-        let completion = job.sealed();
-        if job.over() {
-            state.jobs.remove(&id);
-        }
-        drop(state);
+        let completion = self.state().jobs.seal(id);
         run(completion.into_iter().collect());
     }
 
     fn cancel(&self, id: u64) {
         let mut state = self.state();
-        state.jobs.remove(&id);
-        state.lazy.retain(|&j| j != id);
+        state.jobs.remove(id);
         state.out.retain(|&(j, _), _| j != id);
         state.buffer.retain(|o| o.job != id);
         let closed = state.phase == Phase::Closed;
@@ -689,14 +656,9 @@ impl Engine for Distributed {
     fn terminate(&self) {
         let mut state = self.state();
         state.phase = Phase::Terminated;
-        state.lazy.clear();
         state.out.clear();
         state.buffer.clear();
-        let aborted: Vec<Completion> = state
-            .jobs
-            .drain()
-            .map(|(_, mut job)| job.abort(ProcessError::PoolTerminated.into()))
-            .collect();
+        let aborted = state.jobs.abort_all(&ProcessError::PoolTerminated.into());
         drop(state);
         self.wake();
         run(aborted);
