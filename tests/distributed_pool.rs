@@ -39,6 +39,7 @@ fn main() {
         maxtasksperchild_replaces_workers,
         the_example_cli_prints_the_sum_and_the_workers,
         a_map_survives_a_redis_failover,
+        a_redis_gone_for_the_lease_fails_pending_results,
     ]);
 }
 
@@ -623,6 +624,42 @@ fn a_map_survives_a_redis_failover() {
     );
     // And the pool goes on with the new primary.
     assert_eq!(pool.apply(square, (12,)).unwrap(), 144);
+}
+
+fn a_redis_gone_for_the_lease_fails_pending_results() {
+    let Some(mut redis) = RedisServer::start("a_redis_gone_for_the_lease_fails_pending_results")
+    else {
+        return;
+    };
+    let pool = Pool::builder()
+        .redis(redis.url())
+        .pool_name("gone")
+        .lease(Duration::from_millis(500))
+        .build()
+        .unwrap();
+    // No worker: the task waits in Redis, which then dies.
+    let pending = pool.apply_async(square, (2,)).unwrap();
+    redis.kill();
+    let killed = Instant::now();
+    match pending.get_timeout(Duration::from_secs(10)) {
+        Err(Error::Redis(m)) => assert!(m.contains("127.0.0.1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        killed.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        killed.elapsed()
+    );
+    // New work fails the same way, within the lease, never a hang.
+    let begun = Instant::now();
+    let late = pool.apply_async(square, (3,));
+    let late = late.and_then(|r| r.get_timeout(Duration::from_secs(10)));
+    assert!(matches!(late, Err(Error::Redis(_))), "{late:?}");
+    assert!(
+        begun.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        begun.elapsed()
+    );
 }
 
 fn bad_urls_and_options_are_errors() {

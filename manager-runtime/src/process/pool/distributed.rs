@@ -47,9 +47,6 @@ const BATCH_BYTES: usize = 64 << 10;
 /// How long an answer stream lives after its last answer when its caller
 /// stopped reading it (the caller died).
 pub(super) const RESULTS_TTL: Duration = Duration::from_secs(300);
-/// How long the pool's thread may fail to reach Redis before every
-/// pending job fails (never a hang).
-const UNREACHABLE_LIMIT: Duration = Duration::from_secs(15);
 
 /// The Redis keys of one pool.
 #[derive(Clone, Debug)]
@@ -348,8 +345,8 @@ impl Distributed {
     }
 
     /// Send what is queued, in one pipeline; a chunk that could not be
-    /// sent while Redis stayed out of reach for [`UNREACHABLE_LIMIT`]
-    /// fails its job. (A pipeline sent again after a broken connection
+    /// sent while Redis stayed out of reach for the caller's lease fails
+    /// its job. (A pipeline sent again after a broken connection
     /// may queue a chunk twice: its first answer is taken.)
     fn flush(&self, buffer: Vec<Outgoing>) {
         if buffer.is_empty() {
@@ -360,7 +357,7 @@ impl Distributed {
         let sent = loop {
             match lock(&self.send).pipeline(&commands) {
                 Err(_)
-                    if begun.elapsed() < UNREACHABLE_LIMIT
+                    if begun.elapsed() < self.settings.lease
                         && self.state().phase != Phase::Terminated =>
                 {
                     std::thread::sleep(Duration::from_millis(100));
@@ -459,7 +456,9 @@ impl Distributed {
                 Ok(replies) => replies,
                 Err(e) => {
                     let since = *unreachable.get_or_insert_with(Instant::now);
-                    if since.elapsed() >= UNREACHABLE_LIMIT {
+                    // Out of reach as long as workers would wait for us:
+                    // every pending job fails (never a hang).
+                    if since.elapsed() >= lease {
                         self.give_up(e);
                         unreachable = Some(Instant::now());
                     }

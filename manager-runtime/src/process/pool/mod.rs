@@ -229,8 +229,10 @@ impl PoolBuilder {
 
     /// How long workers wait for a distributed pool's answers to be read
     /// before they take its caller for dead and skip its tasks (its lease,
-    /// renewed every third of it while the pool lives); default 10 s.
-    /// Only with [`redis`](Self::redis).
+    /// renewed every third of it while the pool lives), and how long the
+    /// pool waits for a Redis out of reach before its pending results fail
+    /// with [`Error::Redis`]; default 10 s. Only with
+    /// [`redis`](Self::redis).
     #[cfg(feature = "redis")]
     pub fn lease(mut self, lease: std::time::Duration) -> Self {
         if let Some(redis) = &mut self.redis {

@@ -79,7 +79,10 @@ impl WorkerOptions {
 
     /// Serve the pool of this name (callers name it with
     /// [`PoolBuilder::pool_name`](super::PoolBuilder::pool_name)); default
-    /// `"default"`.
+    /// `"default"`. Give each program its own: a worker running another
+    /// program answers a task with
+    /// [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage)
+    /// rather than leave it to a worker that could run it.
     pub fn pool(mut self, name: impl Into<String>) -> Self {
         self.pool = name.into();
         self
@@ -129,7 +132,9 @@ impl WorkerOptions {
 /// is killed: `options.processes` worker processes (this program
 /// re-executed, as for a local [`Pool`](super::Pool); `main` must begin
 /// with [`bootstrap`](crate::bootstrap)), each pulling chunks of the pool's
-/// tasks from the Redis at `redis_url`, a worker that exits (killed, or
+/// tasks from the Redis at `redis_url` (`redis://...`, or
+/// `redis+sentinel://...` to follow the primary Sentinels name: see
+/// [`Pool::distributed`](super::Pool::distributed)), a worker that exits (killed, or
 /// after `maxtasksperchild`) replaced. Returns only on an error: the URL,
 /// a Redis that is not there at the start, workers that cannot start.
 ///
