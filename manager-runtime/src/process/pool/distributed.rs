@@ -249,8 +249,12 @@ impl Distributed {
             return Err(Error::Redis(format!("cannot set the caller's lease: {e}")));
         }
         // The answer stream exists from now on, so that the first XREAD
-        // starts from its beginning.
-        receive.call(cmd!["XADD", keys.results(&caller), "*", "w", "1"])?;
+        // starts from its beginning, and expires if this process dies.
+        let results = keys.results(&caller);
+        receive.pipeline(&[
+            cmd!["XADD", &results, "*", "w", "1"],
+            cmd!["PEXPIRE", &results, millis(RESULTS_TTL)],
+        ])?;
         let engine = Arc::new(Distributed {
             keys,
             caller,

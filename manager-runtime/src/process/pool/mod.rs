@@ -246,7 +246,8 @@ impl PoolBuilder {
     fn build_distributed(self, redis: Distribution) -> Result<Pool> {
         if self.initializer.is_some() || self.maxtasks.is_some() {
             return Err(Error::Redis(
-                "a distributed pool's workers are started by process::worker: give                  maxtasksperchild to its WorkerOptions (an initializer has no place here)"
+                "a distributed pool's workers are started by process::worker: give \
+                 maxtasksperchild to its WorkerOptions (an initializer has no place here)"
                     .into(),
             ));
         }
@@ -331,6 +332,9 @@ impl PoolBuilder {
 /// worker goes on; a worker that dies gives the tasks it held
 /// [`Error::WorkerDied`] and is replaced. Callbacks run on the pool's
 /// thread, as in Python.
+///
+/// With the feature `redis`, `Pool::distributed` is the same API over
+/// workers on any machine.
 pub struct Pool {
     shared: Arc<dyn Engine>,
     thread: Mutex<Option<std::thread::JoinHandle<()>>>,

@@ -322,8 +322,7 @@ impl Puller {
             }
             if self.options.maxtasks.is_some_and(|max| done >= max) {
                 // Its last answers go before it exits.
-                let queued = std::mem::take(&mut self.queued);
-                let _ = self.redis.pipeline(&queued);
+                self.send_queued();
                 return Ok(());
             }
             // The last chunk's answer and acknowledgement, then the next
@@ -363,6 +362,15 @@ impl Puller {
                 // answer lost with it is run again once reclaimed).
                 Err(_) => std::thread::sleep(Duration::from_millis(200)),
             }
+        }
+    }
+
+    /// Send the queued answers and acknowledgements now.
+    fn send_queued(&mut self) {
+        let queued = std::mem::take(&mut self.queued);
+        if !queued.is_empty() {
+            // On failure the chunks stay pending: reclaimed, run again.
+            let _ = self.redis.pipeline(&queued);
         }
     }
 
@@ -503,6 +511,9 @@ impl Puller {
             };
             if deliveries < self.options.max_deliveries {
                 handled += u64::from(self.handle(&id, &fields));
+                // Answered now, not after the other reclaimed chunks: no
+                // longer renewed, it would look idle again meanwhile.
+                self.send_queued();
                 continue;
             }
             let header =
