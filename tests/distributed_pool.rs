@@ -483,7 +483,8 @@ fn short_lived(url: String) -> managers::Result<()> {
         WorkerOptions::new()
             .processes(1)
             .pool("short")
-            .maxtasksperchild(2),
+            .maxtasksperchild(2)
+            .reclaim_after(Duration::from_millis(RECLAIM_MS)),
     )
 }
 
@@ -506,6 +507,25 @@ fn maxtasksperchild_replaces_workers() {
         .collect();
     let distinct: BTreeSet<u32> = pids.iter().copied().collect();
     assert_eq!(distinct.len(), 5, "each worker ran 2 tasks: {pids:?}");
+    // Each was a consumer of the group; the gone ones are removed once
+    // idle 12 x reclaim_after (4.8 s here), not left to pile up.
+    let consumers = || {
+        redis
+            .command(&["XINFO", "CONSUMERS", "managers:pool:short:tasks", "workers"])
+            .unwrap()
+            .parse::<usize>()
+            .unwrap()
+    };
+    assert!(consumers() >= 5, "a consumer per worker process");
+    let begun = Instant::now();
+    while consumers() > 2 {
+        assert!(
+            begun.elapsed() < Duration::from_secs(20),
+            "{} consumers left",
+            consumers()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
 
 /// The example's binary (cargo test builds the examples).

@@ -313,12 +313,17 @@ impl Puller {
     fn run(&mut self) -> Result<()> {
         let reclaim_every = self.options.reclaim_after / 2;
         let mut reclaimed = Instant::now();
+        let mut tidied = Instant::now();
         let mut done = 0u64;
         let block = READ_BLOCK.min(reclaim_every).max(Duration::from_millis(10));
         loop {
             if reclaimed.elapsed() >= reclaim_every {
                 done += self.reclaim();
                 reclaimed = Instant::now();
+            }
+            if tidied.elapsed() >= self.options.reclaim_after * 6 {
+                self.forget_dead_consumers();
+                tidied = Instant::now();
             }
             if self.options.maxtasks.is_some_and(|max| done >= max) {
                 // Its last answers go before it exits.
@@ -460,6 +465,48 @@ impl Puller {
         self.results = results;
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = None;
         true
+    }
+
+    /// Remove the group's consumers that hold nothing and were idle for 12
+    /// times `reclaim_after` (a minute by default: workers gone: every worker process is a consumer of its own,
+    /// so replaced ones would pile up). A live worker removed this way
+    /// loses nothing: it holds nothing, and its next read makes it again.
+    fn forget_dead_consumers(&mut self) {
+        let limit = i64::try_from(millis(self.options.reclaim_after * 12)).unwrap_or(i64::MAX);
+        let Ok(reply) = self
+            .redis
+            .call(cmd!["XINFO", "CONSUMERS", self.keys.tasks(), GROUP])
+        else {
+            return;
+        };
+        let mut dead = Vec::new();
+        for consumer in reply.items().unwrap_or_default() {
+            // A flat map: name, pending, idle (and more in later versions).
+            let fields = consumer.items().unwrap_or_default();
+            let value = |key: &str| {
+                fields
+                    .chunks_exact(2)
+                    .find(|kv| kv[0].bytes() == Some(key.as_bytes()))
+                    .map(|kv| &kv[1])
+            };
+            let (Some(name), Some(pending), Some(idle)) = (
+                value("name").and_then(Reply::bytes),
+                value("pending").and_then(Reply::int),
+                value("idle").and_then(Reply::int),
+            ) else {
+                continue;
+            };
+            if pending == 0 && idle > limit && name != self.consumer.as_bytes() {
+                dead.push(name.to_vec());
+            }
+        }
+        let commands: Vec<Command> = dead
+            .into_iter()
+            .map(|name| cmd!["XGROUP", "DELCONSUMER", self.keys.tasks(), GROUP, name])
+            .collect();
+        if !commands.is_empty() {
+            let _ = self.redis.pipeline(&commands);
+        }
     }
 
     /// Claim chunks idle for `reclaim_after` (their workers died): run
