@@ -40,6 +40,7 @@ fn main() {
         the_example_cli_prints_the_sum_and_the_workers,
         a_map_survives_a_redis_failover,
         a_redis_gone_for_the_lease_fails_pending_results,
+        an_initializer_runs_in_each_worker,
     ]);
 }
 
@@ -680,6 +681,66 @@ fn a_redis_gone_for_the_lease_fails_pending_results() {
         "{:?}",
         begun.elapsed()
     );
+}
+
+/// What the initializer stored in this worker process.
+static INITIALIZED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn remember(n: u64) -> Result<(), String> {
+    if n == 0 {
+        return Err("0 is refused".into());
+    }
+    INITIALIZED.store(n, Ordering::SeqCst);
+    Ok(())
+}
+
+fn initialized() -> u64 {
+    INITIALIZED.load(Ordering::SeqCst)
+}
+
+fn initialized_machine(url: String) -> managers::Result<()> {
+    worker(
+        &url,
+        WorkerOptions::new()
+            .processes(2)
+            .pool("init")
+            .initializer(remember, (7u64,)),
+    )
+}
+
+fn an_initializer_runs_in_each_worker() {
+    let Some(redis) = RedisServer::start("an_initializer_runs_in_each_worker") else {
+        return;
+    };
+    let process = Process::new(initialized_machine, (redis.url(),));
+    process.start().unwrap();
+    let _machine = Machine(process);
+    wait_for_workers(&redis, "init", 2);
+    let pool = pool(&redis, "init");
+    let seen: Vec<(u32, u64)> = (0..20)
+        .map(|_| pool.apply_async(pid_and_initialized, ()).unwrap())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .map(|r| r.get_timeout(Duration::from_secs(20)).unwrap())
+        .collect();
+    assert!(seen.iter().all(|&(_, n)| n == 7), "{seen:?}");
+    // A failing initializer fails the group's start, with its error.
+    let begun = Instant::now();
+    match worker(
+        &redis.url(),
+        WorkerOptions::new()
+            .processes(2)
+            .pool("init-fails")
+            .initializer(remember, (0u64,)),
+    ) {
+        Err(Error::Spawn(m)) => assert!(m.contains("exit code"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(begun.elapsed() < Duration::from_secs(20));
+}
+
+fn pid_and_initialized() -> (u32, u64) {
+    (std::process::id(), initialized())
 }
 
 fn bad_urls_and_options_are_errors() {

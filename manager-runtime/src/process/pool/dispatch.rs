@@ -129,6 +129,7 @@ impl Jobs {
         self.map.get_mut(&id)
     }
 
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     pub(super) fn contains(&self, id: u64) -> bool {
         self.map.contains_key(&id)
     }

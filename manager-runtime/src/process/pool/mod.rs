@@ -247,7 +247,7 @@ impl PoolBuilder {
         if self.initializer.is_some() || self.maxtasks.is_some() {
             return Err(Error::Redis(
                 "a distributed pool's workers are started by process::worker: give \
-                 maxtasksperchild to its WorkerOptions (an initializer has no place here)"
+                 the initializer and maxtasksperchild to its WorkerOptions"
                     .into(),
             ));
         }

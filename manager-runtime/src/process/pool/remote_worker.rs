@@ -25,11 +25,14 @@ use serde::{Deserialize, Serialize};
 use super::distributed::{
     group_ready, millis, now_millis, Answer, Keys, Outcome, TaskHeader, GROUP, RESULTS_TTL,
 };
-use super::worker::{self, run_chunk};
-use crate::crossing::Carried;
+use serde::de::DeserializeOwned;
+
+use super::worker::{self, run_chunk, Initializer, Ready};
+use crate::crossing::{Carried, Keep, Route, SharedCarried};
 use crate::error::{Error, ProcessError, Result};
-use crate::process::image::{FnRef, SameImage};
-use crate::process::target::TaskEntry;
+use crate::process::connection::{Connection, Pipe};
+use crate::process::image::{FnRef, ImageId, SameImage};
+use crate::process::target::{process_entry_of, Exit, Function, ProcessEntry, TaskEntry};
 use crate::process::Process;
 use crate::redis::{cmd, entries_of, field, stream_entries, Command, Redis, RedisUrl, Reply};
 
@@ -42,8 +45,14 @@ const ALIVE_CACHE: Duration = Duration::from_millis(200);
 const START_LIMIT: u32 = 3;
 
 /// How a group of distributed pool workers runs ([`worker`]).
-#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct WorkerOptions {
+    settings: Settings,
+    initializer: Option<Result<(FnRef<ProcessEntry>, Carried, Keep)>>,
+}
+
+/// What each worker process is started with.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Settings {
     processes: Option<usize>,
     pool: String,
     maxtasks: Option<u64>,
@@ -54,12 +63,28 @@ pub struct WorkerOptions {
 impl Default for WorkerOptions {
     fn default() -> Self {
         WorkerOptions {
-            processes: None,
-            pool: "default".into(),
-            maxtasks: None,
-            reclaim_after: Duration::from_secs(5),
-            max_deliveries: 3,
+            settings: Settings {
+                processes: None,
+                pool: "default".into(),
+                maxtasks: None,
+                reclaim_after: Duration::from_secs(5),
+                max_deliveries: 3,
+            },
+            initializer: None,
         }
+    }
+}
+
+impl std::fmt::Debug for WorkerOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerOptions")
+            .field("processes", &self.settings.processes)
+            .field("pool", &self.settings.pool)
+            .field("maxtasksperchild", &self.settings.maxtasks)
+            .field("reclaim_after", &self.settings.reclaim_after)
+            .field("max_deliveries", &self.settings.max_deliveries)
+            .field("initializer", &self.initializer.is_some())
+            .finish()
     }
 }
 
@@ -73,7 +98,30 @@ impl WorkerOptions {
 
     /// How many worker processes (default: the number of CPUs).
     pub fn processes(mut self, processes: usize) -> Self {
-        self.processes = Some(processes);
+        self.settings.processes = Some(processes);
+        self
+    }
+
+    /// Run `initializer(initargs...)` once in each worker process before
+    /// it takes its first task (Python's `Pool(initializer, initargs)`:
+    /// load a model, open a connection), a `fn` item; an `Err` or a panic
+    /// fails [`worker`]'s start. `initargs` may hold whatever a
+    /// [`Process`](crate::Process)'s arguments may (these workers are this
+    /// machine's children), descriptors included; they are kept for the
+    /// workers started later.
+    pub fn initializer<F, A>(mut self, initializer: F, initargs: A) -> Self
+    where
+        F: Function<A>,
+        F::Output: Exit,
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        crate::process::target::fn_item!(F, "WorkerOptions::initializer");
+        self.initializer = Some(process_entry_of(initializer).map_err(Error::from).and_then(
+            |entry| {
+                let (args, keep) = Carried::encode(Route::Lifeline, &initargs)?;
+                Ok((entry, args, keep))
+            },
+        ));
         self
     }
 
@@ -84,14 +132,14 @@ impl WorkerOptions {
     /// [`ProcessError::ForeignImage`](crate::ProcessError::ForeignImage)
     /// rather than leave it to a worker that could run it.
     pub fn pool(mut self, name: impl Into<String>) -> Self {
-        self.pool = name.into();
+        self.settings.pool = name.into();
         self
     }
 
     /// A worker process exits after this many chunks and is replaced
     /// (Python's `maxtasksperchild`); 0 is an error.
     pub fn maxtasksperchild(mut self, tasks: u64) -> Self {
-        self.maxtasks = Some(tasks);
+        self.settings.maxtasks = Some(tasks);
         self
     }
 
@@ -100,7 +148,7 @@ impl WorkerOptions {
     /// taken by live workers are renewed every quarter of it, so it can
     /// be short; default 5 s.
     pub fn reclaim_after(mut self, idle: Duration) -> Self {
-        self.reclaim_after = idle;
+        self.settings.reclaim_after = idle;
         self
     }
 
@@ -108,10 +156,12 @@ impl WorkerOptions {
     /// before its caller gets [`Error::WorkerDied`](crate::Error::WorkerDied)
     /// for it (a task that kills its worker); default 3, at least 1.
     pub fn max_deliveries(mut self, deliveries: u64) -> Self {
-        self.max_deliveries = deliveries;
+        self.settings.max_deliveries = deliveries;
         self
     }
+}
 
+impl Settings {
     fn check(&self) -> Result<()> {
         if self.processes == Some(0) {
             return Err(ProcessError::NoProcesses.into());
@@ -152,9 +202,19 @@ impl WorkerOptions {
 /// }
 /// ```
 pub fn worker(redis_url: &str, options: WorkerOptions) -> Result<()> {
-    options.check()?;
+    let WorkerOptions {
+        settings,
+        initializer,
+    } = options;
+    settings.check()?;
+    // The clones of the proxies among the initializer's arguments: their
+    // objects live as long as workers may start.
+    let (initializer, _keep): (Initializer, Keep) = match initializer.transpose()? {
+        Some((entry, args, keep)) => (Some((entry, SharedCarried::new(args))), keep),
+        None => (None, Keep::new()),
+    };
     let url: RedisUrl = redis_url.parse()?;
-    let keys = Keys::new(&options.pool);
+    let keys = Keys::new(&settings.pool);
     let reply = Redis::connect(&url)?.pipeline(&[keys.create_group()])?;
     if !group_ready(&reply[0]) {
         return Err(Error::Redis(format!(
@@ -163,31 +223,70 @@ pub fn worker(redis_url: &str, options: WorkerOptions) -> Result<()> {
             reply[0]
         )));
     }
-    let count = options
+    let count = settings
         .processes
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let make = || Process::new(serve, (redis_url.to_string(), options.clone()));
-    let mut children: Vec<Process> = (0..count).map(|_| make()).collect();
-    crate::process::child::start_all(&children.iter().collect::<Vec<_>>())?;
+    let image = crate::process::image::image_id();
+    // Start `count` workers side by side; each is ready once its
+    // initializer ran (or the batch fails, and is killed).
+    let start = |count: usize| -> Result<Vec<Process>> {
+        let mut pending = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (ours, theirs) = Pipe::duplex()?;
+            let process = Process::new(
+                serve,
+                (
+                    theirs,
+                    redis_url.to_string(),
+                    image.clone(),
+                    settings.clone(),
+                    initializer.clone(),
+                ),
+            );
+            pending.push((process, ours));
+        }
+        let kill = |pending: &[(Process, Connection)]| {
+            for (process, _) in pending {
+                let _ = process.kill();
+                let _ = process.join();
+            }
+        };
+        let processes: Vec<&Process> = pending.iter().map(|(p, _)| p).collect();
+        if let Err(e) = crate::process::child::start_all(&processes) {
+            kill(&pending);
+            return Err(e);
+        }
+        for (_, conn) in &pending {
+            let ready = conn
+                .recv::<Ready>()
+                .map_err(|e| Error::Spawn(e.to_string()));
+            if let Err(why) = ready.and_then(|ready| ready.map_err(Error::Spawn)) {
+                kill(&pending);
+                return Err(why);
+            }
+        }
+        Ok(pending.into_iter().map(|(process, _)| process).collect())
+    };
+    let mut children = start(count)?;
     let mut failures = 0;
     loop {
         std::thread::sleep(Duration::from_millis(50));
-        for child in &mut children {
-            if child.is_alive() {
+        for at in 0..children.len() {
+            if children[at].is_alive() {
                 continue;
             }
-            let _ = child.join();
-            let replacement = make();
-            match replacement.start() {
-                Ok(()) => {
+            let _ = children[at].join();
+            match start(1) {
+                Ok(mut replacement) => {
                     failures = 0;
-                    *child = replacement;
+                    children[at] = replacement.remove(0);
                 }
                 Err(e) => {
                     failures += 1;
                     if failures >= START_LIMIT {
                         for child in &children {
                             let _ = child.kill();
+                            let _ = child.join();
                         }
                         return Err(e);
                     }
@@ -213,7 +312,7 @@ struct Puller {
     consumer: String,
     host: String,
     pid: u32,
-    options: WorkerOptions,
+    options: Settings,
     /// The chunk being run (its heartbeat claims it again).
     current: Arc<Mutex<Option<String>>>,
     /// Callers' leases as last read.
@@ -223,11 +322,27 @@ struct Puller {
     queued: Vec<Command>,
 }
 
-/// A worker process's life: take chunks, run them, answer, until
-/// `maxtasksperchild` (if set). Redis going away is waited out.
-fn serve(url: String, options: WorkerOptions) -> Result<()> {
+/// A worker process's life: the initializer (then ready, said on `conn`),
+/// take chunks, run them, answer, until `maxtasksperchild` (if set).
+/// Redis going away is waited out.
+fn serve(
+    conn: Connection,
+    url: String,
+    image: ImageId,
+    options: Settings,
+    initializer: Initializer,
+) -> Result<()> {
     // A task's panic is its caller's error: no message here for it.
     std::panic::set_hook(Box::new(|_| {}));
+    let same = SameImage::check(&image)?;
+    // What the initializer's arguments adopted lives as long as the worker.
+    let (ready, _initialized) = worker::initialize(initializer, &same);
+    let refused = ready.is_err();
+    conn.send(&ready)?;
+    drop(conn);
+    if refused {
+        return Ok(());
+    }
     let url: RedisUrl = url.parse()?;
     let keys = Keys::new(&options.pool);
     let host = hostname();

@@ -13,7 +13,7 @@ use std::panic::AssertUnwindSafe;
 
 use serde::{Deserialize, Serialize};
 
-use crate::crossing::{self, Carried, ServerInfo, SharedCarried};
+use crate::crossing::{self, Carried, Scope, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
 use crate::process::image::{FnRef, ImageId, SameImage};
@@ -109,6 +109,34 @@ fn failed(e: &Error) -> Outcome {
 /// The initializer and its encoded arguments, as they cross to a worker.
 pub(super) type Initializer = Option<(FnRef<ProcessEntry>, SharedCarried)>;
 
+/// Run a worker's initializer, if it has one: whether it succeeded, and
+/// the scope of what its arguments adopted (the sessions of their
+/// proxies), to keep as long as the worker lives.
+pub(super) fn initialize(initializer: Initializer, same: &SameImage) -> (Ready, Option<Scope>) {
+    let Some((entry, args)) = initializer else {
+        return (Ok(()), None);
+    };
+    let mut initialized = None;
+    let run = AssertUnwindSafe(|| -> Result<i32> {
+        let args = args.into_inner();
+        let (target, scope) = args.decode(true, |bytes| entry.resolve(same)(bytes));
+        initialized = Some(scope);
+        Ok(target?())
+    });
+    let ready = match std::panic::catch_unwind(run) {
+        Ok(Ok(0)) => Ok(()),
+        Ok(Ok(code)) => Err(format!(
+            "the initializer failed (exit code {code}; its error is on the worker's stderr)"
+        )),
+        Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
+        Err(panic) => Err(format!(
+            "the initializer panicked: {}",
+            panic_message(&*panic)
+        )),
+    };
+    (ready, initialized)
+}
+
 /// A worker's life: initializer, `Ready`, then tasks until the connection
 /// closes or `maxtasks` (if not 0) are done. Proxies to `servers` (its
 /// pool's manager) are reached the way the pool's process reaches them.
@@ -126,29 +154,7 @@ pub(super) fn serve(
     crossing::learn(&servers);
     // The sessions the initializer's arguments' proxies were adopted
     // through live as long as the worker: what it stored may use them.
-    let mut _initialized = None;
-    let ready: Ready = match initializer {
-        None => Ok(()),
-        Some((entry, args)) => {
-            let run = AssertUnwindSafe(|| -> Result<i32> {
-                let args = args.into_inner();
-                let (target, scope) = args.decode(true, |bytes| entry.resolve(&same)(bytes));
-                _initialized = Some(scope);
-                Ok(target?())
-            });
-            match std::panic::catch_unwind(run) {
-                Ok(Ok(0)) => Ok(()),
-                Ok(Ok(code)) => Err(format!(
-                    "the initializer failed (exit code {code}; its error is on the worker's stderr)"
-                )),
-                Ok(Err(e)) => Err(format!("the initializer could not run: {}", chain(&e))),
-                Err(panic) => Err(format!(
-                    "the initializer panicked: {}",
-                    panic_message(&*panic)
-                )),
-            }
-        }
-    };
+    let (ready, _initialized) = initialize(initializer, &same);
     let refused = ready.is_err();
     conn.send(&ready)?;
     if refused {
