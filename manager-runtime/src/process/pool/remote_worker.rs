@@ -78,11 +78,7 @@ impl Default for WorkerOptions {
 impl std::fmt::Debug for WorkerOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WorkerOptions")
-            .field("processes", &self.settings.processes)
-            .field("pool", &self.settings.pool)
-            .field("maxtasksperchild", &self.settings.maxtasks)
-            .field("reclaim_after", &self.settings.reclaim_after)
-            .field("max_deliveries", &self.settings.max_deliveries)
+            .field("settings", &self.settings)
             .field("initializer", &self.initializer.is_some())
             .finish()
     }
