@@ -5,9 +5,11 @@
 //! Columns: ours; `cpu us`, the CPU time of our client and server
 //! processes together per op (`ours` reports it as `cpu_us:OP`); CPython;
 //! `raw`, the blocking ping-pong; `raw.spin`, the same ping-pong with both
-//! ends spinning before they block (`raw` reports it as `spin:OP`). In
-//! compare.json each row carries them as `ours`, `cpu_us`, `cpython`,
-//! `raw`, `raw_spin` (null where there is no figure).
+//! ends spinning before they block (`raw` reports it as `spin:OP`);
+//! `raw.shm`, the same round trip through a shared page, spinning then
+//! sleeping on a futex (`shm:OP`, issue 19). In compare.json each row
+//! carries them as `ours`, `cpu_us`, `cpython`, `raw`, `raw_spin`,
+//! `raw_shm` (null where there is no figure).
 //!
 //! ```text
 //! compare [--quick] [--rounds N] [--reps N] [--only op,op] [--modes pinned,unpinned]
@@ -105,6 +107,15 @@ fn at_most(op: &str) -> Option<f64> {
     match op {
         // Ray's user measured 810 ms; CPython's local Pool 35 ms there.
         "dpool.tiny.1000" => Some(50.0),
+        _ => None,
+    }
+}
+
+/// Issue 19's targets against the shared-memory limit: the most times
+/// slower than `raw.shm`.
+fn max_over_shm(op: &str) -> Option<f64> {
+    match op {
+        "call.add" => Some(2.0),
         _ => None,
     }
 }
@@ -383,10 +394,11 @@ fn main() {
             let cpython = get(mode, "cpython", op);
             let raw = get(mode, "raw", op);
             let raw_spin = get(mode, "raw", &format!("spin:{op}"));
+            let raw_shm = get(mode, "raw", &format!("shm:{op}"));
             let cpu = get(mode, "ours", &format!("cpu_us:{op}"));
             rows.push(json!({"op": op, "mode": mode, "unit": unit,
                              "ours": ours, "cpython": cpython, "raw": raw,
-                             "raw_spin": raw_spin, "cpu_us": cpu}));
+                             "raw_spin": raw_spin, "raw_shm": raw_shm, "cpu_us": cpu}));
             // Speed-up over CPython (>1: we are better) and slow-down
             // against raw (>1: we are slower than the limit).
             let speedup = match (ours, cpython) {
@@ -403,6 +415,7 @@ fn main() {
             };
             let over_raw = slower(raw);
             let over_spin = slower(raw_spin);
+            let over_shm = slower(raw_shm);
             let (min_speedup, max_over_spin) = target(op, mode);
             let mut verdict = Vec::new();
             if let Some(min) = min_speedup {
@@ -461,6 +474,16 @@ fn main() {
                     None => verdict.push(format!("n/a <={max} {unit}")),
                 }
             }
+            if let Some(max) = max_over_shm(op) {
+                match over_shm {
+                    Some(s) if s <= max => verdict.push(format!("ok <={max}x shm")),
+                    Some(s) => {
+                        verdict.push(format!("MISS <={max}x shm"));
+                        misses.push(format!("{op} {mode}: {s:.2}x raw.shm, target <= {max}x"));
+                    }
+                    None => verdict.push(format!("n/a <={max}x shm")),
+                }
+            }
             let wall = ours.and_then(|o| wall_us_per_op(unit, o));
             if let (Some(cpu), Some(wall)) = (cpu, wall) {
                 let ratio = cpu / wall;
@@ -483,9 +506,11 @@ fn main() {
                 fmt(cpython),
                 fmt(raw),
                 fmt(raw_spin),
+                fmt(raw_shm),
                 speedup.map_or("-".into(), |s| format!("{s:.2}x")),
                 over_raw.map_or("-".into(), |s| format!("{s:.2}x")),
                 over_spin.map_or("-".into(), |s| format!("{s:.2}x")),
+                over_shm.map_or("-".into(), |s| format!("{s:.2}x")),
                 verdict.join(", "),
             ]);
         }
@@ -500,9 +525,11 @@ fn main() {
         "CPython",
         "raw",
         "raw.spin",
+        "raw.shm",
         "vs CPython",
         "vs raw",
         "vs spin",
+        "vs shm",
         "target",
     ];
     let last = header.len() - 1;
@@ -535,8 +562,8 @@ fn main() {
     println!(
         "medians of {} round(s); vs CPython = times better than CPython \
          (time: CPython/ours, throughput: ours/CPython, MiB: CPython/ours); \
-         vs raw / vs spin = times slower than the blocking / spinning raw \
-         ping-pong; cpu us = CPU of client + server per op (value.1mib: per \
+         vs raw / vs spin / vs shm = times slower than the blocking / spinning \
+         socket / shared-memory raw ping-pong; cpu us = CPU of client + server per op (value.1mib: per \
          set+get pair).",
         args.rounds
     );
@@ -550,7 +577,9 @@ fn main() {
     }
     if args.rounds > 1 {
         // The spread behind each median, for judging the noise.
-        eprintln!("compare: per-round figures (ours | cpu us | CPython | raw | raw.spin):");
+        eprintln!(
+            "compare: per-round figures (ours | cpu us | CPython | raw | raw.spin | raw.shm):"
+        );
         let rounds = |mode: &str, program: &str, op: &str| {
             figures
                 .get(&(mode.to_string(), program, op.to_string()))
@@ -571,12 +600,13 @@ fn main() {
                     continue;
                 }
                 eprintln!(
-                    "compare:   {op:<22} {mode:<8} {} | {} | {} | {} | {}",
+                    "compare:   {op:<22} {mode:<8} {} | {} | {} | {} | {} | {}",
                     rounds(mode, "ours", op),
                     rounds(mode, "ours", &format!("cpu_us:{op}")),
                     rounds(mode, "cpython", op),
                     rounds(mode, "raw", op),
-                    rounds(mode, "raw", &format!("spin:{op}"))
+                    rounds(mode, "raw", &format!("spin:{op}")),
+                    rounds(mode, "raw", &format!("shm:{op}"))
                 );
             }
         }

@@ -21,6 +21,13 @@
 //! before it parks, where the blocking column is the limit for one that
 //! sleeps through every round trip.
 //!
+//! And the shared-memory limit (keys `shm:OP`, the `raw.shm` column, issue
+//! 19): a page shared through a memfd, a sequence word each way and the
+//! frame copied in and out, both ends spinning [`SPIN`] (`sched_yield`
+//! each turn) and then sleeping on a futex of the sequence word (woken only
+//! when the other end said it sleeps): what a shared-memory transport
+//! could reach, where the socket columns are what a socket can.
+//!
 //! The echo side is this binary re-executed with `--echo unix|tcp` (and
 //! `--spin` for the spinning echo): it binds, prints its address, serves
 //! each connection on a thread, and exits when its stdin (the parent)
@@ -31,6 +38,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -407,8 +415,167 @@ fn pipelined(mut writer: UnixStream, mut reader: UnixStream, n: u64) -> f64 {
     done as f64 / elapsed
 }
 
+/// The page of the shared-memory ping-pong. Each sequence word on a
+/// cache line of its own with the flag saying its reader sleeps.
+#[repr(C, align(64))]
+struct Page {
+    request_seq: AtomicU32,
+    echo_sleeping: AtomicU32,
+    _line0: [u8; 56],
+    reply_seq: AtomicU32,
+    client_sleeping: AtomicU32,
+    _line1: [u8; 56],
+    // Written through raw pointers by two processes in turn: cells.
+    request: std::cell::UnsafeCell<[u8; 1024]>,
+    reply: std::cell::UnsafeCell<[u8; 1024]>,
+}
+
+/// `futex(2)` on a word of shared memory (not PRIVATE: two processes).
+fn futex(word: &AtomicU32, op: libc::c_int, value: u32) {
+    let timeout = libc::timespec {
+        tv_sec: 1,
+        tv_nsec: 0,
+    };
+    // SAFETY: `word` is a valid, aligned u32 in memory mapped in this
+    // process for the duration of the call; a 1 s timeout bounds a wait.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            op,
+            value,
+            &timeout as *const libc::timespec,
+        );
+    }
+}
+
+/// Wait until `word` is `target`: spin [`SPIN`] (yielding), then sleep on
+/// the futex, saying so in `sleeping` first (checked again after, so a
+/// wake-up is never missed).
+fn wait_for(word: &AtomicU32, target: u32, sleeping: &AtomicU32) {
+    let start = Instant::now();
+    while word.load(Ordering::Acquire) != target {
+        if start.elapsed() < SPIN {
+            // SAFETY: no arguments, no memory.
+            unsafe { libc::sched_yield() };
+            continue;
+        }
+        sleeping.store(1, Ordering::SeqCst);
+        let seen = word.load(Ordering::SeqCst);
+        if seen != target {
+            futex(word, libc::FUTEX_WAIT, seen);
+        }
+    }
+    sleeping.store(0, Ordering::Relaxed);
+}
+
+/// Set `word` to `value`, waking its reader if it said it sleeps.
+fn publish(word: &AtomicU32, value: u32, sleeping: &AtomicU32) {
+    word.store(value, Ordering::SeqCst);
+    if sleeping.load(Ordering::SeqCst) == 1 {
+        futex(word, libc::FUTEX_WAKE, 1);
+    }
+}
+
+/// A memfd holding a [`Page`], mapped; the mapping lives as long as the
+/// process (one per run).
+fn map_page(fd: RawFd) -> &'static Page {
+    let len = std::mem::size_of::<Page>();
+    // SAFETY: a shared mapping of `len` bytes of the memfd `fd`, which is
+    // at least that long; never unmapped, so the reference is 'static.
+    // Every field is an atomic or plain bytes, valid for any contents.
+    unsafe {
+        let at = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        );
+        assert_ne!(at, libc::MAP_FAILED, "mmap the shared page");
+        &*(at as *const Page)
+    }
+}
+
+/// Copy `bytes` into the page's area at `area` (the other end reads it
+/// only after the sequence word that follows says so).
+fn put(area: &std::cell::UnsafeCell<[u8; 1024]>, bytes: &[u8]) {
+    assert!(bytes.len() <= 1024);
+    // SAFETY: the area is 1,024 bytes of the mapping, `bytes` is shorter,
+    // and the other process does not touch it until it sees the sequence
+    // word stored after this copy (Release/Acquire through the word).
+    unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), area.get().cast::<u8>(), bytes.len()) }
+}
+
+/// Copy `out.len()` bytes out of the page's area at `area`.
+fn take(area: &std::cell::UnsafeCell<[u8; 1024]>, out: &mut [u8]) {
+    assert!(out.len() <= 1024);
+    // SAFETY: as `put`, the other way: the writer stored the sequence word
+    // after its copy, and writes again only after ours.
+    unsafe { std::ptr::copy_nonoverlapping(area.get().cast::<u8>(), out.as_mut_ptr(), out.len()) }
+}
+
+/// The echo side of the shared-memory ping-pong: answer each request.
+fn echo_shm(fd: RawFd) -> ! {
+    std::thread::spawn(|| {
+        let _ = std::io::stdin().read_to_end(&mut Vec::new());
+        std::process::exit(0);
+    });
+    let page = map_page(fd);
+    let (request_len, reply_len) = call_add_sizes();
+    let mut request = vec![0u8; request_len];
+    let reply = frame(reply_len);
+    let mut seq = 0u32;
+    loop {
+        seq = seq.wrapping_add(1);
+        wait_for(&page.request_seq, seq, &page.echo_sleeping);
+        take(&page.request, &mut request);
+        put(&page.reply, &reply);
+        publish(&page.reply_seq, seq, &page.client_sleeping);
+    }
+}
+
+/// us per round trip of `call.add`-sized frames through shared memory.
+fn shm_ping_pong(scale: &Scale) -> f64 {
+    let name = std::ffi::CString::new("managers-raw-shm").unwrap();
+    // SAFETY: memfd_create(2) with a valid name; without CLOEXEC, so the
+    // echo child inherits it.
+    let fd = unsafe { libc::memfd_create(name.as_ptr(), 0) };
+    assert!(fd >= 0, "memfd_create");
+    // SAFETY: our own new descriptor.
+    let size = unsafe { libc::ftruncate(fd, std::mem::size_of::<Page>() as libc::off_t) };
+    assert_eq!(size, 0, "ftruncate the memfd");
+    let page = map_page(fd);
+    let child = Command::new(std::env::current_exe().unwrap())
+        .args(["--echo-shm", &fd.to_string()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("spawn the shm echo");
+    let _echo = Echo {
+        child,
+        address: String::new(),
+    };
+    let (request_len, reply_len) = call_add_sizes();
+    let request = frame(request_len);
+    let mut reply = vec![0u8; reply_len];
+    let mut seq = 0u32;
+    median_of(scale.reps, || {
+        per_op_us(scale.pings, 1000, |_| {
+            seq = seq.wrapping_add(1);
+            put(&page.request, &request);
+            publish(&page.request_seq, seq, &page.echo_sleeping);
+            wait_for(&page.reply_seq, seq, &page.client_sleeping);
+            take(&page.reply, &mut reply);
+        })
+    })
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--echo-shm") {
+        echo_shm(args[i + 1].parse().expect("a descriptor"));
+    }
     if let Some(i) = args.iter().position(|a| a == "--echo") {
         if let Err(e) = echo(&args[i + 1]) {
             eprintln!("raw echo: {e}");
@@ -425,6 +592,18 @@ fn main() {
         for (op, figure) in figures {
             out.insert(format!("{prefix}{op}"), (*figure).into());
         }
+    }
+    let shm_us = shm_ping_pong(&scale);
+    for (op, factor) in [
+        ("call.add", 1.0),
+        ("dict.set", 1.0),
+        ("dict.get", 1.0),
+        ("list.append", 1.0),
+        ("queue.put", 1.0),
+        ("queue.get", 1.0),
+        ("lock.acquire_release", 2.0),
+    ] {
+        out.insert(format!("shm:{op}"), (factor * shm_us).into());
     }
     out.insert("frame.request.bytes".into(), request_len.into());
     out.insert("frame.reply.bytes".into(), reply_len.into());
