@@ -79,6 +79,25 @@ fn bad_url(url: &str, why: &str) -> Error {
     ))
 }
 
+/// `text` with its `%XX` escapes decoded (a password with `@`, `:` or
+/// `/` in it is written so in a URL); `None` if an escape is broken.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// `host[:port]` or `[v6]:port`, the port 6379 (26379 for a Sentinel) if
 /// not given.
 fn host_port(url: &str, text: &str, default: u16) -> Result<(String, u16)> {
@@ -119,11 +138,16 @@ impl std::str::FromStr for RedisUrl {
             Some((c, h)) => (Some(c), h),
             None => (None, authority),
         };
+        let decode =
+            |text: &str| percent_decode(text).ok_or_else(|| bad_url(url, "a bad %-escape"));
         let (user, password) = match credentials {
             None => (None, None),
             Some(c) => match c.split_once(':') {
-                Some((u, p)) => ((!u.is_empty()).then(|| u.to_string()), Some(p.to_string())),
-                None => (Some(c.to_string()), None),
+                Some((u, p)) => (
+                    (!u.is_empty()).then(|| decode(u)).transpose()?,
+                    Some(decode(p)?),
+                ),
+                None => (Some(decode(c)?), None),
             },
         };
         let mut path = path.split(['?', '#']).next().unwrap_or("").split('/');
@@ -415,7 +439,10 @@ fn exchange_on(
     for command in commands {
         resp::encode_command(&mut out, command);
     }
+    // A Redis that stops reading (paused, stopped) must not hold a
+    // writer forever either.
     stream.get_ref().set_read_timeout(Some(timeout))?;
+    stream.get_ref().set_write_timeout(Some(timeout))?;
     stream.get_mut().write_all(&out)?;
     let mut replies = Vec::with_capacity(commands.len());
     for _ in commands {
@@ -504,6 +531,11 @@ mod tests {
         );
         assert_eq!((url.db, url.password.as_deref()), (4, Some("pw")));
         assert!(!url.to_string().contains("pw"));
+        let url: RedisUrl = "redis://bob%40x:p%3As%2Fw@h".parse().unwrap();
+        assert_eq!(
+            (url.user.as_deref(), url.password.as_deref()),
+            (Some("bob@x"), Some("p:s/w"))
+        );
         for bad in [
             "localhost:6379",
             "redis://",
@@ -513,6 +545,7 @@ mod tests {
             "redis+sentinel://a:1",
             "redis+sentinel://a:1,/mm",
             "redis://h/1/2",
+            "redis://:p%4@h",
         ] {
             let err = bad.parse::<RedisUrl>().unwrap_err().to_string();
             assert!(err.contains("redis://"), "{bad}: {err}");
