@@ -28,12 +28,10 @@ use serde::Serialize;
 pub use remote_worker::{worker, WorkerOptions};
 pub use result::{AsyncResult, IMapIterator};
 
-use crate::crossing::{Carried, Keep, Route, ServerInfo, SharedCarried};
+use crate::crossing::{Carried, Keep, Route, ServerInfo};
 use crate::error::{Error, ProcessError, Result};
 use crate::process::image::FnRef;
-use crate::process::target::{
-    process_entry_of, task_entry_of, Exit, Function, ProcessEntry, TaskEntry,
-};
+use crate::process::target::{task_entry_of, Exit, Function, TaskEntry};
 use dispatch::{Args, Chunk, Completion, Config, Engine, Job, Phase, Results, Shared};
 use result::{decode_all, Callback, MapList, Slot, Stream};
 
@@ -141,7 +139,7 @@ pub struct WorkerCalls {
 /// initargs, maxtasksperchild)`).
 pub struct PoolBuilder {
     processes: Option<usize>,
-    initializer: Option<Result<(FnRef<ProcessEntry>, Carried, Keep)>>,
+    initializer: Option<worker::Encoded>,
     maxtasks: Option<u64>,
     servers: Vec<ServerInfo>,
     #[cfg(feature = "redis")]
@@ -178,12 +176,7 @@ impl PoolBuilder {
         A: Serialize + DeserializeOwned + 'static,
     {
         crate::process::target::fn_item!(F, "PoolBuilder::initializer");
-        self.initializer = Some(process_entry_of(initializer).map_err(Error::from).and_then(
-            |entry| {
-                let (args, keep) = Carried::encode(Route::Lifeline, &initargs)?;
-                Ok((entry, args, keep))
-            },
-        ));
+        self.initializer = Some(worker::encode_initializer(initializer, &initargs));
         self
     }
 
@@ -288,10 +281,7 @@ impl PoolBuilder {
             Some(n) => n,
             None => 0,
         };
-        let (initializer, keep) = match self.initializer.transpose()? {
-            Some((entry, args, keep)) => (Some((entry, SharedCarried::new(args))), keep),
-            None => (None, Keep::new()),
-        };
+        let (initializer, keep) = worker::shared_initializer(self.initializer)?;
         let (shared, thread) = Shared::start(Config {
             processes,
             image: crate::process::image::image_id(),

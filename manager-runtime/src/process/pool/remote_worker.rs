@@ -28,11 +28,11 @@ use super::distributed::{
 use serde::de::DeserializeOwned;
 
 use super::worker::{self, run_chunk, Initializer, Ready};
-use crate::crossing::{Carried, Keep, Route, SharedCarried};
+use crate::crossing::Carried;
 use crate::error::{Error, ProcessError, Result};
 use crate::process::connection::{Connection, Pipe};
 use crate::process::image::{FnRef, ImageId, SameImage};
-use crate::process::target::{process_entry_of, Exit, Function, ProcessEntry, TaskEntry};
+use crate::process::target::{Exit, Function, TaskEntry};
 use crate::process::Process;
 use crate::redis::{cmd, entries_of, field, stream_entries, Command, Redis, RedisUrl, Reply};
 
@@ -47,7 +47,7 @@ const START_LIMIT: u32 = 3;
 /// How a group of distributed pool workers runs ([`worker`]).
 pub struct WorkerOptions {
     settings: Settings,
-    initializer: Option<Result<(FnRef<ProcessEntry>, Carried, Keep)>>,
+    initializer: Option<worker::Encoded>,
 }
 
 /// What each worker process is started with.
@@ -112,12 +112,7 @@ impl WorkerOptions {
         A: Serialize + DeserializeOwned + 'static,
     {
         crate::process::target::fn_item!(F, "WorkerOptions::initializer");
-        self.initializer = Some(process_entry_of(initializer).map_err(Error::from).and_then(
-            |entry| {
-                let (args, keep) = Carried::encode(Route::Lifeline, &initargs)?;
-                Ok((entry, args, keep))
-            },
-        ));
+        self.initializer = Some(worker::encode_initializer(initializer, &initargs));
         self
     }
 
@@ -205,10 +200,7 @@ pub fn worker(redis_url: &str, options: WorkerOptions) -> Result<()> {
     settings.check()?;
     // The clones of the proxies among the initializer's arguments: their
     // objects live as long as workers may start.
-    let (initializer, _keep): (Initializer, Keep) = match initializer.transpose()? {
-        Some((entry, args, keep)) => (Some((entry, SharedCarried::new(args))), keep),
-        None => (None, Keep::new()),
-    };
+    let (initializer, _keep) = worker::shared_initializer(initializer)?;
     let url: RedisUrl = redis_url.parse()?;
     let keys = Keys::new(&settings.pool);
     let reply = Redis::connect(&url)?.pipeline(&[keys.create_group()])?;

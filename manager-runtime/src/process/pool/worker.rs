@@ -11,13 +11,14 @@
 
 use std::panic::AssertUnwindSafe;
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::crossing::{self, Carried, Scope, ServerInfo, SharedCarried};
+use crate::crossing::{self, Carried, Keep, Route, Scope, ServerInfo, SharedCarried};
 use crate::error::{Error, Result};
 use crate::process::connection::Connection;
 use crate::process::image::{FnRef, ImageId, SameImage};
-use crate::process::target::{ProcessEntry, TaskEntry};
+use crate::process::target::{process_entry_of, Exit, Function, ProcessEntry, TaskEntry};
 
 /// The header of a task: which function, how many calls.
 #[derive(Serialize, Deserialize)]
@@ -108,6 +109,33 @@ fn failed(e: &Error) -> Outcome {
 
 /// The initializer and its encoded arguments, as they cross to a worker.
 pub(super) type Initializer = Option<(FnRef<ProcessEntry>, SharedCarried)>;
+
+/// An initializer as a builder holds it: the function, its encoded
+/// arguments and the clones of the proxies among them (or why it cannot
+/// cross, said when the pool or the workers start).
+pub(super) type Encoded = Result<(FnRef<ProcessEntry>, Carried, Keep)>;
+
+/// `initializer(initargs...)`, made ready to cross to workers as a
+/// `Process`'s arguments do.
+pub(super) fn encode_initializer<F, A>(initializer: F, initargs: &A) -> Encoded
+where
+    F: Function<A>,
+    F::Output: Exit,
+    A: Serialize + DeserializeOwned + 'static,
+{
+    let entry = process_entry_of(initializer)?;
+    let (args, keep) = Carried::encode(Route::Lifeline, initargs)?;
+    Ok((entry, args, keep))
+}
+
+/// What every worker is started with, and the clones of the proxies among
+/// its arguments, to keep as long as workers may start.
+pub(super) fn shared_initializer(encoded: Option<Encoded>) -> Result<(Initializer, Keep)> {
+    Ok(match encoded.transpose()? {
+        Some((entry, args, keep)) => (Some((entry, SharedCarried::new(args))), keep),
+        None => (None, Keep::new()),
+    })
+}
 
 /// Run a worker's initializer, if it has one: whether it succeeded, and
 /// the scope of what its arguments adopted (the sessions of their
