@@ -125,8 +125,14 @@ impl Jobs {
         id
     }
 
-    pub(super) fn get_mut(&mut self, id: u64) -> Option<&mut Box<dyn Job>> {
-        self.map.get_mut(&id)
+    /// Tell job `id` that its chunk `index` of `count` calls was queued;
+    /// false if there is no such job (nothing should be queued for it).
+    pub(super) fn added(&mut self, id: u64, index: usize, count: u32) -> bool {
+        let Some(job) = self.map.get_mut(&id) else {
+            return false;
+        };
+        job.added(index, count);
+        true
     }
 
     #[cfg_attr(not(feature = "redis"), allow(dead_code))]
@@ -782,10 +788,9 @@ fn enqueue(
     entry: FnRef<TaskEntry>,
     args: Args,
 ) -> bool {
-    let Some(job) = state.jobs.get_mut(id) else {
+    if !state.jobs.added(id, index, count) {
         return false;
-    };
-    job.added(index, count);
+    }
     state.queue.push_back(Chunk {
         job: id,
         index,

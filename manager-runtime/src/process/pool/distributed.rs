@@ -295,10 +295,9 @@ impl Distributed {
         entry: FnRef<TaskEntry>,
         args: Args,
     ) -> bool {
-        let Some(job) = state.jobs.get_mut(id) else {
+        if !state.jobs.added(id, index, count) {
             return false;
-        };
-        job.added(index, count);
+        }
         let header = TaskHeader {
             caller: self.caller.clone(),
             job: id,
