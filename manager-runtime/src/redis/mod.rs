@@ -14,6 +14,7 @@
 
 pub mod resp;
 
+use std::borrow::Borrow;
 use std::io::{BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
@@ -375,7 +376,11 @@ impl Redis {
 
     /// Send `commands` in one write and read their replies; the connection
     /// is dropped (made again next time) if anything fails on it.
-    fn exchange(&mut self, commands: &[Command], timeout: Duration) -> Result<Vec<Reply>> {
+    fn exchange<C: Borrow<Command>>(
+        &mut self,
+        commands: &[C],
+        timeout: Duration,
+    ) -> Result<Vec<Reply>> {
         let stream = self.stream.as_mut().expect("connected by the caller");
         let result = exchange_on(stream, commands, timeout);
         if result.is_err() {
@@ -385,16 +390,18 @@ impl Redis {
     }
 
     /// Run `commands` as one pipeline (one write, one wait), each reply
-    /// as it came (a Redis error reply is a [`Reply::Error`] here).
-    pub(crate) fn pipeline(&mut self, commands: &[Command]) -> Result<Vec<Reply>> {
+    /// as it came (a Redis error reply is a [`Reply::Error`] here). The
+    /// commands may be shared (`Arc<Command>`): they are encoded, not
+    /// copied first.
+    pub(crate) fn pipeline<C: Borrow<Command>>(&mut self, commands: &[C]) -> Result<Vec<Reply>> {
         self.pipeline_waiting(commands, Duration::ZERO)
     }
 
     /// A pipeline whose last command may block for `block` (an `XREAD
     /// BLOCK`).
-    pub(crate) fn pipeline_waiting(
+    pub(crate) fn pipeline_waiting<C: Borrow<Command>>(
         &mut self,
-        commands: &[Command],
+        commands: &[C],
         block: Duration,
     ) -> Result<Vec<Reply>> {
         self.stream()?;
@@ -430,14 +437,14 @@ impl Redis {
 pub(crate) type Fields = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Send `commands` on `stream` in one write and read their replies.
-fn exchange_on(
+fn exchange_on<C: Borrow<Command>>(
     stream: &mut BufReader<TcpStream>,
-    commands: &[Command],
+    commands: &[C],
     timeout: Duration,
 ) -> Result<Vec<Reply>> {
     let mut out = Vec::new();
     for command in commands {
-        resp::encode_command(&mut out, command);
+        resp::encode_command(&mut out, command.borrow());
     }
     // A Redis that stops reading (paused, stopped) must not hold a
     // writer forever either.
@@ -455,34 +462,37 @@ fn exchange_on(
 }
 
 /// The entries of an `XREAD`/`XREADGROUP` reply for one stream (or of an
-/// `XRANGE`/`XCLAIM` reply, `entries_of`): id and fields, in order.
-pub(crate) fn stream_entries(reply: &Reply) -> Vec<(String, Fields)> {
-    let Some(streams) = reply.items() else {
+/// `XRANGE`/`XCLAIM` reply, `entries_of`): id and fields, in order, moved
+/// out of the reply (a chunk's bytes are not copied again).
+pub(crate) fn stream_entries(reply: Reply) -> Vec<(String, Fields)> {
+    let Some(streams) = reply.into_items() else {
         return Vec::new();
     };
     streams
-        .iter()
-        .filter_map(|stream| stream.items()?.get(1).map(entries_of))
+        .into_iter()
+        .filter_map(|stream| stream.into_items()?.into_iter().nth(1).map(entries_of))
         .flatten()
         .collect()
 }
 
 /// The entries of a list of stream entries.
-pub(crate) fn entries_of(reply: &Reply) -> Vec<(String, Fields)> {
-    let Some(entries) = reply.items() else {
+pub(crate) fn entries_of(reply: Reply) -> Vec<(String, Fields)> {
+    let Some(entries) = reply.into_items() else {
         return Vec::new();
     };
     entries
-        .iter()
+        .into_iter()
         .filter_map(|entry| {
-            let items = entry.items()?;
-            let id = String::from_utf8_lossy(items.first()?.bytes()?).into_owned();
+            let mut items = entry.into_items()?.into_iter();
+            let id = String::from_utf8(items.next()?.into_bytes()?).ok()?;
             // A deleted entry still pending comes as (id, nil).
-            let fields = items.get(1)?.items()?;
-            let pairs = fields
-                .chunks_exact(2)
-                .filter_map(|kv| Some((kv[0].bytes()?.to_vec(), kv[1].bytes()?.to_vec())))
-                .collect();
+            let mut fields = items.next()?.into_items()?.into_iter();
+            let mut pairs = Vec::with_capacity(fields.len() / 2);
+            while let (Some(k), Some(v)) = (fields.next(), fields.next()) {
+                if let (Some(k), Some(v)) = (k.into_bytes(), v.into_bytes()) {
+                    pairs.push((k, v));
+                }
+            }
             Some((id, pairs))
         })
         .collect()
@@ -494,6 +504,14 @@ pub(crate) fn field<'a>(fields: &'a [(Vec<u8>, Vec<u8>)], field: &str) -> Option
         .iter()
         .find(|(k, _)| k == field.as_bytes())
         .map(|(_, v)| v.as_slice())
+}
+
+/// The value of `field` among an entry's fields, taken out of them.
+pub(crate) fn take_field(fields: &mut [(Vec<u8>, Vec<u8>)], field: &str) -> Option<Vec<u8>> {
+    fields
+        .iter_mut()
+        .find(|(k, _)| k == field.as_bytes())
+        .map(|(_, v)| std::mem::take(v))
 }
 
 #[cfg(test)]
@@ -567,11 +585,14 @@ mod tests {
                 Reply::Array(vec![Reply::Bulk(b"2-0".to_vec()), Reply::Nil]),
             ]),
         ])]);
-        let entries = stream_entries(&reply);
+        let entries = stream_entries(reply);
         assert_eq!(entries.len(), 2);
         assert_eq!(entries[0].0, "1-0");
         assert_eq!(field(&entries[0].1, "h"), Some(&b"x"[..]));
         assert!(entries[1].1.is_empty(), "a deleted entry has no fields");
-        assert!(stream_entries(&Reply::Nil).is_empty());
+        assert!(stream_entries(Reply::Nil).is_empty());
+        let mut fields = entries[0].1.clone();
+        assert_eq!(take_field(&mut fields, "h"), Some(b"x".to_vec()));
+        assert_eq!(field(&fields, "h"), Some(&b""[..]), "taken");
     }
 }

@@ -171,6 +171,24 @@ impl Reply {
         }
     }
 
+    /// The bytes of a bulk or status reply, taken.
+    pub fn into_bytes(self) -> Option<Vec<u8>> {
+        match self {
+            Reply::Bulk(b) => Some(b),
+            Reply::Status(s) => Some(s.into_bytes()),
+            _ => None,
+        }
+    }
+
+    /// The elements of an array reply (none for nil), taken.
+    pub fn into_items(self) -> Option<Vec<Reply>> {
+        match self {
+            Reply::Array(items) => Some(items),
+            Reply::Nil => Some(Vec::new()),
+            _ => None,
+        }
+    }
+
     /// An integer reply, or a bulk string holding one.
     pub fn int(&self) -> Option<i64> {
         match self {

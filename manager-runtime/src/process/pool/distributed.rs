@@ -35,7 +35,7 @@ use crate::crossing::{Keep, Route};
 use crate::error::{Error, ProcessError, Result, EXIT_UNKNOWN};
 use crate::process::image::{FnRef, ImageId};
 use crate::process::target::TaskEntry;
-use crate::redis::{cmd, field, stream_entries, Command, Redis, RedisUrl, Reply};
+use crate::redis::{cmd, field, stream_entries, take_field, Command, Redis, RedisUrl, Reply};
 
 /// The consumer group every worker of a pool reads its tasks as.
 pub(super) const GROUP: &str = "workers";
@@ -170,14 +170,15 @@ pub(super) struct Settings {
 struct Sent {
     count: u32,
     _keep: Keep,
-    command: Command,
+    command: Arc<Command>,
 }
 
-/// A chunk sent or to send: whose, and its `XADD`.
+/// A chunk sent or to send: whose, and its `XADD` (shared with its
+/// [`Sent`]: a chunk's bytes are held once).
 struct Outgoing {
     job: u64,
     index: usize,
-    command: Command,
+    command: Arc<Command>,
 }
 
 struct State {
@@ -308,7 +309,7 @@ impl Distributed {
         };
         // A header of plain data always encodes.
         let header = crate::codec::encode(&header).unwrap_or_default();
-        let command = cmd![
+        let command = Arc::new(cmd![
             "XADD",
             self.keys.tasks(),
             "*",
@@ -316,13 +317,13 @@ impl Distributed {
             header,
             "a",
             args.carried.bytes()
-        ];
+        ]);
         state.out.insert(
             (id, index),
             Sent {
                 count,
                 _keep: args.keep,
-                command: command.clone(),
+                command: Arc::clone(&command),
             },
         );
         state.buffer.push(Outgoing {
@@ -355,7 +356,7 @@ impl Distributed {
         if buffer.is_empty() {
             return;
         }
-        let commands: Vec<Command> = buffer.iter().map(|o| o.command.clone()).collect();
+        let commands: Vec<Arc<Command>> = buffer.iter().map(|o| Arc::clone(&o.command)).collect();
         let begun = Instant::now();
         let sent = loop {
             match lock(&self.send).pipeline(&commands) {
@@ -455,7 +456,7 @@ impl Distributed {
                 &results,
                 &last
             ]);
-            let replies = match redis.pipeline_waiting(&commands, block) {
+            let mut replies = match redis.pipeline_waiting(&commands, block) {
                 Ok(replies) => replies,
                 Err(e) => {
                     let since = *unreachable.get_or_insert_with(Instant::now);
@@ -481,13 +482,14 @@ impl Distributed {
                 connections = redis.connections();
                 self.resend(&mut redis);
             }
-            let entries = stream_entries(replies.last().expect("one reply per command"));
+            let entries = stream_entries(replies.pop().expect("one reply per command"));
             let mut state = self.state();
             let mut completions = Vec::new();
-            for (id, fields) in entries {
+            for (id, mut fields) in entries {
                 last.clone_from(&id);
                 read.push(id);
-                let (Some(header), body) = (field(&fields, "h"), field(&fields, "b")) else {
+                let body = take_field(&mut fields, "b");
+                let Some(header) = field(&fields, "h") else {
                     continue; // a wake-up
                 };
                 let Ok(answer) = postcard::from_bytes::<Answer>(header) else {
@@ -504,7 +506,7 @@ impl Distributed {
                         .or_default() += u64::from(count);
                 }
                 let job = answer.job;
-                let result = result_of(answer, body.unwrap_or_default().to_vec());
+                let result = result_of(answer, body.unwrap_or_default());
                 completions.extend(finish(&mut state, job, index, result));
             }
             drop(state);
@@ -535,7 +537,7 @@ impl Distributed {
             .map(|(&(job, index), sent)| Outgoing {
                 job,
                 index,
-                command: sent.command.clone(),
+                command: Arc::clone(&sent.command),
             })
             .collect();
         self.flush(again);

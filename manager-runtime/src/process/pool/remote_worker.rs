@@ -34,7 +34,9 @@ use crate::process::connection::{Connection, Pipe};
 use crate::process::image::{FnRef, ImageId, SameImage};
 use crate::process::target::{Exit, Function, TaskEntry};
 use crate::process::Process;
-use crate::redis::{cmd, entries_of, field, stream_entries, Command, Redis, RedisUrl, Reply};
+use crate::redis::{
+    cmd, entries_of, field, stream_entries, take_field, Command, Fields, Redis, RedisUrl, Reply,
+};
 
 /// How long a worker waits in one `XREADGROUP` before it looks for idle
 /// chunks again.
@@ -460,8 +462,8 @@ impl Puller {
                 }
                 Ok(Reply::Error(_)) => std::thread::sleep(Duration::from_millis(200)),
                 Ok(reply) => {
-                    for (id, fields) in stream_entries(&reply) {
-                        if self.handle(&id, &fields) {
+                    for (id, fields) in stream_entries(reply) {
+                        if self.handle(&id, fields) {
                             done += 1;
                         }
                     }
@@ -529,8 +531,8 @@ impl Puller {
     }
 
     /// Run task `id` and answer it; whether it ran (not skipped).
-    fn handle(&mut self, id: &str, fields: &[(Vec<u8>, Vec<u8>)]) -> bool {
-        let header = field(fields, "h").and_then(|h| postcard::from_bytes::<TaskHeader>(h).ok());
+    fn handle(&mut self, id: &str, mut fields: Fields) -> bool {
+        let header = field(&fields, "h").and_then(|h| postcard::from_bytes::<TaskHeader>(h).ok());
         let Some(header) = header else {
             // Not a task of ours: nobody to answer.
             self.finish(id, None);
@@ -541,7 +543,7 @@ impl Puller {
             return false;
         }
         *self.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(id.to_string());
-        let args = field(fields, "a").unwrap_or_default().to_vec();
+        let args = take_field(&mut fields, "a").unwrap_or_default();
         let outcome = match SameImage::check(&header.image) {
             Err(_) => Outcome::ForeignImage,
             Ok(same) => match FnRef::<TaskEntry>::from_offset(header.entry) {
@@ -655,12 +657,12 @@ impl Puller {
                 &id
             ]);
             // Empty: another worker claimed it first.
-            let Some((id, fields)) = claimed.ok().and_then(|r| entries_of(&r).into_iter().next())
+            let Some((id, fields)) = claimed.ok().and_then(|r| entries_of(r).into_iter().next())
             else {
                 continue;
             };
             if deliveries < self.options.max_deliveries {
-                handled += u64::from(self.handle(&id, &fields));
+                handled += u64::from(self.handle(&id, fields));
                 // Answered now, not after the other reclaimed chunks: no
                 // longer renewed, it would look idle again meanwhile.
                 self.send_queued();
