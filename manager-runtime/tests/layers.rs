@@ -64,6 +64,25 @@ const LAYERS: &[(&str, u32)] = &[
 /// `__private`.
 const PUBLIC_SURFACE_ONLY: &[&str] = &["sync/"];
 
+/// Where the brace opened at `open` in `code` (comments and literals
+/// blanked) closes; the end of the code if it never does.
+fn matching_brace(code: &str, open: usize) -> usize {
+    let mut depth = 0;
+    for (j, c) in code[open..].char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' => {
+                depth -= 1;
+                if depth == 0 {
+                    return open + j;
+                }
+            }
+            _ => {}
+        }
+    }
+    code.len()
+}
+
 fn src() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
 }
@@ -316,22 +335,7 @@ fn inline_modules(code: &str) -> Vec<(String, usize, usize)> {
             continue;
         }
         let open = at + 4 + (rest.len() - after.len());
-        let mut depth = 0;
-        let mut close = code.len();
-        for (j, c) in code[open..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        close = open + j;
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        modules.push((name, open, close));
+        modules.push((name, open, matching_brace(code, open)));
     }
     modules
 }
@@ -631,21 +635,7 @@ fn no_lower_file_names_a_built_in_method_in_a_string() {
         let mut offset = 0;
         while let Some(i) = code[offset..].find("#[crate::shared(") {
             let open = offset + i + code[offset + i..].find('{').expect("an impl body");
-            let mut depth = 0;
-            let mut close = code.len();
-            for (j, c) in code[open..].char_indices() {
-                match c {
-                    '{' => depth += 1,
-                    '}' => {
-                        depth -= 1;
-                        if depth == 0 {
-                            close = open + j;
-                            break;
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            let close = matching_brace(code, open);
             let body = &code[open..close];
             for word in ["pub fn ", "pub async fn "] {
                 let mut at = 0;

@@ -59,6 +59,11 @@ impl Table {
     /// Serve `entry` as `id`, with one reference held by `session`.
     pub(super) fn insert(&mut self, id: u64, entry: Entry, session: u128) {
         self.objects.insert(id, entry);
+        self.hold(session, id);
+    }
+
+    /// Count one reference to `id` as `session`'s.
+    fn hold(&mut self, session: u128, id: u64) {
         *self
             .sessions
             .entry(session)
@@ -71,13 +76,7 @@ impl Table {
     /// One more reference to `id`, held by `session`.
     pub(super) fn incref(&mut self, session: u128, id: u64) -> Result<(), RemoteError> {
         self.retain(id)?;
-        *self
-            .sessions
-            .entry(session)
-            .or_default()
-            .refs
-            .entry(id)
-            .or_default() += 1;
+        self.hold(session, id);
         Ok(())
     }
 
