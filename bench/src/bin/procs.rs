@@ -371,24 +371,13 @@ fn square(x: i64) -> i64 {
 fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
     let pool = Pool::new(2)?;
     if wants(only, "pool.map.small") {
-        let n = counts.map_items as i64;
-        let rate = median_of(counts.reps, || {
-            let begun = Instant::now();
-            let squares = pool.map(square, 0..n, None).expect("map");
-            let rate = n as f64 / begun.elapsed().as_secs_f64();
-            assert_eq!(squares[n as usize - 1], (n - 1) * (n - 1));
-            rate
-        });
-        results.insert("pool.map.small", Some(rate));
+        results.insert(
+            "pool.map.small",
+            Some(map_rate(counts, &pool, counts.map_items, None)),
+        );
     }
     if wants(only, "pool.map.chunk1") {
-        let n = counts.chunk1_items as i64;
-        let rate = median_of(counts.reps, || {
-            let begun = Instant::now();
-            let squares = pool.map(square, 0..n, Some(1)).expect("map");
-            assert_eq!(squares.len(), n as usize);
-            n as f64 / begun.elapsed().as_secs_f64()
-        });
+        let rate = map_rate(counts, &pool, counts.chunk1_items, Some(1));
         results.insert("pool.map.chunk1", Some(rate));
     }
     if wants(only, "pool.apply_async.roundtrip") {
@@ -423,6 +412,19 @@ fn pool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results)
         results.insert("pool.start", Some(ms));
     }
     Ok(())
+}
+
+/// Calls/s of a `map` of `x*x` over `0..n` on `pool` (checked).
+fn map_rate(counts: &Counts, pool: &Pool, n: u64, chunksize: Option<usize>) -> f64 {
+    let n = n as i64;
+    median_of(counts.reps, || {
+        let begun = Instant::now();
+        let squares = pool.map(square, 0..n, chunksize).expect("map");
+        let rate = n as f64 / begun.elapsed().as_secs_f64();
+        assert_eq!(squares.len(), n as usize);
+        assert_eq!(squares[n as usize - 1], (n - 1) * (n - 1));
+        rate
+    })
 }
 
 /// Milliseconds for a `map` of 1,000 tiny tasks on `pool`.
@@ -483,23 +485,11 @@ fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     if wants(only, "dpool.map.small") {
-        let n = counts.map_items as i64;
-        let rate = median_of(counts.reps, || {
-            let begun = Instant::now();
-            let squares = pool.map(square, 0..n, None).expect("map");
-            assert_eq!(squares[n as usize - 1], (n - 1) * (n - 1));
-            n as f64 / begun.elapsed().as_secs_f64()
-        });
+        let rate = map_rate(counts, &pool, counts.map_items, None);
         results.insert("dpool.map.small", Some(rate));
     }
     if wants(only, "dpool.map.chunk1") {
-        let n = counts.chunk1_items as i64;
-        let rate = median_of(counts.reps, || {
-            let begun = Instant::now();
-            let squares = pool.map(square, 0..n, Some(1)).expect("map");
-            assert_eq!(squares.len(), n as usize);
-            n as f64 / begun.elapsed().as_secs_f64()
-        });
+        let rate = map_rate(counts, &pool, counts.chunk1_items, Some(1));
         results.insert("dpool.map.chunk1", Some(rate));
     }
     if wants(only, "dpool.tiny.1000") {
