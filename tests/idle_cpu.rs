@@ -1,4 +1,5 @@
-//! Issue 11: spinning before parking is bounded. A client blocked for a
+//! Issue 11: spinning before parking is bounded (on the shared-memory
+//! path of issue 19 too: the blocked client waits on its ring). A client blocked for a
 //! second in `queue.get()`, and a server holding 100 idle connections, use
 //! (almost) no CPU once the spin window is over: each is asserted to burn
 //! at most 5% of the wall time it waited. Measured from the kernel's CPU
@@ -97,6 +98,13 @@ fn waiting_clients_and_idle_connections_burn_no_cpu() {
     );
     putter.join().unwrap().unwrap();
     assert!(waited >= WAIT, "get() returned before the put");
+    // The server is on this host: the wait was on a shared-memory ring
+    // (issue 19), parked on its futex, not on the socket.
+    let maps = std::fs::read_to_string("/proc/self/maps").expect("read maps");
+    assert!(
+        maps.contains("memfd:managers-ring"),
+        "the blocking client's connection is a shared-memory ring"
+    );
     assert_share("the client blocked in get()", client_cpu, waited);
     assert_share("the server while get() waited", server_cpu, waited);
 

@@ -127,6 +127,7 @@ impl Raw {
             &Request::Hello {
                 session,
                 blocking: true,
+                ring: false,
             },
             &(),
         ));
@@ -920,6 +921,7 @@ fn unknown_message_kind() {
         &Request::Hello {
             session: 24,
             blocking: true,
+            ring: false,
         },
         &(),
     ));
@@ -1330,4 +1332,189 @@ fn a_costly_value_does_not_stall_the_server() {
         "the server stalled for {legit:?}"
     );
     assert!(costly < Duration::from_secs(1), "one call took {costly:?}");
+}
+
+// ---------------------------------------------------------------------
+// Issue 19: a peer that scribbles on its shared-memory ring
+// ---------------------------------------------------------------------
+
+/// The ring's layout (`manager-runtime/src/ring.rs`): each lane's `head`,
+/// its `tail` 64 bytes further, the requests' bytes from `DATA`.
+const REQUESTS_HEAD: usize = 256;
+const REPLIES_TAIL: usize = 512 + 64;
+const DATA: usize = 4096;
+
+/// A raw client's ring, mapped here as the client maps it.
+struct RawRing {
+    control: UnixStream,
+    memory: *mut u8,
+    len: usize,
+    /// The eventfd that wakes the server's reading side.
+    wake: std::os::fd::OwnedFd,
+}
+
+impl RawRing {
+    /// Connect to `server`, authenticate, ask for a ring and map it.
+    fn open(server: &TestManager, session: u128) -> RawRing {
+        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+        let Address::Unix(path) = server.address().unwrap() else {
+            panic!("a Unix socket server")
+        };
+        let mut control = UnixStream::connect(path).unwrap();
+        control.set_read_timeout(Some(READ_LIMIT)).unwrap();
+        auth::client_blocking(&mut control, KEY).expect("authenticate");
+        let hello = Request::Hello {
+            session,
+            blocking: true,
+            ring: true,
+        };
+        control.write_all(&frame(&hello, &())).unwrap();
+        // One byte, with the region and two eventfds attached.
+        let mut byte = [0u8; 1];
+        let mut iov = libc::iovec {
+            iov_base: byte.as_mut_ptr() as *mut libc::c_void,
+            iov_len: 1,
+        };
+        let mut control_buf = [0u64; 16];
+        // SAFETY: recvmsg(2) into the iovec and control buffer above, both
+        // live and sized as the msghdr says; the descriptors the kernel
+        // installed are read from the one SCM_RIGHTS message it wrote and
+        // each taken once.
+        let fds: Vec<OwnedFd> = unsafe {
+            let mut message: libc::msghdr = std::mem::zeroed();
+            message.msg_iov = &mut iov;
+            message.msg_iovlen = 1;
+            message.msg_control = control_buf.as_mut_ptr() as *mut libc::c_void;
+            message.msg_controllen = std::mem::size_of_val(&control_buf) as _;
+            let n = libc::recvmsg(control.as_raw_fd(), &mut message, libc::MSG_CMSG_CLOEXEC);
+            assert_eq!(n, 1, "the server's answer to a ring request");
+            let header = libc::CMSG_FIRSTHDR(&message);
+            assert!(!header.is_null(), "the server refused the ring");
+            let data = libc::CMSG_DATA(header) as *const i32;
+            let count = ((*header).cmsg_len as usize - (data as usize - header as usize)) / 4;
+            (0..count)
+                .map(|i| OwnedFd::from_raw_fd(data.add(i).read_unaligned()))
+                .collect()
+        };
+        assert_eq!(fds.len(), 3, "a region and two eventfds");
+        let len = std::fs::File::from(fds[0].try_clone().unwrap())
+            .metadata()
+            .unwrap()
+            .len() as usize;
+        // SAFETY: a new shared mapping of the region's memfd, `len` bytes
+        // (its size), unmapped in `drop`.
+        let memory = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fds[0].as_raw_fd(),
+                0,
+            )
+        };
+        assert_ne!(memory, libc::MAP_FAILED);
+        let wake = fds.into_iter().nth(1).unwrap();
+        RawRing {
+            control,
+            memory: memory as *mut u8,
+            len,
+            wake,
+        }
+    }
+
+    /// Store `value` at byte `at` of the region, as a scribbling peer
+    /// would.
+    fn poke(&self, at: usize, value: u64) {
+        assert!(at + 8 <= self.len && at % 8 == 0);
+        // SAFETY: an aligned word inside the live mapping; the server only
+        // ever reads it atomically.
+        unsafe { std::ptr::write_volatile(self.memory.add(at) as *mut u64, value) }
+    }
+
+    /// Copy `bytes` to the start of the requests' ring.
+    fn put_request_bytes(&self, bytes: &[u8]) {
+        assert!(DATA + bytes.len() <= self.len);
+        // SAFETY: inside the live mapping (checked above).
+        unsafe {
+            for (i, b) in bytes.iter().enumerate() {
+                std::ptr::write_volatile(self.memory.add(DATA + i), *b);
+            }
+        }
+    }
+
+    /// Wake the server's reading side, as the client does after a write.
+    fn wake(&self) {
+        use std::os::fd::AsRawFd;
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: write(2) of 8 bytes from a live buffer to our eventfd.
+        let n = unsafe { libc::write(self.wake.as_raw_fd(), one.as_ptr() as *const _, 8) };
+        assert_eq!(n, 8);
+    }
+
+    /// The server ends the connection: the control socket reads end of
+    /// file (within the read limit).
+    fn until_closed(&mut self, what: &str) {
+        let mut byte = [0u8; 1];
+        match self.control.read(&mut byte) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("{what}: the server kept the ring's connection open ({other:?})"),
+        }
+    }
+}
+
+impl Drop for RawRing {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `open`, unmapped once.
+        unsafe { libc::munmap(self.memory as *mut libc::c_void, self.len) };
+    }
+}
+
+#[test]
+fn a_peer_scribbling_on_its_ring_loses_its_connection_and_nothing_else() {
+    let server = unix_server();
+
+    // A head past what the ring can hold.
+    let ring = &mut RawRing::open(&server, 91);
+    ring.poke(REQUESTS_HEAD, 1 << 40);
+    ring.wake();
+    ring.until_closed("a head beyond the ring");
+
+    // Bytes in range that are no request.
+    let ring = &mut RawRing::open(&server, 92);
+    let garbage = [8u8, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    ring.put_request_bytes(&garbage);
+    ring.poke(REQUESTS_HEAD, garbage.len() as u64);
+    ring.wake();
+    ring.until_closed("a frame that is no request");
+
+    // A reader's position (the client's own) moved past the replies: the
+    // server's reply finds it and ends the connection.
+    let ring = &mut RawRing::open(&server, 93);
+    ring.poke(REPLIES_TAIL, 1_000_000);
+    let request = frame(&Request::NumberOfObjects { id: 1 }, &());
+    ring.put_request_bytes(&request);
+    ring.poke(REQUESTS_HEAD, request.len() as u64);
+    ring.wake();
+    ring.until_closed("a reader's position beyond the replies");
+
+    // A well-behaved ring still works: a request answered through it.
+    let ring = &mut RawRing::open(&server, 94);
+    ring.put_request_bytes(&request);
+    ring.poke(REQUESTS_HEAD, request.len() as u64);
+    ring.wake();
+    let deadline = Instant::now() + READ_LIMIT;
+    // SAFETY: an aligned word of the live mapping, read atomically as the
+    // server writes it.
+    let replies_head = |ring: &RawRing| unsafe {
+        std::sync::atomic::AtomicU64::from_ptr(ring.memory.add(512) as *mut u64)
+            .load(Ordering::SeqCst)
+    };
+    while replies_head(ring) == 0 {
+        assert!(Instant::now() < deadline, "no reply through a sound ring");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+
+    assert_still_serving(&server);
 }

@@ -45,6 +45,8 @@ pub mod python;
 #[cfg(all(feature = "manager", not(feature = "internals")))]
 #[allow(dead_code, unused_imports)] // parts only the fuzzers and protocol tests use
 mod python;
+#[cfg(feature = "manager")]
+mod ring;
 #[cfg(feature = "tls")]
 pub mod tls;
 #[cfg(feature = "manager")]

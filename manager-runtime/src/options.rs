@@ -62,6 +62,7 @@ pub struct ManagerOptions {
     pub(crate) handshake_timeout: Duration,
     pub(crate) max_connections: usize,
     pub(crate) spin: Duration,
+    pub(crate) shared_memory: bool,
     pub(crate) call_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     pub(crate) tls_server: Option<crate::tls::TlsServer>,
@@ -80,6 +81,7 @@ impl Default for ManagerOptions {
             handshake_timeout: Duration::from_secs(10),
             max_connections: 10_000,
             spin: crate::wait::DEFAULT_SPIN,
+            shared_memory: true,
             call_timeout: None,
             #[cfg(feature = "tls")]
             tls_server: None,
@@ -258,6 +260,18 @@ impl ManagerOptions {
         self
     }
 
+    /// Whether blocking calls to a server on this host (a Unix socket
+    /// address) go through shared memory instead of the socket: each
+    /// blocking connection gets a ring of 64 KiB each way in a memfd the
+    /// server offers, the socket only tells either side the other's end.
+    /// Default on. A server with it off refuses every client's request
+    /// for a ring (the socket is then used, as over TCP); a client with it
+    /// off never asks.
+    pub fn shared_memory(mut self, on: bool) -> Self {
+        self.shared_memory = on;
+        self
+    }
+
     /// The deadline of every call through this manager's proxies, unless a
     /// proxy sets its own ([`Proxy::with_timeout`](crate::Proxy::with_timeout)).
     /// Past it the call fails with [`Error::Timeout`] and the server
@@ -288,6 +302,7 @@ impl std::fmt::Debug for ManagerOptions {
         .field("handshake_timeout", &self.handshake_timeout)
         .field("max_connections", &self.max_connections)
         .field("spin", &self.spin)
+        .field("shared_memory", &self.shared_memory)
         .field("call_timeout", &self.call_timeout);
         #[cfg(feature = "tls")]
         out.field("tls_server", &self.tls_server.is_some());

@@ -9,21 +9,31 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::ring::{ClientRing, ServerRing, ServerRingRead, ServerRingWrite};
 
 /// A connected blocking socket.
 pub(crate) enum Stream {
     Tcp(std::net::TcpStream),
     Unix(StdUnixStream),
+    /// A Unix socket whose bytes go through shared memory (`ring.rs`).
+    Ring(Box<ClientRing>),
     #[cfg(feature = "tls")]
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>>),
 }
 
 impl Stream {
     /// Bound how long a read may block.
-    pub(crate) fn set_read_timeout(&self, timeout: Option<std::time::Duration>) -> io::Result<()> {
+    pub(crate) fn set_read_timeout(
+        &mut self,
+        timeout: Option<std::time::Duration>,
+    ) -> io::Result<()> {
         match self {
             Stream::Tcp(s) => s.set_read_timeout(timeout),
             Stream::Unix(s) => s.set_read_timeout(timeout),
+            Stream::Ring(s) => {
+                s.set_read_timeout(timeout);
+                Ok(())
+            }
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.sock.set_read_timeout(timeout),
         }
@@ -32,12 +42,14 @@ impl Stream {
 
 impl Stream {
     /// The socket to poll for spinning reads; `None` in TLS, where bytes on
-    /// the socket are not yet the reply.
+    /// the socket are not yet the reply, and on a ring (which spins on its
+    /// own).
     pub(crate) fn borrowed_fd(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
         use std::os::fd::AsFd;
         match self {
             Stream::Tcp(s) => Some(s.as_fd()),
             Stream::Unix(s) => Some(s.as_fd()),
+            Stream::Ring(_) => None,
             #[cfg(feature = "tls")]
             Stream::Tls(_) => None,
         }
@@ -49,6 +61,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Ring(s) => s.read(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.read(buf),
         }
@@ -60,6 +73,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Ring(s) => s.write(buf),
             #[cfg(feature = "tls")]
             Stream::Tls(s) => s.write(buf),
         }
@@ -146,6 +160,12 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         None
     }
 
+    /// Read what has arrived without waiting (`Ok(None)`: nothing yet),
+    /// for spinning; `None` where that cannot be done (TLS).
+    fn try_read_now(read: &mut Self::Read, buf: &mut [u8]) -> Option<io::Result<Option<usize>>> {
+        Self::read_fd(read).map(|fd| crate::wait::try_read(fd, buf))
+    }
+
     /// Whether [`into_movable`](Socket::into_movable) works (not in TLS).
     const MOVABLE: bool = false;
 
@@ -199,6 +219,20 @@ impl Socket for tokio::net::UnixStream {
 
     fn into_movable(self) -> io::Result<Movable> {
         self.into_std().map(Movable::Unix)
+    }
+}
+
+/// A connection through shared memory, served as any socket: the rings
+/// carry the bytes, the Unix socket under them only its end.
+impl Socket for ServerRing {
+    type Read = ServerRingRead;
+    type Write = ServerRingWrite;
+    fn split_owned(self) -> (Self::Read, Self::Write) {
+        self.split()
+    }
+
+    fn try_read_now(read: &mut Self::Read, buf: &mut [u8]) -> Option<io::Result<Option<usize>>> {
+        Some(read.try_read(buf))
     }
 }
 

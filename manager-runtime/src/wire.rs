@@ -33,6 +33,11 @@ pub enum Request<'a> {
         /// Whether the connection carries one call at a time from a
         /// blocking client (the server may give it a thread of its own).
         blocking: bool,
+        /// Whether the client asks for its bytes to go through shared
+        /// memory (a blocking client on a Unix socket). The server answers
+        /// with one byte: with the ring's descriptors attached (granted),
+        /// or without (refused).
+        ring: bool,
     },
     /// Call `method` on object `object`; the payload is the argument tuple.
     Call {

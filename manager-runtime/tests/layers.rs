@@ -42,6 +42,8 @@ const LAYERS: &[(&str, u32)] = &[
     ("wire.rs", 5),
     ("tls.rs", 5),
     ("auth.rs", 6),
+    // Same-host connections through shared memory.
+    ("ring.rs", 6),
     ("transport.rs", 7),
     ("python/", 7),
     ("options.rs", 8),

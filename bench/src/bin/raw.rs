@@ -648,6 +648,7 @@ fn limits(scale: &Scale, spin: bool) -> Vec<(&'static str, f64)> {
 
     let mut figures = vec![
         ("call.add", unix_us),
+        ("call.add.socket", unix_us),
         // Every sequential op is one round trip of about this size (the
         // lock pair two): the same limit applies.
         ("dict.set", unix_us),

@@ -11,6 +11,9 @@ use serde::Serialize;
 
 use super::session::Session;
 use crate::error::{Error, Result};
+use std::os::fd::AsFd;
+
+use crate::ring::ClientRing;
 use crate::transport::{self, Stream};
 use crate::wait::{Spin, Spun};
 use crate::wire::{self, Request};
@@ -52,8 +55,13 @@ impl Pool {
             .map_err(|e| transport::connect_error(e, &session.address, established))?;
         crate::auth::client_blocking(&mut stream, &session.authkey)
             .map_err(|e| Session::handshake_error(e, established))?;
-        wire::write_frame(&mut stream, &session.hello(true)?)?;
-        tracing::debug!(target: "managers::client", address = %session.address, established, "client connection opened");
+        let ring = session.shared_memory && matches!(stream, Stream::Unix(_));
+        wire::write_frame(&mut stream, &session.hello(true, ring)?)?;
+        if ring {
+            stream = take_ring(stream, session.spin)?;
+        }
+        tracing::debug!(target: "managers::client", address = %session.address, established,
+            ring = matches!(stream, Stream::Ring(_)), "client connection opened");
         Ok(Connection {
             stream,
             buf: Vec::with_capacity(256),
@@ -213,6 +221,37 @@ impl Connection {
         };
         wire::read_reply(&mut reader, &mut self.reply, max)
     }
+}
+
+/// How long a client waits for the server's answer to its request for a
+/// ring (the server answers at once; this only bounds a broken one).
+const RING_ANSWER: Duration = Duration::from_secs(10);
+
+/// Read the server's answer to a request for a ring: one byte, with the
+/// ring's descriptors attached if granted. The connection as it goes on:
+/// through the ring, or on the socket if refused.
+fn take_ring(stream: Stream, spin: Duration) -> Result<Stream> {
+    let Stream::Unix(socket) = stream else {
+        return Ok(stream);
+    };
+    socket.set_read_timeout(Some(RING_ANSWER))?;
+    let mut fds = Vec::new();
+    let mut byte = [0u8; 1];
+    loop {
+        match crate::process::scm::recv(socket.as_fd(), &mut byte, false, &mut fds)? {
+            Some(0) => return Err(Error::Eof),
+            Some(_) => break,
+            None => continue,
+        }
+    }
+    socket.set_read_timeout(None)?;
+    if fds.is_empty() {
+        // Refused: the socket carries the connection.
+        return Ok(Stream::Unix(socket));
+    }
+    Ok(Stream::Ring(Box::new(ClientRing::accept(
+        fds, socket, spin,
+    )?)))
 }
 
 fn timed_out(e: &std::io::Error) -> bool {

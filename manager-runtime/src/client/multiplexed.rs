@@ -322,7 +322,7 @@ impl Multiplexed {
         crate::auth::client_async(&mut stream, &session.authkey)
             .await
             .map_err(|e| Session::handshake_error(e, true))?;
-        stream.write_all(&session.hello(false)?).await?;
+        stream.write_all(&session.hello(false, false)?).await?;
         let (reader, writer) = stream.split_owned();
         let shared = Arc::new(Mutex::new(Shared {
             slots: Vec::new(),

@@ -35,6 +35,8 @@ pub(super) struct Session {
     pub(super) max_frame: u32,
     /// How long a blocking call spins for its reply before it parks.
     pub(super) spin: Duration,
+    /// Whether blocking connections ask for a shared-memory ring.
+    pub(super) shared_memory: bool,
     /// The session id the server groups this process's connections by.
     id: u128,
     next_id: AtomicU64,
@@ -53,6 +55,7 @@ impl Session {
             tls: options.tls_client.clone(),
             max_frame: options.max_frame,
             spin: options.spin,
+            shared_memory: options.shared_memory,
             id: u128::from_le_bytes(crate::authkey::random_bytes()),
             next_id: AtomicU64::new(1),
             ledger: Ledger::default(),
@@ -67,14 +70,16 @@ impl Session {
     }
 
     /// The frame that introduces a new connection of this session, a
-    /// `blocking` one (one call at a time) or not.
-    pub(super) fn hello(&self, blocking: bool) -> Result<Vec<u8>> {
+    /// `blocking` one (one call at a time) or not, asking for a
+    /// shared-memory `ring` or not.
+    pub(super) fn hello(&self, blocking: bool, ring: bool) -> Result<Vec<u8>> {
         let mut frame = Vec::new();
         wire::push_request(
             &mut frame,
             &Request::Hello {
                 session: self.id,
                 blocking,
+                ring,
             },
             None::<&()>,
             self.max_frame,

@@ -31,7 +31,7 @@ pub(crate) mod memory;
 mod pool;
 mod queue;
 mod run;
-mod scm;
+pub(crate) mod scm;
 pub(crate) mod shm;
 pub(crate) mod target;
 

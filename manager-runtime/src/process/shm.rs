@@ -45,15 +45,18 @@ impl Region {
     /// process holding its descriptor can shrink it under another's
     /// mapping (which would make that one's accesses fault, SIGBUS).
     pub(crate) fn new(len: usize) -> Result<Region> {
+        Self::new_named(len, c"managers-shm")
+    }
+
+    /// As [`new`](Self::new), the memfd named `name` (what `/proc/PID/maps`
+    /// shows: `/memfd:NAME (deleted)`).
+    pub(crate) fn new_named(len: usize, name: &std::ffi::CStr) -> Result<Region> {
         let len_off = libc::off_t::try_from(len)
             .map_err(|_| Error::ProcessStart(format!("{len} bytes of shared memory")))?;
-        // SAFETY: memfd_create(2) with a static name returns a new
+        // SAFETY: memfd_create(2) with a NUL-terminated name returns a new
         // descriptor or -1.
         let fd = unsafe {
-            libc::memfd_create(
-                c"managers-shm".as_ptr(),
-                libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING,
-            )
+            libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
         };
         if fd < 0 {
             return Err(os_error());

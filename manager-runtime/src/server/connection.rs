@@ -17,6 +17,7 @@ use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
 use crate::object::MethodRef;
 use crate::object::{Host, Outcome};
+use crate::ring::ServerRing;
 use crate::transport::Socket;
 use crate::wait::{Spin, Spun};
 use crate::wire::{self, Request, Response};
@@ -76,12 +77,19 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     // Requests are decoded in place in the inbox; one read brings every
     // request that has arrived.
     let mut inbox = wire::Inbox::new(state.max_frame);
-    let (session, blocking) = loop {
+    let (session, blocking, ring) = loop {
         match inbox.next_frame() {
             Ok(Some(frame)) => match wire::decode_header::<Request>(inbox.body(&frame)) {
-                Ok((Request::Hello { session, blocking }, _)) => {
+                Ok((
+                    Request::Hello {
+                        session,
+                        blocking,
+                        ring,
+                    },
+                    _,
+                )) => {
                     inbox.consume(frame);
-                    break (session, blocking);
+                    break (session, blocking, ring);
                 }
                 _ => return,
             },
@@ -98,20 +106,53 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     // runtime each arrival also woke an idle worker, 19-24 us per call
     // instead of 10-12). Async clients' connections stay on the shared
     // runtime.
+    //
+    // A client that asked for a ring waits for the answer before it sends
+    // anything else: a request already there breaks the protocol.
+    if ring && inbox.partial() {
+        return;
+    }
     if blocking && S::MOVABLE {
         if let Some(seat) = Seat::take(&state.dedicated) {
             if let Ok(socket) = stream.into_movable() {
                 seat.run(socket, move |stream| async move {
                     match stream {
-                        Own::Tcp(s) => serve_session(state, s, inbox, session, slot).await,
-                        Own::Unix(s) => serve_session(state, s, inbox, session, slot).await,
+                        Own::Tcp(mut s) => {
+                            if ring && refuse_ring(&mut s).await.is_err() {
+                                return;
+                            }
+                            serve_session(state, s, inbox, session, slot).await
+                        }
+                        Own::Unix(s) if ring && state.shared_memory => {
+                            // Same host: the bytes go through shared memory.
+                            match ServerRing::offer(s) {
+                                Ok(s) => serve_session(state, s, inbox, session, slot).await,
+                                Err(e) => tracing::warn!(target: "managers::server",
+                                    error = %e, "connection closed: no shared-memory ring for it"),
+                            }
+                        }
+                        Own::Unix(mut s) => {
+                            if ring && refuse_ring(&mut s).await.is_err() {
+                                return;
+                            }
+                            serve_session(state, s, inbox, session, slot).await
+                        }
                     }
                 });
             }
             return;
         }
     }
+    if ring && refuse_ring(&mut stream).await.is_err() {
+        return;
+    }
     serve_session(state, stream, inbox, session, slot).await;
+}
+
+/// Answer a request for a ring with no: one byte without descriptors; the
+/// connection goes on on the socket.
+async fn refuse_ring<W: AsyncWrite + Unpin>(stream: &mut W) -> std::io::Result<()> {
+    stream.write_all(&[0]).await
 }
 
 /// Serve the requests of a connection that joined `session`, until it
@@ -154,7 +195,7 @@ async fn serve_session<S: Socket>(
                     }
                     out.clear();
                 }
-                if !read_more(&mut inbox, &mut reader, S::read_fd, &mut spin).await {
+                if !read_more(&mut inbox, &mut reader, S::try_read_now, &mut spin).await {
                     break;
                 }
                 continue;
@@ -288,12 +329,22 @@ async fn write_out<W: AsyncWrite + Unpin>(
 async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     inbox: &mut wire::Inbox,
     reader: &mut R,
-    fd_of: fn(&R) -> Option<std::os::fd::BorrowedFd<'_>>,
+    try_now: TryRead<R>,
     spin: &mut Spin,
 ) -> bool {
     // Only between requests: inside one, the rest is already on its way.
-    if let (Some(fd), false) = (fd_of(reader), inbox.partial()) {
-        match spin.read(fd, inbox.spare()) {
+    // A reader that cannot be read without waiting (TLS) does not spin.
+    if !inbox.partial() {
+        let spare = inbox.spare();
+        let mut cannot = false;
+        let spun = spin.read_with(|| {
+            try_now(reader, spare).unwrap_or_else(|| {
+                cannot = true;
+                Ok(Some(usize::MAX))
+            })
+        });
+        match spun {
+            _ if cannot => {}
             Ok(Spun::Read(0)) | Err(_) => return false,
             Ok(Spun::Read(n)) => {
                 inbox.filled(n);
@@ -307,6 +358,10 @@ async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     spin.parked(parked.elapsed());
     open
 }
+
+/// Read what has arrived on a reader without waiting
+/// ([`Socket::try_read_now`]).
+type TryRead<R> = fn(&mut R, &mut [u8]) -> Option<std::io::Result<Option<usize>>>;
 
 /// The withdrawal signals of a connection's waiting calls.
 #[derive(Default)]

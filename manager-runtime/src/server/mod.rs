@@ -98,6 +98,7 @@ impl Server {
             handshake_timeout: options.handshake_timeout,
             max_connections: options.max_connections,
             spin: options.spin,
+            shared_memory: options.shared_memory,
             connections: AtomicUsize::new(0),
             #[cfg(feature = "tls")]
             tls: options.tls_server.as_ref().map(|t| t.acceptor()),

@@ -22,6 +22,8 @@ pub(crate) struct ServerState {
     pub(super) max_connections: usize,
     /// How long a connection spins for the next request before parking.
     pub(super) spin: Duration,
+    /// Whether blocking clients on this host may have a shared-memory ring.
+    pub(super) shared_memory: bool,
     pub(super) connections: AtomicUsize,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
