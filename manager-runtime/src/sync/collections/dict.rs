@@ -8,7 +8,9 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{pairs, Elements};
-    use super::super::table::Table;
+    use std::borrow::Cow;
+
+    use super::super::table::{owned, Table};
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
     use crate::value::Value;
@@ -61,7 +63,7 @@ pub mod server {
     impl Dict {
         /// Every entry, in order (the items of a dict read as an operand).
         pub(crate) fn entries(&self) -> Vec<(Value, Value)> {
-            lock(&self.state).table.iter().cloned().collect()
+            lock(&self.state).table.iter().map(owned).collect()
         }
     }
 
@@ -93,7 +95,7 @@ pub mod server {
             state
                 .table
                 .get(&key)
-                .cloned()
+                .map(Cow::into_owned)
                 .ok_or_else(|| key_error(&key))
         }
 
@@ -101,7 +103,7 @@ pub mod server {
         #[py("__getitem__", outgoing, back = none_on_key_error)]
         #[returns(Option<V>)]
         pub fn get_opt(&self, #[of(&K)] key: Value) -> Option<Value> {
-            lock(&self.state).table.get(&key).cloned()
+            lock(&self.state).table.get(&key).map(Cow::into_owned)
         }
 
         /// `d.get(key, default)`.
@@ -117,7 +119,7 @@ pub mod server {
             lock(&self.state)
                 .table
                 .get(&key)
-                .cloned()
+                .map(Cow::into_owned)
                 .unwrap_or(default)
         }
 
@@ -160,7 +162,11 @@ pub mod server {
         #[py("keys")]
         #[returns(Vec<K>)]
         pub fn keys(&self) -> Vec<Value> {
-            lock(&self.state).table.keys().cloned().collect()
+            lock(&self.state)
+                .table
+                .keys()
+                .map(Cow::into_owned)
+                .collect()
         }
 
         /// `list(d.values())`.
@@ -168,7 +174,11 @@ pub mod server {
         #[returns(Vec<V>)]
         pub fn values(&self) -> Vec<Value> {
             let state = lock(&self.state);
-            state.table.iter().map(|(_, value)| value.clone()).collect()
+            state
+                .table
+                .iter()
+                .map(|(_, value)| value.into_owned())
+                .collect()
         }
 
         /// `d.pop(key)`: remove it and return its value;
@@ -227,7 +237,7 @@ pub mod server {
         ) -> Result<Value, SyncError> {
             let mut state = lock(&self.state);
             if let Some(value) = state.table.get(&key) {
-                return Ok(value.clone());
+                return Ok(value.into_owned());
             }
             state.insert(key, default.clone())?;
             Ok(default)
@@ -272,7 +282,7 @@ pub mod server {
                 }
                 let ((key, _), next) = state.table.next_from(slot)?;
                 slot = next;
-                Some(Ok(key.clone()))
+                Some(Ok(key.into_owned()))
             }))
         }
 

@@ -10,6 +10,8 @@ pub mod server {
     use super::super::iter::server::RemoteIter;
     use super::super::iter::typed::{IterAsyncProxy, IterProxy};
     use super::super::operand::{elements, Elements};
+    use std::borrow::Cow;
+
     use super::super::table::Table;
     use crate::sync::held::{HeldTokens, Removed};
     use crate::sync::lock;
@@ -32,7 +34,7 @@ pub mod server {
         }
 
         fn elements(&self) -> Vec<Value> {
-            self.table.keys().cloned().collect()
+            self.table.keys().map(Cow::into_owned).collect()
         }
 
         fn add(&mut self, item: Value) -> Result<(), SyncError> {
@@ -78,8 +80,8 @@ pub mod server {
             Ok(state
                 .table
                 .keys()
-                .filter(|item| other.contains(item) == in_other)
-                .cloned()
+                .filter(|item| other.contains(&**item) == in_other)
+                .map(Cow::into_owned)
                 .collect())
         }
 
@@ -89,7 +91,7 @@ pub mod server {
             let other = distinct(&other);
             let state = lock(&self.state);
             Ok((!proper || state.table.len() < other.len())
-                && state.table.keys().all(|item| other.contains(item)))
+                && state.table.keys().all(|item| other.contains(&*item)))
         }
 
         /// `s >= other`, or `s > other` when `proper`.
@@ -210,8 +212,8 @@ pub mod server {
             let mut result: Vec<Value> = state
                 .table
                 .keys()
-                .filter(|item| !theirs.contains(item))
-                .cloned()
+                .filter(|item| !theirs.contains(&**item))
+                .map(Cow::into_owned)
                 .collect();
             let mut seen = HashSet::new();
             result.extend(
@@ -330,7 +332,7 @@ pub mod server {
                 }
                 let ((item, _), next) = state.table.next_from(slot)?;
                 slot = next;
-                Some(Ok(item.clone()))
+                Some(Ok(item.into_owned()))
             }))
         }
 
