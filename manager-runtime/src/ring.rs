@@ -205,49 +205,59 @@ impl End {
 }
 
 /// Copy `src` into shared memory at `dst`, every access to it a relaxed
-/// atomic store (8 bytes at a time where aligned).
+/// atomic store: bytes up to an 8-byte boundary, then whole words, then
+/// the bytes left.
 ///
 /// # Safety
 /// `dst` must be valid for `src.len()` bytes of a live mapping that is
 /// only ever accessed atomically.
 unsafe fn copy_out(src: &[u8], dst: *mut u8) {
-    let mut i = 0;
-    while i < src.len() {
-        let to = dst.wrapping_add(i);
-        // SAFETY: `to` is inside the caller's range; 8 bytes are stored
-        // at once only when aligned and all in range.
-        unsafe {
-            if (to as usize) % 8 == 0 && src.len() - i >= 8 {
-                let word = (src.as_ptr().add(i) as *const u64).read_unaligned();
-                AtomicU64::from_ptr(to as *mut u64).store(word, Ordering::Relaxed);
-                i += 8;
-            } else {
-                AtomicU8::from_ptr(to).store(src[i], Ordering::Relaxed);
-                i += 1;
-            }
+    let lead = dst.align_offset(8).min(src.len());
+    let words = (src.len() - lead) / 8;
+    // SAFETY: every address stored to is `dst + i` for `i < src.len()`,
+    // inside the caller's range; the word stores are at 8-aligned
+    // addresses (`dst + lead` is aligned) and cover `[lead, lead + 8 *
+    // words)`, within `src.len()`.
+    unsafe {
+        for (i, &byte) in src[..lead].iter().enumerate() {
+            AtomicU8::from_ptr(dst.add(i)).store(byte, Ordering::Relaxed);
+        }
+        let aligned = dst.add(lead) as *mut u64;
+        let from = src.as_ptr().add(lead) as *const u64;
+        for w in 0..words {
+            AtomicU64::from_ptr(aligned.add(w))
+                .store(from.add(w).read_unaligned(), Ordering::Relaxed);
+        }
+        let rest = lead + 8 * words;
+        for (i, &byte) in src[rest..].iter().enumerate() {
+            AtomicU8::from_ptr(dst.add(rest + i)).store(byte, Ordering::Relaxed);
         }
     }
 }
 
 /// Copy `dst.len()` bytes of shared memory at `src` into `dst`, every
-/// access to it a relaxed atomic load.
+/// access to it a relaxed atomic load (as [`copy_out`] splits it).
 ///
 /// # Safety
 /// As [`copy_out`], for `src`.
 unsafe fn copy_in(src: *const u8, dst: &mut [u8]) {
-    let mut i = 0;
-    while i < dst.len() {
-        let from = src.wrapping_add(i) as *mut u8;
-        // SAFETY: as in `copy_out`.
-        unsafe {
-            if (from as usize) % 8 == 0 && dst.len() - i >= 8 {
-                let word = AtomicU64::from_ptr(from as *mut u64).load(Ordering::Relaxed);
-                (dst.as_mut_ptr().add(i) as *mut u64).write_unaligned(word);
-                i += 8;
-            } else {
-                dst[i] = AtomicU8::from_ptr(from).load(Ordering::Relaxed);
-                i += 1;
-            }
+    let src = src as *mut u8;
+    let lead = src.align_offset(8).min(dst.len());
+    let words = (dst.len() - lead) / 8;
+    // SAFETY: as in `copy_out`, loading instead of storing.
+    unsafe {
+        for (i, byte) in dst[..lead].iter_mut().enumerate() {
+            *byte = AtomicU8::from_ptr(src.add(i)).load(Ordering::Relaxed);
+        }
+        let aligned = src.add(lead) as *mut u64;
+        let to = dst.as_mut_ptr().add(lead) as *mut u64;
+        for w in 0..words {
+            to.add(w)
+                .write_unaligned(AtomicU64::from_ptr(aligned.add(w)).load(Ordering::Relaxed));
+        }
+        let rest = lead + 8 * words;
+        for (i, byte) in dst[rest..].iter_mut().enumerate() {
+            *byte = AtomicU8::from_ptr(src.add(rest + i)).load(Ordering::Relaxed);
         }
     }
 }
@@ -445,8 +455,9 @@ pub(crate) struct ServerRing {
 
 impl ServerRing {
     /// Make a ring and send it to the client on `control` (the region and
-    /// the two eventfds, with one marker byte).
-    pub(crate) fn offer(control: tokio::net::UnixStream) -> io::Result<ServerRing> {
+    /// the two eventfds, with one marker byte). A reply waiting for room
+    /// spins up to `spin` for it before it parks.
+    pub(crate) fn offer(control: tokio::net::UnixStream, spin: Duration) -> io::Result<ServerRing> {
         let region = Region::new_named(SIZE, MEMFD_NAME).map_err(io::Error::other)?;
         let (wake_reader, wake_writer) = (eventfd()?, eventfd()?);
         let fds = [region.as_fd(), wake_reader.as_fd(), wake_writer.as_fd()];
@@ -459,12 +470,16 @@ impl ServerRing {
                 end: End::new(Lane::Requests),
                 wake: readable(wake_reader)?,
                 control,
+                spin: Spin::new(spin),
+                parked: None,
             },
             write: ServerRingWrite {
                 shared,
                 end: End::new(Lane::Replies),
                 wake: readable(wake_writer)?,
                 control: watch,
+                spin: Spin::new(spin),
+                parked: None,
             },
         })
     }
@@ -509,6 +524,11 @@ pub(crate) struct ServerRingRead {
     end: End,
     wake: AsyncFd<OwnedFd>,
     control: tokio::net::UnixStream,
+    /// The rest of a large request follows a ring's worth at a time:
+    /// spinning for it saves a wake-up each time.
+    spin: Spin,
+    /// When the last wait for bytes parked.
+    parked: Option<Instant>,
 }
 
 impl ServerRingRead {
@@ -518,6 +538,9 @@ impl ServerRingRead {
         let n = self.end.read(&self.shared, buf)?;
         if n > 0 {
             self.shared.wake_client();
+            if let Some(parked) = self.parked.take() {
+                self.spin.parked(parked.elapsed());
+            }
         }
         Ok((n > 0).then_some(n))
     }
@@ -532,6 +555,17 @@ impl AsyncRead for ServerRingRead {
         let this = self.get_mut();
         let shared = Arc::clone(&this.shared);
         let reading = shared.word(SERVER_READING);
+        if this.parked.is_none() {
+            let unfilled = buf.initialize_unfilled();
+            let mut spin = std::mem::replace(&mut this.spin, Spin::new(Duration::ZERO));
+            let spun = spin.read_with(|| this.try_read(unfilled));
+            this.spin = spin;
+            if let Spun::Read(n) = spun? {
+                buf.advance(n);
+                return Poll::Ready(Ok(()));
+            }
+            this.parked = Some(Instant::now());
+        }
         loop {
             if let Some(n) = this.try_read(buf.initialize_unfilled())? {
                 buf.advance(n);
@@ -587,6 +621,25 @@ pub(crate) struct ServerRingWrite {
     /// waiting for room sees the client's end too (the reading half may
     /// be waiting at the same time, and one registration wakes one task).
     control: AsyncFd<OwnedFd>,
+    /// A large reply fills the ring many times over while the client
+    /// empties it: spinning for room saves a wake-up per ring's worth.
+    spin: Spin,
+    /// When the last wait for room parked.
+    parked: Option<Instant>,
+}
+
+impl ServerRingWrite {
+    /// Write what fits now; the client is woken if it waits.
+    fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.end.write(&self.shared, bytes)?;
+        if n > 0 {
+            self.shared.wake_client();
+            if let Some(parked) = self.parked.take() {
+                self.spin.parked(parked.elapsed());
+            }
+        }
+        Ok(n)
+    }
 }
 
 /// Whether the control socket `fd` has ended (or carries bytes, which
@@ -623,18 +676,26 @@ impl AsyncWrite for ServerRingWrite {
             return Poll::Ready(Ok(0));
         }
         let this = self.get_mut();
-        let writing = this.shared.word(SERVER_WRITING);
-        loop {
-            let n = this.end.write(&this.shared, bytes)?;
-            if n > 0 {
-                this.shared.wake_client();
+        let shared = Arc::clone(&this.shared);
+        let writing = shared.word(SERVER_WRITING);
+        let n = this.write_now(bytes)?;
+        if n > 0 {
+            return Poll::Ready(Ok(n));
+        }
+        if this.parked.is_none() {
+            let mut spin = std::mem::replace(&mut this.spin, Spin::new(Duration::ZERO));
+            let spun = spin.read_with(|| this.write_now(bytes).map(|n| (n > 0).then_some(n)));
+            this.spin = spin;
+            if let Spun::Read(n) = spun? {
                 return Poll::Ready(Ok(n));
             }
+            this.parked = Some(Instant::now());
+        }
+        loop {
             writing.store(1, Ordering::SeqCst);
-            let n = this.end.write(&this.shared, bytes)?;
+            let n = this.write_now(bytes)?;
             if n > 0 {
                 writing.store(0, Ordering::SeqCst);
-                this.shared.wake_client();
                 return Poll::Ready(Ok(n));
             }
             if let Poll::Ready(ready) = this.control.poll_read_ready(cx) {

@@ -31,9 +31,13 @@ fn options() -> ManagerOptions {
         .position(|a| a == "--spin-us")
         .and_then(|i| args.get(i + 1))
         .and_then(|us| us.parse().ok());
+    // MANAGERS_BENCH_SOCKET=1: every row on the socket path (the
+    // shared-memory ring off), to compare the two transports row by row.
+    let socket = std::env::var_os("MANAGERS_BENCH_SOCKET").is_some_and(|v| v == "1");
+    let options = ManagerOptions::new().shared_memory(!socket);
     match spin {
-        Some(us) => ManagerOptions::new().spin(std::time::Duration::from_micros(us)),
-        None => ManagerOptions::new(),
+        Some(us) => options.spin(std::time::Duration::from_micros(us)),
+        None => options,
     }
 }
 

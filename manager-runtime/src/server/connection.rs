@@ -125,7 +125,7 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
                         }
                         Own::Unix(s) if ring && state.shared_memory => {
                             // Same host: the bytes go through shared memory.
-                            match ServerRing::offer(s) {
+                            match ServerRing::offer(s, state.spin) {
                                 Ok(s) => serve_session(state, s, inbox, session, slot).await,
                                 Err(e) => tracing::warn!(target: "managers::server",
                                     error = %e, "connection closed: no shared-memory ring for it"),
