@@ -1369,7 +1369,8 @@ impl RawRing {
             ring: true,
         };
         control.write_all(&frame(&hello, &())).unwrap();
-        // One byte, with the region and two eventfds attached.
+        // One byte, with the region and four eventfds attached (the
+        // server's two for reading and writing first).
         let mut byte = [0u8; 1];
         let mut iov = libc::iovec {
             iov_base: byte.as_mut_ptr() as *mut libc::c_void,
@@ -1396,7 +1397,7 @@ impl RawRing {
                 .map(|i| OwnedFd::from_raw_fd(data.add(i).read_unaligned()))
                 .collect()
         };
-        assert_eq!(fds.len(), 3, "a region and two eventfds");
+        assert_eq!(fds.len(), 5, "a region and four eventfds");
         let len = std::fs::File::from(fds[0].try_clone().unwrap())
             .metadata()
             .unwrap()

@@ -114,6 +114,78 @@ fn blocking_calls_on_this_host_go_through_a_ring_unless_turned_off() {
 }
 
 #[test]
+fn async_calls_on_this_host_go_through_a_ring_too() {
+    let _serial = serial();
+    let manager = started_sync_manager();
+    let before = ring_mappings("self");
+    let session = session_of(&manager, true);
+    let runtime = common::sync::current_thread_runtime();
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    runtime.block_on(async {
+        let dict = session.dict_async::<i64, i64>().await.unwrap();
+        // Many calls in flight on the one multiplexed connection.
+        let calls = (0..500).map(|i| {
+            let dict = dict.clone();
+            async move { dict.set(i, 2 * i).await }
+        });
+        for result in futures_join_all(calls).await {
+            result.unwrap();
+        }
+        assert_eq!(dict.len().await.unwrap(), 500);
+        assert_eq!(dict.get(&499).await.unwrap(), 998);
+        let value = session.value(&big).unwrap().to_async();
+        assert_eq!(value.get().await.unwrap(), big);
+    });
+    // The async connection's ring, both sides (the blocking calls made
+    // their own: at least two more).
+    assert!(
+        ring_mappings("self") >= before + 4,
+        "the async calls went through a ring ({} mappings, {before} before)",
+        ring_mappings("self")
+    );
+    // The async connection's tasks live on the runtime: both go.
+    drop(session);
+    drop(runtime);
+    assert_eq!(
+        settles(Duration::from_secs(5), before, || ring_mappings("self")),
+        before,
+        "the session's end unmapped every ring"
+    );
+}
+
+/// Await every future (in the order given), all polled together.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
+    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut done = true;
+        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(value) => {
+                        *output = Some(value);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => done = false,
+                }
+            }
+        }
+        if done {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+    outputs
+        .into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+#[test]
 fn a_server_killed_fails_a_blocked_call_at_once() {
     let _serial = serial();
     let dir = std::env::temp_dir().join(format!("managers-ring-test-{}", std::process::id()));

@@ -59,6 +59,10 @@ const CLIENT_PARKED: usize = 4;
 const SERVER_CLOSED: usize = 8;
 const SERVER_READING: usize = 64;
 const SERVER_WRITING: usize = 128;
+/// Each side's "parked reading" and "parked writing" flags, by [`Side`]
+/// (an async side parks in its reactor on its own eventfds).
+const READING: [usize; 2] = [192, SERVER_READING];
+const WRITING: [usize; 2] = [196, SERVER_WRITING];
 /// Where each lane's `head` is; its `tail` is a cache line further.
 const LANE: [usize; 2] = [256, 512];
 const TAIL: usize = 64;
@@ -313,25 +317,21 @@ pub(crate) struct ClientRing {
 }
 
 impl ClientRing {
-    /// Take the server's offer: the region and its two eventfds, in the
-    /// order [`ServerRing::offer`] sends them.
+    /// Take the server's offer (the descriptors [`AsyncRing::offer`]
+    /// sends); a blocking client waits on a futex, not on its eventfds.
     pub(crate) fn accept(
         fds: Vec<OwnedFd>,
         control: UnixStream,
         spin: Duration,
     ) -> io::Result<ClientRing> {
-        let [memory, wake_reader, wake_writer]: [OwnedFd; 3] = fds.try_into().map_err(|_| {
-            io::Error::other("the server offered a ring without its three descriptors")
-        })?;
-        let region = Region::from_fd(memory).map_err(io::Error::other)?;
-        if region.len() != SIZE {
-            return Err(io::Error::other(format!(
-                "the server offered a ring of {} bytes, not {SIZE}",
-                region.len()
-            )));
-        }
+        let Offer {
+            shared,
+            server_reading: wake_reader,
+            server_writing: wake_writer,
+            ..
+        } = Offer::take(fds)?;
         Ok(ClientRing {
-            shared: Shared { region },
+            shared,
             requests: End::new(Lane::Requests),
             replies: End::new(Lane::Replies),
             wake_reader,
@@ -447,50 +447,186 @@ impl io::Write for ClientRing {
     }
 }
 
-/// The server's side, before it is split into its two halves.
-pub(crate) struct ServerRing {
-    read: ServerRingRead,
-    write: ServerRingWrite,
+/// Which end of the connection a side of the ring is.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Side {
+    Client = 0,
+    Server = 1,
 }
 
-impl ServerRing {
-    /// Make a ring and send it to the client on `control` (the region and
-    /// the two eventfds, with one marker byte). A reply waiting for room
-    /// spins up to `spin` for it before it parks.
-    pub(crate) fn offer(control: tokio::net::UnixStream, spin: Duration) -> io::Result<ServerRing> {
-        let region = Region::new_named(SIZE, MEMFD_NAME).map_err(io::Error::other)?;
-        let (wake_reader, wake_writer) = (eventfd()?, eventfd()?);
-        let fds = [region.as_fd(), wake_reader.as_fd(), wake_writer.as_fd()];
-        crate::process::scm::send_fds(control.as_fd(), &fds).map_err(io::Error::other)?;
-        let shared = Arc::new(Shared { region });
-        let watch = readable(control.as_fd().try_clone_to_owned()?)?;
-        Ok(ServerRing {
-            read: ServerRingRead {
-                shared: Arc::clone(&shared),
-                end: End::new(Lane::Requests),
-                wake: readable(wake_reader)?,
-                control,
-                spin: Spin::new(spin),
-                parked: None,
+impl Side {
+    fn peer(self) -> Side {
+        match self {
+            Side::Client => Side::Server,
+            Side::Server => Side::Client,
+        }
+    }
+
+    /// The lane this side reads (the other it writes).
+    fn reads(self) -> Lane {
+        match self {
+            Side::Client => Lane::Replies,
+            Side::Server => Lane::Requests,
+        }
+    }
+
+    fn writes(self) -> Lane {
+        match self {
+            Side::Client => Lane::Requests,
+            Side::Server => Lane::Replies,
+        }
+    }
+}
+
+/// What the server sends: the region, then the eventfds each side waits
+/// on when parked reading or writing (a blocking client does not use its
+/// own two: it waits on the futex).
+struct Offer {
+    shared: Shared,
+    server_reading: OwnedFd,
+    server_writing: OwnedFd,
+    client_reading: OwnedFd,
+    client_writing: OwnedFd,
+}
+
+impl Offer {
+    fn new() -> io::Result<Offer> {
+        Ok(Offer {
+            shared: Shared {
+                region: Region::new_named(SIZE, MEMFD_NAME).map_err(io::Error::other)?,
             },
-            write: ServerRingWrite {
-                shared,
-                end: End::new(Lane::Replies),
-                wake: readable(wake_writer)?,
-                control: watch,
-                spin: Spin::new(spin),
-                parked: None,
-            },
+            server_reading: eventfd()?,
+            server_writing: eventfd()?,
+            client_reading: eventfd()?,
+            client_writing: eventfd()?,
         })
     }
 
+    /// Send it on `control`, with one marker byte.
+    fn send(&self, control: BorrowedFd<'_>) -> io::Result<()> {
+        let fds = [
+            self.shared.region.as_fd(),
+            self.server_reading.as_fd(),
+            self.server_writing.as_fd(),
+            self.client_reading.as_fd(),
+            self.client_writing.as_fd(),
+        ];
+        crate::process::scm::send_fds(control, &fds).map_err(io::Error::other)
+    }
+
+    /// What the client received, checked.
+    fn take(fds: Vec<OwnedFd>) -> io::Result<Offer> {
+        let [memory, server_reading, server_writing, client_reading, client_writing]: [OwnedFd; 5] =
+            fds.try_into().map_err(|_| {
+                io::Error::other("the server offered a ring without its five descriptors")
+            })?;
+        let region = Region::from_fd(memory).map_err(io::Error::other)?;
+        if region.len() != SIZE {
+            return Err(io::Error::other(format!(
+                "the server offered a ring of {} bytes, not {SIZE}",
+                region.len()
+            )));
+        }
+        Ok(Offer {
+            shared: Shared { region },
+            server_reading,
+            server_writing,
+            client_reading,
+            client_writing,
+        })
+    }
+
+    /// `side`'s two halves, on this thread's reactor; `control` is the
+    /// Unix socket under the ring.
+    fn into_async(self, side: Side, control: OwnedFd, spin: Duration) -> io::Result<AsyncRing> {
+        let Offer {
+            shared,
+            server_reading,
+            server_writing,
+            client_reading,
+            client_writing,
+        } = self;
+        // Each half waits on its own eventfd and signals the peer's other.
+        let (read_wake, write_wake, read_signal, write_signal) = match side {
+            Side::Server => (
+                server_reading,
+                server_writing,
+                client_writing,
+                client_reading,
+            ),
+            Side::Client => (
+                client_reading,
+                client_writing,
+                server_writing,
+                server_reading,
+            ),
+        };
+        let shared = Arc::new(shared);
+        let watch = control.try_clone()?;
+        Ok(AsyncRing {
+            read: RingRead {
+                half: Half::new(
+                    &shared,
+                    side,
+                    side.reads(),
+                    read_wake,
+                    read_signal,
+                    control,
+                    spin,
+                )?,
+            },
+            write: RingWrite {
+                half: Half::new(
+                    &shared,
+                    side,
+                    side.writes(),
+                    write_wake,
+                    write_signal,
+                    watch,
+                    spin,
+                )?,
+            },
+        })
+    }
+}
+
+/// One side of a connection through the ring, async: the server's, or an
+/// async client's. It is a socket like any other to the code that serves
+/// or drives the connection.
+pub(crate) struct AsyncRing {
+    read: RingRead,
+    write: RingWrite,
+}
+
+impl AsyncRing {
+    /// The server's side: make a ring and send it to the client on
+    /// `control`. Waits for bytes or room spin up to `spin` before they
+    /// park.
+    pub(crate) fn offer(control: tokio::net::UnixStream, spin: Duration) -> io::Result<AsyncRing> {
+        let control = OwnedFd::from(control.into_std()?);
+        let offer = Offer::new()?;
+        offer.send(control.as_fd())?;
+        offer.into_async(Side::Server, control, spin)
+    }
+
+    /// An async client's side, from the descriptors the server sent on
+    /// `control`.
+    pub(crate) fn accept(
+        fds: Vec<OwnedFd>,
+        control: tokio::net::UnixStream,
+        spin: Duration,
+    ) -> io::Result<AsyncRing> {
+        let control = OwnedFd::from(control.into_std()?);
+        Offer::take(fds)?.into_async(Side::Client, control, spin)
+    }
+
     /// Its reading and writing halves.
-    pub(crate) fn split(self) -> (ServerRingRead, ServerRingWrite) {
+    pub(crate) fn split(self) -> (RingRead, RingWrite) {
         (self.read, self.write)
     }
 }
 
-impl AsyncRead for ServerRing {
+impl AsyncRead for AsyncRing {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -500,7 +636,7 @@ impl AsyncRead for ServerRing {
     }
 }
 
-impl AsyncWrite for ServerRing {
+impl AsyncWrite for AsyncRing {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -518,132 +654,9 @@ impl AsyncWrite for ServerRing {
     }
 }
 
-/// The server's reading half: requests, and the control socket's end.
-pub(crate) struct ServerRingRead {
-    shared: Arc<Shared>,
-    end: End,
-    wake: AsyncFd<OwnedFd>,
-    control: tokio::net::UnixStream,
-    /// The rest of a large request follows a ring's worth at a time:
-    /// spinning for it saves a wake-up each time.
-    spin: Spin,
-    /// When the last wait for bytes parked.
-    parked: Option<Instant>,
-}
-
-impl ServerRingRead {
-    /// Read what is there now, without waiting (`Ok(None)`: nothing yet),
-    /// for spinning.
-    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        let n = self.end.read(&self.shared, buf)?;
-        if n > 0 {
-            self.shared.wake_client();
-            if let Some(parked) = self.parked.take() {
-                self.spin.parked(parked.elapsed());
-            }
-        }
-        Ok((n > 0).then_some(n))
-    }
-}
-
-impl AsyncRead for ServerRingRead {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        let shared = Arc::clone(&this.shared);
-        let reading = shared.word(SERVER_READING);
-        if this.parked.is_none() {
-            let unfilled = buf.initialize_unfilled();
-            let mut spin = std::mem::replace(&mut this.spin, Spin::new(Duration::ZERO));
-            let spun = spin.read_with(|| this.try_read(unfilled));
-            this.spin = spin;
-            if let Spun::Read(n) = spun? {
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            this.parked = Some(Instant::now());
-        }
-        loop {
-            if let Some(n) = this.try_read(buf.initialize_unfilled())? {
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            // The client never writes on the control socket: anything
-            // readable there is its end (or a breach of protocol, which
-            // ends the connection as well).
-            if let Poll::Ready(ready) = this.control.poll_read_ready(cx) {
-                ready?;
-                match this.control.try_read(&mut [0u8; 1]) {
-                    Ok(_) => return Poll::Ready(Ok(())),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
-                    Err(e) => return Poll::Ready(Err(e)),
-                }
-            }
-            reading.store(1, Ordering::SeqCst);
-            if let Some(n) = this.try_read(buf.initialize_unfilled())? {
-                reading.store(0, Ordering::SeqCst);
-                buf.advance(n);
-                return Poll::Ready(Ok(()));
-            }
-            match this.wake.poll_read_ready(cx) {
-                Poll::Ready(Ok(mut guard)) => {
-                    drain(this.wake.get_ref().as_fd());
-                    guard.clear_ready();
-                    reading.store(0, Ordering::SeqCst);
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                // Parked, flagged: the client's next request writes the
-                // eventfd.
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-    }
-}
-
-impl Drop for ServerRingRead {
-    fn drop(&mut self) {
-        self.shared.word(SERVER_CLOSED).store(1, Ordering::SeqCst);
-        let seq = self.shared.word(CLIENT_SEQ);
-        seq.fetch_add(1, Ordering::SeqCst);
-        futex_wake(seq, 1);
-    }
-}
-
-/// The server's writing half: replies.
-pub(crate) struct ServerRingWrite {
-    shared: Arc<Shared>,
-    end: End,
-    wake: AsyncFd<OwnedFd>,
-    /// A duplicate of the control socket, registered on its own: a writer
-    /// waiting for room sees the client's end too (the reading half may
-    /// be waiting at the same time, and one registration wakes one task).
-    control: AsyncFd<OwnedFd>,
-    /// A large reply fills the ring many times over while the client
-    /// empties it: spinning for room saves a wake-up per ring's worth.
-    spin: Spin,
-    /// When the last wait for room parked.
-    parked: Option<Instant>,
-}
-
-impl ServerRingWrite {
-    /// Write what fits now; the client is woken if it waits.
-    fn write_now(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let n = self.end.write(&self.shared, bytes)?;
-        if n > 0 {
-            self.shared.wake_client();
-            if let Some(parked) = self.parked.take() {
-                self.spin.parked(parked.elapsed());
-            }
-        }
-        Ok(n)
-    }
-}
-
 /// Whether the control socket `fd` has ended (or carries bytes, which
-/// the client never sends): a peek, nothing consumed.
+/// neither side sends on it once the ring is taken): a peek, nothing
+/// consumed.
 fn control_ended(fd: BorrowedFd<'_>) -> io::Result<bool> {
     let mut byte = [0u8; 1];
     // SAFETY: recv(2) of at most one byte into a live buffer, peeking,
@@ -666,7 +679,222 @@ fn control_ended(fd: BorrowedFd<'_>) -> io::Result<bool> {
     }
 }
 
-impl AsyncWrite for ServerRingWrite {
+/// What both halves of an async side hold: one lane's end, how to wait
+/// for it and how to wake the peer.
+struct Half {
+    shared: Arc<Shared>,
+    side: Side,
+    end: End,
+    /// The eventfd the peer writes when this half is parked.
+    wake: AsyncFd<OwnedFd>,
+    /// The peer's eventfd for the other direction: written when this half
+    /// moved bytes the peer may be parked for.
+    signal: OwnedFd,
+    /// The control socket (a descriptor of it per half, each registered
+    /// on its own: both halves may wait at once, and one registration
+    /// wakes one task).
+    control: AsyncFd<OwnedFd>,
+    /// Bytes or room usually come within microseconds (the rest of a large
+    /// frame, the next reply): spinning for them saves a wake-up.
+    spin: Spin,
+    /// When the last wait parked.
+    parked: Option<Instant>,
+}
+
+/// Whether a half is waiting for bytes or for room.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Moving {
+    In,
+    Out,
+}
+
+impl Half {
+    fn new(
+        shared: &Arc<Shared>,
+        side: Side,
+        lane: Lane,
+        wake: OwnedFd,
+        signal: OwnedFd,
+        control: OwnedFd,
+        spin: Duration,
+    ) -> io::Result<Half> {
+        Ok(Half {
+            shared: Arc::clone(shared),
+            side,
+            end: End::new(lane),
+            wake: readable(wake)?,
+            signal,
+            control: readable(control)?,
+            spin: Spin::new(spin),
+            parked: None,
+        })
+    }
+
+    /// The flag this half raises when it parks, and the peer's flag for
+    /// the other direction (which this half's progress may end).
+    fn flags(&self, moving: Moving) -> (usize, usize) {
+        let (me, peer) = (self.side as usize, self.side.peer() as usize);
+        match moving {
+            Moving::In => (READING[me], WRITING[peer]),
+            Moving::Out => (WRITING[me], READING[peer]),
+        }
+    }
+
+    /// Move what can be moved now (`Ok(None)`: nothing), and wake the
+    /// peer if it waits for what moved.
+    fn now(&mut self, moving: Moving, read: &mut [u8], write: &[u8]) -> io::Result<Option<usize>> {
+        let n = match moving {
+            Moving::In => self.end.read(&self.shared, read)?,
+            Moving::Out => self.end.write(&self.shared, write)?,
+        };
+        if n == 0 {
+            return Ok(None);
+        }
+        let (_, peer_flag) = self.flags(moving);
+        if self.shared.word(peer_flag).load(Ordering::SeqCst) != 0 {
+            signal(self.signal.as_fd());
+        }
+        if self.side == Side::Server {
+            self.shared.wake_client();
+        }
+        if let Some(parked) = self.parked.take() {
+            self.spin.parked(parked.elapsed());
+        }
+        Ok(Some(n))
+    }
+
+    /// Whether the peer is gone: the server said so, or the control socket
+    /// ended (or broke protocol).
+    fn peer_gone(&self, cx: &mut Context<'_>) -> io::Result<bool> {
+        if self.side == Side::Client && self.shared.word(SERVER_CLOSED).load(Ordering::SeqCst) != 0
+        {
+            return Ok(true);
+        }
+        loop {
+            match self.control.poll_read_ready(cx) {
+                Poll::Pending => return Ok(false),
+                Poll::Ready(ready) => {
+                    let mut guard = ready?;
+                    if control_ended(self.control.get_ref().as_fd())? {
+                        return Ok(true);
+                    }
+                    guard.clear_ready();
+                }
+            }
+        }
+    }
+
+    /// Move bytes one way: what is there now, or after spinning, or once
+    /// the peer wakes this half. `Ready(Ok(0))` once the peer is gone.
+    fn poll_move(
+        &mut self,
+        cx: &mut Context<'_>,
+        moving: Moving,
+        read: &mut [u8],
+        write: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        if read.is_empty() && write.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        match self.now(moving, read, write) {
+            Ok(Some(n)) => return Poll::Ready(Ok(n)),
+            Ok(None) => {}
+            Err(e) => return Poll::Ready(Err(e)),
+        }
+        if self.parked.is_none() {
+            let mut spin = std::mem::replace(&mut self.spin, Spin::new(Duration::ZERO));
+            let spun = spin.read_with(|| self.now(moving, read, write));
+            self.spin = spin;
+            match spun {
+                Ok(Spun::Read(n)) => return Poll::Ready(Ok(n)),
+                Ok(Spun::Park) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            self.parked = Some(Instant::now());
+        }
+        let shared = Arc::clone(&self.shared);
+        let flag = shared.word(self.flags(moving).0);
+        loop {
+            match self.peer_gone(cx) {
+                Ok(true) => return Poll::Ready(Ok(0)),
+                Ok(false) => {}
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+            flag.store(1, Ordering::SeqCst);
+            match self.now(moving, read, write) {
+                Ok(None) => {}
+                done => {
+                    flag.store(0, Ordering::SeqCst);
+                    return Poll::Ready(done.map(|n| n.unwrap_or(0)));
+                }
+            }
+            match self.wake.poll_read_ready(cx) {
+                Poll::Ready(Ok(mut guard)) => {
+                    drain(self.wake.get_ref().as_fd());
+                    guard.clear_ready();
+                    flag.store(0, Ordering::SeqCst);
+                }
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                // Parked, flagged: the peer's next move writes the eventfd.
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+}
+
+impl Drop for Half {
+    fn drop(&mut self) {
+        if self.side == Side::Server {
+            // A client parked on either of its waits sees the end at once.
+            self.shared.word(SERVER_CLOSED).store(1, Ordering::SeqCst);
+            let seq = self.shared.word(CLIENT_SEQ);
+            seq.fetch_add(1, Ordering::SeqCst);
+            futex_wake(seq, 1);
+            signal(self.signal.as_fd());
+        }
+    }
+}
+
+/// The reading half of an [`AsyncRing`].
+pub(crate) struct RingRead {
+    half: Half,
+}
+
+impl RingRead {
+    /// Read what is there now, without waiting (`Ok(None)`: nothing yet),
+    /// for spinning.
+    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
+        self.half.now(Moving::In, buf, &[])
+    }
+}
+
+impl AsyncRead for RingRead {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        match this
+            .half
+            .poll_move(cx, Moving::In, buf.initialize_unfilled(), &[])
+        {
+            Poll::Ready(Ok(n)) => {
+                buf.advance(n);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+}
+
+/// The writing half of an [`AsyncRing`].
+pub(crate) struct RingWrite {
+    half: Half,
+}
+
+impl AsyncWrite for RingWrite {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -675,47 +903,13 @@ impl AsyncWrite for ServerRingWrite {
         if bytes.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        let this = self.get_mut();
-        let shared = Arc::clone(&this.shared);
-        let writing = shared.word(SERVER_WRITING);
-        let n = this.write_now(bytes)?;
-        if n > 0 {
-            return Poll::Ready(Ok(n));
-        }
-        if this.parked.is_none() {
-            let mut spin = std::mem::replace(&mut this.spin, Spin::new(Duration::ZERO));
-            let spun = spin.read_with(|| this.write_now(bytes).map(|n| (n > 0).then_some(n)));
-            this.spin = spin;
-            if let Spun::Read(n) = spun? {
-                return Poll::Ready(Ok(n));
-            }
-            this.parked = Some(Instant::now());
-        }
-        loop {
-            writing.store(1, Ordering::SeqCst);
-            let n = this.write_now(bytes)?;
-            if n > 0 {
-                writing.store(0, Ordering::SeqCst);
-                return Poll::Ready(Ok(n));
-            }
-            if let Poll::Ready(ready) = this.control.poll_read_ready(cx) {
-                let mut guard = ready?;
-                if control_ended(this.control.get_ref().as_fd())? {
-                    writing.store(0, Ordering::SeqCst);
-                    return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
-                }
-                guard.clear_ready();
-                continue;
-            }
-            match this.wake.poll_read_ready(cx) {
-                Poll::Ready(Ok(mut guard)) => {
-                    drain(this.wake.get_ref().as_fd());
-                    guard.clear_ready();
-                    writing.store(0, Ordering::SeqCst);
-                }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
-                Poll::Pending => return Poll::Pending,
-            }
+        match self
+            .get_mut()
+            .half
+            .poll_move(cx, Moving::Out, &mut [], bytes)
+        {
+            Poll::Ready(Ok(0)) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            other => other,
         }
     }
 
@@ -725,14 +919,5 @@ impl AsyncWrite for ServerRingWrite {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-impl Drop for ServerRingWrite {
-    fn drop(&mut self) {
-        self.shared.word(SERVER_CLOSED).store(1, Ordering::SeqCst);
-        let seq = self.shared.word(CLIENT_SEQ);
-        seq.fetch_add(1, Ordering::SeqCst);
-        futex_wake(seq, 1);
     }
 }

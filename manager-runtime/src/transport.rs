@@ -9,7 +9,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::address::Address;
 use crate::error::{Error, Result};
-use crate::ring::{ClientRing, ServerRing, ServerRingRead, ServerRingWrite};
+use crate::ring::{AsyncRing, ClientRing, RingRead, RingWrite};
 
 /// A connected blocking socket.
 pub(crate) enum Stream {
@@ -224,9 +224,9 @@ impl Socket for tokio::net::UnixStream {
 
 /// A connection through shared memory, served as any socket: the rings
 /// carry the bytes, the Unix socket under them only its end.
-impl Socket for ServerRing {
-    type Read = ServerRingRead;
-    type Write = ServerRingWrite;
+impl Socket for AsyncRing {
+    type Read = RingRead;
+    type Write = RingWrite;
     fn split_owned(self) -> (Self::Read, Self::Write) {
         self.split()
     }

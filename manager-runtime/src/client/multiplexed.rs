@@ -36,6 +36,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use serde::Serialize;
+
+use crate::ring::AsyncRing;
 use tokio::io::AsyncWriteExt;
 
 use super::session::Session;
@@ -312,17 +314,58 @@ impl Multiplexed {
                 let stream = tokio::net::UnixStream::connect(path)
                     .await
                     .map_err(|e| transport::connect_error(e, address, established))?;
-                Self::start(session, stream).await
+                match session.shared_memory {
+                    true => Self::start_ring(session, stream).await,
+                    false => Self::start(session, stream).await,
+                }
             }
         }
     }
 
     async fn start<S: Socket>(session: &Session, mut stream: S) -> Result<Arc<Multiplexed>> {
+        Self::introduce(session, &mut stream, false).await?;
+        Ok(Self::run(session, stream))
+    }
+
+    /// Authenticate and join the session, asking for a shared-memory
+    /// `ring` or not.
+    async fn introduce<S: Socket>(session: &Session, stream: &mut S, ring: bool) -> Result<()> {
         // Opened lazily, after the session's first connection succeeded.
-        crate::auth::client_async(&mut stream, &session.authkey)
+        crate::auth::client_async(stream, &session.authkey)
             .await
             .map_err(|e| Session::handshake_error(e, true))?;
-        stream.write_all(&session.hello(false, false)?).await?;
+        stream.write_all(&session.hello(false, ring)?).await?;
+        Ok(())
+    }
+
+    /// A connection to a server on this host: through a shared-memory
+    /// ring if the server grants one, else on the socket.
+    async fn start_ring(
+        session: &Session,
+        mut stream: tokio::net::UnixStream,
+    ) -> Result<Arc<Multiplexed>> {
+        Self::introduce(session, &mut stream, true).await?;
+        let fds = tokio::time::timeout(RING_ANSWER, ring_answer(&stream))
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the server did not answer the request for a ring",
+                )
+            })??;
+        if fds.is_empty() {
+            return Ok(Self::run(session, stream));
+        }
+        // No spinning here: a poll that spun would hold up the tasks of
+        // the caller's runtime that make the next requests.
+        Ok(Self::run(
+            session,
+            AsyncRing::accept(fds, stream, std::time::Duration::ZERO)?,
+        ))
+    }
+
+    /// Drive a connection that has joined the session.
+    fn run<S: Socket>(session: &Session, stream: S) -> Arc<Multiplexed> {
         let (reader, writer) = stream.split_owned();
         let shared = Arc::new(Mutex::new(Shared {
             slots: Vec::new(),
@@ -342,11 +385,11 @@ impl Multiplexed {
             session.max_frame,
             runtime.clone(),
         ));
-        Ok(Arc::new(Multiplexed {
+        Arc::new(Multiplexed {
             shared,
             open,
             runtime,
-        }))
+        })
     }
 
     /// Queue a request for the writer; the call that waits for its reply.
@@ -611,4 +654,33 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     tracing::debug!(target: "managers::client", reason = %failure, "async client connection ended");
     wake.into_iter().for_each(Waker::wake);
     ended.reason = failure;
+}
+
+/// How long a client waits for the server's answer to its request for a
+/// ring (the server answers at once; this only bounds a broken one).
+const RING_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The server's answer to a request for a ring: one byte, with the ring's
+/// descriptors attached if granted (none: refused).
+async fn ring_answer(stream: &tokio::net::UnixStream) -> Result<Vec<std::os::fd::OwnedFd>> {
+    use std::os::fd::AsFd;
+    let mut fds = Vec::new();
+    loop {
+        stream.readable().await?;
+        let mut byte = [0u8; 1];
+        let read = stream.try_io(
+            tokio::io::Interest::READABLE,
+            || match crate::process::scm::recv(stream.as_fd(), &mut byte, true, &mut fds) {
+                Ok(Some(n)) => Ok(n),
+                Ok(None) => Err(std::io::ErrorKind::WouldBlock.into()),
+                Err(e) => Err(e),
+            },
+        );
+        match read {
+            Ok(0) => return Err(Error::Eof),
+            Ok(_) => return Ok(fds),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

@@ -17,8 +17,8 @@ use super::state::{ServerState, Slot};
 use crate::error::RemoteError;
 use crate::object::MethodRef;
 use crate::object::{Host, Outcome};
-use crate::ring::ServerRing;
-use crate::transport::Socket;
+use crate::ring::AsyncRing;
+use crate::transport::{Movable, Socket};
 use crate::wait::{Spin, Spun};
 use crate::wire::{self, Request, Response};
 
@@ -112,6 +112,22 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     if ring && inbox.partial() {
         return;
     }
+    // An async client on this host: its ring is served on the shared
+    // runtime, as its socket would be.
+    if ring && !blocking && state.shared_memory && S::MOVABLE {
+        let offered = match stream.into_movable() {
+            Ok(Movable::Unix(socket)) => tokio::net::UnixStream::from_std(socket)
+                .and_then(|socket| AsyncRing::offer(socket, state.spin)),
+            Ok(Movable::Tcp(_)) => Err(std::io::Error::other("a ring asked for over TCP")),
+            Err(e) => Err(e),
+        };
+        match offered {
+            Ok(ring) => serve_session(state, ring, inbox, session, slot).await,
+            Err(e) => tracing::warn!(target: "managers::server",
+                error = %e, "connection closed: no shared-memory ring for it"),
+        }
+        return;
+    }
     if blocking && S::MOVABLE {
         if let Some(seat) = Seat::take(&state.dedicated) {
             if let Ok(socket) = stream.into_movable() {
@@ -125,7 +141,7 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
                         }
                         Own::Unix(s) if ring && state.shared_memory => {
                             // Same host: the bytes go through shared memory.
-                            match ServerRing::offer(s, state.spin) {
+                            match AsyncRing::offer(s, state.spin) {
                                 Ok(s) => serve_session(state, s, inbox, session, slot).await,
                                 Err(e) => tracing::warn!(target: "managers::server",
                                     error = %e, "connection closed: no shared-memory ring for it"),
