@@ -111,6 +111,17 @@ fn blocking_calls_on_this_host_go_through_a_ring_unless_turned_off() {
         before,
         "the session's end unmapped its ring on both sides"
     );
+
+    // A server with it off refuses: the client asks, and calls on the
+    // socket.
+    let refusing = SyncManager::with_options(ManagerOptions::new().shared_memory(false));
+    refusing.start_in_thread().unwrap();
+    let rings = ring_mappings("self");
+    let asking = session_of(&refusing, true);
+    let list = asking.list::<i64>().unwrap();
+    list.append(5).unwrap();
+    assert_eq!(list.to_vec().unwrap(), [5]);
+    assert_eq!(ring_mappings("self"), rings, "the server refused the ring");
 }
 
 #[test]
@@ -222,7 +233,18 @@ fn a_server_killed_fails_a_blocked_call_at_once() {
             result
         })
     };
-    // Long enough for the waiter to stop spinning and sleep on the futex.
+    // An async get() waiting too, on the async connection's ring.
+    let (async_tx, async_rx) = std::sync::mpsc::channel();
+    let async_waiter = {
+        let queue = queue.to_async();
+        std::thread::spawn(move || {
+            let runtime = common::sync::current_thread_runtime();
+            let result = runtime.block_on(queue.get());
+            let _ = async_tx.send(Instant::now());
+            result
+        })
+    };
+    // Long enough for the waiters to stop spinning and sleep.
     std::thread::sleep(Duration::from_millis(300));
     server.0.kill().unwrap();
     server.0.wait().unwrap();
@@ -235,11 +257,23 @@ fn a_server_killed_fails_a_blocked_call_at_once() {
         Err(Error::ServerGone { .. }) => {}
         other => panic!("expected ServerGone, got {other:?}"),
     }
-    println!("a blocked get() failed {after:?} after its server died");
-    assert!(
-        after < Duration::from_millis(100),
-        "the blocked call failed {after:?} after the server died (at most 100 ms)"
+    let async_after = async_rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the async get() returned")
+        .saturating_duration_since(killed);
+    match async_waiter.join().unwrap() {
+        Err(Error::ServerGone { .. }) => {}
+        other => panic!("expected ServerGone (async), got {other:?}"),
+    }
+    println!(
+        "a blocked get() failed {after:?}, an async one {async_after:?}, after their server died"
     );
+    for (what, after) in [("blocking", after), ("async", async_after)] {
+        assert!(
+            after < Duration::from_millis(100),
+            "the {what} call failed {after:?} after the server died (at most 100 ms)"
+        );
+    }
     drop(queue);
     drop(client);
     let _ = std::fs::remove_dir_all(&dir);

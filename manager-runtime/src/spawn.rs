@@ -66,6 +66,7 @@ struct Settings {
     handshake_timeout: Duration,
     max_connections: usize,
     spin: Duration,
+    shared_memory: bool,
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -188,6 +189,7 @@ where
         handshake_timeout: options.handshake_timeout,
         max_connections: options.max_connections,
         spin: options.spin,
+        shared_memory: options.shared_memory,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
         #[cfg(not(feature = "tls"))]
@@ -246,6 +248,7 @@ where
         handshake_timeout: settings.handshake_timeout,
         max_connections: settings.max_connections,
         spin: settings.spin,
+        shared_memory: settings.shared_memory,
         ..ManagerOptions::default()
     };
     let bound = prepare::<R>(settings, options);
