@@ -13,7 +13,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 
 use super::dedicated::{Own, Seat};
-use super::state::{ServerState, Slot};
+use super::state::{RingSlot, ServerState, Slot};
 use crate::error::RemoteError;
 use crate::object::MethodRef;
 use crate::object::{Host, Outcome};
@@ -112,9 +112,11 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     if ring && inbox.partial() {
         return;
     }
+    let granted = if ring { RingSlot::take(&state) } else { None };
     // An async client on this host: its ring is served on the shared
     // runtime, as its socket would be.
-    if ring && !blocking && state.shared_memory && S::MOVABLE {
+    if !blocking && S::MOVABLE && granted.is_some() {
+        let _granted = granted;
         let offered = match stream.into_movable() {
             Ok(Movable::Unix(socket)) => tokio::net::UnixStream::from_std(socket)
                 .and_then(|socket| AsyncRing::offer(socket, state.spin)),
@@ -139,8 +141,9 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
                             }
                             serve_session(state, s, inbox, session, slot).await
                         }
-                        Own::Unix(s) if ring && state.shared_memory => {
+                        Own::Unix(s) if granted.is_some() => {
                             // Same host: the bytes go through shared memory.
+                            let _granted = granted;
                             match AsyncRing::offer(s, state.spin) {
                                 Ok(s) => serve_session(state, s, inbox, session, slot).await,
                                 Err(e) => tracing::warn!(target: "managers::server",

@@ -99,6 +99,7 @@ impl Server {
             max_connections: options.max_connections,
             spin: options.spin,
             shared_memory: options.shared_memory,
+            rings: Default::default(),
             connections: AtomicUsize::new(0),
             #[cfg(feature = "tls")]
             tls: options.tls_server.as_ref().map(|t| t.acceptor()),

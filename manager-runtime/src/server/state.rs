@@ -22,8 +22,10 @@ pub(crate) struct ServerState {
     pub(super) max_connections: usize,
     /// How long a connection spins for the next request before parking.
     pub(super) spin: Duration,
-    /// Whether blocking clients on this host may have a shared-memory ring.
+    /// Whether clients on this host may have a shared-memory ring.
     pub(super) shared_memory: bool,
+    /// Connections served through a ring now.
+    pub(super) rings: AtomicUsize,
     pub(super) connections: AtomicUsize,
     #[cfg(feature = "tls")]
     pub(super) tls: Option<tokio_rustls::TlsAcceptor>,
@@ -59,5 +61,33 @@ impl Slot {
 impl Drop for Slot {
     fn drop(&mut self) {
         self.0.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Most connections served through shared-memory rings at once: each holds
+/// 132 KiB of shared memory (and four eventfds) while it is open. The
+/// connections past it are served on their sockets.
+pub(super) const MAX_RINGS: usize = 512;
+
+/// A place among the connections served through a ring, held while one is.
+pub(super) struct RingSlot(Arc<ServerState>);
+
+impl RingSlot {
+    /// A place, if this server offers rings and has one free.
+    pub(super) fn take(state: &Arc<ServerState>) -> Option<RingSlot> {
+        if !state.shared_memory {
+            return None;
+        }
+        if state.rings.fetch_add(1, Ordering::Relaxed) >= MAX_RINGS {
+            state.rings.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        Some(RingSlot(Arc::clone(state)))
+    }
+}
+
+impl Drop for RingSlot {
+    fn drop(&mut self) {
+        self.0.rings.fetch_sub(1, Ordering::Relaxed);
     }
 }
