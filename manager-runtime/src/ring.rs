@@ -921,3 +921,72 @@ impl AsyncWrite for RingWrite {
         Poll::Ready(Ok(()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        Shared {
+            region: Region::new_named(SIZE, MEMFD_NAME).unwrap(),
+        }
+    }
+
+    #[test]
+    fn bytes_cross_in_order_through_every_wrap_of_the_ring() {
+        let shared = shared();
+        let (mut writer, mut reader) = (End::new(Lane::Requests), End::new(Lane::Requests));
+        let message: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
+        let mut got = Vec::new();
+        let mut sent = 0;
+        let mut buf = vec![0u8; 9_999];
+        // Odd sizes on both sides: every alignment, every wrap.
+        while got.len() < message.len() * 5 {
+            let at = sent % message.len();
+            let chunk = &message[at..(at + 12_345).min(message.len())];
+            sent += writer.write(&shared, chunk).unwrap();
+            let n = reader.read(&shared, &mut buf).unwrap();
+            got.extend_from_slice(&buf[..n]);
+        }
+        for (i, pass) in got.chunks(message.len()).enumerate() {
+            assert_eq!(pass, &message[..pass.len()], "pass {i}");
+        }
+    }
+
+    #[test]
+    fn a_full_ring_takes_nothing_more_and_an_empty_one_gives_nothing() {
+        let shared = shared();
+        let (mut writer, mut reader) = (End::new(Lane::Replies), End::new(Lane::Replies));
+        let big = vec![1u8; CAPACITY as usize + 10];
+        assert_eq!(writer.write(&shared, &big).unwrap(), CAPACITY as usize);
+        assert_eq!(writer.write(&shared, &big).unwrap(), 0);
+        let mut buf = vec![0u8; CAPACITY as usize * 2];
+        assert_eq!(reader.read(&shared, &mut buf).unwrap(), CAPACITY as usize);
+        assert_eq!(reader.read(&shared, &mut buf).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_peers_position_out_of_range_is_an_error_not_a_read_out_of_bounds() {
+        let shared = shared();
+        let mut reader = End::new(Lane::Requests);
+        let mut buf = [0u8; 64];
+        // A head beyond what the ring holds.
+        shared
+            .head(Lane::Requests)
+            .store(CAPACITY + 1, Ordering::SeqCst);
+        assert_eq!(
+            reader.read(&shared, &mut buf).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        // A head that goes back.
+        let mut reader = End::new(Lane::Requests);
+        shared.head(Lane::Requests).store(10, Ordering::SeqCst);
+        assert_eq!(reader.read(&shared, &mut buf).unwrap(), 10);
+        shared.head(Lane::Requests).store(5, Ordering::SeqCst);
+        assert!(reader.read(&shared, &mut buf).is_err());
+        // A reader's position past what was written.
+        let mut writer = End::new(Lane::Replies);
+        shared.tail(Lane::Replies).store(1, Ordering::SeqCst);
+        assert!(writer.write(&shared, b"x").is_err());
+    }
+}
