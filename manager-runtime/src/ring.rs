@@ -154,6 +154,13 @@ impl End {
         }
     }
 
+    /// Where the next `n` bytes of this end lie: the lane's ring, the
+    /// offset of the first in it, and how many fit before it wraps.
+    fn span(&self, shared: &Shared, n: usize) -> (*mut u8, usize, usize) {
+        let at = (self.mine % CAPACITY) as usize;
+        (shared.data(self.lane), at, n.min(CAPACITY as usize - at))
+    }
+
     /// Copy as much of `bytes` as there is room for; how much.
     fn write(&mut self, shared: &Shared, bytes: &[u8]) -> io::Result<usize> {
         let tail = shared.tail(self.lane).load(Ordering::Acquire);
@@ -166,9 +173,7 @@ impl End {
         if n == 0 {
             return Ok(0);
         }
-        let at = (self.mine % CAPACITY) as usize;
-        let first = n.min(CAPACITY as usize - at);
-        let data = shared.data(self.lane);
+        let (data, at, first) = self.span(shared, n);
         // SAFETY: `[at, at + first)` and `[0, n - first)` lie in the lane's
         // ring (`at < CAPACITY`, `first <= CAPACITY - at`, `n <= CAPACITY`);
         // these bytes are free (between `head` and `tail + CAPACITY`), so
@@ -193,9 +198,7 @@ impl End {
         if n == 0 {
             return Ok(0);
         }
-        let at = (self.mine % CAPACITY) as usize;
-        let first = n.min(CAPACITY as usize - at);
-        let data = shared.data(self.lane);
+        let (data, at, first) = self.span(shared, n);
         // SAFETY: as in `write`: both ranges lie in the ring; these bytes
         // were published (before `head`) and are not yet given back.
         unsafe {

@@ -69,34 +69,26 @@ fn maths_ops(scale: &Scale, only: &Option<Vec<String>>, results: &mut Results) -
         drop(maths);
         manager.shutdown()?;
     }
-    if wants(only, "call.add.socket") {
-        // The same calls on the Unix socket, the shared-memory ring off.
-        let manager = BenchManager::with_options(options().shared_memory(false));
-        manager.start()?;
-        let maths = manager.maths()?;
-        let server = manager.server_pid();
-        let us = median_pair(scale.reps, || {
-            per_op_cpu(scale.calls, 200, server, |i| {
-                maths.add(i as i64, 1).expect("add");
-            })
-        });
-        record(results, "call.add.socket", us);
-        drop(maths);
-        manager.shutdown()?;
-    }
-    if wants(only, "call.add.tcp") {
-        let manager = BenchManager::with_options(options().address("127.0.0.1:0"));
-        manager.start()?;
-        let maths = manager.maths()?;
-        let server = manager.server_pid();
-        let us = median_pair(scale.reps, || {
-            per_op_cpu(scale.calls, 200, server, |i| {
-                maths.add(i as i64, 1).expect("add");
-            })
-        });
-        record(results, "call.add.tcp", us);
-        drop(maths);
-        manager.shutdown()?;
+    // The same calls on the Unix socket (the shared-memory ring off), and
+    // over loopback TCP.
+    for (op, options) in [
+        ("call.add.socket", options().shared_memory(false)),
+        ("call.add.tcp", options().address("127.0.0.1:0")),
+    ] {
+        if wants(only, op) {
+            let manager = BenchManager::with_options(options);
+            manager.start()?;
+            let maths = manager.maths()?;
+            let server = manager.server_pid();
+            let us = median_pair(scale.reps, || {
+                per_op_cpu(scale.calls, 200, server, |i| {
+                    maths.add(i as i64, 1).expect("add");
+                })
+            });
+            record(results, op, us);
+            drop(maths);
+            manager.shutdown()?;
+        }
     }
     Ok(())
 }
