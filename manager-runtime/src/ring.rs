@@ -1,15 +1,15 @@
 //! A connection's bytes through shared memory: the same-host path of a
-//! blocking client and the server thread dedicated to its connection.
+//! client and the server.
 //!
 //! After the handshake on a Unix socket, a client that asks for it
 //! (`Request::Hello { ring: true, .. }`) is offered a [`CAPACITY`]-byte
 //! ring in each direction, in one memfd the server makes and passes with
-//! SCM_RIGHTS, together with two eventfds by which the client wakes the
-//! server. From then on every byte of the connection (the same frames as
-//! on the socket) goes through the rings; the socket stays open as the
-//! control channel: either side's death closes it, which the other sees
-//! (the server in its reactor at once, a parked client within
-//! [`CHECK_EVERY`]).
+//! SCM_RIGHTS, together with four eventfds (each side's "wake up, bytes
+//! came" and "wake up, room was made"). From then on every byte of the
+//! connection (the same frames as on the socket) goes through the rings;
+//! the socket stays open as the control channel: either side's death
+//! closes it, which the other sees (in the reactor at once, a parked
+//! blocking client within [`CHECK_EVERY`]).
 //!
 //! Each ring is a single-producer single-consumer byte stream: the writer
 //! owns `head`, the reader `tail`, both counting bytes since the start and
@@ -18,15 +18,18 @@
 //! ring can hold, else the connection ends with an error). Bytes are
 //! copied in and out with relaxed atomic accesses only, so a peer that
 //! scribbles on the pages can give us wrong bytes (which the frame decoder
-//! refuses) but never a data race of ours.
+//! refuses) but never a data race of ours. The memfd is sealed against
+//! shrinking (a peer cannot make our accesses fault) and anonymous: it
+//! goes with the last process holding it, whatever killed it.
 //!
-//! Waiting: both sides spin first (adaptively, `wait.rs`). A parked client
-//! sleeps on a futex word the server bumps when it publishes bytes or
-//! frees room; a parked server waits in its reactor on an eventfd the
-//! client writes. Each side says it is parked in a flag the other checks
-//! after publishing (store then load, sequentially consistent on both
-//! sides), so a wake-up is never lost and, while both are busy, none is
-//! paid for.
+//! Waiting: both sides spin first (adaptively, `wait.rs`). A parked
+//! blocking client ([`ClientRing`]) sleeps on a futex word the server
+//! bumps when it publishes bytes or frees room; a parked [`AsyncRing`]
+//! (the server's side, an async client's) waits in its reactor on its
+//! eventfd, which the peer writes. Each side says it is parked in a flag
+//! the other checks after publishing (store then load, sequentially
+//! consistent on both sides), so a wake-up is never lost and, while both
+//! are busy, none is paid for.
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -861,14 +864,6 @@ impl Drop for Half {
 /// The reading half of an [`AsyncRing`].
 pub(crate) struct RingRead {
     half: Half,
-}
-
-impl RingRead {
-    /// Read what is there now, without waiting (`Ok(None)`: nothing yet),
-    /// for spinning.
-    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<Option<usize>> {
-        self.half.now(Moving::In, buf, &[])
-    }
 }
 
 impl AsyncRead for RingRead {
