@@ -246,9 +246,9 @@ fn a_server_killed_fails_a_blocked_call_at_once() {
     };
     // Long enough for the waiters to stop spinning and sleep.
     std::thread::sleep(Duration::from_millis(300));
+    let killed = Instant::now();
     server.0.kill().unwrap();
     server.0.wait().unwrap();
-    let killed = Instant::now();
     let failed_at = rx
         .recv_timeout(Duration::from_secs(10))
         .expect("the blocked get() returned");
@@ -309,9 +309,9 @@ fn a_client_killed_mid_call_loses_its_references_and_nothing_else() {
     // The worker's objects are served, and its get() is waiting.
     assert!(manager.number_of_objects().unwrap() > before);
     std::thread::sleep(Duration::from_millis(200));
+    let killed = Instant::now();
     child.0.kill().unwrap();
     child.0.wait().unwrap();
-    let killed = Instant::now();
     let left = settled_object_count(&manager, before, Duration::from_secs(5));
     let released = killed.elapsed();
     assert_eq!(left, before, "{:?}", manager.debug_info());
