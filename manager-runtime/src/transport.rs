@@ -160,12 +160,6 @@ pub(crate) trait Socket: AsyncRead + AsyncWrite + Unpin + Send + 'static {
         None
     }
 
-    /// Read what has arrived without waiting (`Ok(None)`: nothing yet),
-    /// for spinning; `None` where that cannot be done (TLS).
-    fn try_read_now(read: &mut Self::Read, buf: &mut [u8]) -> Option<io::Result<Option<usize>>> {
-        Self::read_fd(read).map(|fd| crate::wait::try_read(fd, buf))
-    }
-
     /// Whether [`into_movable`](Socket::into_movable) works (not in TLS).
     const MOVABLE: bool = false;
 
@@ -231,11 +225,8 @@ impl Socket for AsyncRing {
         self.split()
     }
 
-    // No spinning read from outside: a ring's reads spin by themselves
-    // (for the next request, and for the rest of a large one).
-    fn try_read_now(_: &mut Self::Read, _: &mut [u8]) -> Option<io::Result<Option<usize>>> {
-        None
-    }
+    // No `read_fd`: a ring's reads spin by themselves (for the next
+    // request, and for the rest of a large one).
 }
 
 /// A bound, not yet serving, listener.

@@ -162,6 +162,8 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
             return;
         }
     }
+    // No ring for it after all (no seat, TCP, TLS, or none granted).
+    drop(granted);
     if ring && refuse_ring(&mut stream).await.is_err() {
         return;
     }
@@ -214,7 +216,7 @@ async fn serve_session<S: Socket>(
                     }
                     out.clear();
                 }
-                if !read_more(&mut inbox, &mut reader, S::try_read_now, &mut spin).await {
+                if !read_more(&mut inbox, &mut reader, S::read_fd, &mut spin).await {
                     break;
                 }
                 continue;
@@ -348,22 +350,13 @@ async fn write_out<W: AsyncWrite + Unpin>(
 async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     inbox: &mut wire::Inbox,
     reader: &mut R,
-    try_now: TryRead<R>,
+    fd_of: fn(&R) -> Option<std::os::fd::BorrowedFd<'_>>,
     spin: &mut Spin,
 ) -> bool {
     // Only between requests: inside one, the rest is already on its way.
-    // A reader that cannot be read without waiting (TLS) does not spin.
-    if !inbox.partial() {
-        let spare = inbox.spare();
-        let mut cannot = false;
-        let spun = spin.read_with(|| {
-            try_now(reader, spare).unwrap_or_else(|| {
-                cannot = true;
-                Ok(Some(usize::MAX))
-            })
-        });
-        match spun {
-            _ if cannot => {}
+    // (A ring's reads spin by themselves; TLS cannot be read so.)
+    if let (Some(fd), false) = (fd_of(reader), inbox.partial()) {
+        match spin.read(fd, inbox.spare()) {
             Ok(Spun::Read(0)) | Err(_) => return false,
             Ok(Spun::Read(n)) => {
                 inbox.filled(n);
@@ -377,10 +370,6 @@ async fn read_more<R: tokio::io::AsyncRead + Unpin>(
     spin.parked(parked.elapsed());
     open
 }
-
-/// Read what has arrived on a reader without waiting
-/// ([`Socket::try_read_now`]).
-type TryRead<R> = fn(&mut R, &mut [u8]) -> Option<std::io::Result<Option<usize>>>;
 
 /// The withdrawal signals of a connection's waiting calls.
 #[derive(Default)]
