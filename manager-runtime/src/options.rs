@@ -260,13 +260,14 @@ impl ManagerOptions {
         self
     }
 
-    /// Whether blocking calls to a server on this host (a Unix socket
-    /// address) go through shared memory instead of the socket: each
-    /// blocking connection gets a ring of 64 KiB each way in a memfd the
-    /// server offers, the socket only tells either side the other's end.
-    /// Default on. A server with it off refuses every client's request
-    /// for a ring (the socket is then used, as over TCP); a client with it
-    /// off never asks.
+    /// Whether calls to a server on this host (a Unix socket address) go
+    /// through shared memory instead of the socket, for blocking and async
+    /// proxies alike: each connection gets a ring of 64 KiB each way in a
+    /// memfd the server offers, and the socket only tells either side the
+    /// other's end. Default on. A server with it off refuses every
+    /// client's request for a ring, and one with 512 rings open refuses
+    /// more (the socket is then used, as over TCP); a client with it off
+    /// never asks.
     pub fn shared_memory(mut self, on: bool) -> Self {
         self.shared_memory = on;
         self

@@ -52,6 +52,10 @@ pub(crate) const MEMFD_NAME: &std::ffi::CStr = c"managers-ring";
 /// Bytes of each direction's ring.
 pub(crate) const CAPACITY: u64 = 64 * 1024;
 
+/// How long a client waits for the server's answer to its request for a
+/// ring (the server answers at once; this only bounds a broken one).
+pub(crate) const ANSWER_WITHIN: Duration = Duration::from_secs(10);
+
 /// How often a parked client looks at the control socket (a server killed
 /// without a word is seen within this).
 pub(crate) const CHECK_EVERY: Duration = Duration::from_millis(20);

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -11,9 +12,7 @@ use serde::Serialize;
 
 use super::session::Session;
 use crate::error::{Error, Result};
-use std::os::fd::AsFd;
-
-use crate::ring::ClientRing;
+use crate::ring::{self, ClientRing};
 use crate::transport::{self, Stream};
 use crate::wait::{Spin, Spun};
 use crate::wire::{self, Request};
@@ -223,10 +222,6 @@ impl Connection {
     }
 }
 
-/// How long a client waits for the server's answer to its request for a
-/// ring (the server answers at once; this only bounds a broken one).
-const RING_ANSWER: Duration = Duration::from_secs(10);
-
 /// Read the server's answer to a request for a ring: one byte, with the
 /// ring's descriptors attached if granted. The connection as it goes on:
 /// through the ring, or on the socket if refused.
@@ -234,7 +229,7 @@ fn take_ring(stream: Stream, spin: Duration) -> Result<Stream> {
     let Stream::Unix(socket) = stream else {
         return Ok(stream);
     };
-    socket.set_read_timeout(Some(RING_ANSWER))?;
+    socket.set_read_timeout(Some(ring::ANSWER_WITHIN))?;
     let mut fds = Vec::new();
     let mut byte = [0u8; 1];
     loop {

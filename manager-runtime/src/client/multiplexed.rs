@@ -36,13 +36,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use serde::Serialize;
-
-use crate::ring::AsyncRing;
 use tokio::io::AsyncWriteExt;
 
 use super::session::Session;
 use crate::address::Address;
 use crate::error::{Error, Result};
+use crate::ring::{self, AsyncRing};
 use crate::transport::{self, Socket};
 use crate::wire::{self, Request};
 
@@ -345,7 +344,7 @@ impl Multiplexed {
         mut stream: tokio::net::UnixStream,
     ) -> Result<Arc<Multiplexed>> {
         Self::introduce(session, &mut stream, true).await?;
-        let fds = tokio::time::timeout(RING_ANSWER, ring_answer(&stream))
+        let fds = tokio::time::timeout(ring::ANSWER_WITHIN, ring_answer(&stream))
             .await
             .map_err(|_| {
                 std::io::Error::new(
@@ -655,10 +654,6 @@ async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
     wake.into_iter().for_each(Waker::wake);
     ended.reason = failure;
 }
-
-/// How long a client waits for the server's answer to its request for a
-/// ring (the server answers at once; this only bounds a broken one).
-const RING_ANSWER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The server's answer to a request for a ring: one byte, with the ring's
 /// descriptors attached if granted (none: refused).
