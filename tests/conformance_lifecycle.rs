@@ -34,9 +34,6 @@ fn main() {
         Ok("forgot") => return forgot_mode(),
         _ => {}
     }
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     let tests: &[(&str, fn())] = named![
         server_runs_in_another_process,
         three_ways_to_run_a_manager,

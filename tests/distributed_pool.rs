@@ -23,9 +23,6 @@ use managers::{Error, Pool, Process, ProcessError};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         a_map_survives_a_machine_killed_midway,
         imap_unordered_survives_a_machine_killed_midway,

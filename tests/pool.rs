@@ -21,9 +21,6 @@ use managers::{Error, Pool, Process, ProcessError};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         apply_map_and_starmap_equal_the_serial_results,
         map_async_callbacks_run_once,

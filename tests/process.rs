@@ -36,9 +36,6 @@ fn main() {
         Ok("killed-parent") => return killed_parent_mode(),
         _ => {}
     }
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         before_start_nothing_runs,
         start_twice_fails,

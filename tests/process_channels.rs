@@ -19,9 +19,6 @@ use managers::{Error, Process, SyncError};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         a_pipe_carries_values_and_bytes_both_ways,
         a_one_way_pipe_carries_16_mib_to_the_parent,

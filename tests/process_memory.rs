@@ -17,9 +17,6 @@ use managers::{Error, Pod, Process};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         values_written_by_a_child_are_read_by_the_parent,
         locked_increments_from_four_processes_are_exact,

@@ -23,9 +23,6 @@ use serde::{Deserialize, Serialize};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         every_sync_family_works_in_a_child,
         a_passed_proxy_keeps_its_object_alive_until_the_child_ends,

@@ -25,9 +25,6 @@ use python_common::{pythons, script, Python, KEY};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         our_client_drives_cpython_servers,
         a_wrong_key_is_refused_by_cpython,

@@ -103,9 +103,6 @@ fn main() {
     if std::env::var(MODE).as_deref() == Ok("parent") {
         return parent_mode();
     }
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     let workers: &[Test] = named![
         worker_holds_calls_until_killed,
         worker_blocks_on_lock,

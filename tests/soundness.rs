@@ -21,9 +21,6 @@ use managers::{Error, ManagerOptions, Pool, Process, ProcessError};
 
 fn main() {
     managers::bootstrap();
-    macro_rules! named {
-        ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
-    }
     common::harness::run(named![
         forged_task_offsets_are_refused_where_they_are_decoded,
         garbage_task_refs_never_reach_a_worker,

@@ -7,6 +7,13 @@
 //! runs in turn, a panic fails it, and the process exits non-zero if any
 //! failed.
 
+/// `(name, function)` pairs for [`run`], each test named as written:
+/// `named![first_test, second_test]`.
+#[macro_export]
+macro_rules! named {
+    ($($test:ident),* $(,)?) => { &[$((stringify!($test), $test as fn())),*] };
+}
+
 /// Run `tests` (name, function) as selected by the command line.
 pub fn run(tests: &[(&str, fn())]) {
     let (mut wanted, mut skipped) = (Vec::new(), Vec::new());
