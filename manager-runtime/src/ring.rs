@@ -124,6 +124,14 @@ impl Shared {
         }
     }
 
+    /// Write the eventfd `wake` if the peer's `flag` says it is parked for
+    /// it (after this side moved bytes it may wait for).
+    fn wake_if(&self, flag: usize, wake: BorrowedFd<'_>) {
+        if self.word(flag).load(Ordering::SeqCst) != 0 {
+            signal(wake);
+        }
+    }
+
     /// The server tells a parked client that something changed.
     fn wake_client(&self) {
         if self.word(CLIENT_PARKED).load(Ordering::SeqCst) != 0 {
@@ -426,8 +434,9 @@ impl io::Read for ClientRing {
         let deadline = self.timeout.map(|t| Instant::now() + t);
         self.wait(deadline, |this| {
             let n = this.replies.read(&this.shared, buf)?;
-            if n > 0 && this.shared.word(SERVER_WRITING).load(Ordering::SeqCst) != 0 {
-                signal(this.wake_writer.as_fd());
+            if n > 0 {
+                this.shared
+                    .wake_if(SERVER_WRITING, this.wake_writer.as_fd());
             }
             Ok(n)
         })
@@ -441,8 +450,9 @@ impl io::Write for ClientRing {
         }
         let n = self.wait(None, |this| {
             let n = this.requests.write(&this.shared, bytes)?;
-            if n > 0 && this.shared.word(SERVER_READING).load(Ordering::SeqCst) != 0 {
-                signal(this.wake_reader.as_fd());
+            if n > 0 {
+                this.shared
+                    .wake_if(SERVER_READING, this.wake_reader.as_fd());
             }
             Ok(n)
         })?;
@@ -761,9 +771,7 @@ impl Half {
             return Ok(None);
         }
         let (_, peer_flag) = self.flags(moving);
-        if self.shared.word(peer_flag).load(Ordering::SeqCst) != 0 {
-            signal(self.signal.as_fd());
-        }
+        self.shared.wake_if(peer_flag, self.signal.as_fd());
         if self.side == Side::Server {
             self.shared.wake_client();
         }

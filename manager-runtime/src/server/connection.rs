@@ -115,46 +115,33 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     let granted = if ring { RingSlot::take(&state) } else { None };
     // An async client on this host: its ring is served on the shared
     // runtime, as its socket would be.
-    if !blocking && S::MOVABLE && granted.is_some() {
-        let _granted = granted;
-        let offered = match stream.into_movable() {
-            Ok(Movable::Unix(socket)) => tokio::net::UnixStream::from_std(socket)
-                .and_then(|socket| AsyncRing::offer(socket, state.spin)),
-            Ok(Movable::Tcp(_)) => Err(std::io::Error::other("a ring asked for over TCP")),
-            Err(e) => Err(e),
-        };
-        match offered {
-            Ok(ring) => serve_session(state, ring, inbox, session, slot).await,
-            Err(e) => tracing::warn!(target: "managers::server",
-                error = %e, "connection closed: no shared-memory ring for it"),
+    let granted = match granted {
+        Some(granted) if !blocking && S::MOVABLE => {
+            let socket = match stream.into_movable() {
+                Ok(Movable::Unix(socket)) => tokio::net::UnixStream::from_std(socket),
+                Ok(Movable::Tcp(_)) => Err(std::io::Error::other("a ring asked for over TCP")),
+                Err(e) => Err(e),
+            };
+            serve_ring(state, socket, granted, inbox, session, slot).await;
+            return;
         }
-        return;
-    }
+        other => other,
+    };
     if blocking && S::MOVABLE {
         if let Some(seat) = Seat::take(&state.dedicated) {
             if let Ok(socket) = stream.into_movable() {
                 seat.run(socket, move |stream| async move {
-                    match stream {
-                        Own::Tcp(mut s) => {
-                            if ring && refuse_ring(&mut s).await.is_err() {
-                                return;
-                            }
-                            serve_session(state, s, inbox, session, slot).await
+                    match (stream, granted) {
+                        // Same host: the bytes go through shared memory.
+                        (Own::Unix(s), Some(granted)) => {
+                            serve_ring(state, Ok(s), granted, inbox, session, slot).await
                         }
-                        Own::Unix(s) if granted.is_some() => {
-                            // Same host: the bytes go through shared memory.
-                            let _granted = granted;
-                            match AsyncRing::offer(s, state.spin) {
-                                Ok(s) => serve_session(state, s, inbox, session, slot).await,
-                                Err(e) => tracing::warn!(target: "managers::server",
-                                    error = %e, "connection closed: no shared-memory ring for it"),
-                            }
+                        (Own::Unix(s), None) => {
+                            serve_socket(state, s, ring, inbox, session, slot).await
                         }
-                        Own::Unix(mut s) => {
-                            if ring && refuse_ring(&mut s).await.is_err() {
-                                return;
-                            }
-                            serve_session(state, s, inbox, session, slot).await
+                        (Own::Tcp(s), granted) => {
+                            drop(granted);
+                            serve_socket(state, s, ring, inbox, session, slot).await
                         }
                     }
                 });
@@ -164,16 +151,41 @@ pub(super) async fn serve_connection<S: Socket>(state: Arc<ServerState>, mut str
     }
     // No ring for it after all (no seat, TCP, TLS, or none granted).
     drop(granted);
-    if ring && refuse_ring(&mut stream).await.is_err() {
-        return;
-    }
-    serve_session(state, stream, inbox, session, slot).await;
+    serve_socket(state, stream, ring, inbox, session, slot).await;
 }
 
-/// Answer a request for a ring with no: one byte without descriptors; the
-/// connection goes on on the socket.
-async fn refuse_ring<W: AsyncWrite + Unpin>(stream: &mut W) -> std::io::Result<()> {
-    stream.write_all(&[0]).await
+/// Serve a connection through a ring whose control channel is `socket`,
+/// holding its place among the rings (`granted`) while it lasts.
+async fn serve_ring(
+    state: Arc<ServerState>,
+    socket: std::io::Result<tokio::net::UnixStream>,
+    granted: RingSlot,
+    inbox: wire::Inbox,
+    session: u128,
+    slot: Slot,
+) {
+    let _granted = granted;
+    match socket.and_then(|socket| AsyncRing::offer(socket, state.spin)) {
+        Ok(ring) => serve_session(state, ring, inbox, session, slot).await,
+        Err(e) => tracing::warn!(target: "managers::server",
+            error = %e, "connection closed: no shared-memory ring for it"),
+    }
+}
+
+/// Serve a connection on its socket, first answering no to the ring it
+/// `asked` for, if it did (one byte without descriptors).
+async fn serve_socket<S: Socket>(
+    state: Arc<ServerState>,
+    mut stream: S,
+    asked: bool,
+    inbox: wire::Inbox,
+    session: u128,
+    slot: Slot,
+) {
+    if asked && stream.write_all(&[0]).await.is_err() {
+        return;
+    }
+    serve_session(state, stream, inbox, session, slot).await
 }
 
 /// Serve the requests of a connection that joined `session`, until it
