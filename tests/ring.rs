@@ -135,12 +135,13 @@ fn async_calls_on_this_host_go_through_a_ring_too() {
     runtime.block_on(async {
         let dict = session.dict_async::<i64, i64>().await.unwrap();
         // Many calls in flight on the one multiplexed connection.
-        let calls = (0..500).map(|i| {
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..500 {
             let dict = dict.clone();
-            async move { dict.set(i, 2 * i).await }
-        });
-        for result in futures_join_all(calls).await {
-            result.unwrap();
+            calls.spawn(async move { dict.set(i, 2 * i).await });
+        }
+        while let Some(result) = calls.join_next().await {
+            result.unwrap().unwrap();
         }
         assert_eq!(dict.len().await.unwrap(), 500);
         assert_eq!(dict.get(&499).await.unwrap(), 998);
@@ -162,38 +163,6 @@ fn async_calls_on_this_host_go_through_a_ring_too() {
         before,
         "the session's end unmapped every ring"
     );
-}
-
-/// Await every future (in the order given), all polled together.
-async fn futures_join_all<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output> {
-    let mut pending: Vec<_> = futures.map(|f| Some(Box::pin(f))).collect();
-    let mut outputs: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (slot, output) in pending.iter_mut().zip(outputs.iter_mut()) {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(value) => {
-                        *output = Some(value);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => done = false,
-                }
-            }
-        }
-        if done {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    })
-    .await;
-    outputs
-        .into_iter()
-        .map(|o| o.expect("every future finished"))
-        .collect()
 }
 
 #[test]
