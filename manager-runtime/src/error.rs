@@ -555,6 +555,12 @@ pub enum RemoteError {
     /// traceback, or raised an exception no [`SyncError`] stands for.
     #[error("the Python server failed: {0}")]
     Python(String),
+    /// The engine holding the built-ins' state (Redis, see
+    /// [`ManagerOptions::redis`](crate::ManagerOptions::redis)) failed the
+    /// call: unreachable, or its reply lost. Whether a write took effect
+    /// is then unknown; the call was not repeated.
+    #[error("the state backend failed (the outcome is unknown): {0}")]
+    Backend(String),
 }
 
 impl From<SyncError> for RemoteError {

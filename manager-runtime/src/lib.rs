@@ -61,6 +61,9 @@ mod wire;
 mod object;
 #[cfg(feature = "manager")]
 mod registry;
+// Where the built-ins' state lives when not in the server (Redis).
+#[cfg(all(feature = "manager", feature = "redis"))]
+mod backend;
 // The two sides, which never use each other.
 #[cfg(feature = "manager")]
 mod client;
@@ -141,5 +144,11 @@ pub mod __private {
         pub use crate::sync::typed::{task_owner, FromReply};
         pub use crate::token::Token;
         pub use crate::value::{to_value, Value};
+        // What the built-ins' Redis forms (`sync/redis/`) use.
+        #[cfg(feature = "redis")]
+        pub use crate::backend::{
+            blocking, poll_until, ready, reply, stored, unstored, unstored_opt, RedisForm,
+            RedisObject, RedisReply,
+        };
     }
 }

@@ -63,6 +63,9 @@ pub struct ManagerOptions {
     pub(crate) max_connections: usize,
     pub(crate) spin: Duration,
     pub(crate) shared_memory: bool,
+    /// The Redis that holds the built-ins' state, if not this server.
+    pub(crate) redis: Option<String>,
+    pub(crate) lease: Duration,
     pub(crate) call_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     pub(crate) tls_server: Option<crate::tls::TlsServer>,
@@ -82,6 +85,8 @@ impl Default for ManagerOptions {
             max_connections: 10_000,
             spin: crate::wait::DEFAULT_SPIN,
             shared_memory: true,
+            redis: None,
+            lease: DEFAULT_LEASE,
             call_timeout: None,
             #[cfg(feature = "tls")]
             tls_server: None,
@@ -89,6 +94,9 @@ impl Default for ManagerOptions {
         }
     }
 }
+
+/// How long a lock held through a gateway outlives its holder's gateway.
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(5);
 
 /// How a client connects, as another process is told it (see
 /// [`ManagerOptions::connect_settings`]).
@@ -270,6 +278,39 @@ impl ManagerOptions {
     /// never asks.
     pub fn shared_memory(mut self, on: bool) -> Self {
         self.shared_memory = on;
+        self
+    }
+
+    /// Keep the built-ins' state in the Redis (or Valkey) at `url` instead
+    /// of this server's memory: `redis://[[user]:password@]host[:port][/db]`,
+    /// or a primary that Sentinels name,
+    /// `redis+sentinel://host:port[,host:port...]/service[/db]`. The server
+    /// becomes a gateway: several servers given the same Redis and authkey
+    /// serve the same objects, so a token made through one works through
+    /// any (see the README's "Past one machine" for what changes: leases
+    /// instead of reference counts, a dead holder's lock free after its
+    /// lease, writes just before a failover may be lost).
+    ///
+    /// Served from Redis: `dict`, `Queue`/`JoinableQueue`, `Value` and
+    /// `Lock` (with a fencing token), and singletons registered with
+    /// [`Constructor::singleton`](crate::server::Constructor::singleton) of
+    /// those types (one object per typeid for every gateway). Other
+    /// built-ins are refused with an error naming them; a type of your own
+    /// (`#[shared]`) runs code, so it stays on the gateway that made it.
+    /// A URL that does not parse, or a Redis that cannot be reached, is an
+    /// error when the server starts.
+    pub fn redis(mut self, url: impl Into<String>) -> Self {
+        self.redis = Some(url.into());
+        self
+    }
+
+    /// With [`redis`](Self::redis): how long a lock stays taken after its
+    /// holder's gateway stopped renewing it (its holder's process is gone
+    /// with its gateway, or cut off), default 5 s. An object no gateway
+    /// holds a reference to any more is removed from Redis after six
+    /// leases. Gateways renew both every third of a lease.
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.lease = lease.max(Duration::from_millis(300));
         self
     }
 

@@ -15,6 +15,7 @@ type Maker = Box<dyn Fn(&[u8]) -> Result<Arc<dyn Object>, RemoteError> + Send + 
 /// How the server makes an object of a typeid when a client asks for one.
 pub struct Constructor<T> {
     make: Maker,
+    singleton: bool,
     _type: PhantomData<fn() -> T>,
 }
 
@@ -31,6 +32,7 @@ impl<T: Shared> Constructor<T> {
                 let args = decode_args("<constructor>", args)?;
                 Ok(Arc::new(ObjectLock::new(f(args))) as Arc<dyn Object>)
             }),
+            singleton: false,
             _type: PhantomData,
         }
     }
@@ -51,6 +53,7 @@ impl<T: Shared> Constructor<T> {
                 let object = f(args).map_err(Into::into)?;
                 Ok(Arc::new(ObjectLock::new(object)) as Arc<dyn Object>)
             }),
+            singleton: false,
             _type: PhantomData,
         }
     }
@@ -70,6 +73,7 @@ impl<T: Shared> Constructor<T> {
                         as Arc<dyn Object>,
                 )
             }),
+            singleton: true,
             _type: PhantomData,
         }
     }
@@ -89,6 +93,10 @@ pub(crate) struct TypeEntry {
     pub(crate) methods: &'static [MethodInfo],
     /// The served type's Python table ([`Shared::PYTHON`]).
     pub(crate) python: &'static [crate::python::table::PyMethod],
+    /// Made with [`Constructor::singleton`]: one object for every request
+    /// (with the state in Redis, one for every gateway).
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) singleton: bool,
     make: Option<Maker>,
 }
 
@@ -137,6 +145,10 @@ pub(crate) struct TypeEntry {
 #[derive(Default)]
 pub struct Registry {
     entries: HashMap<&'static str, TypeEntry>,
+    /// How each built-in (by its type's own typeid) keeps its state in
+    /// Redis; `None` for a built-in that cannot.
+    #[cfg(feature = "redis")]
+    forms: HashMap<&'static str, Option<crate::backend::RedisForm>>,
 }
 
 impl Registry {
@@ -168,12 +180,14 @@ impl Registry {
                 );
             }
         }
+        let singleton = constructor.as_ref().is_some_and(|c| c.singleton);
         let make = constructor.map(|c| c.make);
         let entry = TypeEntry {
             exposed,
             type_typeid: T::TYPEID,
             methods: T::METHODS,
             python: T::PYTHON,
+            singleton,
             make,
         };
         let previous = self.entries.insert(typeid, entry);
@@ -182,6 +196,63 @@ impl Registry {
 
     pub(crate) fn get(&self, typeid: &str) -> Option<&TypeEntry> {
         self.entries.get(typeid)
+    }
+
+    /// The entry of `typeid` with the registry's own copy of the name.
+    #[cfg(feature = "redis")]
+    pub(crate) fn get_key_value(&self, typeid: &str) -> Option<(&'static str, &TypeEntry)> {
+        self.entries.get_key_value(typeid).map(|(k, v)| (*k, v))
+    }
+
+    /// Declare how objects of the built-in whose type's own typeid is
+    /// `face` keep their state in Redis; `None`: they cannot, and a
+    /// gateway refuses to make them (a type nobody declared is made in the
+    /// gateway's memory, as a type of the user's own). Called by the
+    /// built-ins' registration.
+    #[cfg(feature = "redis")]
+    #[doc(hidden)]
+    pub fn redis_form(&mut self, face: &'static str, form: Option<crate::backend::RedisForm>) {
+        self.forms.insert(face, form);
+    }
+
+    /// How a gateway makes objects of `typeid`: `None` in its own memory
+    /// (a type of the user's own, or an unknown typeid, which `create`
+    /// reports), an error if it is a built-in without a Redis form.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis_target(
+        &self,
+        typeid: &str,
+    ) -> Option<Result<crate::backend::Target, RemoteError>> {
+        let (name, entry) = self.get_key_value(typeid)?;
+        let form = match self.forms.get(entry.type_typeid)? {
+            Some(form) => *form,
+            None => {
+                let served: Vec<&str> = {
+                    let mut served: Vec<&str> = self
+                        .forms
+                        .iter()
+                        .filter(|(_, form)| form.is_some())
+                        .map(|(face, _)| *face)
+                        .collect();
+                    served.sort_unstable();
+                    served
+                };
+                return Some(Err(RemoteError::BadRequest(format!(
+                    "`{typeid}` is not served from Redis (its state would live in one \
+                     gateway only): the Redis backend serves {}",
+                    served.join(", ")
+                ))));
+            }
+        };
+        Some(Ok(crate::backend::Target {
+            typeid: name,
+            exposed: entry.exposed,
+            methods: entry.methods,
+            python: entry.python,
+            face: entry.type_typeid,
+            singleton: entry.singleton,
+            form,
+        }))
     }
 
     /// Build a new object of `typeid` from encoded constructor arguments.

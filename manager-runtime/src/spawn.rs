@@ -67,6 +67,8 @@ struct Settings {
     max_connections: usize,
     spin: Duration,
     shared_memory: bool,
+    redis: Option<String>,
+    lease: Duration,
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -190,6 +192,8 @@ where
         max_connections: options.max_connections,
         spin: options.spin,
         shared_memory: options.shared_memory,
+        redis: options.redis.clone(),
+        lease: options.lease,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
         #[cfg(not(feature = "tls"))]
@@ -249,6 +253,8 @@ where
         max_connections: settings.max_connections,
         spin: settings.spin,
         shared_memory: settings.shared_memory,
+        redis: settings.redis.clone(),
+        lease: settings.lease,
         ..ManagerOptions::default()
     };
     let bound = prepare::<R>(settings, options);

@@ -49,16 +49,18 @@ const LAYERS: &[(&str, u32)] = &[
     ("options.rs", 8),
     // Object model: what a served object is, its method and Python tables.
     ("object.rs", 9),
-    ("registry.rs", 10),
+    // Where the built-ins' state lives when not in the server (Redis).
+    ("backend/", 10),
+    ("registry.rs", 11),
     // The two sides.
-    ("server/", 11),
-    ("client/", 11),
-    ("proxy.rs", 12),
+    ("server/", 12),
+    ("client/", 12),
+    ("proxy.rs", 13),
     // Lifecycle.
-    ("spawn.rs", 13),
-    ("manager.rs", 14),
+    ("spawn.rs", 14),
+    ("manager.rs", 15),
     // Built on the public surface.
-    ("sync/", 15),
+    ("sync/", 16),
 ];
 
 /// Groups whose code may name only what a user of the crate can: the

@@ -16,7 +16,7 @@ use crate::address::Address;
 use crate::error::RemoteError;
 use crate::object::MethodRef;
 use crate::object::{CallContext, Host, Object, Outcome, RemoteRefs, ReplyFuture};
-use crate::registry::Registry;
+use crate::registry::{Created, Registry};
 use crate::token::Token;
 use crate::wire::{self, DebugEntry};
 
@@ -36,6 +36,10 @@ pub(super) struct Core {
     /// This process's sessions on other servers, for objects held here
     /// that live there.
     pub(super) remote: Arc<dyn RemoteRefs>,
+    /// Where the built-ins' state lives when not here (Redis): this
+    /// server is then one gateway among any number.
+    #[cfg(feature = "redis")]
+    pub(super) backend: Option<Arc<crate::backend::RedisStore>>,
 }
 
 impl Core {
@@ -47,19 +51,89 @@ impl Core {
         exposed: Option<&'static [&'static str]>,
     ) -> Token {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        tracing::debug!(target: "managers::server", id, typeid, "object created");
+        self.insert_as(session, id, object, typeid, exposed)
+    }
+
+    /// Serve `object` as `id` with one reference held by `session`; an
+    /// object already served as `id` (a singleton of the backend, or an
+    /// object opened from it) gains that reference instead.
+    fn insert_as(
+        &self,
+        session: u128,
+        id: u64,
+        object: Arc<dyn Object>,
+        typeid: &'static str,
+        exposed: Option<&'static [&'static str]>,
+    ) -> Token {
+        tracing::debug!(target: "managers::server", id, typeid, "object served");
         let entry = Entry {
             object,
             typeid,
             exposed,
             refcount: 1,
         };
-        self.table.lock().unwrap().insert(id, entry, session);
+        let mut table = self.table.lock().unwrap();
+        if !table.objects.contains_key(&id) || table.incref(session, id).is_err() {
+            table.insert(id, entry, session);
+        }
+        drop(table);
         Token {
             typeid: typeid.to_string(),
             address: self.address.clone(),
             id,
         }
+    }
+
+    /// The object `id` served here, or, with the state in Redis, made by
+    /// a gateway (this or another) and opened for the caller.
+    fn find(&self, id: u64) -> Result<Served, RemoteError> {
+        let here = {
+            let table = self.table.lock().unwrap();
+            table
+                .objects
+                .get(&id)
+                .map(|e| (Arc::clone(&e.object), e.typeid, e.exposed))
+        };
+        match here {
+            Some(found) => Ok(found),
+            None => self.opened(id).ok_or(RemoteError::NoSuchObject(id)),
+        }
+    }
+
+    /// The object `id` opened from the backend, not yet served here.
+    #[cfg(feature = "redis")]
+    fn opened(&self, id: u64) -> Option<Served> {
+        let object = self
+            .backend
+            .as_ref()?
+            .open(id, |typeid| self.registry.redis_target(typeid)?.ok())?;
+        let (typeid, exposed) = object.served_as();
+        Some((object as Arc<dyn Object>, typeid, exposed))
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn opened(&self, _id: u64) -> Option<Served> {
+        None
+    }
+
+    /// A new object of `typeid`: in the backend if its type lives there
+    /// (with the id it has there), else here.
+    fn make(&self, typeid: &str, args: &[u8]) -> Result<(Option<u64>, Created), RemoteError> {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.backend {
+            if let Some(target) = self.registry.redis_target(typeid) {
+                let target = target?;
+                let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                let (id, object) = store.create(target, args, id)?;
+                let created = Created {
+                    object,
+                    typeid: target.typeid,
+                    exposed: target.exposed,
+                };
+                return Ok((Some(id), created));
+            }
+        }
+        Ok((None, self.registry.create(typeid, args)?))
     }
 
     /// The object `id` and the index of `method` in its table, checked:
@@ -71,16 +145,12 @@ impl Core {
         id: u64,
         method: MethodRef<'_>,
     ) -> Result<(Arc<dyn Object>, usize), RemoteError> {
-        let table = self.table.lock().unwrap();
-        let entry = table
-            .objects
-            .get(&id)
-            .ok_or(RemoteError::NoSuchObject(id))?;
+        let (object, typeid, exposed) = self.find(id)?;
         let not_exposed = || RemoteError::NotExposed {
-            typeid: entry.typeid.to_string(),
+            typeid: typeid.to_string(),
             method: method.name.to_string(),
         };
-        let methods = entry.object.methods();
+        let methods = object.methods();
         let hinted = method
             .index
             .map(|index| index as usize)
@@ -92,18 +162,18 @@ impl Core {
                 .position(|m| m.name == method.name)
                 .ok_or_else(not_exposed)?,
         };
-        if let Some(exposed) = entry.exposed {
+        if let Some(exposed) = exposed {
             if !exposed.contains(&method.name) {
                 return Err(not_exposed());
             }
         }
         if methods[index].fingerprint != method.fingerprint {
             return Err(RemoteError::SignatureMismatch {
-                typeid: entry.typeid.to_string(),
+                typeid: typeid.to_string(),
                 method: method.name.to_string(),
             });
         }
-        Ok((Arc::clone(&entry.object), index))
+        Ok((object, index))
     }
 
     pub(super) fn call(
@@ -172,12 +242,14 @@ impl Core {
             object: None,
             dynamic,
         };
-        let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            cx.enter(|| self.registry.create(typeid, args))
-        }))
-        .map_err(|panic| panicked(0, typeid, &*panic))?;
-        let made = made?;
-        Ok(self.insert(session, made.object, made.typeid, made.exposed))
+        let made =
+            std::panic::catch_unwind(AssertUnwindSafe(|| cx.enter(|| self.make(typeid, args))))
+                .map_err(|panic| panicked(0, typeid, &*panic))?;
+        let (id, made) = made?;
+        Ok(match id {
+            Some(id) => self.insert_as(session, id, made.object, made.typeid, made.exposed),
+            None => self.insert(session, made.object, made.typeid, made.exposed),
+        })
     }
 
     pub(super) fn decref(&self, session: u128, id: u64, count: u64) {
@@ -192,8 +264,24 @@ impl Core {
 
     /// A connection of `session` closed (with the last, its references go).
     pub(super) fn leave(&self, session: u128) {
-        let dead = self.table.lock().unwrap().leave(session);
+        let (dead, gone) = {
+            let mut table = self.table.lock().unwrap();
+            let dead = table.leave(session);
+            (dead, !table.sessions.contains_key(&session))
+        };
         drop(dead);
+        if gone {
+            self.left(session);
+        }
+    }
+
+    /// `session` has no connection left: what it holds in the backend
+    /// (locks) goes too.
+    fn left(&self, _session: u128) {
+        #[cfg(feature = "redis")]
+        if let Some(store) = &self.backend {
+            store.session_left(_session);
+        }
     }
 
     /// Release every reference `session` holds; its connections stay.
@@ -216,9 +304,7 @@ impl Core {
 
     /// The object `id`, the typeid it is served as and its exposed set.
     pub(super) fn served(&self, id: u64) -> Option<Served> {
-        let table = self.table.lock().unwrap();
-        let entry = table.objects.get(&id)?;
-        Some((Arc::clone(&entry.object), entry.typeid, entry.exposed))
+        self.find(id).ok()
     }
 
     pub(super) fn number_of_objects(&self) -> usize {
@@ -265,7 +351,18 @@ impl Host for Core {
     }
 
     fn incref(&self, session: u128, id: u64) -> Result<(), RemoteError> {
-        self.table.lock().unwrap().incref(session, id)
+        let result = self.table.lock().unwrap().incref(session, id);
+        match result {
+            // Made by another gateway: served here from now on.
+            Err(RemoteError::NoSuchObject(_)) => match self.opened(id) {
+                Some((object, typeid, exposed)) => {
+                    self.insert_as(session, id, object, typeid, exposed);
+                    Ok(())
+                }
+                None => result,
+            },
+            result => result,
+        }
     }
 
     fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token {

@@ -83,13 +83,30 @@ impl Server {
                 source: None,
             });
         }
+        #[cfg(feature = "redis")]
+        let backend = match &options.redis {
+            Some(url) => Some(crate::backend::RedisStore::connect(url, options.lease)?),
+            None => None,
+        };
+        #[cfg(not(feature = "redis"))]
+        if options.redis.is_some() {
+            return Err(crate::error::Error::Redis(
+                "this build has no Redis backend: enable the feature `redis`".into(),
+            ));
+        }
+        #[cfg(feature = "redis")]
+        let first_id = backend.as_ref().map_or(1, |b| b.first_id());
+        #[cfg(not(feature = "redis"))]
+        let first_id = 1;
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
         let core = Arc::new(Core {
             registry,
             table: Mutex::new(Table::default()),
-            next_id: AtomicU64::new(1),
+            next_id: AtomicU64::new(first_id),
             address,
             remote,
+            #[cfg(feature = "redis")]
+            backend,
         });
         let state = Arc::new(ServerState {
             core,

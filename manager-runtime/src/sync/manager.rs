@@ -58,6 +58,8 @@ impl SyncManager {
         super::shared_value::register(registry);
         super::array::register(registry);
         super::pool::register(registry);
+        #[cfg(feature = "redis")]
+        super::redis::register(registry);
     }
 }
 

@@ -73,6 +73,8 @@ mod manager;
 mod namespace;
 mod pool;
 mod queue;
+#[cfg(feature = "redis")]
+mod redis;
 mod shared_value;
 pub(crate) mod typed;
 

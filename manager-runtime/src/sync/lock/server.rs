@@ -53,6 +53,16 @@ impl ManagedLock {
     pub fn locked(&self) -> bool {
         self.core.locked()
     }
+
+    /// The fencing token of the current (or last) holder: it grows by one
+    /// each time the lock is taken. With the state in Redis
+    /// ([`ManagerOptions::redis`](crate::ManagerOptions::redis)), a holder
+    /// that lost its lease (its gateway died, or it was cut off) may
+    /// still believe it holds the lock: a resource that remembers the
+    /// largest token it saw and refuses smaller ones stays safe.
+    pub fn fence(&self) -> u64 {
+        self.core.fence()
+    }
 }
 
 /// Python's `threading.RLock`, served: re-entrant, owned by the calling

@@ -72,6 +72,8 @@ pub(in crate::sync) struct LockCore {
     reentrant: bool,
     holder: Mutex<Holder>,
     released: Notify,
+    /// Times it went from free to taken: the fencing token.
+    fence: std::sync::atomic::AtomicU64,
 }
 
 impl LockCore {
@@ -81,6 +83,7 @@ impl LockCore {
             reentrant,
             holder: Mutex::new(Holder::default()),
             released: Notify::new(),
+            fence: Default::default(),
         }
     }
 
@@ -89,6 +92,8 @@ impl LockCore {
         let mut holder = self.holder.lock().unwrap();
         if holder.count == 0 {
             *holder = Holder { owner, count };
+            self.fence
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             true
         } else if self.reentrant && holder.owner == owner {
             holder.count += count;
@@ -164,6 +169,12 @@ impl LockCore {
     /// Whether anyone holds the lock.
     pub(in crate::sync) fn locked(&self) -> bool {
         self.holder.lock().unwrap().count > 0
+    }
+
+    /// How many times it was taken when free: the current (or last)
+    /// holder's fencing token.
+    pub(in crate::sync) fn fence(&self) -> u64 {
+        self.fence.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 

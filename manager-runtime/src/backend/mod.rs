@@ -1,0 +1,609 @@
+//! The built-ins' state in Redis (or Valkey). A server given
+//! [`ManagerOptions::redis`](crate::ManagerOptions::redis) is a *gateway*:
+//! the built-ins that have a Redis form (a [`RedisForm`], declared beside
+//! each built-in in `sync/redis/`) keep their state in Redis keys named by
+//! the object's id, so every gateway given the same Redis serves the same
+//! objects, and a token made through one works through any. This module
+//! is the machinery they share and names no built-in.
+//!
+//! - **Ids** are unique among gateways without a Redis call per object:
+//!   each gateway takes a number (`INCR managers:gateways`) when it starts
+//!   and makes its ids in the range `number << 40`.
+//! - **An object's keys** share the hash tag `{id}`
+//!   (`managers:{id}:meta`, `...:hv`), so one object's keys sit in one slot
+//!   and its scripts are atomic. `meta` holds the typeid it was made as and
+//!   its parameter (a queue's bound), so another gateway can serve it
+//!   ([`RedisStore::open`]).
+//! - **Lifetime by leases**: a gateway renews the keys of every object it
+//!   holds (in its table or in a call) every third of a lease; an object
+//!   no gateway holds expires six leases after the last renewal. Singletons
+//!   never expire.
+//! - **Holds** (a lock's key naming its holder): the holder's gateway
+//!   renews them every third of a lease while the holder is connected and
+//!   deletes them when it leaves; if the gateway dies they expire after one
+//!   lease.
+//! - **Calls block** on their Redis round trip: inline on a connection's
+//!   own thread (`server/dedicated.rs`), in `block_in_place` on the shared
+//!   runtime. Waits are futures that try in slices or with growing pauses
+//!   ([`poll_until`]), so a caller that goes away stops waiting.
+#![forbid(unsafe_code)]
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use crate::error::{Error, RemoteError};
+use crate::object::{CallContext, MethodInfo, Object, Outcome, Plain, Reply as _};
+use crate::python::table::PyMethod;
+use crate::redis::{cmd, Command, Redis, RedisUrl};
+use crate::value::Value;
+
+pub use crate::redis::resp::Reply as RedisReply;
+
+/// How many bits of an id are the gateway's own counter.
+const GATEWAY_SHIFT: u32 = 40;
+
+/// What every script starts with: `lease` (ARGV\[1\], milliseconds, `0`
+/// for none) and `touch(...)`, which gives the keys named that lease.
+const PRELUDE: &str = "local lease = tonumber(ARGV[1]) \
+     local function touch(...) if lease > 0 then \
+     for _, k in ipairs({...}) do redis.call('PEXPIRE', k, lease) end end end ";
+
+/// How a built-in keeps its state in Redis, declared beside it and handed
+/// to the registry (`Registry::redis_form`).
+#[derive(Clone, Copy)]
+pub struct RedisForm {
+    /// The key parts an object may have (besides `meta`), renewed together.
+    pub parts: &'static [&'static str],
+    /// The constructor's arguments: the object's parameter (a queue's
+    /// bound) and the initial contents, if any.
+    pub args: fn(&[u8]) -> Result<Made, RemoteError>,
+    /// Store the initial contents in a new object.
+    pub fill: fn(&RedisObject, Value) -> Result<(), RemoteError>,
+    /// Run a method, by its name in the built-in's table.
+    pub call: fn(Arc<RedisObject>, &'static str, &[u8], &CallContext) -> Outcome,
+}
+
+/// What a constructor's arguments say: the object's parameter (a queue's
+/// bound, 0 if none) and its initial contents, if any.
+pub type Made = (u64, Option<Value>);
+
+/// A typeid whose objects may live in Redis, as the server's registry
+/// describes it.
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    /// The typeid, as the registry spells it.
+    pub(crate) typeid: &'static str,
+    pub(crate) exposed: Option<&'static [&'static str]>,
+    pub(crate) methods: &'static [MethodInfo],
+    pub(crate) python: &'static [PyMethod],
+    /// The served type's own typeid.
+    pub(crate) face: &'static str,
+    pub(crate) singleton: bool,
+    pub(crate) form: RedisForm,
+}
+
+/// A failed Redis exchange, as the caller sees it.
+fn backend_error(e: Error) -> RemoteError {
+    RemoteError::Backend(crate::error::chain(&e))
+}
+
+/// Run `f`, which blocks on Redis, without stalling other connections: on
+/// the shared (multi-threaded) runtime in `block_in_place`, elsewhere (a
+/// connection's own thread) as it is.
+pub fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The Redis key `part` of object `id`.
+fn key(id: u64, part: &str) -> String {
+    format!("managers:{{{id}}}:{part}")
+}
+
+/// Delete KEYS\[1\] if ARGV\[1\] holds it.
+const LET_GO_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+       return redis.call('DEL', KEYS[1]) \
+     end \
+     return 0";
+
+/// Renew KEYS\[1\] for ARGV\[2\] ms if ARGV\[1\] holds it.
+const RENEW_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+       return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
+     end \
+     return 0";
+
+/// One gateway's link to Redis: connections, the objects it renews, the
+/// holds it keeps for its sessions.
+pub(crate) struct RedisStore {
+    url: RedisUrl,
+    lease: Duration,
+    /// This gateway's number (ids and holders carry it).
+    gateway: u64,
+    /// Idle connections; a call takes one (or makes one) and gives it back.
+    idle: Mutex<Vec<Redis>>,
+    /// The objects alive in this process, by id, to renew.
+    live: Mutex<HashMap<u64, Vec<Weak<RedisObject>>>>,
+    /// Keys held for sessions of this gateway (a taken lock), with the
+    /// holder session.
+    holds: Mutex<HashMap<String, u128>>,
+}
+
+impl RedisStore {
+    /// Connect to the Redis at `url` and take a gateway number; a thread
+    /// renews this gateway's leases every third of `lease` until the
+    /// store is dropped.
+    pub(crate) fn connect(url: &str, lease: Duration) -> crate::Result<Arc<RedisStore>> {
+        let url: RedisUrl = url.parse()?;
+        let mut redis = Redis::connect(&url)?;
+        let gateway = redis
+            .call(cmd!["INCR", "managers:gateways"])?
+            .int()
+            .and_then(|n| u64::try_from(n).ok())
+            .filter(|&n| n > 0 && n < (1 << (63 - GATEWAY_SHIFT)))
+            .ok_or_else(|| Error::Redis("INCR managers:gateways: not a gateway number".into()))?;
+        let store = Arc::new(RedisStore {
+            url,
+            lease,
+            gateway,
+            idle: Mutex::new(vec![redis]),
+            live: Mutex::default(),
+            holds: Mutex::default(),
+        });
+        let weak = Arc::downgrade(&store);
+        std::thread::Builder::new()
+            .name("managers-lease".into())
+            .spawn(move || renew_while_alive(&weak, lease / 3))
+            .map_err(Error::Io)?;
+        tracing::info!(target: "managers::server", gateway, url = ?store.url, "state in Redis");
+        Ok(store)
+    }
+
+    /// The first id this gateway makes.
+    pub(crate) fn first_id(&self) -> u64 {
+        self.gateway << GATEWAY_SHIFT
+    }
+
+    /// Run `f` on a connection of the pool.
+    fn with<R>(&self, f: impl FnOnce(&mut Redis) -> crate::Result<R>) -> Result<R, RemoteError> {
+        let taken = self.idle.lock().unwrap().pop();
+        let mut redis = match taken {
+            Some(redis) => redis,
+            None => Redis::connect(&self.url).map_err(backend_error)?,
+        };
+        let result = f(&mut redis).map_err(backend_error);
+        self.idle.lock().unwrap().push(redis);
+        result
+    }
+
+    /// Objects' keys live this long past their last renewal.
+    fn object_lease(&self) -> Duration {
+        self.lease * 6
+    }
+
+    /// Make a new object of `target` in Redis as `id`, from its
+    /// constructor's `args`. A singleton typeid names one object for every
+    /// gateway: its id is the first gateway's, which this returns.
+    pub(crate) fn create(
+        self: &Arc<Self>,
+        target: Target,
+        args: &[u8],
+        id: u64,
+    ) -> Result<(u64, Arc<RedisObject>), RemoteError> {
+        blocking(|| {
+            let (param, initial) = if target.singleton {
+                crate::object::decode_args::<()>("<constructor>", args)?;
+                (0, None)
+            } else {
+                (target.form.args)(args)?
+            };
+            let id = if target.singleton {
+                self.with(|redis| named(redis, target.typeid, id))?
+            } else {
+                let lease = self.object_lease().as_millis() as u64;
+                self.with(|redis| {
+                    let meta = key(id, "meta");
+                    let fields = cmd![
+                        "HSET",
+                        &meta,
+                        "typeid",
+                        target.typeid,
+                        "param",
+                        param,
+                        "leased",
+                        "1"
+                    ];
+                    check(redis.pipeline(&[fields, cmd!["PEXPIRE", &meta, lease]])?)
+                })?;
+                id
+            };
+            let object = RedisObject::new(self, id, target, param, !target.singleton);
+            if let Some(initial) = initial {
+                (target.form.fill)(&object, initial)?;
+            }
+            Ok((id, object))
+        })
+    }
+
+    /// The object `id` that a gateway (this one or another) made, as the
+    /// typeid it was made as (`target` finds how this server serves it);
+    /// `None` if Redis holds no such object (never made, or expired).
+    pub(crate) fn open(
+        self: &Arc<Self>,
+        id: u64,
+        target: impl FnOnce(&str) -> Option<Target>,
+    ) -> Option<Arc<RedisObject>> {
+        let found = blocking(|| {
+            self.with(|redis| {
+                redis.call(cmd!["HMGET", key(id, "meta"), "typeid", "param", "leased"])
+            })
+        });
+        let reply = match found {
+            Ok(reply) => reply,
+            Err(e) => {
+                tracing::warn!(target: "managers::server", id, error = %e, "opening an object in Redis");
+                return None;
+            }
+        };
+        let [typeid, param, leased]: [RedisReply; 3] = reply.into_items()?.try_into().ok()?;
+        let typeid = String::from_utf8(typeid.into_bytes()?).ok()?;
+        let param = param
+            .bytes()
+            .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+            .unwrap_or(0);
+        let leased = leased.bytes() != Some(b"0");
+        let target = target(&typeid)?;
+        Some(RedisObject::new(self, id, target, param, leased))
+    }
+
+    /// Every connection of `session` is gone: the keys it holds through
+    /// this gateway are let go (if still its own).
+    pub(crate) fn session_left(&self, session: u128) {
+        let held: Vec<String> = {
+            let mut holds = self.holds.lock().unwrap();
+            let keys: Vec<String> = holds
+                .iter()
+                .filter(|(_, &s)| s == session)
+                .map(|(key, _)| key.clone())
+                .collect();
+            for key in &keys {
+                holds.remove(key);
+            }
+            keys
+        };
+        if held.is_empty() {
+            return;
+        }
+        let holder = self.holder(session);
+        let commands: Vec<Command> = held
+            .iter()
+            .map(|key| cmd!["EVAL", LET_GO_IF_HOLDER, "1", key, &holder])
+            .collect();
+        if let Err(e) = blocking(|| self.with(|redis| redis.pipeline(&commands).map(drop))) {
+            tracing::warn!(target: "managers::server", error = %e, "letting go of a departed session's holds in Redis");
+        }
+    }
+
+    /// How a held key names `session` of this gateway.
+    fn holder(&self, session: u128) -> String {
+        format!("{}:{session:032x}", self.gateway)
+    }
+
+    /// Renew the keys of every live object and every hold of this gateway.
+    fn renew(&self) {
+        let objects: Vec<(u64, &'static [&'static str])> = {
+            let mut live = self.live.lock().unwrap();
+            live.retain(|_, handles| {
+                handles.retain(|h| h.strong_count() > 0);
+                !handles.is_empty()
+            });
+            live.values()
+                .filter_map(|handles| handles.iter().find_map(Weak::upgrade))
+                .filter(|o| o.leased)
+                .map(|o| (o.id, o.target.form.parts))
+                .collect()
+        };
+        let holds: Vec<(String, u128)> = self
+            .holds
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(key, &s)| (key.clone(), s))
+            .collect();
+        let object_lease = self.object_lease().as_millis() as u64;
+        let hold_lease = self.lease.as_millis() as u64;
+        let mut commands: Vec<Command> = Vec::new();
+        for (id, parts) in &objects {
+            commands.push(cmd!["PEXPIRE", key(*id, "meta"), object_lease]);
+            for part in *parts {
+                commands.push(cmd!["PEXPIRE", key(*id, part), object_lease]);
+            }
+        }
+        let first_hold = commands.len();
+        for (key, session) in &holds {
+            let holder = self.holder(*session);
+            commands.push(cmd!["EVAL", RENEW_IF_HOLDER, "1", key, holder, hold_lease]);
+        }
+        if commands.is_empty() {
+            return;
+        }
+        match self.with(|redis| redis.pipeline(&commands)) {
+            Ok(replies) => {
+                // A hold no longer ours (let go by another caller, or
+                // expired while Redis was out of reach) is forgotten.
+                let mut held = self.holds.lock().unwrap();
+                for (reply, (key, session)) in replies[first_hold..].iter().zip(&holds) {
+                    if reply.int() == Some(0) && held.get(key) == Some(session) {
+                        held.remove(key);
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(target: "managers::server", error = %e, "renewing leases in Redis");
+            }
+        }
+    }
+}
+
+/// The lease thread: renew every `every` while the store lives.
+fn renew_while_alive(store: &Weak<RedisStore>, every: Duration) {
+    let step = Duration::from_millis(50).min(every);
+    let mut waited = Duration::ZERO;
+    loop {
+        std::thread::sleep(step);
+        waited += step;
+        let Some(store) = store.upgrade() else {
+            return;
+        };
+        if waited >= every {
+            waited = Duration::ZERO;
+            store.renew();
+        }
+    }
+}
+
+/// A singleton's id: the one Redis names for `typeid`, or `id`, recorded
+/// now as that name's.
+fn named(redis: &mut Redis, typeid: &str, id: u64) -> crate::Result<u64> {
+    const NAMED: &str = "local got = redis.call('GET', KEYS[1]) \
+         if got then return tonumber(got) end \
+         redis.call('SET', KEYS[1], ARGV[1]) \
+         redis.call('HSET', 'managers:{' .. ARGV[1] .. '}:meta', \
+           'typeid', ARGV[2], 'param', '0', 'leased', '0') \
+         return tonumber(ARGV[1])";
+    let name = format!("managers:named:{typeid}");
+    let reply = redis.call(cmd!["EVAL", NAMED, "1", name, id, typeid])?;
+    reply
+        .int()
+        .and_then(|n| u64::try_from(n).ok())
+        .ok_or_else(|| Error::Redis(format!("a bad id for the singleton `{typeid}`")))
+}
+
+/// A pipeline's replies, an error reply among them an error.
+fn check(replies: Vec<RedisReply>) -> crate::Result<()> {
+    match replies
+        .into_iter()
+        .find(|r| matches!(r, RedisReply::Error(_)))
+    {
+        Some(RedisReply::Error(e)) => Err(Error::Redis(e)),
+        _ => Ok(()),
+    }
+}
+
+/// A built-in whose state is in Redis: its id names its keys, its
+/// [`RedisForm`] runs its methods.
+pub struct RedisObject {
+    id: u64,
+    target: Target,
+    /// The constructor's parameter (a queue's bound).
+    param: u64,
+    /// Its keys expire unless renewed (every object but a singleton).
+    leased: bool,
+    store: Arc<RedisStore>,
+}
+
+impl RedisObject {
+    fn new(
+        store: &Arc<RedisStore>,
+        id: u64,
+        target: Target,
+        param: u64,
+        leased: bool,
+    ) -> Arc<Self> {
+        let object = Arc::new(RedisObject {
+            id,
+            target,
+            param,
+            leased,
+            store: Arc::clone(store),
+        });
+        store
+            .live
+            .lock()
+            .unwrap()
+            .entry(id)
+            .or_default()
+            .push(Arc::downgrade(&object));
+        object
+    }
+
+    /// The typeid and exposed set it is served as.
+    pub(crate) fn served_as(&self) -> (&'static str, Option<&'static [&'static str]>) {
+        (self.target.typeid, self.target.exposed)
+    }
+
+    /// The parameter it was made with (a queue's bound; 0 if none).
+    pub fn param(&self) -> u64 {
+        self.param
+    }
+
+    /// This object's key `part`.
+    pub fn key(&self, part: &str) -> String {
+        key(self.id, part)
+    }
+
+    /// The lease a script gives the keys it writes (ARGV\[1\]).
+    fn lease_arg(&self) -> Vec<u8> {
+        let ms = if self.leased {
+            self.store.object_lease().as_millis() as u64
+        } else {
+            0
+        };
+        ms.to_string().into_bytes()
+    }
+
+    /// One command.
+    pub fn command(&self, command: Vec<Vec<u8>>) -> Result<RedisReply, RemoteError> {
+        self.store.with(|redis| redis.call(command))
+    }
+
+    /// One command that may block for `block` (a `BLPOP`).
+    pub fn command_waiting(
+        &self,
+        command: Vec<Vec<u8>>,
+        block: Duration,
+    ) -> Result<RedisReply, RemoteError> {
+        self.store.with(|redis| redis.call_waiting(command, block))
+    }
+
+    /// Run Lua `body` with KEYS the parts `parts` of this object and ARGV
+    /// the lease, then `args`. The body may call `touch(key, ...)` to give
+    /// keys it wrote the object's lease.
+    pub fn script(
+        &self,
+        body: &str,
+        parts: &[&str],
+        args: Vec<Vec<u8>>,
+    ) -> Result<RedisReply, RemoteError> {
+        let mut command: Command = Vec::with_capacity(4 + parts.len() + args.len());
+        command.push(b"EVAL".to_vec());
+        command.push([PRELUDE, body].concat().into_bytes());
+        command.push(parts.len().to_string().into_bytes());
+        command.extend(parts.iter().map(|p| self.key(p).into_bytes()));
+        command.push(self.lease_arg());
+        command.extend(args);
+        self.command(command)
+    }
+
+    /// How key `part` names the caller of `cx` when it holds it (a lock).
+    pub fn holder(&self, cx: &CallContext) -> Vec<u8> {
+        self.store.holder(cx.session).into_bytes()
+    }
+
+    /// How long a hold lasts unless renewed, in milliseconds.
+    pub fn hold_lease_ms(&self) -> u64 {
+        self.store.lease.as_millis() as u64
+    }
+
+    /// The caller of `cx` now holds key `part` (it wrote
+    /// [`holder`](Self::holder) there with [`hold_lease_ms`](Self::hold_lease_ms)):
+    /// its gateway renews it while the caller's session is connected and
+    /// lets it go when the session leaves.
+    pub fn hold(&self, part: &str, cx: &CallContext) {
+        self.store
+            .holds
+            .lock()
+            .unwrap()
+            .insert(self.key(part), cx.session);
+    }
+
+    /// Key `part` is no longer held through this gateway (deleted).
+    pub fn let_go(&self, part: &str) {
+        self.store.holds.lock().unwrap().remove(&self.key(part));
+    }
+
+    /// The error of a method this Redis form does not serve.
+    pub fn not_served(&self, name: &str) -> RemoteError {
+        RemoteError::BadRequest(format!(
+            "`{}.{name}` is not served from Redis",
+            self.target.face
+        ))
+    }
+}
+
+impl Object for RedisObject {
+    fn methods(&self) -> &'static [MethodInfo] {
+        self.target.methods
+    }
+
+    fn type_typeid(&self) -> &'static str {
+        self.target.face
+    }
+
+    fn python(&self) -> &'static [PyMethod] {
+        self.target.python
+    }
+
+    fn call(self: Arc<Self>, method: usize, args: &[u8], cx: &CallContext) -> Outcome {
+        let name = self.target.methods[method].name;
+        (self.target.form.call)(self, name, args, cx)
+    }
+
+    fn into_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
+}
+
+/// Encode a method's result as the in-memory type's would be.
+pub fn reply<T: serde::Serialize>(value: T, cx: &CallContext) -> Result<Vec<u8>, RemoteError> {
+    Plain(value).encode(cx)
+}
+
+/// A value as it is stored.
+pub fn stored(value: &Value) -> Result<Vec<u8>, RemoteError> {
+    crate::codec::encode(value).map_err(|e| RemoteError::Encode(crate::error::chain(&e)))
+}
+
+/// A stored value, read back.
+pub fn unstored(bytes: &[u8]) -> Result<Value, RemoteError> {
+    crate::codec::decode(bytes).map_err(|e| {
+        RemoteError::Backend(format!(
+            "a value in Redis cannot be read: {}",
+            crate::error::chain(&e)
+        ))
+    })
+}
+
+/// A reply that is a stored value or nil.
+pub fn unstored_opt(reply: RedisReply) -> Result<Option<Value>, RemoteError> {
+    match reply {
+        RedisReply::Nil => Ok(None),
+        RedisReply::Bulk(bytes) => unstored(&bytes).map(Some),
+        other => Err(RemoteError::Backend(format!(
+            "Redis replied {other:?} where a value was expected"
+        ))),
+    }
+}
+
+/// A method that blocks on Redis, run now (see [`blocking`]).
+pub fn ready(f: impl FnOnce() -> Result<Vec<u8>, RemoteError>) -> Outcome {
+    Outcome::Ready(blocking(f))
+}
+
+/// A wait with `timeout` (`None`: none): the first try now, then tries of
+/// `again` with pauses from 1 ms growing to 50 ms until one gives a value
+/// or the time is up. Each try is one short Redis exchange.
+pub async fn poll_until<T>(
+    timeout: Option<Duration>,
+    mut again: impl FnMut() -> Result<Option<T>, RemoteError>,
+) -> Result<Option<T>, RemoteError> {
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut pause = Duration::from_millis(1);
+    loop {
+        if let Some(found) = blocking(&mut again)? {
+            return Ok(Some(found));
+        }
+        let now = tokio::time::Instant::now();
+        let next = match deadline {
+            Some(deadline) if now >= deadline => return Ok(None),
+            Some(deadline) => (now + pause).min(deadline),
+            None => now + pause,
+        };
+        tokio::time::sleep_until(next).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}

@@ -1,0 +1,86 @@
+//! The built-ins' Redis forms: how `dict`, `Queue`, `Value` and `Lock`
+//! keep their state in Redis when a manager is given
+//! [`ManagerOptions::redis`](crate::ManagerOptions::redis), beside the
+//! built-ins whose method tables they serve (the same names, fingerprints
+//! and Python names, so proxies and CPython clients cannot tell). Every
+//! other built-in is declared here as having none, so a gateway refuses
+//! it rather than keep its state in one gateway's memory. The machinery
+//! they share (ids, leases, holds, connections) is the runtime's
+//! `backend` module.
+#![forbid(unsafe_code)]
+
+mod dict;
+mod lock;
+mod queue;
+mod value;
+
+use crate::__private::RedisForm;
+use crate::__private::{decode_args, Shared};
+use crate::server::Registry;
+use crate::sync::server as builtins;
+use crate::value::Value;
+use crate::RemoteError;
+
+/// A command from its arguments.
+fn command(args: &[&[u8]]) -> Vec<Vec<u8>> {
+    args.iter().map(|a| a.to_vec()).collect()
+}
+
+/// A form that stores nothing at creation.
+fn nothing_to_fill(_: &crate::__private::RedisObject, _: Value) -> Result<(), RemoteError> {
+    Ok(())
+}
+
+const DICT: RedisForm = RedisForm {
+    parts: dict::PARTS,
+    args: |args| Ok((0, decode_args::<(Option<Value>,)>("<constructor>", args)?.0)),
+    fill: dict::fill,
+    call: dict::call,
+};
+
+const QUEUE: RedisForm = RedisForm {
+    parts: queue::PARTS,
+    args: |args| Ok((decode_args::<(u64,)>("<constructor>", args)?.0, None)),
+    fill: nothing_to_fill,
+    call: queue::call,
+};
+
+const VALUE: RedisForm = RedisForm {
+    parts: &["v"],
+    args: |args| Ok((0, Some(decode_args::<(Value,)>("<constructor>", args)?.0))),
+    fill: value::store,
+    call: value::call,
+};
+
+/// `l`, the holder's key, has a lease of its own (a hold's).
+const LOCK: RedisForm = RedisForm {
+    parts: &["f"],
+    args: |args| decode_args::<()>("<constructor>", args).map(|()| (0, None)),
+    fill: nothing_to_fill,
+    call: lock::call,
+};
+
+/// Declare every built-in's Redis form in `registry` (none for those that
+/// have none).
+pub(crate) fn register(registry: &mut Registry) {
+    registry.redis_form(builtins::Dict::TYPEID, Some(DICT));
+    registry.redis_form(builtins::ManagedQueue::TYPEID, Some(QUEUE));
+    registry.redis_form(builtins::ManagedValue::TYPEID, Some(VALUE));
+    registry.redis_form(builtins::ManagedLock::TYPEID, Some(LOCK));
+    for face in [
+        builtins::List::TYPEID,
+        builtins::Set::TYPEID,
+        builtins::RemoteIter::TYPEID,
+        builtins::ManagedRLock::TYPEID,
+        builtins::Semaphore::TYPEID,
+        builtins::Condition::TYPEID,
+        builtins::Event::TYPEID,
+        builtins::Barrier::TYPEID,
+        builtins::Namespace::TYPEID,
+        builtins::ManagedArray::TYPEID,
+        builtins::ManagedPool::TYPEID,
+        builtins::PoolJob::TYPEID,
+    ] {
+        registry.redis_form(face, None);
+    }
+}

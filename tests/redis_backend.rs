@@ -1,0 +1,410 @@
+//! Issue 20: the built-ins' state in Redis, served by any number of
+//! gateways. Each test starts a `redis-server` of its own on loopback (a
+//! SKIPPED line without one, a failure when `MANAGERS_REQUIRE_REDIS` is
+//! set, as in CI) and its gateways (servers in threads of this process,
+//! or server processes where one is killed); every process started is
+//! killed however the test ends.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::check::eventually;
+use common::redis::RedisServer;
+use common::sync::started_in_thread;
+use common::worker::Killed;
+use managers::proxy::Token;
+use managers::server::{Constructor, Registry};
+use managers::sync::server::{Dict, ManagedQueue};
+use managers::sync::{DictProxy, LockProxy, QueueProxy, SyncManager, ValueProxy};
+use managers::{BaseManager, Error, ManagerOptions, Process, Proxy, RemoteError, SyncError};
+
+fn main() {
+    managers::bootstrap();
+    common::harness::run(named![
+        every_kind_made_through_one_gateway_works_through_another,
+        python_keys_and_order_hold_in_redis,
+        singletons_are_one_object_for_every_gateway,
+        other_builtins_are_refused_and_own_types_stay_local,
+        a_killed_lock_holder_frees_the_lock_at_once,
+        a_killed_gateway_frees_its_locks_after_the_lease,
+        objects_expire_after_their_last_holder_and_not_before,
+        a_redis_that_is_not_there_is_an_error_at_start,
+        cpython_clients_share_objects_through_two_example_gateways,
+    ]);
+}
+
+/// The lease the tests give gateways (objects expire six of them after
+/// their last holder).
+const LEASE: Duration = Duration::from_millis(500);
+
+fn options(redis: &RedisServer) -> ManagerOptions {
+    ManagerOptions::new().redis(redis.url()).lease(LEASE)
+}
+
+/// A gateway in a thread of this process.
+fn gateway(redis: &RedisServer) -> SyncManager {
+    started_in_thread(SyncManager::with_options(options(redis)))
+}
+
+/// `token`'s object, reached through `other`'s server.
+fn through<P: serde::de::DeserializeOwned>(other: &BaseManager, token: &Token) -> P {
+    let mut token = token.clone();
+    token.address = other.address().unwrap();
+    other.proxy_from_token(&token).unwrap()
+}
+
+fn every_kind_made_through_one_gateway_works_through_another() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let (a, b) = (gateway(&redis), gateway(&redis));
+    assert_ne!(a.address(), b.address());
+
+    let dict = a.dict::<String, i64>().unwrap();
+    dict.set("one".into(), 1).unwrap();
+    let seen: DictProxy<String, i64> = through(&b, dict.token());
+    assert_eq!(seen.get("one").unwrap(), 1);
+    seen.set("two".into(), 2).unwrap();
+    assert_eq!(
+        dict.items().unwrap(),
+        vec![("one".to_string(), 1), ("two".to_string(), 2)]
+    );
+    assert_eq!(dict.len().unwrap(), 2);
+
+    let queue = a.queue::<String>(0).unwrap();
+    queue.put("hello".into()).unwrap();
+    let other: QueueProxy<String> = through(&b, queue.token());
+    assert_eq!(other.get().unwrap(), "hello");
+    assert!(matches!(
+        other.get_nowait(),
+        Err(Error::Sync(SyncError::Empty))
+    ));
+    // A waiting get through B is served by a put through A.
+    let waiter = std::thread::spawn(move || other.get_timeout(Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(100));
+    queue.put("later".into()).unwrap();
+    assert_eq!(waiter.join().unwrap().unwrap(), "later");
+
+    let value = a.value(&41_i64).unwrap();
+    let same: ValueProxy<i64> = through(&b, value.token());
+    same.set(&42).unwrap();
+    assert_eq!(value.get().unwrap(), 42);
+
+    let lock = a.lock().unwrap();
+    assert!(lock.acquire().unwrap());
+    let first = lock.fence().unwrap();
+    let contender: LockProxy = through(&b, lock.token());
+    assert!(!contender.try_acquire().unwrap(), "one holder at a time");
+    lock.release().unwrap();
+    assert!(contender.acquire().unwrap());
+    assert!(
+        contender.fence().unwrap() > first,
+        "a later holder's token is larger"
+    );
+    contender.release().unwrap();
+    assert!(matches!(
+        lock.release(),
+        Err(Error::Sync(SyncError::RuntimeError(_)))
+    ));
+}
+
+fn python_keys_and_order_hold_in_redis() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let a = gateway(&redis);
+    let dict = a.dict::<managers::value::Value, String>().unwrap();
+    use managers::value::Value;
+    dict.set(Value::Int(1), "int".into()).unwrap();
+    // 1.0 and True are the key 1: the dict keeps its first key.
+    dict.set(Value::Float(1.0), "float".into()).unwrap();
+    dict.set(Value::Bool(true), "bool".into()).unwrap();
+    dict.set(Value::Str("b".into()), "b".into()).unwrap();
+    dict.set(Value::Str("a".into()), "a".into()).unwrap();
+    assert_eq!(dict.len().unwrap(), 3);
+    assert_eq!(
+        dict.items().unwrap(),
+        vec![
+            (Value::Int(1), "bool".to_string()),
+            (Value::Str("b".into()), "b".to_string()),
+            (Value::Str("a".into()), "a".to_string()),
+        ],
+        "insertion order, the first key kept"
+    );
+    assert_eq!(
+        dict.popitem().unwrap(),
+        (Value::Str("a".into()), "a".into())
+    );
+    assert!(matches!(
+        dict.get(&Value::Str("a".into())),
+        Err(Error::Sync(SyncError::KeyError(_)))
+    ));
+    assert_eq!(dict.pop(&Value::Float(1.0)).unwrap(), "bool");
+    let keys: Vec<Value> = dict
+        .iter()
+        .unwrap()
+        .collect::<managers::Result<_>>()
+        .unwrap();
+    assert_eq!(keys, vec![Value::Str("b".into())]);
+    dict.clear().unwrap();
+    assert!(dict.is_empty().unwrap());
+}
+
+/// Every built-in, and `get_queue` and `get_dict`, as the example serves.
+fn registry() -> Registry {
+    let mut registry = SyncManager::registry();
+    registry.register::<ManagedQueue>(
+        "get_queue",
+        None,
+        Some(Constructor::singleton(|| ManagedQueue::new(0))),
+    );
+    registry.register::<Dict>(
+        "get_dict",
+        None,
+        Some(Constructor::singleton(Dict::default)),
+    );
+    registry
+}
+
+fn singletons_are_one_object_for_every_gateway() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let a = BaseManager::new(registry, options(&redis));
+    let b = BaseManager::new(registry, options(&redis));
+    a.start_in_thread().unwrap();
+    b.start_in_thread().unwrap();
+    let on_a: DictProxy<String, i64> = a.create("get_dict", &()).unwrap();
+    let on_b: DictProxy<String, i64> = b.create("get_dict", &()).unwrap();
+    assert_eq!(on_a.token().id, on_b.token().id, "one object");
+    on_a.set("x".into(), 7).unwrap();
+    assert_eq!(on_b.get("x").unwrap(), 7);
+    let again: DictProxy<String, i64> = a.create("get_dict", &()).unwrap();
+    assert_eq!(again.token().id, on_a.token().id);
+    let queue_a: QueueProxy<i64> = a.create("get_queue", &()).unwrap();
+    let queue_b: QueueProxy<i64> = b.create("get_queue", &()).unwrap();
+    queue_a.put(5).unwrap();
+    assert_eq!(queue_b.get().unwrap(), 5);
+    // Singletons never expire.
+    let meta = format!("managers:{{{}}}:meta", on_a.token().id);
+    assert_eq!(redis.number(&["PTTL", &meta]), -1, "{meta} has no lease");
+}
+
+fn other_builtins_are_refused_and_own_types_stay_local() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let a = gateway(&redis);
+    match a.event() {
+        Err(Error::Remote(RemoteError::BadRequest(why))) => {
+            assert!(why.contains("not served from Redis"), "{why}");
+        }
+        other => panic!("an Event through the Redis backend: {other:?}"),
+    }
+    assert!(a.list::<i64>().is_err());
+    // The gateway still serves what it can.
+    assert!(a.dict::<String, String>().is_ok());
+}
+
+/// A client process: takes `lock` (through the gateway its token names)
+/// and sleeps until killed.
+fn hold_until_killed(lock: LockProxy) {
+    assert!(lock.acquire().unwrap());
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+fn a_killed_lock_holder_frees_the_lock_at_once() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let (a, b) = (gateway(&redis), gateway(&redis));
+    let lock = a.lock().unwrap();
+    let holder = Process::new(hold_until_killed, (lock.clone(),));
+    holder.start().unwrap();
+    let holder = KillOnDrop(holder);
+    eventually("the child holds the lock", Duration::from_secs(30), || {
+        lock.locked().unwrap()
+    });
+    let held_with = lock.fence().unwrap();
+    holder.0.kill().unwrap();
+    holder.0.join().unwrap();
+    // Its gateway saw it go and released what it held: free long before
+    // the lease would have run out.
+    let contender: LockProxy = through(&b, lock.token());
+    let started = Instant::now();
+    assert!(contender.acquire_timeout(Duration::from_secs(10)).unwrap());
+    assert!(
+        started.elapsed() < LEASE,
+        "freed when its holder's connection closed, not at the lease ({:?})",
+        started.elapsed()
+    );
+    assert!(contender.fence().unwrap() > held_with);
+}
+
+struct KillOnDrop(Process);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if self.0.is_alive() {
+            let _ = self.0.kill();
+            let _ = self.0.join();
+        }
+    }
+}
+
+fn a_killed_gateway_frees_its_locks_after_the_lease() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    // A gateway in a process of its own, to be SIGKILLed.
+    let a = SyncManager::with_options(options(&redis));
+    a.start().unwrap();
+    let pid = a.server_pid().unwrap();
+    let b = gateway(&redis);
+    let lock = a.lock().unwrap();
+    assert!(lock.acquire().unwrap());
+    let held_with = lock.fence().unwrap();
+    let contender: LockProxy = through(&b, lock.token());
+    // Renewed while its gateway lives: still held after two leases.
+    std::thread::sleep(LEASE * 2);
+    assert!(!contender.try_acquire().unwrap());
+    let killed = Instant::now();
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert!(contender.acquire_timeout(Duration::from_secs(10)).unwrap());
+    let freed = killed.elapsed();
+    assert!(
+        freed <= LEASE + Duration::from_millis(500),
+        "free within its lease: {freed:?}"
+    );
+    assert!(contender.fence().unwrap() > held_with);
+    println!("a dead gateway's lock was free after {freed:?} (lease {LEASE:?})");
+}
+
+fn objects_expire_after_their_last_holder_and_not_before() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let a = gateway(&redis);
+    let kept = a.dict::<String, i64>().unwrap();
+    kept.set("k".into(), 1).unwrap();
+    let dropped = a.dict::<String, i64>().unwrap();
+    dropped.set("k".into(), 1).unwrap();
+    let gone = format!("managers:{{{}}}:*", dropped.token().id);
+    let held = format!("managers:{{{}}}:*", kept.token().id);
+    assert!(!redis.keys(&gone).is_empty());
+    drop(dropped);
+    eventually(
+        "the released dict's keys expire",
+        Duration::from_secs(10),
+        || redis.keys(&gone).is_empty(),
+    );
+    // Eight leases later, the held one is still there, renewed.
+    assert_eq!(redis.keys(&held).len(), 5, "{:?}", redis.keys(&held));
+    assert_eq!(kept.get("k").unwrap(), 1);
+}
+
+fn a_redis_that_is_not_there_is_an_error_at_start() {
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = nobody.local_addr().unwrap().port();
+    drop(nobody);
+    let manager =
+        SyncManager::with_options(ManagerOptions::new().redis(format!("redis://127.0.0.1:{port}")));
+    match manager.start_in_thread() {
+        Err(Error::Redis(why)) => assert!(why.contains("connect"), "{why}"),
+        other => panic!("a gateway without its Redis: {other:?}"),
+    }
+    let manager = SyncManager::with_options(ManagerOptions::new().redis("http://nowhere"));
+    assert!(matches!(manager.start_in_thread(), Err(Error::Redis(_))));
+}
+
+/// `cargo test` builds the examples next to the test binaries.
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile.join("examples").join(name)
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// The issue's CLI, twice: CPython clients create through one gateway and
+/// find through the other; the singletons are one object.
+fn cpython_clients_share_objects_through_two_example_gateways() {
+    let Some(redis) = RedisServer::start("redis_backend") else {
+        return;
+    };
+    let path = example("redis_server");
+    assert!(path.exists(), "{} was not built", path.display());
+    let ports = [free_port(), free_port()];
+    let gateways: Vec<Killed> = ports
+        .iter()
+        .map(|port| {
+            let mut child = Command::new(&path)
+                .args([&format!("127.0.0.1:{port}"), "KEY", &redis.url()])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::inherit())
+                .spawn()
+                .unwrap();
+            common::worker::await_line(&mut child, "serving 127.0.0.1", Duration::from_secs(30));
+            Killed(child)
+        })
+        .collect();
+    let script = format!(
+        r#"
+import queue
+from multiprocessing.managers import SyncManager
+SyncManager.register('get_queue'); SyncManager.register('get_dict')
+a = SyncManager(address=('127.0.0.1', {a}), authkey=b'KEY'); a.connect()
+b = SyncManager(address=('127.0.0.1', {b}), authkey=b'KEY'); b.connect()
+a.get_dict()['x'] = 1
+a.get_dict()[2.0] = 'two'
+assert b.get_dict()['x'] == 1 and b.get_dict()[2] == 'two', b.get_dict().copy()
+assert dict(b.get_dict()) == {{'x': 1, 2.0: 'two'}}, b.get_dict().copy()
+a.get_queue().put('hello')
+assert b.get_queue().get(timeout=5) == 'hello'
+try:
+    b.get_queue().get(timeout=0.2)
+    raise SystemExit('an empty queue gave an item')
+except queue.Empty:
+    pass
+d = a.dict({{'k': [1, 2]}})
+assert d.copy() == {{'k': [1, 2]}}
+v = a.Value('i', 5); v.value = 7; assert v.value == 7
+l = a.Lock(); assert l.acquire(); assert not l.acquire(False); l.release()
+q = a.Queue(1); q.put(1)
+try:
+    q.put(2, timeout=0.1)
+    raise SystemExit('a full queue took an item')
+except queue.Full:
+    pass
+try:
+    a.list()
+    raise SystemExit('a list through the Redis backend')
+except Exception as e:
+    assert 'not served from Redis' in str(e), e
+print('PYTHON OK')
+"#,
+        a = ports[0],
+        b = ports[1]
+    );
+    let output = Command::new("python3")
+        .args(["-c", &script])
+        .output()
+        .expect("python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("PYTHON OK"),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    drop(gateways);
+}
