@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::check::eventually;
-use common::redis::RedisServer;
+use common::redis::{RedisFailover, RedisServer};
 use common::sync::started_in_thread;
 use common::worker::Killed;
 use managers::proxy::Token;
@@ -33,6 +33,7 @@ fn main() {
         objects_expire_after_their_last_holder_and_not_before,
         a_redis_that_is_not_there_is_an_error_at_start,
         cpython_clients_share_objects_through_two_example_gateways,
+        calls_resume_after_a_redis_failover,
     ]);
 }
 
@@ -407,4 +408,45 @@ print('PYTHON OK')
         String::from_utf8_lossy(&output.stderr)
     );
     drop(gateways);
+}
+
+/// The Redis primary SIGKILLed under a gateway that found it through
+/// Sentinels: calls fail (the outcome unknown) for the window of the
+/// failover, then resume on the promoted replica with what it holds.
+fn calls_resume_after_a_redis_failover() {
+    let Some(mut redis) = RedisFailover::start("redis_backend failover") else {
+        return;
+    };
+    let gateway = started_in_thread(SyncManager::with_options(
+        ManagerOptions::new().redis(redis.url()).lease(LEASE),
+    ));
+    let dict = gateway.dict::<String, u64>().unwrap();
+    let queue = gateway.queue::<u64>(0).unwrap();
+    for i in 0..100 {
+        dict.set(format!("k{i}"), i).unwrap();
+        queue.put(i).unwrap();
+    }
+    // The replica has it all before the primary goes.
+    assert_eq!(redis.primary.number(&["WAIT", "1", "5000"]), 1);
+    redis.primary.kill();
+    let killed = Instant::now();
+    let mut failures = 0;
+    let resumed = loop {
+        match dict.set("after".into(), 1) {
+            Ok(()) => break killed.elapsed(),
+            Err(Error::Remote(RemoteError::Backend(_))) => failures += 1,
+            Err(other) => panic!("a call during the failover: {other:?}"),
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(30),
+            "calls did not resume within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(redis.replica_is_primary());
+    println!("calls resumed {resumed:?} after the primary's SIGKILL ({failures} failed meanwhile)");
+    assert_eq!(dict.get("after").unwrap(), 1);
+    assert_eq!(dict.get("k99").unwrap(), 99, "what was replicated is there");
+    assert_eq!(queue.get().unwrap(), 0);
+    assert_eq!(queue.qsize().unwrap(), 99);
 }

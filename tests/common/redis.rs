@@ -28,6 +28,61 @@ pub struct RedisFailover {
     _dir: TempDir,
 }
 
+/// The URL of a `redis-server` shared by every test of this process (the
+/// conformance tests' pass with `MANAGERS_TEST_BACKEND=redis`): started on
+/// first use, stopped by a watchdog shell once this process is gone (a
+/// static is never dropped). A missing Redis is a failure: that pass is
+/// asked for only where Redis is installed.
+pub fn process_redis_url() -> String {
+    static URL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    URL.get_or_init(|| {
+        assert!(
+            installed(),
+            "MANAGERS_TEST_BACKEND=redis: redis-server is not installed \
+             (apt-get install redis-server redis-sentinel)"
+        );
+        for _ in 0..5 {
+            let port = free_port();
+            let script = format!(
+                "redis-server --port {port} --bind 127.0.0.1 --save '' --appendonly no \
+                 --protected-mode no >/dev/null 2>&1 & r=$!; \
+                 while kill -0 {me} 2>/dev/null && kill -0 $r 2>/dev/null; do sleep 0.2; done; \
+                 kill $r 2>/dev/null",
+                me = std::process::id()
+            );
+            Command::new("sh")
+                .args(["-c", &script])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("sh starts");
+            let begun = Instant::now();
+            while begun.elapsed() < Duration::from_secs(10) {
+                if ping(port) {
+                    return format!("redis://127.0.0.1:{port}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        panic!("a redis-server for this test process did not start");
+    })
+    .clone()
+}
+
+/// Whether a Redis answers PING on `port`.
+fn ping(port: u16) -> bool {
+    let Ok(mut stream) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(1)));
+    if stream.write_all(b"*1\r\n$4\r\nPING\r\n").is_err() {
+        return false;
+    }
+    let mut line = String::new();
+    BufReader::new(stream).read_line(&mut line).is_ok() && line.starts_with("+PONG")
+}
+
 /// A directory removed when dropped.
 struct TempDir(std::path::PathBuf);
 

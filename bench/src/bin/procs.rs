@@ -38,6 +38,15 @@
 //! `dpool.map.chunk1`, `dpool.tiny.1000` (ms: Ray's complaint, 1,000 tiny
 //! tasks end to end). Without `redis-server` they are null (a note on
 //! stderr).
+//!
+//! Issue 20's gateway rows, through a `redis-server` started here:
+//! `redis.dict.set` / `redis.dict.get` (us: one call at a time through a
+//! gateway, a `SyncManager` server process with `ManagerOptions::redis`;
+//! raw: the same `HSET` / `HGET` from a blocking client on one TCP
+//! connection, the engine's floor), `redis.queue.transfer` (items/s: 2
+//! producer and 2 consumer processes moving 20,000 items through a queue
+//! of one gateway) and `redis.queue.transfer.2gw` (the same, the clients
+//! split over two gateways).
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
@@ -452,8 +461,9 @@ impl Drop for RedisServer {
     }
 }
 
-/// Issue 21's rows: the pool workloads through Redis and 2 workers.
-fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+/// A `redis-server` of this run's own and its URL, once it answers; `None`
+/// (a note on stderr) if it is not installed.
+fn start_redis(rows: &str) -> Result<Option<(RedisServer, String)>> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port();
@@ -463,11 +473,23 @@ fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results
         .stdout(std::process::Stdio::null())
         .spawn();
     let Ok(server) = server else {
-        eprintln!("procs: redis-server is not installed: the dpool rows are null");
+        eprintln!("procs: redis-server is not installed: the {rows} rows are null");
+        return Ok(None);
+    };
+    let server = RedisServer(server);
+    let begun = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(begun.elapsed().as_secs() < 10, "redis-server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    Ok(Some((server, format!("redis://127.0.0.1:{port}"))))
+}
+
+/// Issue 21's rows: the pool workloads through Redis and 2 workers.
+fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results) -> Result<()> {
+    let Some((_server, url)) = start_redis("dpool")? else {
         return Ok(());
     };
-    let _server = RedisServer(server);
-    let url = format!("redis://127.0.0.1:{port}");
     let begun = Instant::now();
     let pool = loop {
         match Pool::distributed(&url) {
@@ -499,6 +521,165 @@ fn dpool_rows(counts: &Counts, only: &Option<Vec<String>>, results: &mut Results
     let _ = workers.kill();
     let _ = workers.join();
     Ok(())
+}
+
+/// Issue 20's rows (see the top of this file).
+mod gateway {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpStream;
+    use std::time::Instant;
+
+    use managers::proxy::Token;
+    use managers::sync::{QueueProxy, SyncManager};
+    use managers::{ManagerOptions, Process, Result};
+    use managers_bench::{median_of, wants};
+
+    use super::{start_redis, Counts, Results};
+
+    /// Items moved by `redis.queue.transfer`.
+    const ITEMS: u64 = 20_000;
+
+    fn gateway(url: &str) -> Result<SyncManager> {
+        let manager = SyncManager::with_options(ManagerOptions::new().redis(url));
+        manager.start()?;
+        Ok(manager)
+    }
+
+    /// A blocking RESP exchange: `args` out, one reply line (and a bulk
+    /// string's body) in.
+    fn exchange(stream: &mut BufReader<TcpStream>, out: &mut Vec<u8>, args: &[&[u8]]) {
+        out.clear();
+        out.extend_from_slice(format!("*{}\r\n", args.len()).as_bytes());
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg);
+            out.extend_from_slice(b"\r\n");
+        }
+        stream.get_mut().write_all(out).expect("write to redis");
+        let mut line = String::new();
+        stream.read_line(&mut line).expect("redis reply");
+        if let Some(len) = line.strip_prefix('$') {
+            let len: i64 = len.trim_end().parse().expect("bulk length");
+            if len >= 0 {
+                let mut body = vec![0; len as usize + 2];
+                std::io::Read::read_exact(stream, &mut body).expect("bulk body");
+            }
+        }
+    }
+
+    fn per_op_us(calls: u64, mut op: impl FnMut(u64)) -> f64 {
+        for i in 0..200 {
+            op(i);
+        }
+        let begun = Instant::now();
+        for i in 0..calls {
+            op(i);
+        }
+        begun.elapsed().as_secs_f64() * 1e6 / calls as f64
+    }
+
+    /// Put `n` items.
+    fn producer(queue: QueueProxy<u64>, n: u64) {
+        for i in 0..n {
+            queue.put(i).expect("put");
+        }
+    }
+
+    /// Get `n` items.
+    fn consumer(queue: QueueProxy<u64>, n: u64) {
+        for _ in 0..n {
+            queue.get().expect("get");
+        }
+    }
+
+    /// `token` re-addressed to `gateway`'s server.
+    fn on(gateway: &SyncManager, token: &Token) -> QueueProxy<u64> {
+        let mut token = token.clone();
+        token.address = gateway.address().expect("started");
+        gateway.proxy_from_token(&token).expect("proxy")
+    }
+
+    /// Items/s through a queue, 2 producers and 2 consumers, each on the
+    /// gateway `gateways[i % len]`.
+    fn transfer(gateways: &[&SyncManager]) -> Result<f64> {
+        let queue = gateways[0].queue::<u64>(0)?;
+        let per = ITEMS / 2;
+        let begun = Instant::now();
+        let mut processes = Vec::new();
+        for i in 0..4 {
+            let proxy = on(gateways[i % gateways.len()], queue.token());
+            let process = if i < 2 {
+                Process::new(producer, (proxy, per))
+            } else {
+                Process::new(consumer, (proxy, per))
+            };
+            process.start()?;
+            processes.push(process);
+        }
+        for process in &processes {
+            process.join()?;
+        }
+        Ok(ITEMS as f64 / begun.elapsed().as_secs_f64())
+    }
+
+    pub(super) fn rows(
+        counts: &Counts,
+        raw: bool,
+        only: &Option<Vec<String>>,
+        results: &mut Results,
+    ) -> Result<()> {
+        let Some((_server, url)) = start_redis("redis")? else {
+            return Ok(());
+        };
+        let calls = counts.pings / 2;
+        if raw {
+            let port = url.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+            let mut stream = BufReader::new(TcpStream::connect(("127.0.0.1", port))?);
+            stream.get_ref().set_nodelay(true)?;
+            let mut out = Vec::new();
+            let set = median_of(counts.reps, || {
+                per_op_us(calls, |i| {
+                    let key = i.to_string();
+                    exchange(
+                        &mut stream,
+                        &mut out,
+                        &[b"HSET", b"h", key.as_bytes(), b"1"],
+                    )
+                })
+            });
+            results.insert("redis.dict.set", Some(set));
+            let get = median_of(counts.reps, || {
+                per_op_us(calls, |_| {
+                    exchange(&mut stream, &mut out, &[b"HGET", b"h", b"7"])
+                })
+            });
+            results.insert("redis.dict.get", Some(get));
+            return Ok(());
+        }
+        let a = gateway(&url)?;
+        if wants(only, "redis.dict.set") || wants(only, "redis.dict.get") {
+            let dict = a.dict::<i64, i64>()?;
+            let set = median_of(counts.reps, || {
+                per_op_us(calls, |i| dict.set(i as i64, 1).expect("set"))
+            });
+            results.insert("redis.dict.set", Some(set));
+            dict.set(7, 7)?;
+            let get = median_of(counts.reps, || {
+                per_op_us(calls, |_| assert_eq!(dict.get(&7i64).expect("get"), 7))
+            });
+            results.insert("redis.dict.get", Some(get));
+        }
+        if wants(only, "redis.queue.transfer") || wants(only, "redis.queue.transfer.2gw") {
+            let b = gateway(&url)?;
+            let one = median_of(counts.reps, || transfer(&[&a]).expect("transfer"));
+            results.insert("redis.queue.transfer", Some(one));
+            let two = median_of(counts.reps, || transfer(&[&a, &b]).expect("transfer"));
+            results.insert("redis.queue.transfer.2gw", Some(two));
+            b.shutdown()?;
+        }
+        a.shutdown()?;
+        Ok(())
+    }
 }
 
 fn main() {
@@ -548,6 +729,15 @@ fn main() {
         let dpool_ops = ["dpool.map.small", "dpool.map.chunk1", "dpool.tiny.1000"];
         if !raw && dpool_ops.iter().any(|op| wants(&only, op)) {
             dpool_rows(&counts, &only, &mut results)?;
+        }
+        let redis_ops = [
+            "redis.dict.set",
+            "redis.dict.get",
+            "redis.queue.transfer",
+            "redis.queue.transfer.2gw",
+        ];
+        if redis_ops.iter().any(|op| wants(&only, op)) {
+            gateway::rows(&counts, raw, &only, &mut results)?;
         }
         Ok(results)
     };

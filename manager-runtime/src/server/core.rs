@@ -65,7 +65,7 @@ impl Core {
         typeid: &'static str,
         exposed: Option<&'static [&'static str]>,
     ) -> Token {
-        tracing::debug!(target: "managers::server", id, typeid, "object served");
+        tracing::debug!(target: "managers::server", id, typeid, "object created");
         let entry = Entry {
             object,
             typeid,
