@@ -50,13 +50,15 @@ pub fn process_redis_url() -> String {
                  kill $r 2>/dev/null",
                 me = std::process::id()
             );
-            Command::new("sh")
+            let mut watchdog = Command::new("sh")
                 .args(["-c", &script])
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("sh starts");
+            // Reaped whenever it ends (with this process, as a rule).
+            std::thread::spawn(move || watchdog.wait());
             let begun = Instant::now();
             while begun.elapsed() < Duration::from_secs(10) {
                 if ping(port) {

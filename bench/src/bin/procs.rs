@@ -531,7 +531,7 @@ mod gateway {
 
     use managers::proxy::Token;
     use managers::sync::{QueueProxy, SyncManager};
-    use managers::{ManagerOptions, Process, Result};
+    use managers::{ManagerOptions, Process, Proxy, Result};
     use managers_bench::{median_of, wants};
 
     use super::{start_redis, Counts, Results};
