@@ -131,6 +131,9 @@ pub(crate) struct RedisStore {
     /// Keys held for sessions of this gateway (a taken lock), with the
     /// holder session.
     holds: Mutex<HashMap<String, u128>>,
+    /// Each script's SHA1 in Redis (`SCRIPT LOAD`), by the address of its
+    /// body, so a call sends `EVALSHA` and not the script.
+    scripts: Mutex<HashMap<usize, Vec<u8>>>,
 }
 
 impl RedisStore {
@@ -153,6 +156,7 @@ impl RedisStore {
             idle: Mutex::new(vec![redis]),
             live: Mutex::default(),
             holds: Mutex::default(),
+            scripts: Mutex::default(),
         });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
@@ -471,22 +475,47 @@ impl RedisObject {
     }
 
     /// Run Lua `body` with KEYS the parts `parts` of this object and ARGV
-    /// the lease, then `args`. The body may call `touch(key, ...)` to give
-    /// keys it wrote the object's lease.
+    /// the lease (`lease` in the script, milliseconds, 0 for none), then
+    /// `args`. The body may call `touch(key, ...)` to give keys it made
+    /// the object's lease. It is loaded once (`SCRIPT LOAD`) and run by its
+    /// SHA1; a Redis that lost it (restarted, failed over) gets it again.
     pub fn script(
         &self,
-        body: &str,
+        body: &'static str,
         parts: &[&str],
         args: Vec<Vec<u8>>,
     ) -> Result<RedisReply, RemoteError> {
+        let scripts = &self.store.scripts;
+        let id = body.as_ptr() as usize;
         let mut command: Command = Vec::with_capacity(4 + parts.len() + args.len());
-        command.push(b"EVAL".to_vec());
-        command.push([PRELUDE, body].concat().into_bytes());
+        command.push(b"EVALSHA".to_vec());
+        command.push(Vec::new());
         command.push(parts.len().to_string().into_bytes());
         command.extend(parts.iter().map(|p| self.key(p).into_bytes()));
         command.push(self.lease_arg());
         command.extend(args);
-        self.command(command)
+        self.store.with(|redis| {
+            if let Some(sha) = scripts.lock().unwrap().get(&id).cloned() {
+                command[1] = sha;
+                let reply = redis.pipeline(std::slice::from_ref(&command))?.pop();
+                match reply {
+                    // Not run: this Redis does not have it (yet).
+                    Some(RedisReply::Error(e)) if e.starts_with("NOSCRIPT") => {}
+                    Some(RedisReply::Error(e)) => {
+                        return Err(Error::Redis(format!("EVALSHA: {e}")))
+                    }
+                    Some(reply) => return Ok(reply),
+                    None => return Err(Error::Redis("EVALSHA: no reply".into())),
+                }
+            }
+            let loaded = redis.call(cmd!["SCRIPT", "LOAD", [PRELUDE, body].concat()])?;
+            let sha = loaded
+                .into_bytes()
+                .ok_or_else(|| Error::Redis("SCRIPT LOAD gave no SHA1".into()))?;
+            scripts.lock().unwrap().insert(id, sha.clone());
+            command[1] = sha;
+            redis.call(command)
+        })
     }
 
     /// How key `part` names the caller of `cx` when it holds it (a lock).

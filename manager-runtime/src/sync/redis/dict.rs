@@ -20,14 +20,20 @@ use crate::{RemoteError, SyncError};
 
 pub(super) const PARTS: &[&str] = &["hk", "hv", "o", "n"];
 
-/// Set each (canonical, key, value) triple of ARGV from 2 on.
-const SET: &str = "for i = 2, #ARGV, 3 do \
+/// Set each (canonical, key, value) triple of ARGV from 2 on. The keys
+/// get the object's lease when this made them (every entry new, and no
+/// other: the dict was empty).
+const SET: &str = "local new = 0 \
+     for i = 2, #ARGV, 3 do \
        redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 2]) \
        if redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then \
          redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[i]) \
+         new = new + 1 \
        end \
      end \
-     touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) \
+     if new > 0 and redis.call('HLEN', KEYS[1]) == new then \
+       touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) \
+     end \
      return 1";
 
 /// Remove the entry of canonical key ARGV\[2\]; its value, or nil.
@@ -56,7 +62,7 @@ const SETDEFAULT: &str = "local v = redis.call('HGET', KEYS[2], ARGV[2]) \
      redis.call('HSET', KEYS[2], ARGV[2], ARGV[4]) \
      redis.call('HSET', KEYS[1], ARGV[2], ARGV[3]) \
      redis.call('ZADD', KEYS[3], redis.call('INCR', KEYS[4]), ARGV[2]) \
-     touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) \
+     if redis.call('HLEN', KEYS[1]) == 1 then touch(KEYS[1], KEYS[2], KEYS[3], KEYS[4]) end \
      return ARGV[4]";
 
 /// Every entry in order: keys (ARGV\[2\] has `k`), values (has `v`), or

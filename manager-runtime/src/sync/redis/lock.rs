@@ -18,7 +18,7 @@ use crate::{RemoteError, SyncError};
 /// Take the lock for holder ARGV\[2\] for ARGV\[3\] ms: its token, or 0.
 const ACQUIRE: &str = "if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3]) then \
        local f = redis.call('INCR', KEYS[2]) \
-       touch(KEYS[2]) \
+       if f == 1 then touch(KEYS[2]) end \
        return f \
      end \
      return 0";

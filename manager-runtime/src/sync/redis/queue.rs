@@ -19,16 +19,17 @@ use crate::{RemoteError, SyncError};
 /// The longest single `BLPOP`.
 const SLICE: Duration = Duration::from_secs(1);
 
-/// Append ARGV\[3\] unless the queue holds ARGV\[2\] items (0: no bound).
+/// Append ARGV\[3\] unless the queue holds ARGV\[2\] items (0: no
+/// bound); keys made now get the object's lease.
 const PUT: &str = "local max = tonumber(ARGV[2]) \
      if max > 0 and redis.call('LLEN', KEYS[1]) >= max then return 0 end \
-     redis.call('RPUSH', KEYS[1], ARGV[3]) \
-     redis.call('INCR', KEYS[2]) \
-     touch(KEYS[1], KEYS[2]) \
+     local len = redis.call('RPUSH', KEYS[1], ARGV[3]) \
+     if redis.call('INCR', KEYS[2]) == 1 or len == 1 then touch(KEYS[1], KEYS[2]) end \
      return 1";
 
 /// Put ARGV\[2\] back at the head (no new task).
-const UNGET: &str = "redis.call('LPUSH', KEYS[1], ARGV[2]) touch(KEYS[1]) return 1";
+const UNGET: &str = "if redis.call('LPUSH', KEYS[1], ARGV[2]) == 1 then touch(KEYS[1]) end \
+     return 1";
 
 /// One task done, if any is unfinished.
 const TASK_DONE: &str = "local u = tonumber(redis.call('GET', KEYS[2]) or '0') \

@@ -9,7 +9,10 @@ use crate::__private::{ready, reply, stored, unstored_opt, RedisObject};
 use crate::value::Value;
 use crate::{RemoteError, SyncError};
 
-const SET: &str = "redis.call('SET', KEYS[1], ARGV[2]) touch(KEYS[1]) return 1";
+/// The value, with the object's lease (a plain `SET` would drop it).
+const SET: &str = "if lease > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', lease) \
+     else redis.call('SET', KEYS[1], ARGV[2]) end \
+     return 1";
 
 /// Replace the value (also its constructor's initial value).
 pub(super) fn store(object: &RedisObject, value: Value) -> Result<(), RemoteError> {
