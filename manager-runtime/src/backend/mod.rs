@@ -206,7 +206,7 @@ impl RedisStore {
                 (target.form.args)(args)?
             };
             let id = if target.singleton {
-                self.with(|redis| named(redis, target.typeid, id))?
+                self.with(|redis| named(redis, target, id))?
             } else {
                 let lease = self.object_lease().as_millis() as u64;
                 self.with(|redis| {
@@ -216,6 +216,8 @@ impl RedisStore {
                         &meta,
                         "typeid",
                         target.typeid,
+                        "face",
+                        target.face,
                         "param",
                         param,
                         "leased",
@@ -372,15 +374,16 @@ fn renew_while_alive(store: &Weak<RedisStore>, every: Duration) {
 
 /// A singleton's id: the one Redis names for `typeid`, or `id`, recorded
 /// now as that name's.
-fn named(redis: &mut Redis, typeid: &str, id: u64) -> crate::Result<u64> {
+fn named(redis: &mut Redis, target: Target, id: u64) -> crate::Result<u64> {
     const NAMED: &str = "local got = redis.call('GET', KEYS[1]) \
          if got then return tonumber(got) end \
          redis.call('SET', KEYS[1], ARGV[1]) \
          redis.call('HSET', 'managers:{' .. ARGV[1] .. '}:meta', \
-           'typeid', ARGV[2], 'param', '0', 'leased', '0') \
+           'typeid', ARGV[2], 'face', ARGV[3], 'param', '0', 'leased', '0') \
          return tonumber(ARGV[1])";
+    let typeid = target.typeid;
     let name = format!("managers:named:{typeid}");
-    let reply = redis.call(cmd!["EVAL", NAMED, "1", name, id, typeid])?;
+    let reply = redis.call(cmd!["EVAL", NAMED, "1", name, id, typeid, target.face])?;
     reply
         .int()
         .and_then(|n| u64::try_from(n).ok())
@@ -438,6 +441,26 @@ impl RedisObject {
     /// The typeid and exposed set it is served as.
     pub(crate) fn served_as(&self) -> (&'static str, Option<&'static [&'static str]>) {
         (self.target.typeid, self.target.exposed)
+    }
+
+    /// The object `token` names, if it lives in this Redis and is of this
+    /// object's kind (a dict's `update` from another dict): read through
+    /// this gateway whichever gateway the token names.
+    pub fn peer(
+        &self,
+        token: &crate::token::Token,
+    ) -> Result<Option<Arc<RedisObject>>, RemoteError> {
+        let face = self.command(cmd!["HGET", key(token.id, "meta"), "face"])?;
+        if face.bytes() != Some(self.target.face.as_bytes()) {
+            return Ok(None);
+        }
+        Ok(Some(RedisObject::new(
+            &self.store,
+            token.id,
+            self.target,
+            0,
+            self.leased,
+        )))
     }
 
     /// The parameter it was made with (a queue's bound; 0 if none).

@@ -117,7 +117,26 @@ fn set_all(dict: &RedisObject, entries: &[(Value, Value)]) -> Result<(), RemoteE
     dict.script(SET, PARTS, args).map(drop)
 }
 
-/// The pairs of an `update` operand: a map, or a sequence of pairs.
+/// The pairs of an `update` operand: a map, a sequence of pairs, or
+/// another dict in this Redis.
+fn pairs_of(
+    dict: &RedisObject,
+    other: Value,
+) -> Result<Result<Vec<(Value, Value)>, SyncError>, RemoteError> {
+    if let Value::Token(token) = &other {
+        return Ok(match dict.peer(token)? {
+            Some(peer) => Ok(items(&peer)?),
+            None => Err(SyncError::TypeError(format!(
+                "dict.update() from {} is not served from Redis (give a map, pairs or a dict)",
+                other.repr()
+            ))),
+        });
+    }
+    Ok(pairs(other))
+}
+
+/// The pairs of an `update` operand given by value: a map, or a sequence
+/// of pairs.
 fn pairs(other: Value) -> Result<Vec<(Value, Value)>, SyncError> {
     match other {
         Value::Map(entries) => Ok(entries),
@@ -136,7 +155,7 @@ fn pairs(other: Value) -> Result<Vec<(Value, Value)>, SyncError> {
             .collect(),
         Value::None => Ok(Vec::new()),
         other => Err(SyncError::TypeError(format!(
-            "dict.update() from {} is not served from Redis (give a map or pairs)",
+            "dict.update() from {} is not served from Redis (give a map, pairs or a dict)",
             other.repr()
         ))),
     }
@@ -220,7 +239,7 @@ pub(super) fn call(
         }
         "update" => {
             let (other,): (Value,) = decode_args(name, args)?;
-            match pairs(other) {
+            match pairs_of(d, other)? {
                 Ok(entries) => {
                     set_all(d, &entries)?;
                     reply(Ok::<(), SyncError>(()), cx)
