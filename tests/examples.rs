@@ -87,3 +87,63 @@ fn the_logging_example_shows_events_with_rust_log() {
     assert!(stdout.contains("objects left: 0"));
     assert!(quiet.is_empty(), "printed without RUST_LOG:\n{quiet}");
 }
+
+/// `cargo run --example metrics`: a scraper reads the server's calls,
+/// latency and objects over HTTP in Prometheus's text format.
+#[test]
+fn the_metrics_example_serves_prometheus_text() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let path = example("metrics");
+    assert!(path.exists(), "{} was not built", path.display());
+    let mut child = Command::new(&path)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let stdout = child.stdout.take().unwrap();
+    let _child = KillOnDrop(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the example prints where its metrics are");
+    let url = line.trim().strip_prefix("metrics at http://").unwrap();
+    let (host, path) = url.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200 OK"), "{response}");
+    let calls: f64 = response
+        .lines()
+        .find(|l| l.starts_with("managers_calls_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no managers_calls_total in:\n{response}"));
+    assert!(calls >= 101.0, "100 sets and a get were served: {calls}");
+    for name in [
+        "managers_call_seconds",
+        "managers_objects{",
+        "managers_sessions{",
+    ] {
+        assert!(response.contains(name), "{name} missing from:\n{response}");
+    }
+    let objects = response
+        .lines()
+        .find(|l| l.starts_with("managers_objects{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok());
+    assert_eq!(objects, Some(1.0), "the one dict:\n{response}");
+}

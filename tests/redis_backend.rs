@@ -21,9 +21,18 @@ use managers::sync::server::{Dict, ManagedQueue};
 use managers::sync::{DictProxy, LockProxy, QueueProxy, SyncManager, ValueProxy};
 use managers::{BaseManager, Error, ManagerOptions, Process, Proxy, RemoteError, SyncError};
 
+/// The metrics of this process's servers (`ManagerOptions::metrics`).
+static PROMETHEUS: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+    std::sync::OnceLock::new();
+
 fn main() {
     managers::bootstrap();
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .expect("the first recorder of this process");
+    PROMETHEUS.set(recorder).ok();
     common::harness::run(named![
+        a_gateway_counts_its_calls_and_redis_failures,
         every_kind_made_through_one_gateway_works_through_another,
         python_keys_and_order_hold_in_redis,
         singletons_are_one_object_for_every_gateway,
@@ -449,4 +458,55 @@ fn calls_resume_after_a_redis_failover() {
     assert_eq!(dict.get("k99").unwrap(), 99, "what was replicated is there");
     assert_eq!(queue.get().unwrap(), 0);
     assert_eq!(queue.qsize().unwrap(), 99);
+}
+
+/// The value of the first sample of `name` in Prometheus's text whose
+/// labels contain `label`.
+fn sample(text: &str, name: &str, label: &str) -> Option<f64> {
+    text.lines()
+        .find(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+}
+
+/// A gateway with metrics on: its calls, and a Redis that dropped its
+/// connections (a failed call, then a connection made again).
+fn a_gateway_counts_its_calls_and_redis_failures() {
+    let Some(redis) = RedisServer::start("redis_backend metrics") else {
+        return;
+    };
+    let gateway = started_in_thread(SyncManager::with_options(options(&redis).metrics(true)));
+    let server = gateway.address().unwrap().to_string();
+    let dict = gateway.dict::<String, u64>().unwrap();
+    for i in 0..10 {
+        dict.set(format!("k{i}"), i).unwrap();
+    }
+    // Redis drops every client connection: the next call's exchange
+    // fails (its outcome unknown, not repeated), the one after connects
+    // again.
+    redis
+        .command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"])
+        .unwrap();
+    match dict.set("lost".into(), 0) {
+        Err(Error::Remote(RemoteError::Backend(_))) => {}
+        other => panic!("a call over a dropped Redis connection: {other:?}"),
+    }
+    assert_eq!(dict.get("k3").unwrap(), 3);
+    let text = PROMETHEUS.get().unwrap().render();
+    let url = format!("127.0.0.1:{}", redis.port());
+    assert!(
+        sample(&text, "managers_calls_total", &server).unwrap_or(0.0) >= 12.0,
+        "{text}"
+    );
+    assert!(
+        sample(&text, "managers_objects", &server) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "managers_backend_errors_total", &url) >= Some(1.0),
+        "{text}"
+    );
+    assert!(
+        sample(&text, "managers_backend_reconnects_total", &url) >= Some(1.0),
+        "{text}"
+    );
 }

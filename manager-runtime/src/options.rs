@@ -66,6 +66,7 @@ pub struct ManagerOptions {
     /// The Redis that holds the built-ins' state, if not this server.
     pub(crate) redis: Option<String>,
     pub(crate) lease: Duration,
+    pub(crate) metrics: bool,
     pub(crate) call_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     pub(crate) tls_server: Option<crate::tls::TlsServer>,
@@ -87,6 +88,7 @@ impl Default for ManagerOptions {
             shared_memory: true,
             redis: None,
             lease: DEFAULT_LEASE,
+            metrics: false,
             call_timeout: None,
             #[cfg(feature = "tls")]
             tls_server: None,
@@ -301,6 +303,22 @@ impl ManagerOptions {
     /// error when the server starts.
     pub fn redis(mut self, url: impl Into<String>) -> Self {
         self.redis = Some(url.into());
+        self
+    }
+
+    /// Report the server's calls (count, errors, latency), objects and
+    /// sessions, and a gateway's Redis errors and reconnects, through the
+    /// [`metrics`](https://docs.rs/metrics) facade, labelled with the
+    /// server's address (names: `managers_calls_total`,
+    /// `managers_call_errors_total`, `managers_call_seconds`,
+    /// `managers_objects`, `managers_sessions`,
+    /// `managers_backend_errors_total`, `managers_backend_reconnects_total`).
+    /// Install the recorder (an exporter) in the server's process before
+    /// the server starts: a server in a thread of yours, or an initializer
+    /// of [`start_with_initializer`](crate::BaseManager::start_with_initializer).
+    /// Off by default: then nothing is measured.
+    pub fn metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
         self
     }
 

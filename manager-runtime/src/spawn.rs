@@ -69,6 +69,7 @@ struct Settings {
     shared_memory: bool,
     redis: Option<String>,
     lease: Duration,
+    metrics: bool,
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
@@ -194,6 +195,7 @@ where
         shared_memory: options.shared_memory,
         redis: options.redis.clone(),
         lease: options.lease,
+        metrics: options.metrics,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
         #[cfg(not(feature = "tls"))]
@@ -255,6 +257,7 @@ where
         shared_memory: settings.shared_memory,
         redis: settings.redis.clone(),
         lease: settings.lease,
+        metrics: settings.metrics,
         ..ManagerOptions::default()
     };
     let bound = prepare::<R>(settings, options);

@@ -134,14 +134,33 @@ pub(crate) struct RedisStore {
     /// Each script's SHA1 in Redis (`SCRIPT LOAD`), by the address of its
     /// body, so a call sends `EVALSHA` and not the script.
     scripts: Mutex<HashMap<usize, Vec<u8>>>,
+    /// Failed exchanges and reconnections, if the server reports metrics.
+    metrics: Option<BackendMetrics>,
+}
+
+/// A gateway's Redis metrics (see `ManagerOptions::metrics`).
+struct BackendMetrics {
+    errors: metrics::Counter,
+    reconnects: metrics::Counter,
 }
 
 impl RedisStore {
     /// Connect to the Redis at `url` and take a gateway number; a thread
     /// renews this gateway's leases every third of `lease` until the
     /// store is dropped.
-    pub(crate) fn connect(url: &str, lease: Duration) -> crate::Result<Arc<RedisStore>> {
+    pub(crate) fn connect(
+        url: &str,
+        lease: Duration,
+        metrics: bool,
+    ) -> crate::Result<Arc<RedisStore>> {
         let url: RedisUrl = url.parse()?;
+        let metrics = metrics.then(|| {
+            let redis = format!("{url:?}");
+            BackendMetrics {
+                errors: metrics::counter!("managers_backend_errors_total", "redis" => redis.clone()),
+                reconnects: metrics::counter!("managers_backend_reconnects_total", "redis" => redis),
+            }
+        });
         let mut redis = Redis::connect(&url)?;
         let gateway = redis
             .call(cmd!["INCR", "managers:gateways"])?
@@ -157,6 +176,7 @@ impl RedisStore {
             live: Mutex::default(),
             holds: Mutex::default(),
             scripts: Mutex::default(),
+            metrics,
         });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
@@ -179,7 +199,16 @@ impl RedisStore {
             Some(redis) => redis,
             None => Redis::connect(&self.url).map_err(backend_error)?,
         };
+        let before = redis.connections();
         let result = f(&mut redis).map_err(backend_error);
+        if let Some(metrics) = &self.metrics {
+            if result.is_err() {
+                metrics.errors.increment(1);
+            }
+            if redis.connections() > before {
+                metrics.reconnects.increment(1);
+            }
+        }
         self.idle.lock().unwrap().push(redis);
         result
     }

@@ -10,7 +10,9 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Instant;
 
+use super::metrics::Metrics;
 use super::table::{Entry, Table};
 use crate::address::Address;
 use crate::error::RemoteError;
@@ -40,9 +42,21 @@ pub(super) struct Core {
     /// server is then one gateway among any number.
     #[cfg(feature = "redis")]
     pub(super) backend: Option<Arc<crate::backend::RedisStore>>,
+    /// Calls, objects and sessions through the `metrics` facade, if asked.
+    pub(super) metrics: Option<Arc<Metrics>>,
 }
 
 impl Core {
+    /// Change the table with `f`; the object and session gauges follow.
+    fn changed<R>(&self, f: impl FnOnce(&mut Table) -> R) -> R {
+        let mut table = self.table.lock().unwrap();
+        let result = f(&mut table);
+        if let Some(metrics) = &self.metrics {
+            metrics.table(table.objects.len(), table.sessions.len());
+        }
+        result
+    }
+
     fn insert(
         &self,
         session: u128,
@@ -72,11 +86,11 @@ impl Core {
             exposed,
             refcount: 1,
         };
-        let mut table = self.table.lock().unwrap();
-        if !table.objects.contains_key(&id) || table.incref(session, id).is_err() {
-            table.insert(id, entry, session);
-        }
-        drop(table);
+        self.changed(|table| {
+            if !table.objects.contains_key(&id) || table.incref(session, id).is_err() {
+                table.insert(id, entry, session);
+            }
+        });
         Token {
             typeid: typeid.to_string(),
             address: self.address.clone(),
@@ -196,6 +210,35 @@ impl Core {
         args: &[u8],
         dynamic: bool,
     ) -> Outcome {
+        let Some(metrics) = &self.metrics else {
+            return self.dispatch(session, id, method, args, dynamic);
+        };
+        let started = Instant::now();
+        match self.dispatch(session, id, method, args, dynamic) {
+            Outcome::Ready(result) => {
+                metrics.call_done(started, result.is_ok());
+                Outcome::Ready(result)
+            }
+            Outcome::Pending(future) => {
+                let metrics = Arc::clone(metrics);
+                Outcome::pending(async move {
+                    let result = future.await;
+                    metrics.call_done(started, result.is_ok());
+                    result
+                })
+            }
+        }
+    }
+
+    /// Run the call: look the method up and dispatch it in its context.
+    fn dispatch(
+        self: &Arc<Self>,
+        session: u128,
+        id: u64,
+        method: MethodRef<'_>,
+        args: &[u8],
+        dynamic: bool,
+    ) -> Outcome {
         let (object, index) = match self.lookup(id, method) {
             Ok(found) => found,
             Err(e) => return Outcome::Ready(Err(e)),
@@ -253,22 +296,21 @@ impl Core {
     }
 
     pub(super) fn decref(&self, session: u128, id: u64, count: u64) {
-        let dead = self.table.lock().unwrap().release(session, id, count);
+        let dead = self.changed(|table| table.release(session, id, count));
         drop(dead);
     }
 
     /// A connection of `session` opened.
     pub(super) fn join(&self, session: u128) {
-        self.table.lock().unwrap().join(session);
+        self.changed(|table| table.join(session));
     }
 
     /// A connection of `session` closed (with the last, its references go).
     pub(super) fn leave(&self, session: u128) {
-        let (dead, gone) = {
-            let mut table = self.table.lock().unwrap();
+        let (dead, gone) = self.changed(|table| {
             let dead = table.leave(session);
             (dead, !table.sessions.contains_key(&session))
-        };
+        });
         drop(dead);
         if gone {
             self.left(session);
@@ -286,7 +328,7 @@ impl Core {
 
     /// Release every reference `session` holds; its connections stay.
     pub(super) fn release_all(&self, session: u128) {
-        let dead = self.table.lock().unwrap().release_all(session);
+        let dead = self.changed(|table| table.release_all(session));
         drop(dead);
     }
 
@@ -294,11 +336,10 @@ impl Core {
     /// holds one (a CPython client's decref: its own, else the shared
     /// session of peers that could not be named).
     pub(super) fn release_one(&self, sessions: &[u128], id: u64) {
-        let dead = {
-            let mut table = self.table.lock().unwrap();
+        let dead = self.changed(|table| {
             let holder = sessions.iter().copied().find(|&s| table.holds(s, id));
             holder.and_then(|session| table.release(session, id, 1))
-        };
+        });
         drop(dead);
     }
 
@@ -346,7 +387,7 @@ impl Host for Core {
     }
 
     fn release_internal(&self, id: u64) {
-        let dead = self.table.lock().unwrap().unref(id, 1);
+        let dead = self.changed(|table| table.unref(id, 1));
         drop(dead);
     }
 

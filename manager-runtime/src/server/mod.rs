@@ -19,6 +19,7 @@ pub use crate::registry::{Constructor, Registry};
 mod connection;
 mod core;
 mod dedicated;
+mod metrics;
 mod python;
 mod state;
 mod table;
@@ -85,7 +86,11 @@ impl Server {
         }
         #[cfg(feature = "redis")]
         let backend = match &options.redis {
-            Some(url) => Some(crate::backend::RedisStore::connect(url, options.lease)?),
+            Some(url) => Some(crate::backend::RedisStore::connect(
+                url,
+                options.lease,
+                options.metrics,
+            )?),
             None => None,
         };
         #[cfg(not(feature = "redis"))]
@@ -99,6 +104,9 @@ impl Server {
         #[cfg(not(feature = "redis"))]
         let first_id = 1;
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
+        let metrics = options
+            .metrics
+            .then(|| Arc::new(metrics::Metrics::new(&address.to_string())));
         let core = Arc::new(Core {
             registry,
             table: Mutex::new(Table::default()),
@@ -107,6 +115,7 @@ impl Server {
             remote,
             #[cfg(feature = "redis")]
             backend,
+            metrics,
         });
         let state = Arc::new(ServerState {
             core,
