@@ -33,6 +33,7 @@ fn main() {
     PROMETHEUS.set(recorder).ok();
     common::harness::run(named![
         a_gateway_counts_its_calls_and_redis_failures,
+        clients_move_to_another_gateway_when_theirs_is_killed_under_load,
         every_kind_made_through_one_gateway_works_through_another,
         python_keys_and_order_hold_in_redis,
         singletons_are_one_object_for_every_gateway,
@@ -508,5 +509,127 @@ fn a_gateway_counts_its_calls_and_redis_failures() {
     assert!(
         sample(&text, "managers_backend_reconnects_total", &url) >= Some(1.0),
         "{text}"
+    );
+}
+
+/// A client process among gateways: puts `base..base + count` into the
+/// queue of `token` through `gateway` (or the others after it is lost),
+/// and writes to `report` one line per item: `ok N` (acknowledged) or
+/// `unknown N` (its gateway was lost during the call).
+fn producer_among_gateways(
+    gateway: managers::Address,
+    others: Vec<managers::Address>,
+    token: Token,
+    base: u64,
+    count: u64,
+    report: String,
+) {
+    let manager = SyncManager::with_options(
+        ManagerOptions::new()
+            .address(gateway)
+            .authkey(managers::default_authkey())
+            .gateways(others),
+    );
+    manager.connect().unwrap();
+    let queue: QueueProxy<u64> = manager.proxy_from_token(&token).unwrap();
+    let mut lines = String::new();
+    for item in base..base + count {
+        match queue.put(item) {
+            Ok(()) => lines.push_str(&format!("ok {item}\n")),
+            Err(Error::OutcomeUnknown { .. }) => lines.push_str(&format!("unknown {item}\n")),
+            Err(other) => panic!("put {item}: {other:?}"),
+        }
+    }
+    std::fs::write(report, lines).unwrap();
+}
+
+/// Issue 20: a gateway SIGKILLed under load from 4 client processes. The
+/// clients go on through the other gateway; every acknowledged item is in
+/// the queue exactly once, an item whose outcome was reported unknown at
+/// most once, nothing else (no call was repeated).
+fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
+    let Some(redis) = RedisServer::start("redis_backend failover of gateways") else {
+        return;
+    };
+    let a = SyncManager::with_options(options(&redis));
+    a.start().unwrap();
+    let pid = a.server_pid().unwrap();
+    let b = gateway(&redis);
+    let queue = b.queue::<u64>(0).unwrap();
+    let mut on_a = queue.token().clone();
+    on_a.address = a.address().unwrap();
+    const PER: u64 = 3_000;
+    let dir = std::env::temp_dir().join(format!("managers-gw-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let reports: Vec<String> = (0..4)
+        .map(|i| dir.join(format!("client{i}")).display().to_string())
+        .collect();
+    let clients: Vec<KillOnDrop> = (0..4u64)
+        .map(|i| {
+            let process = Process::new(
+                producer_among_gateways,
+                (
+                    a.address().unwrap(),
+                    vec![b.address().unwrap()],
+                    on_a.clone(),
+                    i * 1_000_000,
+                    PER,
+                    reports[i as usize].clone(),
+                ),
+            );
+            process.start().unwrap();
+            KillOnDrop(process)
+        })
+        .collect();
+    eventually("the clients are under way", Duration::from_secs(30), || {
+        queue.qsize().unwrap() >= 1_000
+    });
+    let at_kill = queue.qsize().unwrap();
+    let status = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for client in &clients {
+        assert!(
+            client.0.join_timeout(Duration::from_secs(60)).unwrap(),
+            "a client did not finish after its gateway died"
+        );
+        assert_eq!(client.0.exitcode(), Some(0), "a client failed");
+    }
+    let mut acknowledged = std::collections::BTreeSet::new();
+    let mut unknown = std::collections::BTreeSet::new();
+    for report in &reports {
+        for line in std::fs::read_to_string(report).unwrap().lines() {
+            let (kind, item) = line.split_once(' ').unwrap();
+            let item: u64 = item.parse().unwrap();
+            match kind {
+                "ok" => acknowledged.insert(item),
+                _ => unknown.insert(item),
+            };
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(acknowledged.len() + unknown.len(), 4 * PER as usize);
+    let mut seen = std::collections::BTreeMap::<u64, u32>::new();
+    while let Ok(item) = queue.get_nowait() {
+        *seen.entry(item).or_default() += 1;
+    }
+    for item in &acknowledged {
+        assert_eq!(seen.get(item), Some(&1), "acknowledged item {item}");
+    }
+    for (item, times) in &seen {
+        assert_eq!(*times, 1, "item {item} is in the queue {times} times");
+        assert!(
+            acknowledged.contains(item) || unknown.contains(item),
+            "item {item} was never put"
+        );
+    }
+    println!(
+        "gateway killed with {at_kill} items queued: {} acknowledged, {} unknown \
+         ({} of those in the queue)",
+        acknowledged.len(),
+        unknown.len(),
+        unknown.iter().filter(|i| seen.contains_key(i)).count()
     );
 }

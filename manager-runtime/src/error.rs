@@ -123,6 +123,15 @@ pub enum Error {
     /// The server refused or failed the call; see [`RemoteError`].
     #[error(transparent)]
     Remote(RemoteError),
+    /// The connection to a gateway was lost after the call was sent
+    /// ([`ManagerOptions::gateways`](crate::ManagerOptions::gateways)):
+    /// whether it took effect is unknown, and it was not repeated. The
+    /// session's next call goes to another gateway.
+    #[error("the gateway was lost during the call, whose outcome is unknown: {reason}")]
+    OutcomeUnknown {
+        /// What failed.
+        reason: String,
+    },
     /// `start()` on a manager that already started.
     #[error("manager already started")]
     AlreadyStarted,
@@ -403,6 +412,9 @@ impl Error {
                 withdrawn: *withdrawn,
             },
             Error::Remote(e) => Error::Remote(e.clone()),
+            Error::OutcomeUnknown { reason } => Error::OutcomeUnknown {
+                reason: reason.clone(),
+            },
             Error::AlreadyStarted => Error::AlreadyStarted,
             Error::AlreadyConnected => Error::AlreadyConnected,
             Error::ShutDown => Error::ShutDown,

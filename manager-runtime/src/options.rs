@@ -67,6 +67,8 @@ pub struct ManagerOptions {
     pub(crate) redis: Option<String>,
     pub(crate) lease: Duration,
     pub(crate) metrics: bool,
+    /// Other gateways of the same Redis, for a client whose own dies.
+    pub(crate) gateways: Vec<Address>,
     pub(crate) call_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     pub(crate) tls_server: Option<crate::tls::TlsServer>,
@@ -89,6 +91,7 @@ impl Default for ManagerOptions {
             redis: None,
             lease: DEFAULT_LEASE,
             metrics: false,
+            gateways: Vec::new(),
             call_timeout: None,
             #[cfg(feature = "tls")]
             tls_server: None,
@@ -319,6 +322,32 @@ impl ManagerOptions {
     /// Off by default: then nothing is measured.
     pub fn metrics(mut self, on: bool) -> Self {
         self.metrics = on;
+        self
+    }
+
+    /// For a client of a gateway (a server with [`redis`](Self::redis)):
+    /// other gateways of the same Redis and authkey. When the connection
+    /// to its gateway is lost, the session goes on through the first of
+    /// the others that answers, takes its references again there (so the
+    /// objects' leases go on being renewed), and every later call goes
+    /// there. A call in flight when the gateway was lost is
+    /// [`Error::OutcomeUnknown`](crate::Error::OutcomeUnknown), never
+    /// repeated behind the caller's back; a lock the session held through
+    /// the lost gateway frees after its lease (check `fence()`). Blocking
+    /// proxies of this process's own session move; the async proxies and
+    /// tokens handed to other processes still name the gateway they were
+    /// made through. An address that does not parse is reported on use.
+    pub fn gateways<A: ToAddress>(mut self, others: impl IntoIterator<Item = A>) -> Self {
+        for other in others {
+            match other.to_address() {
+                Ok(address) => self.gateways.push(address),
+                Err(e) => {
+                    if self.invalid_address.is_none() {
+                        self.invalid_address = Some(("a gateway".into(), e.to_string()));
+                    }
+                }
+            }
+        }
         self
     }
 

@@ -164,6 +164,29 @@ pub(crate) fn try_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> std::io::Result<Op
     }
 }
 
+/// Whether the peer of the socket `fd` has closed it (a zero-byte peek),
+/// without waiting or taking anything: an idle connection whose server is
+/// gone, found before a request is written into it.
+pub(crate) fn peer_closed(fd: BorrowedFd<'_>) -> bool {
+    let mut byte = [0u8; 1];
+    // SAFETY: `fd` is open for the call (borrowed); `byte` is valid for
+    // writes of one byte; MSG_PEEK leaves whatever is there in the socket.
+    let n = unsafe {
+        libc::recv(
+            fd.as_raw_fd(),
+            byte.as_mut_ptr().cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n == 0
+        || (n < 0
+            && !matches!(
+                std::io::Error::last_os_error().kind(),
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted
+            ))
+}
+
 /// The process-wide count of spinning threads.
 static SPINNING: AtomicUsize = AtomicUsize::new(0);
 

@@ -11,10 +11,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 
 use super::session::Session;
+use crate::address::Address;
 use crate::error::{Error, Result};
 use crate::ring::{self, ClientRing};
 use crate::transport::{self, Stream};
-use crate::wait::{Spin, Spun};
+use crate::wait::{peer_closed, Spin, Spun};
 use crate::wire::{self, Request};
 
 /// How long a call past its deadline waits for the server to confirm the
@@ -50,8 +51,13 @@ const SET_ASIDE: usize = 16;
 impl Pool {
     /// Open, authenticate and introduce a new blocking connection.
     pub(super) fn open(session: &Session, established: bool) -> Result<Connection> {
-        let mut stream = transport::connect(&session.address, &session.tls)
-            .map_err(|e| transport::connect_error(e, &session.address, established))?;
+        Self::open_at(session, &session.gateway(), established)
+    }
+
+    /// [`open`](Self::open) to the server at `address`.
+    fn open_at(session: &Session, address: &Address, established: bool) -> Result<Connection> {
+        let mut stream = transport::connect(address, &session.tls)
+            .map_err(|e| transport::connect_error(e, address, established))?;
         crate::auth::client_blocking(&mut stream, &session.authkey)
             .map_err(|e| Session::handshake_error(e, established))?;
         let ring = session.shared_memory && matches!(stream, Stream::Unix(_));
@@ -59,7 +65,7 @@ impl Pool {
         if ring {
             stream = take_ring(stream, session.spin)?;
         }
-        tracing::debug!(target: "managers::client", address = %session.address, established,
+        tracing::debug!(target: "managers::client", %address, established,
             ring = matches!(stream, Stream::Ring(_)), "client connection opened");
         Ok(Connection {
             stream,
@@ -83,10 +89,46 @@ impl Pool {
     }
 
     fn take(&self, session: &Session) -> Result<Connection> {
-        if let Some(connection) = self.idle.lock().unwrap().pop() {
+        let gateways = !session.gateways.is_empty();
+        while let Some(connection) = self.idle.lock().unwrap().pop() {
+            // Among gateways, an idle connection whose gateway is gone is
+            // found now, before a request goes into it (and its outcome
+            // would be unknown).
+            let closed = gateways && connection.stream.borrowed_fd().is_some_and(peer_closed);
+            if !closed {
+                return Ok(connection);
+            }
+        }
+        match Self::open(session, true) {
+            Err(e) if gateways && lost(&e) => self.move_on(session, e),
+            opened => opened,
+        }
+    }
+
+    /// The session's gateway is lost (`e`): go on through the first other
+    /// gateway that answers, and take the session's references again there.
+    fn move_on(&self, session: &Session, e: Error) -> Result<Connection> {
+        let failed = session.gateway();
+        for address in session.alternatives(&failed) {
+            let Ok(mut connection) = Self::open_at(session, &address, false) else {
+                continue;
+            };
+            tracing::warn!(target: "managers::client", %failed, to = %address, "gateway lost: the session moves");
+            session.move_to(address);
+            self.idle.lock().unwrap().clear();
+            for (object, count) in session.ledger.held() {
+                for _ in 0..count {
+                    if let Err(e) = connection.incref(session, object) {
+                        // Expired meanwhile, or made by the lost gateway's
+                        // own memory: its proxies will say so when used.
+                        tracing::warn!(target: "managers::client", object, error = %e, "a reference not taken again");
+                        break;
+                    }
+                }
+            }
             return Ok(connection);
         }
-        Self::open(session, true)
+        Err(e)
     }
 
     /// Send pending decrefs now if a connection is idle; otherwise the next
@@ -156,6 +198,13 @@ impl Pool {
                 }
                 return Err(e);
             }
+            // Among gateways, a connection lost after the request went out
+            // leaves its outcome unknown; the next call moves on.
+            Err(e) if !session.gateways.is_empty() && lost(&e) => {
+                return Err(Error::OutcomeUnknown {
+                    reason: e.to_string(),
+                })
+            }
             // Any other failure leaves the connection unusable: it closes.
             Err(e) => return Err(e),
         };
@@ -166,7 +215,24 @@ impl Pool {
     }
 }
 
+/// Whether `e` says the server (a gateway) is gone or cannot be reached.
+fn lost(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::ServerGone { .. } | Error::Eof | Error::Io(_) | Error::Connect { .. }
+    )
+}
+
 impl Connection {
+    /// One more reference to `object` for the session, on this connection.
+    fn incref(&mut self, session: &Session, object: u64) -> Result<()> {
+        let id = session.next_request();
+        self.buf.clear();
+        session.encode(&mut self.buf, &Request::Incref { id, object }, None::<&()>)?;
+        let end = self.exchange(session, id, None)?;
+        Session::parse_reply(id, &self.reply[wire::PREFIX..end]).map(drop)
+    }
+
     /// Write the request in `buf`, read the reply to `id` into `reply`;
     /// the reply frame's end.
     fn exchange(&mut self, session: &Session, id: u64, timeout: Option<Duration>) -> Result<usize> {

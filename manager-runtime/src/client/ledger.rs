@@ -77,6 +77,17 @@ impl Ledger {
     }
 
     /// Whether this session ever held a reference (its end must release).
+    /// Every object held, with the server references held on it (to take
+    /// again on another gateway).
+    pub(super) fn held(&self) -> Vec<(u64, u64)> {
+        self.refs
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(&id, held)| (id, held.server_refs))
+            .collect()
+    }
+
     pub(super) fn held_any(&self) -> bool {
         self.held_any.load(Ordering::Relaxed)
     }

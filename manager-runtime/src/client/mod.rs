@@ -57,7 +57,7 @@ struct Inner {
 enum Backend {
     /// Ours: blocking connections from a pool, one multiplexed async one.
     Native {
-        session: Session,
+        session: Box<Session>,
         pool: Pool,
         link: Link,
     },
@@ -83,7 +83,7 @@ impl Client {
         let backend = if options.serializer == crate::options::Serializer::Pickle {
             Backend::Pickle(PickleSession::connect(address.clone(), options)?)
         } else {
-            let session = Session::new(address.clone(), options);
+            let session = Box::new(Session::new(address.clone(), options));
             let first = Pool::open(&session, false)?;
             let pool = Pool::default();
             pool.put(first);

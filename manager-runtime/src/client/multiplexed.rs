@@ -290,7 +290,9 @@ impl Drop for Multiplexed {
 impl Multiplexed {
     async fn open(session: &Session) -> Result<Arc<Multiplexed>> {
         let established = true;
-        let address = &session.address;
+        // Where the session's connections go (another gateway once the
+        // blocking calls moved it there).
+        let address = &session.gateway();
         match address {
             Address::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr)

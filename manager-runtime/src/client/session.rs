@@ -29,7 +29,13 @@ use crate::wire::{self, Request, Response};
 
 /// One client session on one server, without its connections.
 pub(super) struct Session {
+    /// The server the session's tokens name.
     pub(super) address: Address,
+    /// Where its connections go: `address`, or, after that gateway was
+    /// lost, another of `gateways`.
+    route: Mutex<Address>,
+    /// Other gateways of the same Redis ([`ManagerOptions::gateways`]).
+    pub(super) gateways: Vec<Address>,
     pub(super) authkey: Vec<u8>,
     pub(super) tls: transport::TlsConnect,
     pub(super) max_frame: u32,
@@ -49,6 +55,8 @@ pub(super) struct Session {
 impl Session {
     pub(super) fn new(address: Address, options: &ManagerOptions) -> Session {
         Session {
+            route: Mutex::new(address.clone()),
+            gateways: options.gateways.clone(),
             address,
             authkey: options.authkey.clone(),
             #[allow(clippy::clone_on_copy)] // Copy only when TLS is compiled out
@@ -62,6 +70,27 @@ impl Session {
             decrefs: Mutex::new(Vec::new()),
             has_decrefs: AtomicBool::new(false),
         }
+    }
+
+    /// Where connections go now.
+    pub(super) fn gateway(&self) -> Address {
+        self.route.lock().unwrap().clone()
+    }
+
+    /// Connections go to `address` from now on.
+    pub(super) fn move_to(&self, address: Address) {
+        *self.route.lock().unwrap() = address;
+    }
+
+    /// The gateways to try, after `failed`, in order: the others given,
+    /// then the session's own (it may be back).
+    pub(super) fn alternatives(&self, failed: &Address) -> Vec<Address> {
+        self.gateways
+            .iter()
+            .chain(std::iter::once(&self.address))
+            .filter(|a| *a != failed)
+            .cloned()
+            .collect()
     }
 
     /// A fresh request id.
