@@ -34,6 +34,8 @@ fn main() {
     common::harness::run(named![
         a_gateway_counts_its_calls_and_redis_failures,
         clients_move_to_another_gateway_when_theirs_is_killed_under_load,
+        with_wait_no_acknowledged_item_is_lost_in_a_redis_failover,
+        with_wait_a_write_no_replica_confirmed_is_an_error,
         every_kind_made_through_one_gateway_works_through_another,
         python_keys_and_order_hold_in_redis,
         singletons_are_one_object_for_every_gateway,
@@ -632,4 +634,102 @@ fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
         unknown.len(),
         unknown.iter().filter(|i| seen.contains_key(i)).count()
     );
+}
+
+/// `redis_wait`: puts go on while the Redis primary is SIGKILLed and its
+/// one replica promoted; every put acknowledged is in the queue afterwards,
+/// exactly once, and an item whose put failed (outcome unknown) at most
+/// once. (The promoted replica has no replica of its own, so from then on
+/// no write can be confirmed: those puts all fail, and say why.)
+fn with_wait_no_acknowledged_item_is_lost_in_a_redis_failover() {
+    let Some(mut redis) = RedisFailover::start("redis_backend WAIT failover") else {
+        return;
+    };
+    let gateway = started_in_thread(SyncManager::with_options(
+        ManagerOptions::new()
+            .redis(redis.url())
+            .lease(LEASE)
+            .redis_wait(1, Duration::from_millis(500)),
+    ));
+    let queue = gateway.queue::<u64>(0).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let (queue, stop) = (queue.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let (mut acknowledged, mut unknown) = (Vec::new(), Vec::new());
+            let begun = Instant::now();
+            let mut item = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match queue.put(item) {
+                    Ok(()) => acknowledged.push(item),
+                    Err(Error::Remote(RemoteError::Backend(_))) => unknown.push(item),
+                    Err(other) => panic!("put {item}: {other:?}"),
+                }
+                item += 1;
+                assert!(begun.elapsed() < Duration::from_secs(60), "puts stalled");
+            }
+            (acknowledged, unknown)
+        })
+    };
+    eventually("puts under way", Duration::from_secs(30), || {
+        queue.qsize().unwrap_or(0) >= 300
+    });
+    redis.primary.kill();
+    eventually("the replica is promoted", Duration::from_secs(30), || {
+        redis.replica_is_primary()
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (acknowledged, unknown) = producer.join().unwrap();
+    assert!(
+        !unknown.is_empty(),
+        "writes after the failover cannot be confirmed"
+    );
+    // Read out through a gateway that does not wait (a `get` is a write
+    // too, and nothing can confirm one now).
+    let reader = started_in_thread(SyncManager::with_options(
+        ManagerOptions::new().redis(redis.url()).lease(LEASE),
+    ));
+    let drained: QueueProxy<u64> = through(&reader, queue.token());
+    let mut seen = std::collections::BTreeMap::<u64, u32>::new();
+    while let Ok(item) = drained.get_nowait() {
+        *seen.entry(item).or_default() += 1;
+    }
+    for item in &acknowledged {
+        assert_eq!(seen.get(item), Some(&1), "acknowledged item {item}");
+    }
+    for (item, times) in &seen {
+        assert_eq!(*times, 1, "item {item} is in the queue {times} times");
+    }
+    println!(
+        "WAIT 1: {} puts acknowledged, all in the queue after the failover; {} not \
+         confirmed ({} of those in the queue)",
+        acknowledged.len(),
+        unknown.len(),
+        unknown.iter().filter(|i| seen.contains_key(i)).count()
+    );
+}
+
+/// `redis_wait` with no replica to confirm: the write happened on the
+/// primary, and the call says it may not survive.
+fn with_wait_a_write_no_replica_confirmed_is_an_error() {
+    let Some(redis) = RedisServer::start("redis_backend WAIT alone") else {
+        return;
+    };
+    let gateway = started_in_thread(SyncManager::with_options(
+        options(&redis).redis_wait(1, Duration::from_millis(100)),
+    ));
+    let value = match gateway.value(&1_u64) {
+        Err(Error::Remote(RemoteError::Backend(why))) => {
+            assert!(why.contains("0 of 1 replicas"), "{why}");
+            return;
+        }
+        other => other.unwrap(),
+    };
+    match value.set(&2) {
+        Err(Error::Remote(RemoteError::Backend(why))) => {
+            assert!(why.contains("0 of 1 replicas"), "{why}")
+        }
+        other => panic!("a write no replica confirmed: {other:?}"),
+    }
 }

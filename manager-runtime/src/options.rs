@@ -66,6 +66,8 @@ pub struct ManagerOptions {
     /// The Redis that holds the built-ins' state, if not this server.
     pub(crate) redis: Option<String>,
     pub(crate) lease: Duration,
+    /// `WAIT` after each write: replicas, and how long.
+    pub(crate) redis_wait: Option<(u32, Duration)>,
     pub(crate) metrics: bool,
     /// Other gateways of the same Redis, for a client whose own dies.
     pub(crate) gateways: Vec<Address>,
@@ -90,6 +92,7 @@ impl Default for ManagerOptions {
             shared_memory: true,
             redis: None,
             lease: DEFAULT_LEASE,
+            redis_wait: None,
             metrics: false,
             gateways: Vec::new(),
             call_timeout: None,
@@ -348,6 +351,20 @@ impl ManagerOptions {
                 }
             }
         }
+        self
+    }
+
+    /// With [`redis`](Self::redis): after each write, `WAIT` until
+    /// `replicas` replicas have it, at most `timeout`, before the call is
+    /// answered, so a write acknowledged to its caller survives the loss
+    /// of the primary (a queue item put, a `get`'s removal). A write fewer
+    /// replicas confirmed in time is `RemoteError::Backend`: it happened on
+    /// the primary and may or may not survive a failover. Redis's `WAIT`
+    /// narrows the window of loss but is not consensus: see Redis's
+    /// documentation. Off by default (Redis's own asynchronous
+    /// replication).
+    pub fn redis_wait(mut self, replicas: u32, timeout: Duration) -> Self {
+        self.redis_wait = Some((replicas, timeout));
         self
     }
 

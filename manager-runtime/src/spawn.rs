@@ -69,6 +69,7 @@ struct Settings {
     shared_memory: bool,
     redis: Option<String>,
     lease: Duration,
+    redis_wait: Option<(u32, Duration)>,
     metrics: bool,
     tls_server_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
@@ -195,6 +196,7 @@ where
         shared_memory: options.shared_memory,
         redis: options.redis.clone(),
         lease: options.lease,
+        redis_wait: options.redis_wait,
         metrics: options.metrics,
         #[cfg(feature = "tls")]
         tls_server_pem: options.tls_server.as_ref().map(|t| t.pem.clone()),
@@ -257,6 +259,7 @@ where
         shared_memory: settings.shared_memory,
         redis: settings.redis.clone(),
         lease: settings.lease,
+        redis_wait: settings.redis_wait,
         metrics: settings.metrics,
         ..ManagerOptions::default()
     };

@@ -136,6 +136,8 @@ pub(crate) struct RedisStore {
     scripts: Mutex<HashMap<usize, Vec<u8>>>,
     /// Failed exchanges and reconnections, if the server reports metrics.
     metrics: Option<BackendMetrics>,
+    /// `WAIT` after each write: replicas, and how long at most.
+    wait: Option<(u32, Duration)>,
 }
 
 /// A gateway's Redis metrics (see `ManagerOptions::metrics`).
@@ -151,6 +153,7 @@ impl RedisStore {
     pub(crate) fn connect(
         url: &str,
         lease: Duration,
+        wait: Option<(u32, Duration)>,
         metrics: bool,
     ) -> crate::Result<Arc<RedisStore>> {
         let url: RedisUrl = url.parse()?;
@@ -177,6 +180,7 @@ impl RedisStore {
             holds: Mutex::default(),
             scripts: Mutex::default(),
             metrics,
+            wait,
         });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
@@ -211,6 +215,27 @@ impl RedisStore {
         }
         self.idle.lock().unwrap().push(redis);
         result
+    }
+
+    /// `reply`, a write's, once the replicas asked for have it
+    /// ([`ManagerOptions::redis_wait`](crate::ManagerOptions::redis_wait));
+    /// at once when there is no such option.
+    fn replicated(&self, redis: &mut Redis, reply: RedisReply) -> crate::Result<RedisReply> {
+        let Some((replicas, timeout)) = self.wait else {
+            return Ok(reply);
+        };
+        let ms = timeout.as_millis() as u64;
+        let acked = redis
+            .call_waiting(cmd!["WAIT", u64::from(replicas), ms], timeout)?
+            .int()
+            .unwrap_or(0);
+        if acked < i64::from(replicas) {
+            return Err(Error::Redis(format!(
+                "written on the primary, but {acked} of {replicas} replicas had it within \
+                 {timeout:?}: a failover now may lose it"
+            )));
+        }
+        Ok(reply)
     }
 
     /// Objects' keys live this long past their last renewal.
@@ -512,18 +537,19 @@ impl RedisObject {
         ms.to_string().into_bytes()
     }
 
-    /// One command.
+    /// One command that only reads.
     pub fn command(&self, command: Vec<Vec<u8>>) -> Result<RedisReply, RemoteError> {
         self.store.with(|redis| redis.call(command))
     }
 
-    /// One command that may block for `block` (a `BLPOP`).
-    pub fn command_waiting(
-        &self,
-        command: Vec<Vec<u8>>,
-        block: Duration,
-    ) -> Result<RedisReply, RemoteError> {
-        self.store.with(|redis| redis.call_waiting(command, block))
+    /// One command that writes (and may block for `block`, a `BLPOP`):
+    /// answered once the replicas asked for have it.
+    pub fn write(&self, command: Vec<Vec<u8>>, block: Duration) -> Result<RedisReply, RemoteError> {
+        let store = &self.store;
+        store.with(|redis| {
+            let reply = redis.call_waiting(command, block)?;
+            store.replicated(redis, reply)
+        })
     }
 
     /// Run Lua `body` with KEYS the parts `parts` of this object and ARGV
@@ -531,6 +557,8 @@ impl RedisObject {
     /// `args`. The body may call `touch(key, ...)` to give keys it made
     /// the object's lease. It is loaded once (`SCRIPT LOAD`) and run by its
     /// SHA1; a Redis that lost it (restarted, failed over) gets it again.
+    /// Scripts write: the call is answered once the replicas asked for
+    /// have it (a read-only script waits for nothing it wrote: at once).
     pub fn script(
         &self,
         body: &'static str,
@@ -556,7 +584,7 @@ impl RedisObject {
                     Some(RedisReply::Error(e)) => {
                         return Err(Error::Redis(format!("EVALSHA: {e}")))
                     }
-                    Some(reply) => return Ok(reply),
+                    Some(reply) => return self.store.replicated(redis, reply),
                     None => return Err(Error::Redis("EVALSHA: no reply".into())),
                 }
             }
@@ -566,7 +594,8 @@ impl RedisObject {
                 .ok_or_else(|| Error::Redis("SCRIPT LOAD gave no SHA1".into()))?;
             scripts.lock().unwrap().insert(id, sha.clone());
             command[1] = sha;
-            redis.call(command)
+            let reply = redis.call(command)?;
+            self.store.replicated(redis, reply)
         })
     }
 

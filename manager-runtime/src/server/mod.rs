@@ -89,6 +89,7 @@ impl Server {
             Some(url) => Some(crate::backend::RedisStore::connect(
                 url,
                 options.lease,
+                options.redis_wait,
                 options.metrics,
             )?),
             None => None,

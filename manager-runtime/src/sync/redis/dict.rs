@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::command;
 use crate::__private::{decode_args, CallContext, Outcome, Reply as _, Returned};
@@ -292,7 +293,7 @@ pub(super) fn call(
         "clear" => {
             let mut del = vec![b"DEL".to_vec()];
             del.extend(PARTS[..3].iter().map(|p| d.key(p).into_bytes()));
-            d.command(del)?;
+            d.write(del, Duration::ZERO)?;
             reply((), cx)
         }
         "items" => reply(items(d)?, cx),

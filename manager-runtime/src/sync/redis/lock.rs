@@ -77,7 +77,7 @@ pub(super) fn call(
             })
         }
         "release" => ready(|| {
-            let deleted = l.command(command(&[b"DEL", l.key("l").as_bytes()]))?;
+            let deleted = l.write(command(&[b"DEL", l.key("l").as_bytes()]), Duration::ZERO)?;
             l.let_go("l");
             reply(
                 if deleted.int() == Some(1) {

@@ -53,10 +53,10 @@ fn try_put(queue: &RedisObject, item: &[u8]) -> Result<bool, RemoteError> {
 fn pop(queue: &RedisObject, wait: Duration) -> Result<Option<Vec<u8>>, RemoteError> {
     let key = queue.key("q");
     let reply = if wait.is_zero() {
-        queue.command(command(&[b"LPOP", key.as_bytes()]))?
+        queue.write(command(&[b"LPOP", key.as_bytes()]), Duration::ZERO)?
     } else {
         let seconds = format!("{:.3}", wait.as_secs_f64());
-        queue.command_waiting(
+        queue.write(
             command(&[b"BLPOP", key.as_bytes(), seconds.as_bytes()]),
             wait,
         )?
