@@ -153,4 +153,24 @@ fn options_debug_never_shows_the_authkey() {
     assert!(!printed.contains(&as_bytes[1..20]), "{printed}");
     assert!(printed.contains("28 bytes"), "{printed}");
     assert!(printed.contains("127.0.0.1:50000"), "{printed}");
+    // A Redis URL's password stays out too.
+    let printed = format!(
+        "{:?}",
+        ManagerOptions::new().redis("redis://:hunter2secret@10.0.0.5:6379")
+    );
+    assert!(!printed.contains("hunter2secret"), "{printed}");
+    assert!(printed.contains("redis: true"), "{printed}");
+}
+
+#[test]
+fn a_gateway_that_does_not_parse_is_an_error_on_use() {
+    let manager = managers::sync::SyncManager::with_options(
+        ManagerOptions::new()
+            .gateways(["not an address"])
+            .address("127.0.0.1:1"),
+    );
+    match manager.connect() {
+        Err(managers::Error::InvalidAddress { text, .. }) => assert_eq!(text, "a gateway"),
+        other => panic!("a bad gateway: {other:?}"),
+    }
 }

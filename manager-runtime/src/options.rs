@@ -71,6 +71,8 @@ pub struct ManagerOptions {
     pub(crate) metrics: bool,
     /// Other gateways of the same Redis, for a client whose own dies.
     pub(crate) gateways: Vec<Address>,
+    /// A gateway that did not parse: `(text, reason)`, reported on use.
+    pub(crate) invalid_gateway: Option<(String, String)>,
     pub(crate) call_timeout: Option<Duration>,
     #[cfg(feature = "tls")]
     pub(crate) tls_server: Option<crate::tls::TlsServer>,
@@ -95,6 +97,7 @@ impl Default for ManagerOptions {
             redis_wait: None,
             metrics: false,
             gateways: Vec::new(),
+            invalid_gateway: None,
             call_timeout: None,
             #[cfg(feature = "tls")]
             tls_server: None,
@@ -197,7 +200,11 @@ impl ManagerOptions {
     /// The configured address (`None`: a fresh private socket), or the
     /// error of an address that did not parse.
     pub(crate) fn checked_address(&self) -> Result<Option<Address>> {
-        match &self.invalid_address {
+        match self
+            .invalid_address
+            .as_ref()
+            .or(self.invalid_gateway.as_ref())
+        {
             Some((text, reason)) => Err(Error::InvalidAddress {
                 text: text.clone(),
                 reason: reason.clone(),
@@ -345,8 +352,8 @@ impl ManagerOptions {
             match other.to_address() {
                 Ok(address) => self.gateways.push(address),
                 Err(e) => {
-                    if self.invalid_address.is_none() {
-                        self.invalid_address = Some(("a gateway".into(), e.to_string()));
+                    if self.invalid_gateway.is_none() {
+                        self.invalid_gateway = Some(("a gateway".into(), e.to_string()));
                     }
                 }
             }
@@ -409,6 +416,12 @@ impl std::fmt::Debug for ManagerOptions {
         .field("max_connections", &self.max_connections)
         .field("spin", &self.spin)
         .field("shared_memory", &self.shared_memory)
+        // A Redis URL may hold a password: whether there is one only.
+        .field("redis", &self.redis.is_some())
+        .field("lease", &self.lease)
+        .field("redis_wait", &self.redis_wait)
+        .field("gateways", &self.gateways)
+        .field("metrics", &self.metrics)
         .field("call_timeout", &self.call_timeout);
         #[cfg(feature = "tls")]
         out.field("tls_server", &self.tls_server.is_some());
