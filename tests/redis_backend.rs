@@ -545,6 +545,30 @@ fn producer_among_gateways(
     std::fs::write(report, lines).unwrap();
 }
 
+/// Everything in `queue`, taken out; asserts that each `acknowledged` put
+/// is there exactly once, each `unknown` one at most once, nothing else.
+fn drained_once_each(
+    queue: &QueueProxy<u64>,
+    acknowledged: &std::collections::BTreeSet<u64>,
+    unknown: &std::collections::BTreeSet<u64>,
+) -> std::collections::BTreeSet<u64> {
+    let mut seen = std::collections::BTreeMap::<u64, u32>::new();
+    while let Ok(item) = queue.get_nowait() {
+        *seen.entry(item).or_default() += 1;
+    }
+    for item in acknowledged {
+        assert_eq!(seen.get(item), Some(&1), "acknowledged item {item}");
+    }
+    for (item, times) in &seen {
+        assert_eq!(*times, 1, "item {item} is in the queue {times} times");
+        assert!(
+            acknowledged.contains(item) || unknown.contains(item),
+            "item {item} was never put"
+        );
+    }
+    seen.into_keys().collect()
+}
+
 /// Issue 20: a gateway SIGKILLed under load from 4 client processes. The
 /// clients go on through the other gateway; every acknowledged item is in
 /// the queue exactly once, an item whose outcome was reported unknown at
@@ -613,26 +637,13 @@ fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
     }
     let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(acknowledged.len() + unknown.len(), 4 * PER as usize);
-    let mut seen = std::collections::BTreeMap::<u64, u32>::new();
-    while let Ok(item) = queue.get_nowait() {
-        *seen.entry(item).or_default() += 1;
-    }
-    for item in &acknowledged {
-        assert_eq!(seen.get(item), Some(&1), "acknowledged item {item}");
-    }
-    for (item, times) in &seen {
-        assert_eq!(*times, 1, "item {item} is in the queue {times} times");
-        assert!(
-            acknowledged.contains(item) || unknown.contains(item),
-            "item {item} was never put"
-        );
-    }
+    let seen = drained_once_each(&queue, &acknowledged, &unknown);
     println!(
         "gateway killed with {at_kill} items queued: {} acknowledged, {} unknown \
          ({} of those in the queue)",
         acknowledged.len(),
         unknown.len(),
-        unknown.iter().filter(|i| seen.contains_key(i)).count()
+        unknown.intersection(&seen).count()
     );
 }
 
@@ -656,13 +667,18 @@ fn with_wait_no_acknowledged_item_is_lost_in_a_redis_failover() {
     let producer = {
         let (queue, stop) = (queue.clone(), stop.clone());
         std::thread::spawn(move || {
-            let (mut acknowledged, mut unknown) = (Vec::new(), Vec::new());
+            let mut acknowledged = std::collections::BTreeSet::new();
+            let mut unknown = std::collections::BTreeSet::new();
             let begun = Instant::now();
             let mut item = 0u64;
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 match queue.put(item) {
-                    Ok(()) => acknowledged.push(item),
-                    Err(Error::Remote(RemoteError::Backend(_))) => unknown.push(item),
+                    Ok(()) => {
+                        acknowledged.insert(item);
+                    }
+                    Err(Error::Remote(RemoteError::Backend(_))) => {
+                        unknown.insert(item);
+                    }
                     Err(other) => panic!("put {item}: {other:?}"),
                 }
                 item += 1;
@@ -691,22 +707,13 @@ fn with_wait_no_acknowledged_item_is_lost_in_a_redis_failover() {
         ManagerOptions::new().redis(redis.url()).lease(LEASE),
     ));
     let drained: QueueProxy<u64> = through(&reader, queue.token());
-    let mut seen = std::collections::BTreeMap::<u64, u32>::new();
-    while let Ok(item) = drained.get_nowait() {
-        *seen.entry(item).or_default() += 1;
-    }
-    for item in &acknowledged {
-        assert_eq!(seen.get(item), Some(&1), "acknowledged item {item}");
-    }
-    for (item, times) in &seen {
-        assert_eq!(*times, 1, "item {item} is in the queue {times} times");
-    }
+    let seen = drained_once_each(&drained, &acknowledged, &unknown);
     println!(
         "WAIT 1: {} puts acknowledged, all in the queue after the failover; {} not \
          confirmed ({} of those in the queue)",
         acknowledged.len(),
         unknown.len(),
-        unknown.iter().filter(|i| seen.contains_key(i)).count()
+        unknown.intersection(&seen).count()
     );
 }
 
