@@ -224,7 +224,8 @@ impl RedisStore {
         let Some((replicas, timeout)) = self.wait else {
             return Ok(reply);
         };
-        let ms = timeout.as_millis() as u64;
+        // `WAIT n 0` would wait for ever: at least a millisecond.
+        let ms = (timeout.as_millis() as u64).max(1);
         let acked = redis
             .call_waiting(cmd!["WAIT", u64::from(replicas), ms], timeout)?
             .int()
@@ -291,25 +292,30 @@ impl RedisStore {
 
     /// The object `id` that a gateway (this one or another) made, as the
     /// typeid it was made as (`target` finds how this server serves it);
-    /// `None` if Redis holds no such object (never made, or expired).
+    /// `None` if Redis holds no such object (never made, or expired), or
+    /// one this server does not serve from Redis; an error if Redis could
+    /// not be asked.
     pub(crate) fn open(
         self: &Arc<Self>,
         id: u64,
         target: impl FnOnce(&str) -> Option<Target>,
-    ) -> Option<Arc<RedisObject>> {
-        let found = blocking(|| {
+    ) -> Result<Option<Arc<RedisObject>>, RemoteError> {
+        let reply = blocking(|| {
             self.with(|redis| {
                 redis.call(cmd!["HMGET", key(id, "meta"), "typeid", "param", "leased"])
             })
-        });
-        let reply = match found {
-            Ok(reply) => reply,
-            Err(e) => {
-                tracing::warn!(target: "managers::server", id, error = %e, "opening an object in Redis");
-                return None;
-            }
-        };
-        let [typeid, param, leased]: [RedisReply; 3] = reply.into_items()?.try_into().ok()?;
+        })?;
+        Ok(self.opened(id, reply, target))
+    }
+
+    /// [`open`](Self::open)'s object from the fields of its `meta`.
+    fn opened(
+        self: &Arc<Self>,
+        id: u64,
+        meta: RedisReply,
+        target: impl FnOnce(&str) -> Option<Target>,
+    ) -> Option<Arc<RedisObject>> {
+        let [typeid, param, leased]: [RedisReply; 3] = meta.into_items()?.try_into().ok()?;
         let typeid = String::from_utf8(typeid.into_bytes()?).ok()?;
         let param = param
             .bytes()

@@ -99,17 +99,23 @@ impl Pool {
                 return Ok(connection);
             }
         }
-        match Self::open(session, true) {
-            Err(e) if gateways && lost(&e) => self.move_on(session, e),
+        let route = session.gateway();
+        match Self::open_at(session, &route, true) {
+            Err(e) if gateways && lost(&e) => self.move_on(session, &route, e),
             opened => opened,
         }
     }
 
-    /// The session's gateway is lost (`e`): go on through the first other
-    /// gateway that answers, and take the session's references again there.
-    fn move_on(&self, session: &Session, e: Error) -> Result<Connection> {
-        let failed = session.gateway();
-        for address in session.alternatives(&failed) {
+    /// The session's gateway `failed` is lost (`e`): go on through the
+    /// first other gateway that answers, and take the session's references
+    /// again there (unless another thread moved the session meanwhile:
+    /// then through where it went).
+    fn move_on(&self, session: &Session, failed: &Address, e: Error) -> Result<Connection> {
+        let now = session.gateway();
+        if now != *failed {
+            return Self::open_at(session, &now, true);
+        }
+        for address in session.alternatives(failed) {
             let Ok(mut connection) = Self::open_at(session, &address, false) else {
                 continue;
             };

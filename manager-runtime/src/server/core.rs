@@ -110,24 +110,27 @@ impl Core {
         };
         match here {
             Some(found) => Ok(found),
-            None => self.opened(id).ok_or(RemoteError::NoSuchObject(id)),
+            None => self.opened(id)?.ok_or(RemoteError::NoSuchObject(id)),
         }
     }
 
-    /// The object `id` opened from the backend, not yet served here.
+    /// The object `id` opened from the backend, not yet served here; an
+    /// error if the backend could not be asked.
     #[cfg(feature = "redis")]
-    fn opened(&self, id: u64) -> Option<Served> {
-        let object = self
-            .backend
-            .as_ref()?
-            .open(id, |typeid| self.registry.redis_target(typeid)?.ok())?;
-        let (typeid, exposed) = object.served_as();
-        Some((object as Arc<dyn Object>, typeid, exposed))
+    fn opened(&self, id: u64) -> Result<Option<Served>, RemoteError> {
+        let Some(store) = &self.backend else {
+            return Ok(None);
+        };
+        let object = store.open(id, |typeid| self.registry.redis_target(typeid)?.ok())?;
+        Ok(object.map(|object| {
+            let (typeid, exposed) = object.served_as();
+            (object as Arc<dyn Object>, typeid, exposed)
+        }))
     }
 
     #[cfg(not(feature = "redis"))]
-    fn opened(&self, _id: u64) -> Option<Served> {
-        None
+    fn opened(&self, _id: u64) -> Result<Option<Served>, RemoteError> {
+        Ok(None)
     }
 
     /// A new object of `typeid`: in the backend if its type lives there
@@ -395,7 +398,7 @@ impl Host for Core {
         let result = self.table.lock().unwrap().incref(session, id);
         match result {
             // Made by another gateway: served here from now on.
-            Err(RemoteError::NoSuchObject(_)) => match self.opened(id) {
+            Err(RemoteError::NoSuchObject(_)) => match self.opened(id)? {
                 Some((object, typeid, exposed)) => {
                     self.insert_as(session, id, object, typeid, exposed);
                     Ok(())
