@@ -16,7 +16,8 @@
 //! m.get_queue().put('hello')
 //! ```
 //!
-//! Served from Redis: `dict`, `Queue`, `JoinableQueue`, `Value`, `Lock`;
+//! Served from Redis: `dict`, `Queue`, `JoinableQueue`, `Value`, `Event`,
+//! `Lock`;
 //! the other built-ins are refused with an error that says so.
 
 use managers::server::{Constructor, Registry};

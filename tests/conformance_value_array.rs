@@ -202,9 +202,7 @@ fn worker_writes_array() {
 // when overwritten or dropped.
 #[test]
 fn values_and_arrays_keep_nested_proxies_alive() {
-    if not_in_redis_pass(
-        "an Event and an Array have no Redis form yet; objects in Redis live by leases",
-    ) {
+    if not_in_redis_pass("an Array has no Redis form yet; objects in Redis live by leases") {
         return;
     }
     let manager = started_sync_manager();
@@ -251,9 +249,7 @@ fn values_and_arrays_keep_nested_proxies_alive() {
 // keep it alive), and nothing changes.
 #[test]
 fn a_proxy_to_a_gone_object_cannot_be_stored() {
-    if not_in_redis_pass(
-        "an Event has no Redis form yet; a value in Redis does not check the proxies it holds",
-    ) {
+    if not_in_redis_pass("a value in Redis does not check the proxies it holds") {
         return;
     }
     let manager = started_sync_manager();

@@ -106,6 +106,19 @@ fn every_kind_made_through_one_gateway_works_through_another() {
     same.set(&42).unwrap();
     assert_eq!(value.get().unwrap(), 42);
 
+    let event = a.event().unwrap();
+    let seen: managers::sync::EventProxy = through(&b, event.token());
+    let waiter = std::thread::spawn(move || seen.wait(Some(Duration::from_secs(10))));
+    std::thread::sleep(Duration::from_millis(50));
+    assert!(!event.is_set().unwrap());
+    event.set().unwrap();
+    assert!(
+        waiter.join().unwrap().unwrap(),
+        "a wait through B ends at a set through A"
+    );
+    event.clear().unwrap();
+    assert!(!event.is_set().unwrap());
+
     let lock = a.lock().unwrap();
     assert!(lock.acquire().unwrap());
     let first = lock.fence().unwrap();
@@ -211,11 +224,11 @@ fn other_builtins_are_refused_and_own_types_stay_local() {
         return;
     };
     let a = gateway(&redis);
-    match a.event() {
+    match a.barrier(2) {
         Err(Error::Remote(RemoteError::BadRequest(why))) => {
             assert!(why.contains("not served from Redis"), "{why}");
         }
-        other => panic!("an Event through the Redis backend: {other:?}"),
+        other => panic!("a Barrier through the Redis backend: {other:?}"),
     }
     assert!(a.list::<i64>().is_err());
     // The gateway still serves what it can.

@@ -306,8 +306,8 @@ impl ManagerOptions {
     /// instead of reference counts, a dead holder's lock free after its
     /// lease, writes just before a failover may be lost).
     ///
-    /// Served from Redis: `dict`, `Queue`/`JoinableQueue`, `Value` and
-    /// `Lock` (with a fencing token), and singletons registered with
+    /// Served from Redis: `dict`, `Queue`/`JoinableQueue`, `Value`, `Event`
+    /// and `Lock` (with a fencing token), and singletons registered with
     /// [`Constructor::singleton`](crate::server::Constructor::singleton) of
     /// those types (one object per typeid for every gateway). Other
     /// built-ins are refused with an error naming them; a type of your own

@@ -1,5 +1,5 @@
-//! The built-ins' Redis forms: how `dict`, `Queue`, `Value` and `Lock`
-//! keep their state in Redis when a manager is given
+//! The built-ins' Redis forms: how `dict`, `Queue`, `Value`, `Lock` and
+//! `Event` keep their state in Redis when a manager is given
 //! [`ManagerOptions::redis`](crate::ManagerOptions::redis), beside the
 //! built-ins whose method tables they serve (the same names, fingerprints
 //! and Python names, so proxies and CPython clients cannot tell). Every
@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod dict;
+mod event;
 mod lock;
 mod queue;
 mod value;
@@ -52,6 +53,13 @@ const VALUE: RedisForm = RedisForm {
     call: value::call,
 };
 
+const EVENT: RedisForm = RedisForm {
+    parts: &["e"],
+    args: |args| decode_args::<()>("<constructor>", args).map(|()| (0, None)),
+    fill: nothing_to_fill,
+    call: event::call,
+};
+
 /// `l`, the holder's key, has a lease of its own (a hold's).
 const LOCK: RedisForm = RedisForm {
     parts: &["f"],
@@ -67,6 +75,7 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.redis_form(builtins::ManagedQueue::TYPEID, Some(QUEUE));
     registry.redis_form(builtins::ManagedValue::TYPEID, Some(VALUE));
     registry.redis_form(builtins::ManagedLock::TYPEID, Some(LOCK));
+    registry.redis_form(builtins::Event::TYPEID, Some(EVENT));
     for face in [
         builtins::List::TYPEID,
         builtins::Set::TYPEID,
@@ -74,7 +83,6 @@ pub(crate) fn register(registry: &mut Registry) {
         builtins::ManagedRLock::TYPEID,
         builtins::Semaphore::TYPEID,
         builtins::Condition::TYPEID,
-        builtins::Event::TYPEID,
         builtins::Barrier::TYPEID,
         builtins::Namespace::TYPEID,
         builtins::ManagedArray::TYPEID,
