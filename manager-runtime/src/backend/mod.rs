@@ -204,6 +204,12 @@ impl RedisStore {
             None => Redis::connect(&self.url).map_err(backend_error)?,
         };
         let before = redis.connections();
+        // A connection Redis closed while it was idle (a timeout, a
+        // restart, `CLIENT KILL`) is made again before a command goes into
+        // it, whose outcome would otherwise be unknown.
+        if redis.socket().is_some_and(crate::wait::peer_closed) {
+            redis.disconnect();
+        }
         let result = f(&mut redis).map_err(backend_error);
         if let Some(metrics) = &self.metrics {
             if result.is_err() {

@@ -413,6 +413,18 @@ impl Redis {
         self.call_waiting(command, Duration::ZERO)
     }
 
+    /// The connection's socket, if it is connected (to look at it without
+    /// a command).
+    pub(crate) fn socket(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.stream.as_ref().map(|s| s.get_ref().as_fd())
+    }
+
+    /// Close the connection: the next command makes a new one.
+    pub(crate) fn disconnect(&mut self) {
+        self.stream = None;
+    }
+
     /// How many connections it made so far: a change means it connected
     /// again (perhaps to a new primary that lost recent writes).
     pub(crate) fn connections(&self) -> u64 {
