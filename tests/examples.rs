@@ -2,16 +2,13 @@
 //! what it prints (a cancelled get takes nothing, a deadline passes as
 //! `Error::Timeout`, the lock guard releases, nothing leaks).
 
-use std::path::PathBuf;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `cargo test` builds the examples next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    profile.join("examples").join(name)
-}
+use common::example;
+use common::worker::Killed;
 
 /// Run example `name` with `RUST_LOG` as given (unset: `None`), bounded
 /// in time; its status, standard output and standard error.
@@ -100,15 +97,8 @@ fn the_metrics_example_serves_prometheus_text() {
         .stderr(Stdio::inherit())
         .spawn()
         .unwrap();
-    struct KillOnDrop(std::process::Child);
-    impl Drop for KillOnDrop {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
     let stdout = child.stdout.take().unwrap();
-    let _child = KillOnDrop(child);
+    let _child = Killed(child);
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();

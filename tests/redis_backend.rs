@@ -7,12 +7,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::check::eventually;
-use common::redis::{RedisFailover, RedisServer};
+use common::example;
+use common::redis::{free_port, RedisFailover, RedisServer};
 use common::sync::started_in_thread;
 use common::worker::Killed;
 use managers::proxy::Token;
@@ -348,18 +348,6 @@ fn a_redis_that_is_not_there_is_an_error_at_start() {
     }
     let manager = SyncManager::with_options(ManagerOptions::new().redis("http://nowhere"));
     assert!(matches!(manager.start_in_thread(), Err(Error::Redis(_))));
-}
-
-/// `cargo test` builds the examples next to the test binaries.
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
-    profile.join("examples").join(name)
-}
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
 }
 
 /// The CLI, twice: CPython clients create through one gateway and

@@ -19,9 +19,18 @@ pub mod sync;
 #[allow(clippy::duplicate_mod)]
 pub mod worker;
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use managers::{manager, shared};
+
+/// The example `name`, which `cargo test` builds next to the test
+/// binaries.
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    profile.join("examples").join(name)
+}
 
 /// How many times the initializer ran in this process.
 pub static INITIALIZED: AtomicUsize = AtomicUsize::new(0);

@@ -105,7 +105,7 @@ fn installed() -> bool {
 }
 
 /// A loopback port nobody listens on now.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a loopback port");
     listener.local_addr().unwrap().port()
 }

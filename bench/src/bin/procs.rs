@@ -532,7 +532,7 @@ mod gateway {
     use managers::proxy::Token;
     use managers::sync::{QueueProxy, SyncManager};
     use managers::{ManagerOptions, Process, Proxy, Result};
-    use managers_bench::{median_of, wants};
+    use managers_bench::{median_of, per_op_us, wants};
 
     use super::{start_redis, Counts, Results};
 
@@ -596,17 +596,6 @@ mod gateway {
         len < 0 || buf.len() >= end + 2 + len as usize + 2
     }
 
-    fn per_op_us(calls: u64, mut op: impl FnMut(u64)) -> f64 {
-        for i in 0..200 {
-            op(i);
-        }
-        let begun = Instant::now();
-        for i in 0..calls {
-            op(i);
-        }
-        begun.elapsed().as_secs_f64() * 1e6 / calls as f64
-    }
-
     /// Put `n` items.
     fn producer(queue: QueueProxy<u64>, n: u64) {
         for i in 0..n {
@@ -668,7 +657,7 @@ mod gateway {
             stream.set_nonblocking(true)?;
             let mut out = Vec::new();
             let set = median_of(counts.reps, || {
-                per_op_us(calls, |i| {
+                per_op_us(calls, 200, |i| {
                     let key = i.to_string();
                     exchange(
                         &mut stream,
@@ -679,7 +668,7 @@ mod gateway {
             });
             results.insert("redis.dict.set", Some(set));
             let get = median_of(counts.reps, || {
-                per_op_us(calls, |_| {
+                per_op_us(calls, 200, |_| {
                     exchange(&mut stream, &mut out, &[b"HGET", b"h", b"7"])
                 })
             });
@@ -690,12 +679,12 @@ mod gateway {
         if wants(only, "redis.dict.set") || wants(only, "redis.dict.get") {
             let dict = a.dict::<i64, i64>()?;
             let set = median_of(counts.reps, || {
-                per_op_us(calls, |i| dict.set(i as i64, 1).expect("set"))
+                per_op_us(calls, 200, |i| dict.set(i as i64, 1).expect("set"))
             });
             results.insert("redis.dict.set", Some(set));
             dict.set(7, 7)?;
             let get = median_of(counts.reps, || {
-                per_op_us(calls, |_| assert_eq!(dict.get(&7i64).expect("get"), 7))
+                per_op_us(calls, 200, |_| assert_eq!(dict.get(&7i64).expect("get"), 7))
             });
             results.insert("redis.dict.get", Some(get));
         }

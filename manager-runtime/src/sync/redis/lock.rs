@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command;
+use super::{command, number};
 use crate::__private::{decode_args, CallContext, Outcome};
 use crate::__private::{poll_until, ready, reply, RedisObject};
 use crate::{RemoteError, SyncError};
@@ -34,14 +34,6 @@ fn try_take(lock: &RedisObject, cx: &CallContext) -> Result<bool, RemoteError> {
         lock.hold("l", cx);
     }
     Ok(token > 0)
-}
-
-/// A number stored as text, 0 if absent.
-fn number(reply: &crate::__private::RedisReply) -> u64 {
-    reply
-        .bytes()
-        .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
-        .unwrap_or(0)
 }
 
 pub(super) fn call(
@@ -94,7 +86,7 @@ pub(super) fn call(
         }),
         "fence" => ready(|| {
             let token = l.command(command(&[b"GET", l.key("f").as_bytes()]))?;
-            reply(number(&token), cx)
+            reply(number(&token).max(0) as u64, cx)
         }),
         _ => Outcome::Ready(Err(l.not_served(name))),
     }

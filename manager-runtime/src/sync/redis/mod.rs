@@ -27,6 +27,14 @@ fn command(args: &[&[u8]]) -> Vec<Vec<u8>> {
     args.iter().map(|a| a.to_vec()).collect()
 }
 
+/// A counter's value as Redis keeps it (text), 0 if the key is absent.
+fn number(reply: &crate::__private::RedisReply) -> i64 {
+    reply
+        .bytes()
+        .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
+        .unwrap_or(0)
+}
+
 /// A form that stores nothing at creation.
 fn nothing_to_fill(_: &crate::__private::RedisObject, _: Value) -> Result<(), RemoteError> {
     Ok(())

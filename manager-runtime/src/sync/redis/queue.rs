@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command;
+use super::{command, number};
 use crate::__private::{
     blocking, poll_until, ready, reply, stored, unstored, RedisObject, RedisReply as Reply,
 };
@@ -202,11 +202,7 @@ pub(super) fn call(
                 let unfinished = queue.key("u");
                 poll_until(None, || {
                     let reply = queue.command(command(&[b"GET", unfinished.as_bytes()]))?;
-                    let left: i64 = reply
-                        .bytes()
-                        .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
-                        .unwrap_or(0);
-                    Ok((left <= 0).then_some(()))
+                    Ok((number(&reply) <= 0).then_some(()))
                 })
                 .await?;
                 reply((), &cx)
