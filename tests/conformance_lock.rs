@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::check::{expect_sync_error, takes_about, SHORT};
-use common::sync::{assert_no_objects, not_in_redis_pass, started_sync_manager};
+use common::sync::{assert_no_objects, started_sync_manager};
 use managers::{Error, SyncError};
 
 /// Run `f` on another thread (another caller) and return its result.
@@ -63,9 +63,6 @@ fn lock_is_released_by_any_thread_and_wakes_a_waiter() {
 /// "RLock: three acquires then three releases; a fourth release fails."
 #[test]
 fn rlock_three_acquires_three_releases_and_a_fourth_fails() {
-    if not_in_redis_pass("an RLock has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let lock = manager.rlock().unwrap();
     assert!(lock.acquire().unwrap());
@@ -90,9 +87,6 @@ fn rlock_three_acquires_three_releases_and_a_fourth_fails() {
 /// manager session, so they reuse its one pooled connection.
 #[test]
 fn rlock_belongs_to_the_calling_thread_not_the_connection() {
-    if not_in_redis_pass("an RLock has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let lock = manager.rlock().unwrap();
     assert!(lock.acquire().unwrap());
@@ -123,9 +117,6 @@ fn rlock_belongs_to_the_calling_thread_not_the_connection() {
 /// "Lock and RLock usable as a scope guard (Python's `with lock:`)."
 #[test]
 fn lock_and_rlock_as_scope_guards() {
-    if not_in_redis_pass("an RLock has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let lock = manager.lock().unwrap();
     {
@@ -164,9 +155,6 @@ fn lock_and_rlock_as_scope_guards() {
 /// ok."
 #[test]
 fn semaphore_of_two() {
-    if not_in_redis_pass("a Semaphore has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let semaphore = manager.semaphore(2).unwrap();
     assert!(semaphore.acquire().unwrap());
@@ -194,9 +182,6 @@ fn semaphore_of_two() {
 /// "BoundedSemaphore(2): releasing above the initial value fails."
 #[test]
 fn bounded_semaphore_refuses_release_above_its_initial_value() {
-    if not_in_redis_pass("a BoundedSemaphore has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let semaphore = manager.bounded_semaphore(2).unwrap();
     let too_many = SyncError::ValueError("Semaphore released too many times".into());
@@ -214,9 +199,6 @@ fn bounded_semaphore_refuses_release_above_its_initial_value() {
 /// "acquire with a timeout returns false after about that timeout."
 #[test]
 fn acquire_with_a_timeout_returns_false_after_about_that_timeout() {
-    if not_in_redis_pass("a Semaphore has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let semaphore = manager.semaphore(0).unwrap();
     assert!(!takes_about(Duration::ZERO, || semaphore
@@ -259,9 +241,6 @@ fn acquire_with_a_timeout_returns_false_after_about_that_timeout() {
 /// unit is released, well before its timeout.
 #[test]
 fn a_timed_acquire_succeeds_when_released_in_time() {
-    if not_in_redis_pass("a Semaphore has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let semaphore = manager.semaphore(0).unwrap();
     let waiter = std::thread::spawn({

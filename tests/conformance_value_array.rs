@@ -87,9 +87,6 @@ fn worker_sets_value() {
 // "Array: len, index, set item"
 #[test]
 fn array_len_index_and_set_item() {
-    if not_in_redis_pass("an Array has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let seq = [680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
     let array = manager.array(&seq).unwrap();
@@ -139,9 +136,6 @@ fn array_len_index_and_set_item() {
 // slices: `arr[2:7]`, `arr[4:8] = ...`, `arr[:]`)
 #[test]
 fn array_slices() {
-    if not_in_redis_pass("an Array has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let seq: Vec<i32> = vec![680, 626, 934, 821, 150, 233, 548, 982, 714, 831];
     let array = manager.array(&seq).unwrap();
@@ -170,9 +164,6 @@ fn array_slices() {
 // "Array: ... a child's write is seen by the parent"
 #[test]
 fn array_write_by_a_child_is_seen_by_the_parent() {
-    if not_in_redis_pass("an Array has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let seq = [1.0, 2.0, 3.0, 4.0, 5.0];
     let array = manager.array(&seq).unwrap();
@@ -202,7 +193,7 @@ fn worker_writes_array() {
 // when overwritten or dropped.
 #[test]
 fn values_and_arrays_keep_nested_proxies_alive() {
-    if not_in_redis_pass("an Array has no Redis form yet; objects in Redis live by leases") {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
         return;
     }
     let manager = started_sync_manager();
@@ -282,7 +273,7 @@ fn a_proxy_to_a_gone_object_cannot_be_stored() {
 // A value that holds a proxy to itself does not keep itself alive.
 #[test]
 fn a_value_holding_itself_is_freed() {
-    if not_in_redis_pass("an Array has no Redis form yet; objects in Redis live by leases") {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
         return;
     }
     let manager = started_sync_manager();
@@ -309,9 +300,6 @@ fn a_value_holding_itself_is_freed() {
 // the async proxies.
 #[test]
 fn async_proxies_of_values_and_arrays() {
-    if not_in_redis_pass("an Array has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let value = manager.value(&1_u64).unwrap().to_async();
     let letters = ["a", "b", "c"].map(String::from);

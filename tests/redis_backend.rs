@@ -18,7 +18,10 @@ use common::worker::Killed;
 use managers::proxy::Token;
 use managers::server::{Constructor, Registry};
 use managers::sync::server::{Dict, ManagedQueue};
-use managers::sync::{DictProxy, LockProxy, QueueProxy, SyncManager, ValueProxy};
+use managers::sync::{
+    ArrayProxy, DictProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy, SemaphoreProxy,
+    SyncManager, ValueProxy,
+};
 use managers::{BaseManager, Error, ManagerOptions, Process, Proxy, RemoteError, SyncError};
 
 /// The metrics of this process's servers (`ManagerOptions::metrics`).
@@ -135,6 +138,72 @@ fn every_kind_made_through_one_gateway_works_through_another() {
         lock.release(),
         Err(Error::Sync(SyncError::RuntimeError(_)))
     ));
+
+    // An RLock belongs to a thread: re-entered by its owner, refused to
+    // another thread through B, released level by level.
+    let rlock = a.rlock().unwrap();
+    assert!(rlock.acquire().unwrap() && rlock.acquire().unwrap());
+    assert!(rlock.is_owned().unwrap());
+    let other: RLockProxy = through(&b, rlock.token());
+    let (taken, owned) = std::thread::spawn(move || {
+        let taken = other.try_acquire().unwrap();
+        (taken, other.is_owned().unwrap())
+    })
+    .join()
+    .unwrap();
+    assert!(!taken && !owned, "another thread cannot take a held RLock");
+    rlock.release().unwrap();
+    assert!(rlock.is_owned().unwrap(), "one level is still held");
+    rlock.release().unwrap();
+    assert!(matches!(
+        rlock.release(),
+        Err(Error::Sync(SyncError::RuntimeError(_)))
+    ));
+    let other: RLockProxy = through(&b, rlock.token());
+    assert!(std::thread::spawn(move || other.try_acquire().unwrap())
+        .join()
+        .unwrap());
+
+    // Semaphores count units across gateways; a bounded one keeps its bound.
+    let semaphore = a.bounded_semaphore(2).unwrap();
+    let same: SemaphoreProxy = through(&b, semaphore.token());
+    assert!(semaphore.acquire().unwrap() && same.acquire().unwrap());
+    assert!(!same.try_acquire().unwrap(), "both units are taken");
+    let waiter = std::thread::spawn(move || same.acquire_timeout(Duration::from_secs(10)));
+    std::thread::sleep(Duration::from_millis(50));
+    semaphore.release().unwrap();
+    assert!(
+        waiter.join().unwrap().unwrap(),
+        "a release through A wakes B"
+    );
+    semaphore.release().unwrap();
+    semaphore.release().unwrap();
+    assert!(matches!(
+        semaphore.release(),
+        Err(Error::Sync(SyncError::ValueError(_)))
+    ));
+    let unbounded = a.semaphore(0).unwrap();
+    unbounded.release().unwrap();
+    unbounded.release().unwrap();
+    assert!(unbounded.try_acquire().unwrap() && unbounded.try_acquire().unwrap());
+    assert!(!unbounded.try_acquire().unwrap());
+
+    let array = a.array(&[1_i64, 2, 3]).unwrap();
+    let same: ArrayProxy<i64> = through(&b, array.token());
+    same.set(-1, &30).unwrap();
+    assert_eq!(array.to_vec().unwrap(), [1, 2, 30]);
+    assert_eq!(same.len().unwrap(), 3);
+    assert!(matches!(
+        same.get(3),
+        Err(Error::Sync(SyncError::IndexError(_)))
+    ));
+
+    let namespace = a.namespace().unwrap();
+    namespace.set("name", "Bob").unwrap();
+    let same: NamespaceProxy = through(&b, namespace.token());
+    same.set("age", &42).unwrap();
+    assert_eq!(namespace.get::<String>("name").unwrap(), "Bob");
+    assert_eq!(namespace.to_string(), "Namespace(age=42, name='Bob')");
 }
 
 fn python_keys_and_order_hold_in_redis() {
@@ -224,13 +293,12 @@ fn other_builtins_are_refused_and_own_types_stay_local() {
         return;
     };
     let a = gateway(&redis);
-    match a.barrier(2) {
+    match a.list::<i64>() {
         Err(Error::Remote(RemoteError::BadRequest(why))) => {
             assert!(why.contains("not served from Redis"), "{why}");
         }
-        other => panic!("a Barrier through the Redis backend: {other:?}"),
+        other => panic!("a list through the Redis backend: {other:?}"),
     }
-    assert!(a.list::<i64>().is_err());
     // The gateway still serves what it can.
     assert!(a.dict::<String, String>().is_ok());
 }
@@ -394,6 +462,22 @@ d = a.dict({{'k': [1, 2]}})
 assert d.copy() == {{'k': [1, 2]}}
 v = a.Value('i', 5); v.value = 7; assert v.value == 7
 l = a.Lock(); assert l.acquire(); assert not l.acquire(False); l.release()
+r = a.RLock(); assert r.acquire() and r.acquire(); r.release(); r.release()
+try:
+    r.release()
+    raise SystemExit('an RLock released once too often')
+except RuntimeError:
+    pass
+s = a.BoundedSemaphore(1); assert s.acquire(); assert not s.acquire(timeout=0.05); s.release()
+try:
+    s.release()
+    raise SystemExit('a BoundedSemaphore released above its bound')
+except ValueError:
+    pass
+arr = a.Array('i', [1, 2, 3]); arr[0] = 10
+assert len(arr) == 3 and arr[:] == [10, 2, 3] and arr[-1] == 3, arr[:]
+ns = a.Namespace(); ns.x = 1; ns.name = 'Bob'
+assert ns.x == 1 and ns.name == 'Bob' and not hasattr(ns, 'y'), ns
 q = a.Queue(1); q.put(1)
 try:
     q.put(2, timeout=0.1)

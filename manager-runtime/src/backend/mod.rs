@@ -105,14 +105,18 @@ fn key(id: u64, part: &str) -> String {
     format!("managers:{{{id}}}:{part}")
 }
 
-/// Delete KEYS\[1\] if ARGV\[1\] holds it.
-const LET_GO_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+/// Delete KEYS\[1\] if ARGV\[1\] holds it (its value is ARGV\[1\], or
+/// starts with it and a `:`: an RLock's holder names the owner too).
+const LET_GO_IF_HOLDER: &str = "local h = redis.call('GET', KEYS[1]) \
+     if h == ARGV[1] or (h and string.sub(h, 1, #ARGV[1] + 1) == ARGV[1] .. ':') then \
        return redis.call('DEL', KEYS[1]) \
      end \
      return 0";
 
-/// Renew KEYS\[1\] for ARGV\[2\] ms if ARGV\[1\] holds it.
-const RENEW_IF_HOLDER: &str = "if redis.call('GET', KEYS[1]) == ARGV[1] then \
+/// Renew KEYS\[1\] for ARGV\[2\] ms if ARGV\[1\] holds it (as for
+/// [`LET_GO_IF_HOLDER`]).
+const RENEW_IF_HOLDER: &str = "local h = redis.call('GET', KEYS[1]) \
+     if h == ARGV[1] or (h and string.sub(h, 1, #ARGV[1] + 1) == ARGV[1] .. ':') then \
        return redis.call('PEXPIRE', KEYS[1], ARGV[2]) \
      end \
      return 0";
@@ -529,6 +533,12 @@ impl RedisObject {
         )))
     }
 
+    /// The typeid it was made as (`BoundedSemaphore` or `Semaphore`, both
+    /// served by one type).
+    pub fn typeid(&self) -> &'static str {
+        self.target.typeid
+    }
+
     /// The parameter it was made with (a queue's bound; 0 if none).
     pub fn param(&self) -> u64 {
         self.param
@@ -611,9 +621,15 @@ impl RedisObject {
         })
     }
 
-    /// How key `part` names the caller of `cx` when it holds it (a lock).
-    pub fn holder(&self, cx: &CallContext) -> Vec<u8> {
-        self.store.holder(cx.session).into_bytes()
+    /// How key `part` names the caller of `cx` when it holds it (a lock):
+    /// its gateway and session, then `:` and `owner` if given (an RLock's
+    /// owning thread). Either is renewed and let go as the session's.
+    pub fn holder(&self, cx: &CallContext, owner: Option<u64>) -> Vec<u8> {
+        let session = self.store.holder(cx.session);
+        match owner {
+            Some(owner) => format!("{session}:{owner:x}").into_bytes(),
+            None => session.into_bytes(),
+        }
     }
 
     /// How long a hold lasts unless renewed, in milliseconds.

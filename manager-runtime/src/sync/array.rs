@@ -40,14 +40,18 @@ pub mod server {
     }
 
     /// Python's index: negative counts from the end.
-    fn position(index: i64, len: usize) -> Option<usize> {
+    pub(in crate::sync) fn position(index: i64, len: usize) -> Option<usize> {
         let len = i64::try_from(len).ok()?;
         let index = if index < 0 { index + len } else { index };
         (0..len).contains(&index).then_some(index as usize)
     }
 
     /// Python's slice bounds `[start:stop]` (step 1), clamped to the array.
-    fn bounds(start: Option<i64>, stop: Option<i64>, len: usize) -> (usize, usize) {
+    pub(in crate::sync) fn bounds(
+        start: Option<i64>,
+        stop: Option<i64>,
+        len: usize,
+    ) -> (usize, usize) {
         let clamp = |bound: Option<i64>, default: usize| match bound {
             None => default,
             Some(i) if i < 0 => len.saturating_sub(i.unsigned_abs() as usize),

@@ -8,7 +8,7 @@ use crate::{Result, SyncError};
 
 /// Names starting with `_` belong to the proxy in Python, never to the
 /// shared object: refused on both sides.
-fn check_name(name: &str) -> std::result::Result<(), SyncError> {
+pub(in crate::sync) fn check_name(name: &str) -> std::result::Result<(), SyncError> {
     if name.starts_with('_') {
         return Err(SyncError::ValueError(format!(
             "`{name}`: attribute names starting with `_` belong to the proxy, \
@@ -44,7 +44,7 @@ pub mod server {
             }
         }
 
-        fn missing(name: &str) -> SyncError {
+        pub(in crate::sync) fn missing(name: &str) -> SyncError {
             SyncError::KeyError(format!("'Namespace' object has no attribute '{name}'"))
         }
     }

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::command;
+use super::{command, values};
 use crate::__private::{decode_args, CallContext, Outcome, Reply as _, Returned};
 use crate::__private::{
     ready, reply, stored, unstored, unstored_opt, RedisObject, RedisReply as Reply,
@@ -105,7 +105,7 @@ fn key_error(key: &Value) -> SyncError {
 }
 
 /// Store `entries` (key, value) in one script.
-fn set_all(dict: &RedisObject, entries: &[(Value, Value)]) -> Result<(), RemoteError> {
+pub(super) fn set_all(dict: &RedisObject, entries: &[(Value, Value)]) -> Result<(), RemoteError> {
     if entries.is_empty() {
         return Ok(());
     }
@@ -168,17 +168,11 @@ pub(super) fn fill(dict: &RedisObject, initial: Value) -> Result<(), RemoteError
 }
 
 /// Every entry's keys, values, or both (`which`: `k`, `v`, `kv`).
-fn entries(dict: &RedisObject, which: &str) -> Result<Vec<Value>, RemoteError> {
-    let reply = dict.script(ENTRIES, PARTS, vec![which.as_bytes().to_vec()])?;
-    reply
-        .into_items()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|item| unstored_opt(item).map(Option::unwrap_or_default))
-        .collect()
+pub(super) fn entries(dict: &RedisObject, which: &str) -> Result<Vec<Value>, RemoteError> {
+    values(dict.script(ENTRIES, PARTS, vec![which.as_bytes().to_vec()])?)
 }
 
-fn items(dict: &RedisObject) -> Result<Vec<(Value, Value)>, RemoteError> {
+pub(super) fn items(dict: &RedisObject) -> Result<Vec<(Value, Value)>, RemoteError> {
     let flat = entries(dict, "kv")?;
     let mut flat = flat.into_iter();
     let mut out = Vec::with_capacity(flat.len() / 2);
@@ -189,14 +183,21 @@ fn items(dict: &RedisObject) -> Result<Vec<(Value, Value)>, RemoteError> {
 }
 
 /// The value of `key`, if present.
-fn get(dict: &RedisObject, key: &Value) -> Result<Option<Value>, RemoteError> {
+pub(super) fn get(dict: &RedisObject, key: &Value) -> Result<Option<Value>, RemoteError> {
     let field = field(key)?;
     let reply = dict.command(command(&[b"HGET", dict.key("hv").as_bytes(), &field]))?;
     unstored_opt(reply)
 }
 
 /// Remove `key`: its value, if it was present.
-fn remove(dict: &RedisObject, key: &Value) -> Result<Option<Value>, RemoteError> {
+/// Whether `key` is present.
+pub(super) fn contains(dict: &RedisObject, key: &Value) -> Result<bool, RemoteError> {
+    let field = field(key)?;
+    let reply = dict.command(command(&[b"HEXISTS", dict.key("hv").as_bytes(), &field]))?;
+    Ok(reply.int() == Some(1))
+}
+
+pub(super) fn remove(dict: &RedisObject, key: &Value) -> Result<Option<Value>, RemoteError> {
     unstored_opt(dict.script(REMOVE, PARTS, vec![field(key)?])?)
 }
 
@@ -217,9 +218,7 @@ pub(super) fn call(
         "is_empty" => reply(len(d)? == 0, cx),
         "contains" => {
             let (key,): (Value,) = decode_args(name, args)?;
-            let field = field(&key)?;
-            let reply_ = d.command(command(&[b"HEXISTS", d.key("hv").as_bytes(), &field]))?;
-            reply(reply_.int() == Some(1), cx)
+            reply(contains(d, &key)?, cx)
         }
         "get" => {
             let (key,): (Value,) = decode_args(name, args)?;

@@ -1,10 +1,20 @@
-//! `Lock` in Redis: `l` names the holder (gateway and session) with a
-//! lease (`SET NX PX`), `f` counts acquisitions: the fencing token. The
-//! holder's gateway renews `l` while the holder is connected and deletes
-//! it when the holder leaves; if the gateway dies, the lock frees when its
-//! lease runs out, and the next holder's token is larger, so a resource
-//! that checks tokens refuses the old holder's late writes. As in Python,
+//! `Lock`, `RLock`, `Semaphore` and `BoundedSemaphore` in Redis.
+//!
+//! A `Lock`: `l` names the holder (gateway and session) with a lease
+//! (`SET NX PX`), `f` counts acquisitions: the fencing token. The holder's
+//! gateway renews `l` while the holder is connected and deletes it when
+//! the holder leaves; if the gateway dies, the lock frees when its lease
+//! runs out, and the next holder's token is larger, so a resource that
+//! checks tokens refuses the old holder's late writes. As in Python,
 //! anyone may release it.
+//!
+//! An `RLock`: `l` names the holder down to its owning thread, held and
+//! let go as a `Lock`'s; `c` counts its levels.
+//!
+//! A `Semaphore`: `s` is the number of free units, `b` a bounded
+//! semaphore's bound. A unit taken is not a hold: as in Python (and the
+//! in-memory semaphore), a client that dies holding one does not give it
+//! back.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -26,7 +36,7 @@ const ACQUIRE: &str = "if redis.call('SET', KEYS[1], ARGV[2], 'NX', 'PX', ARGV[3
 /// Take the lock now for the caller of `cx`: whether it was taken.
 fn try_take(lock: &RedisObject, cx: &CallContext) -> Result<bool, RemoteError> {
     let args = vec![
-        lock.holder(cx),
+        lock.holder(cx, None),
         lock.hold_lease_ms().to_string().into_bytes(),
     ];
     let token = lock.script(ACQUIRE, &["l", "f"], args)?.int().unwrap_or(0);
@@ -44,30 +54,10 @@ pub(super) fn call(
 ) -> Outcome {
     let l = &*lock;
     match name {
-        "acquire_with" => {
-            let (block, timeout): (bool, Option<Duration>) = match decode_args(name, args) {
-                Ok(args) => args,
-                Err(e) => return Outcome::Ready(Err(e)),
-            };
-            if !block && timeout.is_some() {
-                return Outcome::Ready(reply(
-                    Err::<bool, _>(SyncError::ValueError(
-                        "can't specify a timeout for a non-blocking call".into(),
-                    )),
-                    cx,
-                ));
-            }
-            if !block {
-                return ready(|| reply(Ok::<bool, SyncError>(try_take(l, cx)?), cx));
-            }
-            let cx = cx.clone();
-            Outcome::pending(async move {
-                let taken = poll_until(timeout, || Ok(try_take(&lock, &cx)?.then_some(())))
-                    .await?
-                    .is_some();
-                reply(Ok::<bool, SyncError>(taken), &cx)
-            })
-        }
+        "acquire_with" => match decode_args(name, args) {
+            Ok(args) => acquire(lock, args, cx, try_take),
+            Err(e) => Outcome::Ready(Err(e)),
+        },
         "release" => ready(|| {
             let deleted = l.write(command(&[b"DEL", l.key("l").as_bytes()]), Duration::ZERO)?;
             l.let_go("l");
@@ -89,5 +79,177 @@ pub(super) fn call(
             reply(number(&token).max(0) as u64, cx)
         }),
         _ => Outcome::Ready(Err(l.not_served(name))),
+    }
+}
+
+/// Take the RLock for owner ARGV\[2\] for ARGV\[3\] ms, or one more
+/// level if it holds it already: whether it was taken.
+const ACQUIRE_OWNED: &str = "local h = redis.call('GET', KEYS[1]) \
+     if h == ARGV[2] then redis.call('INCR', KEYS[2]) return 1 end \
+     if h then return 0 end \
+     redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) \
+     redis.call('SET', KEYS[2], 1) \
+     touch(KEYS[2]) \
+     return 1";
+
+/// Release one level of the RLock for owner ARGV\[2\]: the levels left,
+/// or -1 if it does not hold it.
+const RELEASE_OWNED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end \
+     local n = redis.call('DECR', KEYS[2]) \
+     if n <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end \
+     return n";
+
+/// Take the RLock now for `owner`, the caller of `cx`: whether it was
+/// taken (or one more level).
+fn try_take_owned(lock: &RedisObject, owner: u64, cx: &CallContext) -> Result<bool, RemoteError> {
+    let args = vec![
+        lock.holder(cx, Some(owner)),
+        lock.hold_lease_ms().to_string().into_bytes(),
+    ];
+    let taken = lock.script(ACQUIRE_OWNED, &["l", "c"], args)?.int() == Some(1);
+    if taken {
+        lock.hold("l", cx);
+    }
+    Ok(taken)
+}
+
+/// A timeout given to a non-blocking acquire: Python's error.
+fn timeout_without_blocking(cx: &CallContext) -> Outcome {
+    Outcome::Ready(reply(
+        Err::<bool, _>(SyncError::ValueError(
+            "can't specify a timeout for a non-blocking call".into(),
+        )),
+        cx,
+    ))
+}
+
+/// `acquire(blocking, timeout)` by `try_take`: one try, or tries until the
+/// timeout.
+fn acquire(
+    object: Arc<RedisObject>,
+    (block, timeout): (bool, Option<Duration>),
+    cx: &CallContext,
+    try_take: impl Fn(&RedisObject, &CallContext) -> Result<bool, RemoteError> + Send + Sync + 'static,
+) -> Outcome {
+    if !block && timeout.is_some() {
+        return timeout_without_blocking(cx);
+    }
+    if !block {
+        return ready(|| reply(Ok::<bool, SyncError>(try_take(&object, cx)?), cx));
+    }
+    let cx = cx.clone();
+    Outcome::pending(async move {
+        let taken = poll_until(timeout, || Ok(try_take(&object, &cx)?.then_some(())))
+            .await?
+            .is_some();
+        reply(Ok::<bool, SyncError>(taken), &cx)
+    })
+}
+
+pub(super) fn call_owned(
+    lock: Arc<RedisObject>,
+    name: &'static str,
+    args: &[u8],
+    cx: &CallContext,
+) -> Outcome {
+    match name {
+        "acquire_with" => match decode_args::<(u64, bool, Option<Duration>)>(name, args) {
+            Ok((owner, block, timeout)) => acquire(lock, (block, timeout), cx, move |l, cx| {
+                try_take_owned(l, owner, cx)
+            }),
+            Err(e) => Outcome::Ready(Err(e)),
+        },
+        "release" => ready(|| {
+            let (owner,): (u64,) = decode_args(name, args)?;
+            let l = &*lock;
+            let left = l.script(RELEASE_OWNED, &["l", "c"], vec![l.holder(cx, Some(owner))])?;
+            match left.int() {
+                Some(0) => l.let_go("l"),
+                Some(n) if n > 0 => {}
+                _ => {
+                    return reply(
+                        Err::<(), _>(SyncError::RuntimeError(
+                            "cannot release un-acquired lock".into(),
+                        )),
+                        cx,
+                    )
+                }
+            }
+            reply(Ok::<(), SyncError>(()), cx)
+        }),
+        "is_owned" => ready(|| {
+            let (owner,): (u64,) = decode_args(name, args)?;
+            let l = &*lock;
+            let holder = l.command(command(&[b"GET", l.key("l").as_bytes()]))?;
+            reply(holder.bytes() == Some(&l.holder(cx, Some(owner))[..]), cx)
+        }),
+        _ => Outcome::Ready(Err(lock.not_served(name))),
+    }
+}
+
+/// Take a unit if one is free: whether one was.
+const ACQUIRE_UNIT: &str = "local s = tonumber(redis.call('GET', KEYS[1]) or '0') \
+     if s > 0 then redis.call('DECR', KEYS[1]) return 1 end \
+     return 0";
+
+/// Give a unit back: 1, or 0 if that would pass the bound.
+const RELEASE_UNIT: &str = "local b = redis.call('GET', KEYS[2]) \
+     if b and tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(b) then return 0 end \
+     if redis.call('INCR', KEYS[1]) == 1 then touch(KEYS[1]) end \
+     return 1";
+
+/// The units and, for a bounded semaphore, the bound.
+const FILL_UNITS: &str = "if lease > 0 then redis.call('SET', KEYS[1], ARGV[2], 'PX', lease) \
+     else redis.call('SET', KEYS[1], ARGV[2]) end \
+     if ARGV[3] == '1' then redis.call('SET', KEYS[2], ARGV[2]) touch(KEYS[2]) end \
+     return 1";
+
+/// A new semaphore's units (its constructor's value), bounded by them if
+/// it was made as a `BoundedSemaphore`.
+pub(super) fn fill_units(
+    semaphore: &RedisObject,
+    _: crate::value::Value,
+) -> Result<(), RemoteError> {
+    let bounded = semaphore.typeid() == "BoundedSemaphore";
+    let args = vec![
+        semaphore.param().to_string().into_bytes(),
+        if bounded {
+            b"1".to_vec()
+        } else {
+            b"0".to_vec()
+        },
+    ];
+    semaphore.script(FILL_UNITS, &["s", "b"], args).map(drop)
+}
+
+fn try_take_unit(semaphore: &RedisObject, _: &CallContext) -> Result<bool, RemoteError> {
+    Ok(semaphore.script(ACQUIRE_UNIT, &["s"], Vec::new())?.int() == Some(1))
+}
+
+pub(super) fn call_units(
+    semaphore: Arc<RedisObject>,
+    name: &'static str,
+    args: &[u8],
+    cx: &CallContext,
+) -> Outcome {
+    match name {
+        "acquire_with" => match decode_args(name, args) {
+            Ok(args) => acquire(semaphore, args, cx, try_take_unit),
+            Err(e) => Outcome::Ready(Err(e)),
+        },
+        "release" => ready(|| {
+            let released = semaphore.script(RELEASE_UNIT, &["s", "b"], Vec::new())?;
+            reply(
+                if released.int() == Some(1) {
+                    Ok(())
+                } else {
+                    Err(SyncError::ValueError(
+                        "Semaphore released too many times".into(),
+                    ))
+                },
+                cx,
+            )
+        }),
+        _ => Outcome::Ready(Err(semaphore.not_served(name))),
     }
 }

@@ -9,9 +9,11 @@
 //! `backend` module.
 #![forbid(unsafe_code)]
 
+mod array;
 mod dict;
 mod event;
 mod lock;
+mod namespace;
 mod queue;
 mod value;
 
@@ -33,6 +35,17 @@ fn number(reply: &crate::__private::RedisReply) -> i64 {
         .bytes()
         .and_then(|b| std::str::from_utf8(b).ok()?.parse().ok())
         .unwrap_or(0)
+}
+
+/// The stored values of a reply (an array of them; nil is none), an item
+/// that is nil read as `None`.
+fn values(reply: crate::__private::RedisReply) -> Result<Vec<Value>, RemoteError> {
+    reply
+        .into_items()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|item| crate::__private::unstored_opt(item).map(Option::unwrap_or_default))
+        .collect()
 }
 
 /// A form that stores nothing at creation.
@@ -76,6 +89,45 @@ const LOCK: RedisForm = RedisForm {
     call: lock::call,
 };
 
+/// `l`, the holder's key, has a lease of its own (a hold's); `c` counts
+/// the holder's levels.
+const RLOCK: RedisForm = RedisForm {
+    parts: &["c"],
+    args: |args| decode_args::<()>("<constructor>", args).map(|()| (0, None)),
+    fill: nothing_to_fill,
+    call: lock::call_owned,
+};
+
+/// The parameter is the initial value (and a bounded one's bound).
+const SEMAPHORE: RedisForm = RedisForm {
+    parts: &["s", "b"],
+    args: |args| {
+        let (value,) = decode_args::<(u64,)>("<constructor>", args)?;
+        Ok((value, Some(Value::None)))
+    },
+    fill: lock::fill_units,
+    call: lock::call_units,
+};
+
+/// The parameter is the length, fixed.
+const ARRAY: RedisForm = RedisForm {
+    parts: &["a"],
+    args: |args| {
+        let (items,) = decode_args::<(Vec<Value>,)>("<constructor>", args)?;
+        Ok((items.len() as u64, Some(Value::List(items))))
+    },
+    fill: array::fill,
+    call: array::call,
+};
+
+/// A dict's keys, attribute names for keys.
+const NAMESPACE: RedisForm = RedisForm {
+    parts: dict::PARTS,
+    args: |args| decode_args::<()>("<constructor>", args).map(|()| (0, None)),
+    fill: nothing_to_fill,
+    call: namespace::call,
+};
+
 /// Declare every built-in's Redis form in `registry` (none for those that
 /// have none).
 pub(crate) fn register(registry: &mut Registry) {
@@ -84,16 +136,16 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.redis_form(builtins::ManagedValue::TYPEID, Some(VALUE));
     registry.redis_form(builtins::ManagedLock::TYPEID, Some(LOCK));
     registry.redis_form(builtins::Event::TYPEID, Some(EVENT));
+    registry.redis_form(builtins::ManagedRLock::TYPEID, Some(RLOCK));
+    registry.redis_form(builtins::Semaphore::TYPEID, Some(SEMAPHORE));
+    registry.redis_form(builtins::ManagedArray::TYPEID, Some(ARRAY));
+    registry.redis_form(builtins::Namespace::TYPEID, Some(NAMESPACE));
     for face in [
         builtins::List::TYPEID,
         builtins::Set::TYPEID,
         builtins::RemoteIter::TYPEID,
-        builtins::ManagedRLock::TYPEID,
-        builtins::Semaphore::TYPEID,
         builtins::Condition::TYPEID,
         builtins::Barrier::TYPEID,
-        builtins::Namespace::TYPEID,
-        builtins::ManagedArray::TYPEID,
         builtins::ManagedPool::TYPEID,
         builtins::PoolJob::TYPEID,
     ] {
