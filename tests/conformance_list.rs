@@ -5,7 +5,7 @@
 mod common;
 
 use common::check::expect_sync_error;
-use common::sync::{assert_no_objects, started_sync_manager};
+use common::sync::{assert_no_objects, not_in_redis_pass, started_sync_manager};
 use managers::sync::ListProxy;
 use managers::value::Value;
 use managers::{Error, Proxy, SyncError};
@@ -272,6 +272,9 @@ fn a_list_of_list_proxies_sees_appends_through_the_nested_proxy() {
 /// proxies for as long as the outer list holds them.
 #[test]
 fn nested_list_proxies_in_a_list() {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
+        return;
+    }
     let manager = started_sync_manager();
     let inner: Vec<ListProxy<i64>> = (0..3).map(|_| manager.list_from(0..3).unwrap()).collect();
     let a = manager.list_from(inner).unwrap();
@@ -313,6 +316,9 @@ fn nested_list_proxies_in_a_list() {
 /// made." — `test_list_iter`.
 #[test]
 fn an_iterator_sees_writes_made_after_it_was_created() {
+    if not_in_redis_pass("a list's iterator in Redis iterates the items as they were") {
+        return;
+    }
     let manager = started_sync_manager();
     let a = manager.list_from(0..10).unwrap();
     let mut it = a.iter().unwrap();
@@ -361,6 +367,9 @@ fn a_list_can_contain_itself() {
 /// its object; a token of an object that is gone cannot be stored.
 #[test]
 fn each_occurrence_of_a_nested_proxy_holds_its_object() {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
+        return;
+    }
     let manager = started_sync_manager();
     let outer = manager.list::<ListProxy<i64>>().unwrap();
     let inner = manager.list_from([1]).unwrap();

@@ -147,8 +147,10 @@ pub mod __private {
         // What the built-ins' Redis forms (`sync/redis/`) use.
         #[cfg(feature = "redis")]
         pub use crate::backend::{
-            blocking, poll_until, ready, reply, stored, unstored, unstored_opt, RedisForm,
-            RedisObject, RedisReply,
+            blocking, call_scratch, poll_until, ready, reply, stored, unstored, unstored_opt,
+            RedisForm, RedisObject, RedisReply,
         };
+        #[cfg(feature = "redis")]
+        pub use crate::object::encode_args;
     }
 }

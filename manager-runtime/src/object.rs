@@ -339,6 +339,19 @@ pub fn decode_args<A: DeserializeOwned>(method: &str, args: &[u8]) -> Result<A, 
     crate::wire::decode(args).map_err(|e| bad(crate::error::chain(&e)))
 }
 
+/// Encode a method's argument tuple as [`decode_args`] reads it in the
+/// call running on this thread (a dynamic call's as one list value): a
+/// form that rewrites an argument before handing the call on.
+#[cfg(feature = "redis")]
+pub fn encode_args<A: Serialize>(args: &A) -> Result<Vec<u8>, RemoteError> {
+    if CallContext::current_is_dynamic() {
+        let value = crate::value::to_value(args)
+            .map_err(|e| RemoteError::Encode(crate::error::chain(&e)))?;
+        return encode_plain(&value);
+    }
+    encode_plain(args)
+}
+
 /// A method's return value on its way to the wire.
 pub trait Reply {
     /// Encode the value; objects become tokens registered for the caller.

@@ -33,7 +33,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use crate::error::{Error, RemoteError};
-use crate::object::{CallContext, MethodInfo, Object, Outcome, Plain, Reply as _};
+use crate::object::{
+    CallContext, MethodInfo, Object, ObjectLock, Outcome, Plain, Reply as _, Shared,
+};
 use crate::python::table::PyMethod;
 use crate::redis::{cmd, Command, Redis, RedisUrl};
 use crate::value::Value;
@@ -520,17 +522,29 @@ impl RedisObject {
         &self,
         token: &crate::token::Token,
     ) -> Result<Option<Arc<RedisObject>>, RemoteError> {
+        Ok(self
+            .any_peer(token)?
+            .filter(|(face, _)| face.as_bytes() == self.target.face.as_bytes())
+            .map(|(_, peer)| peer))
+    }
+
+    /// The object `token` names, if it lives in this Redis, whatever its
+    /// kind: the typeid of the type it is served as, and a handle on its
+    /// keys (only [`key`](Self::key), [`command`](Self::command) and
+    /// [`script`](Self::script) mean anything on it).
+    pub fn any_peer(
+        &self,
+        token: &crate::token::Token,
+    ) -> Result<Option<(String, Arc<RedisObject>)>, RemoteError> {
         let face = self.command(cmd!["HGET", key(token.id, "meta"), "face"])?;
-        if face.bytes() != Some(self.target.face.as_bytes()) {
+        let Some(face) = face
+            .bytes()
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+        else {
             return Ok(None);
-        }
-        Ok(Some(RedisObject::new(
-            &self.store,
-            token.id,
-            self.target,
-            0,
-            self.leased,
-        )))
+        };
+        let peer = RedisObject::new(&self.store, token.id, self.target, 0, self.leased);
+        Ok(Some((face, peer)))
     }
 
     /// The typeid it was made as (`BoundedSemaphore` or `Semaphore`, both
@@ -715,6 +729,35 @@ pub fn unstored_opt(reply: RedisReply) -> Result<Option<Value>, RemoteError> {
             "Redis replied {other:?} where a value was expected"
         ))),
     }
+}
+
+/// Run method `name` of `object`, an in-memory object made for this one
+/// call (a container read out of Redis): its encoded reply, and the
+/// object as the method left it. Only a method that runs at once can be
+/// run so (not one that waits).
+pub fn call_scratch<T: Shared>(
+    object: T,
+    name: &str,
+    args: &[u8],
+    cx: &CallContext,
+) -> Result<(Vec<u8>, T), RemoteError> {
+    let not_at_once = || {
+        RemoteError::BadRequest(format!(
+            "`{}.{name}` cannot be served from Redis",
+            T::TYPEID
+        ))
+    };
+    let method = T::METHODS
+        .iter()
+        .position(|m| m.name == name)
+        .ok_or_else(not_at_once)?;
+    let cell = Arc::new(ObjectLock::new(object));
+    let reply = match Arc::clone(&cell).call(method, args, cx) {
+        Outcome::Ready(reply) => reply?,
+        Outcome::Pending(_) => return Err(not_at_once()),
+    };
+    let object = Arc::try_unwrap(cell).map_err(|_| not_at_once())?;
+    Ok((reply, object.into_inner()))
 }
 
 /// A method that blocks on Redis, run now (see [`blocking`]).

@@ -44,6 +44,15 @@ impl HeldTokens {
         held
     }
 
+    /// A holder that takes no references: a container read out of Redis
+    /// for one call (objects there live by leases, not references).
+    #[cfg(feature = "redis")]
+    pub(crate) fn inert() -> Self {
+        let held = HeldTokens::default();
+        let _ = held.link.set(ServerLink::default());
+        held
+    }
+
     fn link(&self) -> Option<&ServerLink> {
         if let Some(link) = self.link.get() {
             return Some(link);

@@ -185,6 +185,20 @@ pub mod server {
         state: Arc<Mutex<ListState>>,
     }
 
+    impl List {
+        /// A list of `items` that keeps no proxy's object alive: a list in
+        /// Redis, read for one call.
+        #[cfg(feature = "redis")]
+        pub(in crate::sync) fn scratch(items: Vec<Value>) -> List {
+            List {
+                state: Arc::new(Mutex::new(ListState {
+                    items,
+                    held: HeldTokens::inert(),
+                })),
+            }
+        }
+    }
+
     #[crate::shared(typeid = "list", typed(T))]
     impl List {
         /// `len(a)`.

@@ -103,6 +103,24 @@ pub mod server {
         }
     }
 
+    impl Set {
+        /// A set of `items` (distinct) that keeps no proxy's object alive:
+        /// a set in Redis, read for one call.
+        #[cfg(feature = "redis")]
+        pub(in crate::sync) fn scratch(items: Vec<Value>) -> Set {
+            let mut state = SetState {
+                held: HeldTokens::inert(),
+                ..SetState::default()
+            };
+            for item in items {
+                state.table.insert(item, Value::None);
+            }
+            Set {
+                state: Arc::new(Mutex::new(state)),
+            }
+        }
+    }
+
     #[crate::shared(typeid = "set", typed(T))]
     impl Set {
         /// `len(s)`.

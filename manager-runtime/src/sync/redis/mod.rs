@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod array;
+mod collection;
 mod dict;
 mod event;
 mod lock;
@@ -128,6 +129,20 @@ const NAMESPACE: RedisForm = RedisForm {
     call: namespace::call,
 };
 
+const LIST: RedisForm = RedisForm {
+    parts: collection::PARTS,
+    args: |args| Ok((0, decode_args::<(Option<Value>,)>("<constructor>", args)?.0)),
+    fill: collection::fill_list,
+    call: collection::call_list,
+};
+
+const SET: RedisForm = RedisForm {
+    parts: collection::PARTS,
+    args: |args| Ok((0, decode_args::<(Option<Value>,)>("<constructor>", args)?.0)),
+    fill: collection::fill_set,
+    call: collection::call_set,
+};
+
 /// Declare every built-in's Redis form in `registry` (none for those that
 /// have none).
 pub(crate) fn register(registry: &mut Registry) {
@@ -140,9 +155,9 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.redis_form(builtins::Semaphore::TYPEID, Some(SEMAPHORE));
     registry.redis_form(builtins::ManagedArray::TYPEID, Some(ARRAY));
     registry.redis_form(builtins::Namespace::TYPEID, Some(NAMESPACE));
+    registry.redis_form(builtins::List::TYPEID, Some(LIST));
+    registry.redis_form(builtins::Set::TYPEID, Some(SET));
     for face in [
-        builtins::List::TYPEID,
-        builtins::Set::TYPEID,
         builtins::RemoteIter::TYPEID,
         builtins::Condition::TYPEID,
         builtins::Barrier::TYPEID,
