@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::check::eventually;
 use common::sync::{
-    assert_no_objects, current_thread_runtime, spawn_with_tokens, started_sync_manager,
+    assert_no_objects, current_thread_runtime, redis_pass, spawn_with_tokens, started_sync_manager,
     thread_count, worker_session,
 };
 use common::worker::expect_success;
@@ -431,8 +431,12 @@ fn a_thousand_async_parties_are_futures_not_threads() {
     }
     assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     let during = during.expect("counted while the parties waited");
+    // In Redis a waiting party is a future too, but each of its looks is a
+    // blocking round trip for which the runtime lends a thread: at most 8
+    // looks run at once, so a few more threads (18 for 1,000 parties here).
+    let spare = if redis_pass() { 40 } else { 20 };
     assert!(
-        during < before + 20,
+        during < before + spare,
         "{during} threads with {PARTIES} waiting parties, {before} before"
     );
     drop(barrier);

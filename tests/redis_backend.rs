@@ -19,8 +19,8 @@ use managers::proxy::Token;
 use managers::server::{Constructor, Registry};
 use managers::sync::server::{Dict, ManagedQueue};
 use managers::sync::{
-    ArrayProxy, DictProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy, RLockProxy,
-    SemaphoreProxy, SetProxy, SyncManager, ValueProxy,
+    ArrayProxy, BarrierProxy, DictProxy, ListProxy, LockProxy, NamespaceProxy, QueueProxy,
+    RLockProxy, SemaphoreProxy, SetProxy, SyncManager, ValueProxy,
 };
 use managers::{BaseManager, Error, ManagerOptions, Process, Proxy, RemoteError, SyncError};
 
@@ -216,6 +216,15 @@ fn every_kind_made_through_one_gateway_works_through_another() {
         "the set has a list's items, read from Redis"
     );
     assert!(same.contains(&3).unwrap());
+
+    let barrier = a.barrier(2).unwrap();
+    let other: BarrierProxy = through(&b, barrier.token());
+    let waiter = std::thread::spawn(move || other.wait(Some(Duration::from_secs(10))));
+    let mut indexes = vec![barrier.wait(Some(Duration::from_secs(10))).unwrap()];
+    indexes.push(waiter.join().unwrap().unwrap());
+    indexes.sort_unstable();
+    assert_eq!(indexes, [0, 1], "parties through A and B pass together");
+    assert_eq!(barrier.n_waiting().unwrap(), 0);
 
     let namespace = a.namespace().unwrap();
     namespace.set("name", "Bob").unwrap();
@@ -523,6 +532,7 @@ except ValueError:
     pass
 arr = a.Array('i', [1, 2, 3]); arr[0] = 10
 assert len(arr) == 3 and arr[:] == [10, 2, 3] and arr[-1] == 3, arr[:]
+bar = a.Barrier(1); assert bar.wait() == 0 and bar.parties == 1 and not bar.broken
 ns = a.Namespace(); ns.x = 1; ns.name = 'Bob'
 assert ns.x == 1 and ns.name == 'Bob' and not hasattr(ns, 'y'), ns
 q = a.Queue(1); q.put(1)

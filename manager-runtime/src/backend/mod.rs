@@ -765,6 +765,10 @@ pub fn ready(f: impl FnOnce() -> Result<Vec<u8>, RemoteError>) -> Outcome {
     Outcome::Ready(blocking(f))
 }
 
+/// How many tries of waits ([`poll_until`]) run at once in a process;
+/// the others wait their turn as futures.
+static TRY_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
+
 /// A wait with `timeout` (`None`: none): the first try now, then tries of
 /// `again` with pauses from 1 ms growing to 50 ms until one gives a value
 /// or the time is up. Each try is one short Redis exchange.
@@ -775,7 +779,14 @@ pub async fn poll_until<T>(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut pause = Duration::from_millis(1);
     loop {
-        if let Some(found) = blocking(&mut again)? {
+        let tried = {
+            // A try blocks its thread for a round trip: the runtime lends
+            // another thread meanwhile, so unbounded tries in flight
+            // would make a thread per waiting call.
+            let _slot = TRY_SLOTS.acquire().await;
+            blocking(&mut again)?
+        };
+        if let Some(found) = tried {
             return Ok(Some(found));
         }
         let now = tokio::time::Instant::now();

@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 mod array;
+mod barrier;
 mod collection;
 mod dict;
 mod event;
@@ -47,6 +48,39 @@ fn values(reply: crate::__private::RedisReply) -> Result<Vec<Value>, RemoteError
         .into_iter()
         .map(|item| crate::__private::unstored_opt(item).map(Option::unwrap_or_default))
         .collect()
+}
+
+/// Runs `undo` on a thread of its own when dropped armed: a wait whose
+/// caller went away (its future dropped mid-wait) must still leave Redis
+/// as a finished wait would, and a drop cannot wait for Redis.
+struct OnDrop {
+    undo: Option<Box<dyn FnOnce() + Send>>,
+}
+
+impl OnDrop {
+    fn new(undo: impl FnOnce() + Send + 'static) -> Self {
+        OnDrop {
+            undo: Some(Box::new(undo)),
+        }
+    }
+
+    /// The wait finished: nothing to undo.
+    fn disarm(mut self) {
+        self.undo = None;
+    }
+}
+
+impl Drop for OnDrop {
+    fn drop(&mut self) {
+        if let Some(undo) = self.undo.take() {
+            if let Err(e) = std::thread::Builder::new()
+                .name("managers-undo".into())
+                .spawn(undo)
+            {
+                tracing::warn!(target: "managers::server", error = %e, "undoing a left wait in Redis");
+            }
+        }
+    }
 }
 
 /// A form that stores nothing at creation.
@@ -143,6 +177,20 @@ const SET: RedisForm = RedisForm {
     call: collection::call_set,
 };
 
+/// The parameter is the number of parties; the default timeout is kept
+/// in Redis.
+const BARRIER: RedisForm = RedisForm {
+    parts: barrier::PARTS,
+    args: |args| {
+        let (parties, timeout) =
+            decode_args::<(u64, Option<std::time::Duration>)>("<constructor>", args)?;
+        let timeout = timeout.map_or(Value::None, |t| Value::Int(t.as_millis() as i128));
+        Ok((parties.max(1), Some(timeout)))
+    },
+    fill: barrier::fill,
+    call: barrier::call,
+};
+
 /// Declare every built-in's Redis form in `registry` (none for those that
 /// have none).
 pub(crate) fn register(registry: &mut Registry) {
@@ -157,10 +205,10 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.redis_form(builtins::Namespace::TYPEID, Some(NAMESPACE));
     registry.redis_form(builtins::List::TYPEID, Some(LIST));
     registry.redis_form(builtins::Set::TYPEID, Some(SET));
+    registry.redis_form(builtins::Barrier::TYPEID, Some(BARRIER));
     for face in [
         builtins::RemoteIter::TYPEID,
         builtins::Condition::TYPEID,
-        builtins::Barrier::TYPEID,
         builtins::ManagedPool::TYPEID,
         builtins::PoolJob::TYPEID,
     ] {
