@@ -446,6 +446,13 @@ fn objects_expire_after_their_last_holder_and_not_before() {
     kept.set("k".into(), 1).unwrap();
     let dropped = a.dict::<String, i64>().unwrap();
     dropped.set("k".into(), 1).unwrap();
+    // A condition keeps the lock it was made on alive.
+    let lock = a.lock().unwrap();
+    let condition = a.condition_with(&lock).unwrap();
+    let lock_keys = format!("managers:{{{}}}:*", lock.token().id);
+    assert!(condition.acquire().unwrap());
+    condition.release().unwrap();
+    drop(lock);
     let gone = format!("managers:{{{}}}:*", dropped.token().id);
     let held = format!("managers:{{{}}}:*", kept.token().id);
     assert!(!redis.keys(&gone).is_empty());
@@ -458,6 +465,10 @@ fn objects_expire_after_their_last_holder_and_not_before() {
     // Eight leases later, the held one is still there, renewed.
     assert_eq!(redis.keys(&held).len(), 5, "{:?}", redis.keys(&held));
     assert_eq!(kept.get("k").unwrap(), 1);
+    assert!(!redis.keys(&lock_keys).is_empty(), "the condition's lock");
+    assert!(condition.acquire().unwrap());
+    assert!(!condition.wait_timeout(Duration::from_millis(20)).unwrap());
+    condition.release().unwrap();
 }
 
 fn a_redis_that_is_not_there_is_an_error_at_start() {
@@ -532,6 +543,7 @@ except ValueError:
     pass
 arr = a.Array('i', [1, 2, 3]); arr[0] = 10
 assert len(arr) == 3 and arr[:] == [10, 2, 3] and arr[-1] == 3, arr[:]
+c = a.Condition(l); assert c.acquire(); assert not c.wait(0.05); c.notify_all(); c.release()
 bar = a.Barrier(1); assert bar.wait() == 0 and bar.parties == 1 and not bar.broken
 ns = a.Namespace(); ns.x = 1; ns.name = 'Bob'
 assert ns.x == 1 and ns.name == 'Bob' and not hasattr(ns, 'y'), ns

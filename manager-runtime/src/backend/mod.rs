@@ -382,7 +382,10 @@ impl RedisStore {
             live.values()
                 .filter_map(|handles| handles.iter().find_map(Weak::upgrade))
                 .filter(|o| o.leased)
-                .map(|o| (o.id, o.target.form.parts))
+                .flat_map(|o| {
+                    let kept = o.kept.lock().unwrap().clone();
+                    std::iter::once((o.id, o.target.form.parts)).chain(kept)
+                })
                 .collect()
         };
         let holds: Vec<(String, u128)> = self
@@ -483,6 +486,8 @@ pub struct RedisObject {
     /// Its keys expire unless renewed (every object but a singleton).
     leased: bool,
     store: Arc<RedisStore>,
+    /// Other objects renewed with it (a condition's lock): id and parts.
+    kept: Mutex<Vec<(u64, &'static [&'static str])>>,
 }
 
 impl RedisObject {
@@ -499,6 +504,7 @@ impl RedisObject {
             param,
             leased,
             store: Arc::clone(store),
+            kept: Mutex::default(),
         });
         store
             .live
@@ -523,27 +529,25 @@ impl RedisObject {
         token: &crate::token::Token,
     ) -> Result<Option<Arc<RedisObject>>, RemoteError> {
         Ok(self
-            .any_peer(token)?
+            .any_peer(token.id)?
             .filter(|(face, _)| face.as_bytes() == self.target.face.as_bytes())
             .map(|(_, peer)| peer))
     }
 
-    /// The object `token` names, if it lives in this Redis, whatever its
-    /// kind: the typeid of the type it is served as, and a handle on its
-    /// keys (only [`key`](Self::key), [`command`](Self::command) and
-    /// [`script`](Self::script) mean anything on it).
-    pub fn any_peer(
-        &self,
-        token: &crate::token::Token,
-    ) -> Result<Option<(String, Arc<RedisObject>)>, RemoteError> {
-        let face = self.command(cmd!["HGET", key(token.id, "meta"), "face"])?;
+    /// The object `id`, if it lives in this Redis, whatever its kind: the
+    /// typeid of the type it is served as, and a handle on its keys (only
+    /// [`key`](Self::key), [`command`](Self::command),
+    /// [`write`](Self::write), [`script`](Self::script) and the holds mean
+    /// anything on it).
+    pub fn any_peer(&self, id: u64) -> Result<Option<(String, Arc<RedisObject>)>, RemoteError> {
+        let face = self.command(cmd!["HGET", key(id, "meta"), "face"])?;
         let Some(face) = face
             .bytes()
             .map(|f| String::from_utf8_lossy(f).into_owned())
         else {
             return Ok(None);
         };
-        let peer = RedisObject::new(&self.store, token.id, self.target, 0, self.leased);
+        let peer = RedisObject::new(&self.store, id, self.target, 0, self.leased);
         Ok(Some((face, peer)))
     }
 
@@ -551,6 +555,16 @@ impl RedisObject {
     /// served by one type).
     pub fn typeid(&self) -> &'static str {
         self.target.typeid
+    }
+
+    /// Renew object `id`'s keys `parts` (and its `meta`) with this
+    /// object's for as long as this gateway holds it: an object this one
+    /// uses (a condition's lock) lives at least as long.
+    pub fn keep_alive(&self, id: u64, parts: &'static [&'static str]) {
+        let mut kept = self.kept.lock().unwrap();
+        if !kept.iter().any(|(k, _)| *k == id) {
+            kept.push((id, parts));
+        }
     }
 
     /// The parameter it was made with (a queue's bound; 0 if none).

@@ -139,7 +139,7 @@ fn elements_of(
     object: &RedisObject,
     token: &crate::proxy::Token,
 ) -> Result<Option<Vec<Value>>, RemoteError> {
-    let Some((face, peer)) = object.any_peer(token)? else {
+    let Some((face, peer)) = object.any_peer(token.id)? else {
         return Ok(None);
     };
     if face == List::TYPEID || face == Set::TYPEID {
@@ -218,12 +218,7 @@ fn in_memory<C: Scratch>(
 /// A new container's elements (its constructor's operand).
 fn fill<C: Scratch>(object: &RedisObject, operand: Value) -> Result<(), RemoteError> {
     let container = C::scratch(Vec::new());
-    if let Err(e) = container.fill(resolved(object, operand)?) {
-        return Err(RemoteError::BadArguments {
-            method: "<constructor>".into(),
-            reason: e.to_string(),
-        });
-    }
+    container.fill(resolved(object, operand)?)?;
     let items = container
         .items()
         .iter()

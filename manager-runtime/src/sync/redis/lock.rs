@@ -55,20 +55,15 @@ pub(super) fn call(
     let l = &*lock;
     match name {
         "acquire_with" => match decode_args(name, args) {
-            Ok(args) => acquire(lock, args, cx, try_take),
+            Ok(args) => acquire(lock, args, cx, |l, cx| try_take(l, cx)),
             Err(e) => Outcome::Ready(Err(e)),
         },
         "release" => ready(|| {
-            let deleted = l.write(command(&[b"DEL", l.key("l").as_bytes()]), Duration::ZERO)?;
-            l.let_go("l");
-            reply(
-                if deleted.int() == Some(1) {
-                    Ok(())
-                } else {
-                    Err(SyncError::RuntimeError("release unlocked lock".into()))
-                },
-                cx,
-            )
+            let under = Under {
+                lock: Arc::clone(&lock),
+                reentrant: false,
+            };
+            reply(under.release(0, false, cx)?.map(drop), cx)
         }),
         "locked" => ready(|| {
             let exists = l.command(command(&[b"EXISTS", l.key("l").as_bytes()]))?;
@@ -82,35 +77,116 @@ pub(super) fn call(
     }
 }
 
-/// Take the RLock for owner ARGV\[2\] for ARGV\[3\] ms, or one more
-/// level if it holds it already: whether it was taken.
+/// Take the RLock for owner ARGV\[2\] for ARGV\[3\] ms at ARGV\[4\]
+/// levels, or that many more if it holds it already: whether it was taken.
 const ACQUIRE_OWNED: &str = "local h = redis.call('GET', KEYS[1]) \
-     if h == ARGV[2] then redis.call('INCR', KEYS[2]) return 1 end \
+     if h == ARGV[2] then redis.call('INCRBY', KEYS[2], ARGV[4]) return 1 end \
      if h then return 0 end \
      redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) \
-     redis.call('SET', KEYS[2], 1) \
+     redis.call('SET', KEYS[2], ARGV[4]) \
      touch(KEYS[2]) \
      return 1";
 
-/// Release one level of the RLock for owner ARGV\[2\]: the levels left,
+/// Release one level (ARGV\[3\] `1`) or all of them (`0`) of the RLock
+/// for owner ARGV\[2\]: the levels left (one level) or released (all),
 /// or -1 if it does not hold it.
 const RELEASE_OWNED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[2] then return -1 end \
+     if ARGV[3] == '0' then \
+       local n = tonumber(redis.call('GET', KEYS[2]) or '1') \
+       redis.call('DEL', KEYS[1], KEYS[2]) \
+       return n \
+     end \
      local n = redis.call('DECR', KEYS[2]) \
      if n <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end \
      return n";
 
-/// Take the RLock now for `owner`, the caller of `cx`: whether it was
-/// taken (or one more level).
-fn try_take_owned(lock: &RedisObject, owner: u64, cx: &CallContext) -> Result<bool, RemoteError> {
-    let args = vec![
-        lock.holder(cx, Some(owner)),
-        lock.hold_lease_ms().to_string().into_bytes(),
-    ];
-    let taken = lock.script(ACQUIRE_OWNED, &["l", "c"], args)?.int() == Some(1);
-    if taken {
-        lock.hold("l", cx);
+/// A lock's keys (`l`, its holder; `c` its levels or `f` its fencing
+/// token) and its kind: an `RLock` (or a condition's own), owned by a
+/// thread and re-entrant, or a plain `Lock`.
+pub(super) struct Under {
+    pub(super) lock: Arc<RedisObject>,
+    pub(super) reentrant: bool,
+}
+
+/// Python's error for releasing a lock one does not hold.
+fn unheld(reentrant: bool) -> SyncError {
+    SyncError::RuntimeError(if reentrant {
+        "cannot release un-acquired lock".into()
+    } else {
+        "release unlocked lock".into()
+    })
+}
+
+impl Under {
+    /// Take it now for `owner`, the caller of `cx`, at `levels` levels (1
+    /// for a plain lock): whether it was taken.
+    pub(super) fn take(
+        &self,
+        owner: u64,
+        levels: u64,
+        cx: &CallContext,
+    ) -> Result<bool, RemoteError> {
+        if !self.reentrant {
+            return try_take(&self.lock, cx);
+        }
+        let l = &*self.lock;
+        let args = vec![
+            l.holder(cx, Some(owner)),
+            l.hold_lease_ms().to_string().into_bytes(),
+            levels.to_string().into_bytes(),
+        ];
+        let taken = l.script(ACQUIRE_OWNED, &["l", "c"], args)?.int() == Some(1);
+        if taken {
+            l.hold("l", cx);
+        }
+        Ok(taken)
     }
-    Ok(taken)
+
+    /// Release one level (`all == false`) or every level: how many were
+    /// released, or Python's error if `owner` does not hold it.
+    pub(super) fn release(
+        &self,
+        owner: u64,
+        all: bool,
+        cx: &CallContext,
+    ) -> Result<Result<u64, SyncError>, RemoteError> {
+        let l = &*self.lock;
+        if !self.reentrant {
+            let deleted = l.write(command(&[b"DEL", l.key("l").as_bytes()]), Duration::ZERO)?;
+            l.let_go("l");
+            return Ok(if deleted.int() == Some(1) {
+                Ok(1)
+            } else {
+                Err(unheld(false))
+            });
+        }
+        let args = vec![
+            l.holder(cx, Some(owner)),
+            if all { b"0".to_vec() } else { b"1".to_vec() },
+        ];
+        let n = l
+            .script(RELEASE_OWNED, &["l", "c"], args)?
+            .int()
+            .unwrap_or(-1);
+        if n < 0 {
+            return Ok(Err(unheld(true)));
+        }
+        if all || n == 0 {
+            l.let_go("l");
+        }
+        Ok(Ok(if all { n as u64 } else { 1 }))
+    }
+
+    /// Whether `owner` holds it (anyone, for a plain lock).
+    pub(super) fn is_owned(&self, owner: u64, cx: &CallContext) -> Result<bool, RemoteError> {
+        let l = &*self.lock;
+        if !self.reentrant {
+            let exists = l.command(command(&[b"EXISTS", l.key("l").as_bytes()]))?;
+            return Ok(exists.int() == Some(1));
+        }
+        let holder = l.command(command(&[b"GET", l.key("l").as_bytes()]))?;
+        Ok(holder.bytes() == Some(&l.holder(cx, Some(owner))[..]))
+    }
 }
 
 /// A timeout given to a non-blocking acquire: Python's error.
@@ -125,11 +201,11 @@ fn timeout_without_blocking(cx: &CallContext) -> Outcome {
 
 /// `acquire(blocking, timeout)` by `try_take`: one try, or tries until the
 /// timeout.
-fn acquire(
-    object: Arc<RedisObject>,
+pub(super) fn acquire<O: Send + Sync + 'static>(
+    object: O,
     (block, timeout): (bool, Option<Duration>),
     cx: &CallContext,
-    try_take: impl Fn(&RedisObject, &CallContext) -> Result<bool, RemoteError> + Send + Sync + 'static,
+    try_take: impl Fn(&O, &CallContext) -> Result<bool, RemoteError> + Send + Sync + 'static,
 ) -> Outcome {
     if !block && timeout.is_some() {
         return timeout_without_blocking(cx);
@@ -146,45 +222,46 @@ fn acquire(
     })
 }
 
+/// The methods an `RLock` and a `Condition` share, on `under`: `None` if
+/// `name` is none of them.
+pub(super) fn call_under(
+    under: Under,
+    name: &'static str,
+    args: &[u8],
+    cx: &CallContext,
+) -> Option<Outcome> {
+    Some(match name {
+        "acquire_with" => match decode_args::<(u64, bool, Option<Duration>)>(name, args) {
+            Ok((owner, block, timeout)) => acquire(under, (block, timeout), cx, move |u, cx| {
+                u.take(owner, 1, cx)
+            }),
+            Err(e) => Outcome::Ready(Err(e)),
+        },
+        "release" => ready(|| {
+            let (owner,): (u64,) = decode_args(name, args)?;
+            reply(under.release(owner, false, cx)?.map(drop), cx)
+        }),
+        _ => return None,
+    })
+}
+
 pub(super) fn call_owned(
     lock: Arc<RedisObject>,
     name: &'static str,
     args: &[u8],
     cx: &CallContext,
 ) -> Outcome {
-    match name {
-        "acquire_with" => match decode_args::<(u64, bool, Option<Duration>)>(name, args) {
-            Ok((owner, block, timeout)) => acquire(lock, (block, timeout), cx, move |l, cx| {
-                try_take_owned(l, owner, cx)
-            }),
-            Err(e) => Outcome::Ready(Err(e)),
-        },
-        "release" => ready(|| {
+    let under = Under {
+        lock: Arc::clone(&lock),
+        reentrant: true,
+    };
+    if name == "is_owned" {
+        return ready(|| {
             let (owner,): (u64,) = decode_args(name, args)?;
-            let l = &*lock;
-            let left = l.script(RELEASE_OWNED, &["l", "c"], vec![l.holder(cx, Some(owner))])?;
-            match left.int() {
-                Some(0) => l.let_go("l"),
-                Some(n) if n > 0 => {}
-                _ => {
-                    return reply(
-                        Err::<(), _>(SyncError::RuntimeError(
-                            "cannot release un-acquired lock".into(),
-                        )),
-                        cx,
-                    )
-                }
-            }
-            reply(Ok::<(), SyncError>(()), cx)
-        }),
-        "is_owned" => ready(|| {
-            let (owner,): (u64,) = decode_args(name, args)?;
-            let l = &*lock;
-            let holder = l.command(command(&[b"GET", l.key("l").as_bytes()]))?;
-            reply(holder.bytes() == Some(&l.holder(cx, Some(owner))[..]), cx)
-        }),
-        _ => Outcome::Ready(Err(lock.not_served(name))),
+            reply(under.is_owned(owner, cx)?, cx)
+        });
     }
+    call_under(under, name, args, cx).unwrap_or_else(|| Outcome::Ready(Err(lock.not_served(name))))
 }
 
 /// Take a unit if one is free: whether one was.
@@ -234,7 +311,7 @@ pub(super) fn call_units(
 ) -> Outcome {
     match name {
         "acquire_with" => match decode_args(name, args) {
-            Ok(args) => acquire(semaphore, args, cx, try_take_unit),
+            Ok(args) => acquire(semaphore, args, cx, |s, cx| try_take_unit(s, cx)),
             Err(e) => Outcome::Ready(Err(e)),
         },
         "release" => ready(|| {

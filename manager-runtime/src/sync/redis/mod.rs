@@ -12,6 +12,7 @@
 mod array;
 mod barrier;
 mod collection;
+mod condition;
 mod dict;
 mod event;
 mod lock;
@@ -191,6 +192,21 @@ const BARRIER: RedisForm = RedisForm {
     call: barrier::call,
 };
 
+/// The parameter is the id of the supplied lock (0: its own RLock, whose
+/// holder's key `l` has a lease of its own).
+const CONDITION: RedisForm = RedisForm {
+    parts: &["c", "w", "k", "x"],
+    args: |args| {
+        let (lock,) = decode_args::<(Option<crate::__private::Token>,)>("<constructor>", args)?;
+        Ok(match lock {
+            Some(lock) => (lock.id, Some(Value::None)),
+            None => (0, None),
+        })
+    },
+    fill: condition::fill,
+    call: condition::call,
+};
+
 /// Declare every built-in's Redis form in `registry` (none for those that
 /// have none).
 pub(crate) fn register(registry: &mut Registry) {
@@ -206,9 +222,9 @@ pub(crate) fn register(registry: &mut Registry) {
     registry.redis_form(builtins::List::TYPEID, Some(LIST));
     registry.redis_form(builtins::Set::TYPEID, Some(SET));
     registry.redis_form(builtins::Barrier::TYPEID, Some(BARRIER));
+    registry.redis_form(builtins::Condition::TYPEID, Some(CONDITION));
     for face in [
         builtins::RemoteIter::TYPEID,
-        builtins::Condition::TYPEID,
         builtins::ManagedPool::TYPEID,
         builtins::PoolJob::TYPEID,
     ] {
