@@ -221,9 +221,7 @@ enum Inner {
 /// value." — `test_dict_proxy_nested`.
 #[test]
 fn nested_proxies_survive_dropped_references_and_clear() {
-    if not_in_redis_pass(
-        "a list has no Redis form yet; objects in Redis live by leases, not references",
-    ) {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
         return;
     }
     let manager = started_sync_manager();
@@ -305,9 +303,7 @@ fn nested_proxies_survive_dropped_references_and_clear() {
 /// overwritten or deleted value gives its object back.
 #[test]
 fn replaced_and_removed_values_release_their_objects() {
-    if not_in_redis_pass(
-        "a list has no Redis form yet; objects in Redis live by leases, not references",
-    ) {
+    if not_in_redis_pass("objects in Redis live by leases, not by the proxies they hold") {
         return;
     }
     let manager = started_sync_manager();
@@ -338,9 +334,6 @@ fn replaced_and_removed_values_release_their_objects() {
 /// `test_nested_queue`, the list half included.
 #[test]
 fn a_queue_proxy_in_a_list_and_in_a_dict_still_works() {
-    if not_in_redis_pass("a list has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let a = manager.list::<QueueProxy<i64>>().unwrap();
     a.append(manager.queue(0).unwrap()).unwrap();
@@ -359,9 +352,6 @@ fn a_queue_proxy_in_a_list_and_in_a_dict_still_works() {
 /// mixed keys and reverses a list; the parent sees both.
 #[test]
 fn a_worker_process_writes_a_dict_and_reverses_a_list() {
-    if not_in_redis_pass("a list has no Redis form yet") {
-        return;
-    }
     let manager = started_sync_manager();
     let d = manager.dict::<Value, Value>().unwrap();
     let l = manager.list_from(0..10).unwrap();

@@ -672,14 +672,14 @@ fn a_gateway_counts_its_calls_and_redis_failures() {
 
 /// A client process among gateways: puts `base..base + count` into the
 /// queue of `token` through `gateway` (or the others after it is lost),
-/// and writes to `report` one line per item: `ok N` (acknowledged) or
-/// `unknown N` (its gateway was lost during the call).
+/// with a blocking proxy or an async one (`asynchronous`), and writes to
+/// `report` one line per item: `ok N` (acknowledged) or `unknown N` (its
+/// gateway was lost during the call).
 fn producer_among_gateways(
     gateway: managers::Address,
     others: Vec<managers::Address>,
     token: Token,
-    base: u64,
-    count: u64,
+    (base, count, asynchronous): (u64, u64, bool),
     report: String,
 ) {
     let manager = SyncManager::with_options(
@@ -690,14 +690,29 @@ fn producer_among_gateways(
     );
     manager.connect().unwrap();
     let queue: QueueProxy<u64> = manager.proxy_from_token(&token).unwrap();
-    let mut lines = String::new();
-    for item in base..base + count {
-        match queue.put(item) {
-            Ok(()) => lines.push_str(&format!("ok {item}\n")),
-            Err(Error::OutcomeUnknown { .. }) => lines.push_str(&format!("unknown {item}\n")),
-            Err(other) => panic!("put {item}: {other:?}"),
-        }
-    }
+    let line = |item: u64, put: managers::Result<()>| match put {
+        Ok(()) => format!("ok {item}\n"),
+        Err(Error::OutcomeUnknown { .. }) => format!("unknown {item}\n"),
+        Err(other) => panic!("put {item}: {other:?}"),
+    };
+    let lines: String = if asynchronous {
+        let queue = queue.to_async();
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let mut lines = String::new();
+                for item in base..base + count {
+                    lines.push_str(&line(item, queue.put(item).await));
+                }
+                lines
+            })
+    } else {
+        (base..base + count)
+            .map(|item| line(item, queue.put(item)))
+            .collect()
+    };
     std::fs::write(report, lines).unwrap();
 }
 
@@ -725,8 +740,9 @@ fn drained_once_each(
     seen.into_keys().collect()
 }
 
-/// Issue 20: a gateway SIGKILLed under load from 4 client processes. The
-/// clients go on through the other gateway; every acknowledged item is in
+/// Issue 20: a gateway SIGKILLed under load from 4 client processes (two
+/// with blocking proxies, two with async ones). The clients go on through
+/// the other gateway; every acknowledged item is in
 /// the queue exactly once, an item whose outcome was reported unknown at
 /// most once, nothing else (no call was repeated).
 fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
@@ -754,8 +770,8 @@ fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
                     a.address().unwrap(),
                     vec![b.address().unwrap()],
                     on_a.clone(),
-                    i * 1_000_000,
-                    PER,
+                    // Two clients with blocking proxies, two with async ones.
+                    (i * 1_000_000, PER, i % 2 == 1),
                     reports[i as usize].clone(),
                 ),
             );

@@ -101,7 +101,7 @@ impl Pool {
         }
         let route = session.gateway();
         match Self::open_at(session, &route, true) {
-            Err(e) if gateways && lost(&e) => self.move_on(session, &route, e),
+            Err(e) if gateways && Session::lost(&e) => self.move_on(session, &route, e),
             opened => opened,
         }
     }
@@ -206,7 +206,7 @@ impl Pool {
             }
             // Among gateways, a connection lost after the request went out
             // leaves its outcome unknown; the next call moves on.
-            Err(e) if !session.gateways.is_empty() && lost(&e) => {
+            Err(e) if !session.gateways.is_empty() && Session::lost(&e) => {
                 return Err(Error::OutcomeUnknown {
                     reason: e.to_string(),
                 })
@@ -219,14 +219,6 @@ impl Pool {
         self.put(connection);
         result
     }
-}
-
-/// Whether `e` says the server (a gateway) is gone or cannot be reached.
-fn lost(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::ServerGone { .. } | Error::Eof | Error::Io(_) | Error::Connect { .. }
-    )
 }
 
 impl Connection {

@@ -223,10 +223,51 @@ impl Link {
             return Ok(live);
         }
         let reopening = self.current.lock().unwrap().is_some();
-        let opened = Multiplexed::open(session).await?;
-        tracing::debug!(target: "managers::client", address = %session.address, reopening, "async client connection opened");
+        let route = session.gateway();
+        let opened = match Multiplexed::open(session, &route).await {
+            Err(e) if !session.gateways.is_empty() && Session::lost(&e) => {
+                Self::move_on(session, &route, e).await?
+            }
+            opened => opened?,
+        };
+        tracing::debug!(target: "managers::client", address = %session.gateway(), reopening, "async client connection opened");
         *self.current.lock().unwrap() = Some(Arc::clone(&opened));
         Ok(opened)
+    }
+
+    /// The session's gateway `failed` is lost (`e`): go on through the
+    /// first other gateway that answers, and take the session's references
+    /// again there (unless the session moved meanwhile, by its blocking
+    /// calls: then through where it went). As the blocking pool does.
+    async fn move_on(session: &Session, failed: &Address, e: Error) -> Result<Arc<Multiplexed>> {
+        let now = session.gateway();
+        if now != *failed {
+            return Multiplexed::open(session, &now).await;
+        }
+        for address in session.alternatives(failed) {
+            let Ok(opened) = Multiplexed::open(session, &address).await else {
+                continue;
+            };
+            tracing::warn!(target: "managers::client", %failed, to = %address, "gateway lost: the session moves");
+            session.move_to(address);
+            for (object, count) in session.ledger.held() {
+                for _ in 0..count {
+                    let incref = |id| Request::Incref { id, object };
+                    let taken = match opened.send(session, incref, None::<&()>, None) {
+                        Ok(call) => call.await.map(drop),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = taken {
+                        // Expired meanwhile, or made by the lost gateway's
+                        // own memory: its proxies will say so when used.
+                        tracing::warn!(target: "managers::client", object, error = %e, "a reference not taken again");
+                        break;
+                    }
+                }
+            }
+            return Ok(opened);
+        }
+        Err(e)
     }
 
     fn live(&self) -> Option<Arc<Multiplexed>> {
@@ -250,7 +291,17 @@ impl Link {
         let undo = take_undo();
         let connection = self.get(session).await?;
         let call = connection.send(session, request, args, undo)?;
-        let reply = call.await?;
+        let reply = match call.await {
+            Ok(reply) => reply,
+            // Among gateways, a connection lost after the request went out
+            // leaves its outcome unknown; the next call moves on.
+            Err(e) if !session.gateways.is_empty() && Session::lost(&e) => {
+                return Err(Error::OutcomeUnknown {
+                    reason: e.to_string(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let result = decode(&reply);
         SPARE.with(|spare| {
             let mut spare = spare.borrow_mut();
@@ -288,11 +339,10 @@ impl Drop for Multiplexed {
 }
 
 impl Multiplexed {
-    async fn open(session: &Session) -> Result<Arc<Multiplexed>> {
+    /// A connection of `session` to `address` (where the session's
+    /// connections go: [`Session::gateway`]).
+    async fn open(session: &Session, address: &Address) -> Result<Arc<Multiplexed>> {
         let established = true;
-        // Where the session's connections go (another gateway once the
-        // blocking calls moved it there).
-        let address = &session.gateway();
         match address {
             Address::Tcp(addr) => {
                 let stream = tokio::net::TcpStream::connect(addr)

@@ -93,6 +93,15 @@ impl Session {
             .collect()
     }
 
+    /// Whether `e` says the server (a gateway) is gone or cannot be
+    /// reached: among gateways, a reason to move on.
+    pub(super) fn lost(e: &Error) -> bool {
+        matches!(
+            e,
+            Error::ServerGone { .. } | Error::Eof | Error::Io(_) | Error::Connect { .. }
+        )
+    }
+
     /// A fresh request id.
     pub(super) fn next_request(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
