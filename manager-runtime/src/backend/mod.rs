@@ -24,7 +24,9 @@
 //!   lease.
 //! - **Calls block** on their Redis round trip: inline on a connection's
 //!   own thread (`server/dedicated.rs`), in `block_in_place` on the shared
-//!   runtime. Waits are futures that try in slices or with growing pauses
+//!   runtime. Waits are futures that try in slices or again whenever a
+//!   change of their object is announced on a channel every gateway
+//!   listens to ([`WAKES`]), with growing pauses as the fallback
 //!   ([`poll_until`]), so a caller that goes away stops waiting.
 #![forbid(unsafe_code)]
 
@@ -49,7 +51,15 @@ const GATEWAY_SHIFT: u32 = 40;
 /// for none) and `touch(...)`, which gives the keys named that lease.
 const PRELUDE: &str = "local lease = tonumber(ARGV[1]) \
      local function touch(...) if lease > 0 then \
-     for _, k in ipairs({...}) do redis.call('PEXPIRE', k, lease) end end end ";
+     for _, k in ipairs({...}) do redis.call('PEXPIRE', k, lease) end end end \
+     local function wake() \
+     redis.call('PUBLISH', 'managers:wake', string.match(KEYS[1], '{(%d+)}')) end ";
+
+/// The channel on which a change that waiters may wait for (a lock
+/// released, an event set, ...) is announced, by the object's id: scripts
+/// call `wake()`. Every gateway listens, and its waiting calls on that
+/// object look again at once instead of at their next pause.
+const WAKES: &str = "managers:wake";
 
 /// How a built-in keeps its state in Redis, declared beside it and handed
 /// to the registry (`Registry::redis_form`).
@@ -108,10 +118,13 @@ fn key(id: u64, part: &str) -> String {
 }
 
 /// Delete KEYS\[1\] if ARGV\[1\] holds it (its value is ARGV\[1\], or
-/// starts with it and a `:`: an RLock's holder names the owner too).
+/// starts with it and a `:`: an RLock's holder names the owner too), and
+/// wake its waiters.
 const LET_GO_IF_HOLDER: &str = "local h = redis.call('GET', KEYS[1]) \
      if h == ARGV[1] or (h and string.sub(h, 1, #ARGV[1] + 1) == ARGV[1] .. ':') then \
-       return redis.call('DEL', KEYS[1]) \
+       redis.call('DEL', KEYS[1]) \
+       redis.call('PUBLISH', 'managers:wake', string.match(KEYS[1], '{(%d+)}')) \
+       return 1 \
      end \
      return 0";
 
@@ -142,6 +155,9 @@ pub(crate) struct RedisStore {
     scripts: Mutex<HashMap<usize, Vec<u8>>>,
     /// Failed exchanges and reconnections, if the server reports metrics.
     metrics: Option<BackendMetrics>,
+    /// What calls waiting on an object of this gateway wait on, by the
+    /// object's id: notified when Redis announces a change ([`WAKES`]).
+    wakes: Mutex<HashMap<u64, Weak<tokio::sync::Notify>>>,
     /// `WAIT` after each write: replicas, and how long at most.
     wait: Option<(u32, Duration)>,
 }
@@ -186,12 +202,18 @@ impl RedisStore {
             holds: Mutex::default(),
             scripts: Mutex::default(),
             metrics,
+            wakes: Mutex::default(),
             wait,
         });
         let weak = Arc::downgrade(&store);
         std::thread::Builder::new()
             .name("managers-lease".into())
             .spawn(move || renew_while_alive(&weak, lease / 3))
+            .map_err(Error::Io)?;
+        let (weak, url) = (Arc::downgrade(&store), store.url.clone());
+        std::thread::Builder::new()
+            .name("managers-wakes".into())
+            .spawn(move || listen_while_alive(&weak, &url))
             .map_err(Error::Io)?;
         tracing::info!(target: "managers::server", gateway, url = ?store.url, "state in Redis");
         Ok(store)
@@ -366,6 +388,32 @@ impl RedisStore {
         }
     }
 
+    /// Wake the calls waiting on object `id` (every object's: `None`).
+    fn wake(&self, id: Option<u64>) {
+        let wakes = self.wakes.lock().unwrap();
+        let notify = |w: &Weak<tokio::sync::Notify>| {
+            if let Some(notify) = w.upgrade() {
+                notify.notify_waiters();
+            }
+        };
+        match id {
+            Some(id) => wakes.get(&id).into_iter().for_each(notify),
+            None => wakes.values().for_each(notify),
+        }
+    }
+
+    /// What calls waiting on object `id` wait on.
+    fn waker(&self, id: u64) -> Arc<tokio::sync::Notify> {
+        let mut wakes = self.wakes.lock().unwrap();
+        if let Some(notify) = wakes.get(&id).and_then(Weak::upgrade) {
+            return notify;
+        }
+        wakes.retain(|_, w| w.strong_count() > 0);
+        let notify = Arc::new(tokio::sync::Notify::new());
+        wakes.insert(id, Arc::downgrade(&notify));
+        notify
+    }
+
     /// How a held key names `session` of this gateway.
     fn holder(&self, session: u128) -> String {
         format!("{}:{session:032x}", self.gateway)
@@ -426,6 +474,54 @@ impl RedisStore {
             Err(e) => {
                 tracing::warn!(target: "managers::server", error = %e, "renewing leases in Redis");
             }
+        }
+    }
+}
+
+/// The wakes thread: listen to [`WAKES`] on a connection of its own while
+/// the store lives, notifying the calls that wait on each object named;
+/// after a reconnection (a change may have been missed), every one.
+fn listen_while_alive(store: &Weak<RedisStore>, url: &RedisUrl) {
+    let mut redis: Option<Redis> = None;
+    loop {
+        let Some(listening) = redis.as_mut() else {
+            if store.strong_count() == 0 {
+                return;
+            }
+            match Redis::connect(url).and_then(|mut r| r.call(cmd!["SUBSCRIBE", WAKES]).map(|_| r))
+            {
+                Ok(subscribed) => {
+                    redis = Some(subscribed);
+                    if let Some(store) = store.upgrade() {
+                        store.wake(None);
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(target: "managers::server", error = %e, "listening for wakes in Redis");
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+            continue;
+        };
+        match listening.next_message(Duration::from_millis(200)) {
+            Ok(None) => {
+                if store.strong_count() == 0 {
+                    return;
+                }
+            }
+            Ok(Some(message)) => {
+                let id = message
+                    .into_items()
+                    .and_then(|mut parts| parts.pop())
+                    .and_then(|id| id.int())
+                    .and_then(|id| u64::try_from(id).ok());
+                match (id, store.upgrade()) {
+                    (Some(id), Some(store)) => store.wake(Some(id)),
+                    (_, None) => return,
+                    (None, _) => {}
+                }
+            }
+            Err(_) => redis = None,
         }
     }
 }
@@ -682,6 +778,15 @@ impl RedisObject {
         self.store.holds.lock().unwrap().remove(&self.key(part));
     }
 
+    /// Announce a change of this object made without a script (one that
+    /// calls `wake()`): its waiters look again.
+    pub fn wake_waiters(&self) -> Result<(), RemoteError> {
+        let id = self.id.to_string();
+        self.store
+            .with(|redis| redis.call(cmd!["PUBLISH", WAKES, id]))
+            .map(drop)
+    }
+
     /// The error of a method this Redis form does not serve.
     pub fn not_served(&self, name: &str) -> RemoteError {
         RemoteError::BadRequest(format!(
@@ -783,16 +888,28 @@ pub fn ready(f: impl FnOnce() -> Result<Vec<u8>, RemoteError>) -> Outcome {
 /// the others wait their turn as futures.
 static TRY_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(8);
 
-/// A wait with `timeout` (`None`: none): the first try now, then tries of
-/// `again` with pauses from 1 ms growing to 50 ms until one gives a value
-/// or the time is up. Each try is one short Redis exchange.
+/// The longest pause between two tries of a wait: what a change nobody
+/// announced (a lease that ran out) may take to be seen.
+const MOST_PAUSE: Duration = Duration::from_millis(200);
+
+/// A wait on `object` with `timeout` (`None`: none): the first try now,
+/// then tries of `again` each time a change of `object` is announced
+/// (`wake()` in a script) and, failing that, after pauses from 1 ms
+/// growing to 200 ms, until one gives a value or the time is up. Each try
+/// is one short Redis exchange.
 pub async fn poll_until<T>(
+    object: &RedisObject,
     timeout: Option<Duration>,
     mut again: impl FnMut() -> Result<Option<T>, RemoteError>,
 ) -> Result<Option<T>, RemoteError> {
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut pause = Duration::from_millis(1);
+    let waker = object.store.waker(object.id);
     loop {
+        // Listening before the try: a change announced during it counts.
+        let woken = waker.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
         let tried = {
             // A try blocks its thread for a round trip: the runtime lends
             // another thread meanwhile, so unbounded tries in flight
@@ -809,7 +926,10 @@ pub async fn poll_until<T>(
             Some(deadline) => (now + pause).min(deadline),
             None => now + pause,
         };
-        tokio::time::sleep_until(next).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep_until(next) => {}
+        }
+        pause = (pause * 2).min(MOST_PAUSE);
     }
 }

@@ -15,7 +15,7 @@
 pub mod resp;
 
 use std::borrow::Borrow;
-use std::io::{BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -411,6 +411,43 @@ impl Redis {
     /// Run one command; a Redis error reply is an [`Error::Redis`].
     pub(crate) fn call(&mut self, command: Command) -> Result<Reply> {
         self.call_waiting(command, Duration::ZERO)
+    }
+
+    /// Wait at most `timeout` for a reply Redis sends unasked (a message
+    /// of a channel this connection subscribed to): `None` if none came.
+    /// A failure drops the connection (subscribe again on a new one).
+    pub(crate) fn next_message(&mut self, timeout: Duration) -> Result<Option<Reply>> {
+        use std::io::BufRead;
+        let Some(stream) = self.stream.as_mut() else {
+            return Err(Error::Redis(format!("not connected to {}", self.url)));
+        };
+        let read = (|| {
+            stream.get_ref().set_read_timeout(Some(timeout))?;
+            if stream.buffer().is_empty() {
+                match stream.fill_buf() {
+                    // Nothing came: nothing was consumed either.
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                        ) =>
+                    {
+                        return Ok(None)
+                    }
+                    Err(e) => return Err(Error::Io(e)),
+                    Ok([]) => return Err(Error::Eof),
+                    Ok(_) => {}
+                }
+            }
+            resp::read_reply(stream).map(Some).map_err(|e| match e {
+                resp::ReplyError::Io(e) => Error::Io(e),
+                other => Error::Redis(other.to_string()),
+            })
+        })();
+        if read.is_err() {
+            self.stream = None;
+        }
+        read
     }
 
     /// The connection's socket, if it is connected (to look at it without

@@ -2,8 +2,8 @@
 //! arrivals `count`, its first volunteer for the action `vol`, `broken`,
 //! the default `timeout` in ms) and a HASH `g`, each generation's end:
 //! `R` (released), `B` (broken) or `A` and the index of the party running
-//! the action. A waiting party looks at its generation's end with pauses
-//! up to 50 ms. Ends of the last 10,000 generations are kept.
+//! the action. A waiting party looks at its generation's end when a
+//! change is announced. Ends of the last 10,000 generations are kept.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -35,6 +35,7 @@ macro_rules! breaking {
                redis.call('HSET', s, 'gen', gen + 1, 'count', 0, 'broken', broken) \
                redis.call('HDEL', s, 'vol') \
                redis.call('HDEL', g, gen - 10000) \
+               wake() \
              end ",
             $body
         )
@@ -57,6 +58,7 @@ const ARRIVE: &str = "local timeout = redis.call('HGET', KEYS[1], 'timeout') or 
      redis.call('HSET', KEYS[1], 'gen', gen + 1, 'count', 0) \
      redis.call('HDEL', KEYS[1], 'vol') \
      redis.call('HDEL', KEYS[2], gen - 10000) \
+     wake() \
      if not runner then redis.call('HSET', KEYS[2], gen, 'R') return {1, index, gen, timeout} end \
      redis.call('HSET', KEYS[2], gen, 'A' .. runner) \
      if tonumber(runner) == index then return {2, index, gen, timeout} end \
@@ -77,7 +79,7 @@ const GIVE_UP: &str = breaking!(
 const ACTION_DONE: &str = breaking!(
     "local v = redis.call('HGET', KEYS[2], ARGV[2]) \
      if not v or string.sub(v, 1, 1) ~= 'A' then return 0 end \
-     if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], 'R') \
+     if ARGV[3] == '1' then redis.call('HSET', KEYS[2], ARGV[2], 'R') wake() \
      else fail(KEYS[1], KEYS[2], '1') end \
      return 1"
 );
@@ -190,7 +192,7 @@ fn pass(
         };
         let key = barrier.key("g");
         let field = generation.to_string();
-        let end = poll_until(timeout, || {
+        let end = poll_until(&barrier, timeout, || {
             let end = barrier.command(command(&[b"HGET", key.as_bytes(), field.as_bytes()]))?;
             Ok(end.bytes().and_then(|end| ended(end, index, generation)))
         })

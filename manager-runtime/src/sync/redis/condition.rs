@@ -2,8 +2,8 @@
 //! RLock's) or on a supplied `Lock` or `RLock` in Redis (the condition's
 //! parameter is that lock's id). Waiters: a LIST `w` of waiter numbers
 //! (from the counter `x`), first come first notified; `notify` moves the
-//! first ones into the HASH `k`, where each waiter's wait, looking with
-//! pauses up to 50 ms, finds its number.
+//! first ones into the HASH `k`, where each waiter's wait finds its
+//! number when the notify is announced.
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
@@ -35,7 +35,7 @@ const NOTIFY: &str = "local n = tonumber(ARGV[2]) \
        redis.call('HSET', KEYS[2], id, 1) \
        woken = woken + 1 \
      end \
-     if woken > 0 then touch(KEYS[2]) end \
+     if woken > 0 then touch(KEYS[2]) wake() end \
      return woken";
 
 /// Waiter ARGV\[2\] takes its notification: 1 if it had one.
@@ -151,14 +151,17 @@ fn wait(
             let taken = condition.script(NOTICE, WAITERS, vec![id.clone()])?;
             Ok((taken.int() == Some(1)).then_some(()))
         };
-        let mut notified = poll_until(timeout, notice).await?.is_some();
+        let mut notified = poll_until(&condition, timeout, notice).await?.is_some();
         leaving.disarm();
         if !notified {
             // A notification that raced with the timeout still counts.
             let left = blocking(|| condition.script(LEAVE, WAITERS, vec![id.clone()]))?;
             notified = left.int() == Some(1);
         }
-        poll_until(None, || Ok(under.take(owner, levels, &cx)?.then_some(()))).await?;
+        poll_until(&under.lock, None, || {
+            Ok(under.take(owner, levels, &cx)?.then_some(()))
+        })
+        .await?;
         reply(Ok::<bool, SyncError>(notified), &cx)
     })
 }

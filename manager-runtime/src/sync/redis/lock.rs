@@ -94,10 +94,16 @@ const RELEASE_OWNED: &str = "if redis.call('GET', KEYS[1]) ~= ARGV[2] then retur
      if ARGV[3] == '0' then \
        local n = tonumber(redis.call('GET', KEYS[2]) or '1') \
        redis.call('DEL', KEYS[1], KEYS[2]) \
+       wake() \
        return n \
      end \
      local n = redis.call('DECR', KEYS[2]) \
-     if n <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) return 0 end \
+     if n <= 0 then redis.call('DEL', KEYS[1], KEYS[2]) wake() return 0 end \
+     return n";
+
+/// Free the lock, whoever holds it: 1, or 0 if nobody did.
+const RELEASE: &str = "local n = redis.call('DEL', KEYS[1]) \
+     if n == 1 then wake() end \
      return n";
 
 /// A lock's keys (`l`, its holder; `c` its levels or `f` its fencing
@@ -152,7 +158,7 @@ impl Under {
     ) -> Result<Result<u64, SyncError>, RemoteError> {
         let l = &*self.lock;
         if !self.reentrant {
-            let deleted = l.write(command(&[b"DEL", l.key("l").as_bytes()]), Duration::ZERO)?;
+            let deleted = l.script(RELEASE, &["l"], Vec::new())?;
             l.let_go("l");
             return Ok(if deleted.int() == Some(1) {
                 Ok(1)
@@ -201,7 +207,7 @@ fn timeout_without_blocking(cx: &CallContext) -> Outcome {
 
 /// `acquire(blocking, timeout)` by `try_take`: one try, or tries until the
 /// timeout.
-pub(super) fn acquire<O: Send + Sync + 'static>(
+pub(super) fn acquire<O: WaitsOn + Send + Sync + 'static>(
     object: O,
     (block, timeout): (bool, Option<Duration>),
     cx: &CallContext,
@@ -215,9 +221,11 @@ pub(super) fn acquire<O: Send + Sync + 'static>(
     }
     let cx = cx.clone();
     Outcome::pending(async move {
-        let taken = poll_until(timeout, || Ok(try_take(&object, &cx)?.then_some(())))
-            .await?
-            .is_some();
+        let taken = poll_until(object.waits_on(), timeout, || {
+            Ok(try_take(&object, &cx)?.then_some(()))
+        })
+        .await?
+        .is_some();
         reply(Ok::<bool, SyncError>(taken), &cx)
     })
 }
@@ -273,6 +281,7 @@ const ACQUIRE_UNIT: &str = "local s = tonumber(redis.call('GET', KEYS[1]) or '0'
 const RELEASE_UNIT: &str = "local b = redis.call('GET', KEYS[2]) \
      if b and tonumber(redis.call('GET', KEYS[1]) or '0') >= tonumber(b) then return 0 end \
      if redis.call('INCR', KEYS[1]) == 1 then touch(KEYS[1]) end \
+     wake() \
      return 1";
 
 /// The units and, for a bounded semaphore, the bound.
@@ -328,5 +337,23 @@ pub(super) fn call_units(
             )
         }),
         _ => Outcome::Ready(Err(semaphore.not_served(name))),
+    }
+}
+
+/// What a wait of [`acquire`] waits on: the object whose changes are
+/// announced.
+pub(super) trait WaitsOn {
+    fn waits_on(&self) -> &RedisObject;
+}
+
+impl WaitsOn for Arc<RedisObject> {
+    fn waits_on(&self) -> &RedisObject {
+        self
+    }
+}
+
+impl WaitsOn for Under {
+    fn waits_on(&self) -> &RedisObject {
+        &self.lock
     }
 }

@@ -31,10 +31,16 @@ const PUT: &str = "local max = tonumber(ARGV[2]) \
 const UNGET: &str = "if redis.call('LPUSH', KEYS[1], ARGV[2]) == 1 then touch(KEYS[1]) end \
      return 1";
 
+/// Take the head, if any; a bounded queue (ARGV\[2\] `1`) announces the
+/// room made for a waiting put.
+const POP: &str = "local v = redis.call('LPOP', KEYS[1]) \
+     if v and ARGV[2] == '1' then wake() end \
+     return v";
+
 /// One task done, if any is unfinished.
 const TASK_DONE: &str = "local u = tonumber(redis.call('GET', KEYS[2]) or '0') \
      if u <= 0 then return 0 end \
-     redis.call('DECR', KEYS[2]) \
+     if redis.call('DECR', KEYS[2]) <= 0 then wake() end \
      return 1";
 
 pub(super) const PARTS: &[&str] = &["q", "u"];
@@ -51,15 +57,21 @@ fn try_put(queue: &RedisObject, item: &[u8]) -> Result<bool, RemoteError> {
 
 /// Take the head, waiting at most `wait` (zero: not at all).
 fn pop(queue: &RedisObject, wait: Duration) -> Result<Option<Vec<u8>>, RemoteError> {
-    let key = queue.key("q");
+    let bounded = maxsize(queue) > 0;
     let reply = if wait.is_zero() {
-        queue.write(command(&[b"LPOP", key.as_bytes()]), Duration::ZERO)?
+        let bounded = if bounded { b"1" } else { b"0" };
+        queue.script(POP, &["q"], vec![bounded.to_vec()])?
     } else {
-        let seconds = format!("{:.3}", wait.as_secs_f64());
-        queue.write(
+        let (key, seconds) = (queue.key("q"), format!("{:.3}", wait.as_secs_f64()));
+        let reply = queue.write(
             command(&[b"BLPOP", key.as_bytes(), seconds.as_bytes()]),
             wait,
-        )?
+        )?;
+        if bounded && matches!(reply, Reply::Array(_)) {
+            // Room for a waiting put.
+            queue.wake_waiters()?;
+        }
+        reply
     };
     Ok(match reply {
         Reply::Bulk(bytes) => Some(bytes),
@@ -137,7 +149,12 @@ pub(super) fn call(
             }
             let cx = cx.clone();
             Outcome::pending(async move {
-                let put = poll_until(timeout, || Ok(try_put(&queue, &item)?.then_some(()))).await?;
+                let put = poll_until(
+                    &queue,
+                    timeout,
+                    || Ok(try_put(&queue, &item)?.then_some(())),
+                )
+                .await?;
                 reply(put.ok_or(SyncError::Full), &cx)
             })
         }
@@ -200,7 +217,7 @@ pub(super) fn call(
             let cx = cx.clone();
             Outcome::pending(async move {
                 let unfinished = queue.key("u");
-                poll_until(None, || {
+                poll_until(&queue, None, || {
                     let reply = queue.command(command(&[b"GET", unfinished.as_bytes()]))?;
                     Ok((number(&reply) <= 0).then_some(()))
                 })
