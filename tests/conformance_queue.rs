@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use common::check::{expect_sync_error, takes_about, SHORT};
 use common::sync::{
-    assert_no_objects, not_in_redis_pass, spawn_with_tokens, started_sync_manager, worker_objects,
-    WORKER_LIMIT,
+    assert_no_objects, current_thread_runtime, not_in_redis_pass, spawn_with_tokens,
+    started_sync_manager, thread_count, worker_objects, WORKER_LIMIT,
 };
 use common::worker::expect_success;
 use managers::sync::QueueProxy as RawQueueProxy;
@@ -306,6 +306,47 @@ fn a_queue_can_hold_itself() {
     let same = queue.get().unwrap();
     assert_eq!(same.base().token(), managers::Proxy::token(&queue));
     queue.put(same).unwrap();
+    drop(queue);
+    assert_no_objects(&manager);
+}
+
+// Waiting gets are futures in the server (and here, with the async
+// proxy): a thousand of them on one connection cost a few threads at
+// most (in Redis, one reader takes items for all of them), and each gets
+// exactly one of the thousand items put afterwards.
+#[test]
+fn a_thousand_waiting_gets_are_futures_not_threads() {
+    const GETS: u64 = 1000;
+    let manager = started_sync_manager();
+    let queue = manager.queue::<u64>(0).unwrap();
+    let runtime = current_thread_runtime();
+    let before = thread_count();
+    let (mut got, during) = runtime.block_on(async {
+        let mut gets = tokio::task::JoinSet::new();
+        for _ in 0..GETS {
+            let queue = queue.to_async();
+            gets.spawn(async move { queue.get_timeout(Duration::from_secs(60)).await });
+        }
+        // Every get sent and waiting (none can return: the queue is empty).
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let during = thread_count();
+        let producer = queue.to_async();
+        for item in 0..GETS {
+            producer.put(item).await.unwrap();
+        }
+        let mut got = Vec::new();
+        while let Some(done) = gets.join_next().await {
+            got.push(done.unwrap().unwrap());
+        }
+        (got, during)
+    });
+    got.sort_unstable();
+    assert_eq!(got, (0..GETS).collect::<Vec<_>>(), "each item once");
+    assert!(
+        during < before + 40,
+        "{during} threads with {GETS} waiting gets, {before} before"
+    );
+    assert!(queue.empty().unwrap());
     drop(queue);
     assert_no_objects(&manager);
 }

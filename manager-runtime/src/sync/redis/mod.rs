@@ -74,13 +74,19 @@ impl OnDrop {
 impl Drop for OnDrop {
     fn drop(&mut self) {
         if let Some(undo) = self.undo.take() {
-            if let Err(e) = std::thread::Builder::new()
-                .name("managers-undo".into())
-                .spawn(undo)
-            {
-                tracing::warn!(target: "managers::server", error = %e, "undoing a left wait in Redis");
-            }
+            undo_apart(undo);
         }
+    }
+}
+
+/// Run `undo` (a few Redis exchanges) on a thread of its own: from a
+/// `Drop`, which cannot wait for Redis.
+fn undo_apart(undo: impl FnOnce() + Send + 'static) {
+    if let Err(e) = std::thread::Builder::new()
+        .name("managers-undo".into())
+        .spawn(undo)
+    {
+        tracing::warn!(target: "managers::server", error = %e, "undoing a left wait in Redis");
     }
 }
 

@@ -1,14 +1,18 @@
 //! `Queue` and `JoinableQueue` in Redis: a LIST `q` (put at the tail,
 //! get from the head) and `u`, the count of items put and not yet marked
-//! done. A waiting `get` is `BLPOP` in slices of at most a second on a
-//! thread of the blocking pool, so waiters are served in order; an item a
-//! slice took for a caller that went away meanwhile goes back to the head.
+//! done. The waiting `get`s of a queue in a process stand in one line,
+//! served in order by one reader (`BLPOP` in slices of at most a second
+//! on a thread of the blocking pool); an item taken for a caller that went
+//! away meanwhile goes to the next one, or back to the head.
 #![forbid(unsafe_code)]
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use super::{command, number};
+use tokio::sync::oneshot;
+
+use super::{command, number, undo_apart};
 use crate::__private::{
     blocking, poll_until, ready, reply, stored, unstored, RedisObject, RedisReply as Reply,
 };
@@ -85,40 +89,144 @@ fn len(queue: &RedisObject) -> Result<u64, RemoteError> {
     Ok(reply.int().unwrap_or(0).max(0) as u64)
 }
 
-/// A waiting `get`: slices of `BLPOP` until an item comes or `timeout`
-/// passes.
+/// The calls waiting in `get` on one queue through this process, first
+/// come first served.
+#[derive(Default)]
+struct Waiters {
+    waiting: VecDeque<oneshot::Sender<Result<Vec<u8>, RemoteError>>>,
+    /// Whether a reader takes items for them.
+    reading: bool,
+}
+
+/// The waiting calls of every queue with some, by the queue's key.
+static WAITING: Mutex<BTreeMap<String, Waiters>> = Mutex::new(BTreeMap::new());
+
+fn waiting() -> std::sync::MutexGuard<'static, BTreeMap<String, Waiters>> {
+    WAITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A waiting `get`'s place in line; dropped with an item handed to it but
+/// not taken (its caller left at that moment), it puts the item back at
+/// the head.
+struct InLine {
+    item: Option<oneshot::Receiver<Result<Vec<u8>, RemoteError>>>,
+    queue: Arc<RedisObject>,
+}
+
+impl InLine {
+    /// What was handed over by now, once no more can be.
+    fn last_word(&mut self) -> Option<Result<Vec<u8>, RemoteError>> {
+        let mut item = self.item.take()?;
+        item.close();
+        item.try_recv().ok()
+    }
+}
+
+impl Drop for InLine {
+    fn drop(&mut self) {
+        if let Some(Ok(item)) = self.last_word() {
+            let queue = Arc::clone(&self.queue);
+            undo_apart(move || {
+                if let Err(e) = queue.script(UNGET, PARTS, vec![item]) {
+                    tracing::error!(target: "managers::server", error = %e, "an item taken for a caller that left could not be put back");
+                }
+            });
+        }
+    }
+}
+
+/// A waiting `get`: in line behind the calls already waiting on this
+/// queue here, until an item comes or `timeout` passes. One reader per
+/// queue takes items for all of them (`BLPOP` in slices of at most a
+/// second on a thread of the blocking pool): a thousand waiting calls are
+/// a thousand futures, one thread and one Redis connection.
 async fn get_waiting(
     queue: Arc<RedisObject>,
     timeout: Option<Duration>,
 ) -> Result<Option<Value>, RemoteError> {
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
-    loop {
-        let slice = match deadline {
-            Some(deadline) => deadline
-                .saturating_duration_since(tokio::time::Instant::now())
-                .min(SLICE),
-            None => SLICE,
-        };
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let waiter = Arc::clone(&queue);
-        tokio::task::spawn_blocking(move || {
-            let got = pop(&waiter, slice);
-            if let Err(Ok(Some(item))) = tx.send(got) {
-                // The caller went away while this slice waited: the item
-                // goes back where it was.
-                if let Err(e) = waiter.script(UNGET, PARTS, vec![item]) {
-                    tracing::error!(target: "managers::server", error = %e, "an item taken for a caller that left could not be put back");
-                }
-            }
-        });
-        let got = rx
-            .await
-            .map_err(|_| RemoteError::Backend("a queue's waiting thread stopped".into()))??;
-        if let Some(item) = got {
-            return unstored(&item).map(Some);
+    let (tx, rx) = oneshot::channel();
+    let key = queue.key("q");
+    let start_reader = {
+        let mut waiting = waiting();
+        let waiters = waiting.entry(key.clone()).or_default();
+        waiters.waiting.push_back(tx);
+        !std::mem::replace(&mut waiters.reading, true)
+    };
+    if start_reader {
+        let reader = Arc::clone(&queue);
+        tokio::task::spawn_blocking(move || read_for_waiters(&reader, &key));
+    }
+    let mut in_line = InLine {
+        item: Some(rx),
+        queue,
+    };
+    let handed = {
+        let item = in_line.item.as_mut().expect("set above");
+        match timeout {
+            None => Some(item.await),
+            Some(timeout) => tokio::time::timeout(timeout, item).await.ok(),
         }
-        if slice.is_zero() || deadline.is_some_and(|d| tokio::time::Instant::now() >= d) {
-            return Ok(None);
+    };
+    let got = match handed {
+        Some(Ok(got)) => Some(got),
+        // The reader stopped without a word (its runtime shut down).
+        Some(Err(_)) => {
+            return Err(RemoteError::Backend("a queue's reader stopped".into()));
+        }
+        // The time is up: unless an item came meanwhile.
+        None => in_line.last_word(),
+    };
+    in_line.item = None;
+    got.transpose()?.map(|item| unstored(&item)).transpose()
+}
+
+/// The reader of a queue with waiting calls: take items and hand each to
+/// the first call still waiting (back to the head if none is), until no
+/// call waits.
+fn read_for_waiters(queue: &Arc<RedisObject>, key: &str) {
+    loop {
+        {
+            let mut waiting = waiting();
+            let Some(waiters) = waiting.get_mut(key) else {
+                return;
+            };
+            waiters.waiting.retain(|w| !w.is_closed());
+            if waiters.waiting.is_empty() {
+                waiting.remove(key);
+                return;
+            }
+        }
+        match pop(queue, SLICE) {
+            Ok(None) => {}
+            Ok(Some(mut item)) => loop {
+                let next = waiting().get_mut(key).and_then(|w| w.waiting.pop_front());
+                let Some(waiter) = next else {
+                    // Nobody waits any more: back to the head.
+                    if let Err(e) = queue.script(UNGET, PARTS, vec![item]) {
+                        tracing::error!(target: "managers::server", error = %e, "an item taken for callers that left could not be put back");
+                    }
+                    break;
+                };
+                match waiter.send(Ok(item)) {
+                    Ok(()) => break,
+                    // That caller left meanwhile: the next one.
+                    Err(back) => match back {
+                        Ok(back) => item = back,
+                        Err(_) => break,
+                    },
+                }
+            },
+            Err(e) => {
+                // Every waiting call waits on the same Redis: each is told.
+                if let Some(waiters) = waiting().remove(key) {
+                    for waiter in waiters.waiting {
+                        let _ = waiter.send(Err(e.clone()));
+                    }
+                }
+                return;
+            }
         }
     }
 }
