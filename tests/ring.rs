@@ -2,7 +2,8 @@
 //! shared-memory ring, and no fault on that path hangs or leaks: a client
 //! killed mid-call loses its references and nothing else, a killed
 //! server fails a blocked call at once, a thousand sessions come and go
-//! without a mapping or a descriptor left behind. (A peer scribbling on
+//! without a mapping or a descriptor left behind, past 512 rings a
+//! connection keeps its socket. (A peer scribbling on
 //! the ring: `reliability_input.rs`.)
 
 mod common;
@@ -10,7 +11,9 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::sync::{settled_object_count, spawn_with_tokens, started_sync_manager};
+use common::sync::{
+    current_thread_runtime, settled_object_count, spawn_with_tokens, started_sync_manager,
+};
 use common::worker::{await_line, spawn_worker, worker_context, Killed};
 use managers::sync::{QueueProxy, SyncManager};
 use managers::{Address, BaseManager, Error, ManagerOptions, Proxy};
@@ -317,6 +320,73 @@ fn client_blocked_until_killed() {
     // Blocks until the parent kills this process.
     let _ = queue.get();
     unreachable!("nothing is ever put for this get()");
+}
+
+/// A server gives at most 512 rings at once (`MAX_RINGS` in
+/// `server/state.rs`, 132 KiB each), and serves blocking connections'
+/// rings on at most 256 threads of their own (`MAX_DEDICATED`): past
+/// either, a connection calls on its socket; a ring given back goes to
+/// the next connection that asks. Each session here has a blocking
+/// connection and an async one.
+#[test]
+fn past_512_rings_a_connection_calls_on_its_socket() {
+    const MAX_RINGS: usize = 512;
+    const MAX_DEDICATED: usize = 256;
+    let _serial = serial();
+    let manager = started_sync_manager();
+    let runtime = current_thread_runtime();
+    // The server is in this process: a ring is mapped twice here. The
+    // manager's own connection has one already (its thread and its ring
+    // count).
+    let rings = || ring_mappings("self") / 2;
+    let before = rings();
+    let blocking_and_async = |session: &SyncManager| {
+        session.number_of_objects().unwrap();
+        let value = runtime.block_on(session.value_async(&7_i64)).unwrap();
+        assert_eq!(runtime.block_on(value.get()).unwrap(), 7);
+    };
+    let mut sessions: Vec<SyncManager> = (0..=MAX_DEDICATED)
+        .map(|_| {
+            let session = session_of(&manager, true);
+            session.number_of_objects().unwrap();
+            session
+        })
+        .collect();
+    assert_eq!(
+        rings(),
+        MAX_DEDICATED,
+        "a blocking ring per thread, then sockets"
+    );
+    for session in &sessions {
+        blocking_and_async(session);
+    }
+    assert_eq!(
+        rings(),
+        MAX_RINGS,
+        "then async rings up to the cap, then sockets"
+    );
+    drop(sessions.swap_remove(0));
+    // An async connection closes on its runtime: run it meanwhile.
+    let settled = |want: usize| {
+        settles(Duration::from_secs(10), want, || {
+            runtime.block_on(async { tokio::time::sleep(Duration::from_millis(1)).await });
+            rings()
+        })
+    };
+    assert_eq!(
+        settled(MAX_RINGS - 2),
+        MAX_RINGS - 2,
+        "a session's end gave its two rings back"
+    );
+    let next = session_of(&manager, true);
+    blocking_and_async(&next);
+    assert_eq!(
+        rings(),
+        MAX_RINGS,
+        "the rings given back went to the next session"
+    );
+    drop((next, sessions));
+    assert_eq!(settled(before), before, "every ring unmapped");
 }
 
 #[test]

@@ -904,6 +904,22 @@ pub(crate) struct RingWrite {
     half: Half,
 }
 
+impl Drop for RingWrite {
+    /// A client done writing says so on the control socket, as a socket's
+    /// write half would: the server ends the connection, and with it the
+    /// client's reading half. (The reading half's descriptor keeps the
+    /// socket open, so closing this one alone would tell the server
+    /// nothing, and the connection, its ring and its session on the
+    /// server would stay.)
+    fn drop(&mut self) {
+        if self.half.side == Side::Client {
+            // SAFETY: shutdown(2) of a socket descriptor this half owns
+            // (open until the half drops, after this); no memory is passed.
+            unsafe { libc::shutdown(self.half.control.get_ref().as_raw_fd(), libc::SHUT_WR) };
+        }
+    }
+}
+
 impl AsyncWrite for RingWrite {
     fn poll_write(
         self: Pin<&mut Self>,

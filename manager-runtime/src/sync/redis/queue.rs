@@ -35,10 +35,10 @@ const PUT: &str = "local max = tonumber(ARGV[2]) \
 const UNGET: &str = "if redis.call('LPUSH', KEYS[1], ARGV[2]) == 1 then touch(KEYS[1]) end \
      return 1";
 
-/// Take the head, if any; a bounded queue (ARGV\[2\] `1`) announces the
-/// room made for a waiting put.
+/// Take the head of a bounded queue, if any, and announce the room made
+/// for a waiting put.
 const POP: &str = "local v = redis.call('LPOP', KEYS[1]) \
-     if v and ARGV[2] == '1' then wake() end \
+     if v then wake() end \
      return v";
 
 /// One task done, if any is unfinished.
@@ -62,9 +62,11 @@ fn try_put(queue: &RedisObject, item: &[u8]) -> Result<bool, RemoteError> {
 /// Take the head, waiting at most `wait` (zero: not at all).
 fn pop(queue: &RedisObject, wait: Duration) -> Result<Option<Vec<u8>>, RemoteError> {
     let bounded = maxsize(queue) > 0;
-    let reply = if wait.is_zero() {
-        let bounded = if bounded { b"1" } else { b"0" };
-        queue.script(POP, &["q"], vec![bounded.to_vec()])?
+    let reply = if wait.is_zero() && bounded {
+        queue.script(POP, &["q"], Vec::new())?
+    } else if wait.is_zero() {
+        let key = queue.key("q");
+        queue.write(command(&[b"LPOP", key.as_bytes()]), Duration::ZERO)?
     } else {
         let (key, seconds) = (queue.key("q"), format!("{:.3}", wait.as_secs_f64()));
         let reply = queue.write(
