@@ -673,6 +673,13 @@ impl RedisObject {
         key(self.id, part)
     }
 
+    /// This object's key `part` and the Redis it is in (its URL, without
+    /// a password): a name for it among the gateways of this process,
+    /// which may use several Redis.
+    pub fn place(&self, part: &str) -> String {
+        format!("{:?}/{}", self.store.url, self.key(part))
+    }
+
     /// The lease a script gives the keys it writes (ARGV\[1\]).
     fn lease_arg(&self) -> Vec<u8> {
         let ms = if self.leased {

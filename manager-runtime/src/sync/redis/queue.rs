@@ -100,7 +100,8 @@ struct Waiters {
     reading: bool,
 }
 
-/// The waiting calls of every queue with some, by the queue's key.
+/// The waiting calls of every queue with some, by the queue's key and
+/// Redis (`RedisObject::place`).
 static WAITING: Mutex<BTreeMap<String, Waiters>> = Mutex::new(BTreeMap::new());
 
 fn waiting() -> std::sync::MutexGuard<'static, BTreeMap<String, Waiters>> {
@@ -149,7 +150,7 @@ async fn get_waiting(
     timeout: Option<Duration>,
 ) -> Result<Option<Value>, RemoteError> {
     let (tx, rx) = oneshot::channel();
-    let key = queue.key("q");
+    let key = queue.place("q");
     let start_reader = {
         let mut waiting = waiting();
         let waiters = waiting.entry(key.clone()).or_default();
