@@ -119,8 +119,11 @@ impl Pool {
             let Ok(mut connection) = Self::open_at(session, &address, false) else {
                 continue;
             };
+            if !session.move_from(failed, address.clone()) {
+                // Moved meanwhile by another caller: go where it went.
+                return Self::open_at(session, &session.gateway(), true);
+            }
             tracing::warn!(target: "managers::client", %failed, to = %address, "gateway lost: the session moves");
-            session.move_to(address);
             self.idle.lock().unwrap().clear();
             for (object, count) in session.ledger.held() {
                 for _ in 0..count {

@@ -248,8 +248,11 @@ impl Link {
             let Ok(opened) = Multiplexed::open(session, &address).await else {
                 continue;
             };
+            if !session.move_from(failed, address.clone()) {
+                // Moved meanwhile by the blocking calls: go where they went.
+                return Multiplexed::open(session, &session.gateway()).await;
+            }
             tracing::warn!(target: "managers::client", %failed, to = %address, "gateway lost: the session moves");
-            session.move_to(address);
             for (object, count) in session.ledger.held() {
                 for _ in 0..count {
                     let incref = |id| Request::Incref { id, object };

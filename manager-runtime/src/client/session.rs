@@ -77,9 +77,17 @@ impl Session {
         self.route.lock().unwrap().clone()
     }
 
-    /// Connections go to `address` from now on.
-    pub(super) fn move_to(&self, address: Address) {
-        *self.route.lock().unwrap() = address;
+    /// Connections go to `to` from now on, if they still went to
+    /// `failed`: whether this call moved them (another thread or the
+    /// async link may have moved the session first; then the references
+    /// were taken again there by that one).
+    pub(super) fn move_from(&self, failed: &Address, to: Address) -> bool {
+        let mut route = self.route.lock().unwrap();
+        if *route != *failed {
+            return false;
+        }
+        *route = to;
+        true
     }
 
     /// The gateways to try, after `failed`, in order: the others given,
