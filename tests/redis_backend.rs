@@ -45,6 +45,7 @@ fn main() {
         other_builtins_are_refused_and_own_types_stay_local,
         concurrent_list_changes_through_two_gateways_lose_nothing,
         a_release_wakes_a_waiter_on_another_gateway,
+        only_proxies_of_this_redis_are_handed_out_as_its_own,
         a_killed_lock_holder_frees_the_lock_at_once,
         a_killed_gateway_frees_its_locks_after_the_lease,
         objects_expire_after_their_last_holder_and_not_before,
@@ -227,6 +228,17 @@ fn every_kind_made_through_one_gateway_works_through_another() {
     assert_eq!(indexes, [0, 1], "parties through A and B pass together");
     assert_eq!(barrier.n_waiting().unwrap(), 0);
 
+    // A proxy read out of a container through B names B, whichever
+    // gateway made its object (that one may be gone).
+    let holder = a.dict::<String, QueueProxy<i64>>().unwrap();
+    let inner = a.queue::<i64>(0).unwrap();
+    holder.set("q".into(), inner.clone()).unwrap();
+    let seen: DictProxy<String, QueueProxy<i64>> = through(&b, holder.token());
+    let nested = seen.get("q").unwrap();
+    assert_eq!(nested.token().address, b.address().unwrap());
+    nested.put(5).unwrap();
+    assert_eq!(inner.get().unwrap(), 5);
+
     let namespace = a.namespace().unwrap();
     namespace.set("name", "Bob").unwrap();
     let same: NamespaceProxy = through(&b, namespace.token());
@@ -306,6 +318,37 @@ fn a_release_wakes_a_waiter_on_another_gateway() {
         handoffs[2] < Duration::from_millis(50),
         "woken, not found at a later look: {handoffs:?}"
     );
+}
+
+/// A gateway hands out a proxy read from Redis as its own only if the
+/// proxy names a gateway of the same Redis: ids of two Redis's gateways
+/// coincide (both first gateways make the same first id), and a proxy to
+/// the other's object must keep naming it.
+fn only_proxies_of_this_redis_are_handed_out_as_its_own() {
+    let (Some(first), Some(second)) = (
+        RedisServer::start("redis_backend"),
+        RedisServer::start("redis_backend"),
+    ) else {
+        return;
+    };
+    let (a, elsewhere) = (gateway(&first), gateway(&second));
+    let b = gateway(&first);
+    let here = a.queue::<i64>(0).unwrap();
+    let there = elsewhere.queue::<i64>(0).unwrap();
+    assert_eq!(here.token().id, there.token().id, "the same first id");
+    let holder = a.dict::<String, QueueProxy<i64>>().unwrap();
+    holder.set("there".into(), there.clone()).unwrap();
+    holder.set("here".into(), here.clone()).unwrap();
+    let seen: DictProxy<String, QueueProxy<i64>> = through(&b, holder.token());
+    let read_there = seen.get("there").unwrap();
+    assert_eq!(read_there.token().address, elsewhere.address().unwrap());
+    read_there.put(1).unwrap();
+    assert_eq!(there.get_nowait().unwrap(), 1, "the other Redis's queue");
+    assert!(here.empty().unwrap());
+    let read_here = seen.get("here").unwrap();
+    assert_eq!(read_here.token().address, b.address().unwrap());
+    read_here.put(2).unwrap();
+    assert_eq!(here.get_nowait().unwrap(), 2);
 }
 
 fn python_keys_and_order_hold_in_redis() {
@@ -589,6 +632,13 @@ except ValueError:
     pass
 arr = a.Array('i', [1, 2, 3]); arr[0] = 10
 assert len(arr) == 3 and arr[:] == [10, 2, 3] and arr[-1] == 3, arr[:]
+import multiprocessing
+multiprocessing.current_process().authkey = b'KEY'  # for nested proxies (README)
+a.get_dict()['q'] = a.Queue()
+nested = b.get_dict()['q']
+assert tuple(nested._token.address) == ('127.0.0.1', {b}), nested._token
+nested.put(5)
+assert a.get_dict()['q'].get(timeout=5) == 5
 c = a.Condition(l); assert c.acquire(); assert not c.wait(0.05); c.notify_all(); c.release()
 bar = a.Barrier(1); assert bar.wait() == 0 and bar.parties == 1 and not bar.broken
 ns = a.Namespace(); ns.x = 1; ns.name = 'Bob'

@@ -130,6 +130,13 @@ pub(crate) trait Host: Send + Sync + 'static {
     fn release_internal(&self, id: u64);
     /// References this server holds on objects of other servers.
     fn remote(&self) -> &dyn RemoteRefs;
+    /// If `token` (of another server) names a built-in this server serves
+    /// from the same Redis, one more reference to it for `session` here:
+    /// whether it was taken. Only a gateway does.
+    fn adopt(&self, session: u128, token: &Token) -> bool {
+        let _ = (session, token);
+        false
+    }
 }
 
 /// References a server holds on objects of *other* servers (a dict here
@@ -306,10 +313,17 @@ impl ServerLink {
 /// A call's context grants its caller every token of this server that its
 /// result carries: the caller's proxy adopts the reference on arrival.
 impl token::Grant for CallContext {
-    fn grant(&self, token: &Token) {
+    fn grant(&self, token: &Token) -> Option<Address> {
         if token.address == *self.server.address() {
             let _ = self.server.incref(self.session, token.id);
+            return None;
         }
+        // A gateway hands out a built-in kept in its Redis as its own: the
+        // caller reaches it here, whichever gateway made it (that one may
+        // be gone, and a CPython client does not move).
+        self.server
+            .adopt(self.session, token)
+            .then(|| self.server.address().clone())
     }
 }
 

@@ -50,8 +50,10 @@ pub struct Token {
 
 /// What happens to a token serialized while a reply is being encoded.
 pub(crate) trait Grant {
-    /// `token` is about to reach the caller: give its session a reference.
-    fn grant(&self, token: &Token);
+    /// `token` is about to reach the caller: give its session a reference;
+    /// `Some(address)` if the caller is to reach the object there instead
+    /// (a gateway handing out a built-in kept in its Redis as its own).
+    fn grant(&self, token: &Token) -> Option<Address>;
 }
 
 thread_local! {
@@ -91,13 +93,14 @@ impl Serialize for Token {
             address: &'a Address,
             id: u64,
         }
-        if let Some(grant) = GRANTING.with(Cell::get) {
+        let readdressed = match GRANTING.with(Cell::get) {
             // SAFETY: set only by `granting`, whose borrow outlives this call.
-            unsafe { (*grant).grant(self) };
-        }
+            Some(grant) => unsafe { (*grant).grant(self) },
+            None => None,
+        };
         Fields {
             typeid: &self.typeid,
-            address: &self.address,
+            address: readdressed.as_ref().unwrap_or(&self.address),
             id: self.id,
         }
         .serialize(serializer)

@@ -61,6 +61,11 @@ const PRELUDE: &str = "local lease = tonumber(ARGV[1]) \
 /// object look again at once instead of at their next pause.
 const WAKES: &str = "managers:wake";
 
+/// The set of every gateway's address (as clients reach it): a token
+/// naming one names an object of this Redis (ids of another Redis's
+/// gateways may coincide with ours).
+const ADDRESSES: &str = "managers:addresses";
+
 /// How a built-in keeps its state in Redis, declared beside it and handed
 /// to the registry (`Registry::redis_form`).
 #[derive(Clone, Copy)]
@@ -158,6 +163,8 @@ pub(crate) struct RedisStore {
     /// What calls waiting on an object of this gateway wait on, by the
     /// object's id: notified when Redis announces a change ([`WAKES`]).
     wakes: Mutex<HashMap<u64, Weak<tokio::sync::Notify>>>,
+    /// Addresses known to be gateways' of this Redis ([`ADDRESSES`]).
+    gateways: Mutex<std::collections::HashSet<String>>,
     /// `WAIT` after each write: replicas, and how long at most.
     wait: Option<(u32, Duration)>,
 }
@@ -203,6 +210,7 @@ impl RedisStore {
             scripts: Mutex::default(),
             metrics,
             wakes: Mutex::default(),
+            gateways: Mutex::default(),
             wait,
         });
         let weak = Arc::downgrade(&store);
@@ -386,6 +394,34 @@ impl RedisStore {
         if let Err(e) = blocking(|| self.with(|redis| redis.pipeline(&commands).map(drop))) {
             tracing::warn!(target: "managers::server", error = %e, "letting go of a departed session's holds in Redis");
         }
+    }
+
+    /// Record `address` as a gateway's of this Redis: a token naming it
+    /// names an object kept here, which any gateway may hand out as its
+    /// own (`is_gateway`).
+    pub(crate) fn announce(&self, address: &crate::address::Address) -> crate::Result<()> {
+        let address = address.to_string();
+        blocking(|| self.with(|redis| redis.call(cmd!["SADD", ADDRESSES, &address])))
+            .map(drop)
+            .map_err(|e| Error::Redis(e.to_string()))?;
+        self.gateways.lock().unwrap().insert(address);
+        Ok(())
+    }
+
+    /// Whether `address` is (or was) a gateway's of this Redis; asked once
+    /// per address.
+    pub(crate) fn is_gateway(&self, address: &crate::address::Address) -> bool {
+        let address = address.to_string();
+        if self.gateways.lock().unwrap().contains(&address) {
+            return true;
+        }
+        let known =
+            blocking(|| self.with(|redis| redis.call(cmd!["SISMEMBER", ADDRESSES, &address])))
+                .is_ok_and(|reply| reply.int() == Some(1));
+        if known {
+            self.gateways.lock().unwrap().insert(address);
+        }
+        known
     }
 
     /// Wake the calls waiting on object `id` (every object's: `None`).

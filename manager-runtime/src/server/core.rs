@@ -409,6 +409,15 @@ impl Host for Core {
         }
     }
 
+    #[cfg(feature = "redis")]
+    fn adopt(&self, session: u128, token: &Token) -> bool {
+        self.backend
+            .as_ref()
+            .is_some_and(|backend| backend.is_gateway(&token.address))
+            && matches!(self.registry.redis_target(&token.typeid), Some(Ok(_)))
+            && self.incref(session, token.id).is_ok()
+    }
+
     fn insert_for(&self, session: u128, object: Arc<dyn Object>, typeid: &'static str) -> Token {
         let exposed = self.registry.get(typeid).and_then(|e| e.exposed);
         self.insert(session, object, typeid, exposed)

@@ -105,6 +105,10 @@ impl Server {
         #[cfg(not(feature = "redis"))]
         let first_id = 1;
         let (listener, address, dir) = transport::bind(options.address.as_ref())?;
+        #[cfg(feature = "redis")]
+        if let Some(backend) = &backend {
+            backend.announce(&address)?;
+        }
         let metrics = options
             .metrics
             .then(|| Arc::new(metrics::Metrics::new(&address.to_string())));
