@@ -37,6 +37,7 @@ fn main() {
     common::harness::run(named![
         a_gateway_counts_its_calls_and_redis_failures,
         clients_move_to_another_gateway_when_theirs_is_killed_under_load,
+        with_wait_a_killed_gateway_loses_no_acknowledged_item,
         with_wait_no_acknowledged_item_is_lost_in_a_redis_failover,
         with_wait_a_write_no_replica_confirmed_is_an_error,
         every_kind_made_through_one_gateway_works_through_another,
@@ -845,10 +846,29 @@ fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
     let Some(redis) = RedisServer::start("redis_backend failover of gateways") else {
         return;
     };
-    let a = SyncManager::with_options(options(&redis));
+    kill_a_gateway_under_load(options(&redis), "");
+}
+
+/// The same with `redis_wait(1, 500 ms)` and a replica: every put is
+/// answered once the replica has it.
+fn with_wait_a_killed_gateway_loses_no_acknowledged_item() {
+    let Some(redis) = RedisFailover::start("redis_backend failover of gateways, WAIT") else {
+        return;
+    };
+    let options = ManagerOptions::new()
+        .redis(redis.url())
+        .lease(LEASE)
+        .redis_wait(1, Duration::from_millis(500));
+    kill_a_gateway_under_load(options, " (WAIT 1)");
+}
+
+/// Two gateways with `options`, one a process SIGKILLed while 4 client
+/// processes put through it; `what` names the run in its report line.
+fn kill_a_gateway_under_load(options: ManagerOptions, what: &str) {
+    let a = SyncManager::with_options(options.clone());
     a.start().unwrap();
     let pid = a.server_pid().unwrap();
-    let b = gateway(&redis);
+    let b = started_in_thread(SyncManager::with_options(options));
     let queue = b.queue::<u64>(0).unwrap();
     let mut on_a = queue.token().clone();
     on_a.address = a.address().unwrap();
@@ -907,7 +927,7 @@ fn clients_move_to_another_gateway_when_theirs_is_killed_under_load() {
     assert_eq!(acknowledged.len() + unknown.len(), 4 * PER as usize);
     let seen = drained_once_each(&queue, &acknowledged, &unknown);
     println!(
-        "gateway killed with {at_kill} items queued: {} acknowledged, {} unknown \
+        "gateway killed{what} with {at_kill} items queued: {} acknowledged, {} unknown \
          ({} of those in the queue)",
         acknowledged.len(),
         unknown.len(),
