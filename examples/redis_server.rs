@@ -16,9 +16,8 @@
 //! m.get_queue().put('hello')
 //! ```
 //!
-//! Served from Redis: `dict`, `Queue`, `JoinableQueue`, `Value`, `Event`,
-//! `Lock`;
-//! the other built-ins are refused with an error that says so.
+//! Served from Redis: every built-in but `Pool`, which is refused with an
+//! error that says so.
 
 use managers::server::{Constructor, Registry};
 use managers::sync::server::{Dict, ManagedQueue};

@@ -306,11 +306,11 @@ impl ManagerOptions {
     /// instead of reference counts, a dead holder's lock free after its
     /// lease, writes just before a failover may be lost).
     ///
-    /// Served from Redis: `dict`, `Queue`/`JoinableQueue`, `Value`, `Event`
-    /// and `Lock` (with a fencing token), and singletons registered with
+    /// Served from Redis: every built-in but a manager's `Pool` (`Lock`
+    /// with a fencing token), and singletons registered with
     /// [`Constructor::singleton`](crate::server::Constructor::singleton) of
-    /// those types (one object per typeid for every gateway). Other
-    /// built-ins are refused with an error naming them; a type of your own
+    /// those types (one object per typeid for every gateway). A `Pool` is
+    /// refused with an error naming what is served; a type of your own
     /// (`#[shared]`) runs code, so it stays on the gateway that made it.
     /// A URL that does not parse, or a Redis that cannot be reached, is an
     /// error when the server starts.

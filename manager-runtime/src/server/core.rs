@@ -411,10 +411,13 @@ impl Host for Core {
 
     #[cfg(feature = "redis")]
     fn adopt(&self, session: u128, token: &Token) -> bool {
-        self.backend
-            .as_ref()
-            .is_some_and(|backend| backend.is_gateway(&token.address))
-            && matches!(self.registry.redis_target(&token.typeid), Some(Ok(_)))
+        // The registry first: asking Redis about the address is a round
+        // trip, needless for a type it does not keep.
+        matches!(self.registry.redis_target(&token.typeid), Some(Ok(_)))
+            && self
+                .backend
+                .as_ref()
+                .is_some_and(|backend| backend.is_gateway(&token.address))
             && self.incref(session, token.id).is_ok()
     }
 

@@ -121,6 +121,16 @@ fn load(object: &RedisObject) -> Result<(Vec<u8>, Vec<Vec<u8>>), RemoteError> {
     }
 }
 
+/// Items as stored, read back.
+fn decoded(items: &[Vec<u8>]) -> Result<Vec<Value>, RemoteError> {
+    items.iter().map(|item| unstored(item)).collect()
+}
+
+/// Items as they are stored.
+fn encoded(items: &[Value]) -> Result<Vec<Vec<u8>>, RemoteError> {
+    items.iter().map(stored).collect()
+}
+
 /// Write `items` if the version is still `version`: whether it was.
 fn store_if(
     object: &RedisObject,
@@ -143,12 +153,7 @@ fn elements_of(
         return Ok(None);
     };
     if face == List::TYPEID || face == Set::TYPEID {
-        return load(&peer)?
-            .1
-            .iter()
-            .map(|item| unstored(item))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some);
+        return decoded(&load(&peer)?.1).map(Some);
     }
     if face == Dict::TYPEID {
         return dict::entries(&peer, "k").map(Some);
@@ -195,16 +200,8 @@ fn in_memory<C: Scratch>(
     let args = resolved_args(object, name, args)?;
     for _ in 0..TRIES {
         let (version, before) = load(object)?;
-        let items = before
-            .iter()
-            .map(|item| unstored(item))
-            .collect::<Result<Vec<_>, _>>()?;
-        let (reply, scratch) = call_scratch(C::scratch(items), name, &args, cx)?;
-        let after = scratch
-            .items()
-            .iter()
-            .map(stored)
-            .collect::<Result<Vec<_>, _>>()?;
+        let (reply, scratch) = call_scratch(C::scratch(decoded(&before)?), name, &args, cx)?;
+        let after = encoded(&scratch.items())?;
         if after == before || store_if(object, version, after)? {
             return Ok(reply);
         }
@@ -219,11 +216,7 @@ fn in_memory<C: Scratch>(
 fn fill<C: Scratch>(object: &RedisObject, operand: Value) -> Result<(), RemoteError> {
     let container = C::scratch(Vec::new());
     container.fill(resolved(object, operand)?)?;
-    let items = container
-        .items()
-        .iter()
-        .map(stored)
-        .collect::<Result<Vec<_>, _>>()?;
+    let items = encoded(&container.items())?;
     if items.is_empty() {
         return Ok(());
     }

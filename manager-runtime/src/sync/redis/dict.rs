@@ -265,16 +265,10 @@ pub(super) fn call(
             reply(remove(d, &key)?.unwrap_or(default), cx)
         }
         "popitem" => {
-            let popped = d.script(POP_LAST, PARTS, Vec::new())?;
-            let entry = match popped.into_items() {
-                Some(pair) if pair.len() == 2 => {
-                    let mut pair = pair.into_iter();
-                    let key = unstored_opt(pair.next().unwrap_or(Reply::Nil))?.unwrap_or_default();
-                    let value =
-                        unstored_opt(pair.next().unwrap_or(Reply::Nil))?.unwrap_or_default();
-                    Ok((key, value))
-                }
-                _ => Err(SyncError::KeyError(
+            let popped = values(d.script(POP_LAST, PARTS, Vec::new())?)?;
+            let entry = match <[Value; 2]>::try_from(popped) {
+                Ok([key, value]) => Ok((key, value)),
+                Err(_) => Err(SyncError::KeyError(
                     "'popitem(): dictionary is empty'".into(),
                 )),
             };

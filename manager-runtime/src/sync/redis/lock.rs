@@ -55,7 +55,7 @@ pub(super) fn call(
     let l = &*lock;
     match name {
         "acquire_with" => match decode_args(name, args) {
-            Ok(args) => acquire(lock, args, cx, |l, cx| try_take(l, cx)),
+            Ok(args) => acquire(Arc::clone(&lock), args, cx, move |cx| try_take(&lock, cx)),
             Err(e) => Outcome::Ready(Err(e)),
         },
         "release" => ready(|| {
@@ -206,26 +206,24 @@ fn timeout_without_blocking(cx: &CallContext) -> Outcome {
 }
 
 /// `acquire(blocking, timeout)` by `try_take`: one try, or tries until the
-/// timeout.
-pub(super) fn acquire<O: WaitsOn + Send + Sync + 'static>(
-    object: O,
+/// timeout, looking again whenever a change of `lock` is announced.
+pub(super) fn acquire(
+    lock: Arc<RedisObject>,
     (block, timeout): (bool, Option<Duration>),
     cx: &CallContext,
-    try_take: impl Fn(&O, &CallContext) -> Result<bool, RemoteError> + Send + Sync + 'static,
+    try_take: impl Fn(&CallContext) -> Result<bool, RemoteError> + Send + Sync + 'static,
 ) -> Outcome {
     if !block && timeout.is_some() {
         return timeout_without_blocking(cx);
     }
     if !block {
-        return ready(|| reply(Ok::<bool, SyncError>(try_take(&object, cx)?), cx));
+        return ready(|| reply(Ok::<bool, SyncError>(try_take(cx)?), cx));
     }
     let cx = cx.clone();
     Outcome::pending(async move {
-        let taken = poll_until(object.waits_on(), timeout, || {
-            Ok(try_take(&object, &cx)?.then_some(()))
-        })
-        .await?
-        .is_some();
+        let taken = poll_until(&lock, timeout, || Ok(try_take(&cx)?.then_some(())))
+            .await?
+            .is_some();
         reply(Ok::<bool, SyncError>(taken), &cx)
     })
 }
@@ -240,9 +238,11 @@ pub(super) fn call_under(
 ) -> Option<Outcome> {
     Some(match name {
         "acquire_with" => match decode_args::<(u64, bool, Option<Duration>)>(name, args) {
-            Ok((owner, block, timeout)) => acquire(under, (block, timeout), cx, move |u, cx| {
-                u.take(owner, 1, cx)
-            }),
+            Ok((owner, block, timeout)) => {
+                acquire(Arc::clone(&under.lock), (block, timeout), cx, move |cx| {
+                    under.take(owner, 1, cx)
+                })
+            }
             Err(e) => Outcome::Ready(Err(e)),
         },
         "release" => ready(|| {
@@ -320,7 +320,9 @@ pub(super) fn call_units(
 ) -> Outcome {
     match name {
         "acquire_with" => match decode_args(name, args) {
-            Ok(args) => acquire(semaphore, args, cx, |s, cx| try_take_unit(s, cx)),
+            Ok(args) => acquire(Arc::clone(&semaphore), args, cx, move |cx| {
+                try_take_unit(&semaphore, cx)
+            }),
             Err(e) => Outcome::Ready(Err(e)),
         },
         "release" => ready(|| {
@@ -337,23 +339,5 @@ pub(super) fn call_units(
             )
         }),
         _ => Outcome::Ready(Err(semaphore.not_served(name))),
-    }
-}
-
-/// What a wait of [`acquire`] waits on: the object whose changes are
-/// announced.
-pub(super) trait WaitsOn {
-    fn waits_on(&self) -> &RedisObject;
-}
-
-impl WaitsOn for Arc<RedisObject> {
-    fn waits_on(&self) -> &RedisObject {
-        self
-    }
-}
-
-impl WaitsOn for Under {
-    fn waits_on(&self) -> &RedisObject {
-        &self.lock
     }
 }

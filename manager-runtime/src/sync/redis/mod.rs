@@ -1,10 +1,10 @@
-//! The built-ins' Redis forms: how `dict`, `Queue`, `Value`, `Lock` and
-//! `Event` keep their state in Redis when a manager is given
+//! The built-ins' Redis forms: how every built-in but a manager's `Pool`
+//! keeps its state in Redis when a manager is given
 //! [`ManagerOptions::redis`](crate::ManagerOptions::redis), beside the
 //! built-ins whose method tables they serve (the same names, fingerprints
-//! and Python names, so proxies and CPython clients cannot tell). Every
-//! other built-in is declared here as having none, so a gateway refuses
-//! it rather than keep its state in one gateway's memory. The machinery
+//! and Python names, so proxies and CPython clients cannot tell). The
+//! `Pool` (and its jobs) is declared here as having none, so a gateway
+//! refuses it rather than keep its state in one gateway's memory. The machinery
 //! they share (ids, leases, holds, connections) is the runtime's
 //! `backend` module.
 #![forbid(unsafe_code)]
