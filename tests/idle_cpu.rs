@@ -15,7 +15,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::sync::client_options;
+use managers::process::{Connection, Pipe};
 use managers::sync::SyncManager;
+use managers::Process;
 
 const WAIT: Duration = Duration::from_secs(1);
 /// Most CPU a waiter may use, as a share of the wall time it waited.
@@ -136,4 +138,38 @@ fn waiting_clients_and_idle_connections_burn_no_cpu() {
     drop(sessions);
     drop(queue);
     manager.shutdown().unwrap();
+
+    // Issue 19, pipes: each end of a shared-memory pipe blocked in recv()
+    // for a second (the child, then this thread) sleeps after its spin.
+    let (ours, theirs) = Pipe::duplex().unwrap();
+    assert!(ours.is_shared_memory());
+    let child = Process::new(answer_late, (theirs,));
+    child.start().unwrap();
+    assert_eq!(ours.recv::<u8>().unwrap(), 0);
+    let pid = child.pid().unwrap();
+    let (child_before, started) = (process_cpu(pid), Instant::now());
+    std::thread::sleep(WAIT);
+    let child_cpu = process_cpu(pid) - child_before;
+    let child_waited = started.elapsed();
+    ours.send(&1u8).unwrap();
+    let (ours_before, started) = (thread_cpu(), Instant::now());
+    assert_eq!(ours.recv::<u8>().unwrap(), 2);
+    let (ours_cpu, waited) = (thread_cpu() - ours_before, started.elapsed());
+    assert!(waited >= WAIT, "the child answered before its sleep");
+    assert_share(
+        "a child blocked in a pipe's recv()",
+        child_cpu,
+        child_waited,
+    );
+    assert_share("a thread blocked in a pipe's recv()", ours_cpu, waited);
+    drop(ours);
+    assert!(child.join_timeout(Duration::from_secs(30)).unwrap());
+}
+
+/// Say it is there, wait for a byte, sleep a second, answer.
+fn answer_late(conn: Connection) -> managers::Result<()> {
+    conn.send(&0u8)?;
+    let one: u8 = conn.recv()?;
+    std::thread::sleep(WAIT);
+    conn.send(&(one + 1))
 }

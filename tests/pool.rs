@@ -41,6 +41,8 @@ fn main() {
         the_managers_pool_serves_two_client_processes,
         the_managers_pool_results_time_out_and_fail_as_errors,
         the_managers_pool_has_async_proxies,
+        workers_take_tasks_through_shared_memory,
+        megabyte_chunks_both_ways_finish,
     ]);
 }
 
@@ -892,4 +894,55 @@ fn the_managers_pool_has_async_proxies() {
         ));
         pool.join().await.unwrap();
     });
+}
+
+/// Whether this process maps a pipe's shared memory.
+fn maps_a_pipe(_: i64) -> bool {
+    std::fs::read_to_string("/proc/self/maps")
+        .unwrap()
+        .contains("/memfd:managers-pipe")
+}
+
+// Issue 19: a pool's workers take their tasks and give their answers
+// through shared memory (each maps its pipe's lanes), and a burst of
+// single-call chunks comes back whole and in order.
+fn workers_take_tasks_through_shared_memory() {
+    let pool = Pool::new(2).unwrap();
+    assert!(pool
+        .map(maps_a_pipe, 0..8, Some(1))
+        .unwrap()
+        .iter()
+        .all(|&m| m));
+    let serial: Vec<i64> = (0..5_000).map(sqr).collect();
+    assert_eq!(pool.map(sqr, 0..5_000, Some(1)).unwrap(), serial);
+    pool.close();
+    pool.join().unwrap();
+}
+
+fn shout(s: String) -> String {
+    s.to_uppercase()
+}
+
+// Issue 19: chunks and answers far larger than a pipe's 64 KiB lanes, up to
+// four chunks in flight per worker: the pool waits for room to send a
+// chunk while its worker waits for room to answer; the worker takes the
+// next chunks in while it waits, so neither waits for ever.
+fn megabyte_chunks_both_ways_finish() {
+    let pool = Arc::new(Pool::new(2).unwrap());
+    let words: Vec<String> = (0..40_000).map(|i| format!("{i:0>200}x")).collect();
+    let serial: Vec<String> = words.iter().cloned().map(shout).collect();
+    let begun = Instant::now();
+    // On a thread of its own, so that a map stuck for good fails the test
+    // (and the harness goes on) rather than hangs it.
+    let (tx, rx) = std::sync::mpsc::channel();
+    let mapper = Arc::clone(&pool);
+    std::thread::spawn(move || {
+        let _ = tx.send(mapper.map(shout, words, Some(5_000)));
+    });
+    let result = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("a map of megabyte chunks did not finish in 60 s");
+    assert_eq!(result.unwrap(), serial);
+    eprintln!("megabyte chunks: {:?}", begun.elapsed());
+    pool.terminate();
 }

@@ -31,6 +31,9 @@ fn main() {
         joinable_queue_join_waits_for_four_workers,
         simple_queue_between_processes,
         grandchildren_use_a_queue_and_a_pipe,
+        pipes_go_through_shared_memory_unless_asked_for_sockets,
+        a_sender_blocked_on_a_full_pipe_sees_its_reader_killed,
+        a_thousand_pipes_leave_no_descriptor_or_mapping_behind,
     ]);
 }
 
@@ -434,4 +437,165 @@ fn grandchildren_use_a_queue_and_a_pipe() {
     );
     assert_eq!(ours.recv::<String>().unwrap(), expected);
     join_ok(&p);
+}
+
+/// Send back what comes, and a connection that comes with a message: its
+/// first value, doubled, through it.
+fn relay(conn: Connection) -> managers::Result<()> {
+    let inner: Connection = conn.recv()?;
+    let n: u64 = inner.recv()?;
+    inner.send(&(2 * n))?;
+    loop {
+        match conn.recv_bytes() {
+            Ok(bytes) => conn.send_bytes(&bytes)?,
+            Err(Error::Eof) => return Ok(()),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+// Issue 19: `Pipe` through shared memory. Both kinds of pipe carry the
+// same things (values, a connection in a message, messages larger than
+// the 64 KiB lane, in order); the socket kind's descriptor polls as a
+// socket's does.
+fn pipes_go_through_shared_memory_unless_asked_for_sockets() {
+    let (a, b) = Pipe::duplex().unwrap();
+    assert!(a.is_shared_memory() && b.is_shared_memory());
+    let (r, w) = Pipe::simplex().unwrap();
+    assert!(r.is_shared_memory() && w.is_shared_memory());
+    let (sa, sb) = Pipe::duplex_socket().unwrap();
+    assert!(!sa.is_shared_memory() && !sb.is_shared_memory());
+    let (sr, sw) = Pipe::simplex_socket().unwrap();
+    assert!(!sr.is_shared_memory() && !sw.is_shared_memory());
+    drop((r, w, sr, sw));
+    for (ours, theirs) in [(a, b), (sa, sb)] {
+        let shm = ours.is_shared_memory();
+        let p = Process::new(relay, (theirs,));
+        p.start().unwrap();
+        // A connection of the other kind crosses in a message.
+        let (near, far) = if shm {
+            Pipe::duplex_socket().unwrap()
+        } else {
+            Pipe::duplex().unwrap()
+        };
+        ours.send(&far).unwrap();
+        drop(far);
+        near.send(&21u64).unwrap();
+        assert_eq!(near.recv::<u64>().unwrap(), 42, "shm {shm}");
+        for len in [0usize, 1, 65_535, 65_536, 65_537, 300_001] {
+            let message: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            ours.send_bytes(&message).unwrap();
+            assert_eq!(
+                ours.recv_bytes().unwrap(),
+                message,
+                "shm {shm}, {len} bytes"
+            );
+        }
+        if !shm {
+            // Nothing to read: the socket is not readable; an echo makes it so.
+            use std::os::fd::AsRawFd;
+            let mut fd = libc::pollfd {
+                fd: ours.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            };
+            // SAFETY: one pollfd, valid for the call.
+            assert_eq!(unsafe { libc::poll(&mut fd, 1, 0) }, 0);
+            ours.send_bytes(b"x").unwrap();
+            // SAFETY: as above.
+            assert_eq!(unsafe { libc::poll(&mut fd, 1, 10_000) }, 1);
+            assert_eq!(ours.recv_bytes().unwrap(), b"x");
+        }
+        assert!(!ours.poll_timeout(Duration::from_millis(20)).unwrap());
+        drop(ours);
+        join_ok(&p);
+    }
+}
+
+// Issue 19's faults for pipes: a sender waiting for room (its reader
+// stopped reading) whose reader is SIGKILLed gets end of file, not a hang,
+// through shared memory as through a socket.
+fn a_sender_blocked_on_a_full_pipe_sees_its_reader_killed() {
+    for shm in [true, false] {
+        let (ours, theirs) = if shm {
+            Pipe::duplex().unwrap()
+        } else {
+            Pipe::duplex_socket().unwrap()
+        };
+        let p = Process::new(hold_until_killed, (theirs,));
+        p.start().unwrap();
+        assert_eq!(ours.recv::<String>().unwrap(), "ready");
+        let pid = p.pid().unwrap();
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let at = Instant::now();
+            // SAFETY: kill(2) of our own child, which has not been reaped
+            // (the test joins it after this thread ends).
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+            at
+        });
+        let chunk = vec![7u8; 32 * 1024];
+        let mut sent = 0usize;
+        let ended = loop {
+            match ours.send_bytes(&chunk) {
+                Ok(()) => sent += chunk.len(),
+                Err(e) => break e,
+            }
+            assert!(sent < 1 << 30, "a gigabyte into a pipe nobody reads");
+        };
+        let ended_at = Instant::now();
+        let killed_at = killer.join().unwrap();
+        assert!(matches!(ended, Error::Eof), "shm {shm}: {ended:?}");
+        // The sender was still waiting when the kill was sent.
+        assert!(
+            ended_at >= killed_at,
+            "shm {shm}: the send ended before the kill"
+        );
+        assert!(
+            ended_at.saturating_duration_since(killed_at) < Duration::from_secs(5),
+            "shm {shm}: the sender saw the end {:?} after the kill",
+            ended_at.saturating_duration_since(killed_at)
+        );
+        // It had filled the lane (64 KiB: one whole message and most of
+        // the next), or the socket's buffer, and waited.
+        assert!(sent >= 32 * 1024, "shm {shm}: {sent} bytes sent");
+        assert!(matches!(ours.send(&1u8), Err(Error::Eof)));
+        p.join().unwrap();
+    }
+}
+
+fn count_lines(path: &str, containing: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(containing))
+        .count()
+}
+
+fn descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+// Issue 19: 1,000 pipes made, used both ways and dropped: this process's
+// descriptors and mappings are as many as before.
+fn a_thousand_pipes_leave_no_descriptor_or_mapping_behind() {
+    let (fds, maps) = (
+        descriptors(),
+        count_lines("/proc/self/maps", "managers-pipe"),
+    );
+    for i in 0..1_000u32 {
+        let (a, b) = Pipe::duplex().unwrap();
+        a.send(&i).unwrap();
+        assert_eq!(b.recv::<u32>().unwrap(), i);
+        b.send(&(i + 1)).unwrap();
+        assert_eq!(a.recv::<u32>().unwrap(), i + 1);
+        let (r, w) = Pipe::simplex().unwrap();
+        w.send_bytes(b"one way").unwrap();
+        assert_eq!(r.recv_bytes().unwrap(), b"one way");
+        if i == 0 {
+            assert!(count_lines("/proc/self/maps", "managers-pipe") >= maps + 2);
+        }
+    }
+    assert_eq!(descriptors(), fds);
+    assert_eq!(count_lines("/proc/self/maps", "managers-pipe"), maps);
 }

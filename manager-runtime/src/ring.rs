@@ -32,10 +32,10 @@
 //! are busy, none is paid for.
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -43,7 +43,8 @@ use std::time::{Duration, Instant};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use crate::process::shm::{futex_wait, futex_wake, Region};
+use crate::process::lane::{drain, eventfd, signal, End, LaneRegion, Place};
+use crate::process::shm::{futex_wait, futex_wake};
 use crate::wait::{Spin, Spun};
 
 /// The ring's memfd, as `/proc/PID/maps` names it (`/memfd:managers-ring`).
@@ -87,41 +88,27 @@ enum Lane {
 
 /// The mapped region, shared by both halves of one side.
 struct Shared {
-    region: Region,
+    region: LaneRegion,
 }
 
 impl Shared {
     fn word(&self, at: usize) -> &AtomicU32 {
-        debug_assert!(at % 4 == 0 && at + 4 <= DATA);
-        // SAFETY: `at` is a 4-aligned offset inside the header page of a
-        // page-aligned mapping that lives as long as `self`; the header
-        // is only ever accessed atomically, by both processes.
-        unsafe { AtomicU32::from_ptr(self.region.ptr().add(at) as *mut u32) }
+        self.region.word(at)
     }
 
-    fn index(&self, at: usize) -> &AtomicU64 {
-        debug_assert!(at % 8 == 0 && at + 8 <= DATA);
-        // SAFETY: as in `word`, 8-aligned.
-        unsafe { AtomicU64::from_ptr(self.region.ptr().add(at) as *mut u64) }
-    }
-
-    fn head(&self, lane: Lane) -> &AtomicU64 {
-        self.index(LANE[lane as usize])
-    }
-
-    fn tail(&self, lane: Lane) -> &AtomicU64 {
-        self.index(LANE[lane as usize] + TAIL)
-    }
-
-    /// The first byte of a lane's ring.
-    fn data(&self, lane: Lane) -> *mut u8 {
-        // SAFETY: both rings lie inside the mapping (`SIZE` bytes, checked
-        // when it was mapped).
-        unsafe {
-            self.region
-                .ptr()
-                .add(DATA + lane as usize * CAPACITY as usize)
+    /// Where a lane lies in the region.
+    fn place(lane: Lane) -> Place {
+        Place {
+            head: LANE[lane as usize],
+            tail: LANE[lane as usize] + TAIL,
+            data: DATA + lane as usize * CAPACITY as usize,
+            capacity: CAPACITY,
         }
+    }
+
+    /// A new end of `lane`.
+    fn end(&self, lane: Lane) -> End {
+        End::new(&self.region, Self::place(lane))
     }
 
     /// Write the eventfd `wake` if the peer's `flag` says it is parked for
@@ -142,182 +129,11 @@ impl Shared {
     }
 }
 
-fn corrupt(what: &str) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("the shared-memory ring is corrupt ({what}): connection closed"),
-    )
-}
-
-/// One side's end of one lane: the index it owns and the last value of
-/// the other's it saw.
-struct End {
-    lane: Lane,
-    /// `head` for the writer, `tail` for the reader: ours, kept here, not
-    /// read back from shared memory.
-    mine: u64,
-    /// The peer's index as last seen (it never goes back).
-    seen: u64,
-}
-
-impl End {
-    fn new(lane: Lane) -> End {
-        End {
-            lane,
-            mine: 0,
-            seen: 0,
-        }
-    }
-
-    /// Where the next `n` bytes of this end lie: the lane's ring, the
-    /// offset of the first in it, and how many fit before it wraps.
-    fn span(&self, shared: &Shared, n: usize) -> (*mut u8, usize, usize) {
-        let at = (self.mine % CAPACITY) as usize;
-        (shared.data(self.lane), at, n.min(CAPACITY as usize - at))
-    }
-
-    /// Copy as much of `bytes` as there is room for; how much.
-    fn write(&mut self, shared: &Shared, bytes: &[u8]) -> io::Result<usize> {
-        let tail = shared.tail(self.lane).load(Ordering::Acquire);
-        if tail < self.seen || tail > self.mine {
-            return Err(corrupt("a reader's position out of range"));
-        }
-        self.seen = tail;
-        let room = CAPACITY - (self.mine - tail);
-        let n = (bytes.len() as u64).min(room) as usize;
-        if n == 0 {
-            return Ok(0);
-        }
-        let (data, at, first) = self.span(shared, n);
-        // SAFETY: `[at, at + first)` and `[0, n - first)` lie in the lane's
-        // ring (`at < CAPACITY`, `first <= CAPACITY - at`, `n <= CAPACITY`);
-        // these bytes are free (between `head` and `tail + CAPACITY`), so
-        // a peer keeping to the protocol does not touch them now.
-        unsafe {
-            copy_out(&bytes[..first], data.add(at));
-            copy_out(&bytes[first..n], data);
-        }
-        self.mine += n as u64;
-        shared.head(self.lane).store(self.mine, Ordering::SeqCst);
-        Ok(n)
-    }
-
-    /// Copy out as many waiting bytes as `buf` holds; how many.
-    fn read(&mut self, shared: &Shared, buf: &mut [u8]) -> io::Result<usize> {
-        let head = shared.head(self.lane).load(Ordering::SeqCst);
-        if head < self.seen || head < self.mine || head - self.mine > CAPACITY {
-            return Err(corrupt("a writer's position out of range"));
-        }
-        self.seen = head;
-        let n = ((head - self.mine) as usize).min(buf.len());
-        if n == 0 {
-            return Ok(0);
-        }
-        let (data, at, first) = self.span(shared, n);
-        // SAFETY: as in `write`: both ranges lie in the ring; these bytes
-        // were published (before `head`) and are not yet given back.
-        unsafe {
-            copy_in(data.add(at), &mut buf[..first]);
-            copy_in(data, &mut buf[first..n]);
-        }
-        self.mine += n as u64;
-        shared.tail(self.lane).store(self.mine, Ordering::SeqCst);
-        Ok(n)
-    }
-}
-
-/// Copy `src` into shared memory at `dst`, every access to it a relaxed
-/// atomic store: bytes up to an 8-byte boundary, then whole words, then
-/// the bytes left.
-///
-/// # Safety
-/// `dst` must be valid for `src.len()` bytes of a live mapping that is
-/// only ever accessed atomically.
-unsafe fn copy_out(src: &[u8], dst: *mut u8) {
-    let lead = dst.align_offset(8).min(src.len());
-    let words = (src.len() - lead) / 8;
-    // SAFETY: every address stored to is `dst + i` for `i < src.len()`,
-    // inside the caller's range; the word stores are at 8-aligned
-    // addresses (`dst + lead` is aligned) and cover `[lead, lead + 8 *
-    // words)`, within `src.len()`.
-    unsafe {
-        for (i, &byte) in src[..lead].iter().enumerate() {
-            AtomicU8::from_ptr(dst.add(i)).store(byte, Ordering::Relaxed);
-        }
-        let aligned = dst.add(lead) as *mut u64;
-        let from = src.as_ptr().add(lead) as *const u64;
-        for w in 0..words {
-            AtomicU64::from_ptr(aligned.add(w))
-                .store(from.add(w).read_unaligned(), Ordering::Relaxed);
-        }
-        let rest = lead + 8 * words;
-        for (i, &byte) in src[rest..].iter().enumerate() {
-            AtomicU8::from_ptr(dst.add(rest + i)).store(byte, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Copy `dst.len()` bytes of shared memory at `src` into `dst`, every
-/// access to it a relaxed atomic load (as [`copy_out`] splits it).
-///
-/// # Safety
-/// As [`copy_out`], for `src`.
-unsafe fn copy_in(src: *const u8, dst: &mut [u8]) {
-    let src = src as *mut u8;
-    let lead = src.align_offset(8).min(dst.len());
-    let words = (dst.len() - lead) / 8;
-    // SAFETY: as in `copy_out`, loading instead of storing.
-    unsafe {
-        for (i, byte) in dst[..lead].iter_mut().enumerate() {
-            *byte = AtomicU8::from_ptr(src.add(i)).load(Ordering::Relaxed);
-        }
-        let aligned = src.add(lead) as *mut u64;
-        let to = dst.as_mut_ptr().add(lead) as *mut u64;
-        for w in 0..words {
-            to.add(w)
-                .write_unaligned(AtomicU64::from_ptr(aligned.add(w)).load(Ordering::Relaxed));
-        }
-        let rest = lead + 8 * words;
-        for (i, byte) in dst[rest..].iter_mut().enumerate() {
-            *byte = AtomicU8::from_ptr(src.add(rest + i)).load(Ordering::Relaxed);
-        }
-    }
-}
-
 /// `fd` registered with this thread's reactor for readability.
 fn readable(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
     // SAFETY: the AsyncFd owns the descriptor, which stays open and the
     // same until it drops.
     Ok(unsafe { AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) }?)
-}
-
-fn eventfd() -> io::Result<OwnedFd> {
-    // SAFETY: eventfd(2) returns a new descriptor or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Add one to an eventfd's counter (a full counter is already a wake-up).
-fn signal(fd: BorrowedFd<'_>) {
-    let one = 1u64.to_ne_bytes();
-    // SAFETY: write(2) of 8 bytes from a live buffer to our descriptor.
-    unsafe {
-        libc::write(fd.as_raw_fd(), one.as_ptr() as *const libc::c_void, 8);
-    }
-}
-
-/// Empty an eventfd's counter.
-fn drain(fd: BorrowedFd<'_>) {
-    let mut count = [0u8; 8];
-    // SAFETY: read(2) of 8 bytes into a live buffer from our descriptor
-    // (non-blocking: an empty counter is EAGAIN).
-    unsafe {
-        libc::read(fd.as_raw_fd(), count.as_mut_ptr() as *mut libc::c_void, 8);
-    }
 }
 
 /// The client's side: a byte stream over the rings, blocking.
@@ -349,9 +165,9 @@ impl ClientRing {
             ..
         } = Offer::take(fds)?;
         Ok(ClientRing {
+            requests: shared.end(Lane::Requests),
+            replies: shared.end(Lane::Replies),
             shared,
-            requests: End::new(Lane::Requests),
-            replies: End::new(Lane::Replies),
             wake_reader,
             wake_writer,
             control,
@@ -433,7 +249,7 @@ impl io::Read for ClientRing {
         }
         let deadline = self.timeout.map(|t| Instant::now() + t);
         self.wait(deadline, |this| {
-            let n = this.replies.read(&this.shared, buf)?;
+            let n = this.replies.read(&this.shared.region, buf)?;
             if n > 0 {
                 this.shared
                     .wake_if(SERVER_WRITING, this.wake_writer.as_fd());
@@ -449,7 +265,7 @@ impl io::Write for ClientRing {
             return Ok(0);
         }
         let n = self.wait(None, |this| {
-            let n = this.requests.write(&this.shared, bytes)?;
+            let n = this.requests.write(&this.shared.region, bytes)?;
             if n > 0 {
                 this.shared
                     .wake_if(SERVER_READING, this.wake_reader.as_fd());
@@ -513,7 +329,7 @@ impl Offer {
     fn new() -> io::Result<Offer> {
         Ok(Offer {
             shared: Shared {
-                region: Region::new_named(SIZE, MEMFD_NAME).map_err(io::Error::other)?,
+                region: LaneRegion::new(SIZE, MEMFD_NAME).map_err(io::Error::other)?,
             },
             server_reading: eventfd()?,
             server_writing: eventfd()?,
@@ -525,7 +341,7 @@ impl Offer {
     /// Send it on `control`, with one marker byte.
     fn send(&self, control: BorrowedFd<'_>) -> io::Result<()> {
         let fds = [
-            self.shared.region.as_fd(),
+            self.shared.region.fd(),
             self.server_reading.as_fd(),
             self.server_writing.as_fd(),
             self.client_reading.as_fd(),
@@ -540,13 +356,7 @@ impl Offer {
             fds.try_into().map_err(|_| {
                 io::Error::other("the server offered a ring without its five descriptors")
             })?;
-        let region = Region::from_fd(memory).map_err(io::Error::other)?;
-        if region.len() != SIZE {
-            return Err(io::Error::other(format!(
-                "the server offered a ring of {} bytes, not {SIZE}",
-                region.len()
-            )));
-        }
+        let region = LaneRegion::from_fd(memory, SIZE).map_err(io::Error::other)?;
         Ok(Offer {
             shared: Shared { region },
             server_reading,
@@ -741,7 +551,7 @@ impl Half {
         Ok(Half {
             shared: Arc::clone(shared),
             side,
-            end: End::new(lane),
+            end: shared.end(lane),
             wake: readable(wake)?,
             signal,
             control: readable(control)?,
@@ -764,8 +574,8 @@ impl Half {
     /// peer if it waits for what moved.
     fn now(&mut self, moving: Moving, read: &mut [u8], write: &[u8]) -> io::Result<Option<usize>> {
         let n = match moving {
-            Moving::In => self.end.read(&self.shared, read)?,
-            Moving::Out => self.end.write(&self.shared, write)?,
+            Moving::In => self.end.read(&self.shared.region, read)?,
+            Moving::Out => self.end.write(&self.shared.region, write)?,
         };
         if n == 0 {
             return Ok(None);
@@ -954,14 +764,14 @@ mod tests {
 
     fn shared() -> Shared {
         Shared {
-            region: Region::new_named(SIZE, MEMFD_NAME).unwrap(),
+            region: LaneRegion::new(SIZE, MEMFD_NAME).unwrap(),
         }
     }
 
     #[test]
     fn bytes_cross_in_order_through_every_wrap_of_the_ring() {
         let shared = shared();
-        let (mut writer, mut reader) = (End::new(Lane::Requests), End::new(Lane::Requests));
+        let (mut writer, mut reader) = (shared.end(Lane::Requests), shared.end(Lane::Requests));
         let message: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut got = Vec::new();
         let mut sent = 0;
@@ -970,8 +780,8 @@ mod tests {
         while got.len() < message.len() * 5 {
             let at = sent % message.len();
             let chunk = &message[at..(at + 12_345).min(message.len())];
-            sent += writer.write(&shared, chunk).unwrap();
-            let n = reader.read(&shared, &mut buf).unwrap();
+            sent += writer.write(&shared.region, chunk).unwrap();
+            let n = reader.read(&shared.region, &mut buf).unwrap();
             got.extend_from_slice(&buf[..n]);
         }
         for (i, pass) in got.chunks(message.len()).enumerate() {
@@ -982,37 +792,47 @@ mod tests {
     #[test]
     fn a_full_ring_takes_nothing_more_and_an_empty_one_gives_nothing() {
         let shared = shared();
-        let (mut writer, mut reader) = (End::new(Lane::Replies), End::new(Lane::Replies));
+        let (mut writer, mut reader) = (shared.end(Lane::Replies), shared.end(Lane::Replies));
         let big = vec![1u8; CAPACITY as usize + 10];
-        assert_eq!(writer.write(&shared, &big).unwrap(), CAPACITY as usize);
-        assert_eq!(writer.write(&shared, &big).unwrap(), 0);
+        assert_eq!(
+            writer.write(&shared.region, &big).unwrap(),
+            CAPACITY as usize
+        );
+        assert_eq!(writer.write(&shared.region, &big).unwrap(), 0);
         let mut buf = vec![0u8; CAPACITY as usize * 2];
-        assert_eq!(reader.read(&shared, &mut buf).unwrap(), CAPACITY as usize);
-        assert_eq!(reader.read(&shared, &mut buf).unwrap(), 0);
+        assert_eq!(
+            reader.read(&shared.region, &mut buf).unwrap(),
+            CAPACITY as usize
+        );
+        assert_eq!(reader.read(&shared.region, &mut buf).unwrap(), 0);
     }
 
     #[test]
     fn a_peers_position_out_of_range_is_an_error_not_a_read_out_of_bounds() {
         let shared = shared();
-        let mut reader = End::new(Lane::Requests);
+        let mut reader = shared.end(Lane::Requests);
         let mut buf = [0u8; 64];
         // A head beyond what the ring holds.
         shared
-            .head(Lane::Requests)
+            .region
+            .index(LANE[Lane::Requests as usize])
             .store(CAPACITY + 1, Ordering::SeqCst);
         assert_eq!(
-            reader.read(&shared, &mut buf).unwrap_err().kind(),
+            reader.read(&shared.region, &mut buf).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
         // A head that goes back.
-        let mut reader = End::new(Lane::Requests);
-        shared.head(Lane::Requests).store(10, Ordering::SeqCst);
-        assert_eq!(reader.read(&shared, &mut buf).unwrap(), 10);
-        shared.head(Lane::Requests).store(5, Ordering::SeqCst);
-        assert!(reader.read(&shared, &mut buf).is_err());
+        let mut reader = shared.end(Lane::Requests);
+        shared.region.index(LANE[0]).store(10, Ordering::SeqCst);
+        assert_eq!(reader.read(&shared.region, &mut buf).unwrap(), 10);
+        shared.region.index(LANE[0]).store(5, Ordering::SeqCst);
+        assert!(reader.read(&shared.region, &mut buf).is_err());
         // A reader's position past what was written.
-        let mut writer = End::new(Lane::Replies);
-        shared.tail(Lane::Replies).store(1, Ordering::SeqCst);
-        assert!(writer.write(&shared, b"x").is_err());
+        let mut writer = shared.end(Lane::Replies);
+        shared
+            .region
+            .index(LANE[1] + TAIL)
+            .store(1, Ordering::SeqCst);
+        assert!(writer.write(&shared.region, b"x").is_err());
     }
 }

@@ -1,31 +1,41 @@
-//! Python's `Pipe()` and its `Connection`s: length-prefixed messages over
-//! a socket pair (duplex) or a pipe (one way), between threads or
-//! processes of this program.
+//! Python's `Pipe()` and its `Connection`s: length-prefixed messages
+//! between threads or processes of this program, through shared memory
+//! (`lane.rs`: a ring each way beside a Unix socket pair) or, where that
+//! cannot be had or is not wanted, through the socket pair alone.
 //!
 //! A message is a 4-byte little-endian length and the bytes; `send` and
 //! `recv` carry one serde value (postcard), `send_bytes` and `recv_bytes`
-//! raw bytes. Reads are buffered (a small message costs one `read`), each
-//! message is one `write`; a reader expecting an answer soon spins briefly
-//! before it blocks (adaptively, as the client does: `wait.rs`). A length over the receiver's limit is refused
-//! before anything is allocated, and the message skipped: the connection
-//! stays usable. A peer that closed is [`Error::Eof`], never a hang.
+//! raw bytes. Reads are buffered (a small message costs one copy out of
+//! the lane, or one `read`); a reader expecting an answer soon spins
+//! briefly before it sleeps (adaptively, as the client does: `wait.rs`).
+//! A length over the receiver's limit is refused before anything is
+//! allocated, and the message skipped: the connection stays usable. A peer
+//! that closed is [`Error::Eof`], never a hang: the socket's end is the
+//! peer's, whichever way the bytes go.
+//!
+//! The descriptors a message carries always go on the socket: through
+//! lanes, the message's announcement goes in the lane first, then the
+//! descriptors on the socket, then the message.
 //!
 //! Which ends may send and receive is in the type: `Connection<Duplex>`
 //! does both, `Connection<RecvOnly>` and `Connection<SendOnly>` (from
 //! [`Pipe::simplex`]) one each. A connection passed in a
 //! [`Process`](super::Process)'s arguments moves to the child (its
-//! descriptor crosses the lifeline, with any bytes already buffered), and
-//! the parent's copy closes once the child holds it.
+//! descriptors cross the lifeline, with any bytes already buffered; its
+//! lanes' positions are in the shared memory), and the parent's copy
+//! closes once the child holds it.
 
 use std::io::{IoSlice, Read, Write};
 use std::marker::PhantomData;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use super::lane::{End, Lanes, Parked, Roles};
 use super::scm;
 use crate::crossing::{self, Received, Route, ServerInfo};
 use crate::error::{Error, Result};
@@ -77,27 +87,145 @@ impl CanSend for SendOnly {}
 pub struct Pipe;
 
 impl Pipe {
-    /// Two connected ends, each able to send and receive (a Unix socket
-    /// pair; Python's `Pipe()`, `duplex=True`).
+    /// Two connected ends, each able to send and receive (Python's
+    /// `Pipe()`, `duplex=True`).
+    ///
+    /// Messages go through shared memory: a 64 KiB ring each way, in an
+    /// anonymous memfd (`/memfd:managers-pipe`), with a Unix socket pair
+    /// beside it that carries the descriptors a message holds and whose
+    /// end is the other end's. Where shared memory cannot be had, the
+    /// socket pair carries everything ([`duplex_socket`](Self::duplex_socket)).
     pub fn duplex() -> Result<(Connection, Connection)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
-        Ok((Connection::from_fd(a.into()), Connection::from_fd(b.into())))
+        let (ours, theirs) = match Lanes::new(2) {
+            Ok(lanes) => Linked::pair(lanes, (Some(1), Some(0)), (Some(0), Some(1))),
+            Err(_) => (None, None),
+        };
+        Ok((
+            Connection::new(a.into(), ours),
+            Connection::new(b.into(), theirs),
+        ))
+    }
+
+    /// As [`duplex`](Self::duplex), every byte through the socket pair:
+    /// for a caller that waits for messages by polling the connections'
+    /// descriptors itself ([`AsFd`]).
+    pub fn duplex_socket() -> Result<(Connection, Connection)> {
+        let (a, b) = std::os::unix::net::UnixStream::pair()?;
+        Ok((
+            Connection::new(a.into(), None),
+            Connection::new(b.into(), None),
+        ))
     }
 
     /// A one-way pipe: `(receiver, sender)`, in Python's order for
     /// `Pipe(duplex=False)`. The receiver cannot send nor the sender
-    /// receive: neither compiles.
-    ///
-    /// (A socket pair with each end shut down one way, rather than an
-    /// `os.pipe()`: the same semantics, and the receiver can spin on it.)
+    /// receive: neither compiles. Its messages go through shared memory
+    /// as [`duplex`](Self::duplex)'s do.
     pub fn simplex() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        let Ok(lanes) = Lanes::new(1) else {
+            return Self::simplex_of(read, write);
+        };
+        let (reader, writer) = Linked::pair(lanes, (Some(0), None), (None, Some(0)));
+        Ok((
+            Connection::new(read.into(), reader),
+            Connection::new(write.into(), writer),
+        ))
+    }
+
+    /// As [`simplex`](Self::simplex), every byte through a socket pair
+    /// (each end shut down one way): see [`duplex_socket`](Self::duplex_socket).
+    pub fn simplex_socket() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
+        let (read, write) = std::os::unix::net::UnixStream::pair()?;
+        Self::simplex_of(read, write)
+    }
+
+    fn simplex_of(
+        read: std::os::unix::net::UnixStream,
+        write: std::os::unix::net::UnixStream,
+    ) -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
         read.shutdown(std::net::Shutdown::Write)?;
         write.shutdown(std::net::Shutdown::Read)?;
         Ok((
-            Connection::from_fd(read.into()),
-            Connection::from_fd(write.into()),
+            Connection::new(read.into(), None),
+            Connection::new(write.into(), None),
         ))
+    }
+}
+
+/// An end's share of its pipe's lanes in shared memory.
+struct Linked {
+    lanes: Arc<Lanes>,
+    roles: Roles,
+}
+
+impl Linked {
+    /// Two ends' shares of new `lanes`: which lane each reads and writes.
+    fn pair(
+        lanes: Lanes,
+        (a_reads, a_writes): (Option<u8>, Option<u8>),
+        (b_reads, b_writes): (Option<u8>, Option<u8>),
+    ) -> (Option<Linked>, Option<Linked>) {
+        let lanes = Arc::new(lanes);
+        let link = |reads, writes| Linked {
+            lanes: Arc::clone(&lanes),
+            roles: Roles { reads, writes },
+        };
+        (Some(link(a_reads, a_writes)), Some(link(b_reads, b_writes)))
+    }
+
+    /// The lane this end reads, or a protocol error (an end that came
+    /// from another process without one).
+    fn reads(&self) -> Result<u8> {
+        self.roles
+            .reads
+            .ok_or_else(|| Error::protocol("a pipe end without a lane to read", None))
+    }
+
+    fn writes(&self) -> Result<u8> {
+        self.roles
+            .writes
+            .ok_or_else(|| Error::protocol("a pipe end without a lane to write", None))
+    }
+}
+
+/// A lane's end this connection end holds, or a protocol error (one that
+/// came from another process without it).
+fn lane_end(end: &mut Option<End>) -> Result<&mut End> {
+    end.as_mut()
+        .ok_or_else(|| Error::protocol("a pipe end without its lane", None))
+}
+
+/// Read what lane `lane` holds into `buf`, waiting for it (spinning
+/// first, then parked): how many bytes, 0 once the other end closed and
+/// nothing is left.
+fn ring_read(
+    lanes: &Lanes,
+    lane: u8,
+    end: &mut End,
+    spin: &mut Spin,
+    socket: BorrowedFd<'_>,
+    buf: &mut [u8],
+) -> Result<usize> {
+    let n = lanes.read(lane, end, buf)?;
+    if n > 0 || buf.is_empty() {
+        return Ok(n);
+    }
+    let attempt = || lanes.read(lane, end, buf).map(|n| (n > 0).then_some(n));
+    if let Spun::Read(n) = spin.read_with(attempt)? {
+        return Ok(n);
+    }
+    let parked = Instant::now();
+    loop {
+        let n = lanes.read(lane, end, buf)?;
+        if n > 0 {
+            spin.parked(parked.elapsed());
+            return Ok(n);
+        }
+        if let Parked::Closed = lanes.park_reader(lane, socket, None)? {
+            return Ok(lanes.read(lane, end, buf)?);
+        }
     }
 }
 
@@ -116,6 +244,8 @@ struct Incoming {
     fds: Vec<OwnedFd>,
     /// The attachments announced for the next message.
     attached: Option<(Vec<OwnedFd>, Vec<ServerInfo>)>,
+    /// The end of the lane this connection reads, if it has lanes.
+    reading: Option<End>,
 }
 
 impl Incoming {
@@ -131,8 +261,8 @@ impl Incoming {
         }
     }
 
-    /// Read more into the buffer; `false` at end of file.
-    fn fill(&mut self, fd: &std::fs::File) -> Result<bool> {
+    /// Make room for at least [`SMALL`] more bytes at the buffer's end.
+    fn make_room(&mut self) {
         if self.buf.len() - self.end < SMALL {
             // Move what is left to the front; grow (zeroing once) only if
             // that does not make room.
@@ -143,6 +273,47 @@ impl Incoming {
                 self.buf.resize(self.end + SMALL, 0);
             }
         }
+    }
+
+    /// Read more from the lane `linked` reads into the buffer; `false` at
+    /// end of file.
+    fn fill_ring(&mut self, linked: &Linked, socket: BorrowedFd<'_>) -> Result<bool> {
+        self.make_room();
+        let Incoming {
+            buf,
+            end,
+            spin,
+            reading,
+            ..
+        } = self;
+        let lane = linked.reads()?;
+        let n = ring_read(
+            &linked.lanes,
+            lane,
+            lane_end(reading)?,
+            spin,
+            socket,
+            &mut buf[*end..],
+        )?;
+        *end += n;
+        Ok(n > 0)
+    }
+
+    /// Read from the lane `linked` reads into `buf` (not the buffer).
+    fn read_ring_into(
+        &mut self,
+        linked: &Linked,
+        socket: BorrowedFd<'_>,
+        buf: &mut [u8],
+    ) -> Result<usize> {
+        let lane = linked.reads()?;
+        let end = lane_end(&mut self.reading)?;
+        ring_read(&linked.lanes, lane, end, &mut self.spin, socket, buf)
+    }
+
+    /// Read more from the socket into the buffer; `false` at end of file.
+    fn fill(&mut self, fd: &std::fs::File) -> Result<bool> {
+        self.make_room();
         // Every read is a recvmsg: descriptors may come with the bytes.
         let room = &mut self.buf[self.end..];
         let fds = &mut self.fds;
@@ -193,22 +364,44 @@ impl Incoming {
 /// # Ok::<(), managers::Error>(())
 /// ```
 pub struct Connection<D = Duplex> {
-    /// The descriptor, as a `File` for its `Read`/`Write` on `&File`.
+    /// The socket, as a `File` for its `Read`/`Write` on `&File`.
     file: std::fs::File,
+    /// The pipe's lanes in shared memory, if it has them: then its bytes
+    /// go through them, and the socket carries only descriptors (and its
+    /// end says the other end's).
+    linked: Option<Linked>,
     incoming: Mutex<Incoming>,
-    outgoing: Mutex<Vec<u8>>,
+    outgoing: Mutex<Outgoing>,
+    /// The other end was seen gone (through lanes: a send into them would
+    /// otherwise succeed while there is room).
+    gone: AtomicBool,
     max: u32,
     _end: PhantomData<fn() -> D>,
 }
 
+/// What a sender holds while it sends.
+struct Outgoing {
+    /// A message being put together.
+    buf: Vec<u8>,
+    /// The end of the lane this connection writes, if it has lanes.
+    writing: Option<End>,
+}
+
 impl<D> Connection<D> {
-    fn from_fd(fd: OwnedFd) -> Self {
-        Self::with_buffered(fd, Vec::new())
+    fn new(fd: OwnedFd, linked: Option<Linked>) -> Self {
+        Self::with_buffered(fd, Vec::new(), linked)
     }
 
-    fn with_buffered(fd: OwnedFd, buffered: Vec<u8>) -> Self {
+    fn with_buffered(fd: OwnedFd, buffered: Vec<u8>, linked: Option<Linked>) -> Self {
+        let reading = linked
+            .as_ref()
+            .and_then(|l| Some(l.lanes.reader(l.roles.reads?)));
+        let writing = linked
+            .as_ref()
+            .and_then(|l| Some(l.lanes.writer(l.roles.writes?)));
         Connection {
             file: std::fs::File::from(fd),
+            linked,
             incoming: Mutex::new(Incoming {
                 end: buffered.len(),
                 buf: buffered,
@@ -217,11 +410,21 @@ impl<D> Connection<D> {
                 spin: Spin::new(crate::wait::DEFAULT_SPIN),
                 fds: Vec::new(),
                 attached: None,
+                reading,
             }),
-            outgoing: Mutex::new(Vec::new()),
+            outgoing: Mutex::new(Outgoing {
+                buf: Vec::new(),
+                writing,
+            }),
+            gone: AtomicBool::new(false),
             max: DEFAULT_MAX_MESSAGE,
             _end: PhantomData,
         }
+    }
+
+    /// Whether this end's messages go through shared memory.
+    pub fn is_shared_memory(&self) -> bool {
+        self.linked.is_some()
     }
 
     /// Refuse messages longer than `bytes` (default
@@ -246,6 +449,68 @@ fn eof_on_broken(e: std::io::Error) -> Error {
     }
 }
 
+impl<D> Connection<D> {
+    /// Write all of `bytes` to the other end: into the lane this end
+    /// writes (`writing`), or the socket.
+    ///
+    /// `take_in`: while waiting for room in the lane, take what comes the
+    /// other way into the read buffer (unless another thread is reading).
+    fn write_out(&self, writing: &mut Option<End>, bytes: &[u8], take_in: bool) -> Result<()> {
+        let Some(linked) = &self.linked else {
+            return (&self.file).write_all(bytes).map_err(eof_on_broken);
+        };
+        if self.gone.load(Ordering::Relaxed) {
+            return Err(Error::Eof);
+        }
+        let reads = linked.roles.reads.filter(|_| take_in);
+        let mut take = || -> Result<()> {
+            let mut incoming = match self.incoming.try_lock() {
+                Ok(incoming) => incoming,
+                Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+                Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
+            };
+            let lane = linked.reads()?;
+            loop {
+                incoming.make_room();
+                let Incoming {
+                    buf, end, reading, ..
+                } = &mut *incoming;
+                match linked
+                    .lanes
+                    .read(lane, lane_end(reading)?, &mut buf[*end..])?
+                {
+                    0 => return Ok(()),
+                    n => *end += n,
+                }
+            }
+        };
+        let drain = reads.map(|lane| (lane, &mut take as &mut dyn FnMut() -> Result<()>));
+        let written = linked.lanes.write_all(
+            linked.writes()?,
+            lane_end(writing)?,
+            bytes,
+            self.file.as_fd(),
+            drain,
+        );
+        if let Err(Error::Eof) = written {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        written
+    }
+
+    /// Read more into `incoming`'s buffer; `false` at end of file.
+    fn fill(&self, incoming: &mut Incoming) -> Result<bool> {
+        let more = match &self.linked {
+            Some(linked) => incoming.fill_ring(linked, self.file.as_fd())?,
+            None => return incoming.fill(&self.file),
+        };
+        if !more {
+            self.gone.store(true, Ordering::Relaxed);
+        }
+        Ok(more)
+    }
+}
+
 impl<D: CanSend> Connection<D> {
     /// Send one value (Python's `send(obj)`, with serde instead of pickle).
     /// The bytes do not name their type: the receiver must ask for the
@@ -259,11 +524,12 @@ impl<D: CanSend> Connection<D> {
     /// way the sender's was). As with Python, the object a proxy names must
     /// still be alive (some proxy holding it) when the receiver gets it.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outgoing = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        let Outgoing { buf: out, writing } = &mut *outgoing;
         out.clear();
         out.extend_from_slice(&[0; PREFIX]);
         let ((), attachments) =
-            crossing::encoding(Route::Pipe, || crate::codec::append(&mut out, value))?;
+            crossing::encoding(Route::Pipe, || crate::codec::append(out, value))?;
         let len = self.checked_len(out.len() - PREFIX)?;
         out[..PREFIX].copy_from_slice(&len.to_le_bytes());
         if !attachments.fds.is_empty() || !attachments.servers.is_empty() {
@@ -271,10 +537,10 @@ impl<D: CanSend> Connection<D> {
             let mut head = ATTACHED.to_le_bytes().to_vec();
             head.extend_from_slice(&self.checked_len(info.len())?.to_le_bytes());
             head.extend_from_slice(&info);
-            (&self.file).write_all(&head).map_err(eof_on_broken)?;
+            self.write_out(writing, &head, false)?;
             scm::send_fds(self.file.as_fd(), &attachments.borrowed_fds())?;
         }
-        (&self.file).write_all(&out).map_err(eof_on_broken)?;
+        self.write_out(writing, out, false)?;
         if out.capacity() > 4 * SMALL {
             // Do not keep a large message's buffer around.
             *out = Vec::new();
@@ -285,13 +551,22 @@ impl<D: CanSend> Connection<D> {
     /// Send `bytes` as one message (Python's `send_bytes(buf)`; for its
     /// offset and size, send a slice: `send_bytes(&buf[offset..offset + size])`).
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
+        self.send_bytes_with(bytes, false)
+    }
+
+    fn send_bytes_with(&self, bytes: &[u8], take_in: bool) -> Result<()> {
         let len = self.checked_len(bytes.len())?.to_le_bytes();
-        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut outgoing = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
+        let Outgoing { buf: out, writing } = &mut *outgoing;
         if bytes.len() <= SMALL {
             out.clear();
             out.extend_from_slice(&len);
             out.extend_from_slice(bytes);
-            return (&self.file).write_all(&out).map_err(eof_on_broken);
+            return self.write_out(writing, out, take_in);
+        }
+        if self.linked.is_some() {
+            self.write_out(writing, &len, take_in)?;
+            return self.write_out(writing, bytes, take_in);
         }
         // Large: no copy; the lock keeps another sender's message out.
         let mut parts = [IoSlice::new(&len), IoSlice::new(bytes)];
@@ -315,6 +590,15 @@ impl<D: CanSend> Connection<D> {
                 size: len as u64,
                 max: self.max,
             })
+    }
+}
+
+impl Connection<Duplex> {
+    /// [`send_bytes`](Connection::send_bytes), taking what comes the other
+    /// way into the read buffer while it waits for room: a pool worker's
+    /// answer, which must not wait on a pool that waits to send it tasks.
+    pub(crate) fn send_bytes_taking_in(&self, bytes: &[u8]) -> Result<()> {
+        self.send_bytes_with(bytes, true)
     }
 }
 
@@ -376,13 +660,93 @@ impl<D: CanRecv> Connection<D> {
         let deadline = Instant::now().checked_add(timeout);
         loop {
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if readable(self.file.as_fd(), left)? {
+            if self.readable_within(left)? {
                 return Ok(true);
             }
             if left.is_some_and(|l| l.is_zero()) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return Ok(false);
             }
         }
+    }
+
+    /// The lanes and the lane this end reads, if it reads through lanes.
+    fn read_lane(&self) -> Option<(&Lanes, u8)> {
+        let linked = self.linked.as_ref()?;
+        Some((&linked.lanes, linked.roles.reads?))
+    }
+
+    /// For a thread waiting on many connections at once (the pool's):
+    /// what to `poll(2)` for this one: bytes on the socket, or the lane's
+    /// wake-up and the socket's end.
+    pub(crate) fn pollfds(&self) -> [libc::pollfd; 2] {
+        let socket = |events| libc::pollfd {
+            fd: self.file.as_raw_fd(),
+            events,
+            revents: 0,
+        };
+        let none = libc::pollfd {
+            fd: -1,
+            events: 0,
+            revents: 0,
+        };
+        match self.read_lane() {
+            Some((lanes, lane)) => [lanes.pollfd(lane), socket(libc::POLLRDHUP)],
+            None => [socket(libc::POLLIN), none],
+        }
+    }
+
+    /// Before sleeping on [`pollfds`](Self::pollfds): the other end wakes
+    /// them from now on; whether there is something to read already.
+    pub(crate) fn watch(&self) -> bool {
+        match self.read_lane() {
+            Some((lanes, lane)) => lanes.watch(lane) || self.has_message(),
+            None => self.has_message(),
+        }
+    }
+
+    /// After the sleep: no more wake-ups wanted.
+    pub(crate) fn unwatch(&self) {
+        if let Some((lanes, lane)) = self.read_lane() {
+            lanes.unwatch(lane);
+        }
+    }
+
+    /// Whether something can be read (or the end is there), known without
+    /// a system call: bytes in the lane, or a whole message buffered.
+    pub(crate) fn pending(&self) -> bool {
+        self.has_message()
+            || self.gone.load(Ordering::Relaxed)
+            || self
+                .read_lane()
+                .is_some_and(|(lanes, lane)| lanes.waiting(lane))
+    }
+
+    /// After a `poll(2)` on [`pollfds`](Self::pollfds) that saw `revents`:
+    /// whether a receive finds a message's start or the end (a lane's
+    /// wake-up may be left from an earlier one: the lane itself says).
+    pub(crate) fn polled(&self, revents: [i16; 2]) -> bool {
+        match self.linked {
+            Some(_) => revents[1] != 0 || self.pending(),
+            None => revents[0] != 0 || self.has_message(),
+        }
+    }
+
+    /// Whether bytes (or the end) come within `timeout` (`None`: wait
+    /// for them); `false` early on a signal or a spurious wake-up.
+    fn readable_within(&self, timeout: Option<Duration>) -> Result<bool> {
+        let Some(linked) = &self.linked else {
+            return readable(self.file.as_fd(), timeout);
+        };
+        let lane = linked.reads()?;
+        if self.gone.load(Ordering::Relaxed) || linked.lanes.waiting(lane) {
+            return Ok(true);
+        }
+        Ok(
+            match linked.lanes.park_reader(lane, self.file.as_fd(), timeout)? {
+                Parked::Closed => true,
+                Parked::Again | Parked::TimedOut => linked.lanes.waiting(lane),
+            },
+        )
     }
 
     /// Read one whole message and hand it to `f` (what was attached to it
@@ -427,7 +791,7 @@ impl<D: CanRecv> Connection<D> {
         }
         if len <= SMALL {
             while incoming.buffered().len() < PREFIX + len {
-                if !incoming.fill(&self.file)? {
+                if !self.fill(&mut incoming)? {
                     return Err(Error::Eof);
                 }
             }
@@ -442,12 +806,26 @@ impl<D: CanRecv> Connection<D> {
         message.extend_from_slice(&incoming.buffered()[PREFIX..]);
         let taken = incoming.buffered().len();
         incoming.consume(taken);
-        // Straight into the spare capacity (no zeroing first): `take`
-        // stops at the message's end, so nothing of the next is read.
-        let rest = (len - have) as u64;
-        (&self.file).take(rest).read_to_end(&mut message)?;
-        if message.len() < len {
-            return Err(Error::Eof);
+        if let Some(linked) = &self.linked {
+            message.resize(len, 0);
+            let mut at = have;
+            while at < len {
+                match incoming.read_ring_into(linked, self.file.as_fd(), &mut message[at..])? {
+                    0 => {
+                        self.gone.store(true, Ordering::Relaxed);
+                        return Err(Error::Eof);
+                    }
+                    n => at += n,
+                }
+            }
+        } else {
+            // Straight into the spare capacity (no zeroing first): `take`
+            // stops at the message's end, so nothing of the next is read.
+            let rest = (len - have) as u64;
+            (&self.file).take(rest).read_to_end(&mut message)?;
+            if message.len() < len {
+                return Err(Error::Eof);
+            }
         }
         drop(incoming);
         f(Message::Owned(message))
@@ -456,7 +834,7 @@ impl<D: CanRecv> Connection<D> {
     /// Read until `n` bytes are buffered.
     fn buffer(&self, incoming: &mut Incoming, n: usize) -> Result<()> {
         while incoming.buffered().len() < n {
-            if !incoming.fill(&self.file)? {
+            if !self.fill(incoming)? {
                 return Err(Error::Eof);
             }
         }
@@ -481,6 +859,13 @@ impl<D: CanRecv> Connection<D> {
             crate::codec::decode(&incoming.buffered()[2 * PREFIX..2 * PREFIX + len])?;
         let count = count as usize;
         incoming.consume(2 * PREFIX + len);
+        if self.linked.is_some() {
+            // Through lanes, the descriptors and their markers come on the
+            // socket, sent after the announcement.
+            let fds = scm::recv_fds(self.file.as_fd(), count)?;
+            incoming.attached = Some((fds, servers));
+            return Ok(());
+        }
         self.buffer(incoming, scm::markers(count))?;
         incoming.consume(scm::markers(count));
         if incoming.fds.len() < count {
@@ -500,7 +885,7 @@ impl<D: CanRecv> Connection<D> {
     /// Drop what is left of a refused message.
     fn skip_refused(&self, incoming: &mut Incoming) -> Result<()> {
         while incoming.skip > 0 {
-            if incoming.buffered().is_empty() && !incoming.fill(&self.file)? {
+            if incoming.buffered().is_empty() && !self.fill(incoming)? {
                 return Err(Error::Eof);
             }
             let n = (incoming.buffered().len() as u64).min(incoming.skip) as usize;
@@ -561,6 +946,10 @@ pub(crate) fn readable(fd: BorrowedFd<'_>, timeout: Option<Duration>) -> Result<
 }
 
 impl<D> AsFd for Connection<D> {
+    /// The connection's socket. Through shared memory (the default) its
+    /// messages do not pass there: it becomes readable only when the
+    /// other end closes. To wait for messages by polling descriptors, make
+    /// the pipe with [`Pipe::duplex_socket`] or [`Pipe::simplex_socket`].
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()
     }
@@ -596,6 +985,7 @@ impl<D> Serialize for Connection<D> {
             fd: BorrowedFd<'a>,
             buffered: &'a [u8],
             max: u32,
+            lanes: Option<(&'a Lanes, Roles)>,
         }
         fn fd<S: serde::Serializer>(
             fd: &BorrowedFd<'_>,
@@ -619,6 +1009,7 @@ impl<D> Serialize for Connection<D> {
             fd: self.file.as_fd(),
             buffered: incoming.buffered(),
             max: self.max,
+            lanes: self.linked.as_ref().map(|l| (&*l.lanes, l.roles)),
         }
         .serialize(serializer)
     }
@@ -634,6 +1025,7 @@ impl<'de, D> Deserialize<'de> for Connection<D> {
             fd: OwnedFd,
             buffered: Vec<u8>,
             max: u32,
+            lanes: Option<(Lanes, Roles)>,
         }
         fn connection_fd<'de, D: serde::Deserializer<'de>>(
             d: D,
@@ -641,7 +1033,23 @@ impl<'de, D> Deserialize<'de> for Connection<D> {
             crate::crossing::deserialize_fd(d, "a Connection")
         }
         let wire = Wire::deserialize(deserializer)?;
-        Ok(Connection::with_buffered(wire.fd, wire.buffered).with_max_message(wire.max))
+        let linked = match wire.lanes {
+            Some((lanes, roles)) => {
+                let count = lanes.count();
+                let fits = |lane: Option<u8>| lane.is_none_or(|l| (l as usize) < count);
+                if !fits(roles.reads) || !fits(roles.writes) {
+                    return Err(crate::error::de_error(
+                        "a pipe end naming a lane it has not",
+                    ));
+                }
+                Some(Linked {
+                    lanes: Arc::new(lanes),
+                    roles,
+                })
+            }
+            None => None,
+        };
+        Ok(Connection::with_buffered(wire.fd, wire.buffered, linked).with_max_message(wire.max))
     }
 }
 
@@ -715,6 +1123,23 @@ mod tests {
         let writer = std::thread::spawn(move || b.send_bytes(&message).unwrap());
         assert_eq!(a.recv_bytes().unwrap(), expected);
         writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_scribbled_lane_is_an_error_not_a_hang() {
+        let (a, b) = Pipe::duplex().unwrap();
+        a.send(&1u32).unwrap();
+        assert_eq!(b.recv::<u32>().unwrap(), 1);
+        // The lane b reads (a writes) claims more bytes than it holds.
+        let linked = b.linked.as_ref().unwrap();
+        linked
+            .lanes
+            .scribble_head(linked.roles.reads.unwrap(), 1 << 40);
+        let e = b.recv::<u32>().unwrap_err();
+        assert!(e.to_string().contains("corrupt"), "{e}");
+        // The other direction is untouched.
+        b.send(&2u32).unwrap();
+        assert_eq!(a.recv::<u32>().unwrap(), 2);
     }
 
     #[test]

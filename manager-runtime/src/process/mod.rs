@@ -25,6 +25,7 @@
 pub(crate) mod child;
 pub(crate) mod connection;
 pub(crate) mod image;
+pub(crate) mod lane;
 pub(crate) mod lifeline;
 mod lock;
 pub(crate) mod memory;

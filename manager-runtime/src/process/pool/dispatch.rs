@@ -14,7 +14,7 @@
 //! released, so a callback may use the pool.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -623,11 +623,7 @@ impl Shared {
                 revents: 0,
             }];
             for (_, conn, pidfd) in &watched {
-                fds.push(libc::pollfd {
-                    fd: conn.as_fd().as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                });
+                fds.extend(conn.pollfds());
                 // (A worker's death also closes its connection: without a
                 // pidfd, end of file is enough.)
                 fds.push(libc::pollfd {
@@ -636,7 +632,8 @@ impl Shared {
                     revents: 0,
                 });
             }
-            wait(&mut fds, busy);
+            let conns: Vec<&Connection> = watched.iter().map(|(_, conn, _)| &**conn).collect();
+            wait(&mut fds, &conns, busy);
             if fds[0].revents != 0 {
                 // SAFETY: a read of our non-blocking eventfd's counter.
                 unsafe { libc::read(self.wake.as_raw_fd(), wake_buf.as_mut_ptr().cast(), 8) };
@@ -644,8 +641,8 @@ impl Shared {
             let mut answers = Vec::new();
             let mut dead = Vec::new();
             for (i, (pid, conn, _)) in watched.iter().enumerate() {
-                let readable = fds[1 + 2 * i].revents != 0;
-                let exited = fds[2 + 2 * i].revents != 0;
+                let readable = conn.polled([fds[1 + 3 * i].revents, fds[2 + 3 * i].revents]);
+                let exited = fds[3 + 3 * i].revents != 0;
                 // Every whole answer there is: what poll saw, then what the
                 // connection buffered with it.
                 let mut next = readable;
@@ -803,7 +800,7 @@ fn enqueue(
 
 /// Wait for any of `fds`: if tasks are out (`busy`), poll without sleeping
 /// for a moment first, yielding the CPU each turn.
-fn wait(fds: &mut [libc::pollfd], busy: bool) {
+fn wait(fds: &mut [libc::pollfd], conns: &[&Connection], busy: bool) {
     let poll = |fds: &mut [libc::pollfd], timeout: i32| {
         // SAFETY: `fds` is a valid array of pollfds for the call.
         unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) }
@@ -811,13 +808,32 @@ fn wait(fds: &mut [libc::pollfd], busy: bool) {
     if busy && crate::process::shm::several_cpus() {
         let begun = std::time::Instant::now();
         while begun.elapsed() < SPIN {
+            // Answers through shared memory are seen without a system
+            // call; the rest (a socket's, a death, a wake-up) by polling.
+            if conns.iter().any(|c| c.pending()) {
+                return;
+            }
             if poll(fds, 0) > 0 {
+                // (A lane's wake-up left from an earlier sleep fires too:
+                // emptied here, so that it does not end the next spin.)
+                for conn in conns {
+                    conn.unwatch();
+                }
                 return;
             }
             std::thread::yield_now();
         }
     }
-    poll(fds, -1);
+    // Workers writing through shared memory wake this thread only once it
+    // says it sleeps.
+    let mut now = false;
+    for conn in conns {
+        now |= conn.watch();
+    }
+    poll(fds, if now { 0 } else { -1 });
+    for conn in conns {
+        conn.unwatch();
+    }
 }
 
 /// The next chunk to send: of job `only` if given, else of any job;

@@ -202,7 +202,9 @@ pub(super) fn serve(
         } else {
             &[]
         };
-        conn.send_bytes(&message_of(run.id, outcome, body)?)?;
+        // While the answer waits for room, the next tasks are taken in:
+        // the pool may be waiting for room to send them.
+        conn.send_bytes_taking_in(&message_of(run.id, outcome, body)?)?;
         done += 1;
         if maxtasks > 0 && done >= maxtasks {
             return Ok(());
