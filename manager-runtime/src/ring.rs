@@ -356,7 +356,13 @@ impl Offer {
             fds.try_into().map_err(|_| {
                 io::Error::other("the server offered a ring without its five descriptors")
             })?;
-        let region = LaneRegion::from_fd(memory, SIZE).map_err(io::Error::other)?;
+        let region = LaneRegion::from_fd(memory).map_err(io::Error::other)?;
+        if region.len() != SIZE {
+            return Err(io::Error::other(format!(
+                "the server offered a ring of {} bytes, not {SIZE}",
+                region.len()
+            )));
+        }
         Ok(Offer {
             shared: Shared { region },
             server_reading,

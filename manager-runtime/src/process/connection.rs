@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::lane::{End, Lanes, Parked, Roles};
+use super::lane::{End, Lanes, Parked, Roles, CAPACITY};
 use super::scm;
 use crate::crossing::{self, Received, Route, ServerInfo};
 use crate::error::{Error, Result};
@@ -97,7 +97,7 @@ impl Pipe {
     /// socket pair carries everything ([`duplex_socket`](Self::duplex_socket)).
     pub fn duplex() -> Result<(Connection, Connection)> {
         let (a, b) = std::os::unix::net::UnixStream::pair()?;
-        let (ours, theirs) = match Lanes::new(2) {
+        let (ours, theirs) = match Lanes::new(2, CAPACITY) {
             Ok(lanes) => Linked::pair(lanes, (Some(1), Some(0)), (Some(0), Some(1))),
             Err(_) => (None, None),
         };
@@ -124,7 +124,7 @@ impl Pipe {
     /// as [`duplex`](Self::duplex)'s do.
     pub fn simplex() -> Result<(Connection<RecvOnly>, Connection<SendOnly>)> {
         let (read, write) = std::os::unix::net::UnixStream::pair()?;
-        let Ok(lanes) = Lanes::new(1) else {
+        let Ok(lanes) = Lanes::new(1, CAPACITY) else {
             return Self::simplex_of(read, write);
         };
         let (reader, writer) = Linked::pair(lanes, (Some(0), None), (None, Some(0)));
@@ -551,30 +551,42 @@ impl<D: CanSend> Connection<D> {
     /// Send `bytes` as one message (Python's `send_bytes(buf)`; for its
     /// offset and size, send a slice: `send_bytes(&buf[offset..offset + size])`).
     pub fn send_bytes(&self, bytes: &[u8]) -> Result<()> {
-        self.send_bytes_with(bytes, false)
+        self.send_parts(&[bytes], false)
     }
 
-    fn send_bytes_with(&self, bytes: &[u8], take_in: bool) -> Result<()> {
-        let len = self.checked_len(bytes.len())?.to_le_bytes();
+    /// Send `parts`, one after the other, as one message.
+    fn send_parts(&self, parts: &[&[u8]], take_in: bool) -> Result<()> {
+        let total = parts.iter().map(|p| p.len()).sum();
+        let len = self.checked_len(total)?.to_le_bytes();
         let mut outgoing = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
         let Outgoing { buf: out, writing } = &mut *outgoing;
-        if bytes.len() <= SMALL {
+        if self.linked.is_some() {
+            // Into a lane, each piece is copied once, whatever its size;
+            // the lock keeps another sender's message out.
+            self.write_out(writing, &len, take_in)?;
+            for part in parts {
+                self.write_out(writing, part, take_in)?;
+            }
+            return Ok(());
+        }
+        if total <= SMALL {
             out.clear();
             out.extend_from_slice(&len);
-            out.extend_from_slice(bytes);
-            return self.write_out(writing, out, take_in);
-        }
-        if self.linked.is_some() {
-            self.write_out(writing, &len, take_in)?;
-            return self.write_out(writing, bytes, take_in);
+            for part in parts {
+                out.extend_from_slice(part);
+            }
+            return self.write_out(writing, out, false);
         }
         // Large: no copy; the lock keeps another sender's message out.
-        let mut parts = [IoSlice::new(&len), IoSlice::new(bytes)];
-        let mut parts = &mut parts[..];
-        while !parts.is_empty() {
-            match (&self.file).write_vectored(parts) {
+        let mut slices: Vec<IoSlice<'_>> = std::iter::once(&len[..])
+            .chain(parts.iter().copied())
+            .map(IoSlice::new)
+            .collect();
+        let mut slices = &mut slices[..];
+        while !slices.is_empty() {
+            match (&self.file).write_vectored(slices) {
                 Ok(0) => return Err(Error::Eof),
-                Ok(n) => IoSlice::advance_slices(&mut parts, n),
+                Ok(n) => IoSlice::advance_slices(&mut slices, n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(eof_on_broken(e)),
             }
@@ -594,11 +606,12 @@ impl<D: CanSend> Connection<D> {
 }
 
 impl Connection<Duplex> {
-    /// [`send_bytes`](Connection::send_bytes), taking what comes the other
-    /// way into the read buffer while it waits for room: a pool worker's
-    /// answer, which must not wait on a pool that waits to send it tasks.
-    pub(crate) fn send_bytes_taking_in(&self, bytes: &[u8]) -> Result<()> {
-        self.send_bytes_with(bytes, true)
+    /// `parts` as one message (as [`send_bytes`](Connection::send_bytes)
+    /// of them joined), taking what comes the other way into the read
+    /// buffer while it waits for room: a pool worker's answer, which must
+    /// not wait on a pool that waits to send it tasks.
+    pub(crate) fn send_parts_taking_in(&self, parts: &[&[u8]]) -> Result<()> {
+        self.send_parts(parts, true)
     }
 }
 

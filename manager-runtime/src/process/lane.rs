@@ -40,20 +40,14 @@ impl LaneRegion {
         Ok(LaneRegion(Region::new_named(len, name)?))
     }
 
-    /// A region another process made, mapped from its descriptor; refused
-    /// unless it is `len` bytes.
-    pub(crate) fn from_fd(fd: OwnedFd, len: usize) -> Result<LaneRegion> {
-        let region = Region::from_fd(fd)?;
-        if region.len() != len {
-            return Err(Error::protocol(
-                format!(
-                    "a shared-memory ring of {} bytes, expected {len}",
-                    region.len()
-                ),
-                None,
-            ));
-        }
-        Ok(LaneRegion(region))
+    /// A region another process made, mapped from its descriptor.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<LaneRegion> {
+        Ok(LaneRegion(Region::from_fd(fd)?))
+    }
+
+    /// Its size in bytes.
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
     }
 
     /// The atomic `u32` at byte `at`.
@@ -312,26 +306,19 @@ const HEAD: usize = 0;
 const TAIL: usize = 64;
 const READER_PARKED: usize = 128;
 const WRITER_PARKED: usize = 192;
-/// Bytes of each lane of a pipe.
-const CAPACITY: u64 = 64 * 1024;
+/// Bytes of each lane of a pipe, by default.
+pub(crate) const CAPACITY: u64 = 64 * 1024;
+/// Bounds of a lane's size, as another process's region is checked.
+const SMALLEST: u64 = 4096;
+const LARGEST: u64 = 1 << 30;
 /// A full lane's writer spins this long for room before it parks.
 const ROOM_SPIN: Duration = Duration::from_micros(50);
 
 /// The ring's memfd, as `/proc/PID/maps` names it.
 const MEMFD_NAME: &std::ffi::CStr = c"managers-pipe";
 
-fn region_len(lanes: usize) -> usize {
-    HEADER + lanes * CAPACITY as usize
-}
-
-fn place(lane: usize) -> Place {
-    let base = lane * LANE_HEADER;
-    Place {
-        head: base + HEAD,
-        tail: base + TAIL,
-        data: HEADER + lane * CAPACITY as usize,
-        capacity: CAPACITY,
-    }
+fn region_len(lanes: usize, capacity: u64) -> usize {
+    HEADER + lanes * capacity as usize
 }
 
 /// One lane's wake-ups: the reader's ("bytes came") and the writer's
@@ -346,6 +333,8 @@ struct Wakes {
 pub(crate) struct Lanes {
     region: LaneRegion,
     wakes: Vec<Wakes>,
+    /// Bytes of each lane.
+    capacity: u64,
 }
 
 /// Which lane an end reads, and which it writes.
@@ -367,9 +356,14 @@ pub(crate) enum Parked {
 }
 
 impl Lanes {
-    /// New lanes, `count` of them (1 or 2).
-    pub(crate) fn new(count: usize) -> Result<Lanes> {
-        let region = LaneRegion::new(region_len(count), MEMFD_NAME)?;
+    /// New lanes, `count` of them (1 or 2), of `capacity` bytes each
+    /// (a multiple of 4096, at most 1 GiB).
+    pub(crate) fn new(count: usize, capacity: u64) -> Result<Lanes> {
+        assert!(
+            (SMALLEST..=LARGEST).contains(&capacity) && capacity % SMALLEST == 0,
+            "a lane of {capacity} bytes"
+        );
+        let region = LaneRegion::new(region_len(count, capacity), MEMFD_NAME)?;
         let wakes = (0..count)
             .map(|_| {
                 Ok(Wakes {
@@ -378,17 +372,33 @@ impl Lanes {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Lanes { region, wakes })
+        Ok(Lanes {
+            region,
+            wakes,
+            capacity,
+        })
+    }
+
+    /// Where lane `lane` lies.
+    fn place(&self, lane: u8) -> Place {
+        let lane = lane as usize;
+        let base = lane * LANE_HEADER;
+        Place {
+            head: base + HEAD,
+            tail: base + TAIL,
+            data: HEADER + lane * self.capacity as usize,
+            capacity: self.capacity,
+        }
     }
 
     /// The reading end of lane `lane`.
     pub(crate) fn reader(&self, lane: u8) -> End {
-        End::new(&self.region, place(lane as usize))
+        End::new(&self.region, self.place(lane))
     }
 
     /// The writing end of lane `lane`.
     pub(crate) fn writer(&self, lane: u8) -> End {
-        End::new(&self.region, place(lane as usize))
+        End::new(&self.region, self.place(lane))
     }
 
     fn wakes(&self, lane: u8) -> &Wakes {
@@ -420,7 +430,7 @@ impl Lanes {
 
     /// Whether lane `lane` holds bytes not yet read.
     pub(crate) fn waiting(&self, lane: u8) -> bool {
-        waiting(&self.region, place(lane as usize))
+        waiting(&self.region, self.place(lane))
     }
 
     /// Write all of `bytes`, waiting for room while the lane is full; the
@@ -596,12 +606,29 @@ impl Lanes {
             ));
         }
         let mut fds = fds.into_iter();
-        let region = LaneRegion::from_fd(fds.next().expect("counted"), region_len(count))?;
+        let region = LaneRegion::from_fd(fds.next().expect("counted"))?;
+        let capacity = (region.0.len().saturating_sub(HEADER) / count) as u64;
+        if !(SMALLEST..=LARGEST).contains(&capacity)
+            || capacity % SMALLEST != 0
+            || region.0.len() != region_len(count, capacity)
+        {
+            return Err(Error::protocol(
+                format!(
+                    "a pipe's shared memory of {} bytes for {count} lanes",
+                    region.0.len()
+                ),
+                None,
+            ));
+        }
         let mut wakes = Vec::with_capacity(count);
         while let (Some(data), Some(room)) = (fds.next(), fds.next()) {
             wakes.push(Wakes { data, room });
         }
-        Ok(Lanes { region, wakes })
+        Ok(Lanes {
+            region,
+            wakes,
+            capacity,
+        })
     }
 
     /// How many lanes.
@@ -613,7 +640,7 @@ impl Lanes {
     #[cfg(test)]
     pub(crate) fn scribble_head(&self, lane: u8, head: u64) {
         self.region
-            .index(place(lane as usize).head)
+            .index(self.place(lane).head)
             .store(head, Ordering::SeqCst);
     }
 }
@@ -668,7 +695,7 @@ mod tests {
 
     #[test]
     fn bytes_cross_a_lane_in_order_and_wrap() {
-        let lanes = Lanes::new(1).unwrap();
+        let lanes = Lanes::new(1, CAPACITY).unwrap();
         let (mut writer, mut reader) = (lanes.writer(0), lanes.reader(0));
         let mut next = 0u8;
         let mut expect = 0u8;
@@ -702,7 +729,7 @@ mod tests {
 
     #[test]
     fn a_full_lane_takes_nothing_more_and_a_scribbled_index_is_refused() {
-        let lanes = Lanes::new(1).unwrap();
+        let lanes = Lanes::new(1, CAPACITY).unwrap();
         let mut writer = lanes.writer(0);
         let big = vec![1u8; CAPACITY as usize + 10];
         assert_eq!(
@@ -713,14 +740,14 @@ mod tests {
         let mut reader = lanes.reader(0);
         lanes
             .region
-            .index(place(0).head)
+            .index(lanes.place(0).head)
             .store(CAPACITY * 3, Ordering::SeqCst);
         let mut buf = [0u8; 16];
         let e = lanes.read(0, &mut reader, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         lanes
             .region
-            .index(place(0).tail)
+            .index(lanes.place(0).tail)
             .store(CAPACITY * 5, Ordering::SeqCst);
         let e = lanes.write(0, &mut writer, b"x").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);

@@ -6,7 +6,7 @@
 //! one at a time until its connection closes (or after `maxtasks` tasks).
 //! A task message is a [`Run`] header and the encoded arguments of `count`
 //! calls; the answer a [`Done`] header and, on success, the encoded results,
-//! each one message (`send_bytes`), so a task costs one `write` each way.
+//! each one message (the answer written in its two parts, not joined first).
 #![forbid(unsafe_code)]
 
 use std::panic::AssertUnwindSafe;
@@ -64,13 +64,6 @@ impl Results {
 
 /// A worker's first message: ready, or why its initializer failed.
 pub(super) type Ready = std::result::Result<(), String>;
-
-/// `header` followed by `body`, as one message.
-pub(super) fn message<H: Serialize>(header: &H, body: &[u8]) -> Result<Vec<u8>> {
-    let mut bytes = crate::codec::encode(header)?;
-    bytes.extend_from_slice(body);
-    Ok(bytes)
-}
 
 /// Split a message into its header and the bytes after it.
 pub(super) fn split<'a, H: Deserialize<'a>>(bytes: &'a [u8]) -> Result<(H, &'a [u8])> {
@@ -204,7 +197,11 @@ pub(super) fn serve(
         };
         // While the answer waits for room, the next tasks are taken in:
         // the pool may be waiting for room to send them.
-        conn.send_bytes_taking_in(&message_of(run.id, outcome, body)?)?;
+        let header = crate::codec::encode(&Done {
+            id: run.id,
+            outcome,
+        })?;
+        conn.send_parts_taking_in(&[&header, body])?;
         done += 1;
         if maxtasks > 0 && done >= maxtasks {
             return Ok(());
@@ -243,8 +240,4 @@ impl Outcome {
             }),
         }
     }
-}
-
-fn message_of(id: u64, outcome: Outcome, body: &[u8]) -> Result<Vec<u8>> {
-    message(&Done { id, outcome }, body)
 }
