@@ -13,7 +13,9 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use managers::process::{Connection, JoinableQueue, Pipe, Queue, RecvOnly, SendOnly, SimpleQueue};
+use managers::process::{
+    Connection, JoinableQueue, Lock, Pipe, Queue, RecvOnly, SendOnly, SimpleQueue,
+};
 use managers::value::Value;
 use managers::{Error, Process, SyncError};
 
@@ -34,6 +36,7 @@ fn main() {
         pipes_go_through_shared_memory_unless_asked_for_sockets,
         a_sender_blocked_on_a_full_pipe_sees_its_reader_killed,
         a_thousand_pipes_leave_no_descriptor_or_mapping_behind,
+        four_producers_share_one_pipe_end_under_a_lock,
     ]);
 }
 
@@ -598,4 +601,54 @@ fn a_thousand_pipes_leave_no_descriptor_or_mapping_behind() {
     }
     assert_eq!(descriptors(), fds);
     assert_eq!(count_lines("/proc/self/maps", "managers-pipe"), maps);
+}
+
+fn produce_under(writer: Connection<SendOnly>, lock: Lock, base: u32) -> managers::Result<()> {
+    for i in 0..2_000 {
+        let _held = lock.guard()?;
+        writer.send(&(
+            base + i,
+            format!("{:>width$}", i, width = (i % 300) as usize),
+        ))?;
+    }
+    Ok(())
+}
+
+// Python's pattern (a `multiprocessing.Queue` is one): one pipe end in
+// four producer processes, each message sent under a process-shared lock.
+// Through shared memory each send starts where the last writer left the
+// lane, whichever process it was: every message arrives whole, once.
+fn four_producers_share_one_pipe_end_under_a_lock() {
+    let (reader, writer) = Pipe::simplex().unwrap();
+    assert!(reader.is_shared_memory());
+    let lock = Lock::new().unwrap();
+    let producers: Vec<Process> = (0..4)
+        .map(|p| {
+            Process::new(
+                produce_under,
+                (writer.try_clone().unwrap(), lock.clone(), p * 10_000),
+            )
+        })
+        .collect();
+    drop(writer);
+    for p in &producers {
+        p.start().unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    within(
+        Duration::from_secs(60),
+        "8,000 messages from 4 producers",
+        || {
+            for _ in 0..8_000 {
+                let (n, text): (u32, String) = reader.recv().unwrap();
+                assert_eq!(text.trim_start(), (n % 10_000).to_string());
+                assert!(seen.insert(n), "{n} twice");
+            }
+        },
+    );
+    for p in &producers {
+        join_ok(p);
+    }
+    assert_eq!(seen.len(), 8_000);
+    assert!(matches!(reader.recv::<u32>(), Err(Error::Eof)));
 }

@@ -437,6 +437,21 @@ impl<D> Connection<D> {
     /// Close this end (Python's `close()`); dropping it does the same.
     pub fn close(self) {}
 
+    /// Another handle on this end, to hand to another process as well
+    /// (Python passes one end to several processes: a `multiprocessing.Queue`
+    /// is a pipe whose sending end every producer holds). The handles share
+    /// one stream: send (or receive) through one at a time, under a
+    /// [`Lock`](super::Lock), as Python's queue does; at once, their
+    /// messages would interleave. Bytes this handle read ahead stay with it.
+    pub fn try_clone(&self) -> Result<Self> {
+        let fd = self.file.as_fd().try_clone_to_owned()?;
+        let linked = self.linked.as_ref().map(|l| Linked {
+            lanes: Arc::clone(&l.lanes),
+            roles: l.roles,
+        });
+        Ok(Self::with_buffered(fd, Vec::new(), linked).with_max_message(self.max))
+    }
+
     fn incoming(&self) -> MutexGuard<'_, Incoming> {
         self.incoming.lock().unwrap_or_else(|e| e.into_inner())
     }
