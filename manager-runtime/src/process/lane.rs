@@ -46,6 +46,7 @@ impl LaneRegion {
     }
 
     /// Its size in bytes.
+    #[cfg_attr(not(feature = "manager"), allow(dead_code))]
     pub(crate) fn len(&self) -> usize {
         self.0.len()
     }

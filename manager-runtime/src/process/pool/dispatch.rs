@@ -14,7 +14,7 @@
 //! released, so a callback may use the pool.
 
 use std::collections::{HashMap, VecDeque};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -361,16 +361,6 @@ pub(super) struct Shared {
     config: Config,
 }
 
-fn eventfd() -> Result<OwnedFd> {
-    // SAFETY: eventfd(2) returns a new descriptor, which we own.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error().into());
-    }
-    // SAFETY: a new descriptor nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
 /// How many pool workers this process has named.
 static WORKERS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(1);
 
@@ -427,7 +417,7 @@ impl Shared {
                 broken: None,
                 calls: Default::default(),
             }),
-            wake: eventfd()?,
+            wake: crate::process::lane::eventfd()?,
             config,
         });
         let thread = {
@@ -444,12 +434,7 @@ impl Shared {
     }
 
     fn wake(&self) {
-        let one = 1u64.to_ne_bytes();
-        // SAFETY: an 8-byte write to our eventfd; it cannot block
-        // (non-blocking), and a full counter only means a wake is pending.
-        unsafe {
-            libc::write(self.wake.as_raw_fd(), one.as_ptr().cast(), one.len());
-        }
+        crate::process::lane::signal(self.wake.as_fd());
     }
 
     /// Register `job` with its `chunks` (and, if lazy, what it will pull)
@@ -600,7 +585,6 @@ impl Shared {
 
     /// The pool's thread.
     fn run(self: Arc<Self>) {
-        let mut wake_buf = [0u8; 8];
         loop {
             let (watched, busy) = {
                 let mut state = self.state();
@@ -635,8 +619,7 @@ impl Shared {
             let conns: Vec<&Connection> = watched.iter().map(|(_, conn, _)| &**conn).collect();
             wait(&mut fds, &conns, busy);
             if fds[0].revents != 0 {
-                // SAFETY: a read of our non-blocking eventfd's counter.
-                unsafe { libc::read(self.wake.as_raw_fd(), wake_buf.as_mut_ptr().cast(), 8) };
+                crate::process::lane::drain(self.wake.as_fd());
             }
             let mut answers = Vec::new();
             let mut dead = Vec::new();
