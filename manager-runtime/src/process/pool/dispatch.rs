@@ -7,7 +7,9 @@
 //! first while the rest are encoded); each
 //! worker has at most [`DEPTH`] chunks in flight, so it always has the next
 //! one at hand and a slow chunk holds back at most one other. The pool's
-//! thread polls every worker's connection and pidfd and an eventfd: it
+//! thread watches every worker's connection (a pipe through shared
+//! memory: it looks at the lanes while it spins, then sleeps on their
+//! eventfds and sockets), its pidfd, and an eventfd of its own: it
 //! routes answers to their jobs, dispatches more, and when a worker dies
 //! fails exactly the chunks it held ([`Error::WorkerDied`]) and starts a
 //! replacement. Completions (callbacks included) run after the lock is
