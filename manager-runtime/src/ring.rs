@@ -777,7 +777,7 @@ mod tests {
     #[test]
     fn bytes_cross_in_order_through_every_wrap_of_the_ring() {
         let shared = shared();
-        let (mut writer, mut reader) = (shared.end(Lane::Requests), shared.end(Lane::Requests));
+        let (writer, reader) = (shared.end(Lane::Requests), shared.end(Lane::Requests));
         let message: Vec<u8> = (0..100_003u32).map(|i| (i * 7 % 251) as u8).collect();
         let mut got = Vec::new();
         let mut sent = 0;
@@ -798,7 +798,7 @@ mod tests {
     #[test]
     fn a_full_ring_takes_nothing_more_and_an_empty_one_gives_nothing() {
         let shared = shared();
-        let (mut writer, mut reader) = (shared.end(Lane::Replies), shared.end(Lane::Replies));
+        let (writer, reader) = (shared.end(Lane::Replies), shared.end(Lane::Replies));
         let big = vec![1u8; CAPACITY as usize + 10];
         assert_eq!(
             writer.write(&shared.region, &big).unwrap(),
@@ -816,7 +816,7 @@ mod tests {
     #[test]
     fn a_peers_position_out_of_range_is_an_error_not_a_read_out_of_bounds() {
         let shared = shared();
-        let mut reader = shared.end(Lane::Requests);
+        let reader = shared.end(Lane::Requests);
         let mut buf = [0u8; 64];
         // A head beyond what the ring holds.
         shared
@@ -828,13 +828,13 @@ mod tests {
             io::ErrorKind::InvalidData
         );
         // A head that goes back.
-        let mut reader = shared.end(Lane::Requests);
+        let reader = shared.end(Lane::Requests);
         shared.region.index(LANE[0]).store(10, Ordering::SeqCst);
         assert_eq!(reader.read(&shared.region, &mut buf).unwrap(), 10);
         shared.region.index(LANE[0]).store(5, Ordering::SeqCst);
         assert!(reader.read(&shared.region, &mut buf).is_err());
         // A reader's position past what was written.
-        let mut writer = shared.end(Lane::Replies);
+        let writer = shared.end(Lane::Replies);
         shared
             .region
             .index(LANE[1] + TAIL)

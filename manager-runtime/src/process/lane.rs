@@ -154,7 +154,7 @@ impl End {
     }
 
     /// Copy as much of `bytes` as there is room for; how much.
-    pub(crate) fn write(&mut self, region: &LaneRegion, bytes: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&self, region: &LaneRegion, bytes: &[u8]) -> io::Result<usize> {
         let (head, tail) = self.indices(region)?;
         let room = self.place.capacity - (head - tail);
         let n = (bytes.len() as u64).min(room) as usize;
@@ -178,7 +178,7 @@ impl End {
     }
 
     /// Copy out as many waiting bytes as `buf` holds; how many.
-    pub(crate) fn read(&mut self, region: &LaneRegion, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&self, region: &LaneRegion, buf: &mut [u8]) -> io::Result<usize> {
         let (head, tail) = self.indices(region)?;
         let n = ((head - tail) as usize).min(buf.len());
         if n == 0 {
@@ -412,7 +412,7 @@ impl Lanes {
 
     /// Read what is waiting into `buf` (none: 0), waking a writer parked
     /// for room.
-    pub(crate) fn read(&self, lane: u8, end: &mut End, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn read(&self, lane: u8, end: &End, buf: &mut [u8]) -> io::Result<usize> {
         let n = end.read(&self.region, buf)?;
         if n > 0 && self.flag(lane, WRITER_PARKED).load(Ordering::SeqCst) != 0 {
             signal(self.wakes(lane).room.as_fd());
@@ -421,7 +421,7 @@ impl Lanes {
     }
 
     /// Write what there is room for (none: 0), waking a parked reader.
-    pub(crate) fn write(&self, lane: u8, end: &mut End, bytes: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&self, lane: u8, end: &End, bytes: &[u8]) -> io::Result<usize> {
         let n = end.write(&self.region, bytes)?;
         if n > 0 && self.flag(lane, READER_PARKED).load(Ordering::SeqCst) != 0 {
             signal(self.wakes(lane).data.as_fd());
@@ -445,7 +445,7 @@ impl Lanes {
     pub(crate) fn write_all(
         &self,
         lane: u8,
-        end: &mut End,
+        end: &End,
         mut bytes: &[u8],
         socket: BorrowedFd<'_>,
         mut drain: Option<(u8, &mut dyn FnMut() -> Result<()>)>,
@@ -697,7 +697,7 @@ mod tests {
     #[test]
     fn bytes_cross_a_lane_in_order_and_wrap() {
         let lanes = Lanes::new(1, CAPACITY).unwrap();
-        let (mut writer, mut reader) = (lanes.writer(0), lanes.reader(0));
+        let (writer, reader) = (lanes.writer(0), lanes.reader(0));
         let mut next = 0u8;
         let mut expect = 0u8;
         let mut buf = vec![0u8; 7000];
@@ -710,8 +710,8 @@ mod tests {
                 .collect();
             let mut sent = 0;
             while sent < chunk.len() {
-                sent += lanes.write(0, &mut writer, &chunk[sent..]).unwrap();
-                let n = lanes.read(0, &mut reader, &mut buf).unwrap();
+                sent += lanes.write(0, &writer, &chunk[sent..]).unwrap();
+                let n = lanes.read(0, &reader, &mut buf).unwrap();
                 for &b in &buf[..n] {
                     expect = expect.wrapping_add(1);
                     assert_eq!(b, expect);
@@ -719,7 +719,7 @@ mod tests {
             }
         }
         while lanes.waiting(0) {
-            let n = lanes.read(0, &mut reader, &mut buf).unwrap();
+            let n = lanes.read(0, &reader, &mut buf).unwrap();
             for &b in &buf[..n] {
                 expect = expect.wrapping_add(1);
                 assert_eq!(b, expect);
@@ -731,26 +731,23 @@ mod tests {
     #[test]
     fn a_full_lane_takes_nothing_more_and_a_scribbled_index_is_refused() {
         let lanes = Lanes::new(1, CAPACITY).unwrap();
-        let mut writer = lanes.writer(0);
+        let writer = lanes.writer(0);
         let big = vec![1u8; CAPACITY as usize + 10];
-        assert_eq!(
-            lanes.write(0, &mut writer, &big).unwrap(),
-            CAPACITY as usize
-        );
-        assert_eq!(lanes.write(0, &mut writer, &big).unwrap(), 0);
-        let mut reader = lanes.reader(0);
+        assert_eq!(lanes.write(0, &writer, &big).unwrap(), CAPACITY as usize);
+        assert_eq!(lanes.write(0, &writer, &big).unwrap(), 0);
+        let reader = lanes.reader(0);
         lanes
             .region
             .index(lanes.place(0).head)
             .store(CAPACITY * 3, Ordering::SeqCst);
         let mut buf = [0u8; 16];
-        let e = lanes.read(0, &mut reader, &mut buf).unwrap_err();
+        let e = lanes.read(0, &reader, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         lanes
             .region
             .index(lanes.place(0).tail)
             .store(CAPACITY * 5, Ordering::SeqCst);
-        let e = lanes.write(0, &mut writer, b"x").unwrap_err();
+        let e = lanes.write(0, &writer, b"x").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
