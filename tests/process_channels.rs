@@ -37,6 +37,8 @@ fn main() {
         a_sender_blocked_on_a_full_pipe_sees_its_reader_killed,
         a_thousand_pipes_leave_no_descriptor_or_mapping_behind,
         four_producers_share_one_pipe_end_under_a_lock,
+        four_producers_send_on_one_pipe_end_at_once,
+        a_writer_killed_mid_message_breaks_the_pipe_for_the_others,
     ]);
 }
 
@@ -651,4 +653,77 @@ fn four_producers_share_one_pipe_end_under_a_lock() {
     }
     assert_eq!(seen.len(), 8_000);
     assert!(matches!(reader.recv::<u32>(), Err(Error::Eof)));
+}
+
+fn produce_freely(writer: Connection<SendOnly>, base: u32) -> managers::Result<()> {
+    for i in 0..2_000 {
+        writer.send(&(
+            base + i,
+            format!("{:>width$}", i, width = (i % 300) as usize),
+        ))?;
+    }
+    Ok(())
+}
+
+// As above without the user's lock (a pool's initializer argument reaches
+// every worker so): the lane's own writers' lock keeps each message whole.
+fn four_producers_send_on_one_pipe_end_at_once() {
+    let (reader, writer) = Pipe::simplex().unwrap();
+    let producers: Vec<Process> = (0..4)
+        .map(|p| Process::new(produce_freely, (writer.try_clone().unwrap(), p * 10_000)))
+        .collect();
+    drop(writer);
+    for p in &producers {
+        p.start().unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    within(
+        Duration::from_secs(60),
+        "8,000 messages from 4 producers",
+        || {
+            for _ in 0..8_000 {
+                let (n, text): (u32, String) = reader.recv().unwrap();
+                assert_eq!(text.trim_start(), (n % 10_000).to_string());
+                assert!(seen.insert(n), "{n} twice");
+            }
+        },
+    );
+    for p in &producers {
+        join_ok(p);
+    }
+    assert_eq!(seen.len(), 8_000);
+}
+
+fn send_a_megabyte(
+    writer: Connection<SendOnly>,
+    ready: Connection<SendOnly>,
+) -> managers::Result<()> {
+    ready.send(&"sending")?;
+    writer.send_bytes(&vec![1u8; 1 << 20])
+}
+
+// A process SIGKILLed in the middle of a message (the lane full, nobody
+// reading) holds the lane's writers' lock: another holder of the same end
+// is told the pipe is broken (the dead one's pid is gone) instead of
+// waiting for ever.
+fn a_writer_killed_mid_message_breaks_the_pipe_for_the_others() {
+    let (reader, writer) = Pipe::simplex().unwrap();
+    let (ready_rx, ready_tx) = Pipe::simplex().unwrap();
+    let p = Process::new(send_a_megabyte, (writer.try_clone().unwrap(), ready_tx));
+    p.start().unwrap();
+    assert_eq!(ready_rx.recv::<String>().unwrap(), "sending");
+    // Let it fill the lane and wait for room, holding the lock.
+    std::thread::sleep(Duration::from_millis(200));
+    p.kill().unwrap();
+    p.join().unwrap();
+    let e = within(
+        Duration::from_secs(10),
+        "a send after the holder died",
+        || writer.send(&1u32).unwrap_err(),
+    );
+    assert!(e.to_string().contains("died while it sent"), "{e}");
+    // And for good: the lane holds half a message.
+    let e = writer.send(&2u32).unwrap_err();
+    assert!(e.to_string().contains("the pipe is broken"), "{e}");
+    drop(reader);
 }

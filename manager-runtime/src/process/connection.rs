@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::lane::{End, Lanes, Parked, Roles, CAPACITY};
+use super::lane::{End, Lanes, Parked, Roles, WriteLock, CAPACITY};
 use super::scm;
 use crate::crossing::{self, Received, Route, ServerInfo};
 use crate::error::{Error, Result};
@@ -513,6 +513,15 @@ impl<D> Connection<D> {
         written
     }
 
+    /// Through lanes, the writers' lock of the lane this end writes, for
+    /// one message.
+    fn lock_lane(&self) -> Result<Option<WriteLock<'_>>> {
+        match &self.linked {
+            Some(linked) => Ok(Some(linked.lanes.lock_writer(linked.writes()?)?)),
+            None => Ok(None),
+        }
+    }
+
     /// Read more into `incoming`'s buffer; `false` at end of file.
     fn fill(&self, incoming: &mut Incoming) -> Result<bool> {
         let more = match &self.linked {
@@ -547,6 +556,9 @@ impl<D: CanSend> Connection<D> {
             crossing::encoding(Route::Pipe, || crate::codec::append(out, value))?;
         let len = self.checked_len(out.len() - PREFIX)?;
         out[..PREFIX].copy_from_slice(&len.to_le_bytes());
+        // The message (its descriptors too) whole, before or after another
+        // process's on the same end.
+        let _lane = self.lock_lane()?;
         if !attachments.fds.is_empty() || !attachments.servers.is_empty() {
             let info = crate::codec::encode(&(attachments.fds.len() as u32, &attachments.servers))?;
             let mut head = ATTACHED.to_le_bytes().to_vec();
@@ -577,7 +589,9 @@ impl<D: CanSend> Connection<D> {
         let Outgoing { buf: out, writing } = &mut *outgoing;
         if self.linked.is_some() {
             // Into a lane, each piece is copied once, whatever its size;
-            // the lock keeps another sender's message out.
+            // the locks keep another sender's message out (another
+            // thread's, another process's).
+            let _lane = self.lock_lane()?;
             self.write_out(writing, &len, take_in)?;
             for part in parts {
                 self.write_out(writing, part, take_in)?;

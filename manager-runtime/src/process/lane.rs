@@ -307,6 +307,16 @@ const HEAD: usize = 0;
 const TAIL: usize = 64;
 const READER_PARKED: usize = 128;
 const WRITER_PARKED: usize = 192;
+/// The writers' lock (the holder's pid, 0 when free) and how many wait for
+/// it: one end may be held by several processes (Python hands one pipe end
+/// to every producer), and each message must go into the lane whole.
+const WRITE_LOCK: usize = 224;
+const WRITE_WAITERS: usize = 228;
+/// The writers' lock of a lane whose holder died mid-message: held for
+/// ever, every later send fails.
+const BROKEN: u32 = u32::MAX;
+/// How often a writer waiting for the lock looks whether its holder died.
+const LOCK_CHECK: Duration = Duration::from_millis(50);
 /// Bytes of each lane of a pipe, by default.
 pub(crate) const CAPACITY: u64 = 64 * 1024;
 /// Bounds of a lane's size, as another process's region is checked.
@@ -427,6 +437,42 @@ impl Lanes {
             signal(self.wakes(lane).data.as_fd());
         }
         Ok(n)
+    }
+
+    /// Take lane `lane`'s writers' lock for one message: another process
+    /// holding the same end writes its messages before or after, never
+    /// into the middle of this one. A holder that died with it (seen by
+    /// its pid being gone) leaves half a message in the lane: the lock is
+    /// taken over and the pipe reported broken.
+    pub(crate) fn lock_writer(&self, lane: u8) -> Result<WriteLock<'_>> {
+        let word = self.flag(lane, WRITE_LOCK);
+        let me = std::process::id();
+        loop {
+            let holder = match word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => {
+                    return Ok(WriteLock {
+                        word,
+                        waiters: self.flag(lane, WRITE_WAITERS),
+                    })
+                }
+                Err(BROKEN) => return Err(broken()),
+                Err(holder) => holder,
+            };
+            let waiters = self.flag(lane, WRITE_WAITERS);
+            waiters.fetch_add(1, Ordering::SeqCst);
+            super::shm::futex_wait(word, holder, Some(LOCK_CHECK));
+            waiters.fetch_sub(1, Ordering::SeqCst);
+            let dead = holder != me && word.load(Ordering::SeqCst) == holder && !alive(holder);
+            let taken = dead
+                && word
+                    .compare_exchange(holder, me, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok();
+            if taken {
+                word.store(BROKEN, Ordering::SeqCst);
+                super::shm::futex_wake(word, i32::MAX);
+                return Err(broken());
+            }
+        }
     }
 
     /// Whether lane `lane` holds bytes not yet read.
@@ -644,6 +690,41 @@ impl Lanes {
             .index(self.place(lane).head)
             .store(head, Ordering::SeqCst);
     }
+}
+
+/// A lane's writers' lock, held for one message (see
+/// [`Lanes::lock_writer`]); let go when dropped.
+pub(crate) struct WriteLock<'a> {
+    word: &'a AtomicU32,
+    waiters: &'a AtomicU32,
+}
+
+impl Drop for WriteLock<'_> {
+    fn drop(&mut self) {
+        self.word.store(0, Ordering::SeqCst);
+        if self.waiters.load(Ordering::SeqCst) != 0 {
+            super::shm::futex_wake(self.word, 1);
+        }
+    }
+}
+
+/// What a send on a lane whose writer died mid-message is told.
+fn broken() -> Error {
+    Error::protocol(
+        "a process died while it sent on this pipe: half a message is in it, \
+         the pipe is broken",
+        None,
+    )
+}
+
+/// Whether process `pid` still exists (a zombie counts until reaped).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill(2) with signal 0 sends nothing; it only checks.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
 }
 
 /// A descriptor of a pipe's lanes as it crosses to another process.
