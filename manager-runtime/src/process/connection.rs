@@ -440,9 +440,13 @@ impl<D> Connection<D> {
     /// Another handle on this end, to hand to another process as well
     /// (Python passes one end to several processes: a `multiprocessing.Queue`
     /// is a pipe whose sending end every producer holds). The handles share
-    /// one stream: send (or receive) through one at a time, under a
-    /// [`Lock`](super::Lock), as Python's queue does; at once, their
-    /// messages would interleave. Bytes this handle read ahead stay with it.
+    /// one stream. Through shared memory, messages sent through several at
+    /// once each arrive whole (the lane has a writers' lock; a holder
+    /// SIGKILLed in the middle of a message leaves the pipe broken, which
+    /// every later send reports); through a socket pair, only messages the
+    /// socket takes in one write are. Receive through one handle at a time
+    /// (under a [`Lock`](super::Lock), as Python's queue does): bytes a
+    /// handle read ahead stay with it.
     pub fn try_clone(&self) -> Result<Self> {
         let fd = self.file.as_fd().try_clone_to_owned()?;
         let linked = self.linked.as_ref().map(|l| Linked {
