@@ -605,15 +605,53 @@ fn a_thousand_pipes_leave_no_descriptor_or_mapping_behind() {
     assert_eq!(count_lines("/proc/self/maps", "managers-pipe"), maps);
 }
 
+/// Message `i` of producer `base`: its number, and its number again as
+/// text padded to a length that varies, so messages of every size meet.
+fn numbered(base: u32, i: u32) -> (u32, String) {
+    (
+        base + i,
+        format!("{:>width$}", i, width = (i % 300) as usize),
+    )
+}
+
 fn produce_under(writer: Connection<SendOnly>, lock: Lock, base: u32) -> managers::Result<()> {
     for i in 0..2_000 {
         let _held = lock.guard()?;
-        writer.send(&(
-            base + i,
-            format!("{:>width$}", i, width = (i % 300) as usize),
-        ))?;
+        writer.send(&numbered(base, i))?;
     }
     Ok(())
+}
+
+fn produce_freely(writer: Connection<SendOnly>, base: u32) -> managers::Result<()> {
+    for i in 0..2_000 {
+        writer.send(&numbered(base, i))?;
+    }
+    Ok(())
+}
+
+/// Start `producers` (each holding a clone of the pipe's writing end,
+/// ours dropped) and read their 8,000 messages: each whole, each once.
+fn every_message_whole_and_once(reader: &Connection<RecvOnly>, producers: &[Process]) {
+    for p in producers {
+        p.start().unwrap();
+    }
+    let mut seen = BTreeSet::new();
+    within(
+        Duration::from_secs(60),
+        "8,000 messages from 4 producers",
+        || {
+            for _ in 0..8_000 {
+                let (n, text): (u32, String) = reader.recv().unwrap();
+                assert_eq!(text.trim_start(), (n % 10_000).to_string());
+                assert!(seen.insert(n), "{n} twice");
+            }
+        },
+    );
+    for p in producers {
+        join_ok(p);
+    }
+    assert_eq!(seen.len(), 8_000);
+    assert!(matches!(reader.recv::<u32>(), Err(Error::Eof)));
 }
 
 // Python's pattern (a `multiprocessing.Queue` is one): one pipe end in
@@ -626,43 +664,12 @@ fn four_producers_share_one_pipe_end_under_a_lock() {
     let lock = Lock::new().unwrap();
     let producers: Vec<Process> = (0..4)
         .map(|p| {
-            Process::new(
-                produce_under,
-                (writer.try_clone().unwrap(), lock.clone(), p * 10_000),
-            )
+            let args = (writer.try_clone().unwrap(), lock.clone(), p * 10_000);
+            Process::new(produce_under, args)
         })
         .collect();
     drop(writer);
-    for p in &producers {
-        p.start().unwrap();
-    }
-    let mut seen = BTreeSet::new();
-    within(
-        Duration::from_secs(60),
-        "8,000 messages from 4 producers",
-        || {
-            for _ in 0..8_000 {
-                let (n, text): (u32, String) = reader.recv().unwrap();
-                assert_eq!(text.trim_start(), (n % 10_000).to_string());
-                assert!(seen.insert(n), "{n} twice");
-            }
-        },
-    );
-    for p in &producers {
-        join_ok(p);
-    }
-    assert_eq!(seen.len(), 8_000);
-    assert!(matches!(reader.recv::<u32>(), Err(Error::Eof)));
-}
-
-fn produce_freely(writer: Connection<SendOnly>, base: u32) -> managers::Result<()> {
-    for i in 0..2_000 {
-        writer.send(&(
-            base + i,
-            format!("{:>width$}", i, width = (i % 300) as usize),
-        ))?;
-    }
-    Ok(())
+    every_message_whole_and_once(&reader, &producers);
 }
 
 // As above without the user's lock (a pool's initializer argument reaches
@@ -673,25 +680,7 @@ fn four_producers_send_on_one_pipe_end_at_once() {
         .map(|p| Process::new(produce_freely, (writer.try_clone().unwrap(), p * 10_000)))
         .collect();
     drop(writer);
-    for p in &producers {
-        p.start().unwrap();
-    }
-    let mut seen = BTreeSet::new();
-    within(
-        Duration::from_secs(60),
-        "8,000 messages from 4 producers",
-        || {
-            for _ in 0..8_000 {
-                let (n, text): (u32, String) = reader.recv().unwrap();
-                assert_eq!(text.trim_start(), (n % 10_000).to_string());
-                assert!(seen.insert(n), "{n} twice");
-            }
-        },
-    );
-    for p in &producers {
-        join_ok(p);
-    }
-    assert_eq!(seen.len(), 8_000);
+    every_message_whole_and_once(&reader, &producers);
 }
 
 fn send_a_megabyte(
