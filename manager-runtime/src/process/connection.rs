@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use super::lane::{End, Lanes, Parked, Roles, WriteLock, CAPACITY};
+use super::lane::{Lanes, Parked, Roles, WriteLock, CAPACITY};
 use super::scm;
 use crate::crossing::{self, Received, Route, ServerInfo};
 use crate::error::{Error, Result};
@@ -190,41 +190,33 @@ impl Linked {
     }
 }
 
-/// A lane's end this connection end holds, or a protocol error (one that
-/// came from another process without it).
-fn lane_end(end: &mut Option<End>) -> Result<&mut End> {
-    end.as_mut()
-        .ok_or_else(|| Error::protocol("a pipe end without its lane", None))
-}
-
 /// Read what lane `lane` holds into `buf`, waiting for it (spinning
 /// first, then parked): how many bytes, 0 once the other end closed and
 /// nothing is left.
 fn ring_read(
     lanes: &Lanes,
     lane: u8,
-    end: &mut End,
     spin: &mut Spin,
     socket: BorrowedFd<'_>,
     buf: &mut [u8],
 ) -> Result<usize> {
-    let n = lanes.read(lane, end, buf)?;
+    let n = lanes.read(lane, buf)?;
     if n > 0 || buf.is_empty() {
         return Ok(n);
     }
-    let attempt = || lanes.read(lane, end, buf).map(|n| (n > 0).then_some(n));
+    let attempt = || lanes.read(lane, buf).map(|n| (n > 0).then_some(n));
     if let Spun::Read(n) = spin.read_with(attempt)? {
         return Ok(n);
     }
     let parked = Instant::now();
     loop {
-        let n = lanes.read(lane, end, buf)?;
+        let n = lanes.read(lane, buf)?;
         if n > 0 {
             spin.parked(parked.elapsed());
             return Ok(n);
         }
         if let Parked::Closed = lanes.park_reader(lane, socket, None)? {
-            return Ok(lanes.read(lane, end, buf)?);
+            return Ok(lanes.read(lane, buf)?);
         }
     }
 }
@@ -244,8 +236,6 @@ struct Incoming {
     fds: Vec<OwnedFd>,
     /// The attachments announced for the next message.
     attached: Option<(Vec<OwnedFd>, Vec<ServerInfo>)>,
-    /// The end of the lane this connection reads, if it has lanes.
-    reading: Option<End>,
 }
 
 impl Incoming {
@@ -279,18 +269,10 @@ impl Incoming {
     /// end of file.
     fn fill_ring(&mut self, linked: &Linked, socket: BorrowedFd<'_>) -> Result<bool> {
         self.make_room();
-        let Incoming {
-            buf,
-            end,
-            spin,
-            reading,
-            ..
-        } = self;
-        let lane = linked.reads()?;
+        let Incoming { buf, end, spin, .. } = self;
         let n = ring_read(
             &linked.lanes,
-            lane,
-            lane_end(reading)?,
+            linked.reads()?,
             spin,
             socket,
             &mut buf[*end..],
@@ -306,9 +288,7 @@ impl Incoming {
         socket: BorrowedFd<'_>,
         buf: &mut [u8],
     ) -> Result<usize> {
-        let lane = linked.reads()?;
-        let end = lane_end(&mut self.reading)?;
-        ring_read(&linked.lanes, lane, end, &mut self.spin, socket, buf)
+        ring_read(&linked.lanes, linked.reads()?, &mut self.spin, socket, buf)
     }
 
     /// Read more from the socket into the buffer; `false` at end of file.
@@ -371,20 +351,12 @@ pub struct Connection<D = Duplex> {
     /// end says the other end's).
     linked: Option<Linked>,
     incoming: Mutex<Incoming>,
-    outgoing: Mutex<Outgoing>,
+    outgoing: Mutex<Vec<u8>>,
     /// The other end was seen gone (through lanes: a send into them would
     /// otherwise succeed while there is room).
     gone: AtomicBool,
     max: u32,
     _end: PhantomData<fn() -> D>,
-}
-
-/// What a sender holds while it sends.
-struct Outgoing {
-    /// A message being put together.
-    buf: Vec<u8>,
-    /// The end of the lane this connection writes, if it has lanes.
-    writing: Option<End>,
 }
 
 impl<D> Connection<D> {
@@ -393,12 +365,6 @@ impl<D> Connection<D> {
     }
 
     fn with_buffered(fd: OwnedFd, buffered: Vec<u8>, linked: Option<Linked>) -> Self {
-        let reading = linked
-            .as_ref()
-            .and_then(|l| Some(l.lanes.reader(l.roles.reads?)));
-        let writing = linked
-            .as_ref()
-            .and_then(|l| Some(l.lanes.writer(l.roles.writes?)));
         Connection {
             file: std::fs::File::from(fd),
             linked,
@@ -410,12 +376,8 @@ impl<D> Connection<D> {
                 spin: Spin::new(crate::wait::DEFAULT_SPIN),
                 fds: Vec::new(),
                 attached: None,
-                reading,
             }),
-            outgoing: Mutex::new(Outgoing {
-                buf: Vec::new(),
-                writing,
-            }),
+            outgoing: Mutex::new(Vec::new()),
             gone: AtomicBool::new(false),
             max: DEFAULT_MAX_MESSAGE,
             _end: PhantomData,
@@ -470,47 +432,40 @@ fn eof_on_broken(e: std::io::Error) -> Error {
 
 impl<D> Connection<D> {
     /// Write all of `bytes` to the other end: into the lane this end
-    /// writes (`writing`), or the socket.
+    /// writes, or the socket.
     ///
     /// `take_in`: while waiting for room in the lane, take what comes the
     /// other way into the read buffer (unless another thread is reading).
-    fn write_out(&self, writing: &mut Option<End>, bytes: &[u8], take_in: bool) -> Result<()> {
+    fn write_out(&self, bytes: &[u8], take_in: bool) -> Result<()> {
         let Some(linked) = &self.linked else {
             return (&self.file).write_all(bytes).map_err(eof_on_broken);
         };
         if self.gone.load(Ordering::Relaxed) {
             return Err(Error::Eof);
         }
-        let reads = linked.roles.reads.filter(|_| take_in);
-        let mut take = || -> Result<()> {
+        // What comes the other way, taken into the read buffer without
+        // waiting.
+        let take_from = |lane: u8| -> Result<()> {
             let mut incoming = match self.incoming.try_lock() {
                 Ok(incoming) => incoming,
                 Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
                 Err(std::sync::TryLockError::WouldBlock) => return Ok(()),
             };
-            let lane = linked.reads()?;
             loop {
                 incoming.make_room();
-                let Incoming {
-                    buf, end, reading, ..
-                } = &mut *incoming;
-                match linked
-                    .lanes
-                    .read(lane, lane_end(reading)?, &mut buf[*end..])?
-                {
+                let Incoming { buf, end, .. } = &mut *incoming;
+                match linked.lanes.read(lane, &mut buf[*end..])? {
                     0 => return Ok(()),
                     n => *end += n,
                 }
             }
         };
+        let reads = linked.roles.reads.filter(|_| take_in);
+        let mut take = || reads.map_or(Ok(()), take_from);
         let drain = reads.map(|lane| (lane, &mut take as &mut dyn FnMut() -> Result<()>));
-        let written = linked.lanes.write_all(
-            linked.writes()?,
-            lane_end(writing)?,
-            bytes,
-            self.file.as_fd(),
-            drain,
-        );
+        let written = linked
+            .lanes
+            .write_all(linked.writes()?, bytes, self.file.as_fd(), drain);
         if let Err(Error::Eof) = written {
             self.gone.store(true, Ordering::Relaxed);
         }
@@ -552,12 +507,11 @@ impl<D: CanSend> Connection<D> {
     /// way the sender's was). As with Python, the object a proxy names must
     /// still be alive (some proxy holding it) when the receiver gets it.
     pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        let mut outgoing = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
-        let Outgoing { buf: out, writing } = &mut *outgoing;
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
         out.clear();
         out.extend_from_slice(&[0; PREFIX]);
         let ((), attachments) =
-            crossing::encoding(Route::Pipe, || crate::codec::append(out, value))?;
+            crossing::encoding(Route::Pipe, || crate::codec::append(&mut out, value))?;
         let len = self.checked_len(out.len() - PREFIX)?;
         out[..PREFIX].copy_from_slice(&len.to_le_bytes());
         // The message (its descriptors too) whole, before or after another
@@ -568,10 +522,10 @@ impl<D: CanSend> Connection<D> {
             let mut head = ATTACHED.to_le_bytes().to_vec();
             head.extend_from_slice(&self.checked_len(info.len())?.to_le_bytes());
             head.extend_from_slice(&info);
-            self.write_out(writing, &head, false)?;
+            self.write_out(&head, false)?;
             scm::send_fds(self.file.as_fd(), &attachments.borrowed_fds())?;
         }
-        self.write_out(writing, out, false)?;
+        self.write_out(&out, false)?;
         if out.capacity() > 4 * SMALL {
             // Do not keep a large message's buffer around.
             *out = Vec::new();
@@ -589,16 +543,15 @@ impl<D: CanSend> Connection<D> {
     fn send_parts(&self, parts: &[&[u8]], take_in: bool) -> Result<()> {
         let total = parts.iter().map(|p| p.len()).sum();
         let len = self.checked_len(total)?.to_le_bytes();
-        let mut outgoing = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
-        let Outgoing { buf: out, writing } = &mut *outgoing;
+        let mut out = self.outgoing.lock().unwrap_or_else(|e| e.into_inner());
         if self.linked.is_some() {
             // Into a lane, each piece is copied once, whatever its size;
             // the locks keep another sender's message out (another
             // thread's, another process's).
             let _lane = self.lock_lane()?;
-            self.write_out(writing, &len, take_in)?;
+            self.write_out(&len, take_in)?;
             for part in parts {
-                self.write_out(writing, part, take_in)?;
+                self.write_out(part, take_in)?;
             }
             return Ok(());
         }
@@ -608,7 +561,7 @@ impl<D: CanSend> Connection<D> {
             for part in parts {
                 out.extend_from_slice(part);
             }
-            return self.write_out(writing, out, false);
+            return self.write_out(&out, false);
         }
         // Large: no copy; the lock keeps another sender's message out.
         let mut slices: Vec<IoSlice<'_>> = std::iter::once(&len[..])

@@ -344,8 +344,8 @@ struct Wakes {
 pub(crate) struct Lanes {
     region: LaneRegion,
     wakes: Vec<Wakes>,
-    /// Bytes of each lane.
-    capacity: u64,
+    /// Each lane's end (where it lies), by lane.
+    ends: Vec<End>,
 }
 
 /// Which lane an end reads, and which it writes.
@@ -383,33 +383,32 @@ impl Lanes {
                 })
             })
             .collect::<io::Result<Vec<_>>>()?;
-        Ok(Lanes {
-            region,
-            wakes,
-            capacity,
-        })
+        Ok(Self::of(region, wakes, capacity))
     }
 
-    /// Where lane `lane` lies.
-    fn place(&self, lane: u8) -> Place {
-        let lane = lane as usize;
-        let base = lane * LANE_HEADER;
-        Place {
-            head: base + HEAD,
-            tail: base + TAIL,
-            data: HEADER + lane * self.capacity as usize,
-            capacity: self.capacity,
+    /// Lanes of `capacity` bytes in `region`, one per wake-up pair.
+    fn of(region: LaneRegion, wakes: Vec<Wakes>, capacity: u64) -> Lanes {
+        let ends = (0..wakes.len())
+            .map(|lane| {
+                let base = lane * LANE_HEADER;
+                let place = Place {
+                    head: base + HEAD,
+                    tail: base + TAIL,
+                    data: HEADER + lane * capacity as usize,
+                    capacity,
+                };
+                End::new(&region, place)
+            })
+            .collect();
+        Lanes {
+            region,
+            wakes,
+            ends,
         }
     }
 
-    /// The reading end of lane `lane`.
-    pub(crate) fn reader(&self, lane: u8) -> End {
-        End::new(&self.region, self.place(lane))
-    }
-
-    /// The writing end of lane `lane`.
-    pub(crate) fn writer(&self, lane: u8) -> End {
-        End::new(&self.region, self.place(lane))
+    fn end(&self, lane: u8) -> &End {
+        &self.ends[lane as usize]
     }
 
     fn wakes(&self, lane: u8) -> &Wakes {
@@ -422,8 +421,8 @@ impl Lanes {
 
     /// Read what is waiting into `buf` (none: 0), waking a writer parked
     /// for room.
-    pub(crate) fn read(&self, lane: u8, end: &End, buf: &mut [u8]) -> io::Result<usize> {
-        let n = end.read(&self.region, buf)?;
+    pub(crate) fn read(&self, lane: u8, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.end(lane).read(&self.region, buf)?;
         if n > 0 && self.flag(lane, WRITER_PARKED).load(Ordering::SeqCst) != 0 {
             signal(self.wakes(lane).room.as_fd());
         }
@@ -431,8 +430,8 @@ impl Lanes {
     }
 
     /// Write what there is room for (none: 0), waking a parked reader.
-    pub(crate) fn write(&self, lane: u8, end: &End, bytes: &[u8]) -> io::Result<usize> {
-        let n = end.write(&self.region, bytes)?;
+    pub(crate) fn write(&self, lane: u8, bytes: &[u8]) -> io::Result<usize> {
+        let n = self.end(lane).write(&self.region, bytes)?;
         if n > 0 && self.flag(lane, READER_PARKED).load(Ordering::SeqCst) != 0 {
             signal(self.wakes(lane).data.as_fd());
         }
@@ -477,7 +476,7 @@ impl Lanes {
 
     /// Whether lane `lane` holds bytes not yet read.
     pub(crate) fn waiting(&self, lane: u8) -> bool {
-        waiting(&self.region, self.place(lane))
+        waiting(&self.region, self.end(lane).place)
     }
 
     /// Write all of `bytes`, waiting for room while the lane is full; the
@@ -491,13 +490,12 @@ impl Lanes {
     pub(crate) fn write_all(
         &self,
         lane: u8,
-        end: &End,
         mut bytes: &[u8],
         socket: BorrowedFd<'_>,
         mut drain: Option<(u8, &mut dyn FnMut() -> Result<()>)>,
     ) -> Result<()> {
         while !bytes.is_empty() {
-            let n = self.write(lane, end, bytes)?;
+            let n = self.write(lane, bytes)?;
             if n > 0 {
                 bytes = &bytes[n..];
                 continue;
@@ -508,15 +506,15 @@ impl Lanes {
             // Full: the reader is at work on it; wait a little, then sleep.
             if super::shm::several_cpus() {
                 let begun = Instant::now();
-                while !self.has_room(end) && begun.elapsed() < ROOM_SPIN {
+                while !self.has_room(lane) && begun.elapsed() < ROOM_SPIN {
                     std::thread::yield_now();
                 }
-                if self.has_room(end) {
+                if self.has_room(lane) {
                     continue;
                 }
             }
             let incoming = drain.as_ref().map(|(read, _)| *read);
-            let ready = || Ok(self.has_room(end) || incoming.is_some_and(|l| self.waiting(l)));
+            let ready = || Ok(self.has_room(lane) || incoming.is_some_and(|l| self.waiting(l)));
             let mut waits = vec![(lane, WRITER_PARKED)];
             waits.extend(incoming.map(|l| (l, READER_PARKED)));
             if let Parked::Closed = self.park(&waits, socket, None, ready)? {
@@ -526,8 +524,8 @@ impl Lanes {
         Ok(())
     }
 
-    fn has_room(&self, end: &End) -> bool {
-        end.has_room(&self.region)
+    fn has_room(&self, lane: u8) -> bool {
+        self.end(lane).has_room(&self.region)
     }
 
     /// Sleep until the other side signals one of `waits` (a lane and its
@@ -671,11 +669,7 @@ impl Lanes {
         while let (Some(data), Some(room)) = (fds.next(), fds.next()) {
             wakes.push(Wakes { data, room });
         }
-        Ok(Lanes {
-            region,
-            wakes,
-            capacity,
-        })
+        Ok(Self::of(region, wakes, capacity))
     }
 
     /// How many lanes.
@@ -687,7 +681,7 @@ impl Lanes {
     #[cfg(test)]
     pub(crate) fn scribble_head(&self, lane: u8, head: u64) {
         self.region
-            .index(self.place(lane).head)
+            .index(self.end(lane).place.head)
             .store(head, Ordering::SeqCst);
     }
 }
@@ -778,7 +772,6 @@ mod tests {
     #[test]
     fn bytes_cross_a_lane_in_order_and_wrap() {
         let lanes = Lanes::new(1, CAPACITY).unwrap();
-        let (writer, reader) = (lanes.writer(0), lanes.reader(0));
         let mut next = 0u8;
         let mut expect = 0u8;
         let mut buf = vec![0u8; 7000];
@@ -791,8 +784,8 @@ mod tests {
                 .collect();
             let mut sent = 0;
             while sent < chunk.len() {
-                sent += lanes.write(0, &writer, &chunk[sent..]).unwrap();
-                let n = lanes.read(0, &reader, &mut buf).unwrap();
+                sent += lanes.write(0, &chunk[sent..]).unwrap();
+                let n = lanes.read(0, &mut buf).unwrap();
                 for &b in &buf[..n] {
                     expect = expect.wrapping_add(1);
                     assert_eq!(b, expect);
@@ -800,7 +793,7 @@ mod tests {
             }
         }
         while lanes.waiting(0) {
-            let n = lanes.read(0, &reader, &mut buf).unwrap();
+            let n = lanes.read(0, &mut buf).unwrap();
             for &b in &buf[..n] {
                 expect = expect.wrapping_add(1);
                 assert_eq!(b, expect);
@@ -812,23 +805,21 @@ mod tests {
     #[test]
     fn a_full_lane_takes_nothing_more_and_a_scribbled_index_is_refused() {
         let lanes = Lanes::new(1, CAPACITY).unwrap();
-        let writer = lanes.writer(0);
         let big = vec![1u8; CAPACITY as usize + 10];
-        assert_eq!(lanes.write(0, &writer, &big).unwrap(), CAPACITY as usize);
-        assert_eq!(lanes.write(0, &writer, &big).unwrap(), 0);
-        let reader = lanes.reader(0);
+        assert_eq!(lanes.write(0, &big).unwrap(), CAPACITY as usize);
+        assert_eq!(lanes.write(0, &big).unwrap(), 0);
         lanes
             .region
-            .index(lanes.place(0).head)
+            .index(lanes.end(0).place.head)
             .store(CAPACITY * 3, Ordering::SeqCst);
         let mut buf = [0u8; 16];
-        let e = lanes.read(0, &reader, &mut buf).unwrap_err();
+        let e = lanes.read(0, &mut buf).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
         lanes
             .region
-            .index(lanes.place(0).tail)
+            .index(lanes.end(0).place.tail)
             .store(CAPACITY * 5, Ordering::SeqCst);
-        let e = lanes.write(0, &writer, b"x").unwrap_err();
+        let e = lanes.write(0, b"x").unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
     }
 }
